@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvmekeep emulator: an NVMe controller that behaves like a strict,
+ * spec-conformant device — including the ways real devices fail.
+ *
+ * Threading rules:
+ *  - Register access (nvmk_emu_reg_*) may be called from any thread at any
+ *    time, concurrently; doorbell writes wake the controller's worker thread.
+ *  - Command processing, DMA and interrupts happen on the emulator's worker
+ *    thread, never on the caller's.
+ *  - Namespace management, fault injection and statistics calls are thread
+ *    safe and take effect at the worker's next command boundary.
+ *  - The DMA translation callback is called from the worker thread and must
+ *    be thread safe with respect to the owner adding/removing mappings.
+ */
+#ifndef NVMEKEEP_EMU_H
+#define NVMEKEEP_EMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nvmekeep/spec.h"
+
+struct nvmk_emu;
+
+/**
+ * nvmk_emu_dma_fn - translate a device address (IOVA) to a host pointer.
+ * @ctx:   the dma_ctx given in the config
+ * @iova:  device address of the first byte
+ * @len:   number of bytes the controller wants to touch (never 0)
+ * @write: true if the controller will write (device-to-host transfer)
+ *
+ * Return: a pointer valid for @len bytes, or NULL when [iova, iova+len) is not
+ * inside one mapping. NULL makes the command fail with Data Transfer Error
+ * (or, for queue memory, the controller fatal); it never causes a wild access.
+ */
+typedef void *(*nvmk_emu_dma_fn)(void *ctx, uint64_t iova, size_t len, bool write);
+
+enum nvmk_emu_backing {
+	NVMK_EMU_BACK_RAM = 0, /* sparse, allocated on first write */
+	NVMK_EMU_BACK_FILE,    /* a regular file, pread/pwrite */
+	NVMK_EMU_BACK_NULL,    /* writes discarded, reads return zeroes */
+};
+
+struct nvmk_emu_ns_config {
+	uint32_t nsid;        /* 1..max_namespaces */
+	uint64_t nblocks;     /* size in logical blocks */
+	uint8_t lba_shift;    /* 9 (512 B) or 12 (4 KiB) */
+	enum nvmk_emu_backing backing;
+	const char *path;     /* NVMK_EMU_BACK_FILE only; created/extended as needed */
+};
+
+#define NVMK_EMU_MAX_NS 16
+
+struct nvmk_emu_config {
+	const char *name;     /* for log lines, e.g. "emu0" */
+	const char *serial;   /* Identify SN, at most 20 chars */
+	const char *model;    /* Identify MN, at most 40 chars */
+	uint16_t mqes;        /* CAP.MQES (0's based max queue entries), 0 is legal to configure */
+	uint8_t mdts;         /* Identify MDTS (0 = no limit) */
+	uint16_t max_io_queues; /* number of I/O SQ/CQ pairs supported */
+	uint16_t msix_vectors;  /* MSI-X table size (>= 1) */
+	uint8_t dstrd;        /* CAP.DSTRD */
+	uint8_t mpsmin;       /* CAP.MPSMIN (0 = 4 KiB); CC.MPS below it is refused */
+	uint8_t mpsmax;       /* CAP.MPSMAX */
+	uint8_t cap_to;       /* CAP.TO in 500 ms units (0 means use 1) */
+	uint32_t rdy_delay_ms;  /* delay before CSTS.RDY follows CC.EN (either way) */
+	uint32_t shn_delay_ms;  /* delay before CSTS.SHST reads complete */
+	bool rdy_never;       /* CSTS.RDY never becomes 1 (broken device) */
+	uint8_t aerl;         /* Identify AERL (0's based) */
+	uint8_t acl;          /* Identify ACL (0's based) */
+	bool no_dbbuf;        /* do not offer Doorbell Buffer Config */
+	bool no_vwc;          /* no volatile write cache */
+	uint32_t max_namespaces; /* Identify NN; 0 means NVMK_EMU_MAX_NS */
+	unsigned nr_ns;
+	struct nvmk_emu_ns_config ns[NVMK_EMU_MAX_NS];
+	/*
+	 * Another emulated controller whose NVM subsystem this one joins: the two
+	 * share namespaces (and their reservations) and get different CNTLIDs.
+	 * ns[] must then be empty; the namespaces are the subsystem's.
+	 */
+	struct nvmk_emu *subsystem_of;
+	nvmk_emu_dma_fn dma;
+	void *dma_ctx;
+};
+
+/** nvmk_emu_config_default - fill @cfg with sane defaults: one 1 GiB RAM
+ *  namespace of 512 B blocks, MQES 1023, MDTS 5 (128 KiB), 64 I/O queues,
+ *  65 vectors, DSTRD 0, AERL 3, ACL 3, no delays. @dma must still be set. */
+void nvmk_emu_config_default(struct nvmk_emu_config *cfg);
+
+/** nvmk_emu_create - create a controller in reset state (CC.EN = 0).
+ *  Return: 0 or negative errno (-EINVAL with a log line naming the bad field). */
+int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out);
+/** nvmk_emu_destroy - stop the worker and free everything. NULL is a no-op. */
+void nvmk_emu_destroy(struct nvmk_emu *emu);
+const char *nvmk_emu_name(const struct nvmk_emu *emu);
+
+/* ---- BAR0 ---- */
+/** Size of BAR0 in bytes (registers + doorbells for every queue). */
+size_t nvmk_emu_bar_size(const struct nvmk_emu *emu);
+/* 32/64-bit register access at a byte offset into BAR0. Offsets out of range
+ * or misaligned read as 0 / are ignored (like a real device, logged once). After
+ * surprise removal every read returns all ones. */
+uint32_t nvmk_emu_reg_read32(struct nvmk_emu *emu, uint32_t off);
+uint64_t nvmk_emu_reg_read64(struct nvmk_emu *emu, uint32_t off);
+void nvmk_emu_reg_write32(struct nvmk_emu *emu, uint32_t off, uint32_t val);
+void nvmk_emu_reg_write64(struct nvmk_emu *emu, uint32_t off, uint64_t val);
+
+/* ---- MSI-X ---- */
+/** nvmk_emu_set_irq_fd - bind MSI-X @vector to eventfd @fd (-1 unbinds).
+ *  The emulator writes 1 to the eventfd to signal. Return 0 or -EINVAL. */
+int nvmk_emu_set_irq_fd(struct nvmk_emu *emu, uint16_t vector, int fd);
+unsigned nvmk_emu_irq_count(const struct nvmk_emu *emu);
+/** Per-vector mask, as the MSI-X table's Vector Control bit. */
+int nvmk_emu_irq_mask(struct nvmk_emu *emu, uint16_t vector, bool masked);
+
+/* ---- Namespace management (host side of the emulator) ---- */
+/* Each raises a Namespace Attribute Changed notice (if enabled by Async
+ * Event Configuration) and records the NSID in the Changed Namespace List. */
+int nvmk_emu_ns_add(struct nvmk_emu *emu, const struct nvmk_emu_ns_config *ns);
+int nvmk_emu_ns_remove(struct nvmk_emu *emu, uint32_t nsid);
+int nvmk_emu_ns_resize(struct nvmk_emu *emu, uint32_t nsid, uint64_t nblocks);
+
+/* ---- Fault injection ---- */
+enum nvmk_emu_fault_kind {
+	NVMK_FAULT_DELAY = 1,      /* complete after @delay_us */
+	NVMK_FAULT_HANG,           /* never complete (until reset, Abort or SQ deletion) */
+	NVMK_FAULT_DROP_IRQ,       /* post the CQE but do not signal the interrupt */
+	NVMK_FAULT_STATUS,         /* complete with status field @status (NVME_SF(sct, sc) | DNR...) */
+	NVMK_FAULT_BAD_CID,        /* CQE carries a CID that was not submitted */
+	NVMK_FAULT_BAD_PHASE,      /* CQE written with the wrong phase tag */
+	NVMK_FAULT_BAD_SQHD,       /* CQE SQ head pointer out of range */
+	NVMK_FAULT_DUPLICATE,      /* the CQE is posted twice */
+	NVMK_FAULT_FATAL,          /* set CSTS.CFS when the command is fetched; stop processing */
+	NVMK_FAULT_REMOVE,         /* surprise removal when the command is fetched */
+};
+
+#define NVMK_FAULT_ANY_QID 0xffffffffu
+#define NVMK_FAULT_ANY_OPC 0xffffffffu
+
+struct nvmk_emu_fault {
+	enum nvmk_emu_fault_kind kind;
+	uint32_t qid;      /* SQ id, or NVMK_FAULT_ANY_QID */
+	uint32_t opcode;   /* opcode on that queue (admin if qid == 0), or ANY */
+	uint32_t skip;     /* let this many matching commands pass first */
+	uint32_t count;    /* then apply to this many (0 = forever) */
+	uint64_t delay_us; /* NVMK_FAULT_DELAY */
+	uint16_t status;   /* NVMK_FAULT_STATUS, status field without phase */
+};
+
+/** nvmk_emu_fault_add - arm a fault rule. Rules are checked in the order
+ *  added; the first match applies. Return: rule id (>= 0) or -ENOSPC/-EINVAL. */
+int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f);
+/** nvmk_emu_fault_hits - how many times rule @id applied. */
+uint64_t nvmk_emu_fault_hits(struct nvmk_emu *emu, int id);
+void nvmk_emu_fault_clear(struct nvmk_emu *emu);
+/** Set CSTS.CFS now (controller fatal status); commands stop being processed. */
+void nvmk_emu_set_fatal(struct nvmk_emu *emu);
+/** Surprise removal now: registers read all ones, no more DMA or interrupts. */
+void nvmk_emu_surprise_remove(struct nvmk_emu *emu);
+
+/* ---- Statistics ---- */
+/** Number of commands of @opcode fetched on the admin queue (@admin) or on any
+ *  I/O queue, since creation. */
+uint64_t nvmk_emu_cmd_count(struct nvmk_emu *emu, bool admin, uint8_t opcode);
+/** Number of controller resets (CC.EN 1->0 transitions). */
+uint64_t nvmk_emu_reset_count(struct nvmk_emu *emu);
+
+#endif /* NVMEKEEP_EMU_H */
