@@ -20,9 +20,8 @@
 
 struct emu_resv;
 
-/* Who is asking. A zero host identifier is valid for a host that never set
- * one; Base 2.0 8.19.1 then requires Register to fail (Host Identifier
- * Inconsistent Format is not it: it is Command Sequence Error). */
+/* Who is asking. What a controller whose host identifier was never set (all
+ * zeroes) may do is decided in reservation.c, citing the spec section. */
 struct emu_resv_host {
 	uint16_t cntlid;
 	uint8_t hostid[16]; /* 64-bit identifiers use the first 8 bytes, rest 0 */
