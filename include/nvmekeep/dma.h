@@ -54,4 +54,21 @@ int nvmk_dma_alloc(struct nvmk_dma_pool *pool, size_t size, const char *owner, c
 /** nvmk_dma_free - release a block (unmaps ephemeral memory; marks pool slot Free). */
 void nvmk_dma_free(struct nvmk_dma_mem *mem);
 
+/* Flags of nvmk_dma_alloc_ephemeral(). */
+#define NVMK_DMA_POPULATE (1u << 0) /* pre-fault the pages (MAP_POPULATE) */
+
+/**
+ * nvmk_dma_alloc_ephemeral - allocate zeroed ephemeral DMA memory with options.
+ * @size:  bytes, rounded up to NVMK_DMA_PAGE_SIZE
+ * @flags: NVMK_DMA_POPULATE or 0
+ * @out:   filled on success (own memfd in @out->fd, @out->fd_offset 0); free with
+ *         nvmk_dma_free()
+ *
+ * nvmk_dma_alloc(NULL, ...) is this call with @flags 0.
+ *
+ * Return: 0, -EINVAL (size 0 or too large, unknown flag), or the error of
+ *         memfd_create/ftruncate/mmap.
+ */
+int nvmk_dma_alloc_ephemeral(size_t size, unsigned int flags, struct nvmk_dma_mem *out);
+
 #endif /* NVMEKEEP_DMA_H */
