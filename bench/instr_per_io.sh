@@ -4,6 +4,11 @@
 # nvmk_qpair_process_completions, attributing only instructions in the
 # driver's own code (src/driver/ and the inline fast path in
 # include/nvmekeep/). Emulator and backing instructions are excluded.
+#
+# Three runs: C = setup only; B = K polls of an idle queue; A = N reads at
+# QD 1 with E polls that found nothing while the emulator was still working.
+#   empty poll cost e = (B - C) / K
+#   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,23 +17,32 @@ n=${2:-20000}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# the empty run measures the fixed cost outside the loop (bring-up paths
-# that call the same two functions, if any) so it can be subtracted
-for count in 0 "$n"; do
-	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$count" \
+run() { # name args...
+	local name=$1
+	shift
+	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$name" \
 		--toggle-collect='nvmk_ns_submit_read' \
 		--toggle-collect='nvmk_qpair_process_completions' \
-		"$build/bench/io_loop" "$count" >/dev/null 2>"$out/vg.$count"
-done
-
+		"$build/bench/io_loop" "$@" >"$out/stdout.$name" 2>"$out/vg.$name"
+}
 driver_ir() {
-	callgrind_annotate --threshold=100 --inclusive=no "$1" 2>/dev/null |
+	callgrind_annotate --threshold=100 --inclusive=no "$out/cg.$1" 2>/dev/null |
 		awk '/src\/driver\/|include\/nvmekeep\// { gsub(",", "", $1); s += $1 } END { print s + 0 }'
 }
-base=$(driver_ir "$out/cg.0")
-total=$(driver_ir "$out/cg.$n")
-echo "driver instructions: $total over $n I/Os (fixed part $base)"
-awk -v t="$total" -v b="$base" -v n="$n" 'BEGIN { printf "instructions per I/O (submit + complete): %.1f\n", (t - b) / n }'
-echo "top driver functions (self instructions):"
-callgrind_annotate --threshold=100 --inclusive=no "$out/cg.$n" 2>/dev/null |
+
+run C 0 0
+run B 0 "$n"
+run A "$n" 0
+C=$(driver_ir C)
+B=$(driver_ir B)
+A=$(driver_ir A)
+E=$(sed -n 's/^empty_polls=//p' "$out/stdout.A")
+echo "setup: $C, idle polls: $B for $n polls, reads: $A for $n reads with $E empty polls"
+awk -v a="$A" -v b="$B" -v c="$C" -v e="$E" -v n="$n" 'BEGIN {
+	ep = (b - c) / n
+	printf "empty poll: %.1f instructions\n", ep
+	printf "driver instructions per I/O (submit + complete): %.1f\n", (a - c - e * ep) / n
+}'
+echo "top driver functions in the read run (self instructions):"
+callgrind_annotate --threshold=100 --inclusive=no "$out/cg.A" 2>/dev/null |
 	grep -E 'src/driver/|include/nvmekeep/' | head -12
