@@ -48,5 +48,6 @@ int cmd_id_ns(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 #endif /* NVMK_CLI_H */
