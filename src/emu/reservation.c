@@ -1,23 +1,36 @@
 // SPDX-License-Identifier: MIT
 /*
- * Emulator reservations: the reservation state of one namespace (Base 2.0
- * 8.19 "Reservations", NVM-CS 1.0 3.2.4 - 3.2.7).
+ * Emulator reservations: the reservation state of one namespace, shared by
+ * every controller of the NVM subsystem.
+ *
+ * Specification: Base 2.0 8.19 "Reservations" and NVM-CS 1.0 3.2.4 - 3.2.7.
+ * The same text, clarified, is Base 2.2 8.1.22 and 7.5 - 7.8; section
+ * numbers below are Base 2.0 unless marked otherwise.
  *
  * Model
- *  - A registration belongs to a HOST, named by its Host Identifier (Base 2.0
- *    5.27.1.25); every controller whose host identifier is the same is the
- *    same host and shares the registration and, if held, the reservation.
- *  - For Write Exclusive / Exclusive Access and the two "Registrants Only"
- *    types exactly one registrant (host) holds the reservation. For the two
- *    "All Registrants" types every registrant is a holder (Base 2.0 8.19.?
- *    "all registrants are reservation holders"), so the reservation lasts
- *    until the last registrant goes away or it is released/cleared.
- *  - Controllers are learned from the calls they make (and from
- *    emu_resv_ctrl_add()), only to list them in Reservation Report, which
- *    reports registered controllers (NVM-CS 1.0 Figure 59).
+ *  - A registration belongs to a HOST, named by its Host Identifier (Set
+ *    Features 81h, 5.27.1.25): controllers with the same identifier are the
+ *    same host and share its registration and reservation (8.19.3).
+ *  - A controller whose Host Identifier is all zeroes has not named its host;
+ *    a zero identifier means the controller is associated with no other
+ *    controller (5.27.1.25), so such a controller is a host of its own, told
+ *    apart by its CNTLID. Its registrations stay with that anonymous host
+ *    even if the controller later sets an identifier (Base 2.2 8.1.22), and
+ *    are dropped when the controller goes away (emu_resv_ctrl_gone), since
+ *    no other controller could ever act for that host.
+ *  - Write Exclusive, Exclusive Access and the two Registrants Only types
+ *    have one holder; for the two All Registrants types every registrant is
+ *    a holder (Figure 433/646), so the reservation lasts until the last
+ *    registrant is gone or it is released/cleared (8.19.4).
+ *  - Persist Through Power Loss is not supported (RESCAP bit 0 clear).
+ *  - Registrant storage grows on demand: "a Reservation Register command
+ *    shall never fail due to lack of resources" (8.19); only malloc failure
+ *    can make it fail (Internal Error).
+ *
+ * Reservation notifications (log page 80h) are not produced here.
  *
  * One mutex guards everything: reservation commands are rare, and the I/O
- * path check (emu_resv_check) is a few comparisons under an uncontended lock.
+ * path check (emu_resv_check) is a short scan under an uncontended lock.
  */
 #include "emu/reservation.h"
 
@@ -28,70 +41,69 @@
 
 #include "nvmekeep/log.h"
 
-#define EMU_RESV_MAX_HOSTS	64 /* registrants per namespace */
-#define EMU_RESV_MAX_CTRLS	64 /* controllers remembered for the report */
-#define EMU_RESV_CNTLID_UNKNOWN 0xffffu
+#define EMU_RESV_CNTLID_NONE 0xffffu /* registrant with no controller (Figure 584) */
 
 #define SF_OK		 NVME_SF_SUCCESS
 #define SF_CONFLICT	 NVME_SF(NVME_SCT_GENERIC, NVME_SC_RESERVATION_CONFLICT)
 #define SF_INVALID_FIELD NVME_SF(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD)
 #define SF_HOSTID_FORMAT NVME_SF(NVME_SCT_GENERIC, NVME_SC_HOSTID_INCONSISTENT)
-#define SF_CMD_SEQ	 NVME_SF(NVME_SCT_GENERIC, NVME_SC_CMD_SEQ_ERROR)
 #define SF_INTERNAL	 NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)
 #define SF_DATA_XFER	 NVME_SF(NVME_SCT_GENERIC, NVME_SC_DATA_XFER_ERROR)
 
-struct emu_resv_hostid {
+/* Who a registration or controller belongs to. */
+struct emu_resv_who {
+	bool anon;	 /* Host Identifier all zeroes: a host of its own */
+	bool ext;	 /* 128-bit identifier */
+	uint16_t cntlid; /* anon only: the one controller of that host */
 	uint8_t id[16];
-	bool ext;
 };
 
 struct emu_resv_reg {
-	bool used;
-	struct emu_resv_hostid host;
+	struct emu_resv_who who;
 	uint64_t key;
 };
 
 struct emu_resv_ctrl {
-	bool used;
 	uint16_t cntlid;
-	struct emu_resv_hostid host;
+	struct emu_resv_who who;
 };
 
 struct emu_resv {
 	pthread_mutex_t lock;
-	uint32_t gen;
-	uint8_t rtype; /* 0: no reservation */
+	uint32_t gen;  /* wraps FFFFFFFFh -> 0 (Figure 58 / Base 2.2 Figure 582) */
+	uint8_t rtype; /* 0: no reservation held */
 	int holder;    /* index into reg[] for single-holder types, else -1 */
-	struct emu_resv_reg reg[EMU_RESV_MAX_HOSTS];
-	struct emu_resv_ctrl ctrl[EMU_RESV_MAX_CTRLS];
+	struct emu_resv_reg *reg;
+	unsigned nr_reg, cap_reg;
+	struct emu_resv_ctrl *ctrl; /* controllers seen, for CNTLID in the report */
+	unsigned nr_ctrl, cap_ctrl;
 };
 
 /* ---------------------------------------------------------------------- */
-/* Helpers (caller holds r->lock)                                         */
+/* Helpers (caller holds r->lock unless said otherwise)                   */
 /* ---------------------------------------------------------------------- */
 
-static struct emu_resv_hostid emu_resv_hid(const struct emu_resv_host *h)
-{
-	struct emu_resv_hostid id;
-
-	memcpy(id.id, h->hostid, 16);
-	/* 64-bit identifiers use only the first 8 bytes (reservation.h) */
-	if (!h->hostid_ext)
-		memset(id.id + 8, 0, 8);
-	id.ext = h->hostid_ext;
-	return id;
-}
-
-static bool emu_resv_hid_eq(const struct emu_resv_hostid *a, const struct emu_resv_hostid *b)
-{
-	return a->ext == b->ext && memcmp(a->id, b->id, 16) == 0;
-}
-
-static bool emu_resv_hid_zero(const struct emu_resv_hostid *a)
+static struct emu_resv_who emu_resv_who_of(const struct emu_resv_host *h)
 {
 	static const uint8_t zero[16];
+	struct emu_resv_who w;
 
-	return memcmp(a->id, zero, 16) == 0;
+	memset(&w, 0, sizeof(w));
+	memcpy(w.id, h->hostid, h->hostid_ext ? 16 : 8); /* 64-bit: first 8 bytes */
+	w.ext = h->hostid_ext;
+	w.anon = memcmp(w.id, zero, 16) == 0;
+	if (w.anon) {
+		w.ext = false; /* no identifier, hence no format */
+		w.cntlid = h->cntlid;
+	}
+	return w;
+}
+
+static bool emu_resv_who_eq(const struct emu_resv_who *a, const struct emu_resv_who *b)
+{
+	if (a->anon || b->anon)
+		return a->anon && b->anon && a->cntlid == b->cntlid;
+	return a->ext == b->ext && memcmp(a->id, b->id, 16) == 0;
 }
 
 static bool emu_resv_all_reg_type(uint8_t rtype)
@@ -105,21 +117,12 @@ static bool emu_resv_type_valid(uint8_t rtype)
 	return rtype >= NVME_RESV_WRITE_EXCLUSIVE && rtype <= NVME_RESV_EXCLUSIVE_ACCESS_ALL_REG;
 }
 
-static int emu_resv_find(const struct emu_resv *r, const struct emu_resv_hostid *id)
+static int emu_resv_find(const struct emu_resv *r, const struct emu_resv_who *w)
 {
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++)
-		if (r->reg[i].used && emu_resv_hid_eq(&r->reg[i].host, id))
-			return i;
+	for (unsigned i = 0; i < r->nr_reg; i++)
+		if (emu_resv_who_eq(&r->reg[i].who, w))
+			return (int)i;
 	return -1;
-}
-
-static unsigned emu_resv_nr_regs(const struct emu_resv *r)
-{
-	unsigned n = 0;
-
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++)
-		n += r->reg[i].used;
-	return n;
 }
 
 /* Is registrant @i a holder of the current reservation? */
@@ -128,74 +131,141 @@ static bool emu_resv_is_holder(const struct emu_resv *r, int i)
 	if (i < 0 || !r->rtype)
 		return false;
 	if (emu_resv_all_reg_type(r->rtype))
-		return true; /* every registrant holds an all-registrants reservation */
+		return true; /* "All Registrants are Reservation Holders" */
 	return r->holder == i;
 }
 
-/* Remember which controller belongs to which host, for the report. */
+static void emu_resv_set(struct emu_resv *r, uint8_t rtype, int holder)
+{
+	r->rtype = rtype;
+	r->holder = rtype && !emu_resv_all_reg_type(rtype) ? holder : -1;
+}
+
+/* Remember which controller acts for which host (for the report's CNTLID). */
 static void emu_resv_learn_ctrl(struct emu_resv *r, const struct emu_resv_host *h)
 {
-	struct emu_resv_hostid id = emu_resv_hid(h);
-	int free_slot = -1;
+	struct emu_resv_who w = emu_resv_who_of(h);
 
-	for (int i = 0; i < EMU_RESV_MAX_CTRLS; i++) {
-		if (r->ctrl[i].used && r->ctrl[i].cntlid == h->cntlid) {
-			r->ctrl[i].host = id; /* the host identifier may have been changed */
+	for (unsigned i = 0; i < r->nr_ctrl; i++) {
+		if (r->ctrl[i].cntlid == h->cntlid) {
+			r->ctrl[i].who = w; /* its Host Identifier may have changed */
 			return;
 		}
-		if (!r->ctrl[i].used && free_slot < 0)
-			free_slot = i;
 	}
-	if (free_slot >= 0) {
-		r->ctrl[free_slot].used = true;
-		r->ctrl[free_slot].cntlid = h->cntlid;
-		r->ctrl[free_slot].host = id;
+	if (r->nr_ctrl == r->cap_ctrl) {
+		unsigned cap = r->cap_ctrl ? r->cap_ctrl * 2 : 8;
+		struct emu_resv_ctrl *n = realloc(r->ctrl, cap * sizeof(*n));
+
+		if (!n)
+			return; /* the report then shows CNTLID FFFFh: less precise, not wrong */
+		r->ctrl = n;
+		r->cap_ctrl = cap;
 	}
-	/* With more controllers than slots, the report shows the host with
-	 * CNTLID FFFFh instead: less precise, never wrong. */
+	r->ctrl[r->nr_ctrl].cntlid = h->cntlid;
+	r->ctrl[r->nr_ctrl].who = w;
+	r->nr_ctrl++;
+}
+
+/* Lowest CNTLID of a controller acting for @w, or FFFFh if none is known. */
+static uint16_t emu_resv_cntlid_of(const struct emu_resv *r, const struct emu_resv_who *w)
+{
+	uint16_t best = EMU_RESV_CNTLID_NONE;
+
+	for (unsigned i = 0; i < r->nr_ctrl; i++)
+		if (emu_resv_who_eq(&r->ctrl[i].who, w) && r->ctrl[i].cntlid < best)
+			best = r->ctrl[i].cntlid;
+	return best;
+}
+
+static int emu_resv_add(struct emu_resv *r, const struct emu_resv_who *w, uint64_t key)
+{
+	if (r->nr_reg == r->cap_reg) {
+		unsigned cap = r->cap_reg ? r->cap_reg * 2 : 8;
+		struct emu_resv_reg *n = realloc(r->reg, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		r->reg = n;
+		r->cap_reg = cap;
+	}
+	r->reg[r->nr_reg].who = *w;
+	r->reg[r->nr_reg].key = key;
+	r->nr_reg++;
+	return 0;
 }
 
 /*
- * Remove registrant @i. Unregistering the holder of a single-holder
- * reservation releases it; an all-registrants reservation persists while
- * any registrant remains (Base 2.0 8.19.? "Unregistering").
+ * Remove registrant @i (8.19.4 "Unregistering"): if it was the only holder,
+ * or the last registrant of an All Registrants reservation, the reservation
+ * is released. Indices above @i shift down by one.
  */
-static void emu_resv_unregister_one(struct emu_resv *r, int i)
+static void emu_resv_remove(struct emu_resv *r, int i)
 {
-	r->reg[i].used = false;
-	if (!r->rtype)
-		return;
-	if (emu_resv_all_reg_type(r->rtype)) {
-		if (emu_resv_nr_regs(r) == 0) {
-			r->rtype = 0;
-			r->holder = -1;
-		}
-	} else if (r->holder == i) {
-		r->rtype = 0;
-		r->holder = -1;
-	}
+	if (r->rtype && !emu_resv_all_reg_type(r->rtype) && r->holder == i)
+		emu_resv_set(r, 0, -1);
+	memmove(&r->reg[i], &r->reg[i + 1], (r->nr_reg - (unsigned)i - 1) * sizeof(r->reg[0]));
+	r->nr_reg--;
+	if (r->holder > i)
+		r->holder--;
+	if (r->nr_reg == 0)
+		emu_resv_set(r, 0, -1);
 }
 
-static int emu_resv_add(struct emu_resv *r, const struct emu_resv_hostid *id, uint64_t key)
+/* Does any registrant use the other Host Identifier size than @w? Then
+ * 64-bit and 128-bit identifiers would be in use at once: Host Identifier
+ * Inconsistent Format (Figure 94: "simultaneous use of 64-bit and 128-bit
+ * Host Identifier values on different controllers"). */
+static bool emu_resv_format_mixed(const struct emu_resv *r, const struct emu_resv_who *w)
 {
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++) {
-		if (!r->reg[i].used) {
-			r->reg[i].used = true;
-			r->reg[i].host = *id;
-			r->reg[i].key = key;
-			return i;
-		}
-	}
-	return -1;
-}
-
-/* Does any registrant use the other host identifier format than @id? */
-static bool emu_resv_format_mixed(const struct emu_resv *r, const struct emu_resv_hostid *id)
-{
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++)
-		if (r->reg[i].used && r->reg[i].host.ext != id->ext)
+	if (w->anon)
+		return false;
+	for (unsigned i = 0; i < r->nr_reg; i++)
+		if (!r->reg[i].who.anon && r->reg[i].who.ext != w->ext)
 			return true;
 	return false;
+}
+
+/* Record preempted host @w for the caller of acquire_ex. */
+struct emu_resv_victims {
+	struct emu_resv_host *out;
+	unsigned max, nr;
+};
+
+static void emu_resv_victim(struct emu_resv_victims *v, const struct emu_resv_who *w)
+{
+	if (v->nr < v->max && v->out) {
+		struct emu_resv_host *h = &v->out[v->nr];
+
+		memset(h, 0, sizeof(*h));
+		memcpy(h->hostid, w->id, 16);
+		h->hostid_ext = w->ext;
+		h->cntlid = w->anon ? w->cntlid : EMU_RESV_CNTLID_NONE;
+	}
+	v->nr++;
+}
+
+/* Unregister every registrant whose key is @key, except index @keep (-1:
+ * none). Returns how many were removed; *@self_idx follows the shifts and
+ * becomes -1 if the issuer itself was removed. */
+static unsigned emu_resv_unregister_key(struct emu_resv *r, uint64_t key, int keep, int *self_idx,
+					struct emu_resv_victims *v)
+{
+	unsigned n = 0;
+
+	for (int i = (int)r->nr_reg - 1; i >= 0; i--) {
+		if (i == keep || r->reg[i].key != key)
+			continue;
+		emu_resv_victim(v, &r->reg[i].who);
+		emu_resv_remove(r, i);
+		if (*self_idx == i)
+			*self_idx = -1;
+		else if (*self_idx > i)
+			(*self_idx)--;
+		if (keep > i)
+			keep--;
+		n++;
+	}
+	return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -227,11 +297,13 @@ void emu_resv_destroy(struct emu_resv *r)
 	if (!r)
 		return;
 	pthread_mutex_destroy(&r->lock);
+	free(r->reg);
+	free(r->ctrl);
 	free(r);
 }
 
 /**
- * emu_resv_register - Reservation Register (NVM-CS 1.0 3.2.5).
+ * emu_resv_register - Reservation Register (NVM-CS 1.0 3.2.5, Base 8.19.3/4).
  * @r:     reservation state
  * @h:     issuing host
  * @cdw10: RREGA (2:0), IEKEY (3), CPTPL (31:30)
@@ -242,207 +314,210 @@ void emu_resv_destroy(struct emu_resv *r)
 uint16_t emu_resv_register(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
 			   const struct nvme_resv_register_data *d)
 {
-	struct emu_resv_hostid id = emu_resv_hid(h);
+	struct emu_resv_who w;
 	bool iekey = cdw10 & NVME_RESV_IEKEY;
 	uint32_t cptpl = NVME_RESV_REG_CPTPL(cdw10);
 	uint32_t action = NVME_RESV_REG_RREGA(cdw10);
 	uint16_t sf = SF_OK;
 	int i;
 
-	if (!d)
+	if (!r || !h || !d)
 		return SF_DATA_XFER;
-	/* CPTPL: 00b no change, 10b "clear PTPL" (what we already do), 11b
-	 * "persist through power loss" - not supported (RESCAP bit 0 is
-	 * clear), 01b reserved: Invalid Field in Command. */
+	/* CPTPL: 00b no change; 10b clear PTPL (already clear); 01b reserved;
+	 * 11b set PTPL - not supported (RESCAP bit 0 clear): Invalid Field. */
 	if (cptpl == 1 || cptpl == 3)
 		return SF_INVALID_FIELD;
 	if (action > NVME_RESV_REG_REPLACE)
-		return SF_INVALID_FIELD;
+		return SF_INVALID_FIELD; /* RREGA 011b-111b reserved */
 
+	w = emu_resv_who_of(h);
 	pthread_mutex_lock(&r->lock);
 	emu_resv_learn_ctrl(r, h);
-	if (emu_resv_hid_zero(&id)) {
-		/* A host that never set its Host Identifier cannot be told apart
-		 * from other such hosts; it may not register (see report). */
-		sf = SF_CMD_SEQ;
-		goto out;
-	}
-	i = emu_resv_find(r, &id);
+	i = emu_resv_find(r, &w);
 	switch (action) {
 	case NVME_RESV_REG_REGISTER:
+		/* IEKEY is ignored for Register (8.19.3). Registering again
+		 * with the same key is allowed; with another key it is a
+		 * Reservation Conflict. */
 		if (i >= 0) {
-			/* Already registered: success only with the same key. */
 			if (r->reg[i].key != d->nrkey)
 				sf = SF_CONFLICT;
 			break;
 		}
-		if (emu_resv_format_mixed(r, &id)) {
+		if (emu_resv_format_mixed(r, &w))
 			sf = SF_HOSTID_FORMAT;
-			break;
-		}
-		if (emu_resv_add(r, &id, d->nrkey) < 0)
+		else if (emu_resv_add(r, &w, d->nrkey))
 			sf = SF_INTERNAL;
 		break;
 	case NVME_RESV_REG_UNREGISTER:
+		/* Not a registrant, or CRKEY wrong without IEKEY: Reservation
+		 * Conflict (8.19.4; IEKEY only waives the key check). */
 		if (i < 0 || (!iekey && r->reg[i].key != d->crkey)) {
 			sf = SF_CONFLICT;
 			break;
 		}
-		emu_resv_unregister_one(r, i);
+		emu_resv_remove(r, i);
 		break;
 	case NVME_RESV_REG_REPLACE:
 		if (i >= 0) {
 			if (!iekey && r->reg[i].key != d->crkey)
 				sf = SF_CONFLICT;
 			else
-				r->reg[i].key = d->nrkey; /* the reservation is unaffected */
+				r->reg[i].key = d->nrkey; /* no effect on the reservation */
 			break;
 		}
-		/* Not a registrant: IEKEY replaces "without regard to its
-		 * registration status", i.e. registers the host. */
-		if (!iekey) {
+		/* "A host may replace its reservation key without regard to
+		 * its registration status ... by setting IEKEY" (8.19.3): a
+		 * non-registrant with IEKEY becomes a registrant. */
+		if (!iekey)
 			sf = SF_CONFLICT;
-			break;
-		}
-		if (emu_resv_format_mixed(r, &id)) {
+		else if (emu_resv_format_mixed(r, &w))
 			sf = SF_HOSTID_FORMAT;
-			break;
-		}
-		if (emu_resv_add(r, &id, d->nrkey) < 0)
+		else if (emu_resv_add(r, &w, d->nrkey))
 			sf = SF_INTERNAL;
 		break;
 	}
 	if (sf == SF_OK)
-		r->gen++; /* every successful Reservation Register */
-out:
+		r->gen++; /* any successful Reservation Register (Figure 58 GEN) */
 	pthread_mutex_unlock(&r->lock);
 	return sf;
 }
 
-/* Unregister every registrant other than @self whose key is @key; return
- * how many were removed. */
-static unsigned emu_resv_preempt_key(struct emu_resv *r, int self, uint64_t key)
-{
-	unsigned n = 0;
-
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++) {
-		if (i != self && r->reg[i].used && r->reg[i].key == key) {
-			emu_resv_unregister_one(r, i);
-			n++;
-		}
-	}
-	return n;
-}
-
 /**
- * emu_resv_acquire - Reservation Acquire (NVM-CS 1.0 3.2.4).
- * @r:       reservation state
- * @h:       issuing host
- * @cdw10:   RACQA (2:0), IEKEY (3), RTYPE (15:8)
- * @d:       CRKEY / PRKEY
- * @aborted: set when a Preempt and Abort preempted someone
+ * emu_resv_acquire_ex - Reservation Acquire (NVM-CS 1.0 3.2.4, Base 8.19.5/7).
+ * @r:         reservation state
+ * @h:         issuing host
+ * @cdw10:     RACQA (2:0), IEKEY (3), RTYPE (15:8)
+ * @d:         CRKEY / PRKEY
+ * @aborted:   set when a Preempt and Abort preempted a host (possibly NULL)
+ * @preempted: hosts whose registration or reservation was taken (or NULL)
+ * @max:       capacity of @preempted
+ * @nr:        number of such hosts (may exceed @max; or NULL)
  *
  * Return: NVMe status field.
  */
-uint16_t emu_resv_acquire(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
-			  const struct nvme_resv_acquire_data *d, bool *aborted)
+uint16_t emu_resv_acquire_ex(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
+			     const struct nvme_resv_acquire_data *d, bool *aborted,
+			     struct emu_resv_host *preempted, unsigned max, unsigned *nr)
 {
-	struct emu_resv_hostid id = emu_resv_hid(h);
+	struct emu_resv_victims v = {.out = preempted, .max = max, .nr = 0};
 	uint32_t action = NVME_RESV_ACTION(cdw10);
 	uint8_t rtype = (uint8_t)NVME_RESV_RTYPE(cdw10);
+	struct emu_resv_who w;
 	uint16_t sf = SF_OK;
+	uint64_t prkey;
 	int i;
 
 	if (aborted)
 		*aborted = false;
-	if (!d)
+	if (nr)
+		*nr = 0;
+	if (!r || !h || !d)
 		return SF_DATA_XFER;
-	/* IEKEY in Acquire is not to be set since revision 1.3 (RESCAP.IEKEY
-	 * reports the 1.3 behaviour): Invalid Field in Command. */
+	/* IEKEY: "If this bit is set to '1', then the controller shall return
+	 * an error of Invalid Field in Command" (Base 2.2 Figure 570; the
+	 * revision 1.3 behaviour that RESCAP bit 7 announces). */
 	if (cdw10 & NVME_RESV_IEKEY)
 		return SF_INVALID_FIELD;
 	if (action > NVME_RESV_ACQ_PREEMPT_ABORT || !emu_resv_type_valid(rtype))
 		return SF_INVALID_FIELD;
 
+	w = emu_resv_who_of(h);
 	pthread_mutex_lock(&r->lock);
 	emu_resv_learn_ctrl(r, h);
-	i = emu_resv_find(r, &id);
+	i = emu_resv_find(r, &w);
+	/* Not a registrant, or CRKEY is not its key: Reservation Conflict. */
 	if (i < 0 || r->reg[i].key != d->crkey) {
-		/* not a registrant, or CRKEY does not match its key */
 		sf = SF_CONFLICT;
 		goto out;
 	}
 
 	if (action == NVME_RESV_ACQ_ACQUIRE) {
-		if (!r->rtype) {
-			r->rtype = rtype;
-			r->holder = emu_resv_all_reg_type(rtype) ? -1 : i;
-		} else if (!emu_resv_is_holder(r, i) || r->rtype != rtype) {
-			/* held by another host, or by us with another type */
+		/* 8.19.5: one reservation at a time. A holder acquiring the
+		 * same type again succeeds (no change); another type, or a
+		 * reservation held by someone else, is a conflict. The
+		 * generation does not change. */
+		if (!r->rtype)
+			emu_resv_set(r, rtype, i);
+		else if (!emu_resv_is_holder(r, i) || r->rtype != rtype)
 			sf = SF_CONFLICT;
-		}
-		/* holder acquiring again with the same type: success, no change */
-		goto out; /* acquire does not change the generation */
+		goto out;
 	}
 
-	/* Preempt / Preempt and Abort */
-	uint64_t prkey = d->prkey;
-	unsigned preempted = 0;
-
+	/* Preempt / Preempt and Abort, 8.19.7 */
+	prkey = d->prkey;
 	if (!r->rtype) {
-		/* No reservation: unregister the hosts with PRKEY. */
-		preempted = emu_resv_preempt_key(r, i, prkey);
-		if (!preempted && r->reg[i].key != prkey)
-			sf = SF_CONFLICT;
+		/* No reservation: registrants with PRKEY are unregistered. */
+		if (!emu_resv_unregister_key(r, prkey, -1, &i, &v))
+			sf = SF_CONFLICT; /* nobody has that key (see report) */
 	} else if (emu_resv_all_reg_type(r->rtype)) {
 		if (prkey == 0) {
-			/* PRKEY 0 on an all-registrants reservation: every other
-			 * registrant is unregistered and the issuer gets a new
-			 * reservation of RTYPE. */
-			for (int j = 0; j < EMU_RESV_MAX_HOSTS; j++) {
-				if (j != i && r->reg[j].used) {
-					r->reg[j].used = false;
-					preempted++;
-				}
+			/* All other registrants are unregistered, and a new
+			 * reservation of RTYPE is created for the issuer. */
+			for (int j = (int)r->nr_reg - 1; j >= 0; j--) {
+				if (j == i)
+					continue;
+				emu_resv_victim(&v, &r->reg[j].who);
+				emu_resv_remove(r, j);
+				if (i > j)
+					i--;
 			}
-			r->rtype = rtype;
-			r->holder = emu_resv_all_reg_type(rtype) ? -1 : i;
-		} else {
-			/* Only the registrations with PRKEY go; the
-			 * reservation stays (the issuer is still a registrant). */
-			preempted = emu_resv_preempt_key(r, i, prkey);
-			if (!preempted && r->reg[i].key != prkey)
-				sf = SF_CONFLICT;
+			emu_resv_set(r, rtype, i);
+		} else if (!emu_resv_unregister_key(r, prkey, -1, &i, &v)) {
+			/* "non-zero and there are no registrants whose
+			 * reservation key matches": Reservation Conflict */
+			sf = SF_CONFLICT;
 		}
 	} else if (prkey == r->reg[r->holder].key) {
-		/* PRKEY names the holder: the reservation moves to the issuer
-		 * (with RTYPE) and every other host with that key is
-		 * unregistered. */
-		preempted = emu_resv_preempt_key(r, i, prkey);
-		r->rtype = rtype;
-		r->holder = emu_resv_all_reg_type(rtype) ? -1 : i;
+		/* PRKEY is the holder's key: atomically unregister every other
+		 * registrant with that key, release, and create a reservation
+		 * of RTYPE held by the issuer (also how a holder preempts
+		 * itself to change the type; its registration is kept). A
+		 * previous holder other than the issuer has that key, so it
+		 * is among the unregistered. */
+		emu_resv_unregister_key(r, prkey, i, &i, &v);
+		emu_resv_set(r, rtype, i);
 	} else if (prkey == 0) {
-		/* PRKEY 0 that does not name the holder: Invalid Field. */
+		/* Not the holder's key and 0h: Invalid Field in Command. */
 		sf = SF_INVALID_FIELD;
-	} else {
-		/* Other registrants with PRKEY are unregistered; reservation
-		 * unchanged. None with that key: Reservation Conflict. */
-		preempted = emu_resv_preempt_key(r, i, prkey);
-		if (!preempted && r->reg[i].key != prkey)
-			sf = SF_CONFLICT;
+	} else if (!emu_resv_unregister_key(r, prkey, -1, &i, &v)) {
+		/* Not the holder's key: registrants with PRKEY are unregistered,
+		 * the reservation stays. None with that key: conflict. */
+		sf = SF_CONFLICT;
 	}
 	if (sf == SF_OK) {
-		r->gen++; /* preempt that completes successfully */
-		if (action == NVME_RESV_ACQ_PREEMPT_ABORT && preempted && aborted)
+		r->gen++; /* a successful Preempt / Preempt and Abort */
+		if (aborted && action == NVME_RESV_ACQ_PREEMPT_ABORT && v.nr)
 			*aborted = true;
+		if (nr)
+			*nr = v.nr;
 	}
 out:
 	pthread_mutex_unlock(&r->lock);
 	return sf;
 }
 
+/** emu_resv_acquire - Reservation Acquire without the list of preempted hosts. */
+uint16_t emu_resv_acquire(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
+			  const struct nvme_resv_acquire_data *d, bool *aborted)
+{
+	return emu_resv_acquire_ex(r, h, cdw10, d, aborted, NULL, 0, NULL);
+}
+
 /**
- * emu_resv_release - Reservation Release (NVM-CS 1.0 3.2.7).
+ * emu_resv_host_matches - is @h (a command's host) the preempted host @p?
+ * @p: an entry filled by emu_resv_acquire_ex
+ * @h: the host of a command the caller may have to abort
+ */
+bool emu_resv_host_matches(const struct emu_resv_host *p, const struct emu_resv_host *h)
+{
+	struct emu_resv_who pw = emu_resv_who_of(p), hw = emu_resv_who_of(h);
+
+	return emu_resv_who_eq(&pw, &hw);
+}
+
+/**
+ * emu_resv_release - Reservation Release (NVM-CS 1.0 3.2.7, Base 8.19.6/8).
  * @r:     reservation state
  * @h:     issuing host
  * @cdw10: RRELA (2:0), IEKEY (3), RTYPE (15:8)
@@ -453,152 +528,160 @@ out:
 uint16_t emu_resv_release(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
 			  uint64_t crkey)
 {
-	struct emu_resv_hostid id = emu_resv_hid(h);
 	uint32_t action = NVME_RESV_ACTION(cdw10);
 	uint8_t rtype = (uint8_t)NVME_RESV_RTYPE(cdw10);
+	struct emu_resv_who w;
 	uint16_t sf = SF_OK;
 	int i;
 
+	if (!r || !h)
+		return SF_DATA_XFER;
 	if (cdw10 & NVME_RESV_IEKEY)
-		return SF_INVALID_FIELD; /* as for Acquire */
+		return SF_INVALID_FIELD; /* as for Acquire (Base 2.2 Figure 577) */
 	if (action > NVME_RESV_REL_CLEAR)
-		return SF_INVALID_FIELD;
+		return SF_INVALID_FIELD; /* RRELA 010b-111b reserved */
 
+	w = emu_resv_who_of(h);
 	pthread_mutex_lock(&r->lock);
 	emu_resv_learn_ctrl(r, h);
-	i = emu_resv_find(r, &id);
+	i = emu_resv_find(r, &w);
 	if (i < 0 || r->reg[i].key != crkey) {
-		sf = SF_CONFLICT;
+		sf = SF_CONFLICT; /* not a registrant, or wrong CRKEY */
 		goto out;
 	}
 	if (action == NVME_RESV_REL_CLEAR) {
-		for (int j = 0; j < EMU_RESV_MAX_HOSTS; j++)
-			r->reg[j].used = false;
-		r->rtype = 0;
-		r->holder = -1;
+		/* 8.19.8: release any reservation and unregister everyone. */
+		r->nr_reg = 0;
+		emu_resv_set(r, 0, -1);
 		r->gen++;
 		goto out;
 	}
-	/* Release by a registrant that does not hold the reservation (or
-	 * with no reservation at all): success, nothing happens. */
+	/* 8.19.6: with no reservation, or from a registrant that does not
+	 * hold it, Release succeeds and changes nothing. */
 	if (!emu_resv_is_holder(r, i))
 		goto out;
 	if (rtype != r->rtype) {
-		sf = SF_INVALID_FIELD;
+		sf = SF_INVALID_FIELD; /* RTYPE is not the current type */
 		goto out;
 	}
-	/* For all-registrants types, a release by any holder ends it. */
-	r->rtype = 0;
-	r->holder = -1;
+	/* For All Registrants types a release by any holder ends it. The
+	 * generation does not change on a release. */
+	emu_resv_set(r, 0, -1);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return sf;
 }
 
 /**
- * emu_resv_report - Reservation Report (NVM-CS 1.0 3.2.6).
+ * emu_resv_report - Reservation Report (NVM-CS 1.0 3.2.6; Base 2.2 7.8).
  * @r:   reservation state
  * @h:   issuing host
  * @eds: extended data structure (64-byte entries, 128-bit host ids)
- * @buf: destination, @len bytes; the data is truncated to @len, the rest of
- *       @buf is zero filled
+ * @buf: destination of @len bytes: the status structure, truncated to @len
+ *       (NUMD may ask for less), zero padded when @len is larger
+ * @len: bytes available
+ *
+ * One entry per registrant (Base 2.2 calls the count REGSTRNT; Base 2.0
+ * REGCTL): CNTLID is a controller acting for that host, or FFFFh if none
+ * is known. A host that specified a 64-bit identifier must use EDS = 0 and
+ * one with a 128-bit identifier EDS = 1, else Host Identifier Inconsistent
+ * Format (Base 2.2 7.8); a host with no identifier may use either.
  *
  * Return: NVMe status field.
  */
 uint16_t emu_resv_report(struct emu_resv *r, const struct emu_resv_host *h, bool eds, void *buf,
 			 size_t len)
 {
-	uint8_t tmp[64 + 64 * EMU_RESV_MAX_CTRLS + 64 * EMU_RESV_MAX_HOSTS];
 	size_t hdr = eds ? sizeof(struct nvme_resv_status_ext) : sizeof(struct nvme_resv_status);
 	size_t ent = eds ? sizeof(struct nvme_resv_ctrl_ext) : sizeof(struct nvme_resv_ctrl);
-	struct nvme_resv_status *st = (struct nvme_resv_status *)tmp;
-	size_t off = hdr;
-	uint16_t nr = 0;
+	struct nvme_resv_status st;
+	struct emu_resv_who w;
+	uint8_t *out = buf;
+	uint16_t sf = SF_OK;
+	size_t off;
 
-	if (buf)
+	if (!r || !h || (!buf && len))
+		return SF_DATA_XFER;
+	if (len)
 		memset(buf, 0, len);
-	/* A host using a 128-bit identifier cannot be shown in 8-byte fields. */
-	if (!eds && h->hostid_ext)
+	w = emu_resv_who_of(h);
+	if (!w.anon && w.ext != eds)
 		return SF_HOSTID_FORMAT;
 
-	memset(tmp, 0, sizeof(tmp));
 	pthread_mutex_lock(&r->lock);
 	emu_resv_learn_ctrl(r, h);
-	for (int i = 0; i < EMU_RESV_MAX_HOSTS; i++) {
-		bool listed = false;
+	memset(&st, 0, sizeof(st));
+	st.gen = r->gen;
+	st.rtype = r->rtype;
+	st.regctl[0] = (uint8_t)(r->nr_reg & 0xff);
+	st.regctl[1] = (uint8_t)((r->nr_reg >> 8) & 0xff);
+	st.ptpls = 0; /* reservations do not persist through power loss */
+	memcpy(out, &st, len < sizeof(st) ? len : sizeof(st));
+	off = hdr;
+	for (unsigned i = 0; i < r->nr_reg && off < len; i++, off += ent) {
+		const struct emu_resv_reg *g = &r->reg[i];
+		union {
+			struct nvme_resv_ctrl std;
+			struct nvme_resv_ctrl_ext ext;
+		} e;
 
-		if (!r->reg[i].used)
-			continue;
-		/* one entry per controller of a registered host ... */
-		for (int c = 0; c <= EMU_RESV_MAX_CTRLS; c++) {
-			uint16_t cntlid;
-
-			if (c < EMU_RESV_MAX_CTRLS) {
-				if (!r->ctrl[c].used ||
-				    !emu_resv_hid_eq(&r->ctrl[c].host, &r->reg[i].host))
-					continue;
-				cntlid = r->ctrl[c].cntlid;
-			} else {
-				/* ... or one with an unknown CNTLID if none is known */
-				if (listed)
-					break;
-				cntlid = EMU_RESV_CNTLID_UNKNOWN;
+		memset(&e, 0, sizeof(e));
+		if (eds) {
+			e.ext.cntlid = emu_resv_cntlid_of(r, &g->who);
+			e.ext.rcsts = emu_resv_is_holder(r, (int)i) ? NVME_RESV_RCSTS_HOLDER : 0;
+			e.ext.rkey = g->key;
+			memcpy(e.ext.hostid, g->who.id, 16); /* 64-bit ids: upper 8 bytes 0 */
+		} else {
+			if (g->who.ext) {
+				/* A 128-bit registrant has no 64-bit form: the
+				 * two sizes are in use at once. */
+				sf = SF_HOSTID_FORMAT;
+				break;
 			}
-			listed = true;
-			if (eds) {
-				struct nvme_resv_ctrl_ext *e = (void *)(tmp + off);
-
-				e->cntlid = cntlid;
-				e->rcsts = emu_resv_is_holder(r, i) ? NVME_RESV_RCSTS_HOLDER : 0;
-				e->rkey = r->reg[i].key;
-				memcpy(e->hostid, r->reg[i].host.id, 16);
-			} else {
-				struct nvme_resv_ctrl *e = (void *)(tmp + off);
-
-				/* A 128-bit registrant has no 64-bit form. */
-				if (r->reg[i].host.ext) {
-					pthread_mutex_unlock(&r->lock);
-					return SF_HOSTID_FORMAT;
-				}
-				e->cntlid = cntlid;
-				e->rcsts = emu_resv_is_holder(r, i) ? NVME_RESV_RCSTS_HOLDER : 0;
-				e->rkey = r->reg[i].key;
-				memcpy(&e->hostid, r->reg[i].host.id, 8);
-			}
-			off += ent;
-			nr++;
+			e.std.cntlid = emu_resv_cntlid_of(r, &g->who);
+			e.std.rcsts = emu_resv_is_holder(r, (int)i) ? NVME_RESV_RCSTS_HOLDER : 0;
+			e.std.rkey = g->key;
+			memcpy(&e.std.hostid, g->who.id, 8);
 		}
+		memcpy(out + off, &e, len - off < ent ? len - off : ent);
 	}
-	st->gen = r->gen;
-	st->rtype = r->rtype;
-	st->regctl[0] = (uint8_t)(nr & 0xff);
-	st->regctl[1] = (uint8_t)(nr >> 8);
-	st->ptpls = 0; /* reservations do not persist through power loss */
 	pthread_mutex_unlock(&r->lock);
-
-	if (buf)
-		memcpy(buf, tmp, off < len ? off : len);
-	return SF_OK;
+	if (sf != SF_OK && len)
+		memset(buf, 0, len);
+	return sf;
 }
 
 /**
  * emu_resv_check - may host @h run NVM command @opcode now?
+ * @r:      reservation state
+ * @h:      the command's host
+ * @opcode: NVM command set opcode
  *
- * Return: 0 or Reservation Conflict, per the command behaviour table
- * (NVM-CS 1.0 Figure 6 / Base 2.0 8.19).
+ * Base 2.0 Figure 434 (Base 2.2 Figure 647): Read group = Read, Compare,
+ * Verify; Write group = Write, Write Uncorrectable, Write Zeroes, Dataset
+ * Management, Flush, and Copy (its destination; its source is checked as a
+ * read, which every type allows whenever it allows the write). Reservation
+ * commands do their own checks; all other commands are allowed.
+ *
+ *   type            holder  registrant  non-registrant
+ *   WE              R W     R -         R -
+ *   EA              R W     - -         - -
+ *   WE-RO / WE-AR   R W     R W         R -
+ *   EA-RO / EA-AR   R W     R W         - -
+ *
+ * Return: 0 or Reservation Conflict.
  */
 uint16_t emu_resv_check(struct emu_resv *r, const struct emu_resv_host *h, uint8_t opcode)
 {
-	struct emu_resv_hostid id = emu_resv_hid(h);
-	bool is_read, is_write;
+	struct emu_resv_who w;
 	uint16_t sf = SF_OK;
+	bool is_write;
 	int i;
 
 	switch (opcode) {
 	case NVME_CMD_READ:
 	case NVME_CMD_COMPARE:
 	case NVME_CMD_VERIFY:
-		is_read = true;
 		is_write = false;
 		break;
 	case NVME_CMD_WRITE:
@@ -607,49 +690,71 @@ uint16_t emu_resv_check(struct emu_resv *r, const struct emu_resv_host *h, uint8
 	case NVME_CMD_DSM:
 	case NVME_CMD_FLUSH:
 	case NVME_CMD_COPY:
-		is_read = false;
 		is_write = true;
 		break;
 	default:
-		return SF_OK; /* reservation commands and others: not restricted */
+		return SF_OK;
 	}
+	if (!r || !h)
+		return SF_OK;
 
+	w = emu_resv_who_of(h);
 	pthread_mutex_lock(&r->lock);
 	if (!r->rtype)
 		goto out;
-	i = emu_resv_find(r, &id);
+	i = emu_resv_find(r, &w);
 	if (emu_resv_is_holder(r, i))
-		goto out; /* the holder may do anything */
+		goto out;
 	switch (r->rtype) {
 	case NVME_RESV_WRITE_EXCLUSIVE:
-		/* writes only by the holder */
 		if (is_write)
 			sf = SF_CONFLICT;
 		break;
 	case NVME_RESV_EXCLUSIVE_ACCESS:
-		/* everything only by the holder */
 		sf = SF_CONFLICT;
 		break;
 	case NVME_RESV_WRITE_EXCLUSIVE_REG_ONLY:
 	case NVME_RESV_WRITE_EXCLUSIVE_ALL_REG:
-		/* writes only by registrants */
 		if (is_write && i < 0)
 			sf = SF_CONFLICT;
 		break;
 	case NVME_RESV_EXCLUSIVE_ACCESS_REG_ONLY:
 	case NVME_RESV_EXCLUSIVE_ACCESS_ALL_REG:
-		/* everything only by registrants */
 		if (i < 0)
 			sf = SF_CONFLICT;
 		break;
 	}
-	(void)is_read;
 out:
 	pthread_mutex_unlock(&r->lock);
 	return sf;
 }
 
-/** emu_resv_generation - the current generation counter. */
+/**
+ * emu_resv_ctrl_gone - forget controller @cntlid (it was destroyed).
+ *
+ * Registrations of hosts with an identifier stay (they belong to the host).
+ * A host without an identifier was that controller alone: its registration
+ * is dropped as an Unregister would (releasing a reservation it held alone).
+ */
+void emu_resv_ctrl_gone(struct emu_resv *r, uint16_t cntlid)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->nr_ctrl; i++) {
+		if (r->ctrl[i].cntlid == cntlid) {
+			r->ctrl[i] = r->ctrl[r->nr_ctrl - 1];
+			r->nr_ctrl--;
+			break;
+		}
+	}
+	for (int i = (int)r->nr_reg - 1; i >= 0; i--)
+		if (r->reg[i].who.anon && r->reg[i].who.cntlid == cntlid)
+			emu_resv_remove(r, i);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/** emu_resv_generation - the current generation counter (GEN). */
 uint32_t emu_resv_generation(struct emu_resv *r)
 {
 	uint32_t gen;
