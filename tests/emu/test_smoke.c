@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Emulator smoke test: bring a controller up through the public API with a
+ * tiny raw host (registers, admin queue, one I/O queue pair), move data and
+ * check the MSI-X eventfd fires, then disable.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nvmekeep/emu.h"
+
+#define MEM_BASE 0x10000000ull
+#define MEM_SIZE (4u << 20)
+#define PAGE 4096u
+#define QD 32u
+
+struct host {
+	uint8_t *mem;
+	struct nvmk_emu *emu;
+	int efd[2];
+	uint32_t sq_tail[2];
+	uint32_t cq_head[2];
+	uint8_t phase[2];
+	uint64_t sq_iova[2], cq_iova[2];
+	uint16_t cid;
+};
+
+static void *host_dma(void *ctx, uint64_t iova, size_t len, bool write)
+{
+	struct host *h = ctx;
+
+	(void)write;
+	if (iova < MEM_BASE || iova - MEM_BASE > MEM_SIZE || len > MEM_SIZE - (iova - MEM_BASE))
+		return NULL;
+	return h->mem + (iova - MEM_BASE);
+}
+
+static void *ptr(struct host *h, uint64_t iova)
+{
+	return h->mem + (iova - MEM_BASE);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool wait_csts(struct host *h, uint32_t mask, uint32_t want)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (now_ms() < end) {
+		if ((nvmk_emu_reg_read32(h->emu, NVME_REG_CSTS) & mask) == want)
+			return true;
+		usleep(100);
+	}
+	return false;
+}
+
+/* Submit @sqe on queue @q and wait for its completion. */
+static struct nvme_cqe submit(struct host *h, unsigned q, struct nvme_sqe *sqe)
+{
+	struct nvme_sqe *sq = ptr(h, h->sq_iova[q]);
+	struct nvme_cqe *cq = ptr(h, h->cq_iova[q]), out = {0};
+	uint64_t end = now_ms() + 5000;
+
+	sqe->cid = ++h->cid;
+	sq[h->sq_tail[q]] = *sqe;
+	h->sq_tail[q] = (h->sq_tail[q] + 1) % QD;
+	__atomic_thread_fence(__ATOMIC_RELEASE); /* SQE before doorbell */
+	nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(q, 0), h->sq_tail[q]);
+	while (now_ms() < end) {
+		volatile struct nvme_cqe *e = &cq[h->cq_head[q]];
+
+		if ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1) == h->phase[q]) {
+			out = *(struct nvme_cqe *)e;
+			if (++h->cq_head[q] == QD) {
+				h->cq_head[q] = 0;
+				h->phase[q] ^= 1;
+			}
+			nvmk_emu_reg_write32(h->emu, nvme_cq_doorbell(q, 0), h->cq_head[q]);
+			return out;
+		}
+		usleep(50);
+	}
+	fail_msg("no completion on queue %u", q);
+	return out;
+}
+
+static int setup(void **state)
+{
+	struct host *h = calloc(1, sizeof(*h));
+	struct nvmk_emu_config cfg;
+
+	h->mem = aligned_alloc(PAGE, MEM_SIZE);
+	memset(h->mem, 0, MEM_SIZE);
+	nvmk_emu_config_default(&cfg);
+	cfg.name = "smoke";
+	cfg.ns[0].nblocks = 2048;
+	cfg.dma = host_dma;
+	cfg.dma_ctx = h;
+	assert_int_equal(nvmk_emu_create(&cfg, &h->emu), 0);
+	for (int i = 0; i < 2; i++) {
+		h->efd[i] = eventfd(0, EFD_NONBLOCK);
+		assert_true(h->efd[i] >= 0);
+		assert_int_equal(nvmk_emu_set_irq_fd(h->emu, (uint16_t)i, h->efd[i]), 0);
+		h->phase[i] = 1;
+	}
+	h->sq_iova[0] = MEM_BASE;
+	h->cq_iova[0] = MEM_BASE + PAGE;
+	h->sq_iova[1] = MEM_BASE + 2 * PAGE;
+	h->cq_iova[1] = MEM_BASE + 3 * PAGE;
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct host *h = *state;
+
+	nvmk_emu_destroy(h->emu);
+	close(h->efd[0]);
+	close(h->efd[1]);
+	free(h->mem);
+	free(h);
+	return 0;
+}
+
+static void enable(struct host *h)
+{
+	nvmk_emu_reg_write32(h->emu, NVME_REG_AQA, NVME_AQA(QD - 1, QD - 1));
+	nvmk_emu_reg_write64(h->emu, NVME_REG_ASQ, h->sq_iova[0]);
+	nvmk_emu_reg_write64(h->emu, NVME_REG_ACQ, h->cq_iova[0]);
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CC,
+			     NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
+	assert_true(wait_csts(h, NVME_CSTS_RDY | NVME_CSTS_CFS, NVME_CSTS_RDY));
+}
+
+static void test_registers(void **state)
+{
+	struct host *h = *state;
+	uint64_t cap = nvmk_emu_reg_read64(h->emu, NVME_REG_CAP);
+
+	assert_int_equal(NVME_CAP_MQES(cap), 1023);
+	assert_int_equal(NVME_CAP_CQR(cap), 1);
+	assert_int_equal(NVME_CAP_CSS(cap) & NVME_CAP_CSS_NVM, NVME_CAP_CSS_NVM);
+	assert_int_equal(nvmk_emu_reg_read32(h->emu, NVME_REG_VS), NVME_VS(2, 0, 0));
+	assert_int_equal(nvmk_emu_reg_read32(h->emu, NVME_REG_CSTS) & NVME_CSTS_RDY, 0);
+	/* CAP is read-only; misaligned access reads 0. */
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CAP, 0);
+	assert_int_equal(nvmk_emu_reg_read64(h->emu, NVME_REG_CAP), cap);
+	assert_int_equal(nvmk_emu_reg_read32(h->emu, 2), 0);
+	assert_int_equal(nvmk_emu_reg_read32(h->emu, (uint32_t)nvmk_emu_bar_size(h->emu)), 0);
+}
+
+static void test_bringup_io(void **state)
+{
+	struct host *h = *state;
+	const uint64_t idbuf = MEM_BASE + 8 * PAGE, wbuf = MEM_BASE + 16 * PAGE,
+		       rbuf = MEM_BASE + 32 * PAGE, list = MEM_BASE + 48 * PAGE;
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint64_t cnt = 0;
+
+	enable(h);
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.prp1 = idbuf;
+	sqe.cdw10 = NVME_ID_CNS_CTRL;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	struct nvme_id_ctrl *id = ptr(h, idbuf);
+	assert_memory_equal(id->sn, "NVMKEMU0001", 11);
+	assert_int_equal(id->nn, NVMK_EMU_MAX_NS);
+	assert_int_equal(id->sqes, 0x66);
+	assert_true(id->cntlid >= 1);
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.nsid = 1;
+	sqe.prp1 = idbuf;
+	sqe.cdw10 = NVME_ID_CNS_NS;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	assert_int_equal(((struct nvme_id_ns *)ptr(h, idbuf))->nsze, 2048);
+
+	/* Unknown admin opcode. */
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = 0x7f;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_SF_SC(NVME_CQE_SF(cqe.status)), NVME_SC_INVALID_OPCODE);
+
+	/* One I/O queue pair on vector 1. */
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_CREATE_CQ;
+	sqe.prp1 = h->cq_iova[1];
+	sqe.cdw10 = NVME_CREATE_Q_CDW10(1, QD - 1);
+	sqe.cdw11 = NVME_CQ_FLAGS_PC | NVME_CQ_FLAGS_IEN | (1u << 16);
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_CREATE_SQ;
+	sqe.prp1 = h->sq_iova[1];
+	sqe.cdw10 = NVME_CREATE_Q_CDW10(1, QD - 1);
+	sqe.cdw11 = NVME_SQ_FLAGS_PC | (1u << 16);
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	/* Drain interrupts of the admin phase. */
+	while (read(h->efd[1], &cnt, sizeof(cnt)) == sizeof(cnt))
+		;
+
+	/* Write 8 KiB (16 blocks) with PRP1 + PRP2 data pointer. */
+	uint8_t *w = ptr(h, wbuf);
+	for (unsigned i = 0; i < 8192; i++)
+		w[i] = (uint8_t)(i * 7 + 3);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_CMD_WRITE;
+	sqe.nsid = 1;
+	sqe.prp1 = wbuf;
+	sqe.prp2 = wbuf + PAGE;
+	sqe.cdw10 = 100;
+	sqe.cdw12 = 15;
+	cqe = submit(h, 1, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	assert_int_equal(cqe.sqid, 1);
+
+	struct pollfd pfd = {.fd = h->efd[1], .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(read(h->efd[1], &cnt, sizeof(cnt)), sizeof(cnt));
+	assert_true(cnt >= 1);
+
+	/* Read back at a 512-byte offset: three pages, PRP2 is a PRP list. */
+	uint64_t *l = ptr(h, list);
+	l[0] = rbuf + PAGE;
+	l[1] = rbuf + 2 * PAGE;
+	memset(ptr(h, rbuf), 0xee, 3 * PAGE);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_CMD_READ;
+	sqe.nsid = 1;
+	sqe.prp1 = rbuf + 512;
+	sqe.prp2 = list;
+	sqe.cdw10 = 100;
+	sqe.cdw12 = 15;
+	cqe = submit(h, 1, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	assert_memory_equal((uint8_t *)ptr(h, rbuf) + 512, w, 8192);
+
+	/* Out of range LBA. */
+	sqe.cdw10 = 2040;
+	cqe = submit(h, 1, &sqe);
+	assert_int_equal(NVME_SF_SC(NVME_CQE_SF(cqe.status)), NVME_SC_LBA_RANGE);
+
+	assert_true(nvmk_emu_cmd_count(h->emu, false, NVME_CMD_WRITE) == 1);
+	assert_true(nvmk_emu_cmd_count(h->emu, false, NVME_CMD_READ) == 2);
+	assert_true(nvmk_emu_cmd_count(h->emu, true, NVME_ADM_IDENTIFY) == 2);
+
+	/* Disable: RDY clears, the reset is counted. */
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CC, 0);
+	assert_true(wait_csts(h, NVME_CSTS_RDY, 0));
+	assert_int_equal(nvmk_emu_reset_count(h->emu), 1);
+}
+
+static void test_masked_vector_defers_irq(void **state)
+{
+	struct host *h = *state;
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint64_t cnt;
+
+	enable(h);
+	while (read(h->efd[0], &cnt, sizeof(cnt)) == sizeof(cnt))
+		;
+	assert_int_equal(nvmk_emu_irq_mask(h->emu, 0, true), 0);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_KEEP_ALIVE;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(NVME_CQE_SF(cqe.status), 0);
+	assert_int_equal(read(h->efd[0], &cnt, sizeof(cnt)), -1);
+	assert_int_equal(nvmk_emu_irq_mask(h->emu, 0, false), 0);
+	assert_int_equal(read(h->efd[0], &cnt, sizeof(cnt)), sizeof(cnt));
+}
+
+static void test_bad_config(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_emu *e = NULL;
+
+	(void)state;
+	nvmk_emu_config_default(&cfg);
+	cfg.dma = host_dma;
+	cfg.msix_vectors = 0;
+	assert_int_equal(nvmk_emu_create(&cfg, &e), -EINVAL);
+	nvmk_emu_config_default(&cfg);
+	cfg.dma = host_dma;
+	cfg.nr_ns = 2;
+	cfg.ns[1] = cfg.ns[0];
+	assert_int_equal(nvmk_emu_create(&cfg, &e), -EINVAL);
+	nvmk_emu_config_default(&cfg);
+	cfg.dma = host_dma;
+	cfg.ns[0].lba_shift = 10;
+	assert_int_equal(nvmk_emu_create(&cfg, &e), -EINVAL);
+	assert_null(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bringup_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_masked_vector_defers_irq, setup, teardown),
+		cmocka_unit_test(test_bad_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
