@@ -362,6 +362,14 @@ static void *emu_worker(void *arg)
 			busy |= emu_queues_process(emu);
 			busy |= emu_aer_deliver(emu);
 		}
+		/* With shadow doorbells the host may skip MMIO writes for CQ heads;
+		 * look again within a millisecond rather than rely on a kick. */
+		if (emu->dbbuf_shadow && emu->enabled) {
+			uint64_t poll = emu_now_ns() + 1000000ull;
+
+			if (!next || poll < next)
+				next = poll;
+		}
 		if (!busy)
 			emu_sleep(emu, next);
 	}

@@ -14,6 +14,8 @@
 
 #include "emu/emu_internal.h"
 
+static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq);
+
 #define SF_GEN(sc) NVME_SF(NVME_SCT_GENERIC, sc)
 #define SF_CMD(sc) NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
 
@@ -246,6 +248,8 @@ bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid)
 	/* A command still in the SQ (submitted, not yet fetched) is marked and
 	 * completed with Command Abort Requested when fetched (Base 2.0 5.1). */
 	sq = &emu->sqs[sqid];
+	if (!sq_refresh_tail(emu, sq))
+		return false;
 	for (uint32_t i = sq->head; i != sq->tail; i = (i + 1) % sq->size) {
 		const struct nvme_sqe *e = sq_entry(emu, sq, i);
 
@@ -338,9 +342,9 @@ static void eventidx_write(struct nvmk_emu *emu, unsigned idx, uint32_t v)
 		emu_fatal(emu, (int)(idx / 2), "EventIdx buffer not translatable");
 		return;
 	}
-	/* Release: the completions posted so far are visible before the host reads
-	 * an EventIdx that tells it no doorbell write is needed. */
-	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_RELEASE);
+	/* seq_cst: this store must be ordered before the shadow re-read that
+	 * follows it (store->load), or a host update racing with it is missed. */
+	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_SEQ_CST);
 }
 
 /* ---- command fetch and dispatch ---- */
@@ -411,15 +415,15 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 	emu_cq_post(emu, sq->qid, sqe->cid, r.status, r.dw0, (int)f.kind);
 }
 
-static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
+/* Pick up the latest SQ tail (MMIO or shadow doorbell); false on a fatal error. */
+static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
 {
-	struct emu_cq *cq = &emu->cqs[sq->cqid];
-	unsigned n = 0;
 	uint32_t tail;
 
 	if (!db_read(emu, 2u * sq->qid, &tail, &sq->last_shadow))
 		return false;
 	if (tail >= sq->size) {
+		/* Invalid doorbell write value (Base 2.0 3.1.3.21): ignored. */
 		if (!sq->bad_tail_logged)
 			nvmk_warn(emu->name, sq->qid, "SQ tail doorbell %u >= size %u ignored",
 				  tail, sq->size);
@@ -427,6 +431,28 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 	} else {
 		sq->tail = tail;
 	}
+	return true;
+}
+
+/* After EventIdx was written: did the host move the shadow tail meanwhile? */
+static bool sq_shadow_moved(struct nvmk_emu *emu, struct emu_sq *sq)
+{
+	_Atomic uint32_t *sh;
+
+	if (!emu->dbbuf_shadow || sq->qid == 0)
+		return false;
+	sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * sq->qid, false);
+	/* seq_cst: pairs with the seq_cst EventIdx store (see eventidx_write). */
+	return sh && __atomic_load_n((uint32_t *)sh, __ATOMIC_SEQ_CST) != sq->last_shadow;
+}
+
+static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
+{
+	struct emu_cq *cq = &emu->cqs[sq->cqid];
+	unsigned n = 0;
+
+	if (!sq_refresh_tail(emu, sq))
+		return false;
 	while (sq->head != sq->tail && n < EMU_BATCH) {
 		const struct nvme_sqe *src;
 		struct nvme_sqe sqe;
@@ -446,7 +472,7 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 			return true;
 	}
 	eventidx_write(emu, 2u * sq->qid, sq->tail);
-	return n > 0;
+	return n > 0 || sq_shadow_moved(emu, sq);
 }
 
 static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)

@@ -81,7 +81,7 @@ static struct nvme_cqe submit(struct host *h, unsigned q, struct nvme_sqe *sqe)
 	sqe->cid = ++h->cid;
 	sq[h->sq_tail[q]] = *sqe;
 	h->sq_tail[q] = (h->sq_tail[q] + 1) % QD;
-	__atomic_thread_fence(__ATOMIC_RELEASE); /* SQE before doorbell */
+	/* The emulator stores the doorbell with release order: the SQE is visible first. */
 	nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(q, 0), h->sq_tail[q]);
 	while (now_ms() < end) {
 		volatile struct nvme_cqe *e = &cq[h->cq_head[q]];
