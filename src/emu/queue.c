@@ -303,7 +303,8 @@ static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigne
  * Current doorbell value for doorbell @idx (2*qid SQ tail, 2*qid+1 CQ head).
  * With shadow doorbells (Base 2.0 5.8) the host updates the shadow buffer and
  * writes MMIO only when EventIdx asks for it; an MMIO write still wins for the
- * round it arrives in, and a shadow value is taken when it changed. The admin
+ * round it arrives in, and a shadow value is taken when it changed; otherwise
+ * *@val is left as it was (the caller preloads the current value). The admin
  * queue uses MMIO only (hosts such as Linux never shadow it).
  */
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
@@ -374,11 +375,17 @@ static void cmd_hold(struct nvmk_emu *emu, uint16_t sqid, const struct nvme_sqe 
 
 static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nvme_sqe *sqe)
 {
-	struct nvmk_emu_fault f = emu_fault_match(emu, sq->qid, sqe->opc);
+	struct nvmk_emu_fault f;
 	struct emu_result r;
 
 	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1,
 				  memory_order_relaxed);
+	/* Aborted while still in the SQ: completes before any fault applies. */
+	if (sq_take_abort(sq, sqe->cid)) {
+		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
+		return;
+	}
+	f = emu_fault_match(emu, sq->qid, sqe->opc);
 	switch (f.kind) {
 	case NVMK_FAULT_FATAL:
 		emu_fatal(emu, sq->qid, "fault injection on fetch");
@@ -393,10 +400,6 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 		return;
 	default:
 		break;
-	}
-	if (sq_take_abort(sq, sqe->cid)) {
-		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
-		return;
 	}
 	if (f.kind == NVMK_FAULT_STATUS) {
 		r = (struct emu_result){.status = f.status};
@@ -418,7 +421,7 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 /* Pick up the latest SQ tail (MMIO or shadow doorbell); false on a fatal error. */
 static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
 {
-	uint32_t tail;
+	uint32_t tail = sq->tail;
 
 	if (!db_read(emu, 2u * sq->qid, &tail, &sq->last_shadow))
 		return false;
@@ -477,7 +480,7 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 
 static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
 {
-	uint32_t head;
+	uint32_t head = cq->head;
 
 	if (!db_read(emu, 2u * cq->qid + 1u, &head, &cq->last_shadow))
 		return;
@@ -548,7 +551,7 @@ uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
 {
 	struct emu_sq *sq = &emu->sqs[qid];
 	struct emu_cq *cq = &emu->cqs[sq->cqid];
-	uint32_t tail;
+	uint32_t tail = sq->tail;
 
 	/* Base 2.0 5.6: commands of the SQ are aborted with Command Aborted due
 	 * to SQ Deletion before the Delete completes: held ones, and the ones

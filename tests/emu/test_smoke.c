@@ -71,18 +71,26 @@ static bool wait_csts(struct host *h, uint32_t mask, uint32_t want)
 	return false;
 }
 
-/* Submit @sqe on queue @q and wait for its completion. */
-static struct nvme_cqe submit(struct host *h, unsigned q, struct nvme_sqe *sqe)
+/* Put @sqe on queue @q and ring; returns the CID. */
+static uint16_t post(struct host *h, unsigned q, struct nvme_sqe *sqe)
 {
 	struct nvme_sqe *sq = ptr(h, h->sq_iova[q]);
-	struct nvme_cqe *cq = ptr(h, h->cq_iova[q]), out = {0};
-	uint64_t end = now_ms() + 5000;
 
 	sqe->cid = ++h->cid;
 	sq[h->sq_tail[q]] = *sqe;
 	h->sq_tail[q] = (h->sq_tail[q] + 1) % QD;
 	/* The emulator stores the doorbell with release order: the SQE is visible first. */
 	nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(q, 0), h->sq_tail[q]);
+	return sqe->cid;
+}
+
+/* Wait for the next completion on queue @q (fails the test after 5 s, or
+ * returns an all-zero CQE when @may_timeout_ms elapses). */
+static struct nvme_cqe reap(struct host *h, unsigned q, unsigned may_timeout_ms)
+{
+	struct nvme_cqe *cq = ptr(h, h->cq_iova[q]), out = {0};
+	uint64_t end = now_ms() + (may_timeout_ms ? may_timeout_ms : 5000);
+
 	while (now_ms() < end) {
 		volatile struct nvme_cqe *e = &cq[h->cq_head[q]];
 
@@ -97,8 +105,26 @@ static struct nvme_cqe submit(struct host *h, unsigned q, struct nvme_sqe *sqe)
 		}
 		usleep(50);
 	}
-	fail_msg("no completion on queue %u", q);
+	if (!may_timeout_ms)
+		fail_msg("no completion on queue %u", q);
 	return out;
+}
+
+/* Submit @sqe on queue @q and wait for its completion. */
+static struct nvme_cqe submit(struct host *h, unsigned q, struct nvme_sqe *sqe)
+{
+	post(h, q, sqe);
+	return reap(h, q, 0);
+}
+
+static uint16_t sc(struct nvme_cqe c)
+{
+	return NVME_SF_SC(NVME_CQE_SF(c.status));
+}
+
+static uint16_t sct(struct nvme_cqe c)
+{
+	return NVME_SF_SCT(NVME_CQE_SF(c.status));
 }
 
 static int setup(void **state)
@@ -295,6 +321,217 @@ static void test_masked_vector_defers_irq(void **state)
 	assert_int_equal(read(h->efd[0], &cnt, sizeof(cnt)), sizeof(cnt));
 }
 
+static void create_io_pair(struct host *h)
+{
+	struct nvme_sqe sqe;
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_CREATE_CQ;
+	sqe.prp1 = h->cq_iova[1];
+	sqe.cdw10 = NVME_CREATE_Q_CDW10(1, QD - 1);
+	sqe.cdw11 = NVME_CQ_FLAGS_PC | NVME_CQ_FLAGS_IEN | (1u << 16);
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_CREATE_SQ;
+	sqe.prp1 = h->sq_iova[1];
+	sqe.cdw10 = NVME_CREATE_Q_CDW10(1, QD - 1);
+	sqe.cdw11 = NVME_SQ_FLAGS_PC | (1u << 16);
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+}
+
+static struct nvme_sqe rw(uint8_t opc, uint64_t buf, uint32_t slba)
+{
+	struct nvme_sqe sqe = {.opc = opc, .nsid = 1, .prp1 = buf, .cdw10 = slba, .cdw12 = 7};
+
+	return sqe;
+}
+
+static void test_aer_and_ns_change(void **state)
+{
+	struct host *h = *state;
+	const uint64_t buf = MEM_BASE + 8 * PAGE;
+	struct nvmk_emu_ns_config ns = {.nsid = 2, .nblocks = 64, .lba_shift = 12,
+					.backing = NVMK_EMU_BACK_RAM};
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+
+	enable(h);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_SET_FEATURES;
+	sqe.cdw10 = NVME_FEAT_ASYNC_EVENT;
+	sqe.cdw11 = NVME_AEC_NS_ATTR;
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	/* AERL 3: four may be outstanding, the fifth is refused. */
+	for (int i = 0; i < 4; i++) {
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opc = NVME_ADM_ASYNC_EVENT;
+		post(h, 0, &sqe);
+	}
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_ASYNC_EVENT;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(sct(cqe), NVME_SCT_CMD_SPECIFIC);
+	assert_int_equal(sc(cqe), NVME_SC_AER_LIMIT);
+
+	assert_int_equal(nvmk_emu_ns_add(h->emu, &ns), 0);
+	cqe = reap(h, 0, 0);
+	assert_int_equal(cqe.status >> 1, 0);
+	assert_int_equal(cqe.dw0, NVME_AER_DW0(NVME_AER_TYPE_NOTICE, NVME_AER_NOTICE_NS_CHANGED,
+					       NVME_LOG_CHANGED_NS));
+	/* Masked until the log is read: a resize only adds to the list. */
+	assert_int_equal(nvmk_emu_ns_resize(h->emu, 2, 128), 0);
+	cqe = reap(h, 0, 100);
+	assert_int_equal(cqe.cid, 0);
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_GET_LOG_PAGE;
+	sqe.nsid = NVME_NSID_ALL;
+	sqe.prp1 = buf;
+	sqe.cdw10 = NVME_LOG_CDW10(NVME_LOG_CHANGED_NS, 1023, false);
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	uint32_t *list = ptr(h, buf);
+	assert_int_equal(list[0], 2);
+	assert_int_equal(list[1], 0);
+	/* Read again: cleared. */
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	assert_int_equal(list[0], 0);
+
+	/* Re-armed: removal raises the next notice. */
+	assert_int_equal(nvmk_emu_ns_remove(h->emu, 2), 0);
+	cqe = reap(h, 0, 0);
+	assert_int_equal(NVME_AER_DW0_LID(cqe.dw0), NVME_LOG_CHANGED_NS);
+
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.prp1 = buf;
+	sqe.cdw10 = NVME_ID_CNS_NS_ACTIVE_LIST;
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	assert_int_equal(list[0], 1);
+	assert_int_equal(list[1], 0);
+}
+
+static void test_faults_abort_sq_delete(void **state)
+{
+	struct host *h = *state;
+	const uint64_t buf = MEM_BASE + 8 * PAGE;
+	struct nvmk_emu_fault f = {.kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_READ,
+				   .count = 1};
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint16_t cid;
+	int id;
+
+	enable(h);
+	create_io_pair(h);
+	id = nvmk_emu_fault_add(h->emu, &f);
+	assert_true(id >= 0);
+	sqe = rw(NVME_CMD_READ, buf, 0);
+	cid = post(h, 1, &sqe);
+	/* Wait until it is fetched (and hung), so the abort finds it held. */
+	for (uint64_t end = now_ms() + 5000;
+	     nvmk_emu_fault_hits(h->emu, id) == 0 && now_ms() < end;)
+		usleep(100);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_ABORT;
+	sqe.cdw10 = NVME_ABORT_CDW10(1, cid);
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(cqe.status >> 1, 0);
+	assert_int_equal(cqe.dw0 & NVME_ABORT_DW0_NOT_ABORTED, 0);
+	cqe = reap(h, 1, 0);
+	assert_int_equal(cqe.cid, cid);
+	assert_int_equal(sc(cqe), NVME_SC_ABORT_REQ);
+	assert_int_equal(nvmk_emu_fault_hits(h->emu, id), 1);
+	/* Nothing to abort any more. */
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(cqe.dw0 & NVME_ABORT_DW0_NOT_ABORTED, 1);
+
+	/* STATUS and DELAY. */
+	nvmk_emu_fault_clear(h->emu);
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_STATUS, .qid = NVMK_FAULT_ANY_QID,
+				    .opcode = NVME_CMD_WRITE, .skip = 1, .count = 1,
+				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
+	id = nvmk_emu_fault_add(h->emu, &f);
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY, .qid = 1,
+				    .opcode = NVMK_FAULT_ANY_OPC, .count = 1, .delay_us = 2000};
+	int id2 = nvmk_emu_fault_add(h->emu, &f);
+	sqe = rw(NVME_CMD_WRITE, buf, 0);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0); /* skipped by rule 0, delayed */
+	assert_int_equal(nvmk_emu_fault_hits(h->emu, id2), 1);
+	sqe = rw(NVME_CMD_WRITE, buf, 0);
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_INTERNAL);
+	assert_int_equal(nvmk_emu_fault_hits(h->emu, id), 1);
+
+	/* A hung command is aborted by deleting its SQ. */
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_HANG, .qid = 1,
+				    .opcode = NVMK_FAULT_ANY_OPC};
+	nvmk_emu_fault_add(h->emu, &f);
+	sqe = rw(NVME_CMD_READ, buf, 0);
+	cid = post(h, 1, &sqe);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_DELETE_CQ;
+	sqe.cdw10 = 1;
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_QUEUE_DELETION);
+	sqe.opc = NVME_ADM_DELETE_SQ;
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	cqe = reap(h, 1, 0);
+	assert_int_equal(cqe.cid, cid);
+	assert_int_equal(sc(cqe), NVME_SC_ABORT_SQ_DELETED);
+	sqe.opc = NVME_ADM_DELETE_CQ;
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+}
+
+/* Linux's rule: ring MMIO if the EventIdx lies in [old, new). */
+static bool need_event(uint16_t ev, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - ev - 1) < (uint16_t)(new_idx - old);
+}
+
+static void test_shadow_doorbells(void **state)
+{
+	struct host *h = *state;
+	const uint64_t shadow = MEM_BASE + 60 * PAGE, evidx = MEM_BASE + 61 * PAGE;
+	const uint64_t wbuf = MEM_BASE + 8 * PAGE, rbuf = MEM_BASE + 9 * PAGE;
+	uint32_t *sh = ptr(h, shadow), *ev = ptr(h, evidx);
+	struct nvme_sqe sqe;
+	unsigned mmio = 0;
+
+	enable(h);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_DBBUF_CONFIG;
+	sqe.prp1 = shadow;
+	sqe.prp2 = evidx;
+	assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	create_io_pair(h);
+
+	for (unsigned i = 0; i < 3 * QD; i++) {
+		struct nvme_sqe *sq = ptr(h, h->sq_iova[1]);
+		uint16_t old = (uint16_t)h->sq_tail[1];
+		struct nvme_cqe cqe;
+
+		memset(ptr(h, wbuf), (int)i, PAGE);
+		sqe = rw(NVME_CMD_WRITE, wbuf, i % 64);
+		sqe.cid = ++h->cid;
+		sq[old] = sqe;
+		h->sq_tail[1] = (old + 1) % QD;
+		__atomic_store_n(&sh[2], h->sq_tail[1], __ATOMIC_SEQ_CST);
+		if (need_event((uint16_t)__atomic_load_n(&ev[2], __ATOMIC_SEQ_CST),
+			       (uint16_t)h->sq_tail[1], old)) {
+			nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(1, 0), h->sq_tail[1]);
+			mmio++;
+		}
+		/* reap() rings the CQ head by MMIO; keep the shadow in step. */
+		cqe = reap(h, 1, 0);
+		__atomic_store_n(&sh[3], h->cq_head[1], __ATOMIC_SEQ_CST);
+		assert_int_equal(cqe.status >> 1, 0);
+		assert_int_equal(cqe.cid, h->cid);
+	}
+	assert_true(mmio >= 1);
+	sqe = rw(NVME_CMD_READ, rbuf, (3 * QD - 1) % 64);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	assert_int_equal(((uint8_t *)ptr(h, rbuf))[100], (3 * QD - 1) & 0xff);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -323,6 +560,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bringup_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_masked_vector_defers_irq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aer_and_ns_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_faults_abort_sq_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shadow_doorbells, setup, teardown),
 		cmocka_unit_test(test_bad_config),
 	};
 
