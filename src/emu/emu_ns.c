@@ -527,7 +527,8 @@ int emu_ns_create(const struct nvmk_emu_ns_config *cfg, const char *dev, struct 
 		return ret;
 	if (cfg->backing == NVMK_EMU_BACK_FILE && (!cfg->path || !cfg->path[0])) {
 		nvmk_err(dev, NVMK_LOG_NOQ,
-			 "ns %u: path missing (required for NVMK_EMU_BACK_FILE: a regular file)",
+			 "ns %u: path missing (accepted: the path of a regular file, required "
+			 "for NVMK_EMU_BACK_FILE)",
 			 cfg->nsid);
 		return -EINVAL;
 	}

@@ -616,7 +616,8 @@ uint16_t emu_resv_report(struct emu_resv *r, const struct emu_resv_host *h, bool
 	st.regctl[0] = (uint8_t)(r->nr_reg & 0xff);
 	st.regctl[1] = (uint8_t)((r->nr_reg >> 8) & 0xff);
 	st.ptpls = 0; /* reservations do not persist through power loss */
-	memcpy(out, &st, len < sizeof(st) ? len : sizeof(st));
+	if (len)
+		memcpy(out, &st, len < sizeof(st) ? len : sizeof(st));
 	off = hdr;
 	for (unsigned i = 0; i < r->nr_reg && off < len; i++, off += ent) {
 		const struct emu_resv_reg *g = &r->reg[i];
