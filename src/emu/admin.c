@@ -11,8 +11,8 @@
 #include "emu/emu_internal.h"
 #include "emu/prp.h"
 
-#define SF_GEN(sc) NVME_SF(NVME_SCT_GENERIC, sc)
-#define SF_CMD(sc) NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
+#define SF_GEN(sc)    NVME_SF(NVME_SCT_GENERIC, sc)
+#define SF_CMD(sc)    NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
 #define INVALID_FIELD (SF_GEN(NVME_SC_INVALID_FIELD) | NVME_SF_DNR)
 
 static struct emu_result res(uint16_t status, uint32_t dw0)
@@ -24,7 +24,7 @@ static struct emu_result res(uint16_t status, uint32_t dw0)
 
 struct copy_arg {
 	const uint8_t *src; /* to host: source, NULL past srclen means zeroes */
-	uint8_t *dst;       /* from host */
+	uint8_t *dst;	    /* from host */
 	size_t srclen;
 	size_t pos;
 };
@@ -55,8 +55,10 @@ static uint16_t seg_from_host(void *a, void *host, size_t len)
 
 static struct emu_prp_ctx prp_ctx(struct nvmk_emu *emu, bool write)
 {
-	return (struct emu_prp_ctx){.dma = emu->cfg.dma, .dma_ctx = emu->cfg.dma_ctx,
-				    .page_size = emu->page_size, .write = write};
+	return (struct emu_prp_ctx){.dma = emu->cfg.dma,
+				    .dma_ctx = emu->cfg.dma_ctx,
+				    .page_size = emu->page_size,
+				    .write = write};
 }
 
 /* Transfer @len bytes to the host: @srclen from @buf, zeroes after it. */
@@ -75,8 +77,7 @@ uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const
 	return emu_dma_to_host_padded(emu, sqe, buf, len, len);
 }
 
-uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf,
-			   size_t len)
+uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf, size_t len)
 {
 	struct emu_prp_ctx ctx = prp_ctx(emu, false);
 	struct copy_arg a = {.dst = buf};
@@ -511,8 +512,9 @@ static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_s
 {
 	uint8_t lid = NVME_LOG_CDW10_LID(sqe->cdw10);
 	bool rae = sqe->cdw10 & NVME_LOG_CDW10_RAE;
-	uint64_t numd = ((uint64_t)NVME_LOG_CDW11_NUMDU(sqe->cdw11) << 16 |
-			 NVME_LOG_CDW10_NUMDL(sqe->cdw10)) + 1;
+	uint64_t numd =
+	    ((uint64_t)NVME_LOG_CDW11_NUMDU(sqe->cdw11) << 16 | NVME_LOG_CDW10_NUMDL(sqe->cdw10)) +
+	    1;
 	uint64_t len = numd * 4;
 	uint64_t lpo = (uint64_t)sqe->cdw13 << 32 | sqe->cdw12;
 	uint8_t *buf = emu->bounce;
@@ -622,9 +624,10 @@ static struct emu_result admin_dbbuf(struct nvmk_emu *emu, const struct nvme_sqe
 	/* Queues that already exist start from the shadow values present now. */
 	for (unsigned q = 1; q <= emu->nq; q++) {
 		uint32_t stride = 4u << emu->cfg.dstrd;
-		uint32_t *sh = emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + 2ull * q * stride, 4, false);
+		uint32_t *sh =
+		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + 2ull * q * stride, 4, false);
 		uint32_t *ch =
-			emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + (2ull * q + 1) * stride, 4, false);
+		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + (2ull * q + 1) * stride, 4, false);
 
 		if (emu->sqs[q].valid && sh)
 			emu->sqs[q].last_shadow = __atomic_load_n(sh, __ATOMIC_ACQUIRE);

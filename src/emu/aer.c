@@ -30,7 +30,7 @@ static bool aer_enabled(const struct nvmk_emu *emu, uint8_t type, uint8_t info)
 
 static bool *aer_mask_of(struct nvmk_emu *emu, uint8_t type)
 {
-	return type == NVME_AER_TYPE_NOTICE ? &emu->notice_masked
+	return type == NVME_AER_TYPE_NOTICE  ? &emu->notice_masked
 	       : type == NVME_AER_TYPE_ERROR ? &emu->error_masked
 					     : NULL;
 }

@@ -96,8 +96,9 @@ static int emu_cfg_validate(const struct nvmk_emu_config *cfg, const char *name)
 		if (n->nblocks < 1)
 			CFG_BAD(name, "config: ns[%u].nblocks 0 (accepted >= 1)", i);
 		if (n->backing > NVMK_EMU_BACK_NULL)
-			CFG_BAD(name, "config: ns[%u].backing %d invalid (accepted RAM, FILE, NULL)",
-				i, n->backing);
+			CFG_BAD(name,
+				"config: ns[%u].backing %d invalid (accepted RAM, FILE, NULL)", i,
+				n->backing);
 		if (n->backing == NVMK_EMU_BACK_FILE && !n->path)
 			CFG_BAD(name, "config: ns[%u] FILE backing needs a path", i);
 		for (unsigned j = 0; j < i; j++)
@@ -128,12 +129,19 @@ static int subsys_create(const struct nvmk_emu_config *cfg, const char *name,
 			 struct emu_subsys **out)
 {
 	struct emu_subsys *s = calloc(1, sizeof(*s));
+	pthread_rwlockattr_t ra;
 	int rc;
 
 	if (!s)
 		return -ENOMEM;
+
 	atomic_init(&s->refs, 1);
-	pthread_rwlock_init(&s->ns_lock, NULL);
+	/* Writer preference: namespace changes must not starve behind a stream of
+	 * commands from several controllers' workers. */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->ns_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->ctrl_lock, NULL);
 	s->max_ns = cfg->max_namespaces ? cfg->max_namespaces : NVMK_EMU_MAX_NS;
 	snprintf(s->serial, sizeof(s->serial), "%s", cfg->serial ? cfg->serial : "");
@@ -244,14 +252,20 @@ static void emu_ctrl_enable(struct nvmk_emu *emu, uint64_t now)
 	}
 	emu->page_size = ps;
 	emu->page_shift = NVME_MPS_SHIFT_BASE + mps;
-	emu->max_xfer = emu->cfg.mdts ? (uint64_t)1 << (NVME_MPS_SHIFT_BASE + emu->cfg.mpsmin +
-							emu->cfg.mdts)
-				      : 0;
+	emu->max_xfer = emu->cfg.mdts
+			    ? (uint64_t)1 << (NVME_MPS_SHIFT_BASE + emu->cfg.mpsmin + emu->cfg.mdts)
+			    : 0;
 	/* The admin queues exist from enable on (Base 2.0 3.5.1 step 4). */
-	emu->sqs[0] = (struct emu_sq){.valid = true, .qid = 0, .cqid = 0,
-				      .size = NVME_AQA_ASQS(aqa) + 1, .base = asq};
-	emu->cqs[0] = (struct emu_cq){.valid = true, .qid = 0, .size = NVME_AQA_ACQS(aqa) + 1,
-				      .base = acq, .phase = 1, .ien = true, .iv = 0, .nr_sq = 1};
+	emu->sqs[0] = (struct emu_sq){
+	    .valid = true, .qid = 0, .cqid = 0, .size = NVME_AQA_ASQS(aqa) + 1, .base = asq};
+	emu->cqs[0] = (struct emu_cq){.valid = true,
+				      .qid = 0,
+				      .size = NVME_AQA_ACQS(aqa) + 1,
+				      .base = acq,
+				      .phase = 1,
+				      .ien = true,
+				      .iv = 0,
+				      .nr_sq = 1};
 	atomic_store(&emu->sq_db[0], 0);
 	atomic_store(&emu->cq_db[0], 0);
 	if (emu->cfg.rdy_never) {
@@ -298,7 +312,7 @@ static uint64_t emu_ctrl_step(struct nvmk_emu *emu, uint64_t now)
 	if (atomic_exchange(&emu->shn_req, false) && emu->enabled && !emu->shn_pending) {
 		/* Base 2.0 3.6.1/3.6.2: shutdown processing, then SHST complete. */
 		atomic_store(&emu->csts, (atomic_load(&emu->csts) & ~NVME_CSTS_SHST_MASK) |
-						 NVME_CSTS_SET_SHST(NVME_SHST_OCCURRING));
+					     NVME_CSTS_SET_SHST(NVME_SHST_OCCURRING));
 		emu->shn_pending = true;
 		emu->shn_deadline = now + (uint64_t)emu->cfg.shn_delay_ms * 1000000ull;
 	}
@@ -306,7 +320,7 @@ static uint64_t emu_ctrl_step(struct nvmk_emu *emu, uint64_t now)
 		if (now >= emu->shn_deadline) {
 			emu->shn_pending = false;
 			atomic_store(&emu->csts, (atomic_load(&emu->csts) & ~NVME_CSTS_SHST_MASK) |
-							 NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE));
+						     NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE));
 		} else if (!next || emu->shn_deadline < next) {
 			next = emu->shn_deadline;
 		}

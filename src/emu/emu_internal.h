@@ -23,13 +23,13 @@
 #include "nvmekeep/log.h"
 #include "nvmekeep/spec.h"
 
-#define EMU_MAX_CTRLS 16       /* controllers per subsystem */
-#define EMU_MAX_FAULTS 32      /* fault rules per controller */
-#define EMU_ERRLOG_ENTRIES 64  /* Identify ELPE + 1 */
-#define EMU_BATCH 16           /* commands fetched per SQ per round (fairness) */
-#define EMU_MAX_EVENTS 16      /* queued asynchronous events */
-#define EMU_SQ_ABORT_SLOTS 8   /* CIDs marked for abort while still in an SQ */
-#define EMU_SPIN_NS 20000      /* spin this long for a doorbell before sleeping */
+#define EMU_MAX_CTRLS	   16	 /* controllers per subsystem */
+#define EMU_MAX_FAULTS	   32	 /* fault rules per controller */
+#define EMU_ERRLOG_ENTRIES 64	 /* Identify ELPE + 1 */
+#define EMU_BATCH	   16	 /* commands fetched per SQ per round (fairness) */
+#define EMU_MAX_EVENTS	   16	 /* queued asynchronous events */
+#define EMU_SQ_ABORT_SLOTS 8	 /* CIDs marked for abort while still in an SQ */
+#define EMU_SPIN_NS	   20000 /* spin this long for a doorbell before sleeping */
 
 /* ---- subsystem: namespaces shared by the controllers created from it ---- */
 struct emu_subsys {
@@ -37,8 +37,8 @@ struct emu_subsys {
 	/* ns_lock: write-locked to add/remove/resize, read-locked around every command
 	 * that touches a namespace, so storage never disappears under a command. */
 	pthread_rwlock_t ns_lock;
-	uint32_t max_ns; /* Identify NN */
-	struct emu_ns *ns[NVMK_EMU_MAX_NS + 1];     /* by NSID, [0] unused */
+	uint32_t max_ns;			    /* Identify NN */
+	struct emu_ns *ns[NVMK_EMU_MAX_NS + 1];	    /* by NSID, [0] unused */
 	struct emu_resv *resv[NVMK_EMU_MAX_NS + 1]; /* reservation state per namespace */
 	char serial[21];
 	char model[41];
@@ -51,8 +51,8 @@ struct emu_subsys {
 /* ---- commands ---- */
 enum emu_cmd_state {
 	EMU_CMD_DELAYED, /* executed, completion held until @deadline */
-	EMU_CMD_HUNG,    /* never completes unless aborted */
-	EMU_CMD_AER,     /* outstanding Asynchronous Event Request */
+	EMU_CMD_HUNG,	 /* never completes unless aborted */
+	EMU_CMD_AER,	 /* outstanding Asynchronous Event Request */
 };
 
 struct emu_cmd {
@@ -86,8 +86,8 @@ struct emu_cq {
 	uint32_t head;
 	uint32_t tail;
 	uint8_t phase;
-	uint32_t nr_sq;     /* SQs bound to this CQ */
-	uint32_t reserved;  /* completions owed by fetched, unfinished commands */
+	uint32_t nr_sq;	   /* SQs bound to this CQ */
+	uint32_t reserved; /* completions owed by fetched, unfinished commands */
 	uint32_t last_shadow;
 };
 
@@ -138,10 +138,10 @@ struct nvmk_emu {
 	_Atomic uint64_t asq;
 	_Atomic uint64_t acq;
 	_Atomic uint32_t intm;
-	atomic_bool reset_req;  /* CC.EN went 1 -> 0 since the worker last looked */
-	atomic_bool shn_req;    /* CC.SHN written non-zero */
-	atomic_bool removed;    /* surprise removal: all ones, nothing else */
-	atomic_bool fatal;      /* CSTS.CFS set: stop processing */
+	atomic_bool reset_req; /* CC.EN went 1 -> 0 since the worker last looked */
+	atomic_bool shn_req;   /* CC.SHN written non-zero */
+	atomic_bool removed;   /* surprise removal: all ones, nothing else */
+	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
 	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells | EMU_DB_DIRTY */
 	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells | EMU_DB_DIRTY */
@@ -168,9 +168,9 @@ struct nvmk_emu {
 	bool changed_overflow;
 	struct emu_event events[EMU_MAX_EVENTS];
 	unsigned nr_events;
-	bool notice_masked;   /* a NS-changed notice was reported; log not read (RAE) */
-	bool error_masked;    /* an error event was reported; error log not read */
-	uint32_t aec;         /* Async Event Configuration (feature 0Bh) */
+	bool notice_masked; /* a NS-changed notice was reported; log not read (RAE) */
+	bool error_masked;  /* an error event was reported; error log not read */
+	uint32_t aec;	    /* Async Event Configuration (feature 0Bh) */
 
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
@@ -182,23 +182,23 @@ struct nvmk_emu {
 	_Atomic uint64_t resets;
 
 	/* ---- worker only ---- */
-	bool enabled;      /* CC.EN accepted */
+	bool enabled;	    /* CC.EN accepted */
 	bool ready_pending; /* RDY will change at rdy_deadline */
 	uint64_t rdy_deadline;
 	bool shn_pending;
 	uint64_t shn_deadline;
 	uint32_t page_size;
 	uint32_t page_shift;
-	struct emu_sq *sqs; /* [nq + 1] */
-	struct emu_cq *cqs; /* [nq + 1] */
+	struct emu_sq *sqs;	 /* [nq + 1] */
+	struct emu_cq *cqs;	 /* [nq + 1] */
 	struct emu_cmd *pending; /* delayed, hung and AER commands */
 	unsigned nr_aer;
 	uint64_t dbbuf_shadow; /* IOVA of the shadow doorbell page, 0 = off */
 	uint64_t dbbuf_eventidx;
-	uint64_t max_xfer;      /* MDTS in bytes, 0 = no limit */
-	bool queues_created;    /* any I/O queue created since reset */
+	uint64_t max_xfer;   /* MDTS in bytes, 0 = no limit */
+	bool queues_created; /* any I/O queue created since reset */
 	bool numq_set;
-	uint16_t nsq_granted;   /* Number of Queues granted (1's based) */
+	uint16_t nsq_granted; /* Number of Queues granted (1's based) */
 	uint16_t ncq_granted;
 	/* features */
 	uint32_t feat_arb;
@@ -217,7 +217,7 @@ struct nvmk_emu {
 	uint64_t error_count;
 	uint64_t smart_read_cmds;
 	uint64_t smart_write_cmds;
-	uint64_t smart_read_units;  /* 512-byte units */
+	uint64_t smart_read_units; /* 512-byte units */
 	uint64_t smart_write_units;
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
 };
@@ -271,8 +271,7 @@ uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const
 /* As emu_dma_to_host, transferring @len bytes: @srclen from @buf, then zeroes. */
 uint16_t emu_dma_to_host_padded(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
 				size_t srclen, size_t len);
-uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf,
-			   size_t len);
+uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf, size_t len);
 void emu_errlog_record(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t status,
 		       uint32_t nsid);
 void emu_features_reset(struct nvmk_emu *emu);

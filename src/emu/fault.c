@@ -28,8 +28,8 @@ int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f)
 	id = (int)emu->nr_faults++;
 	emu->faults[id] = (struct emu_fault_rule){.f = *f, .used = true};
 	pthread_mutex_unlock(&emu->fault_lock);
-	nvmk_debug(emu->name, NVMK_LOG_NOQ, "fault rule %d: kind %d qid 0x%x opc 0x%x", id,
-		   f->kind, f->qid, f->opcode);
+	nvmk_debug(emu->name, NVMK_LOG_NOQ, "fault rule %d: kind %d qid 0x%x opc 0x%x", id, f->kind,
+		   f->qid, f->opcode);
 	return id;
 }
 

@@ -10,11 +10,11 @@
 #include "emu/emu_internal.h"
 #include "emu/prp.h"
 
-#define SF_GEN(sc) NVME_SF(NVME_SCT_GENERIC, sc)
-#define SF_MEDIA(sc) NVME_SF(NVME_SCT_MEDIA, sc)
+#define SF_GEN(sc)    NVME_SF(NVME_SCT_GENERIC, sc)
+#define SF_MEDIA(sc)  NVME_SF(NVME_SCT_MEDIA, sc)
 #define INVALID_FIELD (SF_GEN(NVME_SC_INVALID_FIELD) | NVME_SF_DNR)
-#define INVALID_NS (SF_GEN(NVME_SC_INVALID_NS) | NVME_SF_DNR)
-#define LBA_RANGE (SF_GEN(NVME_SC_LBA_RANGE) | NVME_SF_DNR)
+#define INVALID_NS    (SF_GEN(NVME_SC_INVALID_NS) | NVME_SF_DNR)
+#define LBA_RANGE     (SF_GEN(NVME_SC_LBA_RANGE) | NVME_SF_DNR)
 
 static struct emu_result res(uint16_t status)
 {
@@ -81,7 +81,8 @@ static uint16_t io_rw(struct nvmk_emu *emu, struct emu_ns *ns, const struct nvme
 	uint64_t nlb = NVME_RW_NLB(sqe->cdw12) + 1ull;
 	uint8_t shift = emu_ns_lba_shift(ns);
 	uint64_t bytes = nlb << shift;
-	struct emu_prp_ctx ctx = {.dma = emu->cfg.dma, .dma_ctx = emu->cfg.dma_ctx,
+	struct emu_prp_ctx ctx = {.dma = emu->cfg.dma,
+				  .dma_ctx = emu->cfg.dma_ctx,
 				  .page_size = emu->page_size,
 				  .write = sqe->opc == NVME_CMD_READ};
 	struct io_arg a = {.emu = emu, .ns = ns, .off = slba << shift};
@@ -95,7 +96,7 @@ static uint16_t io_rw(struct nvmk_emu *emu, struct emu_ns *ns, const struct nvme
 		return LBA_RANGE;
 	if (emu->max_xfer && bytes > emu->max_xfer)
 		return INVALID_FIELD; /* beyond MDTS (Base 2.0 Figure 275) */
-	fn = sqe->opc == NVME_CMD_WRITE ? seg_write
+	fn = sqe->opc == NVME_CMD_WRITE	 ? seg_write
 	     : sqe->opc == NVME_CMD_READ ? seg_read
 					 : seg_compare;
 	st = emu_prp_walk(&ctx, sqe->prp1, sqe->prp2, bytes, fn, &a);

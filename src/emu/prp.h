@@ -21,7 +21,7 @@ struct emu_prp_ctx {
 	nvmk_emu_dma_fn dma;
 	void *dma_ctx;
 	uint32_t page_size; /* memory page size, 2 ^ (12 + CC.MPS) */
-	bool write;         /* device-to-host transfer (the controller writes host memory) */
+	bool write;	    /* device-to-host transfer (the controller writes host memory) */
 };
 
 /**

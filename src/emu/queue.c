@@ -378,8 +378,7 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 	struct nvmk_emu_fault f;
 	struct emu_result r;
 
-	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1, memory_order_relaxed);
 	/* Aborted while still in the SQ: completes before any fault applies. */
 	if (sq_take_abort(sq, sqe->cid)) {
 		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
@@ -518,8 +517,13 @@ uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64
 {
 	struct emu_cq *cq = &emu->cqs[qid];
 
-	*cq = (struct emu_cq){.valid = true, .qid = qid, .size = size, .base = base, .ien = ien,
-			      .iv = iv, .phase = 1};
+	*cq = (struct emu_cq){.valid = true,
+			      .qid = qid,
+			      .size = size,
+			      .base = base,
+			      .ien = ien,
+			      .iv = iv,
+			      .phase = 1};
 	atomic_store(&emu->cq_db[qid], 0);
 	if (emu->dbbuf_shadow) {
 		_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * qid + 1u, false);

@@ -29,9 +29,10 @@ size_t nvmk_emu_bar_size(const struct nvmk_emu *emu)
 static void emu_bad_access(struct nvmk_emu *emu, uint32_t off, unsigned width, bool write)
 {
 	if (!atomic_exchange(&emu->bad_access_logged, true))
-		nvmk_warn(emu->name, NVMK_LOG_NOQ,
-			  "ignored %s%u at BAR0 offset 0x%x (misaligned or out of range; logged once)",
-			  write ? "write" : "read", width, off);
+		nvmk_warn(
+		    emu->name, NVMK_LOG_NOQ,
+		    "ignored %s%u at BAR0 offset 0x%x (misaligned or out of range; logged once)",
+		    write ? "write" : "read", width, off);
 }
 
 /* Doorbell index: even = SQ tail of qid idx/2, odd = CQ head. -1 if not a doorbell. */
@@ -186,8 +187,7 @@ static void emu_reg_write(struct nvmk_emu *emu, uint32_t off, uint32_t val)
 
 		pthread_mutex_lock(&emu->reg_lock);
 		uint64_t v = atomic_load(r);
-		v = hi ? ((v & 0xffffffffull) | (uint64_t)val << 32)
-		       : ((v & ~0xffffffffull) | val);
+		v = hi ? ((v & 0xffffffffull) | (uint64_t)val << 32) : ((v & ~0xffffffffull) | val);
 		atomic_store(r, v);
 		pthread_mutex_unlock(&emu->reg_lock);
 		return;

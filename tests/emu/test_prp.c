@@ -13,7 +13,7 @@
 
 #define BASE 0x100000ull
 #define SIZE (64u * 4096u)
-#define PS 4096u
+#define PS   4096u
 
 static uint8_t *mem;
 
@@ -213,14 +213,14 @@ static void test_callback_status_stops_walk(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single_page_with_offset),
-		cmocka_unit_test(test_two_pages_prp2_data),
-		cmocka_unit_test(test_list),
-		cmocka_unit_test(test_list_with_offset_and_chain),
-		cmocka_unit_test(test_full_list_page_chain),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_self_chain_terminates),
-		cmocka_unit_test(test_callback_status_stops_walk),
+	    cmocka_unit_test(test_single_page_with_offset),
+	    cmocka_unit_test(test_two_pages_prp2_data),
+	    cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_list_with_offset_and_chain),
+	    cmocka_unit_test(test_full_list_page_chain),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_self_chain_terminates),
+	    cmocka_unit_test(test_callback_status_stops_walk),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -22,8 +22,8 @@
 
 #define MEM_BASE 0x10000000ull
 #define MEM_SIZE (4u << 20)
-#define PAGE 4096u
-#define QD 32u
+#define PAGE	 4096u
+#define QD	 32u
 
 struct host {
 	uint8_t *mem;
@@ -350,8 +350,8 @@ static void test_aer_and_ns_change(void **state)
 {
 	struct host *h = *state;
 	const uint64_t buf = MEM_BASE + 8 * PAGE;
-	struct nvmk_emu_ns_config ns = {.nsid = 2, .nblocks = 64, .lba_shift = 12,
-					.backing = NVMK_EMU_BACK_RAM};
+	struct nvmk_emu_ns_config ns = {
+	    .nsid = 2, .nblocks = 64, .lba_shift = 12, .backing = NVMK_EMU_BACK_RAM};
 	struct nvme_sqe sqe;
 	struct nvme_cqe cqe;
 
@@ -414,8 +414,8 @@ static void test_faults_abort_sq_delete(void **state)
 {
 	struct host *h = *state;
 	const uint64_t buf = MEM_BASE + 8 * PAGE;
-	struct nvmk_emu_fault f = {.kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_READ,
-				   .count = 1};
+	struct nvmk_emu_fault f = {
+	    .kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_READ, .count = 1};
 	struct nvme_sqe sqe;
 	struct nvme_cqe cqe;
 	uint16_t cid;
@@ -447,12 +447,18 @@ static void test_faults_abort_sq_delete(void **state)
 
 	/* STATUS and DELAY. */
 	nvmk_emu_fault_clear(h->emu);
-	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_STATUS, .qid = NVMK_FAULT_ANY_QID,
-				    .opcode = NVME_CMD_WRITE, .skip = 1, .count = 1,
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_STATUS,
+				    .qid = NVMK_FAULT_ANY_QID,
+				    .opcode = NVME_CMD_WRITE,
+				    .skip = 1,
+				    .count = 1,
 				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
 	id = nvmk_emu_fault_add(h->emu, &f);
-	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY, .qid = 1,
-				    .opcode = NVMK_FAULT_ANY_OPC, .count = 1, .delay_us = 2000};
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+				    .qid = 1,
+				    .opcode = NVMK_FAULT_ANY_OPC,
+				    .count = 1,
+				    .delay_us = 2000};
 	int id2 = nvmk_emu_fault_add(h->emu, &f);
 	sqe = rw(NVME_CMD_WRITE, buf, 0);
 	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0); /* skipped by rule 0, delayed */
@@ -462,8 +468,8 @@ static void test_faults_abort_sq_delete(void **state)
 	assert_int_equal(nvmk_emu_fault_hits(h->emu, id), 1);
 
 	/* A hung command is aborted by deleting its SQ. */
-	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_HANG, .qid = 1,
-				    .opcode = NVMK_FAULT_ANY_OPC};
+	f = (struct nvmk_emu_fault){
+	    .kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVMK_FAULT_ANY_OPC};
 	nvmk_emu_fault_add(h->emu, &f);
 	sqe = rw(NVME_CMD_READ, buf, 0);
 	cid = post(h, 1, &sqe);
@@ -557,13 +563,13 @@ static void test_bad_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bringup_io, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_masked_vector_defers_irq, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_aer_and_ns_change, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_faults_abort_sq_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shadow_doorbells, setup, teardown),
-		cmocka_unit_test(test_bad_config),
+	    cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bringup_io, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_masked_vector_defers_irq, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aer_and_ns_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_faults_abort_sq_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shadow_doorbells, setup, teardown),
+	    cmocka_unit_test(test_bad_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
