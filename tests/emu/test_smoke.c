@@ -538,6 +538,232 @@ static void test_shadow_doorbells(void **state)
 	assert_int_equal(((uint8_t *)ptr(h, rbuf))[100], (3 * QD - 1) & 0xff);
 }
 
+static struct nvme_cqe admin_simple(struct host *h, uint8_t opc, uint32_t nsid, uint64_t prp1,
+				    uint32_t cdw10, uint32_t cdw11)
+{
+	struct nvme_sqe sqe = {
+	    .opc = opc, .nsid = nsid, .prp1 = prp1, .cdw10 = cdw10, .cdw11 = cdw11};
+
+	return submit(h, 0, &sqe);
+}
+
+static void test_features_logs(void **state)
+{
+	struct host *h = *state;
+	const uint64_t buf = MEM_BASE + 8 * PAGE;
+	struct nvme_cqe cqe;
+	struct nvme_sqe sqe;
+
+	enable(h);
+	/* Number of Queues: FFFFh invalid; grant is capped; fixed after creation. */
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_NUM_QUEUES,
+			   NVME_FEAT_NUMQ(0xffff, 3));
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_FIELD);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_NUM_QUEUES,
+			   NVME_FEAT_NUMQ(0, 999));
+	assert_int_equal(cqe.status >> 1, 0);
+	assert_int_equal(NVME_FEAT_NUMQ_NSQ(cqe.dw0), 0);
+	assert_int_equal(NVME_FEAT_NUMQ_NCQ(cqe.dw0), 63);
+	create_io_pair(h);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_CREATE_SQ;
+	sqe.prp1 = MEM_BASE + 20 * PAGE;
+	sqe.cdw10 = NVME_CREATE_Q_CDW10(2, QD - 1);
+	sqe.cdw11 = NVME_SQ_FLAGS_PC | (1u << 16);
+	cqe = submit(h, 0, &sqe);
+	assert_int_equal(sct(cqe), NVME_SCT_CMD_SPECIFIC);
+	assert_int_equal(sc(cqe), NVME_SC_QID_INVALID);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_NUM_QUEUES, 0);
+	assert_int_equal(sc(cqe), NVME_SC_CMD_SEQ_ERROR);
+	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_NUM_QUEUES, 0);
+	assert_int_equal(cqe.dw0, NVME_FEAT_NUMQ(0, 63));
+	/* Volatile write cache: current and default. */
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_VOLATILE_WC, 0);
+	assert_int_equal(cqe.status >> 1, 0);
+	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_VOLATILE_WC, 0);
+	assert_int_equal(cqe.dw0, 0);
+	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_VOLATILE_WC | (1u << 8), 0);
+	assert_int_equal(cqe.dw0, NVME_FEAT_VWC_WCE);
+
+	/* One successful write and one invalid-namespace failure. */
+	sqe = rw(NVME_CMD_WRITE, buf, 0);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	sqe = rw(NVME_CMD_READ, buf, 0);
+	sqe.nsid = 9;
+	cqe = submit(h, 1, &sqe);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_NS);
+
+	cqe = admin_simple(h, NVME_ADM_GET_LOG_PAGE, NVME_NSID_ALL, buf,
+			   NVME_LOG_CDW10(NVME_LOG_SMART, 127, false), 0);
+	assert_int_equal(cqe.status >> 1, 0);
+	struct nvme_smart_log *sl = ptr(h, buf);
+	assert_int_equal(sl->host_writes[0], 1);
+	assert_int_equal(sl->data_units_written[0], 1);
+	assert_int_equal(sl->host_reads[0], 0);
+
+	cqe = admin_simple(h, NVME_ADM_GET_LOG_PAGE, 0, buf,
+			   NVME_LOG_CDW10(NVME_LOG_ERROR, 15, false), 0);
+	assert_int_equal(cqe.status >> 1, 0);
+	struct nvme_error_log *el = ptr(h, buf);
+	assert_true(el->error_count >= 1);
+	assert_int_equal(el->sqid, 1);
+	assert_int_equal(NVME_SF_SC(NVME_CQE_SF(el->status)), NVME_SC_INVALID_NS);
+	/* LPO beyond the page and an unknown log. */
+	struct nvme_sqe lp = {.opc = NVME_ADM_GET_LOG_PAGE,
+			      .prp1 = buf,
+			      .cdw10 = NVME_LOG_CDW10(NVME_LOG_SMART, 0, false),
+			      .cdw12 = 512};
+	assert_int_equal(sc(submit(h, 0, &lp)), NVME_SC_INVALID_FIELD);
+	cqe = admin_simple(h, NVME_ADM_GET_LOG_PAGE, 0, buf, NVME_LOG_CDW10(0x7e, 0, false), 0);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_LOG_PAGE);
+}
+
+static void test_nvm_commands(void **state)
+{
+	struct host *h = *state;
+	const uint64_t buf = MEM_BASE + 8 * PAGE, rbuf = MEM_BASE + 10 * PAGE;
+	uint8_t *b = ptr(h, buf), *r = ptr(h, rbuf);
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+
+	enable(h);
+	create_io_pair(h);
+	memset(b, 0x5a, PAGE);
+	sqe = rw(NVME_CMD_WRITE, buf, 8);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	sqe = rw(NVME_CMD_COMPARE, buf, 8);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	b[4095] ^= 1;
+	cqe = submit(h, 1, &sqe);
+	assert_int_equal(sct(cqe), NVME_SCT_MEDIA);
+	assert_int_equal(sc(cqe), NVME_SC_COMPARE_FAILED);
+
+	/* Write Zeroes over blocks 8..11, then DSM deallocate 12..15. */
+	sqe = (struct nvme_sqe){.opc = NVME_CMD_WRITE_ZEROES, .nsid = 1, .cdw10 = 8, .cdw12 = 3};
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	struct nvme_dsm_range *rg = ptr(h, MEM_BASE + 12 * PAGE);
+	rg[0] = (struct nvme_dsm_range){.nlb = 4, .slba = 12};
+	sqe = (struct nvme_sqe){.opc = NVME_CMD_DSM,
+				.nsid = 1,
+				.prp1 = MEM_BASE + 12 * PAGE,
+				.cdw10 = 0,
+				.cdw11 = NVME_DSM_AD};
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	memset(r, 0xff, PAGE);
+	sqe = rw(NVME_CMD_READ, rbuf, 8);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	for (unsigned i = 0; i < PAGE; i++)
+		assert_int_equal(r[i], 0);
+	/* A range past the end is refused. */
+	rg[1] = (struct nvme_dsm_range){.nlb = 4, .slba = 2046};
+	sqe.opc = NVME_CMD_DSM;
+	sqe.prp1 = MEM_BASE + 12 * PAGE;
+	sqe.cdw10 = 1;
+	sqe.cdw11 = NVME_DSM_AD;
+	sqe.cdw12 = 0;
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_LBA_RANGE);
+
+	/* Flush of one and of every namespace; misaligned PRP1; too large a transfer. */
+	sqe = (struct nvme_sqe){.opc = NVME_CMD_FLUSH, .nsid = 1};
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	sqe.nsid = NVME_NSID_ALL;
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	sqe = rw(NVME_CMD_READ, rbuf + 2, 0);
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_PRP_INVALID_OFFSET);
+	sqe = rw(NVME_CMD_READ, rbuf, 0);
+	sqe.cdw12 = 511; /* 256 KiB > MDTS 128 KiB */
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_INVALID_FIELD);
+	sqe = rw(NVME_CMD_READ, 0x10, 0);
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_DATA_XFER_ERROR);
+	sqe = (struct nvme_sqe){.opc = 0x7e, .nsid = 1};
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_INVALID_OPCODE);
+}
+
+static void test_reservation_between_controllers(void **state)
+{
+	struct host *h = *state;
+	const uint64_t buf = MEM_BASE + 8 * PAGE;
+	struct nvmk_emu_config cfg;
+	struct nvmk_emu *other;
+	uint64_t *d = ptr(h, buf);
+	struct nvme_sqe sqe;
+
+	enable(h);
+	create_io_pair(h);
+	/* Host identifier, register key 0xabc, acquire Write Exclusive. */
+	d[0] = 0x1122334455667788ull;
+	assert_int_equal(
+	    admin_simple(h, NVME_ADM_SET_FEATURES, 0, buf, NVME_FEAT_HOST_ID, 0).status >> 1, 0);
+	d[0] = 0;
+	d[1] = 0xabc;
+	sqe = (struct nvme_sqe){.opc = NVME_CMD_RESV_REGISTER,
+				.nsid = 1,
+				.prp1 = buf,
+				.cdw10 = NVME_RESV_CDW10(NVME_RESV_REG_REGISTER, false, 0)};
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	d[0] = 0xabc;
+	d[1] = 0;
+	sqe = (struct nvme_sqe){
+	    .opc = NVME_CMD_RESV_ACQUIRE,
+	    .nsid = 1,
+	    .prp1 = buf,
+	    .cdw10 = NVME_RESV_CDW10(NVME_RESV_ACQ_ACQUIRE, false, NVME_RESV_WRITE_EXCLUSIVE)};
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	sqe = rw(NVME_CMD_WRITE, buf, 0);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+
+	/* A second controller of the subsystem shares the namespace. */
+	nvmk_emu_config_default(&cfg);
+	cfg.name = "smoke-b";
+	cfg.nr_ns = 0;
+	cfg.subsystem_of = h->emu;
+	cfg.dma = host_dma;
+	cfg.dma_ctx = h;
+	assert_int_equal(nvmk_emu_create(&cfg, &other), 0);
+	struct nvmk_emu *mine = h->emu;
+	h->emu = other;
+	memset(h->sq_tail, 0, sizeof(h->sq_tail));
+	memset(h->cq_head, 0, sizeof(h->cq_head));
+	h->phase[0] = h->phase[1] = 1;
+	memset(ptr(h, MEM_BASE), 0, 4 * PAGE);
+	enable(h);
+	create_io_pair(h);
+	assert_int_equal(
+	    admin_simple(h, NVME_ADM_IDENTIFY, 0, buf, NVME_ID_CNS_CTRL, 0).status >> 1, 0);
+	assert_int_equal(((struct nvme_id_ctrl *)ptr(h, buf))->cntlid, 2);
+	d[0] = 0x99;
+	assert_int_equal(
+	    admin_simple(h, NVME_ADM_SET_FEATURES, 0, buf, NVME_FEAT_HOST_ID, 0).status >> 1, 0);
+	sqe = rw(NVME_CMD_WRITE, buf, 0);
+	assert_int_equal(sc(submit(h, 1, &sqe)), NVME_SC_RESERVATION_CONFLICT);
+	sqe = rw(NVME_CMD_READ, buf + PAGE, 0);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	nvmk_emu_destroy(other);
+	h->emu = mine;
+}
+
+static void test_cc_errors_shutdown_removal(void **state)
+{
+	struct host *h = *state;
+
+	/* CC.MPS above MPSMAX: controller fatal status. */
+	nvmk_emu_reg_write32(h->emu, NVME_REG_AQA, NVME_AQA(QD - 1, QD - 1));
+	nvmk_emu_reg_write64(h->emu, NVME_REG_ASQ, h->sq_iova[0]);
+	nvmk_emu_reg_write64(h->emu, NVME_REG_ACQ, h->cq_iova[0]);
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_MPS(9));
+	assert_true(wait_csts(h, NVME_CSTS_CFS, NVME_CSTS_CFS));
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CC, 0);
+	assert_true(wait_csts(h, NVME_CSTS_CFS | NVME_CSTS_RDY, 0));
+	enable(h);
+	nvmk_emu_reg_write32(h->emu, NVME_REG_CC,
+			     NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4) |
+				 NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
+	assert_true(wait_csts(h, NVME_CSTS_SHST_MASK, NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE)));
+	nvmk_emu_surprise_remove(h->emu);
+	assert_int_equal(nvmk_emu_reg_read32(h->emu, NVME_REG_CSTS), 0xffffffffu);
+	assert_int_equal(nvmk_emu_reg_read64(h->emu, NVME_REG_CAP), ~0ull);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -569,6 +795,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_aer_and_ns_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_faults_abort_sq_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shadow_doorbells, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_features_logs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nvm_commands, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reservation_between_controllers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cc_errors_shutdown_removal, setup, teardown),
 	    cmocka_unit_test(test_bad_config),
 	};
 
