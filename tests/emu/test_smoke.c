@@ -6,8 +6,10 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,16 +26,17 @@
 #define MEM_SIZE (4u << 20)
 #define PAGE	 4096u
 #define QD	 32u
+#define NQ	 5 /* admin + 4 I/O queues */
 
 struct host {
 	uint8_t *mem;
 	struct nvmk_emu *emu;
-	int efd[2];
-	uint32_t sq_tail[2];
-	uint32_t cq_head[2];
-	uint8_t phase[2];
-	uint64_t sq_iova[2], cq_iova[2];
-	uint16_t cid;
+	int efd[NQ];
+	uint32_t sq_tail[NQ];
+	uint32_t cq_head[NQ];
+	uint8_t phase[NQ];
+	uint64_t sq_iova[NQ], cq_iova[NQ];
+	uint16_t cid[NQ]; /* per queue: each queue is driven by one thread */
 };
 
 static void *host_dma(void *ctx, uint64_t iova, size_t len, bool write)
@@ -76,7 +79,7 @@ static uint16_t post(struct host *h, unsigned q, struct nvme_sqe *sqe)
 {
 	struct nvme_sqe *sq = ptr(h, h->sq_iova[q]);
 
-	sqe->cid = ++h->cid;
+	sqe->cid = ++h->cid[q];
 	sq[h->sq_tail[q]] = *sqe;
 	h->sq_tail[q] = (h->sq_tail[q] + 1) % QD;
 	/* The emulator stores the doorbell with release order: the SQE is visible first. */
@@ -140,16 +143,15 @@ static int setup(void **state)
 	cfg.dma = host_dma;
 	cfg.dma_ctx = h;
 	assert_int_equal(nvmk_emu_create(&cfg, &h->emu), 0);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < NQ; i++) {
 		h->efd[i] = eventfd(0, EFD_NONBLOCK);
 		assert_true(h->efd[i] >= 0);
 		assert_int_equal(nvmk_emu_set_irq_fd(h->emu, (uint16_t)i, h->efd[i]), 0);
 		h->phase[i] = 1;
+		/* Queues 0 and 1 in pages 0-3; the others far from test buffers. */
+		h->sq_iova[i] = MEM_BASE + (i < 2 ? 2u * i : 200u + 2u * i) * PAGE;
+		h->cq_iova[i] = h->sq_iova[i] + PAGE;
 	}
-	h->sq_iova[0] = MEM_BASE;
-	h->cq_iova[0] = MEM_BASE + PAGE;
-	h->sq_iova[1] = MEM_BASE + 2 * PAGE;
-	h->cq_iova[1] = MEM_BASE + 3 * PAGE;
 	*state = h;
 	return 0;
 }
@@ -159,8 +161,8 @@ static int teardown(void **state)
 	struct host *h = *state;
 
 	nvmk_emu_destroy(h->emu);
-	close(h->efd[0]);
-	close(h->efd[1]);
+	for (int i = 0; i < NQ; i++)
+		close(h->efd[i]);
 	free(h->mem);
 	free(h);
 	return 0;
@@ -517,7 +519,7 @@ static void test_shadow_doorbells(void **state)
 
 		memset(ptr(h, wbuf), (int)i, PAGE);
 		sqe = rw(NVME_CMD_WRITE, wbuf, i % 64);
-		sqe.cid = ++h->cid;
+		sqe.cid = ++h->cid[1];
 		sq[old] = sqe;
 		h->sq_tail[1] = (old + 1) % QD;
 		__atomic_store_n(&sh[2], h->sq_tail[1], __ATOMIC_SEQ_CST);
@@ -530,7 +532,7 @@ static void test_shadow_doorbells(void **state)
 		cqe = reap(h, 1, 0);
 		__atomic_store_n(&sh[3], h->cq_head[1], __ATOMIC_SEQ_CST);
 		assert_int_equal(cqe.status >> 1, 0);
-		assert_int_equal(cqe.cid, h->cid);
+		assert_int_equal(cqe.cid, h->cid[1]);
 	}
 	assert_true(mmio >= 1);
 	sqe = rw(NVME_CMD_READ, rbuf, (3 * QD - 1) % 64);
@@ -764,6 +766,105 @@ static void test_cc_errors_shutdown_removal(void **state)
 	assert_int_equal(nvmk_emu_reg_read64(h->emu, NVME_REG_CAP), ~0ull);
 }
 
+struct io_thread {
+	struct host *h;
+	unsigned q;
+	int errors;
+	pthread_t t;
+};
+
+static void *io_thread_fn(void *arg)
+{
+	struct io_thread *t = arg;
+	struct host *h = t->h;
+	const uint64_t wbuf = MEM_BASE + (300u + 4u * t->q) * PAGE, rbuf = wbuf + 2 * PAGE;
+	uint8_t *w = ptr(h, wbuf), *r = ptr(h, rbuf);
+
+	for (unsigned i = 0; i < 100; i++) {
+		uint32_t lba = t->q * 128 + (i % 16) * 8;
+		struct nvme_sqe sqe = rw(NVME_CMD_WRITE, wbuf, lba);
+		struct nvme_cqe cqe;
+
+		memset(w, (int)(t->q * 31 + i), PAGE);
+		post(h, t->q, &sqe);
+		cqe = reap(h, t->q, 5000);
+		if (cqe.cid != sqe.cid || (cqe.status >> 1))
+			t->errors++;
+		sqe = rw(NVME_CMD_READ, rbuf, lba);
+		post(h, t->q, &sqe);
+		cqe = reap(h, t->q, 5000);
+		if (cqe.cid != sqe.cid || (cqe.status >> 1) || memcmp(w, r, PAGE))
+			t->errors++;
+	}
+	return NULL;
+}
+
+struct reg_thread {
+	struct nvmk_emu *emu;
+	atomic_bool stop;
+	unsigned bad;
+	pthread_t t;
+};
+
+static void *reg_thread_fn(void *arg)
+{
+	struct reg_thread *t = arg;
+	uint64_t cap = nvmk_emu_reg_read64(t->emu, NVME_REG_CAP);
+
+	while (!atomic_load(&t->stop)) {
+		if (nvmk_emu_reg_read64(t->emu, NVME_REG_CAP) != cap)
+			t->bad++;
+		if (!(nvmk_emu_reg_read32(t->emu, NVME_REG_CSTS) & NVME_CSTS_RDY))
+			t->bad++;
+		nvmk_emu_reg_write32(t->emu, NVME_REG_INTMS, 0); /* harmless write */
+		(void)nvmk_emu_cmd_count(t->emu, false, NVME_CMD_WRITE);
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct host *h = *state;
+	struct io_thread io[NQ - 1];
+	struct reg_thread rt = {.emu = h->emu};
+	struct nvmk_emu_ns_config ns = {
+	    .nsid = 3, .nblocks = 16, .lba_shift = 9, .backing = NVMK_EMU_BACK_RAM};
+	struct nvme_sqe sqe;
+
+	enable(h);
+	for (unsigned q = 1; q < NQ; q++) {
+		sqe = (struct nvme_sqe){.opc = NVME_ADM_CREATE_CQ,
+					.prp1 = h->cq_iova[q],
+					.cdw10 = NVME_CREATE_Q_CDW10(q, QD - 1),
+					.cdw11 = NVME_CQ_FLAGS_PC | NVME_CQ_FLAGS_IEN | (q << 16)};
+		assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+		sqe = (struct nvme_sqe){.opc = NVME_ADM_CREATE_SQ,
+					.prp1 = h->sq_iova[q],
+					.cdw10 = NVME_CREATE_Q_CDW10(q, QD - 1),
+					.cdw11 = NVME_SQ_FLAGS_PC | (q << 16)};
+		assert_int_equal(submit(h, 0, &sqe).status >> 1, 0);
+	}
+	assert_int_equal(pthread_create(&rt.t, NULL, reg_thread_fn, &rt), 0);
+	for (unsigned q = 1; q < NQ; q++) {
+		io[q - 1] = (struct io_thread){.h = h, .q = q};
+		assert_int_equal(pthread_create(&io[q - 1].t, NULL, io_thread_fn, &io[q - 1]), 0);
+	}
+	/* Namespace churn from this thread while the I/O runs. */
+	for (unsigned i = 0; i < 20; i++) {
+		assert_int_equal(nvmk_emu_ns_add(h->emu, &ns), 0);
+		assert_int_equal(nvmk_emu_ns_resize(h->emu, 3, 32), 0);
+		assert_int_equal(nvmk_emu_ns_remove(h->emu, 3), 0);
+	}
+	for (unsigned q = 1; q < NQ; q++) {
+		pthread_join(io[q - 1].t, NULL);
+		assert_int_equal(io[q - 1].errors, 0);
+	}
+	atomic_store(&rt.stop, true);
+	pthread_join(rt.t, NULL);
+	assert_int_equal(rt.bad, 0);
+	assert_int_equal(nvmk_emu_cmd_count(h->emu, false, NVME_CMD_WRITE), 4 * 100);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -799,6 +900,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_nvm_commands, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation_between_controllers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cc_errors_shutdown_removal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	    cmocka_unit_test(test_bad_config),
 	};
 
