@@ -89,6 +89,8 @@ static const uint8_t emu_zero_buf[EMU_CHUNK_SIZE];
 
 static uint64_t emu_ns_bytes(const struct emu_ns *ns)
 {
+	/* Relaxed: data calls hold ns->lock for reading and resize writes under
+	 * the write lock, so the rwlock already orders this with a resize. */
 	return atomic_load_explicit(&ns->nblocks, memory_order_relaxed) << ns->lba_shift;
 }
 
@@ -237,6 +239,7 @@ static void emu_ram_free_chunk(struct emu_ns *ns, uint64_t ci)
 					 memory_order_relaxed);
 	if (chunk) {
 		free(chunk);
+		/* Relaxed: a statistic, orders nothing. */
 		atomic_fetch_sub_explicit(&ns->chunks, 1, memory_order_relaxed);
 	}
 }
@@ -246,6 +249,7 @@ static void emu_ram_free_chunk(struct emu_ns *ns, uint64_t ci)
 static void emu_ram_free_from(struct emu_ns *ns, uint64_t first_ci)
 {
 	for (uint64_t i1 = first_ci >> EMU_L2_SHIFT; i1 < ns->l1_entries; i1++) {
+		/* Relaxed (here and below): the write lock excludes every reader. */
 		struct emu_l2 *l2 = atomic_load_explicit(&ns->l1[i1], memory_order_relaxed);
 
 		if (!l2)
@@ -260,6 +264,36 @@ static void emu_ram_free_from(struct emu_ns *ns, uint64_t first_ci)
 			atomic_store_explicit(&ns->l1[i1], NULL, memory_order_relaxed);
 			free(l2);
 		}
+	}
+}
+
+/* Free chunks [@first, @end). Skips absent L2 tables, so deallocating a huge
+ * sparse namespace costs time for what was written only, and frees an L2
+ * table whose whole range is freed. Caller holds the write lock. */
+static void emu_ram_free_range(struct emu_ns *ns, uint64_t first, uint64_t end)
+{
+	uint64_t ci = first;
+
+	while (ci < end) {
+		uint64_t i1 = ci >> EMU_L2_SHIFT;
+		uint64_t l2_first = i1 << EMU_L2_SHIFT;
+		uint64_t l2_end = l2_first + EMU_L2_ENTRIES;
+		uint64_t stop = end < l2_end ? end : l2_end;
+		struct emu_l2 *l2;
+
+		if (i1 >= ns->l1_entries)
+			return;
+		/* Relaxed: the write lock excludes every reader. */
+		l2 = atomic_load_explicit(&ns->l1[i1], memory_order_relaxed);
+		if (l2) {
+			for (uint64_t c = ci; c < stop; c++)
+				emu_ram_free_chunk(ns, c);
+			if (ci == l2_first && stop == l2_end) {
+				atomic_store_explicit(&ns->l1[i1], NULL, memory_order_relaxed);
+				free(l2);
+			}
+		}
+		ci = stop;
 	}
 }
 
@@ -292,8 +326,7 @@ static int emu_ram_zero(struct emu_ns *ns, uint64_t off, uint64_t len)
 	if (off < (first_whole << EMU_CHUNK_SHIFT))
 		emu_ram_io(ns, off, NULL, NULL, (first_whole << EMU_CHUNK_SHIFT) - off,
 			   EMU_RAM_ZERO);
-	for (uint64_t ci = first_whole; ci < end_whole; ci++)
-		emu_ram_free_chunk(ns, ci);
+	emu_ram_free_range(ns, first_whole, end_whole);
 	if (end > (end_whole << EMU_CHUNK_SHIFT))
 		emu_ram_io(ns, end_whole << EMU_CHUNK_SHIFT, NULL, NULL,
 			   end - (end_whole << EMU_CHUNK_SHIFT), EMU_RAM_ZERO);
@@ -325,6 +358,7 @@ static int emu_ram_resize(struct emu_ns *ns, uint64_t old_bytes, uint64_t new_by
 				 ns->nsid, (unsigned long long)entries);
 			return -ENOMEM;
 		}
+		/* Relaxed: under the write lock; unlocking publishes the table. */
 		for (uint64_t i = 0; i < ns->l1_entries; i++)
 			atomic_store_explicit(
 			    &l1[i], atomic_load_explicit(&ns->l1[i], memory_order_relaxed),
@@ -598,6 +632,7 @@ uint32_t emu_ns_nsid(const struct emu_ns *ns)
 
 uint64_t emu_ns_nblocks(const struct emu_ns *ns)
 {
+	/* Relaxed: a value on its own, callers serialise against resize. */
 	return atomic_load_explicit(&ns->nblocks, memory_order_relaxed);
 }
 
@@ -796,6 +831,8 @@ int emu_ns_resize(struct emu_ns *ns, uint64_t nblocks)
 	case NVMK_EMU_BACK_NULL:
 		break;
 	}
+	/* Relaxed: data calls read it under the read lock; the unlock below
+	 * orders this store before their next call. */
 	if (!ret)
 		atomic_store_explicit(&ns->nblocks, nblocks, memory_order_relaxed);
 	pthread_rwlock_unlock(&ns->lock);

@@ -4,8 +4,10 @@
  * every controller of the NVM subsystem.
  *
  * Specification: Base 2.0 8.19 "Reservations" and NVM-CS 1.0 3.2.4 - 3.2.7.
- * The same text, clarified, is Base 2.2 8.1.22 and 7.5 - 7.8; section
- * numbers below are Base 2.0 unless marked otherwise.
+ * The same text, clarified, is Base 2.2 8.1.22 and 7.5 - 7.8 (the commands
+ * moved into the base specification). Sub-sections are cited as 8.19.n
+ * after Base 2.2 8.1.22.n: 3 Registering, 4 Unregistering, 5 Acquiring,
+ * 6 Releasing, 7 Preempting, 8 Clearing.
  *
  * Model
  *  - A registration belongs to a HOST, named by its Host Identifier (Set
@@ -20,7 +22,7 @@
  *    no other controller could ever act for that host.
  *  - Write Exclusive, Exclusive Access and the two Registrants Only types
  *    have one holder; for the two All Registrants types every registrant is
- *    a holder (Figure 433/646), so the reservation lasts until the last
+ *    a holder (Base 2.0 Figure 433, Base 2.2 Figure 646), so the reservation lasts until the last
  *    registrant is gone or it is released/cleared (8.19.4).
  *  - Persist Through Power Loss is not supported (RESCAP bit 0 clear).
  *  - Registrant storage grows on demand: "a Reservation Register command
@@ -41,7 +43,7 @@
 
 #include "nvmekeep/log.h"
 
-#define EMU_RESV_CNTLID_NONE 0xffffu /* registrant with no controller (Figure 584) */
+#define EMU_RESV_CNTLID_NONE 0xffffu /* registrant with no controller (Base 2.2 Fig. 584) */
 
 #define SF_OK		 NVME_SF_SUCCESS
 #define SF_CONFLICT	 NVME_SF(NVME_SCT_GENERIC, NVME_SC_RESERVATION_CONFLICT)
@@ -70,7 +72,7 @@ struct emu_resv_ctrl {
 
 struct emu_resv {
 	pthread_mutex_t lock;
-	uint32_t gen;  /* wraps FFFFFFFFh -> 0 (Figure 58 / Base 2.2 Figure 582) */
+	uint32_t gen;  /* wraps FFFFFFFFh -> 0 (NVM-CS 1.0 Figure 58, Base 2.2 Figure 582) */
 	uint8_t rtype; /* 0: no reservation held */
 	int holder;    /* index into reg[] for single-holder types, else -1 */
 	struct emu_resv_reg *reg;
@@ -213,7 +215,7 @@ static void emu_resv_remove(struct emu_resv *r, int i)
 
 /* Does any registrant use the other Host Identifier size than @w? Then
  * 64-bit and 128-bit identifiers would be in use at once: Host Identifier
- * Inconsistent Format (Figure 94: "simultaneous use of 64-bit and 128-bit
+ * Inconsistent Format (Base 2.0 Figure 94: "simultaneous use of 64-bit and 128-bit
  * Host Identifier values on different controllers"). */
 static bool emu_resv_format_mixed(const struct emu_resv *r, const struct emu_resv_who *w)
 {
@@ -378,7 +380,7 @@ uint16_t emu_resv_register(struct emu_resv *r, const struct emu_resv_host *h, ui
 		break;
 	}
 	if (sf == SF_OK)
-		r->gen++; /* any successful Reservation Register (Figure 58 GEN) */
+		r->gen++; /* any successful Reservation Register (NVM-CS 1.0 Figure 58, GEN) */
 	pthread_mutex_unlock(&r->lock);
 	return sf;
 }

@@ -372,6 +372,14 @@ static void test_ram_64g_costs_no_memory(void **state)
 	assert_int_equal(emu_ns_nuse(ns), 3 * (CHUNK >> 12));
 	rss1 = rss_bytes();
 	assert_true(rss1 < rss0 + 64 * MIB);
+	/* deallocating all of it frees what was written, and keeps working */
+	assert_int_equal(emu_ns_zero(ns, 0, bytes, true), 0);
+	assert_int_equal(emu_ns_nuse(ns), 0);
+	assert_int_equal(emu_ns_read(ns, bytes - 4, buf, 4), 0);
+	assert_true(all_zero(buf, 4));
+	assert_int_equal(emu_ns_write(ns, 40 * GIB, "again", 5), 0);
+	assert_int_equal(emu_ns_read(ns, 40 * GIB, buf, 5), 0);
+	assert_memory_equal(buf, "again", 5);
 	emu_ns_destroy(ns);
 	free(buf);
 }
