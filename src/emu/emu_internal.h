@@ -89,6 +89,7 @@ struct emu_cq {
 	uint32_t nr_sq;	   /* SQs bound to this CQ */
 	uint32_t reserved; /* completions owed by fetched, unfinished commands */
 	uint32_t last_shadow;
+	bool bad_db; /* invalid doorbell value reported, until a valid one */
 };
 
 struct emu_sq {
@@ -102,7 +103,7 @@ struct emu_sq {
 	uint32_t last_shadow;
 	uint16_t abort_cid[EMU_SQ_ABORT_SLOTS];
 	unsigned nr_abort;
-	bool bad_tail_logged;
+	bool bad_db; /* invalid doorbell value reported, until a valid one */
 };
 
 /* MMIO doorbell value plus a "written since last look" flag (bit 31). */

@@ -417,6 +417,22 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 	emu_cq_post(emu, sq->qid, sqe->cid, r.status, r.dw0, (int)f.kind);
 }
 
+/*
+ * An Invalid Doorbell Write Value (Base 2.0 3.1.3.21/22 and Figure 147): the
+ * write is ignored, logged once per queue, and reported as an error event
+ * (type 0, info 01h, Error Information log) until a valid value arrives.
+ */
+static void db_invalid(struct nvmk_emu *emu, bool *flag, int qid, const char *what, uint32_t v,
+		       uint32_t size)
+{
+	if (*flag)
+		return;
+	*flag = true;
+	nvmk_warn(emu->name, qid, "invalid %s doorbell value %u (queue size %u) ignored", what, v,
+		  size);
+	emu_aer_event(emu, NVME_AER_TYPE_ERROR, 0x01, NVME_LOG_ERROR);
+}
+
 /* Pick up the latest SQ tail (MMIO or shadow doorbell); false on a fatal error. */
 static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
 {
@@ -425,12 +441,9 @@ static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
 	if (!db_read(emu, 2u * sq->qid, &tail, &sq->last_shadow))
 		return false;
 	if (tail >= sq->size) {
-		/* Invalid doorbell write value (Base 2.0 3.1.3.21): ignored. */
-		if (!sq->bad_tail_logged)
-			nvmk_warn(emu->name, sq->qid, "SQ tail doorbell %u >= size %u ignored",
-				  tail, sq->size);
-		sq->bad_tail_logged = true;
+		db_invalid(emu, &sq->bad_db, sq->qid, "SQ tail", tail, sq->size);
 	} else {
+		sq->bad_db = false;
 		sq->tail = tail;
 	}
 	return true;
@@ -483,11 +496,13 @@ static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
 
 	if (!db_read(emu, 2u * cq->qid + 1u, &head, &cq->last_shadow))
 		return;
-	if (head >= cq->size) {
-		nvmk_warn(emu->name, cq->qid, "CQ head doorbell %u >= size %u ignored", head,
-			  cq->size);
+	/* The new head may only move forward over entries already posted. */
+	if (head >= cq->size ||
+	    (head + cq->size - cq->head) % cq->size > (cq->tail + cq->size - cq->head) % cq->size) {
+		db_invalid(emu, &cq->bad_db, cq->qid, "CQ head", head, cq->size);
 		return;
 	}
+	cq->bad_db = false;
 	cq->head = head;
 	eventidx_write(emu, 2u * cq->qid + 1u, head);
 }

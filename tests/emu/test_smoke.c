@@ -865,6 +865,27 @@ static void test_threads(void **state)
 	assert_int_equal(nvmk_emu_cmd_count(h->emu, false, NVME_CMD_WRITE), 4 * 100);
 }
 
+static void test_invalid_doorbell_event(void **state)
+{
+	struct host *h = *state;
+	struct nvme_sqe sqe = {.opc = NVME_ADM_ASYNC_EVENT};
+	struct nvme_cqe cqe;
+
+	enable(h);
+	create_io_pair(h);
+	post(h, 0, &sqe);
+	nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(1, 0), QD + 5);
+	cqe = reap(h, 0, 0);
+	assert_int_equal(cqe.status >> 1, 0);
+	assert_int_equal(NVME_AER_DW0_TYPE(cqe.dw0), NVME_AER_TYPE_ERROR);
+	assert_int_equal(NVME_AER_DW0_INFO(cqe.dw0), 1);
+	assert_int_equal(NVME_AER_DW0_LID(cqe.dw0), NVME_LOG_ERROR);
+	/* The queue still works with a valid value. */
+	nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(1, 0), 0);
+	sqe = rw(NVME_CMD_READ, MEM_BASE + 8 * PAGE, 0);
+	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -901,6 +922,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reservation_between_controllers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cc_errors_shutdown_removal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_doorbell_event, setup, teardown),
 	    cmocka_unit_test(test_bad_config),
 	};
 
