@@ -123,7 +123,7 @@ void emu_features_reset(struct nvmk_emu *emu)
 	pthread_mutex_unlock(&emu->aer_lock);
 }
 
-#define EMU_AEC_SUPPORTED (NVME_AEC_SMART_MASK | NVME_AEC_NS_ATTR)
+#define EMU_AEC_DEFINED 0x7fffu
 
 /* Value of feature @fid as selected by SEL (0 current, 1 default, 2 saved).
  * Nothing is saveable, so "saved" reports the default (Base 2.0 5.15.1). */
@@ -265,7 +265,10 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 		emu->feat_watomic = v;
 		return res(0, 0);
 	case NVME_FEAT_ASYNC_EVENT:
-		if (v & ~EMU_AEC_SUPPORTED)
+		/* Bits 14:0 are defined (Base 2.0 Figure 325); events the controller
+		 * never generates may be enabled harmlessly. Higher bits are reserved
+		 * for PCIe controllers. */
+		if (v & ~EMU_AEC_DEFINED)
 			return res(INVALID_FIELD, 0);
 		pthread_mutex_lock(&emu->aer_lock);
 		emu->aec = v;
