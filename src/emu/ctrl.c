@@ -55,9 +55,9 @@ static int emu_cfg_validate(const struct nvmk_emu_config *cfg, const char *name)
 
 	if (!cfg->dma)
 		CFG_BAD(name, "config: dma callback is NULL (required)");
-	/* CAP.MQES: 0's based, a queue needs at least 2 entries (Base 2.0 3.1.3.1). */
-	if (cfg->mqes < 1)
-		CFG_BAD(name, "config: mqes %u out of range (accepted 1..65535)", cfg->mqes);
+	/* CAP.MQES: any 16-bit value. 0 is invalid per Base 2.0 3.1.3.1 but may be
+	 * configured on purpose (emu.h) to emulate a broken device: every I/O
+	 * queue creation then fails with Invalid Queue Size. */
 	if (cfg->max_io_queues < 1 || cfg->max_io_queues > 65534)
 		CFG_BAD(name, "config: max_io_queues %u out of range (accepted 1..65534)",
 			cfg->max_io_queues);
