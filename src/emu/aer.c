@@ -52,6 +52,18 @@ static void aer_queue(struct nvmk_emu *emu, uint8_t type, uint8_t info, uint8_t 
 	emu->events[emu->nr_events++] = (struct emu_event){type, info, lid};
 }
 
+/* aer_lock held. The host read the log with RAE = 0: events of @type still
+ * waiting for an AER describe what it has just consumed, so they go too. */
+static void aer_drop_type(struct nvmk_emu *emu, uint8_t type)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < emu->nr_events; i++)
+		if (emu->events[i].type != type)
+			emu->events[n++] = emu->events[i];
+	emu->nr_events = n;
+}
+
 void emu_aer_event(struct nvmk_emu *emu, uint8_t type, uint8_t info, uint8_t lid)
 {
 	pthread_mutex_lock(&emu->aer_lock);
@@ -104,6 +116,7 @@ void emu_aer_unmask(struct nvmk_emu *emu, uint8_t type)
 	m = aer_mask_of(emu, type);
 	if (m)
 		*m = false;
+	aer_drop_type(emu, type);
 	pthread_mutex_unlock(&emu->aer_lock);
 }
 
@@ -122,6 +135,7 @@ void emu_aer_changed_ns_read(struct nvmk_emu *emu, uint8_t *out, bool rae)
 		emu->nr_changed = 0;
 		emu->changed_overflow = false;
 		emu->notice_masked = false;
+		aer_drop_type(emu, NVME_AER_TYPE_NOTICE);
 	}
 	pthread_mutex_unlock(&emu->aer_lock);
 }
