@@ -112,9 +112,9 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 	*sqe = *cmd;
 	sqe->cid = t->cid;
 	sqe->flags = 0; /* PRPs, no fusing */
-	sqe->prp1 = 0;
-	sqe->prp2 = 0;
 	if (data && len) {
+		/* data given: the driver owns PRP1/PRP2; otherwise the caller's
+		 * (queue and doorbell buffer addresses) stand */
 		struct drv_prp_list l = {t->prp_va, &t->prp_iova, 1};
 
 		if (xfer & NVME_XFER_HOST_TO_CTRL)
