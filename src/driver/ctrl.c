@@ -522,6 +522,7 @@ static void drv_ctrl_free(struct nvmk_ctrl *ctrl)
 	pthread_mutex_destroy(&ctrl->admin_lock);
 	pthread_mutex_destroy(&ctrl->reset_lock);
 	pthread_mutex_destroy(&ctrl->qp_lock);
+	pthread_mutex_destroy(&ctrl->get_lock);
 	pthread_mutex_destroy(&ctrl->ns_lock);
 	free(ctrl);
 }
@@ -553,6 +554,7 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	pthread_mutexattr_destroy(&ma);
 	pthread_mutex_init(&ctrl->reset_lock, NULL);
 	pthread_mutex_init(&ctrl->qp_lock, NULL);
+	pthread_mutex_init(&ctrl->get_lock, NULL);
 	pthread_mutex_init(&ctrl->ns_lock, NULL);
 	drv_opts_resolve(ctrl, opts);
 	drv_now_refresh(ctrl);

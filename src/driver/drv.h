@@ -212,8 +212,9 @@ struct nvmk_ctrl {
 	atomic_bool reset_event_pending;
 	pthread_mutex_t reset_lock;
 
-	/* queue pairs: control path, qp_lock */
+	/* queue pairs: control path, qp_lock; get_lock for nvmk_ctrl_get_qpair */
 	pthread_mutex_t qp_lock;
+	pthread_mutex_t get_lock;
 	uint8_t *qid_used; /* [granted + 1] */
 	struct nvmk_qpair *qpairs;
 	struct nvmk_qpair **get_qps; /* nvmk_ctrl_get_qpair qpairs */

@@ -264,12 +264,13 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 		if (drv_tls_qp[i].uid == ctrl->uid)
 			return drv_tls_qp[i].qp;
 
-	pthread_mutex_lock(&ctrl->qp_lock);
+	/* get_lock serialises the slow path, creation included, so that
+	 * concurrent first calls see each other's queues (control path). */
+	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
 	if (ctrl->n_get_qps < ctrl->get_budget) {
-		pthread_mutex_unlock(&ctrl->qp_lock);
 		int rc = nvmk_qpair_create(ctrl, &o, &qp);
-		pthread_mutex_lock(&ctrl->qp_lock);
+
 		if (rc == 0) {
 			qp->from_get = true;
 			ctrl->get_qps[ctrl->n_get_qps++] = qp;
@@ -283,7 +284,7 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	}
 	if (!qp && ctrl->n_get_qps)
 		qp = ctrl->get_qps[idx % ctrl->n_get_qps];
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	pthread_mutex_unlock(&ctrl->get_lock);
 	if (!qp)
 		return NULL;
 	for (unsigned i = 0; i < DRV_TLS_SLOTS; i++)
@@ -419,7 +420,7 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		}
 		qp_irq_clear(qp);
 		n = nvmk_qpair_process_completions(qp, 0);
-		if (n > 0 && pr == 0 && qp->irq_fd >= 0 && !qp->irq_shared &&
+		if (n > 0 && pr == 0 && qp->irq_fd >= 0 && !qp->irq_shared && !qp->shared &&
 		    !qp->lost_irq_warned) {
 			qp->lost_irq_warned = true;
 			nvmk_warn(ctrl->name, qp->q.qid,
