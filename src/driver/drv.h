@@ -128,6 +128,7 @@ struct nvmk_qpair {
 	pthread_mutex_t lock;	  /* SHARED qpairs only, recursive */
 	struct drv_prp_seg *segs; /* iovec scratch, max_pages entries */
 	unsigned max_segs;
+	struct drv_tracker **parts; /* split scratch, ntrk entries */
 	struct nvmk_qpair *next; /* ctrl->qpairs list */
 };
 

@@ -424,7 +424,7 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *parent = NULL;
-	struct drv_tracker *parts[64];
+	struct drv_tracker **parts = qp->parts; /* under the qpair's lock if shared */
 	uint64_t nparts = (io->nlb + io->max_blocks - 1) / io->max_blocks;
 	uint64_t deadline;
 	uint32_t i;
@@ -432,8 +432,8 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 
 	if (io->nlb == 0 || !io->cb)
 		return -EINVAL;
-	if (nparts > 64 || nparts + (nparts > 1) > q->ntrk)
-		return -E2BIG;
+	if (nparts + (nparts > 1) > q->ntrk)
+		return -E2BIG; /* could never fit this queue */
 	drv_qp_lock(qp);
 	rc = drv_qp_check(qp);
 	if (rc)

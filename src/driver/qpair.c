@@ -83,6 +83,7 @@ static void qp_free(struct nvmk_qpair *qp)
 
 	drv_queue_free(ctrl, &qp->q);
 	free(qp->segs);
+	free(qp->parts);
 	if (qp->shared)
 		pthread_mutex_destroy(&qp->lock);
 	pthread_mutex_lock(&ctrl->qp_lock);
@@ -149,7 +150,8 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	}
 	qp->max_segs = (unsigned)(ctrl->max_xfer / DRV_PAGE_SIZE) + 1;
 	qp->segs = calloc(qp->max_segs, sizeof(*qp->segs));
-	if (!qp->segs) {
+	qp->parts = calloc(qp->q.ntrk, sizeof(*qp->parts));
+	if (!qp->segs || !qp->parts) {
 		qp_free(qp);
 		return -ENOMEM;
 	}
