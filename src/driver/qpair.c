@@ -124,6 +124,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		return -EBUSY;
 	}
 	qp->ctrl = ctrl;
+	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	if (qp->shared) {
