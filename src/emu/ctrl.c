@@ -370,6 +370,7 @@ static void *emu_worker(void *arg)
 		next = emu_ctrl_step(emu, now);
 		if (emu->enabled && !atomic_load(&emu->fatal) &&
 		    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
+			emu_preempt_run(emu);
 			n2 = emu_pending_run(emu, now);
 			if (n2 && (!next || n2 < next))
 				next = n2;

@@ -116,6 +116,14 @@ struct emu_fault_rule {
 	bool used;
 };
 
+#define EMU_MAX_PREEMPT 16
+
+/* A Reservation Acquire with Preempt and Abort preempted @host on @nsid. */
+struct emu_preempt_req {
+	uint32_t nsid;
+	struct emu_resv_host host;
+};
+
 struct emu_event {
 	uint8_t type;
 	uint8_t info;
@@ -172,6 +180,10 @@ struct nvmk_emu {
 	bool notice_masked; /* a NS-changed notice was reported; log not read (RAE) */
 	bool error_masked;  /* an error event was reported; error log not read */
 	uint32_t aec;	    /* Async Event Configuration (feature 0Bh) */
+	/* Preempt and Abort requests from any controller of the subsystem */
+	struct emu_preempt_req preempt[EMU_MAX_PREEMPT];
+	unsigned nr_preempt;
+	bool preempt_overflow;
 
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
@@ -256,6 +268,8 @@ void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);
 bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid);
 /* Complete every held command of @sqid with @status (SQ deletion). */
 void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status);
+/* Apply queued Preempt and Abort requests to held I/O commands (worker). */
+void emu_preempt_run(struct nvmk_emu *emu);
 uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32_t size,
 		       uint64_t base);
 uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64_t base, bool ien,

@@ -208,6 +208,44 @@ void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status)
 	}
 }
 
+/*
+ * Preempt and Abort (NVM-CS 1.0 3.2.4 / Base 2.0 8.19.8): commands of a
+ * preempted host on that namespace are aborted with Command Aborted due to
+ * Preempt and Abort. Only commands the emulator holds (fault-injected delays
+ * and hangs) can still be outstanding; everything else has completed.
+ */
+void emu_preempt_run(struct nvmk_emu *emu)
+{
+	struct emu_preempt_req req[EMU_MAX_PREEMPT];
+	unsigned n;
+	bool all;
+
+	pthread_mutex_lock(&emu->aer_lock);
+	n = emu->nr_preempt;
+	all = emu->preempt_overflow;
+	memcpy(req, emu->preempt, n * sizeof(req[0]));
+	emu->nr_preempt = 0;
+	emu->preempt_overflow = false;
+	pthread_mutex_unlock(&emu->aer_lock);
+	if (!n && !all)
+		return;
+	for (unsigned i = 0; i < n || (all && i == 0); i++) {
+		struct emu_cmd **link = &emu->pending;
+
+		while (*link) {
+			struct emu_cmd *c = *link;
+			bool hit = c->sqid != 0 && c->state != EMU_CMD_AER &&
+				   (all || (c->nsid == req[i].nsid &&
+					    emu_resv_host_matches(&req[i].host, &emu->host)));
+
+			if (hit)
+				pending_complete(emu, link, SF_GEN(NVME_SC_ABORT_PREEMPT), 0, 0);
+			else
+				link = &c->next;
+		}
+	}
+}
+
 /* AER completion: take the oldest outstanding AER (the list is LIFO, so the
  * last one found) and complete it with @dw0. Returns false if none. */
 bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0)

@@ -886,6 +886,86 @@ static void test_invalid_doorbell_event(void **state)
 	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
 }
 
+static void resv_cmd(struct host *h, uint8_t opc, uint32_t cdw10, uint64_t k0, uint64_t k1,
+		     uint16_t want_sc)
+{
+	const uint64_t buf = MEM_BASE + 70 * PAGE + (h->sq_iova[0] == MEM_BASE ? 0 : PAGE);
+	uint64_t *d = ptr(h, buf);
+	struct nvme_sqe sqe = {.opc = opc, .nsid = 1, .prp1 = buf, .cdw10 = cdw10};
+
+	d[0] = k0;
+	d[1] = k1;
+	assert_int_equal(sc(submit(h, 1, &sqe)), want_sc);
+}
+
+static void set_hostid(struct host *h, uint64_t id)
+{
+	const uint64_t buf = MEM_BASE + 72 * PAGE + (h->sq_iova[0] == MEM_BASE ? 0 : PAGE);
+
+	*(uint64_t *)ptr(h, buf) = id;
+	assert_int_equal(
+	    admin_simple(h, NVME_ADM_SET_FEATURES, 0, buf, NVME_FEAT_HOST_ID, 0).status >> 1, 0);
+}
+
+static void test_preempt_and_abort(void **state)
+{
+	struct host *a = *state, b;
+	struct nvmk_emu_config cfg;
+	struct nvmk_emu_fault f = {
+	    .kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_READ, .count = 1};
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint16_t cid;
+
+	enable(a);
+	create_io_pair(a);
+	nvmk_emu_config_default(&cfg);
+	cfg.name = "smoke-b";
+	cfg.nr_ns = 0;
+	cfg.subsystem_of = a->emu;
+	cfg.dma = host_dma;
+	cfg.dma_ctx = a;
+	b = *a;
+	assert_int_equal(nvmk_emu_create(&cfg, &b.emu), 0);
+	for (int i = 0; i < NQ; i++) {
+		b.sq_iova[i] = MEM_BASE + (400u + 2u * i) * PAGE;
+		b.cq_iova[i] = b.sq_iova[i] + PAGE;
+		b.sq_tail[i] = b.cq_head[i] = 0;
+		b.phase[i] = 1;
+		b.cid[i] = 0;
+	}
+	enable(&b);
+	create_io_pair(&b);
+
+	set_hostid(a, 0xa);
+	set_hostid(&b, 0xb);
+	resv_cmd(a, NVME_CMD_RESV_REGISTER, NVME_RESV_CDW10(NVME_RESV_REG_REGISTER, false, 0), 0,
+		 0xaa, 0);
+	resv_cmd(&b, NVME_CMD_RESV_REGISTER, NVME_RESV_CDW10(NVME_RESV_REG_REGISTER, false, 0), 0,
+		 0xbb, 0);
+	resv_cmd(&b, NVME_CMD_RESV_ACQUIRE,
+		 NVME_RESV_CDW10(NVME_RESV_ACQ_ACQUIRE, false, NVME_RESV_WRITE_EXCLUSIVE), 0xbb, 0,
+		 0);
+	/* B has a read hanging on namespace 1. */
+	assert_true(nvmk_emu_fault_add(b.emu, &f) >= 0);
+	sqe = rw(NVME_CMD_READ, MEM_BASE + 74 * PAGE, 0);
+	cid = post(&b, 1, &sqe);
+	for (uint64_t end = now_ms() + 5000;
+	     nvmk_emu_cmd_count(b.emu, false, NVME_CMD_READ) == 0 && now_ms() < end;)
+		usleep(100);
+	/* A preempts B with abort: B's held read completes as aborted. */
+	resv_cmd(a, NVME_CMD_RESV_ACQUIRE,
+		 NVME_RESV_CDW10(NVME_RESV_ACQ_PREEMPT_ABORT, false, NVME_RESV_WRITE_EXCLUSIVE),
+		 0xaa, 0xbb, 0);
+	cqe = reap(&b, 1, 0);
+	assert_int_equal(cqe.cid, cid);
+	assert_int_equal(sc(cqe), NVME_SC_ABORT_PREEMPT);
+	/* B is no longer registered: its writes conflict. */
+	sqe = rw(NVME_CMD_WRITE, MEM_BASE + 74 * PAGE, 0);
+	assert_int_equal(sc(submit(&b, 1, &sqe)), NVME_SC_RESERVATION_CONFLICT);
+	nvmk_emu_destroy(b.emu);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -923,6 +1003,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cc_errors_shutdown_removal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_doorbell_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_preempt_and_abort, setup, teardown),
 	    cmocka_unit_test(test_bad_config),
 	};
 
