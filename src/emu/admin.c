@@ -624,18 +624,12 @@ static struct emu_result admin_dbbuf(struct nvmk_emu *emu, const struct nvme_sqe
 		return res(SF_GEN(NVME_SC_DATA_XFER_ERROR), 0);
 	emu->dbbuf_shadow = sqe->prp1;
 	emu->dbbuf_eventidx = sqe->prp2;
-	/* Queues that already exist start from the shadow values present now. */
+	/* Queues that already exist carry on from the values the controller has. */
 	for (unsigned q = 1; q <= emu->nq; q++) {
-		uint32_t stride = 4u << emu->cfg.dstrd;
-		uint32_t *sh =
-		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + 2ull * q * stride, 4, false);
-		uint32_t *ch =
-		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + (2ull * q + 1) * stride, 4, false);
-
-		if (emu->sqs[q].valid && sh)
-			emu->sqs[q].last_shadow = __atomic_load_n(sh, __ATOMIC_ACQUIRE);
-		if (emu->cqs[q].valid && ch)
-			emu->cqs[q].last_shadow = __atomic_load_n(ch, __ATOMIC_ACQUIRE);
+		if (emu->sqs[q].valid)
+			emu_dbbuf_init_slot(emu, 2u * q, emu->sqs[q].tail);
+		if (emu->cqs[q].valid)
+			emu_dbbuf_init_slot(emu, 2u * q + 1u, emu->cqs[q].head);
 	}
 	nvmk_info(emu->name, 0, "shadow doorbells at 0x%llx, EventIdx at 0x%llx",
 		  (unsigned long long)sqe->prp1, (unsigned long long)sqe->prp2);

@@ -89,7 +89,8 @@ struct emu_cq {
 	uint32_t nr_sq;	   /* SQs bound to this CQ */
 	uint32_t reserved; /* completions owed by fetched, unfinished commands */
 	uint32_t last_shadow;
-	bool bad_db; /* invalid doorbell value reported, until a valid one */
+	bool bad_db;  /* invalid doorbell value reported, until a valid one */
+	bool blocked; /* an SQ waits for room: EventIdx asks for every head update */
 };
 
 struct emu_sq {
@@ -268,6 +269,8 @@ void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);
 bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid);
 /* Complete every held command of @sqid with @status (SQ deletion). */
 void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status);
+/* Initialise shadow doorbell and EventIdx slot @idx to @v (queue creation, DBBUF config). */
+void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v);
 /* Apply queued Preempt and Abort requests to held I/O commands (worker). */
 void emu_preempt_run(struct nvmk_emu *emu);
 uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32_t size,
