@@ -104,9 +104,15 @@ void emu_errlog_record(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16
 
 /* ---- features ---- */
 
+#define EMU_TEMP_OVER_DEFAULT 343 /* Kelvin, = WCTEMP */
+
 void emu_features_reset(struct nvmk_emu *emu)
 {
 	emu->feat_arb = 0;
+	emu->feat_power = 0;
+	emu->feat_temp_over = EMU_TEMP_OVER_DEFAULT;
+	emu->feat_temp_under = 0;
+	emu->feat_err_recovery = 0;
 	emu->feat_vwc = emu->cfg.no_vwc ? 0 : NVME_FEAT_VWC_WCE;
 	emu->feat_irqc = 0;
 	emu->feat_irq_cfg[0] = emu->feat_irq_cfg[1] = 0;
@@ -132,6 +138,12 @@ static bool feat_value(struct nvmk_emu *emu, uint8_t fid, bool dflt, uint32_t *v
 	switch (fid) {
 	case NVME_FEAT_ARBITRATION:
 		*v = dflt ? 0 : emu->feat_arb;
+		return true;
+	case NVME_FEAT_POWER_MGMT:
+		*v = dflt ? 0 : emu->feat_power;
+		return true;
+	case NVME_FEAT_ERR_RECOVERY:
+		*v = dflt ? 0 : emu->feat_err_recovery;
 		return true;
 	case NVME_FEAT_VOLATILE_WC:
 		if (emu->cfg.no_vwc)
@@ -199,6 +211,20 @@ static struct emu_result admin_get_features(struct nvmk_emu *emu, const struct n
 			return res(0, 0x4);
 		return res(0, iv | (sel == 0 && iv < 2 ? emu->feat_irq_cfg[iv] & 0x10000 : 0));
 	}
+	if (fid == NVME_FEAT_TEMP_THRESH) {
+		/* One sensor (composite, TMPSEL 0); THSEL 0 over, 1 under (Figure 321). */
+		uint32_t tmpsel = (sqe->cdw11 >> 16) & 0xf, thsel = (sqe->cdw11 >> 20) & 0x3;
+
+		if (tmpsel != 0 || thsel > 1 || (sqe->cdw11 & ~0x3f0000u))
+			return res(INVALID_FIELD, 0);
+		if (sel == 3)
+			return res(0, 0x4);
+		if (sel != 0)
+			v = thsel ? 0 : EMU_TEMP_OVER_DEFAULT;
+		else
+			v = thsel ? emu->feat_temp_under : emu->feat_temp_over;
+		return res(0, v | (sqe->cdw11 & 0x3f0000u));
+	}
 	if (!feat_value(emu, fid, sel != 0, &v))
 		return res(INVALID_FIELD, 0);
 	if (sel == 3) {
@@ -238,6 +264,29 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 	switch (fid) {
 	case NVME_FEAT_ARBITRATION:
 		emu->feat_arb = v; /* accepted; round robin only (CAP.AMS = 0) ignores weights */
+		return res(0, 0);
+	case NVME_FEAT_POWER_MGMT:
+		/* A single power state (NPSS = 0): PS must be 0; WH recorded. */
+		if ((v & 0x1f) || (v & ~0xffu))
+			return res(INVALID_FIELD, 0);
+		emu->feat_power = v;
+		return res(0, 0);
+	case NVME_FEAT_TEMP_THRESH: {
+		uint32_t tmpsel = (v >> 16) & 0xf, thsel = (v >> 20) & 0x3;
+
+		if (tmpsel != 0 || thsel > 1 || (v & ~0x3fffffu))
+			return res(INVALID_FIELD, 0);
+		if (thsel)
+			emu->feat_temp_under = v & 0xffff;
+		else
+			emu->feat_temp_over = v & 0xffff;
+		return res(0, 0);
+	}
+	case NVME_FEAT_ERR_RECOVERY:
+		/* TLER recorded; DULBE (bit 16) needs deallocated-block errors: refused. */
+		if (v & ~0xffffu)
+			return res(INVALID_FIELD, 0);
+		emu->feat_err_recovery = v;
 		return res(0, 0);
 	case NVME_FEAT_VOLATILE_WC:
 		if (emu->cfg.no_vwc || (v & ~NVME_FEAT_VWC_WCE))

@@ -216,6 +216,10 @@ struct nvmk_emu {
 	uint16_t ncq_granted;
 	/* features */
 	uint32_t feat_arb;
+	uint32_t feat_power;
+	uint32_t feat_temp_over;
+	uint32_t feat_temp_under;
+	uint32_t feat_err_recovery;
 	uint32_t feat_vwc;
 	uint32_t feat_irqc;
 	uint32_t feat_irq_cfg[2];

@@ -620,6 +620,16 @@ static void test_features_logs(void **state)
 	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_VOLATILE_WC | (1u << 8), 0);
 	assert_int_equal(cqe.dw0, NVME_FEAT_VWC_WCE);
 
+	/* Mandatory features: temperature threshold, power management. */
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_TEMP_THRESH, 350);
+	assert_int_equal(cqe.status >> 1, 0);
+	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_TEMP_THRESH, 0);
+	assert_int_equal(cqe.dw0 & 0xffff, 350);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_POWER_MGMT, 1);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_FIELD);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_TIMESTAMP, 0);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_FIELD);
+
 	/* One successful write and one invalid-namespace failure. */
 	sqe = rw(NVME_CMD_WRITE, buf, 0);
 	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
