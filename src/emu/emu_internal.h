@@ -107,9 +107,6 @@ struct emu_sq {
 	bool bad_db; /* invalid doorbell value reported, until a valid one */
 };
 
-/* MMIO doorbell value plus a "written since last look" flag (bit 31). */
-#define EMU_DB_DIRTY (1u << 31)
-
 struct emu_fault_rule {
 	struct nvmk_emu_fault f;
 	uint64_t seen;
@@ -153,8 +150,8 @@ struct nvmk_emu {
 	atomic_bool removed;   /* surprise removal: all ones, nothing else */
 	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
-	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells | EMU_DB_DIRTY */
-	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells | EMU_DB_DIRTY */
+	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells */
+	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells */
 
 	/* ---- worker wake-up ---- */
 	pthread_t worker;

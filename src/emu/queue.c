@@ -315,22 +315,6 @@ static bool sq_take_abort(struct emu_sq *sq, uint16_t cid)
 
 /* ---- doorbells ---- */
 
-/* Take an MMIO doorbell value; *dirty tells whether the host wrote it since
- * the last call. */
-static uint32_t db_take(_Atomic uint32_t *db, bool *dirty)
-{
-	/* Acquire: pairs with the release in the register write, so the SQEs the
-	 * host wrote before ringing are visible to the fetch that follows. */
-	uint32_t v = atomic_load_explicit(db, memory_order_acquire);
-
-	while ((v & EMU_DB_DIRTY) &&
-	       !atomic_compare_exchange_weak_explicit(db, &v, v & ~EMU_DB_DIRTY,
-						      memory_order_acquire, memory_order_acquire))
-		;
-	*dirty = v & EMU_DB_DIRTY;
-	return v & 0xffff;
-}
-
 static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigned idx, bool write)
 {
 	uint64_t stride = 4ull << emu->cfg.dstrd;
@@ -349,12 +333,12 @@ static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigne
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
 {
 	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
-	bool dirty;
-	uint32_t v = db_take(mmio, &dirty);
 	_Atomic uint32_t *sh;
 
 	if (!emu->dbbuf_shadow || idx < 2) {
-		*val = v;
+		/* Acquire: pairs with the release in the register write, so the SQEs
+		 * the host wrote before ringing are visible to the fetch that follows. */
+		*val = atomic_load_explicit(mmio, memory_order_acquire);
 		return true;
 	}
 	sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, false);

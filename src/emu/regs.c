@@ -154,7 +154,7 @@ static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 	/* Only bits 15:0 are defined; the worker validates against the queue size.
 	 * Release: orders the host's queue-memory writes before the doorbell the
 	 * worker acquires. */
-	atomic_store_explicit(db, (val & 0xffff) | EMU_DB_DIRTY, memory_order_release);
+	atomic_store_explicit(db, val & 0xffff, memory_order_release);
 	emu_kick(emu);
 }
 
