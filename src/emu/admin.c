@@ -650,9 +650,15 @@ static struct emu_result admin_aer(struct nvmk_emu *emu, const struct nvme_sqe *
 static struct emu_result admin_abort(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint16_t sqid = (uint16_t)sqe->cdw10, cid = (uint16_t)(sqe->cdw10 >> 16);
+	unsigned outstanding = 0;
 
-	/* Abort is executed synchronously here, so at most one is ever outstanding
-	 * and the ACL + 1 limit (Abort Command Limit Exceeded) cannot be reached. */
+	/* Abort executes at once, so the only Aborts outstanding are ones held by
+	 * fault injection; ACL + 1 may be (Base 2.0 5.1, Abort Command Limit Exceeded). */
+	for (const struct emu_cmd *c = emu->pending; c; c = c->next)
+		if (c->sqid == 0 && c->opc == NVME_ADM_ABORT && c->state != EMU_CMD_AER)
+			outstanding++;
+	if (outstanding >= emu->cfg.acl + 1u)
+		return res(SF_CMD(NVME_SC_ABORT_LIMIT) | NVME_SF_DNR, 0);
 	if (emu_abort_cmd(emu, sqid, cid)) {
 		nvmk_debug(emu->name, sqid, "aborted cid %u", cid);
 		return res(0, 0);
