@@ -58,6 +58,13 @@ expect 2 "invalid --mode 'spin'.*poll or irq"    -- bench --mode spin
 expect 2 "--bs 1000 is not a multiple"           -- bench --bs 1000 -n 1 --time 1
 expect 2 "invalid size '0' for --bs"             -- bench --bs 0
 
+expect 2 "unexpected argument 'emu'"              -- config emu
+expect 0 "keep_alive   : host,privatepool \(enabled, inferred\)" -- config
+OPENHCL_NVME_KEEP_ALIVE=bogus expect 0 "OPENHCL_NVME_KEEP_ALIVE='bogus' is not valid \(accepted: host,privatepool" -- config
+OPENHCL_NVME_KEEP_ALIVE=HOST,PrivatePool expect 0 "keep_alive   : host,privatepool \(enabled, env\)" -- config
+OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG=12x expect 0 "OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG='12x' is not valid" -- config
+OPENHCL_NVME_KEEP_ALIVE=disabled expect 0 '"keep_alive":\{"mode":"disabled","state":"disabled","enabled":false,"source":"env"\}' -- config -o json
+
 # and the good paths still work after all that: a write read back through a file-backed ns
 head -c 4096 /dev/urandom >"$TMP/data"
 expect 0 "write: success"                        -- write "emu:$TMP/ns1.img" -s 8 -c 7 -d "$TMP/data"

@@ -563,21 +563,23 @@ int cmd_bench(int argc, char **argv)
 		while ((now = now_ns()) < end) {
 			uint64_t until = end < next_progress ? end : next_progress;
 			struct timespec ts_sleep = {
-			    .tv_sec = (time_t)((until - now) / 1000000000ull),
-			    .tv_nsec = (long)((until - now) % 1000000000ull),
+				.tv_sec = (time_t)((until - now) / 1000000000ull),
+				.tv_nsec = (long)((until - now) % 1000000000ull),
 			};
 
-			nanosleep(&ts_sleep, NULL);
+			if (until > now)
+				nanosleep(&ts_sleep, NULL);
 			now = now_ns();
+			if (now < next_progress)
+				continue;
+			next_progress += 1000000000ull;
 			/* progress line for runs of 3 s and more */
-			if (now >= next_progress && now < end && cfg.time_s >= 3) {
+			if (now < end && cfg.time_s >= 3) {
 				double el = (double)(now - t0) / 1e9;
 
 				fprintf(stderr, "%sbench: %.0f/%" PRIu64 " s, %.0f IOPS%s",
 					tty ? "\r" : "", el, cfg.time_s,
-					(double)atomic_load(&bench_done_total) / el,
-					tty ? "" : "\n");
-				next_progress += 1000000000ull;
+					(double)atomic_load(&bench_done_total) / el, tty ? "" : "\n");
 			}
 		}
 		if (tty && cfg.time_s >= 3)

@@ -23,6 +23,7 @@ static const struct subcommand subcommands[] = {
     {"read", cmd_read, "read blocks to a file or stdout"},
     {"write", cmd_write, "write blocks from a file or stdin"},
     {"bench", cmd_bench, "IOPS, bandwidth and latency percentiles"},
+    {"config", cmd_config, "effective configuration (OpenHCL variables)"},
 };
 
 static void usage(FILE *f)
