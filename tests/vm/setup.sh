@@ -10,6 +10,7 @@ set -euo pipefail
 
 step_host() {
 	local pkgs=(qemu-system-x86 busybox-static cpio kmod gcc libc6-dev make xz-utils
+		    meson ninja-build pkg-config libcmocka-dev
 		    "linux-headers-$KVER")
 	local missing=() p
 	for p in "${pkgs[@]}"; do

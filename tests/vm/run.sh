@@ -1,0 +1,67 @@
+#!/bin/bash
+# Entry point of the VM tests: set up (cached), build vfio_smoke, boot the
+# guest in type1 (intel-iommu) mode and run it, boot in no-IOMMU mode and
+# run it again. Exit 0 only when both runs pass.
+#   tests/vm/run.sh [--type1-only | --noiommu-only]
+# Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
+# packages, the guest kernel, the initramfs, the build dir and run logs.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+MODES="type1 noiommu"
+case "${1:-}" in
+--type1-only) MODES=type1 ;;
+--noiommu-only) MODES=noiommu ;;
+"") ;;
+*) die "usage: run.sh [--type1-only|--noiommu-only]" ;;
+esac
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, and QEMU's 9p share of root-owned files)"
+
+T0=$(date +%s)
+mkdir -p "$NVMK_VM_SCRATCH"
+"$NVMK_VM_DIR/setup.sh" host || die "setup (host) failed"
+# The no-IOMMU vfio.ko needs linux-source (large): build it while the
+# type1 guest runs.
+NOI_LOG="$NVMK_VM_SCRATCH/setup-noiommu.log"
+NOI_PID=
+if [[ " $MODES " == *" noiommu "* ]]; then
+	"$NVMK_VM_DIR/setup.sh" noiommu > "$NOI_LOG" 2>&1 &
+	NOI_PID=$!
+fi
+
+BUILD="$NVMK_VM_SCRATCH/build"
+if [ ! -f "$BUILD/build.ninja" ]; then
+	meson setup "$BUILD" "$NVMK_SRC_ROOT" >/dev/null || die "meson setup failed"
+fi
+ninja -C "$BUILD" -j2 tests/vm/vfio_smoke >/dev/null || die "building vfio_smoke failed"
+T_SETUP=$(date +%s)
+vm_log "setup + build: $((T_SETUP - T0)) s"
+
+rc=0
+summary=()
+for m in $MODES; do
+	opt=()
+	if [ "$m" = noiommu ]; then
+		if [ -n "$NOI_PID" ]; then
+			wait "$NOI_PID" || { cat "$NOI_LOG" >&2; die "setup (noiommu vfio.ko) failed"; }
+			NOI_PID=
+		fi
+		opt=(--noiommu)
+	fi
+	ts=$(date +%s)
+	out="$NVMK_VM_SCRATCH/smoke-$m.out"
+	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- ./tests/vm/vfio_smoke > "$out" 2>&1
+	r=$?
+	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	if [ -z "$line" ]; then
+		line="no result line (boot.sh rc $r)"
+		r=125
+	fi
+	summary+=("$m: $line, $(( $(date +%s) - ts )) s")
+	[ "$r" = 0 ] || rc=1
+done
+[ -n "$NOI_PID" ] && wait "$NOI_PID"
+for s in "${summary[@]}"; do vm_log "$s"; done
+vm_log "total $(( $(date +%s) - T0 )) s: $([ $rc = 0 ] && echo PASS || echo FAIL)"
+exit $rc
