@@ -61,9 +61,11 @@ int nvmk_pci_list_nvme(const char *sysfs_root, struct nvmk_pci_func *out, size_t
 		    cls != PCI_CLASS_NVME)
 			continue;
 		f.vendor = vfio_sysfs_read_hex(sysfs_root, e->d_name, "vendor", &v) == 0
-				   ? (uint16_t)v : 0xffff;
+			       ? (uint16_t)v
+			       : 0xffff;
 		f.device = vfio_sysfs_read_hex(sysfs_root, e->d_name, "device", &v) == 0
-				   ? (uint16_t)v : 0xffff;
+			       ? (uint16_t)v
+			       : 0xffff;
 		if (vfio_sysfs_driver(sysfs_root, e->d_name, f.driver, sizeof(f.driver)) < 0)
 			f.driver[0] = '\0';
 		if (vfio_sysfs_iommu_group(sysfs_root, e->d_name, f.iommu_group,
@@ -208,7 +210,8 @@ static int rebind(const char *sysfs_root, const char *proc_root, const char *add
 		return -EINVAL;
 	}
 	if (!vfio_sysfs_dev_exists(root, addr)) {
-		nvmk_err(addr, NVMK_LOG_NOQ, "no PCI function %s (see `nvmekeep setup list`)", addr);
+		nvmk_err(addr, NVMK_LOG_NOQ, "no PCI function %s (see `nvmekeep setup list`)",
+			 addr);
 		return -ENODEV;
 	}
 	err = vfio_sysfs_driver(root, addr, drv, sizeof(drv));
@@ -225,7 +228,8 @@ static int rebind(const char *sysfs_root, const char *proc_root, const char *add
 	if (n > 0 && !force) {
 		nvmk_err(addr, NVMK_LOG_NOQ,
 			 "refusing to unbind %s from %s: mounted filesystems: %s (unmount them, "
-			 "or force)", addr, drv, mounts);
+			 "or force)",
+			 addr, drv, mounts);
 		return -EBUSY;
 	}
 	if (n > 0)

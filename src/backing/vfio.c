@@ -76,7 +76,7 @@ static void vfio_write64(struct nvmk_backing *b, uint32_t off, uint64_t val)
 static int vfio_reset(struct nvmk_backing *b)
 {
 	struct vfio_backing *vb = to_vfio(b);
-	struct vfio_device_info di = { .argsz = sizeof(di) };
+	struct vfio_device_info di = {.argsz = sizeof(di)};
 
 	if (ioctl(vb->device, VFIO_DEVICE_GET_INFO, &di) == 0 &&
 	    !(di.flags & VFIO_DEVICE_FLAGS_RESET)) {
@@ -114,19 +114,19 @@ static void vfio_destroy(struct nvmk_backing *b)
 }
 
 static const struct nvmk_backing_ops vfio_ops = {
-	.kind = "vfio",
-	.read32 = vfio_read32,
-	.read64 = vfio_read64,
-	.write32 = vfio_write32,
-	.write64 = vfio_write64,
-	.dma_map = vfio_dma_map,
-	.dma_unmap = vfio_dma_unmap,
-	.irq_count = vfio_irq_count,
-	.irq_enable = vfio_irq_enable,
-	.irq_disable = vfio_irq_disable,
-	.irq_fd = vfio_irq_fd,
-	.reset = vfio_reset,
-	.destroy = vfio_destroy,
+    .kind = "vfio",
+    .read32 = vfio_read32,
+    .read64 = vfio_read64,
+    .write32 = vfio_write32,
+    .write64 = vfio_write64,
+    .dma_map = vfio_dma_map,
+    .dma_unmap = vfio_dma_unmap,
+    .irq_count = vfio_irq_count,
+    .irq_enable = vfio_irq_enable,
+    .irq_disable = vfio_irq_disable,
+    .irq_fd = vfio_irq_fd,
+    .reset = vfio_reset,
+    .destroy = vfio_destroy,
 };
 
 bool nvmk_backing_is_vfio(const struct nvmk_backing *b)
@@ -159,8 +159,8 @@ static struct vfio_backing *vfio_alloc(const char *addr, const struct nvmk_vfio_
 /* Region offsets, BAR0 mapping (or the pread/pwrite fallback). */
 static int vfio_regions(struct vfio_backing *vb)
 {
-	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	struct vfio_region_info ci = { .argsz = sizeof(ci), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	struct vfio_region_info ri = {.argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX};
+	struct vfio_region_info ci = {.argsz = sizeof(ci), .index = VFIO_PCI_CONFIG_REGION_INDEX};
 	void *p = MAP_FAILED;
 
 	if (ioctl(vb->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0 ||
@@ -208,7 +208,8 @@ static int explain_open_errno(const char *addr, const char *path, int err)
 	if (err == -EACCES || err == -EPERM)
 		nvmk_err(addr, NVMK_LOG_NOQ,
 			 "permission denied opening %s: run as root, or give the user the group "
-			 "file (chown/udev rule) and enough RLIMIT_MEMLOCK", path);
+			 "file (chown/udev rule) and enough RLIMIT_MEMLOCK",
+			 path);
 	else if (err == -EBUSY)
 		nvmk_err(addr, NVMK_LOG_NOQ,
 			 "%s is busy: another process (a VM, another nvmekeep) has the group open",
@@ -222,25 +223,25 @@ static int explain_open_errno(const char *addr, const char *path, int err)
 static int vfio_open_group(struct vfio_backing *vb, const char *addr)
 {
 	char path[VFIO_PATH_MAX], drv[64];
-	struct vfio_group_status gs = { .argsz = sizeof(gs) };
+	struct vfio_group_status gs = {.argsz = sizeof(gs)};
 	struct stat st;
 	int err, type, np;
 
 	if (!vfio_sysfs_dev_exists(vb->sysfs_root, addr)) {
 		nvmk_err(addr, NVMK_LOG_NOQ,
 			 "no PCI function %s in %s/bus/pci/devices: check the address with "
-			 "`nvmekeep setup list` or `lspci -D`", addr, vb->sysfs_root);
+			 "`nvmekeep setup list` or `lspci -D`",
+			 addr, vb->sysfs_root);
 		return -ENODEV;
 	}
 	err = vfio_sysfs_driver(vb->sysfs_root, addr, drv, sizeof(drv));
 	if (err || strcmp(drv, "vfio-pci") != 0) {
 		nvmk_err(addr, NVMK_LOG_NOQ,
-			 "%s is %s%s, not to vfio-pci: bind it with `nvmekeep setup bind %s`",
-			 addr, drv[0] ? "bound to " : "not bound to any driver", drv, addr);
+			 "%s is %s%s, not to vfio-pci: bind it with `nvmekeep setup bind %s`", addr,
+			 drv[0] ? "bound to " : "not bound to any driver", drv, addr);
 		return -EBUSY;
 	}
-	err = vfio_sysfs_iommu_group(vb->sysfs_root, addr, vb->group_name,
-				     sizeof(vb->group_name));
+	err = vfio_sysfs_iommu_group(vb->sysfs_root, addr, vb->group_name, sizeof(vb->group_name));
 	if (err) {
 		np = vfio_sysfs_noiommu_param(vb->sysfs_root);
 		nvmk_err(addr, NVMK_LOG_NOQ,
@@ -296,7 +297,10 @@ static int vfio_open_group(struct vfio_backing *vb, const char *addr)
 			nvmk_err(addr, NVMK_LOG_NOQ,
 				 "%s missing although %s is on vfio-pci: without an IOMMU, vfio "
 				 "must be loaded with enable_unsafe_noiommu_mode=1 (currently %s)",
-				 path, addr, np == 1 ? "on" : np == 0 ? "off" : "not supported");
+				 path, addr,
+				 np == 1   ? "on"
+				 : np == 0 ? "off"
+					   : "not supported");
 			return -ENOTSUP;
 		}
 		return explain_open_errno(addr, path, err);
@@ -312,7 +316,8 @@ static int vfio_open_group(struct vfio_backing *vb, const char *addr)
 		vfio_sysfs_group_members(vb->sysfs_root, vb->group_name, members, sizeof(members));
 		nvmk_err(addr, NVMK_LOG_NOQ,
 			 "IOMMU group %s is not viable: every device in it must be bound to "
-			 "vfio-pci or to no driver; group members: %s", vb->group_name, members);
+			 "vfio-pci or to no driver; group members: %s",
+			 vb->group_name, members);
 		return -EBUSY;
 	}
 	if (ioctl(vb->group, VFIO_GROUP_SET_CONTAINER, &vb->container) < 0) {
@@ -333,8 +338,8 @@ static int vfio_open_group(struct vfio_backing *vb, const char *addr)
  * mappings; the extension only answers once an IOMMU is set. */
 static void vfio_probe_handover(struct vfio_backing *vb)
 {
-	vb->handover_ok = vb->noiommu ||
-			  ioctl(vb->container, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) == 1;
+	vb->handover_ok =
+	    vb->noiommu || ioctl(vb->container, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) == 1;
 }
 
 int nvmk_backing_vfio_open(const char *pci_addr, const struct nvmk_vfio_opts *opts,
@@ -417,7 +422,7 @@ static int set_cloexec(int fd, bool on)
 
 static int export_cloexec(struct vfio_backing *vb, bool on)
 {
-	int fds[3] = { vb->container, vb->group, vb->device };
+	int fds[3] = {vb->container, vb->group, vb->device};
 	unsigned i;
 	int err = 0;
 
@@ -612,7 +617,7 @@ int nvmk_backing_vfio_adopt(const struct nvmk_vfio_handover *ho, const struct nv
 			    struct nvmk_backing **out)
 {
 	struct vfio_backing *vb;
-	struct vfio_device_info di = { .argsz = sizeof(di) };
+	struct vfio_device_info di = {.argsz = sizeof(di)};
 	unsigned i;
 	int err;
 

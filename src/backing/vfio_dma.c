@@ -34,13 +34,13 @@
 #include "vfio_internal.h"
 
 #define HUGETLBFS_MAGIC_NR 0x958458f6u
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
-#define PM_PFN_MASK ((1ull << 55) - 1)
+#define PM_PRESENT	   (1ull << 63)
+#define PM_SWAPPED	   (1ull << 62)
+#define PM_PFN_MASK	   ((1ull << 55) - 1)
 /* The first MiB stays unused so that a zero or tiny bogus address written
  * by a confused device never hits a mapping. */
 #define IOVA_FLOOR (1ull << 20)
-#define SZ_2M (2ull << 20)
+#define SZ_2M	   (2ull << 20)
 
 int vfio_pagemap_entry_phys(uint64_t entry, uint64_t *phys)
 {
@@ -146,7 +146,7 @@ int vfio_iova_alloc(struct vfio_backing *vb, uint64_t size, uint64_t *iova)
 
 int vfio_dma_setup(struct vfio_backing *vb)
 {
-	struct vfio_iommu_type1_info probe = { .argsz = sizeof(probe) };
+	struct vfio_iommu_type1_info probe = {.argsz = sizeof(probe)};
 	void *buf;
 	int err;
 
@@ -234,12 +234,12 @@ static struct vfio_map *map_slot(struct vfio_backing *vb)
 static int type1_map(struct vfio_backing *vb, struct vfio_map *m, bool vaddr_only)
 {
 	struct vfio_iommu_type1_dma_map dm = {
-		.argsz = sizeof(dm),
-		.flags = vaddr_only ? VFIO_DMA_MAP_FLAG_VADDR
-				    : VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)m->vaddr,
-		.iova = m->iova,
-		.size = m->size,
+	    .argsz = sizeof(dm),
+	    .flags = vaddr_only ? VFIO_DMA_MAP_FLAG_VADDR
+				: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+	    .vaddr = (uintptr_t)m->vaddr,
+	    .iova = m->iova,
+	    .size = m->size,
 	};
 
 	if (ioctl(vb->container, VFIO_IOMMU_MAP_DMA, &dm) < 0)
@@ -255,11 +255,12 @@ static int noiommu_pin(struct vfio_backing *vb, struct vfio_map *m, int memfd)
 
 	if (fstatfs(memfd, &sfs) == 0 && (uint32_t)sfs.f_type != HUGETLBFS_MAGIC_NR) {
 		if (vb->require_huge) {
-			nvmk_err(vb->base.name, NVMK_LOG_NOQ,
-				 "no-IOMMU mode needs hugetlb DMA memory (normal pages can be "
-				 "migrated under the device) but this block is not hugetlb: reserve "
-				 "huge pages (echo N > /proc/sys/vm/nr_hugepages) so the DMA layer "
-				 "can allocate them");
+			nvmk_err(
+			    vb->base.name, NVMK_LOG_NOQ,
+			    "no-IOMMU mode needs hugetlb DMA memory (normal pages can be "
+			    "migrated under the device) but this block is not hugetlb: reserve "
+			    "huge pages (echo N > /proc/sys/vm/nr_hugepages) so the DMA layer "
+			    "can allocate them");
 			return -ENOMEM;
 		}
 		if (!vb->warned_small_pages) {
@@ -307,7 +308,8 @@ int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	struct stat st;
 	int err;
 
-	if (!buf || !buf->mem.vaddr || !buf->mem.size || (buf->mem.size & (NVMK_DMA_PAGE_SIZE - 1)) ||
+	if (!buf || !buf->mem.vaddr || !buf->mem.size ||
+	    (buf->mem.size & (NVMK_DMA_PAGE_SIZE - 1)) ||
 	    ((uintptr_t)buf->mem.vaddr & (NVMK_DMA_PAGE_SIZE - 1)))
 		return -EINVAL;
 	if (vb->exported)
@@ -331,7 +333,8 @@ int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 			if (!err && old && old != m->iova) {
 				nvmk_err(b->name, NVMK_LOG_NOQ,
 					 "inherited DMA block moved from %#" PRIx64 " to %#" PRIx64
-					 " during the handover", old, m->iova);
+					 " during the handover",
+					 old, m->iova);
 				free(m->page_iova);
 				m->page_iova = NULL;
 				munlock(m->vaddr, m->size);
@@ -380,8 +383,9 @@ int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 		if (err == -ENOMEM || err == -EPERM || err == -EAGAIN)
 			vfio_dma_explain_lock_failure(vb, err, m->size);
 		else if (err)
-			nvmk_err(b->name, NVMK_LOG_NOQ, "VFIO_IOMMU_MAP_DMA %" PRIu64
-				 " bytes at iova %#" PRIx64 ": %s", m->size, m->iova, strerror(-err));
+			nvmk_err(b->name, NVMK_LOG_NOQ,
+				 "VFIO_IOMMU_MAP_DMA %" PRIu64 " bytes at iova %#" PRIx64 ": %s",
+				 m->size, m->iova, strerror(-err));
 		m->vaddr_valid = !err;
 	}
 	if (err)
@@ -399,7 +403,9 @@ static void map_release(struct vfio_backing *vb, struct vfio_map *m)
 			munlock(m->vaddr, m->size);
 	} else {
 		struct vfio_iommu_type1_dma_unmap u = {
-			.argsz = sizeof(u), .iova = m->iova, .size = m->size,
+		    .argsz = sizeof(u),
+		    .iova = m->iova,
+		    .size = m->size,
 		};
 
 		/* Also right for a mapping whose vaddr was invalidated: the
@@ -447,8 +453,10 @@ int vfio_dma_vaddr_invalidate(struct vfio_backing *vb)
 	for (i = 0; i < NVMK_VFIO_MAX_MAPS; i++) {
 		struct vfio_map *m = &vb->maps[i];
 		struct vfio_iommu_type1_dma_unmap u = {
-			.argsz = sizeof(u), .flags = VFIO_DMA_UNMAP_FLAG_VADDR,
-			.iova = m->iova, .size = m->size,
+		    .argsz = sizeof(u),
+		    .flags = VFIO_DMA_UNMAP_FLAG_VADDR,
+		    .iova = m->iova,
+		    .size = m->size,
 		};
 
 		if (!m->in_use || !m->vaddr_valid)

@@ -14,20 +14,20 @@
 
 #include "nvmekeep/backing.h"
 
-#define VFIO_PATH_MAX 512
+#define VFIO_PATH_MAX	     512
 #define VFIO_MAX_IOVA_RANGES 16
 
 /* One DMA mapping made through the backing. */
 struct vfio_map {
 	bool in_use;
-	bool pending;       /* inherited through a handover, not re-attached yet */
-	bool vaddr_valid;   /* type1: the kernel knows a valid vaddr for it */
+	bool pending;	  /* inherited through a handover, not re-attached yet */
+	bool vaddr_valid; /* type1: the kernel knows a valid vaddr for it */
 	void *vaddr;
 	uint64_t size;
-	uint64_t iova;      /* type1 IOVA; no-IOMMU: physical address of page 0 */
-	int fd;             /* memfd of the block (owned by the DMA layer) */
+	uint64_t iova; /* type1 IOVA; no-IOMMU: physical address of page 0 */
+	int fd;	       /* memfd of the block (owned by the DMA layer) */
 	uint64_t fd_offset;
-	dev_t st_dev;       /* identity of the memfd, to match it after exec */
+	dev_t st_dev; /* identity of the memfd, to match it after exec */
 	ino_t st_ino;
 	uint64_t *page_iova; /* no-IOMMU: per-page physical addresses (owned) */
 };
@@ -42,7 +42,7 @@ struct vfio_backing {
 	char dev_root[VFIO_PATH_MAX / 2];
 	char group_name[32];
 	bool noiommu;
-	bool handover_ok;       /* type1: VFIO_UPDATE_VADDR; no-IOMMU: always */
+	bool handover_ok; /* type1: VFIO_UPDATE_VADDR; no-IOMMU: always */
 	bool require_huge;
 	bool warned_small_pages;
 	bool exported;
@@ -91,8 +91,8 @@ int vfio_pagemap_entry_phys(uint64_t entry, uint64_t *phys);
 /* Physical addresses of @npages pages from @va, read from pagemap fd @pmfd. */
 int vfio_pagemap_resolve(int pmfd, const void *va, size_t npages, uint64_t *out);
 /* Usable IOVA ranges from a VFIO_IOMMU_GET_INFO answer of @len bytes. */
-int vfio_iova_ranges_parse(const void *info, size_t len, struct vfio_iova_span *out,
-			   unsigned max, unsigned *n);
+int vfio_iova_ranges_parse(const void *info, size_t len, struct vfio_iova_span *out, unsigned max,
+			   unsigned *n);
 /* Take @size bytes of IOVA space; -ENOSPC when the ranges are exhausted. */
 int vfio_iova_alloc(struct vfio_backing *vb, uint64_t size, uint64_t *iova);
 int vfio_dma_setup(struct vfio_backing *vb);

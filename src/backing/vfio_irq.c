@@ -19,7 +19,7 @@
 
 int vfio_irq_probe(struct vfio_backing *vb)
 {
-	struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX };
+	struct vfio_irq_info ii = {.argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX};
 
 	if (ioctl(vb->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0) {
 		nvmk_warn(vb->base.name, NVMK_LOG_NOQ, "VFIO_DEVICE_GET_IRQ_INFO(MSI-X): %s",

@@ -21,8 +21,8 @@
 
 /* PCI command register (PCI Local Bus 3.0, 6.2.2) */
 #define PCI_CFG_COMMAND 0x04
-#define PCI_CMD_MEMORY (1u << 1)
-#define PCI_CMD_MASTER (1u << 2)
+#define PCI_CMD_MEMORY	(1u << 1)
+#define PCI_CMD_MASTER	(1u << 2)
 
 static const char *root_or_default(const char *root)
 {
@@ -65,8 +65,7 @@ bool nvmk_pci_addr_valid(const char *addr)
 	return vfio_pci_addr_normalize(addr, tmp) == 0;
 }
 
-int vfio_sysfs_dev_path(const char *root, const char *addr, const char *attr, char *buf,
-			size_t len)
+int vfio_sysfs_dev_path(const char *root, const char *addr, const char *attr, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/bus/pci/devices/%s%s%s", root_or_default(root), addr,
 			 attr ? "/" : "", attr ? attr : "");

@@ -95,7 +95,8 @@ static void put(const char *content, const char *fmt, ...)
 	fclose(f);
 }
 
-static void slurp(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void slurp(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void slurp(char *buf, size_t len, const char *fmt, ...)
 {
 	char p[1024];
@@ -151,7 +152,7 @@ static int setup_fake(void **state)
 	fake_func("0000:00:03.0", "0x010802\n", "vfio-pci", "7");
 	put("", "%s/bus/pci/drivers_probe", g_root);
 	put("/dev/vda / ext4 rw 0 0\n", "%s/proc/mounts", g_root);
-	fake_func("0000:00:03.1", "0x010802\n", "nvme", "7");  /* same group, other driver */
+	fake_func("0000:00:03.1", "0x010802\n", "nvme", "7");	/* same group, other driver */
 	fake_func("0000:00:04.0", "0x020000\n", "e1000e", "8"); /* not NVMe */
 	fake_func("0000:00:05.0", "0x010802\n", "vfio-pci", NULL);
 	mkdirs("%s/bus/pci/devices/0000:00:03.1/nvme/nvme0/nvme0n1", g_root);
@@ -174,8 +175,17 @@ static int teardown_fake(void **state)
 static void test_malformed_addresses(void **state)
 {
 	static const char *bad[] = {
-		"", "0000:00:03", "0000:00:03.8", "0000:00:20.0", "000:00:03.0", "0000-00:03.0",
-		"0000:00:03.0x", "00000:00:03.0", "0000:0g:03.0", " 0000:00:03.0", "0000:00:03:0",
+	    "",
+	    "0000:00:03",
+	    "0000:00:03.8",
+	    "0000:00:20.0",
+	    "000:00:03.0",
+	    "0000-00:03.0",
+	    "0000:00:03.0x",
+	    "00000:00:03.0",
+	    "0000:0g:03.0",
+	    " 0000:00:03.0",
+	    "0000:00:03:0",
 	};
 	struct nvmk_backing *b = (void *)1;
 	size_t i;
@@ -278,7 +288,7 @@ static void test_fake_iommu_group(void **state)
 
 static void test_fake_open_errors(void **state)
 {
-	struct nvmk_vfio_opts o = { .sysfs_root = g_root };
+	struct nvmk_vfio_opts o = {.sysfs_root = g_root};
 	char dev[300];
 	struct nvmk_backing *b = (void *)1;
 
@@ -331,8 +341,7 @@ static void test_fake_bind_refuses_mounted(void **state)
 
 	(void)state;
 	snprintf(proc, sizeof(proc), "%s/proc", g_root);
-	put("/dev/vda / ext4 rw 0 0\n/dev/nvme0n1p2 /data xfs rw 0 0\n", "%s/proc/mounts",
-	    g_root);
+	put("/dev/vda / ext4 rw 0 0\n/dev/nvme0n1p2 /data xfs rw 0 0\n", "%s/proc/mounts", g_root);
 	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:03.1", false), -EBUSY);
 	assert_non_null(strstr(g_log, "/dev/nvme0n1p2 on /data"));
 	slurp(buf, sizeof(buf), "%s/bus/pci/devices/0000:00:03.1/driver_override", g_root);
@@ -401,10 +410,10 @@ static void test_pagemap_entries(void **state)
 	assert_int_equal(vfio_pagemap_entry_phys((1ull << 63) | 0x12345, &phys), 0);
 	assert_int_equal(phys, 0x12345000ull);
 	/* soft-dirty / exclusive bits (55, 56) are not part of the PFN */
-	assert_int_equal(vfio_pagemap_entry_phys((1ull << 63) | (1ull << 55) | (1ull << 56) | 7,
-						 &phys), 0);
+	assert_int_equal(
+	    vfio_pagemap_entry_phys((1ull << 63) | (1ull << 55) | (1ull << 56) | 7, &phys), 0);
 	assert_int_equal(phys, 0x7000ull);
-	assert_int_equal(vfio_pagemap_entry_phys(0x12345, &phys), -EFAULT);                /* absent */
+	assert_int_equal(vfio_pagemap_entry_phys(0x12345, &phys), -EFAULT); /* absent */
 	assert_int_equal(vfio_pagemap_entry_phys((1ull << 63) | (1ull << 62) | 5, &phys), -EFAULT);
 	assert_int_equal(vfio_pagemap_entry_phys(1ull << 63, &phys), -EPERM); /* PFN hidden */
 }
@@ -413,7 +422,7 @@ static void test_pagemap_resolve_fake_file(void **state)
 {
 	const uintptr_t va = 0x7f0000123000ull;
 	/* the 4th page is not present */
-	uint64_t ent[4] = { (1ull << 63) | 0x100, (1ull << 63) | 0x2ff, (1ull << 63) | 0x101, 0 };
+	uint64_t ent[4] = {(1ull << 63) | 0x100, (1ull << 63) | 0x2ff, (1ull << 63) | 0x101, 0};
 	uint64_t out[3];
 	int fd = memfd_create("fake-pagemap", MFD_CLOEXEC);
 
@@ -478,8 +487,9 @@ static void test_iova_ranges_and_alloc(void **state)
 	cap->iova_ranges[1].end = (1ull << 39) - 1;
 
 	memset(&vb, 0, sizeof(vb));
-	assert_int_equal(vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES,
-						&vb.nranges), 0);
+	assert_int_equal(
+	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &vb.nranges),
+	    0);
 	assert_int_equal(vb.nranges, 2);
 	assert_int_equal(vb.ranges[1].start, 0xfef00000ull);
 
@@ -497,16 +507,16 @@ static void test_iova_ranges_and_alloc(void **state)
 
 	/* truncated / looping capability chains are rejected */
 	cap->nr_iovas = 1000;
-	assert_int_equal(vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES,
-						&n), -EINVAL);
+	assert_int_equal(
+	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &n), -EINVAL);
 	cap->nr_iovas = 1;
 	cap->header.id = 99;
 	cap->header.next = sizeof(*info); /* points at itself */
-	assert_int_equal(vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES,
-						&n), -ENOENT);
+	assert_int_equal(
+	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &n), -ENOENT);
 	info->flags = 0;
-	assert_int_equal(vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES,
-						&n), -ENOENT);
+	assert_int_equal(
+	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &n), -ENOENT);
 }
 
 /* ---- handover description ---- */
@@ -528,8 +538,8 @@ static void test_handover_string_roundtrip(void **state)
 	a.irq_fds[1] = 7;
 	a.irq_fds[2] = 8;
 	a.nmaps = 2;
-	a.maps[0] = (struct nvmk_vfio_handover_map){ 0x100000, 0x10000, 9, 0 };
-	a.maps[1] = (struct nvmk_vfio_handover_map){ 0x200000, 0x200000, 10, 0x400000 };
+	a.maps[0] = (struct nvmk_vfio_handover_map){0x100000, 0x10000, 9, 0};
+	a.maps[1] = (struct nvmk_vfio_handover_map){0x200000, 0x200000, 10, 0x400000};
 	assert_true(nvmk_vfio_handover_format(&a, s, sizeof(s)) > 0);
 	assert_int_equal(nvmk_vfio_handover_parse(s, &b), 0);
 	assert_string_equal(b.pci_addr, a.pci_addr);
@@ -555,17 +565,17 @@ static void test_handover_string_roundtrip(void **state)
 static void test_handover_string_rejects_garbage(void **state)
 {
 	static const char *bad[] = {
-		"",
-		"nvmk-vfio2;0000:00:03.0;type1;3,4,5;irq;map",
-		"nvmk-vfio1;0000:00:03.9;type1;3,4,5;irq;map",
-		"nvmk-vfio1;0000:00:03.0;iommu;3,4,5;irq;map",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4;irq;map",
-		"nvmk-vfio1;0000:00:03.0;type1;3,-4,5;irq;map",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq,6;map",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:0:9:0",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1001:9:0",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9:0;",
-		"nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9",
+	    "",
+	    "nvmk-vfio2;0000:00:03.0;type1;3,4,5;irq;map",
+	    "nvmk-vfio1;0000:00:03.9;type1;3,4,5;irq;map",
+	    "nvmk-vfio1;0000:00:03.0;iommu;3,4,5;irq;map",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4;irq;map",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,-4,5;irq;map",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq,6;map",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:0:9:0",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1001:9:0",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9:0;",
+	    "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9",
 	};
 	struct nvmk_vfio_handover h;
 	size_t i;
@@ -574,7 +584,7 @@ static void test_handover_string_rejects_garbage(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(nvmk_vfio_handover_parse(bad[i], &h), -EINVAL);
 	assert_int_equal(nvmk_vfio_handover_parse(
-				 "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9:0", &h),
+			     "nvmk-vfio1;0000:00:03.0;type1;3,4,5;irq=6;map=100000:1000:9:0", &h),
 			 0);
 }
 
@@ -598,27 +608,27 @@ static void test_adopt_rejects_non_vfio_fd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_malformed_addresses, setup_log, teardown_log),
-		cmocka_unit_test(test_normalize_lowercases),
-		cmocka_unit_test_setup_teardown(test_real_nonexistent_function, setup_log,
-						teardown_log),
-		cmocka_unit_test_setup_teardown(test_real_function_not_on_vfio, setup_log,
-						teardown_log),
-		cmocka_unit_test_setup_teardown(test_fake_iommu_group, setup_fake, teardown_fake),
-		cmocka_unit_test_setup_teardown(test_fake_open_errors, setup_fake, teardown_fake),
-		cmocka_unit_test_setup_teardown(test_fake_list_nvme, setup_fake, teardown_fake),
-		cmocka_unit_test_setup_teardown(test_fake_bind_refuses_mounted, setup_fake,
-						teardown_fake),
-		cmocka_unit_test_setup_teardown(test_fake_unbind_without_nvme_driver, setup_fake,
-						teardown_fake),
-		cmocka_unit_test(test_pagemap_entries),
-		cmocka_unit_test(test_pagemap_resolve_fake_file),
-		cmocka_unit_test(test_pagemap_real),
-		cmocka_unit_test(test_iova_ranges_and_alloc),
-		cmocka_unit_test(test_handover_string_roundtrip),
-		cmocka_unit_test(test_handover_string_rejects_garbage),
-		cmocka_unit_test_setup_teardown(test_adopt_rejects_non_vfio_fd, setup_log,
-						teardown_log),
+	    cmocka_unit_test_setup_teardown(test_malformed_addresses, setup_log, teardown_log),
+	    cmocka_unit_test(test_normalize_lowercases),
+	    cmocka_unit_test_setup_teardown(test_real_nonexistent_function, setup_log,
+					    teardown_log),
+	    cmocka_unit_test_setup_teardown(test_real_function_not_on_vfio, setup_log,
+					    teardown_log),
+	    cmocka_unit_test_setup_teardown(test_fake_iommu_group, setup_fake, teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_open_errors, setup_fake, teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_list_nvme, setup_fake, teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_bind_refuses_mounted, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_unbind_without_nvme_driver, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test(test_pagemap_entries),
+	    cmocka_unit_test(test_pagemap_resolve_fake_file),
+	    cmocka_unit_test(test_pagemap_real),
+	    cmocka_unit_test(test_iova_ranges_and_alloc),
+	    cmocka_unit_test(test_handover_string_roundtrip),
+	    cmocka_unit_test(test_handover_string_rejects_garbage),
+	    cmocka_unit_test_setup_teardown(test_adopt_rejects_non_vfio_fd, setup_log,
+					    teardown_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

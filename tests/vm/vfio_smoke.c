@@ -34,11 +34,11 @@
 #include "nvmekeep/log.h"
 #include "nvmekeep/spec.h"
 
-#define QDEPTH 32u
-#define BLOCK_SIZE (64u * 1024)
-#define SMOKE_MAGIC 0x4e564b53u
+#define QDEPTH	       32u
+#define BLOCK_SIZE     (64u * 1024)
+#define SMOKE_MAGIC    0x4e564b53u
 #define CMD_TIMEOUT_MS 5000
-#define TEST_LBA 2048u /* byte offset 1 MiB at 512 B blocks */
+#define TEST_LBA       2048u /* byte offset 1 MiB at 512 B blocks */
 
 /* 4 KiB pages of the DMA block */
 enum { PG_ASQ, PG_ACQ, PG_IDBUF, PG_IOSQ, PG_IOCQ, PG_WBUF, PG_RBUF, PG_STATE, PG_COUNT };
@@ -169,7 +169,7 @@ static int run_cmd(struct ctrl *c, struct queue *q, struct nvme_sqe *sqe, struct
 static uint64_t irq_wait(struct ctrl *c, unsigned vector, int ms)
 {
 	int fd = c->b->ops->irq_fd(c->b, vector);
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	uint64_t cnt = 0;
 
 	if (fd < 0)
@@ -205,7 +205,8 @@ static int dma_get(struct ctrl *c, bool want_huge)
 		void *va = MAP_FAILED;
 
 		if (fd >= 0 && ftruncate(fd, (off_t)sz) == 0)
-			va = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+			va = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+				  0);
 		if (va != MAP_FAILED) {
 			c->dma.mem.vaddr = va;
 			c->dma.mem.size = sz;
@@ -254,8 +255,8 @@ static int enable(struct ctrl *c)
 	st->magic = SMOKE_MAGIC;
 	st->dstrd = NVME_CAP_DSTRD(cap);
 	snprintf(st->mode, sizeof(st->mode), "%s", g_mode);
-	st->admin = (struct queue){ .qid = 0, .phase = 1, .pg_sq = PG_ASQ, .pg_cq = PG_ACQ };
-	st->io = (struct queue){ .qid = 1, .phase = 1, .pg_sq = PG_IOSQ, .pg_cq = PG_IOCQ };
+	st->admin = (struct queue){.qid = 0, .phase = 1, .pg_sq = PG_ASQ, .pg_cq = PG_ACQ};
+	st->io = (struct queue){.qid = 1, .phase = 1, .pg_sq = PG_IOSQ, .pg_cq = PG_IOCQ};
 	/* Base 2.0, 3.5.1: disable, wait RDY=0, program the admin queue, enable. */
 	if (nvmk_backing_read32(c->b, NVME_REG_CC) & NVME_CC_EN) {
 		nvmk_backing_write32(c->b, NVME_REG_CC, 0);
@@ -267,14 +268,14 @@ static int enable(struct ctrl *c)
 	nvmk_backing_write64(c->b, NVME_REG_ACQ, page_iova(c, PG_ACQ));
 	st->asq_iova = page_iova(c, PG_ASQ);
 	nvmk_backing_write32(c->b, NVME_REG_CC,
-			     NVME_CC_SET_IOCQES(NVME_CQES_LOG2) | NVME_CC_SET_IOSQES(NVME_SQES_LOG2) |
-				     NVME_CC_EN);
+			     NVME_CC_SET_IOCQES(NVME_CQES_LOG2) |
+				 NVME_CC_SET_IOSQES(NVME_SQES_LOG2) | NVME_CC_EN);
 	return wait_rdy(c, NVME_CSTS_RDY);
 }
 
 static int identify(struct ctrl *c, uint32_t cns, uint32_t nsid)
 {
-	struct nvme_sqe sqe = { .opc = NVME_ADM_IDENTIFY, .nsid = nsid, .cdw10 = cns };
+	struct nvme_sqe sqe = {.opc = NVME_ADM_IDENTIFY, .nsid = nsid, .cdw10 = cns};
 
 	memset(page(c, PG_IDBUF), 0, NVMK_DMA_PAGE_SIZE);
 	sqe.prp1 = page_iova(c, PG_IDBUF);
@@ -283,9 +284,9 @@ static int identify(struct ctrl *c, uint32_t cns, uint32_t nsid)
 
 static int create_io_queues(struct ctrl *c)
 {
-	struct nvme_sqe cq = { .opc = NVME_ADM_CREATE_CQ };
-	struct nvme_sqe sq = { .opc = NVME_ADM_CREATE_SQ };
-	struct nvme_sqe nq = { .opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x07 /* Number of Queues */ };
+	struct nvme_sqe cq = {.opc = NVME_ADM_CREATE_CQ};
+	struct nvme_sqe sq = {.opc = NVME_ADM_CREATE_SQ};
+	struct nvme_sqe nq = {.opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x07 /* Number of Queues */};
 	int sc;
 
 	sc = run_cmd(c, &c->st->admin, &nq, NULL);
@@ -328,8 +329,11 @@ static struct nvme_sqe rw_cmd(struct ctrl *c, uint8_t opc, unsigned pg)
 {
 	uint32_t nlb = (NVMK_DMA_PAGE_SIZE >> c->st->lba_shift) - 1;
 
-	return (struct nvme_sqe){ .opc = opc, .nsid = c->st->nsid, .prp1 = page_iova(c, pg),
-				  .cdw10 = TEST_LBA, .cdw12 = nlb };
+	return (struct nvme_sqe){.opc = opc,
+				 .nsid = c->st->nsid,
+				 .prp1 = page_iova(c, pg),
+				 .cdw10 = TEST_LBA,
+				 .cdw12 = nlb};
 }
 
 static void fill(struct ctrl *c, uint8_t seed)
@@ -382,7 +386,7 @@ static bool bring_up(struct ctrl *c, const char *addr, bool huge)
 
 static void basic_cases(const char *addr)
 {
-	struct ctrl c = { 0 };
+	struct ctrl c = {0};
 	uint32_t nn, nsid;
 	int err, sc;
 
@@ -404,8 +408,10 @@ static void basic_cases(const char *addr)
 		memcpy(mn, id + 24, 40);
 		mn[40] = 0;
 		memcpy(&nn, id + 516, 4);
-		result(sc == 0 && sn[0] != 0, "%s identify-controller (sc %d, sn '%.20s', mn '%.40s', "
-		       "nn %u)", addr, sc, sn, mn, nn);
+		result(sc == 0 && sn[0] != 0,
+		       "%s identify-controller (sc %d, sn '%.20s', mn '%.40s', "
+		       "nn %u)",
+		       addr, sc, sn, mn, nn);
 	}
 	result(irq_wait(&c, 0, 2000) > 0, "%s msix-admin-vector0", addr);
 
@@ -426,7 +432,7 @@ static void basic_cases(const char *addr)
 disable:
 	err = c.b->ops->reset(c.b);
 	result(!err && !(nvmk_backing_read32(c.b, NVME_REG_CSTS) & NVME_CSTS_RDY) &&
-		       !(nvmk_backing_read32(c.b, NVME_REG_CC) & NVME_CC_EN),
+		   !(nvmk_backing_read32(c.b, NVME_REG_CC) & NVME_CC_EN),
 	       "%s reset (VFIO_DEVICE_RESET -> CC.EN=0, CSTS.RDY=0)", addr);
 	dma_put(&c);
 out:
@@ -436,7 +442,7 @@ out:
 /* Stage A of the handover case: ends in execve, or returns on failure. */
 static void handover_stage_a(const char *self, const char *addr)
 {
-	struct ctrl c = { 0 };
+	struct ctrl c = {0};
 	struct nvmk_vfio_handover ho;
 	char hostr[8192], a1[8300], a2[64];
 	struct nvme_sqe wr;
@@ -484,7 +490,7 @@ static void handover_stage_a(const char *self, const char *addr)
 	snprintf(a2, sizeof(a2), "--mode=%s", g_mode);
 	fflush(stdout);
 	{
-		char *argv[] = { (char *)self, a1, a2, NULL };
+		char *argv[] = {(char *)self, a1, a2, NULL};
 
 		execv("/proc/self/exe", argv);
 	}
@@ -497,7 +503,7 @@ static void handover_stage_a(const char *self, const char *addr)
 static int handover_stage_b(const char *hostr)
 {
 	struct nvmk_vfio_handover ho;
-	struct ctrl c = { 0 };
+	struct ctrl c = {0};
 	struct nvme_cqe cqe;
 	const char *addr = "?";
 	int err, sc;
@@ -516,8 +522,8 @@ static int handover_stage_b(const char *hostr)
 	c.dma.mem.size = ho.maps[0].size;
 	c.dma.mem.fd = ho.maps[0].fd;
 	c.dma.mem.fd_offset = ho.maps[0].fd_offset;
-	c.dma.mem.vaddr = mmap(NULL, c.dma.mem.size, PROT_READ | PROT_WRITE, MAP_SHARED, c.dma.mem.fd,
-			       (off_t)c.dma.mem.fd_offset);
+	c.dma.mem.vaddr = mmap(NULL, c.dma.mem.size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       c.dma.mem.fd, (off_t)c.dma.mem.fd_offset);
 	if (c.dma.mem.vaddr == MAP_FAILED) {
 		result(false, "%s handover-remap-memfd (%s)", addr, strerror(errno));
 		goto done;
@@ -542,7 +548,7 @@ static int handover_stage_b(const char *hostr)
 		uint32_t csts = nvmk_backing_read32(c.b, NVME_REG_CSTS);
 
 		result((cc & NVME_CC_EN) && (csts & NVME_CSTS_RDY) && !(csts & NVME_CSTS_CFS) &&
-			       nvmk_backing_read64(c.b, NVME_REG_ASQ) == c.st->asq_iova,
+			   nvmk_backing_read64(c.b, NVME_REG_ASQ) == c.st->asq_iova,
 		       "%s handover-no-reset (CC.EN=%u CSTS.RDY=%u, ASQ unchanged)", addr,
 		       cc & NVME_CC_EN, csts & NVME_CSTS_RDY);
 	}
@@ -554,8 +560,10 @@ static int handover_stage_b(const char *hostr)
 	result(sc == 0 && !memcmp((uint8_t *)page(&c, PG_IDBUF) + 4, c.st->serial, 20),
 	       "%s handover-admin-identify (same admin queue, sc %d)", addr, sc);
 	result(irq_wait(&c, 0, 2000) > 0, "%s handover-msix-admin-eventfd", addr);
-	result(read_verify(&c, &sc), "%s handover-io-read-verify (data of the in-flight write, "
-	       "sc %d)", addr, sc);
+	result(read_verify(&c, &sc),
+	       "%s handover-io-read-verify (data of the in-flight write, "
+	       "sc %d)",
+	       addr, sc);
 	result(write_read(&c, 0x3c, &sc), "%s handover-io-write-read-verify (sc %d)", addr, sc);
 	err = c.b->ops->reset(c.b);
 	result(!err, "%s handover-final-reset", addr);
