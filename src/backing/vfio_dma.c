@@ -176,10 +176,26 @@ int vfio_dma_setup(struct vfio_backing *vb)
 	return 0;
 }
 
+/* Bytes this process has locked (VmLck: mlock and VFIO type1 pins alike). */
+static uint64_t locked_bytes(void)
+{
+	char line[256];
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %llu", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb << 10;
+}
+
 void vfio_dma_explain_lock_failure(const struct vfio_backing *vb, int err, uint64_t size)
 {
 	struct rlimit rl;
 	char cur[32] = "unlimited";
+	uint64_t locked;
 
 	if (err != -ENOMEM && err != -EPERM && err != -EAGAIN) {
 		nvmk_err(vb->base.name, NVMK_LOG_NOQ, "pinning %" PRIu64 " bytes of DMA memory: %s",
@@ -188,11 +204,13 @@ void vfio_dma_explain_lock_failure(const struct vfio_backing *vb, int err, uint6
 	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		snprintf(cur, sizeof(cur), "%llu bytes", (unsigned long long)rl.rlim_cur);
+	locked = locked_bytes();
 	nvmk_err(vb->base.name, NVMK_LOG_NOQ,
-		 "pinning %" PRIu64 " bytes of DMA memory failed (%s): RLIMIT_MEMLOCK is %s and "
-		 "this block alone needs %" PRIu64 " more; raise it (ulimit -l, systemd "
-		 "LimitMEMLOCK=, /etc/security/limits.conf) or run with CAP_IPC_LOCK",
-		 size, strerror(-err), cur, size);
+		 "pinning %" PRIu64 " bytes of DMA memory failed (%s): RLIMIT_MEMLOCK is %s, "
+		 "%" PRIu64 " bytes are locked already, so at least %" PRIu64 " bytes are needed; "
+		 "raise it (ulimit -l, systemd LimitMEMLOCK=, /etc/security/limits.conf) or "
+		 "grant CAP_IPC_LOCK",
+		 size, strerror(-err), cur, locked, locked + size);
 }
 
 static struct vfio_map *map_find_vaddr(struct vfio_backing *vb, const void *vaddr)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -458,6 +459,29 @@ static void test_pagemap_real(void **state)
 	close(fd);
 }
 
+/* ---- RLIMIT_MEMLOCK explanation ---- */
+
+static void test_memlock_message(void **state)
+{
+	struct rlimit old, rl = {65536, 65536};
+	struct vfio_backing vb;
+
+	(void)state;
+	memset(&vb, 0, sizeof(vb));
+	snprintf(vb.base.name, sizeof(vb.base.name), "0000:00:03.0");
+	assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &old), 0);
+	/* Only the soft limit: raising a hard limit again needs CAP_SYS_RESOURCE. */
+	rl.rlim_cur = 65536;
+	rl.rlim_max = old.rlim_max;
+	if (old.rlim_max < 65536 || setrlimit(RLIMIT_MEMLOCK, &rl))
+		skip();
+	vfio_dma_explain_lock_failure(&vb, -ENOMEM, 2u << 20);
+	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &old), 0);
+	assert_non_null(strstr(g_log, "0000:00:03.0: pinning 2097152 bytes"));
+	assert_non_null(strstr(g_log, "RLIMIT_MEMLOCK is 65536 bytes"));
+	assert_non_null(strstr(g_log, "at least 2097152 bytes are needed"));
+}
+
 /* ---- IOVA ranges ---- */
 
 static void test_iova_ranges_and_alloc(void **state)
@@ -624,6 +648,7 @@ int main(void)
 	    cmocka_unit_test(test_pagemap_entries),
 	    cmocka_unit_test(test_pagemap_resolve_fake_file),
 	    cmocka_unit_test(test_pagemap_real),
+	    cmocka_unit_test_setup_teardown(test_memlock_message, setup_log, teardown_log),
 	    cmocka_unit_test(test_iova_ranges_and_alloc),
 	    cmocka_unit_test(test_handover_string_roundtrip),
 	    cmocka_unit_test(test_handover_string_rejects_garbage),

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/capability.h>
 #include <linux/memfd.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -26,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -439,6 +443,111 @@ out:
 	c.b->ops->destroy(c.b);
 }
 
+/* ---- misconfiguration cases, each in a child process (they drop privileges) ---- */
+
+static char g_log[4096];
+
+static void capture(void *ctx, enum nvmk_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	fprintf(stderr, "  log: %s\n", line);
+	strncat(g_log, line, sizeof(g_log) - strlen(g_log) - 1);
+}
+
+/* Child: run @fn, exit 0 when it returned true. Parent: one result line. */
+static void in_child(const char *name, const char *addr, bool (*fn)(const char *))
+{
+	pid_t pid;
+	int status = 0;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		g_log[0] = '\0';
+		nvmk_log_set_sink(capture, NULL);
+		_exit(fn(addr) ? 0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		status = -1;
+	result(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s %s", addr, name);
+}
+
+static bool case_permission_denied(const char *addr)
+{
+	struct nvmk_backing *b = NULL;
+	int err;
+
+	if (setgid(65534) || setuid(65534))
+		return false;
+	err = nvmk_backing_vfio_open(addr, NULL, &b);
+	return err == -EACCES && !b && strstr(g_log, "permission denied");
+}
+
+static bool drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	d[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &h, d) == 0;
+}
+
+static bool case_memlock_too_low(const char *addr)
+{
+	struct rlimit rl = {64 << 10, 64 << 10};
+	struct nvmk_backing *b = NULL;
+	struct nvmk_dma_buf buf = {0};
+	bool ok;
+	int err;
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || !drop_ipc_lock())
+		return false;
+	if (nvmk_backing_vfio_open(addr, NULL, &b))
+		return false;
+	if (nvmk_dma_alloc_ephemeral(2u << 20, NVMK_DMA_POPULATE, &buf.mem))
+		return false;
+	err = b->ops->dma_map(b, &buf);
+	ok = (err == -ENOMEM || err == -EPERM || err == -EAGAIN) &&
+	     strstr(g_log, "RLIMIT_MEMLOCK is 65536 bytes") &&
+	     strstr(g_log, "pinning 2097152 bytes");
+	b->ops->destroy(b);
+	nvmk_dma_free(&buf.mem);
+	return ok;
+}
+
+static bool case_require_hugepages(const char *addr)
+{
+	struct nvmk_vfio_opts o = {.require_hugepages = true};
+	struct nvmk_backing *b = NULL;
+	struct nvmk_dma_buf buf = {0};
+	bool ok;
+	int err;
+
+	if (nvmk_backing_vfio_open(addr, &o, &b))
+		return false;
+	if (nvmk_dma_alloc_ephemeral(64u << 10, NVMK_DMA_POPULATE, &buf.mem))
+		return false;
+	err = b->ops->dma_map(b, &buf);
+	ok = err == -ENOMEM && strstr(g_log, "nr_hugepages");
+	b->ops->destroy(b);
+	nvmk_dma_free(&buf.mem);
+	return ok;
+}
+
+static void error_cases(const char *addr, bool noiommu)
+{
+	in_child("error-permission-denied (uid 65534)", addr, case_permission_denied);
+	in_child("error-rlimit-memlock-too-low (64 KiB, no CAP_IPC_LOCK)", addr,
+		 case_memlock_too_low);
+	if (noiommu)
+		in_child("error-no-hugepages (require_hugepages, 4 KiB block)", addr,
+			 case_require_hugepages);
+}
+
 /* Stage A of the handover case: ends in execve, or returns on failure. */
 static void handover_stage_a(const char *self, const char *addr)
 {
@@ -606,9 +715,9 @@ int main(int argc, char **argv)
 		printf("FAIL no NVMe function bound to vfio-pci\n0 passed, 1 failed\n");
 		return 1;
 	}
+	bool noiommu = false;
 	{
 		struct nvmk_backing *b = NULL;
-		bool noiommu = false;
 
 		if (nvmk_backing_vfio_open(addrs[0], NULL, &b) == 0) {
 			noiommu = nvmk_backing_vfio_is_noiommu(b);
@@ -623,6 +732,7 @@ int main(int argc, char **argv)
 
 		result(err == -ENODEV && !b, "open-missing-function (%d)", err);
 	}
+	error_cases(addrs[0], noiommu);
 	for (i = 0; i < n; i++)
 		basic_cases(addrs[i]);
 	handover_stage_a(argv[0], addrs[0]);
