@@ -71,4 +71,132 @@ void nvmk_dma_free(struct nvmk_dma_mem *mem);
  */
 int nvmk_dma_alloc_ephemeral(size_t size, unsigned int flags, struct nvmk_dma_mem *out);
 
+/* ---- Private pool ---------------------------------------------------------------------- */
+
+/* Flags of nvmk_dma_pool_create(). */
+#define NVMK_DMA_POOL_HUGETLB_TRY (1u << 0) /* try 2 MiB huge pages, fall back to 4 KiB */
+
+#define NVMK_DMA_OWNER_MAX 63 /* longest owner string, bytes */
+#define NVMK_DMA_TAG_MAX   31 /* longest tag string, bytes */
+
+/**
+ * nvmk_dma_pool_create - create a private pool on a new memfd.
+ * @pages: data pages wanted (NVMK_DMA_PAGE_SIZE each); the slot table takes
+ *         extra pages in front, and on huge pages the memfd is rounded up to
+ *         2 MiB, which adds data pages
+ * @flags: NVMK_DMA_POOL_HUGETLB_TRY or 0
+ * @out:   the pool
+ *
+ * The pool fd is close-on-exec; the servicing code clears FD_CLOEXEC on
+ * nvmk_dma_pool_fd() right before it execs the successor. The slot table has
+ * clamp(@pages / 2, 64, 4096) slots: an allocation takes at least one page,
+ * so the table runs out before the pages only if blocks average under two.
+ *
+ * Return: 0, -EINVAL, or the error of memfd_create/ftruncate/mmap.
+ */
+int nvmk_dma_pool_create(size_t pages, unsigned int flags, struct nvmk_dma_pool **out);
+
+/**
+ * nvmk_dma_pool_open - attach to a pool inherited from a predecessor process.
+ * @fd:  the pool memfd (after exec); on success the pool owns it and
+ *       nvmk_dma_pool_destroy() closes it; on failure it is left open
+ * @out: the pool
+ *
+ * The pool is mapped at a new address and its slot table validated (magic,
+ * format version, size equal to the fd's size, checksum, every slot inside
+ * the data area, no overlaps, no two live slots with one owner/tag). A bad
+ * table is refused with a log line saying why; nothing in the pool is written.
+ * Until nvmk_dma_pool_finish_restore(), the predecessor's blocks wait to be
+ * reclaimed with nvmk_dma_reclaim(); new allocations never overlap them.
+ *
+ * Return: 0, -EBADMSG (corrupted table), -EPROTONOSUPPORT (newer format),
+ *         -EBADF, -ENOMEM, or the error of fstat/mmap.
+ */
+int nvmk_dma_pool_open(int fd, struct nvmk_dma_pool **out);
+
+/** nvmk_dma_pool_fd - the pool's memfd (to pass across exec or to a vfio-user server). */
+int nvmk_dma_pool_fd(const struct nvmk_dma_pool *pool);
+
+/**
+ * nvmk_dma_pool_destroy - unmap the pool and close its fd.
+ *
+ * The slot table is left as it is: blocks still Allocated stay recorded for
+ * any other holder of the fd. Blocks of this pool must not be used afterwards.
+ */
+void nvmk_dma_pool_destroy(struct nvmk_dma_pool *pool);
+
+/* Usage of a pool, in NVMK_DMA_PAGE_SIZE pages. */
+struct nvmk_dma_pool_stats {
+	uint64_t pool_bytes;	     /* size of the memfd, slot table included */
+	uint64_t total_pages;	     /* data pages */
+	uint64_t used_pages;	     /* Allocated + Leaked */
+	uint64_t free_pages;	     /* total - used */
+	uint64_t leaked_pages;	     /* Leaked only */
+	uint64_t largest_free_pages; /* largest contiguous free range */
+	uint32_t total_slots;
+	uint32_t used_slots; /* Allocated + Leaked */
+	uint32_t leaked_slots;
+	uint32_t unclaimed_slots; /* Allocated by a predecessor, not reclaimed yet */
+	bool hugetlb;		  /* backed by 2 MiB huge pages */
+};
+
+/** nvmk_dma_pool_get_stats - fill @st with the pool's current usage. */
+void nvmk_dma_pool_get_stats(struct nvmk_dma_pool *pool, struct nvmk_dma_pool_stats *st);
+
+/**
+ * nvmk_dma_reclaim - take back a predecessor's block after exec.
+ * @pool:  pool opened with nvmk_dma_pool_open()
+ * @owner: owner given to nvmk_dma_alloc() by the predecessor
+ * @tag:   tag given to nvmk_dma_alloc() by the predecessor
+ * @out:   the block, at the pool's new address, contents untouched
+ *
+ * Marks the block reclaimed: it is this process's again and is freed with
+ * nvmk_dma_free().
+ *
+ * Return: 0, -ENOENT (no such block), -ESTALE (the block was declared
+ *         Leaked by an earlier restore), -EBUSY (already reclaimed, or
+ *         allocated by this process), -EINVAL.
+ */
+int nvmk_dma_reclaim(struct nvmk_dma_pool *pool, const char *owner, const char *tag,
+		     struct nvmk_dma_mem *out);
+
+/**
+ * nvmk_dma_pool_finish_restore - end the reclaim phase after an open.
+ *
+ * Every block the predecessor allocated and this process has not reclaimed is
+ * marked Leaked (its memory stays reserved: the device may still write to it)
+ * and logged with its owner and tag.
+ *
+ * Return: 0 if every block was reclaimed, -EUCLEAN if any was leaked.
+ */
+int nvmk_dma_pool_finish_restore(struct nvmk_dma_pool *pool);
+
+/* One block as reported by nvmk_dma_pool_leaked(). */
+struct nvmk_dma_slot_info {
+	char owner[NVMK_DMA_OWNER_MAX + 1];
+	char tag[NVMK_DMA_TAG_MAX + 1];
+	uint64_t fd_offset;
+	uint64_t pages;
+	uint32_t slot;
+};
+
+/**
+ * nvmk_dma_pool_leaked - list the pool's Leaked blocks.
+ * @out: array of @max entries filled in slot order (may be NULL if @max is 0)
+ *
+ * Return: the number of Leaked blocks (may exceed @max).
+ */
+size_t nvmk_dma_pool_leaked(struct nvmk_dma_pool *pool, struct nvmk_dma_slot_info *out,
+			    size_t max);
+
+/**
+ * nvmk_dma_pool_release_leaked - return a Leaked block's pages to the pool.
+ *
+ * Only once the device that owned it can no longer write to it (it was reset
+ * or removed).
+ *
+ * Return: 0, -ENOENT (no Leaked block with that owner and tag), -EINVAL.
+ */
+int nvmk_dma_pool_release_leaked(struct nvmk_dma_pool *pool, const char *owner, const char *tag);
+
 #endif /* NVMEKEEP_DMA_H */

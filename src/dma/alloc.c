@@ -20,8 +20,7 @@ int nvmk_dma_alloc(struct nvmk_dma_pool *pool, size_t size, const char *owner, c
 		(void)tag;
 		return dma_ephemeral_alloc(size, false, out);
 	}
-	/* The private pool lands in pool.c (part 2 of the DMA work). */
-	return -EOPNOTSUPP;
+	return dma_pool_alloc(pool, size, owner, tag, out);
 }
 
 int nvmk_dma_alloc_ephemeral(size_t size, unsigned int flags, struct nvmk_dma_mem *out)
@@ -35,6 +34,8 @@ void nvmk_dma_free(struct nvmk_dma_mem *mem)
 {
 	if (!mem || !mem->vaddr)
 		return;
-	if (!mem->pool)
+	if (mem->pool)
+		dma_pool_free(mem);
+	else
 		dma_ephemeral_free(mem);
 }

@@ -31,4 +31,9 @@ static inline size_t dma_round_up(size_t size)
 int dma_ephemeral_alloc(size_t size, bool populate, struct nvmk_dma_mem *out);
 void dma_ephemeral_free(struct nvmk_dma_mem *mem);
 
+/* Pool side of nvmk_dma_alloc()/nvmk_dma_free(); see pool.c. */
+int dma_pool_alloc(struct nvmk_dma_pool *pool, size_t size, const char *owner, const char *tag,
+		   struct nvmk_dma_mem *out);
+void dma_pool_free(struct nvmk_dma_mem *mem);
+
 #endif /* NVMEKEEP_DMA_INTERNAL_H */
