@@ -398,6 +398,23 @@ static void basic_cases(const char *addr)
 	result(!err, "%s open (%s)", addr, err ? strerror(-err) : c.b->ops->kind);
 	if (err)
 		return;
+	{
+		/* The layer's generic helpers on top of this backing. */
+		struct nvmk_dma_buf g;
+		uint64_t iova = 0;
+		size_t contig = 0;
+
+		err = nvmk_backing_dma_alloc(c.b, 3 * NVMK_DMA_PAGE_SIZE, "smoke", &g);
+		if (!err) {
+			err = nvmk_backing_iova(c.b, (uint8_t *)g.mem.vaddr + 4106, &iova, &contig);
+			err = err ? err
+				  : (iova == nvmk_dma_buf_iova(&g, 4106) && contig >= 4096 - 10
+					 ? 0
+					 : -EIO);
+			nvmk_backing_dma_free(c.b, &g);
+		}
+		result(!err, "%s backing-dma-alloc + iova lookup (%#" PRIx64 ")", addr, iova);
+	}
 	if (!bring_up(&c, addr, false))
 		goto out;
 
@@ -440,7 +457,7 @@ disable:
 	       "%s reset (VFIO_DEVICE_RESET -> CC.EN=0, CSTS.RDY=0)", addr);
 	dma_put(&c);
 out:
-	c.b->ops->destroy(c.b);
+	nvmk_backing_destroy(c.b);
 }
 
 /* ---- misconfiguration cases, each in a child process (they drop privileges) ---- */
