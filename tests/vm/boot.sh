@@ -4,7 +4,9 @@
 # exit status.
 #   boot.sh [--noiommu] [--share DIR] [--timeout SEC] [--quiet] -- CMD [ARGS]
 # Controllers: nvme0 (serial NVMK0000) with namespaces 1 and 2, nvme1
-# (NVMK0001) with namespace 1; backing images are sparse files in scratch.
+# (NVMK0001) with namespace 1, and in type1 mode nvme2/nvme3 behind a
+# PCIe-to-PCI bridge (one shared IOMMU group); backing images are sparse
+# files in scratch.
 # CMD runs as root under busybox sh with cwd = DIR (default: $PWD), shared
 # read-write over 9p. Exit: CMD's status; 124 timeout; 125 harness failure.
 set -uo pipefail
@@ -50,6 +52,20 @@ NVME=(
 	-device "nvme,id=nvme1,serial=NVMK0001"
 	-device "nvme-ns,drive=c1n1,bus=nvme1,nsid=1"
 )
+# type1 only: two more controllers behind a PCIe-to-PCI bridge. The IOMMU
+# sees their requests as the bridge's, so they share one IOMMU group: the
+# "group not viable" case needs that.
+if [ "$MODE" = type1 ]; then
+	NVME+=(
+		-drive "file=$(img c2n1 16M),if=none,id=c2n1,format=raw,cache=unsafe"
+		-drive "file=$(img c3n1 16M),if=none,id=c3n1,format=raw,cache=unsafe"
+		-device "pcie-pci-bridge,id=br0,bus=pcie.0"
+		-device "nvme,id=nvme2,serial=NVMK0002,bus=br0,addr=1"
+		-device "nvme-ns,drive=c2n1,bus=nvme2,nsid=1"
+		-device "nvme,id=nvme3,serial=NVMK0003,bus=br0,addr=2"
+		-device "nvme-ns,drive=c3n1,bus=nvme3,nsid=1"
+	)
+fi
 
 # hugepages=8: 2 MiB pages for hugetlb memfds (preferred in no-IOMMU mode).
 APPEND="console=ttyS0 panic=-1 quiet loglevel=4 hugepages=8 nvmk.mode=$MODE nvmk.bind=nvme"

@@ -47,6 +47,9 @@ if [ "$BIND" = nvme ]; then
 		log "bound $a -> $(basename "$(readlink "$d/driver")") group $(basename "$(readlink "$d/iommu_group")")"
 	done
 fi
+# nvme after the binding: driver_override keeps it off the bound functions,
+# and `nvmekeep setup` can hand functions back to it.
+modprobe nvme || log "nvme module failed"
 log "mode=$MODE /dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
 
 cd /host || finish 126

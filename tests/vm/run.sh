@@ -30,8 +30,13 @@ if [[ " $MODES " == *" noiommu "* ]]; then
 fi
 
 BUILD="$NVMK_VM_SCRATCH/build"
+# A build dir configured for another checkout is set up again.
+if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
+	rm -rf "$BUILD"
+fi
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" "$NVMK_SRC_ROOT" >/dev/null || die "meson setup failed"
+	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke >/dev/null || die "building vfio_smoke failed"
 T_SETUP=$(date +%s)

@@ -26,7 +26,7 @@ step_host() {
 	mkdir -p "$NVMK_VM_SCRATCH/pkg"
 	if [ ! -f "$KERNEL" ]; then
 		vm_log "unpacking linux-image-$KVER into $KROOT"
-		(cd "$NVMK_VM_SCRATCH/pkg" && apt-get download -qq "linux-image-$KVER")
+		(cd "$NVMK_VM_SCRATCH/pkg" && apt-get -o APT::Sandbox::User=root download -qq "linux-image-$KVER")
 		rm -rf "$KROOT"; mkdir -p "$KROOT"
 		dpkg-deb -x "$NVMK_VM_SCRATCH"/pkg/linux-image-"$KVER"_*.deb "$KROOT"
 		depmod -b "$KROOT" "$KVER" # the .deb ships no modules.dep
@@ -79,7 +79,7 @@ step_noiommu() {
 	mkdir -p "$NVMK_VM_SCRATCH/pkg" "$NVMK_VM_SCRATCH/src"
 	if [ ! -f "$src/drivers/vfio/vfio_main.c" ]; then
 		(cd "$NVMK_VM_SCRATCH/pkg" &&
-		 { ls linux-source-6.1_*.deb >/dev/null 2>&1 || apt-get download -qq linux-source-6.1; })
+		 { ls linux-source-6.1_*.deb >/dev/null 2>&1 || apt-get -o APT::Sandbox::User=root download -qq linux-source-6.1; })
 		vm_log "extracting drivers/vfio from linux-source-6.1"
 		dpkg-deb --fsys-tarfile "$NVMK_VM_SCRATCH"/pkg/linux-source-6.1_*.deb |
 			tar -xO ./usr/src/linux-source-6.1.tar.xz |

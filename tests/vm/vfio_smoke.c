@@ -555,6 +555,47 @@ static bool case_require_hugepages(const char *addr)
 	return ok;
 }
 
+/*
+ * Two functions in one IOMMU group (behind a PCIe-to-PCI bridge): hand one
+ * back to the kernel nvme driver with `nvmekeep setup`'s unbind, check that
+ * opening the other is refused as "not viable" naming the culprit, then bind
+ * it to vfio-pci again.
+ */
+static void group_cases(void)
+{
+	struct nvmk_pci_func f[16];
+	struct nvmk_backing *b = NULL;
+	size_t n = 0, i, j;
+	char want[64];
+	int err;
+
+	err = nvmk_pci_list_nvme(NULL, f, 16, &n);
+	result(!err && n >= 2, "setup-list (%zu NVMe functions)", n);
+	for (i = 0; i < n && i < 16; i++)
+		for (j = i + 1; j < n && j < 16; j++)
+			if (f[i].iommu_group[0] && !strcmp(f[i].iommu_group, f[j].iommu_group) &&
+			    !strcmp(f[i].driver, "vfio-pci") && !strcmp(f[j].driver, "vfio-pci"))
+				goto found;
+	printf("SKIP %s group-not-viable: no two NVMe functions share an IOMMU group\n", g_mode);
+	return;
+found:
+	err = nvmk_pci_unbind_to_nvme(NULL, NULL, f[j].addr, false);
+	result(!err, "%s setup-unbind-to-nvme (group %s)", f[j].addr, f[j].iommu_group);
+	if (err)
+		return;
+	g_log[0] = '\0';
+	nvmk_log_set_sink(capture, NULL);
+	err = nvmk_backing_vfio_open(f[i].addr, NULL, &b);
+	nvmk_log_set_sink(NULL, NULL);
+	snprintf(want, sizeof(want), "%s (driver nvme)", f[j].addr);
+	result(err == -EBUSY && !b && strstr(g_log, "is not viable") && strstr(g_log, want),
+	       "%s error-group-not-viable (%d)", f[i].addr, err);
+	if (b)
+		nvmk_backing_destroy(b);
+	err = nvmk_pci_bind_vfio(NULL, NULL, f[j].addr, false);
+	result(!err, "%s setup-bind-vfio", f[j].addr);
+}
+
 static void error_cases(const char *addr, bool noiommu)
 {
 	in_child("error-permission-denied (uid 65534)", addr, case_permission_denied);
@@ -750,6 +791,7 @@ int main(int argc, char **argv)
 		result(err == -ENODEV && !b, "open-missing-function (%d)", err);
 	}
 	error_cases(addrs[0], noiommu);
+	group_cases();
 	for (i = 0; i < n; i++)
 		basic_cases(addrs[i]);
 	handover_stage_a(argv[0], addrs[0]);
