@@ -156,6 +156,7 @@ struct nvmk_vfio_opts {
 	const char *dev_root;   /* NULL = "/dev" */
 	bool no_reset;          /* skip VFIO_DEVICE_RESET at open */
 	bool require_hugepages; /* no-IOMMU: refuse DMA blocks that are not hugetlb */
+	bool no_bar0_mmap;      /* use pread/pwrite on the device fd (tests the fallback) */
 };
 
 /**

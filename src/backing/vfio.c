@@ -152,6 +152,7 @@ static struct vfio_backing *vfio_alloc(const char *addr, const struct nvmk_vfio_
 	snprintf(vb->dev_root, sizeof(vb->dev_root), "%s",
 		 opts && opts->dev_root ? opts->dev_root : "/dev");
 	vb->require_huge = opts && opts->require_hugepages;
+	vb->no_bar0_mmap = opts && opts->no_bar0_mmap;
 	vb->container = vb->group = vb->device = -1;
 	return vb;
 }
@@ -180,7 +181,7 @@ static int vfio_regions(struct vfio_backing *vb)
 	vb->bar0_off = ri.offset;
 	vb->bar0_region_size = ri.size;
 	vb->cfg_off = ci.offset;
-	if (ri.flags & VFIO_REGION_INFO_FLAG_MMAP)
+	if ((ri.flags & VFIO_REGION_INFO_FLAG_MMAP) && !vb->no_bar0_mmap)
 		p = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, vb->device,
 			 (off_t)ri.offset);
 	if (p == MAP_FAILED) {

@@ -44,6 +44,7 @@ struct vfio_backing {
 	bool noiommu;
 	bool handover_ok; /* type1: VFIO_UPDATE_VADDR; no-IOMMU: always */
 	bool require_huge;
+	bool no_bar0_mmap;
 	bool warned_small_pages;
 	bool exported;
 	int container, group, device;

@@ -388,14 +388,19 @@ static bool bring_up(struct ctrl *c, const char *addr, bool huge)
 	return !err;
 }
 
-static void basic_cases(const char *addr)
+static void basic_cases(const char *addr, bool no_mmap)
 {
+	struct nvmk_vfio_opts opts = {.no_bar0_mmap = no_mmap};
 	struct ctrl c = {0};
 	uint32_t nn, nsid;
 	int err, sc;
 
-	err = nvmk_backing_vfio_open(addr, NULL, &c.b);
-	result(!err, "%s open (%s)", addr, err ? strerror(-err) : c.b->ops->kind);
+	err = nvmk_backing_vfio_open(addr, &opts, &c.b);
+	result(!err && !c.b->bar0 == no_mmap, "%s open (%s, BAR0 %s)", addr,
+	       err ? strerror(-err) : c.b->ops->kind,
+	       err	   ? "-"
+	       : c.b->bar0 ? "mmap"
+			   : "pread/pwrite fallback");
 	if (err)
 		return;
 	{
@@ -793,7 +798,7 @@ int main(int argc, char **argv)
 	error_cases(addrs[0], noiommu);
 	group_cases();
 	for (i = 0; i < n; i++)
-		basic_cases(addrs[i]);
+		basic_cases(addrs[i], i == 1); /* the second one without BAR0 mmap */
 	handover_stage_a(argv[0], addrs[0]);
 	/* Only reached when the handover could not exec. */
 	printf("%d passed, %d failed\n", g_passed, g_failed);
