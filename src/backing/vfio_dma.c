@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -83,37 +84,49 @@ int vfio_pagemap_resolve(int pmfd, const void *va, size_t npages, uint64_t *out)
 int vfio_iova_ranges_parse(const void *info_buf, size_t len, struct vfio_iova_span *out,
 			   unsigned max, unsigned *n)
 {
-	const struct vfio_iommu_type1_info *info = info_buf;
+	const uint8_t *base = info_buf;
+	struct vfio_iommu_type1_info info;
 	uint32_t off;
 	unsigned hops = 0;
 
 	*n = 0;
-	if (len < sizeof(*info) || !(info->flags & VFIO_IOMMU_INFO_CAPS))
+	if (len < sizeof(info))
 		return -ENOENT;
-	off = info->cap_offset;
+	memcpy(&info, base, sizeof(info));
+	if (!(info.flags & VFIO_IOMMU_INFO_CAPS))
+		return -ENOENT;
+	/* Capabilities may be only 4-byte aligned in the kernel's answer
+	 * (UBSan caught it on 6.1) while they hold u64 fields: every access
+	 * goes through memcpy. */
+	off = info.cap_offset;
 	while (off && hops++ < 64) {
-		const struct vfio_info_cap_header *h;
+		struct vfio_iommu_type1_info_cap_iova_range c;
+		struct vfio_info_cap_header h;
+		uint32_t i;
 
-		if (off < sizeof(*info) || off > len || len - off < sizeof(*h))
+		if (off < sizeof(info) || off > len || len - off < sizeof(h))
 			return -EINVAL;
-		h = (const void *)((const char *)info_buf + off);
-		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-			const struct vfio_iommu_type1_info_cap_iova_range *c = (const void *)h;
-			uint32_t i;
-
-			if (len - off < sizeof(*c) ||
-			    (len - off - sizeof(*c)) / sizeof(c->iova_ranges[0]) < c->nr_iovas)
-				return -EINVAL;
-			for (i = 0; i < c->nr_iovas && *n < max; i++) {
-				if (c->iova_ranges[i].end < c->iova_ranges[i].start)
-					continue;
-				out[*n].start = c->iova_ranges[i].start;
-				out[*n].end = c->iova_ranges[i].end;
-				(*n)++;
-			}
-			return *n ? 0 : -ENOENT;
+		memcpy(&h, base + off, sizeof(h));
+		if (h.id != VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+			off = h.next;
+			continue;
 		}
-		off = h->next;
+		if (len - off < sizeof(c))
+			return -EINVAL;
+		memcpy(&c, base + off, sizeof(c));
+		if ((len - off - sizeof(c)) / sizeof(c.iova_ranges[0]) < c.nr_iovas)
+			return -EINVAL;
+		for (i = 0; i < c.nr_iovas && *n < max; i++) {
+			struct vfio_iova_range r;
+
+			memcpy(&r, base + off + sizeof(c) + i * sizeof(r), sizeof(r));
+			if (r.end < r.start)
+				continue;
+			out[*n].start = r.start;
+			out[*n].end = r.end;
+			(*n)++;
+		}
+		return *n ? 0 : -ENOENT;
 	}
 	return -ENOENT;
 }
@@ -265,6 +278,21 @@ static int type1_map(struct vfio_backing *vb, struct vfio_map *m, bool vaddr_onl
 	return 0;
 }
 
+/*
+ * The raw system calls: sanitizer runtimes replace mlock()/munlock() with
+ * no-ops, and no-IOMMU mode depends on mlock both pinning and faulting in
+ * the pages before pagemap is read.
+ */
+static int lock_pages(void *va, size_t len)
+{
+	return (int)syscall(SYS_mlock, va, len);
+}
+
+static void unlock_pages(void *va, size_t len)
+{
+	syscall(SYS_munlock, va, len);
+}
+
 static int noiommu_pin(struct vfio_backing *vb, struct vfio_map *m, int memfd)
 {
 	size_t npages = m->size >> NVMK_DMA_PAGE_SHIFT;
@@ -288,14 +316,14 @@ static int noiommu_pin(struct vfio_backing *vb, struct vfio_map *m, int memfd)
 				  "still migrate them; prefer hugetlb (vm.nr_hugepages)");
 		}
 	}
-	if (mlock(m->vaddr, m->size) < 0) {
+	if (lock_pages(m->vaddr, m->size) < 0) {
 		err = -errno;
 		vfio_dma_explain_lock_failure(vb, err, m->size);
 		return err;
 	}
 	m->page_iova = calloc(npages, sizeof(uint64_t));
 	if (!m->page_iova) {
-		munlock(m->vaddr, m->size);
+		unlock_pages(m->vaddr, m->size);
 		return -ENOMEM;
 	}
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -312,7 +340,7 @@ static int noiommu_pin(struct vfio_backing *vb, struct vfio_map *m, int memfd)
 				 strerror(-err));
 		free(m->page_iova);
 		m->page_iova = NULL;
-		munlock(m->vaddr, m->size);
+		unlock_pages(m->vaddr, m->size);
 		return err;
 	}
 	m->iova = m->page_iova[0];
@@ -355,7 +383,7 @@ int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 					 old, m->iova);
 				free(m->page_iova);
 				m->page_iova = NULL;
-				munlock(m->vaddr, m->size);
+				unlock_pages(m->vaddr, m->size);
 				err = -EIO;
 			}
 		} else {
@@ -418,7 +446,7 @@ static void map_release(struct vfio_backing *vb, struct vfio_map *m)
 {
 	if (vb->noiommu) {
 		if (m->page_iova && m->vaddr)
-			munlock(m->vaddr, m->size);
+			unlock_pages(m->vaddr, m->size);
 	} else {
 		struct vfio_iommu_type1_dma_unmap u = {
 		    .argsz = sizeof(u),

@@ -492,16 +492,24 @@ static void test_iova_ranges_and_alloc(void **state)
 	} u;
 	struct vfio_iommu_type1_info *info = (void *)u.b;
 	struct vfio_iommu_type1_info_cap_iova_range *cap;
+	union {
+		struct vfio_iommu_type1_info_cap_iova_range c;
+		uint8_t b[sizeof(struct vfio_iommu_type1_info_cap_iova_range) +
+			  2 * sizeof(struct vfio_iova_range)];
+	} capbuf;
 	struct vfio_backing vb;
 	unsigned n;
 	uint64_t iova;
 
 	(void)state;
 	memset(&u, 0, sizeof(u));
+	memset(&capbuf, 0, sizeof(capbuf));
 	info->argsz = sizeof(u.b);
 	info->flags = VFIO_IOMMU_INFO_CAPS;
-	info->cap_offset = sizeof(*info);
-	cap = (void *)(u.b + sizeof(*info));
+	/* 4-byte aligned only, as the kernel may hand it out: the parser must
+	 * not access the u64 fields in place (UBSan checks). */
+	info->cap_offset = sizeof(*info) + 4;
+	cap = &capbuf.c;
 	cap->header.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
 	cap->nr_iovas = 2;
 	/* the x86 MSI window 0xfee00000-0xfeefffff is a hole */
@@ -509,6 +517,7 @@ static void test_iova_ranges_and_alloc(void **state)
 	cap->iova_ranges[0].end = 0xfedfffffull;
 	cap->iova_ranges[1].start = 0xfef00000ull;
 	cap->iova_ranges[1].end = (1ull << 39) - 1;
+	memcpy(u.b + info->cap_offset, &capbuf, sizeof(capbuf));
 
 	memset(&vb, 0, sizeof(vb));
 	assert_int_equal(
@@ -531,11 +540,13 @@ static void test_iova_ranges_and_alloc(void **state)
 
 	/* truncated / looping capability chains are rejected */
 	cap->nr_iovas = 1000;
+	memcpy(u.b + info->cap_offset, &capbuf, sizeof(capbuf));
 	assert_int_equal(
 	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &n), -EINVAL);
 	cap->nr_iovas = 1;
 	cap->header.id = 99;
-	cap->header.next = sizeof(*info); /* points at itself */
+	cap->header.next = info->cap_offset; /* points at itself */
+	memcpy(u.b + info->cap_offset, &capbuf, sizeof(capbuf));
 	assert_int_equal(
 	    vfio_iova_ranges_parse(u.b, sizeof(u.b), vb.ranges, VFIO_MAX_IOVA_RANGES, &n), -ENOENT);
 	info->flags = 0;

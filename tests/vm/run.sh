@@ -2,19 +2,23 @@
 # Entry point of the VM tests: set up (cached), build vfio_smoke, boot the
 # guest in type1 (intel-iommu) mode and run it, boot in no-IOMMU mode and
 # run it again. Exit 0 only when both runs pass.
-#   tests/vm/run.sh [--type1-only | --noiommu-only]
+#   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
+# --asan: build vfio_smoke with ASan+UBSan (scratch build-asan) and run that.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
 # packages, the guest kernel, the initramfs, the build dir and run logs.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
 MODES="type1 noiommu"
-case "${1:-}" in
---type1-only) MODES=type1 ;;
---noiommu-only) MODES=noiommu ;;
-"") ;;
-*) die "usage: run.sh [--type1-only|--noiommu-only]" ;;
-esac
+ASAN=0
+for a in "$@"; do
+	case "$a" in
+	--type1-only) MODES=type1 ;;
+	--noiommu-only) MODES=noiommu ;;
+	--asan) ASAN=1 ;;
+	*) die "usage: run.sh [--type1-only|--noiommu-only] [--asan]" ;;
+	esac
+done
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, and QEMU's 9p share of root-owned files)"
 
 T0=$(date +%s)
@@ -30,12 +34,20 @@ if [[ " $MODES " == *" noiommu "* ]]; then
 fi
 
 BUILD="$NVMK_VM_SCRATCH/build"
+MESON_OPTS=()
+GUEST_CMD=(./tests/vm/vfio_smoke)
+if [ "$ASAN" = 1 ]; then
+	BUILD="$NVMK_VM_SCRATCH/build-asan"
+	MESON_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false)
+	GUEST_CMD=(env ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
+		   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/vm/vfio_smoke)
+fi
 # A build dir configured for another checkout is set up again.
 if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
 	rm -rf "$BUILD"
 fi
 if [ ! -f "$BUILD/build.ninja" ]; then
-	meson setup "$BUILD" "$NVMK_SRC_ROOT" >/dev/null || die "meson setup failed"
+	meson setup "$BUILD" "$NVMK_SRC_ROOT" "${MESON_OPTS[@]}" >/dev/null || die "meson setup failed"
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke >/dev/null || die "building vfio_smoke failed"
@@ -55,7 +67,7 @@ for m in $MODES; do
 	fi
 	ts=$(date +%s)
 	out="$NVMK_VM_SCRATCH/smoke-$m.out"
-	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- ./tests/vm/vfio_smoke > "$out" 2>&1
+	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 	r=$?
 	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)

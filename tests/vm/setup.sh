@@ -58,9 +58,15 @@ build_initramfs() {
 	done
 	cp "$mdir"/modules.builtin* "$mdir/modules.order" "$stage/lib/modules/$KVER/"
 	depmod -b "$stage" "$KVER"
+	# libasan/libubsan: run.sh --asan runs the smoke test sanitized in the guest.
 	for l in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 \
-		 libdl.so.2 librt.so.1; do
-		[ -e "/lib/x86_64-linux-gnu/$l" ] && cp -L "/lib/x86_64-linux-gnu/$l" "$stage/lib/x86_64-linux-gnu/"
+		 libdl.so.2 librt.so.1 libstdc++.so.6 libasan.so.8 libubsan.so.1; do
+		for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
+			if [ -e "$d/$l" ]; then
+				cp -L "$d/$l" "$stage/lib/x86_64-linux-gnu/"
+				break
+			fi
+		done
 	done
 	ln -sf ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$stage/lib64/ld-linux-x86-64.so.2"
 	install -m 0755 "$NVMK_VM_DIR/guest-init.sh" "$stage/init"
