@@ -463,7 +463,8 @@ int nvmk_backing_vfio_export_fds(struct nvmk_backing *b, struct nvmk_vfio_handov
 	for (i = 0; i < NVMK_VFIO_MAX_MAPS; i++) {
 		const struct vfio_map *m = &vb->maps[i];
 
-		if (!m->in_use || m->pending)
+		/* Blocks inherited and not re-attached yet travel on too. */
+		if (!m->in_use)
 			continue;
 		ho->maps[ho->nmaps].iova = m->iova;
 		ho->maps[ho->nmaps].size = m->size;
