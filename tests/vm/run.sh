@@ -35,12 +35,12 @@ fi
 
 BUILD="$NVMK_VM_SCRATCH/build"
 MESON_OPTS=()
-GUEST_CMD=(./tests/vm/vfio_smoke)
+ENV=()
 if [ "$ASAN" = 1 ]; then
 	BUILD="$NVMK_VM_SCRATCH/build-asan"
 	MESON_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false)
-	GUEST_CMD=(env ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
-		   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/vm/vfio_smoke)
+	ENV=(ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
+	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 fi
 # A build dir configured for another checkout is set up again.
 if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
@@ -50,7 +50,11 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" "$NVMK_SRC_ROOT" "${MESON_OPTS[@]}" >/dev/null || die "meson setup failed"
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
-ninja -C "$BUILD" -j2 tests/vm/vfio_smoke >/dev/null || die "building vfio_smoke failed"
+ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke >/dev/null ||
+	die "building the VM test programs failed"
+# In the guest: the backing's own smoke test, then the driver over VFIO.
+GUEST_CMD=(env "${ENV[@]}" sh -c
+	   './tests/vm/vfio_smoke; a=$?; ./tests/vm/driver_smoke; b=$?; exit $((a | b))')
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
@@ -70,7 +74,9 @@ for m in $MODES; do
 	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 	r=$?
 	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	# one closing line per program: add them up
+	line=$(awk '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
+		    END { if (n == 2) printf "%d passed, %d failed", p, f }' "$out")
 	if [ -z "$line" ]; then
 		line="no result line (boot.sh rc $r)"
 		r=125
@@ -80,5 +86,14 @@ for m in $MODES; do
 done
 [ -n "$NOI_PID" ] && wait "$NOI_PID"
 for s in "${summary[@]}"; do vm_log "$s"; done
+tp=0 tf=0
+for s in "${summary[@]}"; do
+	if [[ "$s" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		tp=$((tp + BASH_REMATCH[1])); tf=$((tf + BASH_REMATCH[2]))
+	else
+		tf=$((tf + 1))
+	fi
+done
+echo "vm: $tp passed, $tf failed"
 vm_log "total $(( $(date +%s) - T0 )) s: $([ $rc = 0 ] && echo PASS || echo FAIL)"
 exit $rc
