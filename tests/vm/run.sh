@@ -1,9 +1,10 @@
 #!/bin/bash
-# Entry point of the VM tests: set up (cached), build vfio_smoke, boot the
-# guest in type1 (intel-iommu) mode and run it, boot in no-IOMMU mode and
-# run it again. Exit 0 only when both runs pass.
+# Entry point of the VM tests: set up (cached), build vfio_smoke (the VFIO
+# backing) and driver_smoke (the driver over VFIO), boot the guest in type1
+# (intel-iommu) mode and run both, boot in no-IOMMU mode and run both again.
+# Prints "vm: N passed, M failed"; exit 0 only when every case passed.
 #   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
-# --asan: build vfio_smoke with ASan+UBSan (scratch build-asan) and run that.
+# --asan: build both with ASan+UBSan (scratch build-asan) and run those.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
 # packages, the guest kernel, the initramfs, the build dir and run logs.
 set -uo pipefail
