@@ -10,7 +10,8 @@
  * IDENTIFY Controller, MSI-X on the vector-0 eventfd, an I/O queue pair
  * (interrupts on vector 1), write + read back + compare one 4 KiB block on
  * every active namespace, then a function reset.
- * Handover (first controller): set everything up again, leave a WRITE in
+ * Handover (first controller, two generations: the adopted backing is handed
+ * over once more): set everything up again, leave a WRITE in
  * flight, export the fds and execve() this program; the new image adopts the
  * device without a reset, checks CSTS.RDY, reaps the in-flight WRITE,
  * runs IDENTIFY on the same admin queue and a read-back I/O.
@@ -612,13 +613,53 @@ static void error_cases(const char *addr, bool noiommu)
 			 case_require_hugepages);
 }
 
+/*
+ * Leave a WRITE in flight, export the backing and execve() this program as
+ * generation @gen. Returns only on failure (the export is undone).
+ */
+static void handover_exec(struct ctrl *c, const char *addr, int gen)
+{
+	static char hostr[8192], a1[8300];
+	struct nvmk_vfio_handover ho;
+	char a2[64], a3[32];
+	struct nvme_sqe wr;
+	int err;
+
+	/* A WRITE the device completes while we are inside execve. */
+	c->st->pattern = (uint8_t)(0xa5 + gen);
+	fill(c, c->st->pattern);
+	wr = rw_cmd(c, NVME_CMD_WRITE, PG_WBUF);
+	c->st->inflight_cid = submit(c, &c->st->io, &wr);
+
+	err = nvmk_backing_vfio_export_fds(c->b, &ho);
+	if (!err)
+		err = nvmk_vfio_handover_format(&ho, hostr, sizeof(hostr)) < 0 ? -ENOSPC : 0;
+	result(!err, "%s handover%d-export (%u maps, %u vectors)", addr, gen, ho.nmaps, ho.nirqs);
+	if (err) {
+		wait_cid(c, &c->st->io, c->st->inflight_cid, NULL);
+		nvmk_backing_vfio_export_abort(c->b, &ho);
+		return;
+	}
+	c->st->passed = g_passed;
+	c->st->failed = g_failed;
+	snprintf(a1, sizeof(a1), "--resume=%s", hostr);
+	snprintf(a2, sizeof(a2), "--mode=%s", g_mode);
+	snprintf(a3, sizeof(a3), "--gen=%d", gen);
+	fflush(stdout);
+	{
+		char *argv[] = {(char *)"vfio_smoke", a1, a2, a3, NULL};
+
+		execv("/proc/self/exe", argv);
+	}
+	result(false, "%s handover%d-execve (%s)", addr, gen, strerror(errno));
+	wait_cid(c, &c->st->io, c->st->inflight_cid, NULL);
+	nvmk_backing_vfio_export_abort(c->b, &ho);
+}
+
 /* Stage A of the handover case: ends in execve, or returns on failure. */
-static void handover_stage_a(const char *self, const char *addr)
+static void handover_stage_a(const char *addr)
 {
 	struct ctrl c = {0};
-	struct nvmk_vfio_handover ho;
-	char hostr[8192], a1[8300], a2[64];
-	struct nvme_sqe wr;
 	int err;
 
 	err = nvmk_backing_vfio_open(addr, NULL, &c.b);
@@ -641,39 +682,16 @@ static void handover_stage_a(const char *self, const char *addr)
 		c.b->ops->destroy(c.b);
 		return;
 	}
-	/* A WRITE the device completes while we are inside execve. */
-	c.st->pattern = 0xa5;
-	fill(&c, c.st->pattern);
-	wr = rw_cmd(&c, NVME_CMD_WRITE, PG_WBUF);
-	c.st->inflight_cid = submit(&c, &c.st->io, &wr);
-
-	err = nvmk_backing_vfio_export_fds(c.b, &ho);
-	if (!err)
-		err = nvmk_vfio_handover_format(&ho, hostr, sizeof(hostr)) < 0 ? -ENOSPC : 0;
-	result(!err, "%s handover-export (%u maps, %u vectors)", addr, ho.nmaps, ho.nirqs);
-	if (err) {
-		wait_cid(&c, &c.st->io, c.st->inflight_cid, NULL);
-		nvmk_backing_vfio_export_abort(c.b, &ho);
-		c.b->ops->destroy(c.b);
-		return;
-	}
-	c.st->passed = g_passed;
-	c.st->failed = g_failed;
-	snprintf(a1, sizeof(a1), "--resume=%s", hostr);
-	snprintf(a2, sizeof(a2), "--mode=%s", g_mode);
-	fflush(stdout);
-	{
-		char *argv[] = {(char *)self, a1, a2, NULL};
-
-		execv("/proc/self/exe", argv);
-	}
-	result(false, "%s handover-execve (%s)", addr, strerror(errno));
-	nvmk_backing_vfio_export_abort(c.b, &ho);
+	handover_exec(&c, addr, 1);
 	c.b->ops->destroy(c.b);
 }
 
-/* Stage B: the new program image. Returns the process exit status. */
-static int handover_stage_b(const char *hostr)
+/*
+ * Stage B: the new program image of generation @gen. Generation 1 hands
+ * over once more (a backing that was itself adopted), generation 2 ends.
+ * Returns the process exit status.
+ */
+static int handover_stage_b(const char *hostr, int gen)
 {
 	struct nvmk_vfio_handover ho;
 	struct ctrl c = {0};
@@ -688,7 +706,7 @@ static int handover_stage_b(const char *hostr)
 	}
 	addr = ho.pci_addr;
 	err = nvmk_backing_vfio_adopt(&ho, NULL, &c.b);
-	result(!err, "%s handover-adopt", addr);
+	result(!err, "%s handover%d-adopt", addr, gen);
 	if (err)
 		goto done;
 	/* The memfd again, at a new virtual address. */
@@ -698,48 +716,51 @@ static int handover_stage_b(const char *hostr)
 	c.dma.mem.vaddr = mmap(NULL, c.dma.mem.size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			       c.dma.mem.fd, (off_t)c.dma.mem.fd_offset);
 	if (c.dma.mem.vaddr == MAP_FAILED) {
-		result(false, "%s handover-remap-memfd (%s)", addr, strerror(errno));
+		result(false, "%s handover%d-remap-memfd (%s)", addr, gen, strerror(errno));
 		goto done;
 	}
 	c.st = page(&c, PG_STATE);
 	if (c.st->magic != SMOKE_MAGIC) {
-		result(false, "%s handover-state", addr);
+		result(false, "%s handover%d-state", addr, gen);
 		goto done;
 	}
 	g_passed += c.st->passed;
 	g_failed += c.st->failed;
 	err = c.b->ops->dma_map(c.b, &c.dma);
 	result(!err && page_iova(&c, PG_ASQ) == c.st->asq_iova,
-	       "%s handover-dma-reattach (same device address %#" PRIx64 ")", addr,
+	       "%s handover%d-dma-reattach (same device address %#" PRIx64 ")", addr, gen,
 	       err ? 0 : page_iova(&c, PG_ASQ));
 	if (err)
 		goto done;
 	result(c.b->ops->irq_enable(c.b, 2) == 0 && c.b->ops->irq_fd(c.b, 1) == ho.irq_fds[1],
-	       "%s handover-msix-inherited", addr);
+	       "%s handover%d-msix-inherited", addr, gen);
 	{
 		uint32_t cc = nvmk_backing_read32(c.b, NVME_REG_CC);
 		uint32_t csts = nvmk_backing_read32(c.b, NVME_REG_CSTS);
 
 		result((cc & NVME_CC_EN) && (csts & NVME_CSTS_RDY) && !(csts & NVME_CSTS_CFS) &&
 			   nvmk_backing_read64(c.b, NVME_REG_ASQ) == c.st->asq_iova,
-		       "%s handover-no-reset (CC.EN=%u CSTS.RDY=%u, ASQ unchanged)", addr,
+		       "%s handover%d-no-reset (CC.EN=%u CSTS.RDY=%u, ASQ unchanged)", addr, gen,
 		       cc & NVME_CC_EN, csts & NVME_CSTS_RDY);
 	}
 	sc = wait_cid(&c, &c.st->io, c.st->inflight_cid, &cqe);
-	result(sc == 0, "%s handover-inflight-write-completed (cid %u, sc %d)", addr,
+	result(sc == 0, "%s handover%d-inflight-write-completed (cid %u, sc %d)", addr, gen,
 	       c.st->inflight_cid, sc);
 	irq_wait(&c, 0, 0);
 	sc = identify(&c, 1, 0);
 	result(sc == 0 && !memcmp((uint8_t *)page(&c, PG_IDBUF) + 4, c.st->serial, 20),
-	       "%s handover-admin-identify (same admin queue, sc %d)", addr, sc);
-	result(irq_wait(&c, 0, 2000) > 0, "%s handover-msix-admin-eventfd", addr);
+	       "%s handover%d-admin-identify (same admin queue, sc %d)", addr, gen, sc);
+	result(irq_wait(&c, 0, 2000) > 0, "%s handover%d-msix-admin-eventfd", addr, gen);
 	result(read_verify(&c, &sc),
-	       "%s handover-io-read-verify (data of the in-flight write, "
-	       "sc %d)",
-	       addr, sc);
-	result(write_read(&c, 0x3c, &sc), "%s handover-io-write-read-verify (sc %d)", addr, sc);
+	       "%s handover%d-io-read-verify (data of the in-flight write, sc %d)", addr, gen, sc);
+	result(write_read(&c, 0x3c, &sc), "%s handover%d-io-write-read-verify (sc %d)", addr, gen,
+	       sc);
+	if (gen < 2) {
+		handover_exec(&c, addr, gen + 1);
+		goto done; /* exec failed */
+	}
 	err = c.b->ops->reset(c.b);
-	result(!err, "%s handover-final-reset", addr);
+	result(!err, "%s handover%d-final-reset", addr, gen);
 	c.b->ops->dma_unmap(c.b, &c.dma);
 	munmap(c.dma.mem.vaddr, c.dma.mem.size);
 	close(c.dma.mem.fd);
@@ -762,7 +783,9 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strncmp(argv[2], "--mode=", 7))
 		g_mode = argv[2] + 7;
 	if (argc > 1 && !strncmp(argv[1], "--resume=", 9))
-		return handover_stage_b(argv[1] + 9);
+		return handover_stage_b(argv[1] + 9, argc > 3 && !strncmp(argv[3], "--gen=", 6)
+							 ? atoi(argv[3] + 6)
+							 : 1);
 
 	if (argi < argc) {
 		for (; argi < argc && n < 16; argi++)
@@ -800,7 +823,7 @@ int main(int argc, char **argv)
 	group_cases();
 	for (i = 0; i < n; i++)
 		basic_cases(addrs[i], i == 1); /* the second one without BAR0 mmap */
-	handover_stage_a(argv[0], addrs[0]);
+	handover_stage_a(addrs[0]);
 	/* Only reached when the handover could not exec. */
 	printf("%d passed, %d failed\n", g_passed, g_failed);
 	return 1;
