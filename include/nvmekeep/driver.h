@@ -98,16 +98,26 @@
  * ---------------------------------------------------------------------------
  * Timeouts and recovery (Linux-like: admin 60 s, I/O 30 s by default)
  * ---------------------------------------------------------------------------
- *  Deadlines are checked while a qpair's completions are processed (by its
- *  user: exclusive qpairs are never touched by another thread) and, for
- *  shared qpairs and the admin queue, by the admin thread. On an I/O timeout
- *  the CQ is first polled once more (a completion whose interrupt was lost is
- *  then delivered normally, with a warning); otherwise an Abort is sent. If
- *  the Abort fails or times out, the controller is reset: disabled, admin queue
- *  re-created, features re-applied; every outstanding command completes with
- *  -ETIMEDOUT, and each I/O qpair re-creates its queues on the device the
- *  next time its user calls into it. The thread that detects the timeout does
- *  the recovery, so process/wait may block for up to the admin timeout.
+ *  Deadlines are measured on a coarse clock kept by the admin thread (tick =
+ *  min(opts.health_check_ms, timeouts / 4)) and checked while a qpair's
+ *  completions are processed, by its user: no other thread ever touches an
+ *  exclusive qpair, so a qpair nobody processes is not checked (there is
+ *  nothing to deliver to then either). Admin commands check their own
+ *  deadline while they wait. nvmk_qpair_wait never sleeps longer than one
+ *  tick, so a completion whose interrupt was lost is found at the next tick
+ *  and delivered normally (a warning is logged once per qpair).
+ *  On an I/O timeout, CSTS is checked first (fatal status or removal fail the
+ *  controller); an entry at the CQ head that names the command but carries
+ *  the wrong phase tag fails the controller (-EIO); otherwise an Abort is
+ *  sent and the aborted command completes with -ETIMEDOUT. If the Abort
+ *  fails, is refused, or times out (or the command is still missing one more
+ *  timeout later), the controller is reset: disabled, admin queue re-created,
+ *  features re-applied; every outstanding command completes with -ETIMEDOUT,
+ *  and each I/O qpair re-creates its queues on the device the next time its
+ *  user calls into it. The thread that detects the timeout does the
+ *  recovery, so process/wait may block for up to the admin timeout.
+ *  The admin thread reads CSTS every tick: all ones (surprise removal) or
+ *  CFS fail the controller and wake every waiter.
  */
 #ifndef NVMEKEEP_DRIVER_H
 #define NVMEKEEP_DRIVER_H
@@ -129,9 +139,9 @@ struct nvmk_ns;
 /* ------------------------------------------------------------------------ */
 
 struct nvmk_cpl {
-	int err;         /* 0 or negative errno (table above) */
+	int err;	 /* 0 or negative errno (table above) */
 	uint16_t status; /* NVMe status field without phase; 0 = success */
-	uint32_t dw0;    /* command specific (CQE DW0) */
+	uint32_t dw0;	 /* command specific (CQE DW0) */
 };
 
 typedef void (*nvmk_cpl_fn)(void *cb_arg, const struct nvmk_cpl *cpl);
@@ -154,7 +164,7 @@ uint16_t nvmk_last_status(void);
 
 enum nvmk_cpl_mode {
 	NVMK_CPL_INTERRUPT = 0, /* CQ raises its MSI-X vector; nvmk_qpair_wait sleeps */
-	NVMK_CPL_POLL = 1,      /* no interrupt; the user polls */
+	NVMK_CPL_POLL = 1,	/* no interrupt; the user polls */
 };
 
 enum nvmk_dbbuf_mode {
@@ -163,20 +173,20 @@ enum nvmk_dbbuf_mode {
 };
 
 enum nvmk_event_type {
-	NVMK_EVENT_NS_ADDED = 1,   /* a namespace became active */
-	NVMK_EVENT_NS_RESIZED,     /* size changed: old/new_nblocks */
-	NVMK_EVENT_NS_REMOVED,     /* no longer active; I/O on it fails -ENODEV */
-	NVMK_EVENT_NS_CHANGED,     /* some other attribute changed */
-	NVMK_EVENT_CTRL_RESET,     /* recovery reset the controller (err = cause) */
-	NVMK_EVENT_CTRL_FAILED,    /* controller failed for good (err = -EIO/-ENODEV) */
+	NVMK_EVENT_NS_ADDED = 1, /* a namespace became active */
+	NVMK_EVENT_NS_RESIZED,	 /* size changed: old/new_nblocks */
+	NVMK_EVENT_NS_REMOVED,	 /* no longer active; I/O on it fails -ENODEV */
+	NVMK_EVENT_NS_CHANGED,	 /* some other attribute changed */
+	NVMK_EVENT_CTRL_RESET,	 /* recovery reset the controller (err = cause) */
+	NVMK_EVENT_CTRL_FAILED,	 /* controller failed for good (err = -EIO/-ENODEV) */
 };
 
 struct nvmk_event {
 	enum nvmk_event_type type;
-	uint32_t nsid;        /* NS events */
+	uint32_t nsid;	      /* NS events */
 	uint64_t old_nblocks; /* NS_RESIZED */
 	uint64_t new_nblocks; /* NS_RESIZED */
-	int err;              /* CTRL_* events */
+	int err;	      /* CTRL_* events */
 };
 
 typedef void (*nvmk_event_fn)(void *ctx, struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
@@ -186,19 +196,19 @@ typedef void (*nvmk_event_fn)(void *ctx, struct nvmk_ctrl *ctrl, const struct nv
  * `struct nvmk_ctrl_opts o = {0};` (or passing NULL) gives:
  */
 struct nvmk_ctrl_opts {
-	uint16_t admin_queue_depth; /* entries, 0 = 32; clamped to [2, min(4096, MQES+1)] */
-	uint32_t io_queue_depth;    /* entries, 0 = 256; clamped to [2, MQES+1] (<= 65536) */
-	uint16_t max_io_queues;     /* 0 = number of online CPUs; the device may grant fewer */
-	enum nvmk_cpl_mode cpl_mode; /* default for nvmk_ctrl_get_qpair qpairs */
-	uint32_t admin_timeout_ms;  /* 0 = 60000 */
-	uint32_t io_timeout_ms;     /* 0 = 30000 */
+	uint16_t admin_queue_depth;   /* entries, 0 = 32; clamped to [2, min(4096, MQES+1)] */
+	uint32_t io_queue_depth;      /* entries, 0 = 256; clamped to [2, MQES+1] (<= 65536) */
+	uint16_t max_io_queues;	      /* 0 = number of online CPUs; the device may grant fewer */
+	enum nvmk_cpl_mode cpl_mode;  /* default for nvmk_ctrl_get_qpair qpairs */
+	uint32_t admin_timeout_ms;    /* 0 = 60000 */
+	uint32_t io_timeout_ms;	      /* 0 = 30000 */
 	uint32_t shutdown_timeout_ms; /* 0 = Identify RTD3E, or 10000 when RTD3E is 0 */
-	uint32_t health_check_ms;   /* admin thread tick (CSTS check, shared qpair
-				       deadlines), 0 = 100 */
+	uint32_t health_check_ms;     /* admin thread tick (CSTS check, shared qpair
+					 deadlines), 0 = 100 */
 	enum nvmk_dbbuf_mode dbbuf;
-	uint64_t host_id;           /* Host Identifier (Set Features 81h) for reservations,
-				       0 = do not set */
-	nvmk_event_fn event_cb;     /* asynchronous events, may be NULL */
+	uint64_t host_id;	/* Host Identifier (Set Features 81h) for reservations,
+				   0 = do not set */
+	nvmk_event_fn event_cb; /* asynchronous events, may be NULL */
 	void *event_ctx;
 };
 
@@ -250,7 +260,8 @@ int nvmk_ctrl_reset(struct nvmk_ctrl *ctrl);
 
 /**
  * nvmk_ctrl_admin_passthru - run one admin command synchronously.
- * @cmd: the SQE; CID and PRPs are filled in by the driver
+ * @cmd: the SQE; the driver sets the CID, and PRP1/PRP2 when @buf is given
+ *       (without @buf the caller's PRPs are passed on unchanged)
  * @buf: data buffer (any memory, bounced) or NULL; the direction comes from
  *       the opcode (Base 2.0 Figure 87)
  * @len: bytes of @buf
@@ -288,8 +299,8 @@ void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
 
 struct nvmk_qpair_opts {
 	enum nvmk_cpl_mode mode; /* interrupt (default) or poll */
-	uint32_t depth;          /* entries, 0 = controller's io_queue_depth */
-	uint32_t flags;          /* NVMK_QPAIR_* */
+	uint32_t depth;		 /* entries, 0 = controller's io_queue_depth */
+	uint32_t flags;		 /* NVMK_QPAIR_* */
 };
 
 /**
@@ -348,14 +359,14 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms);
 
 struct nvmk_ns_info {
 	uint32_t nsid;
-	uint32_t block_size;  /* bytes per logical block */
-	uint8_t lba_shift;    /* log2(block_size) */
-	uint64_t nblocks;     /* NSZE */
-	uint64_t capacity;    /* bytes (nblocks << lba_shift) */
+	uint32_t block_size;	  /* bytes per logical block */
+	uint8_t lba_shift;	  /* log2(block_size) */
+	uint64_t nblocks;	  /* NSZE */
+	uint64_t capacity;	  /* bytes (nblocks << lba_shift) */
 	uint32_t max_xfer_blocks; /* blocks per command before splitting */
-	uint16_t oncs;        /* optional NVM commands (Identify Controller ONCS) */
-	uint8_t rescap;       /* reservation capabilities */
-	bool removed;         /* the namespace went away; I/O fails -ENODEV */
+	uint16_t oncs;		  /* optional NVM commands (Identify Controller ONCS) */
+	uint8_t rescap;		  /* reservation capabilities */
+	bool removed;		  /* the namespace went away; I/O fails -ENODEV */
 };
 
 /**
@@ -373,7 +384,7 @@ void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
 struct nvmk_ctrl *nvmk_ns_ctrl(const struct nvmk_ns *ns);
 
 /* I/O flags */
-#define NVMK_IO_FUA (1u << 0)  /* Read/Write/Compare: Force Unit Access */
+#define NVMK_IO_FUA  (1u << 0) /* Read/Write/Compare: Force Unit Access */
 #define NVMK_IO_DEAC (1u << 1) /* Write Zeroes: deallocate (NVM-CS 1.0 3.2.8) */
 
 /* A range for Deallocate (Dataset Management AD, NVM-CS 1.0 3.2.3). */
@@ -386,8 +397,8 @@ struct nvmk_range {
  * Asynchronous submission. @qp: a qpair of the namespace's controller.
  * @buf + @off: data in DMA memory of the controller (nvmk_ctrl_dma_alloc),
  * nlb << lba_shift bytes. Requests larger than the controller's MDTS (or the
- * 65536-block limit of one command) are split; @cb is called once, after all
- * parts, with the first error.
+ * 65536-block limit of one command) are split (at most depth - 2 parts,
+ * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
  * @qp: process completions and retry), -ENODEV (namespace removed or
  * controller gone), -EIO (controller failed), -EINVAL (bad arguments).
@@ -395,9 +406,9 @@ struct nvmk_range {
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
 			size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
 			void *cb_arg);
-int nvmk_ns_submit_write(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-			 const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-			 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+int nvmk_ns_submit_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
+			 size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
+			 void *cb_arg);
 int nvmk_ns_submit_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 			   const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 			   uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
@@ -428,16 +439,15 @@ int nvmk_ns_submit_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struc
  * in the qpair's mode. Return: 0 or negative errno; nvmk_last_status() gives
  * the NVMe status.
  */
-int nvmk_ns_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, uint64_t slba,
-		 uint32_t nlb);
+int nvmk_ns_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, uint64_t slba, uint32_t nlb);
 int nvmk_ns_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,
 		  uint32_t nlb);
 int nvmk_ns_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,
 		    uint32_t nlb);
 int nvmk_ns_readv(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt,
 		  uint64_t slba, uint32_t nlb);
-int nvmk_ns_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov,
-		   int iovcnt, uint64_t slba, uint32_t nlb);
+int nvmk_ns_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt,
+		   uint64_t slba, uint32_t nlb);
 int nvmk_ns_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp);
 int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba, uint64_t nlb,
 			 uint32_t io_flags);
@@ -457,7 +467,6 @@ int nvmk_ns_resv_release(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 			 uint64_t crkey, bool iekey);
 /** Reservation Report into @buf (struct nvme_resv_status + registrants;
  *  @eds selects the extended forms). */
-int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, size_t len,
-			bool eds);
+int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, size_t len, bool eds);
 
 #endif /* NVMEKEEP_DRIVER_H */

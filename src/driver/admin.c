@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,7 +95,13 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 	if (data && len > DRV_PAGE_SIZE) {
 		if (len > DRV_MAX_XFER)
 			return -E2BIG;
-		rc = nvmk_backing_dma_alloc(ctrl->b, len, "admin.big", &big);
+		static _Atomic unsigned seq;
+		char tag[32];
+
+		/* pool tags are unique per owner: number the bounce buffers */
+		snprintf(tag, sizeof(tag), "admin.big%u",
+			 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed));
+		rc = nvmk_backing_dma_alloc(ctrl->b, len, tag, &big);
 		if (rc)
 			return rc;
 		dbuf = &big;
@@ -174,6 +181,16 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 					 "out after %u ms",
 					 cmd->opc, t->cid, ctrl->opts.admin_timeout_ms);
 				rc = -ETIMEDOUT;
+				/* A controller that stops answering admin commands
+				 * is reset by the admin thread (not here: the caller
+				 * may be the bring-up or a reset itself). */
+				atomic_store_explicit(
+				    &ctrl->reset_req_epoch,
+				    atomic_load_explicit(&ctrl->epoch, memory_order_acquire),
+				    memory_order_relaxed);
+				/* release: the epoch above before the request flag */
+				atomic_store_explicit(&ctrl->need_reset, true,
+						      memory_order_release);
 			}
 			break;
 		}

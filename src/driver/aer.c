@@ -94,6 +94,38 @@ static void aer_ns_changed(struct nvmk_ctrl *ctrl)
 	free(log);
 }
 
+/* Other events stay masked until their log page is read (Base 2.0 5.2):
+ * read it (RAE = 0) so that the next event of the type can be reported. */
+static void aer_clear_log(struct nvmk_ctrl *ctrl, uint8_t lid)
+{
+	struct nvme_sqe c = {.opc = NVME_ADM_GET_LOG_PAGE, .nsid = NVME_NSID_ALL};
+	size_t len;
+	void *buf;
+	int rc;
+
+	switch (lid) {
+	case NVME_LOG_ERROR:
+		len = sizeof(struct nvme_error_log);
+		break;
+	case NVME_LOG_SMART:
+	case NVME_LOG_FW_SLOT:
+		len = 512;
+		break;
+	default:
+		return; /* unknown size: leave it */
+	}
+	buf = calloc(1, len);
+	if (!buf)
+		return;
+	c.cdw10 = NVME_LOG_CDW10(lid, len / 4 - 1, false);
+	c.cdw11 = NVME_LOG_CDW11(len / 4 - 1);
+	rc = drv_admin_sync(ctrl, &c, buf, len, NULL);
+	if (rc)
+		nvmk_warn(ctrl->name, 0, "reading log page 0x%02x after an event failed: %d", lid,
+			  rc);
+	free(buf);
+}
+
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl)
 {
 	for (;;) {
@@ -116,5 +148,7 @@ void drv_aer_handle_pending(struct nvmk_ctrl *ctrl)
 		if (NVME_AER_DW0_TYPE(dw0) == NVME_AER_TYPE_NOTICE &&
 		    NVME_AER_DW0_INFO(dw0) == NVME_AER_NOTICE_NS_CHANGED)
 			aer_ns_changed(ctrl);
+		else
+			aer_clear_log(ctrl, NVME_AER_DW0_LID(dw0));
 	}
 }

@@ -449,9 +449,11 @@ static void *drv_admin_thread(void *arg)
 		}
 		if (!drv_failed(ctrl))
 			drv_aer_handle_pending(ctrl);
+		/* acq_rel: pairs with the release store of the request */
 		if (atomic_exchange_explicit(&ctrl->need_reset, false, memory_order_acq_rel))
-			drv_ctrl_reset(ctrl, -ETIMEDOUT,
-				       atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
+			drv_ctrl_reset(
+			    ctrl, -ETIMEDOUT,
+			    atomic_load_explicit(&ctrl->reset_req_epoch, memory_order_relaxed));
 		if (atomic_exchange_explicit(&ctrl->fail_event_pending, false,
 					     memory_order_acq_rel)) {
 			struct nvmk_event ev = {.type = NVMK_EVENT_CTRL_FAILED,
@@ -522,6 +524,7 @@ static void drv_ctrl_free(struct nvmk_ctrl *ctrl)
 	pthread_mutex_destroy(&ctrl->admin_lock);
 	pthread_mutex_destroy(&ctrl->reset_lock);
 	pthread_mutex_destroy(&ctrl->qp_lock);
+	pthread_mutex_destroy(&ctrl->get_lock);
 	pthread_mutex_destroy(&ctrl->ns_lock);
 	free(ctrl);
 }
@@ -553,6 +556,7 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	pthread_mutexattr_destroy(&ma);
 	pthread_mutex_init(&ctrl->reset_lock, NULL);
 	pthread_mutex_init(&ctrl->qp_lock, NULL);
+	pthread_mutex_init(&ctrl->get_lock, NULL);
 	pthread_mutex_init(&ctrl->ns_lock, NULL);
 	drv_opts_resolve(ctrl, opts);
 	drv_now_refresh(ctrl);

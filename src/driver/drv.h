@@ -21,6 +21,8 @@
 
 #define drv_likely(x)	__builtin_expect(!!(x), 1)
 #define drv_unlikely(x) __builtin_expect(!!(x), 0)
+/* fast-path helpers: one frame per public call */
+#define drv_inline static inline __attribute__((always_inline))
 
 #define DRV_DEFAULT_ADMIN_DEPTH	     32u
 #define DRV_DEFAULT_IO_DEPTH	     256u
@@ -67,13 +69,20 @@ struct drv_tracker {
 	uint64_t deadline;	    /* ms on the controller clock */
 	uint64_t *prp_va;	    /* this tracker's PRP list page */
 	uint64_t prp_iova;
-	uint32_t remaining; /* PARENT: parts outstanding */
-	int err;	    /* PARENT: first error */
-	uint16_t status;    /* PARENT: status of the first error */
-	uint32_t dw0;	    /* PARENT: dw0 of the last part */
-	uint16_t cid;	    /* index | generation << cid_shift */
+	struct drv_prp_list prp_list; /* {prp_va, &prp_iova, 1}, built once */
+	uint32_t remaining;	      /* PARENT: parts outstanding */
+	int err;		      /* PARENT: first error */
+	uint16_t status;	      /* PARENT: status of the first error */
+	uint32_t dw0;		      /* PARENT: dw0 of the last part */
+	union {
+		struct {
+			uint16_t cid;	 /* index | generation << cid_shift */
+			uint8_t state;	 /* enum drv_trk_state */
+			uint8_t key_pad; /* always 0 */
+		};
+		uint32_t key; /* cid | state << 16: one compare validates a CQE */
+	};
 	uint16_t next_free;
-	uint8_t state;
 	uint8_t flags;
 	uint8_t opc;
 };
@@ -108,7 +117,8 @@ struct drv_queue {
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
 };
 
-#define DRV_TRK_NONE 0xffffu
+#define DRV_TRK_NONE	   0xffffu
+#define DRV_TRK_KEY_ACTIVE ((uint32_t)TRK_ACTIVE << 16)
 
 /* ---- queue pairs ---- */
 
@@ -125,19 +135,21 @@ struct nvmk_qpair {
 	int irq_fd;
 	uint16_t vector;
 	uint64_t next_check;	  /* next deadline scan, controller clock */
+	uint32_t io_timeout_ms;	  /* the controller's, one load less per I/O */
 	pthread_mutex_t lock;	  /* SHARED qpairs only, recursive */
 	struct drv_prp_seg *segs; /* iovec scratch, max_pages entries */
 	unsigned max_segs;
-	struct nvmk_qpair *next; /* ctrl->qpairs list */
+	struct drv_tracker **parts; /* split scratch, ntrk entries */
+	struct nvmk_qpair *next;    /* ctrl->qpairs list */
 };
 
-static inline void drv_qp_lock(struct nvmk_qpair *qp)
+drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
 		pthread_mutex_lock(&qp->lock);
 }
 
-static inline void drv_qp_unlock(struct nvmk_qpair *qp)
+drv_inline void drv_qp_unlock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
 		pthread_mutex_unlock(&qp->lock);
@@ -208,12 +220,14 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	atomic_bool need_reset;
+	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
 	atomic_bool reset_event_pending;
 	pthread_mutex_t reset_lock;
 
-	/* queue pairs: control path, qp_lock */
+	/* queue pairs: control path, qp_lock; get_lock for nvmk_ctrl_get_qpair */
 	pthread_mutex_t qp_lock;
+	pthread_mutex_t get_lock;
 	uint8_t *qid_used; /* [granted + 1] */
 	struct nvmk_qpair *qpairs;
 	struct nvmk_qpair **get_qps; /* nvmk_ctrl_get_qpair qpairs */
@@ -233,7 +247,7 @@ struct nvmk_ctrl {
 	int wake_fd;
 };
 
-static inline uint64_t drv_now(const struct nvmk_ctrl *ctrl)
+drv_inline uint64_t drv_now(const struct nvmk_ctrl *ctrl)
 {
 	/* relaxed: a coarse timestamp, no ordering with anything else */
 	return atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);

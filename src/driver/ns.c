@@ -258,7 +258,7 @@ struct nvmk_ctrl *nvmk_ns_ctrl(const struct nvmk_ns *ns)
 	return ns->ctrl;
 }
 
-static inline int ns_gone(const struct nvmk_ns *ns)
+drv_inline int ns_gone(const struct nvmk_ns *ns)
 {
 	/* relaxed: a removal racing with a submit may still reach the device,
 	 * which then answers Invalid Namespace (-ENODEV as well) */
@@ -269,8 +269,8 @@ static inline int ns_gone(const struct nvmk_ns *ns)
 
 /* ---- submission ---- */
 
-static inline void ns_sqe(struct nvme_sqe *sqe, uint8_t opc, uint16_t cid, uint32_t nsid,
-			  uint64_t slba, uint32_t cdw12)
+drv_inline void ns_sqe(struct nvme_sqe *sqe, uint8_t opc, uint16_t cid, uint32_t nsid,
+		       uint64_t slba, uint32_t cdw12)
 {
 	sqe->opc = opc;
 	sqe->flags = 0;
@@ -293,9 +293,9 @@ static inline uint32_t ns_rw_flags(uint32_t io_flags)
 }
 
 /* One command, data in a DMA buffer: the fast path. */
-static inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-				const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
-				uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
+drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
+			     uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
@@ -313,10 +313,8 @@ static inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8
 	}
 	sqe = drv_q_slot(q, 0);
 	if (buf) {
-		struct drv_prp_list l = {t->prp_va, &t->prp_iova, 1};
-
-		rc = drv_prp_build_buf(buf, off, (uint64_t)nlb << ns->lba_shift, &l, &sqe->prp1,
-				       &sqe->prp2);
+		rc = drv_prp_build_buf(buf, off, (uint64_t)nlb << ns->lba_shift, &t->prp_list,
+				       &sqe->prp1, &sqe->prp2);
 		if (drv_unlikely(rc)) {
 			drv_trk_put(q, t);
 			goto out;
@@ -330,7 +328,7 @@ static inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8
 	t->opc = opc;
 	t->cb = cb;
 	t->cb_arg = arg;
-	t->deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
+	t->deadline = drv_now(qp->ctrl) + qp->io_timeout_ms;
 	drv_q_commit(q, 1);
 out:
 	drv_qp_unlock(qp);
@@ -424,7 +422,7 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *parent = NULL;
-	struct drv_tracker *parts[64];
+	struct drv_tracker **parts = qp->parts; /* under the qpair's lock if shared */
 	uint64_t nparts = (io->nlb + io->max_blocks - 1) / io->max_blocks;
 	uint64_t deadline;
 	uint32_t i;
@@ -432,8 +430,8 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 
 	if (io->nlb == 0 || !io->cb)
 		return -EINVAL;
-	if (nparts > 64 || nparts + (nparts > 1) > q->ntrk)
-		return -E2BIG;
+	if (nparts + (nparts > 1) > q->ntrk)
+		return -E2BIG; /* could never fit this queue */
 	drv_qp_lock(qp);
 	rc = drv_qp_check(qp);
 	if (rc)
@@ -486,16 +484,16 @@ out:
 	return rc;
 }
 
-static inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-			uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	int rc = ns_gone(ns);
 
 	if (drv_unlikely(rc))
 		return rc;
-	if (drv_unlikely(!cb || !buf || nlb == 0))
-		return -EINVAL;
+	/* nlb == 0 is refused by the PRP builder (no data); @buf and @cb are
+	 * required by the API and not checked on the fast path */
 	if (drv_likely(nlb <= ns->max_blocks))
 		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
 				     cb_arg);

@@ -58,8 +58,9 @@ int drv_prp_build_list_contig(uint64_t iova, uint64_t len, const struct drv_prp_
  * contiguous in device address space. The one- and two-page cases, which
  * are most I/O, need no list and stay inline.
  */
-static inline int drv_prp_build_contig(uint64_t iova, uint64_t len, const struct drv_prp_list *list,
-				       uint64_t *prp1, uint64_t *prp2)
+static inline __attribute__((always_inline)) int
+drv_prp_build_contig(uint64_t iova, uint64_t len, const struct drv_prp_list *list, uint64_t *prp1,
+		     uint64_t *prp2)
 {
 	uint64_t first = DRV_PAGE_SIZE - (iova & DRV_PAGE_MASK);
 
@@ -78,8 +79,10 @@ static inline int drv_prp_build_contig(uint64_t iova, uint64_t len, const struct
 }
 
 /* drv_prp_build_buf - PRPs for @len bytes at byte @off of a mapped DMA block. */
-static inline int drv_prp_build_buf(const struct nvmk_dma_buf *buf, uint64_t off, uint64_t len,
-				    const struct drv_prp_list *list, uint64_t *prp1, uint64_t *prp2)
+static inline __attribute__((always_inline)) int drv_prp_build_buf(const struct nvmk_dma_buf *buf,
+								   uint64_t off, uint64_t len,
+								   const struct drv_prp_list *list,
+								   uint64_t *prp1, uint64_t *prp2)
 {
 	if (__builtin_expect(off + len > buf->mem.size || off + len < off, 0))
 		return -EINVAL;

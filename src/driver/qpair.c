@@ -83,6 +83,7 @@ static void qp_free(struct nvmk_qpair *qp)
 
 	drv_queue_free(ctrl, &qp->q);
 	free(qp->segs);
+	free(qp->parts);
 	if (qp->shared)
 		pthread_mutex_destroy(&qp->lock);
 	pthread_mutex_lock(&ctrl->qp_lock);
@@ -123,6 +124,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		return -EBUSY;
 	}
 	qp->ctrl = ctrl;
+	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	if (qp->shared) {
@@ -149,7 +151,8 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	}
 	qp->max_segs = (unsigned)(ctrl->max_xfer / DRV_PAGE_SIZE) + 1;
 	qp->segs = calloc(qp->max_segs, sizeof(*qp->segs));
-	if (!qp->segs) {
+	qp->parts = calloc(qp->q.ntrk, sizeof(*qp->parts));
+	if (!qp->segs || !qp->parts) {
 		qp_free(qp);
 		return -ENOMEM;
 	}
@@ -264,12 +267,13 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 		if (drv_tls_qp[i].uid == ctrl->uid)
 			return drv_tls_qp[i].qp;
 
-	pthread_mutex_lock(&ctrl->qp_lock);
+	/* get_lock serialises the slow path, creation included, so that
+	 * concurrent first calls see each other's queues (control path). */
+	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
 	if (ctrl->n_get_qps < ctrl->get_budget) {
-		pthread_mutex_unlock(&ctrl->qp_lock);
 		int rc = nvmk_qpair_create(ctrl, &o, &qp);
-		pthread_mutex_lock(&ctrl->qp_lock);
+
 		if (rc == 0) {
 			qp->from_get = true;
 			ctrl->get_qps[ctrl->n_get_qps++] = qp;
@@ -283,7 +287,7 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	}
 	if (!qp && ctrl->n_get_qps)
 		qp = ctrl->get_qps[idx % ctrl->n_get_qps];
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	pthread_mutex_unlock(&ctrl->get_lock);
 	if (!qp)
 		return NULL;
 	for (unsigned i = 0; i < DRV_TLS_SLOTS; i++)
@@ -419,7 +423,7 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		}
 		qp_irq_clear(qp);
 		n = nvmk_qpair_process_completions(qp, 0);
-		if (n > 0 && pr == 0 && qp->irq_fd >= 0 && !qp->irq_shared &&
+		if (n > 0 && pr == 0 && qp->irq_fd >= 0 && !qp->irq_shared && !qp->shared &&
 		    !qp->lost_irq_warned) {
 			qp->lost_irq_warned = true;
 			nvmk_warn(ctrl->name, qp->q.qid,

@@ -46,7 +46,9 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 	rc = nvmk_backing_dma_alloc(q->b, (size_t)ntrk * DRV_PAGE_SIZE, t, &q->prp_mem);
 	if (rc)
 		goto fail;
-	q->trk = calloc(ntrk, sizeof(*q->trk));
+	/* idx_mask + 1 entries: a CQE's CID index always lands inside the array;
+	 * entries beyond ntrk stay FREE and so never match */
+	q->trk = calloc((size_t)q->idx_mask + 1, sizeof(*q->trk));
 	if (!q->trk) {
 		rc = -ENOMEM;
 		goto fail;
@@ -58,6 +60,9 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 		q->trk[i].prp_va =
 		    (uint64_t *)((char *)q->prp_mem.mem.vaddr + (size_t)i * DRV_PAGE_SIZE);
 		q->trk[i].prp_iova = nvmk_dma_buf_iova(&q->prp_mem, (size_t)i * DRV_PAGE_SIZE);
+		q->trk[i].prp_list.va = q->trk[i].prp_va;
+		q->trk[i].prp_list.iova = &q->trk[i].prp_iova;
+		q->trk[i].prp_list.npages = 1;
 	}
 	q->free_head = DRV_TRK_NONE;
 	for (uint32_t i = ntrk; i-- > 0;) {

@@ -15,7 +15,7 @@
 
 /* ---- trackers ---- */
 
-static inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
+drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
 {
 	struct drv_tracker *t;
 
@@ -32,7 +32,7 @@ static inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
 	return t;
 }
 
-static inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
+drv_inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
 {
 	t->state = TRK_FREE;
 	t->next_free = q->free_head;
@@ -43,8 +43,8 @@ static inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
 /* Complete @t (exactly once): free it, then call the callback, so that the
  * callback may submit again. A part of a split request completes its parent
  * after the last part, with the first error. */
-static inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int err,
-				    uint16_t status, uint32_t dw0)
+drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int err,
+				 uint16_t status, uint32_t dw0)
 {
 	struct nvmk_cpl cpl;
 	struct drv_tracker *p = t->parent;
@@ -77,6 +77,12 @@ static inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, 
 
 /* ---- doorbells ---- */
 
+#if defined(__SANITIZE_THREAD__)
+#define DRV_WMB() __atomic_signal_fence(__ATOMIC_RELEASE)
+#else
+#define DRV_WMB() __atomic_thread_fence(__ATOMIC_RELEASE)
+#endif
+
 /*
  * Write a doorbell value: with shadow doorbells, store the value in the
  * shadow buffer and write the register only when the controller's EventIdx
@@ -84,27 +90,31 @@ static inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, 
  * "new - event - 1 < new - old" in 16-bit arithmetic, which errs towards
  * writing the register at a wrap).
  */
-static inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow,
-				uint32_t *eventidx, uint32_t old, uint32_t val)
+drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow,
+			     uint32_t *eventidx, uint32_t old, uint32_t val)
 {
 	if (shadow) {
 		uint16_t ev;
 
-		/* release: queue entries (SQ) / consumed CQEs before the shadow value */
-		__atomic_store_n(shadow, val, __ATOMIC_RELEASE);
-		/* full fence: shadow store before the EventIdx load (store-load order) */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		ev = (uint16_t)__atomic_load_n(eventidx, __ATOMIC_RELAXED);
+		/* seq_cst store + seq_cst load: queue entries before the shadow
+		 * value (release), and the shadow store before the EventIdx load
+		 * (store-load order; pairs with the controller's EventIdx store
+		 * followed by its shadow re-read) */
+		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
+		ev = (uint16_t)__atomic_load_n(eventidx, __ATOMIC_SEQ_CST);
 		if ((uint16_t)(val - ev - 1) >= (uint16_t)(val - old))
 			return;
 	} else {
-		/* release: do not reorder SQE stores / CQE loads with the doorbell store */
-		__atomic_thread_fence(__ATOMIC_RELEASE);
+		/* release: do not reorder SQE stores / CQE loads with the doorbell
+		 * store. (TSan does not model fences and GCC refuses them there;
+		 * its builds reach the device through the backing's ops, whose own
+		 * atomics order the hand-over.) */
+		DRV_WMB();
 	}
 	nvmk_backing_write32(q->b, off, val);
 }
 
-static inline void drv_q_ring_sq(struct drv_queue *q)
+drv_inline void drv_q_ring_sq(struct drv_queue *q)
 {
 	if (q->sq_tail != q->sq_db_tail) {
 		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, q->sq_db_tail, q->sq_tail);
@@ -112,7 +122,7 @@ static inline void drv_q_ring_sq(struct drv_queue *q)
 	}
 }
 
-static inline void drv_q_ring_cq(struct drv_queue *q)
+drv_inline void drv_q_ring_cq(struct drv_queue *q)
 {
 	if (q->cq_head != q->cq_db_head) {
 		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, q->cq_db_head, q->cq_head);
@@ -123,7 +133,7 @@ static inline void drv_q_ring_cq(struct drv_queue *q)
 /* ---- submission ---- */
 
 /* The SQ slot the next command goes to. */
-static inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
+drv_inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
 {
 	uint32_t i = q->sq_tail + ahead;
 
@@ -135,7 +145,7 @@ static inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
 /* Make @n commands written at drv_q_slot(q, 0..n-1) visible: move the tail,
  * and ring unless completions are being processed (then the doorbell is
  * written once at the end of the batch). */
-static inline void drv_q_commit(struct drv_queue *q, uint32_t n)
+drv_inline void drv_q_commit(struct drv_queue *q, uint32_t n)
 {
 	q->sq_tail += n;
 	if (q->sq_tail >= q->depth)
@@ -148,7 +158,7 @@ static inline void drv_q_commit(struct drv_queue *q, uint32_t n)
 
 /* Error of a completion: the table of driver.h, except that a command the
  * driver timed out and aborted reports -ETIMEDOUT. */
-static inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
+drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 {
 	if (drv_likely(sf == 0))
 		return 0;
@@ -166,7 +176,7 @@ void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char
  * Return: number completed, or -EIO after an invalid CQE (nothing is
  * completed for it; the caller fails the controller).
  */
-static inline int drv_q_drain(struct drv_queue *q, unsigned max)
+drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 {
 	int n = 0;
 
@@ -187,12 +197,11 @@ static inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			q->phase ^= 1u;
 		}
 		idx = c.cid & q->idx_mask;
-		t = &q->trk[idx];
-		if (drv_unlikely(idx >= q->ntrk || t->state != TRK_ACTIVE || t->cid != c.cid ||
-				 c.sqid != q->qid || c.sqhd >= q->depth)) {
+		t = &q->trk[idx]; /* the array covers every index the mask allows */
+		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | c.cid) || c.sqid != q->qid ||
+				 c.sqhd >= q->depth)) {
 			drv_queue_bad_cqe(q, &c,
-					  idx >= q->ntrk ? "CID out of range"
-					  : t->state != TRK_ACTIVE || t->cid != c.cid
+					  t->key != (DRV_TRK_KEY_ACTIVE | c.cid)
 					      ? "CID not outstanding"
 					  : c.sqid != q->qid ? "wrong SQID"
 							     : "SQ head out of range");
@@ -210,7 +219,7 @@ static inline int drv_q_drain(struct drv_queue *q, unsigned max)
 
 /* A qpair's user checks, once per call, that the controller was neither
  * reset nor failed since the queue was last (re)created. */
-static inline int drv_qp_check(struct nvmk_qpair *qp)
+drv_inline int drv_qp_check(struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint; drv_qpair_recover re-reads with acquire */
 	if (drv_likely(qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed)))

@@ -35,6 +35,8 @@ static int setup_fmt(void **state, uint8_t lba_shift, enum nvmk_cpl_mode mode)
 	cfg.ns[0].nblocks = (64u << 20) >> lba_shift;
 	topts_default(&o);
 	o.cpl_mode = mode;
+	if (lba_shift == 9 && mode == NVMK_CPL_INTERRUPT)
+		o.dbbuf = NVMK_DBBUF_AUTO;
 	if (tenv_open(&f->t, &cfg, &o))
 		return -1;
 	if (nvmk_ns_open(f->t.ctrl, 1, 0, &f->ns))
