@@ -181,6 +181,16 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 					 "out after %u ms",
 					 cmd->opc, t->cid, ctrl->opts.admin_timeout_ms);
 				rc = -ETIMEDOUT;
+				/* A controller that stops answering admin commands
+				 * is reset by the admin thread (not here: the caller
+				 * may be the bring-up or a reset itself). */
+				atomic_store_explicit(
+				    &ctrl->reset_req_epoch,
+				    atomic_load_explicit(&ctrl->epoch, memory_order_acquire),
+				    memory_order_relaxed);
+				/* release: the epoch above before the request flag */
+				atomic_store_explicit(&ctrl->need_reset, true,
+						      memory_order_release);
 			}
 			break;
 		}

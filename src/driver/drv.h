@@ -220,6 +220,7 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	atomic_bool need_reset;
+	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
 	atomic_bool reset_event_pending;
 	pthread_mutex_t reset_lock;

@@ -563,8 +563,8 @@ int cmd_bench(int argc, char **argv)
 		while ((now = now_ns()) < end) {
 			uint64_t until = end < next_progress ? end : next_progress;
 			struct timespec ts_sleep = {
-				.tv_sec = (time_t)((until - now) / 1000000000ull),
-				.tv_nsec = (long)((until - now) % 1000000000ull),
+			    .tv_sec = (time_t)((until - now) / 1000000000ull),
+			    .tv_nsec = (long)((until - now) % 1000000000ull),
 			};
 
 			if (until > now)
@@ -579,7 +579,8 @@ int cmd_bench(int argc, char **argv)
 
 				fprintf(stderr, "%sbench: %.0f/%" PRIu64 " s, %.0f IOPS%s",
 					tty ? "\r" : "", el, cfg.time_s,
-					(double)atomic_load(&bench_done_total) / el, tty ? "" : "\n");
+					(double)atomic_load(&bench_done_total) / el,
+					tty ? "" : "\n");
 			}
 		}
 		if (tty && cfg.time_s >= 3)

@@ -49,5 +49,6 @@ int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
 
 #endif /* NVMK_CLI_H */

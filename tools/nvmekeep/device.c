@@ -8,7 +8,6 @@
  *                    missing), so data outlives the process
  *   "DDDD:BB:DD.F"   a PCI NVMe function driven through VFIO
  */
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,20 +17,6 @@
 
 #define EMU_RAM_BYTES  (1ull << 30)
 #define EMU_NULL_BYTES (64ull << 30)
-
-static bool is_pci_address(const char *s)
-{
-	/* DDDD:BB:DD.F, all hex */
-	static const char shape[] = "xxxx:xx:xx.x";
-
-	if (strlen(s) != sizeof(shape) - 1)
-		return false;
-	for (size_t i = 0; shape[i]; i++) {
-		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
-			return false;
-	}
-	return true;
-}
 
 static int open_emu(const char *file, struct cli_dev *dev)
 {
@@ -82,12 +67,13 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 		ret = open_emu(NULL, dev);
 	} else if (!strncmp(spec, "emu:", 4) && spec[4]) {
 		ret = open_emu(spec + 4, dev);
-	} else if (is_pci_address(spec)) {
-		fprintf(stderr,
-			"nvmekeep: device '%s': the VFIO backing is not part of this build yet; "
-			"use 'emu' or 'emu:FILE'\n",
-			spec);
-		return -ENOTSUP;
+	} else if (nvmk_pci_addr_valid(spec)) {
+		/* the backing logs what is wrong and how to fix it (not bound to
+		 * vfio-pci, group not viable, memlock limit, ...) */
+		ret = nvmk_backing_vfio_open(spec, NULL, &dev->backing);
+		if (ret)
+			fprintf(stderr, "nvmekeep: cannot open %s through VFIO: %s\n", spec,
+				strerror(-ret));
 	} else {
 		fprintf(stderr,
 			"nvmekeep: unknown device '%s': expected 'emu', 'emu:FILE' or a PCI "

@@ -24,6 +24,7 @@ static const struct subcommand subcommands[] = {
     {"write", cmd_write, "write blocks from a file or stdin"},
     {"bench", cmd_bench, "IOPS, bandwidth and latency percentiles"},
     {"config", cmd_config, "effective configuration (OpenHCL variables)"},
+    {"setup", cmd_setup, "list NVMe PCI functions, bind to / unbind from vfio-pci"},
 };
 
 static void usage(FILE *f)
