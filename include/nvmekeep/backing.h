@@ -145,4 +145,138 @@ int nvmk_backing_local_create(const struct nvmk_emu_config *cfg, struct nvmk_bac
 /** nvmk_backing_destroy - release everything the backing holds. NULL is a no-op. */
 void nvmk_backing_destroy(struct nvmk_backing *b);
 
+/* ---- VFIO (type1 IOMMU and no-IOMMU) ---- */
+
+/*
+ * Options of nvmk_backing_vfio_open(). A zeroed struct (or NULL) is the
+ * default: real /sys and /dev, reset at open, hugetlb preferred not required.
+ */
+struct nvmk_vfio_opts {
+	const char *sysfs_root; /* NULL = "/sys" (tests point it at a fake tree) */
+	const char *dev_root;   /* NULL = "/dev" */
+	bool no_reset;          /* skip VFIO_DEVICE_RESET at open */
+	bool require_hugepages; /* no-IOMMU: refuse DMA blocks that are not hugetlb */
+	bool no_bar0_mmap;      /* use pread/pwrite on the device fd (tests the fallback) */
+};
+
+/**
+ * nvmk_backing_vfio_open - open the PCI function @pci_addr through VFIO.
+ * @pci_addr: "DDDD:BB:DD.F" (lower-case hex), bound to vfio-pci
+ * @opts:     options, or NULL for defaults
+ * @out:      the backing on success
+ *
+ * Finds the IOMMU group in sysfs, uses a type1v2 container or the no-IOMMU
+ * group (/dev/vfio/noiommu-N), opens the device, maps BAR0 (pread/pwrite on
+ * the device fd when mmap is refused), enables bus mastering and resets the
+ * function. Every failure logs what is wrong and how to fix it.
+ *
+ * Return: 0; -EINVAL (malformed address), -ENODEV (no such function, or no
+ *         IOMMU group), -EBUSY (not bound to vfio-pci, group not viable),
+ *         -EACCES/-EPERM (permissions), -ENOTSUP (no IOMMU and no no-IOMMU
+ *         mode), or another negative errno from the kernel.
+ */
+int nvmk_backing_vfio_open(const char *pci_addr, const struct nvmk_vfio_opts *opts,
+			   struct nvmk_backing **out);
+
+/** nvmk_backing_is_vfio - whether @b was made by nvmk_backing_vfio_open/_adopt. */
+bool nvmk_backing_is_vfio(const struct nvmk_backing *b);
+/** nvmk_backing_vfio_is_noiommu - whether @b (a VFIO backing) runs without an IOMMU. */
+bool nvmk_backing_vfio_is_noiommu(const struct nvmk_backing *b);
+
+/*
+ * Handover across execve without a reset. The device file stays open (a
+ * close, or the last unmap of BAR0, releases and so resets the function),
+ * MSI-X stays routed to the same eventfds, DMA memory stays pinned: type1
+ * keeps the IOMMU mapping and only invalidates its virtual address
+ * (VFIO_DMA_UNMAP_FLAG_VADDR); no-IOMMU keeps the physical pages of the
+ * memfds (which the successor re-maps and mlocks).
+ */
+#define NVMK_VFIO_MAX_IRQS 64
+#define NVMK_VFIO_MAX_MAPS 256
+
+struct nvmk_vfio_handover_map {
+	uint64_t iova;      /* type1 device address; 0 for no-IOMMU */
+	uint64_t size;
+	int fd;             /* memfd holding the block (inherited) */
+	uint64_t fd_offset;
+};
+
+struct nvmk_vfio_handover {
+	char pci_addr[16];
+	bool noiommu;
+	int container_fd, group_fd, device_fd;
+	unsigned nirqs;
+	int irq_fds[NVMK_VFIO_MAX_IRQS];
+	unsigned nmaps;
+	struct nvmk_vfio_handover_map maps[NVMK_VFIO_MAX_MAPS];
+};
+
+/**
+ * nvmk_backing_vfio_handover_supported - whether @b can be handed over.
+ * Return: 0; -ENOTSUP with a log line saying why (type1 without
+ *         VFIO_UPDATE_VADDR, or not a VFIO backing).
+ */
+int nvmk_backing_vfio_handover_supported(struct nvmk_backing *b);
+
+/**
+ * nvmk_backing_vfio_export_fds - prepare @b for execve and describe it.
+ * Clears FD_CLOEXEC on the container, group, device, eventfd and memfd fds;
+ * type1: unmaps the virtual address of every DMA mapping (the IOMMU mapping
+ * and pins stay). After this the backing must not be used for DMA mapping
+ * and must not be destroyed (which would unmap and close): exec, or call
+ * nvmk_backing_vfio_export_abort().
+ * Return: 0 or negative errno (-ENOTSUP: see handover_supported).
+ */
+int nvmk_backing_vfio_export_fds(struct nvmk_backing *b, struct nvmk_vfio_handover *ho);
+/** nvmk_backing_vfio_export_abort - undo an export that did not lead to exec. */
+int nvmk_backing_vfio_export_abort(struct nvmk_backing *b, const struct nvmk_vfio_handover *ho);
+
+/** nvmk_vfio_handover_format - @ho as one printable string (argv/env); Return: length or -ENOSPC. */
+int nvmk_vfio_handover_format(const struct nvmk_vfio_handover *ho, char *buf, size_t len);
+/** nvmk_vfio_handover_parse - inverse of nvmk_vfio_handover_format. Return: 0 or -EINVAL. */
+int nvmk_vfio_handover_parse(const char *s, struct nvmk_vfio_handover *ho);
+
+/**
+ * nvmk_backing_vfio_adopt - re-attach to a function from inherited fds,
+ * without any reset, bus-master or MSI-X change. BAR0 is mapped again.
+ * DMA blocks of @ho->maps come back with ops->dma_map() on a buffer whose
+ * memfd (same file) and fd_offset/size match an entry: type1 re-registers
+ * the new virtual address at the same IOVA (VFIO_DMA_MAP_FLAG_VADDR), so the
+ * resulting iova equals the saved one. irq_enable() with at most the
+ * inherited vector count reuses the inherited eventfds.
+ * Return: 0 or negative errno; the inherited fds are not closed on failure.
+ */
+int nvmk_backing_vfio_adopt(const struct nvmk_vfio_handover *ho, const struct nvmk_vfio_opts *opts,
+			    struct nvmk_backing **out);
+
+/* ---- PCI setup (the CLI's `nvmekeep setup`) ---- */
+
+struct nvmk_pci_func {
+	char addr[16];      /* DDDD:BB:DD.F */
+	uint16_t vendor, device;
+	char driver[32];    /* bound driver, "" when none */
+	char iommu_group[16]; /* "" when none */
+};
+
+/**
+ * nvmk_pci_list_nvme - the NVMe functions (class 0x010802) in sysfs.
+ * @sysfs_root: NULL = "/sys"
+ * @out/@max:   array to fill; @n receives the number found (may exceed @max)
+ * Return: 0 or negative errno.
+ */
+int nvmk_pci_list_nvme(const char *sysfs_root, struct nvmk_pci_func *out, size_t max, size_t *n);
+
+/**
+ * nvmk_pci_bind_vfio - bind @addr to vfio-pci (driver_override, unbind, drivers_probe).
+ * Refuses (-EBUSY) when a namespace of the function has a mounted
+ * filesystem, unless @force.
+ * @proc_root: NULL = "/proc" (for /proc/mounts)
+ */
+int nvmk_pci_bind_vfio(const char *sysfs_root, const char *proc_root, const char *addr, bool force);
+/** nvmk_pci_unbind_to_nvme - give @addr back to the kernel nvme driver. Same checks. */
+int nvmk_pci_unbind_to_nvme(const char *sysfs_root, const char *proc_root, const char *addr,
+			    bool force);
+/** nvmk_pci_addr_valid - whether @addr is a well-formed "DDDD:BB:DD.F". */
+bool nvmk_pci_addr_valid(const char *addr);
+
 #endif /* NVMEKEEP_BACKING_H */

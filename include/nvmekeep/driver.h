@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvmekeep userspace NVMe driver: controller bring-up and shutdown, per-thread
+ * I/O queue pairs, namespaces, asynchronous events, timeouts and recovery.
+ *
+ * ---------------------------------------------------------------------------
+ * Objects
+ * ---------------------------------------------------------------------------
+ *  struct nvmk_ctrl   one controller reached through a struct nvmk_backing.
+ *  struct nvmk_qpair  one I/O submission/completion queue pair.
+ *  struct nvmk_ns     a handle on one namespace (one owner, or several SHARED).
+ *
+ * ---------------------------------------------------------------------------
+ * Threading rules
+ * ---------------------------------------------------------------------------
+ *  - nvmk_ctrl_open / nvmk_ctrl_close: one thread; close only after every
+ *    other thread has stopped using the controller, its qpairs and its ns
+ *    handles. Close destroys the qpairs that are left.
+ *  - Control path (admin passthrough, nvmk_ns_open/close/info, accessors,
+ *    nvmk_ctrl_reset, DMA alloc/free, qpair create/destroy): any thread,
+ *    concurrently; admin commands are serialised by the controller's admin
+ *    mutex. These calls may block (up to the admin timeout).
+ *  - An EXCLUSIVE qpair (nvmk_qpair_create without NVMK_QPAIR_SHARED) belongs
+ *    to one thread at a time: submit, process and wait on it from that thread
+ *    only. It takes no lock, no atomic read-modify-write, and never allocates:
+ *    this is the fast path.
+ *  - A SHARED qpair (NVMK_QPAIR_SHARED, and every qpair returned by
+ *    nvmk_ctrl_get_qpair) may be used by any number of threads: every submit
+ *    and process call takes the qpair's (recursive) mutex.
+ *  - Completion callbacks run in the thread that called
+ *    nvmk_qpair_process_completions / nvmk_qpair_wait (or a sync wrapper) on
+ *    that qpair, with the qpair's mutex held when it is SHARED. A callback may
+ *    submit new commands on the same qpair; it must not destroy the qpair or
+ *    close the controller.
+ *  - Synchronous wrappers (nvmk_ns_read, ...) may be called from any thread;
+ *    they submit on the given qpair (or the calling thread's from
+ *    nvmk_ctrl_get_qpair when NULL) and process that qpair's completions until
+ *    their own command is done, so they may run other requests' callbacks.
+ *  - The asynchronous event callback (opts.event_cb) runs on the driver's
+ *    admin thread. It may call nvmk_ns_info and other control-path functions,
+ *    but not nvmk_ctrl_close.
+ *
+ * ---------------------------------------------------------------------------
+ * Memory
+ * ---------------------------------------------------------------------------
+ *  The asynchronous submit functions take data buffers as DMA memory of THIS
+ *  controller: a struct nvmk_dma_buf from nvmk_ctrl_dma_alloc plus a byte
+ *  offset (the IOVA is computed inline, no lookup), or for the vectored forms
+ *  struct iovec elements that lie inside such blocks (looked up in the
+ *  backing's IOVA registry, a read-locked binary search). The synchronous
+ *  wrappers accept ANY buffer: when it is not DMA memory of the controller
+ *  they bounce through a DMA buffer allocated for the call (slow path).
+ *
+ * ---------------------------------------------------------------------------
+ * Completion, errors and status
+ * ---------------------------------------------------------------------------
+ *  A completion carries a negative errno and the NVMe status field (without
+ *  the phase tag, see NVME_CQE_SF in spec.h). The mapping, applied whatever
+ *  the DNR/More/CRD bits are (nvmk_status_to_errno):
+ *
+ *   status (SCT/SC)                                  err
+ *   0/00 Success                                     0
+ *   0/01 Invalid Opcode                              -EOPNOTSUPP
+ *   0/02 Invalid Field, 0/13 PRP Offset Invalid      -EINVAL
+ *   0/07 Abort Requested, 0/08 Aborted SQ Deletion   -ECANCELED (-ETIMEDOUT when
+ *                                                    the driver aborted it)
+ *   0/0B Invalid Namespace                           -ENODEV
+ *   0/15 Operation Denied, 2/86 Access Denied        -EACCES
+ *   0/1D Sanitize In Progress, 0/84 Format In Prog.  -EBUSY
+ *   0/20 NS Write Protected, 1/82 Read Only          -EROFS
+ *   0/21 Interrupted, 0/22 Transient Transport,
+ *   0/82 NS Not Ready, 3/03 ANA Transition           -EAGAIN
+ *   0/80 LBA Out of Range                            -ERANGE
+ *   0/81 Capacity Exceeded                           -ENOSPC
+ *   0/83 Reservation Conflict                        -EBADE (as Linux' block
+ *                                                    layer reports it)
+ *   1/00-02,08,09,0A,0C Invalid queue/vector/log/format, 1/80 Conflicting Attributes
+ *                                                    -EINVAL
+ *   1/03 Abort Limit, 1/05 AER Limit                 -EBUSY
+ *   1/83 Command Size Limit Exceeded                 -E2BIG
+ *   2/85 Compare Failure                             -EILSEQ
+ *   3/71 Host Aborted Command                        -ECANCELED
+ *   anything else (data transfer, internal, media)   -EIO
+ *
+ *  Errors the driver produces itself keep status = 3/71 (Host Aborted
+ *  Command, Base 2.0 Figure 97) so "0" always means the device said success:
+ *   -ETIMEDOUT  the command timed out, or was lost by the controller reset
+ *               that recovery performed (recovery fails, it never retries;
+ *               callers retry).
+ *   -EIO        the controller failed: fatal status (CSTS.CFS) or it sent an
+ *               invalid completion (bad CID, phase, SQ head, duplicate).
+ *   -ENODEV     the controller was removed (registers read all ones), or the
+ *               namespace was removed (then the device is not touched).
+ *   -ECANCELED  the qpair was destroyed with the command outstanding.
+ *  Every submitted command completes exactly once. A submit function that
+ *  returns an error has not queued anything and will not call the callback.
+ *
+ * ---------------------------------------------------------------------------
+ * Timeouts and recovery (Linux-like: admin 60 s, I/O 30 s by default)
+ * ---------------------------------------------------------------------------
+ *  Deadlines are measured on a coarse clock kept by the admin thread (tick =
+ *  min(opts.health_check_ms, timeouts / 4)) and checked while a qpair's
+ *  completions are processed, by its user: no other thread ever touches an
+ *  exclusive qpair, so a qpair nobody processes is not checked (there is
+ *  nothing to deliver to then either). Admin commands check their own
+ *  deadline while they wait. nvmk_qpair_wait never sleeps longer than one
+ *  tick, so a completion whose interrupt was lost is found at the next tick
+ *  and delivered normally (a warning is logged once per qpair).
+ *  On an I/O timeout, CSTS is checked first (fatal status or removal fail the
+ *  controller); an entry at the CQ head that names the command but carries
+ *  the wrong phase tag fails the controller (-EIO); otherwise an Abort is
+ *  sent and the aborted command completes with -ETIMEDOUT. If the Abort
+ *  fails, is refused, or times out (or the command is still missing one more
+ *  timeout later), the controller is reset: disabled, admin queue re-created,
+ *  features re-applied; every outstanding command completes with -ETIMEDOUT,
+ *  and each I/O qpair re-creates its queues on the device the next time its
+ *  user calls into it. The thread that detects the timeout does the
+ *  recovery, so process/wait may block for up to the admin timeout.
+ *  The admin thread reads CSTS every tick: all ones (surprise removal) or
+ *  CFS fail the controller and wake every waiter.
+ */
+#ifndef NVMEKEEP_DRIVER_H
+#define NVMEKEEP_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "nvmekeep/backing.h"
+#include "nvmekeep/spec.h"
+
+struct nvmk_ctrl;
+struct nvmk_qpair;
+struct nvmk_ns;
+
+/* ------------------------------------------------------------------------ */
+/* Completions                                                              */
+/* ------------------------------------------------------------------------ */
+
+struct nvmk_cpl {
+	int err;	 /* 0 or negative errno (table above) */
+	uint16_t status; /* NVMe status field without phase; 0 = success */
+	uint32_t dw0;	 /* command specific (CQE DW0) */
+};
+
+typedef void (*nvmk_cpl_fn)(void *cb_arg, const struct nvmk_cpl *cpl);
+
+/** nvmk_status_to_errno - the errno of an NVMe status field (table above). */
+int nvmk_status_to_errno(uint16_t status);
+/**
+ * nvmk_status_str - a log string for a status field, e.g.
+ * "LBA Out of Range (0/80h)". Writes into @buf (at least 64 bytes) and
+ * returns it.
+ */
+const char *nvmk_status_str(uint16_t status, char *buf, size_t len);
+/** nvmk_last_status - the NVMe status of the last synchronous wrapper call of
+ *  the calling thread (nvmk_ns_read, ..., admin passthrough). */
+uint16_t nvmk_last_status(void);
+
+/* ------------------------------------------------------------------------ */
+/* Controller                                                               */
+/* ------------------------------------------------------------------------ */
+
+enum nvmk_cpl_mode {
+	NVMK_CPL_INTERRUPT = 0, /* CQ raises its MSI-X vector; nvmk_qpair_wait sleeps */
+	NVMK_CPL_POLL = 1,	/* no interrupt; the user polls */
+};
+
+enum nvmk_dbbuf_mode {
+	NVMK_DBBUF_AUTO = 0, /* shadow doorbells when OACS bit 8 says the device has them */
+	NVMK_DBBUF_OFF = 1,  /* always write doorbell registers */
+};
+
+enum nvmk_event_type {
+	NVMK_EVENT_NS_ADDED = 1, /* a namespace became active */
+	NVMK_EVENT_NS_RESIZED,	 /* size changed: old/new_nblocks */
+	NVMK_EVENT_NS_REMOVED,	 /* no longer active; I/O on it fails -ENODEV */
+	NVMK_EVENT_NS_CHANGED,	 /* some other attribute changed */
+	NVMK_EVENT_CTRL_RESET,	 /* recovery reset the controller (err = cause) */
+	NVMK_EVENT_CTRL_FAILED,	 /* controller failed for good (err = -EIO/-ENODEV) */
+};
+
+struct nvmk_event {
+	enum nvmk_event_type type;
+	uint32_t nsid;	      /* NS events */
+	uint64_t old_nblocks; /* NS_RESIZED */
+	uint64_t new_nblocks; /* NS_RESIZED */
+	int err;	      /* CTRL_* events */
+};
+
+typedef void (*nvmk_event_fn)(void *ctx, struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
+
+/*
+ * Controller options. All-zero is the default for every field, so
+ * `struct nvmk_ctrl_opts o = {0};` (or passing NULL) gives:
+ */
+struct nvmk_ctrl_opts {
+	uint16_t admin_queue_depth;   /* entries, 0 = 32; clamped to [2, min(4096, MQES+1)] */
+	uint32_t io_queue_depth;      /* entries, 0 = 256; clamped to [2, MQES+1] (<= 65536) */
+	uint16_t max_io_queues;	      /* 0 = number of online CPUs; the device may grant fewer */
+	enum nvmk_cpl_mode cpl_mode;  /* default for nvmk_ctrl_get_qpair qpairs */
+	uint32_t admin_timeout_ms;    /* 0 = 60000 */
+	uint32_t io_timeout_ms;	      /* 0 = 30000 */
+	uint32_t shutdown_timeout_ms; /* 0 = Identify RTD3E, or 10000 when RTD3E is 0 */
+	uint32_t health_check_ms;     /* admin thread tick (CSTS check, shared qpair
+					 deadlines), 0 = 100 */
+	enum nvmk_dbbuf_mode dbbuf;
+	uint64_t host_id;	/* Host Identifier (Set Features 81h) for reservations,
+				   0 = do not set */
+	nvmk_event_fn event_cb; /* asynchronous events, may be NULL */
+	void *event_ctx;
+};
+
+/**
+ * nvmk_ctrl_open - bring a controller up (NVMe Base 2.0, 3.5.1).
+ * @b:    the backing; it stays owned by the caller and must outlive the ctrl
+ * @opts: options, NULL for defaults
+ * @out:  the controller
+ *
+ * Runs the bring-up state machine: disable (if CC.EN or CSTS.RDY), check CAP
+ * (MQES >= 1, CSS has NVM, MPSMIN = 0), admin queue, enable, Identify
+ * Controller, Number of Queues, Async Event Configuration, AERs, Doorbell
+ * Buffer Config. Each state has a timeout; a failure is logged naming the
+ * state. Starts the admin thread.
+ * Return: 0, -EINVAL (unsupported capabilities), -ETIMEDOUT (a state timed
+ * out), -EIO (CSTS.CFS or a failed admin command), -ENODEV, -ENOMEM.
+ */
+int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
+		   struct nvmk_ctrl **out);
+
+/**
+ * nvmk_ctrl_close - shut down and free: delete remaining I/O queues, CC.SHN =
+ * normal, wait CSTS.SHST = complete (bounded by RTD3E or the default), then
+ * CC.EN = 0. The backing is left to the caller. NULL is a no-op.
+ */
+void nvmk_ctrl_close(struct nvmk_ctrl *ctrl);
+
+/** nvmk_ctrl_name - the device name (the backing's). */
+const char *nvmk_ctrl_name(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_identify - Identify Controller data read at bring-up. */
+const struct nvme_id_ctrl *nvmk_ctrl_identify(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_cap - the CAP register read at bring-up. */
+uint64_t nvmk_ctrl_cap(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_mdts_bytes - largest transfer of one command the driver issues
+ *  (MDTS, capped at 2 MiB by the driver's PRP list space); larger requests
+ *  are split. */
+size_t nvmk_ctrl_mdts_bytes(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_io_queues - number of I/O queue pairs the controller granted
+ *  (Set Features Number of Queues, capped by opts.max_io_queues). */
+unsigned nvmk_ctrl_io_queues(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_backing - the backing the controller runs on. */
+struct nvmk_backing *nvmk_ctrl_backing(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_failed - 0 while usable, else the error every command now gets
+ *  (-EIO after a fatal status or invalid completion, -ENODEV after removal). */
+int nvmk_ctrl_failed(const struct nvmk_ctrl *ctrl);
+/** nvmk_ctrl_reset - reset the controller as recovery does (see above).
+ *  Return: 0, or the error that failed the controller. */
+int nvmk_ctrl_reset(struct nvmk_ctrl *ctrl);
+
+/**
+ * nvmk_ctrl_admin_passthru - run one admin command synchronously.
+ * @cmd: the SQE; the driver sets the CID, and PRP1/PRP2 when @buf is given
+ *       (without @buf the caller's PRPs are passed on unchanged)
+ * @buf: data buffer (any memory, bounced) or NULL; the direction comes from
+ *       the opcode (Base 2.0 Figure 87)
+ * @len: bytes of @buf
+ * @cpl: optional, receives err/status/dw0
+ * Return: 0 or negative errno (cpl->err).
+ */
+int nvmk_ctrl_admin_passthru(struct nvmk_ctrl *ctrl, const struct nvme_sqe *cmd, void *buf,
+			     size_t len, struct nvmk_cpl *cpl);
+
+/**
+ * nvmk_ctrl_active_ns - the active namespace IDs (Identify CNS 02h), ascending.
+ * Return: number written to @nsids (at most @max), or negative errno.
+ */
+int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max);
+
+/* ------------------------------------------------------------------------ */
+/* DMA memory                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * nvmk_ctrl_dma_alloc - zeroed DMA memory mapped for this controller (wraps
+ * nvmk_backing_dma_alloc). Buffers given to the asynchronous submit functions
+ * must come from here. @size is rounded up to 4 KiB.
+ * Return: 0 or negative errno.
+ */
+int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf *buf);
+/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc. */
+void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
+
+/* ------------------------------------------------------------------------ */
+/* Queue pairs                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define NVMK_QPAIR_SHARED (1u << 0) /* usable from many threads (takes a lock) */
+
+struct nvmk_qpair_opts {
+	enum nvmk_cpl_mode mode; /* interrupt (default) or poll */
+	uint32_t depth;		 /* entries, 0 = controller's io_queue_depth */
+	uint32_t flags;		 /* NVMK_QPAIR_* */
+};
+
+/**
+ * nvmk_ctrl_get_qpair - the calling thread's queue pair.
+ *
+ * Created on first use in that thread, in the controller's default mode; one
+ * per thread while the granted queue count lasts. Further threads share the
+ * existing ones round robin (thread k gets qpair k mod granted). These qpairs
+ * are SHARED (they take their mutex, uncontended while one thread uses them)
+ * because a qpair handed to one thread may later be handed to another; use
+ * nvmk_qpair_create for a lock-free exclusive one. They live until close.
+ * Return: the qpair, or NULL (controller failed, out of memory).
+ */
+struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
+
+/**
+ * nvmk_qpair_create - create an I/O queue pair (Create I/O CQ + SQ).
+ * @opts: NULL for defaults (interrupt mode, exclusive)
+ * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, or the admin error.
+ */
+int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts,
+		      struct nvmk_qpair **out);
+/** nvmk_qpair_destroy - delete the queues; outstanding commands complete with
+ *  -ECANCELED. Not for qpairs from nvmk_ctrl_get_qpair. NULL is a no-op. */
+void nvmk_qpair_destroy(struct nvmk_qpair *qp);
+
+/** nvmk_qpair_id - the queue ID on the device (1..granted). */
+uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp);
+/** nvmk_qpair_outstanding - commands submitted and not yet completed. */
+unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
+
+/**
+ * nvmk_qpair_process_completions - reap up to @max completions (0 = all that
+ * are there), calling their callbacks; rings the CQ head doorbell once. Also
+ * checks deadlines and handles a failed/reset controller (see above).
+ * Return: number of commands completed (>= 0), or negative errno when the
+ * qpair can no longer be used.
+ */
+int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
+
+/**
+ * nvmk_qpair_wait - interrupt mode: process completions; if there were none,
+ * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
+ * internally by the next command deadline) and process again. In poll mode it
+ * polls until something completes or @timeout_ms passes.
+ * Return: number completed (> 0), -ETIMEDOUT when none within @timeout_ms,
+ * or negative errno.
+ */
+int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Namespaces                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define NVMK_NS_SHARED (1u << 0) /* allow other SHARED handles on the same nsid */
+
+struct nvmk_ns_info {
+	uint32_t nsid;
+	uint32_t block_size;	  /* bytes per logical block */
+	uint8_t lba_shift;	  /* log2(block_size) */
+	uint64_t nblocks;	  /* NSZE */
+	uint64_t capacity;	  /* bytes (nblocks << lba_shift) */
+	uint32_t max_xfer_blocks; /* blocks per command before splitting */
+	uint16_t oncs;		  /* optional NVM commands (Identify Controller ONCS) */
+	uint8_t rescap;		  /* reservation capabilities */
+	bool removed;		  /* the namespace went away; I/O fails -ENODEV */
+};
+
+/**
+ * nvmk_ns_open - open namespace @nsid (Identify Namespace).
+ * @flags: NVMK_NS_SHARED, or 0 for a single owner
+ * Return: 0, -ENODEV (not active), -EBUSY (already open and not both shared),
+ *         -EINVAL (unsupported format, e.g. metadata), or admin error.
+ */
+int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct nvmk_ns **out);
+/** nvmk_ns_close - close a handle (no I/O may be outstanding on it). NULL: no-op. */
+void nvmk_ns_close(struct nvmk_ns *ns);
+/** nvmk_ns_info - current size and format (updated by resize events). */
+void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
+/** nvmk_ns_ctrl - the controller of @ns. */
+struct nvmk_ctrl *nvmk_ns_ctrl(const struct nvmk_ns *ns);
+
+/* I/O flags */
+#define NVMK_IO_FUA  (1u << 0) /* Read/Write/Compare: Force Unit Access */
+#define NVMK_IO_DEAC (1u << 1) /* Write Zeroes: deallocate (NVM-CS 1.0 3.2.8) */
+
+/* A range for Deallocate (Dataset Management AD, NVM-CS 1.0 3.2.3). */
+struct nvmk_range {
+	uint64_t slba;
+	uint32_t nlb; /* blocks (not 0's based), >= 1 */
+};
+
+/*
+ * Asynchronous submission. @qp: a qpair of the namespace's controller.
+ * @buf + @off: data in DMA memory of the controller (nvmk_ctrl_dma_alloc),
+ * nlb << lba_shift bytes. Requests larger than the controller's MDTS (or the
+ * 65536-block limit of one command) are split (at most depth - 2 parts,
+ * else -E2BIG); @cb is called once, after all parts, with the first error.
+ * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
+ * @qp: process completions and retry), -ENODEV (namespace removed or
+ * controller gone), -EIO (controller failed), -EINVAL (bad arguments).
+ */
+int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
+			size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
+			void *cb_arg);
+int nvmk_ns_submit_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
+			 size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
+			 void *cb_arg);
+int nvmk_ns_submit_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			   const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+			   uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg);
+int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+/** Deallocate 1..256 ranges in one DSM command (ranges are copied at submit). */
+int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			      const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+			      void *cb_arg);
+/*
+ * Vectored forms: @iov elements lie in DMA memory of the controller and obey
+ * the PRP rules (Base 2.0 4.1.1): only the first element may start inside a
+ * page, only the last may end inside one (elements in between are whole
+ * pages); total length = nlb << lba_shift. Otherwise -EINVAL (the sync
+ * wrappers bounce instead).
+ */
+int nvmk_ns_submit_readv(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov,
+			 int iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
+			 void *cb_arg);
+int nvmk_ns_submit_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov,
+			  int iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags,
+			  nvmk_cpl_fn cb, void *cb_arg);
+
+/*
+ * Synchronous wrappers: any buffer (bounced when not DMA memory of the
+ * controller), @qp NULL = the calling thread's nvmk_ctrl_get_qpair. They wait
+ * in the qpair's mode. Return: 0 or negative errno; nvmk_last_status() gives
+ * the NVMe status.
+ */
+int nvmk_ns_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, uint64_t slba, uint32_t nlb);
+int nvmk_ns_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,
+		  uint32_t nlb);
+int nvmk_ns_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,
+		    uint32_t nlb);
+int nvmk_ns_readv(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt,
+		  uint64_t slba, uint32_t nlb);
+int nvmk_ns_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt,
+		   uint64_t slba, uint32_t nlb);
+int nvmk_ns_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp);
+int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba, uint64_t nlb,
+			 uint32_t io_flags);
+int nvmk_ns_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_range *ranges,
+		       unsigned nr);
+
+/* Reservations (NVM-CS 1.0 3.2.4 - 3.2.7), synchronous. The host is
+ * identified by opts.host_id of its controller. */
+int nvmk_ns_resv_register(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			  enum nvme_resv_register_action action, uint64_t crkey, uint64_t nrkey,
+			  bool iekey);
+int nvmk_ns_resv_acquire(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			 enum nvme_resv_acquire_action action, enum nvme_resv_type rtype,
+			 uint64_t crkey, uint64_t prkey, bool iekey);
+int nvmk_ns_resv_release(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			 enum nvme_resv_release_action action, enum nvme_resv_type rtype,
+			 uint64_t crkey, bool iekey);
+/** Reservation Report into @buf (struct nvme_resv_status + registrants;
+ *  @eds selects the extended forms). */
+int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, size_t len, bool eds);
+
+#endif /* NVMEKEEP_DRIVER_H */

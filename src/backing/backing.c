@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Backing-independent DMA helpers: allocate + map, unmap + free, and the
+ * process-wide registry that answers "which device address is this host
+ * address?" for nvmk_backing_iova().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backing/registry.h"
+#include "nvmekeep/backing.h"
+#include "nvmekeep/log.h"
+
+/* Host virtual address -> (backing, device address). Every block mapped by
+ * nvmk_backing_dma_alloc is in here until nvmk_backing_dma_free. */
+static struct bk_registry vaddr_registry = BK_REGISTRY_INIT;
+
+int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
+			   struct nvmk_dma_buf *buf)
+{
+	struct bk_range r;
+	int rc;
+
+	if (!b || !buf || size == 0)
+		return -EINVAL;
+	memset(buf, 0, sizeof(*buf));
+	rc = nvmk_dma_alloc(b->pool, size, b->name, tag ? tag : "dma", &buf->mem);
+	if (rc) {
+		nvmk_err(b->name, NVMK_LOG_NOQ, "DMA allocation of %zu bytes (%s) failed: %d", size,
+			 tag ? tag : "dma", rc);
+		return rc;
+	}
+	rc = b->ops->dma_map(b, buf);
+	if (rc) {
+		nvmk_err(b->name, NVMK_LOG_NOQ, "DMA map of %zu bytes (%s) failed: %d", size,
+			 tag ? tag : "dma", rc);
+		nvmk_dma_free(&buf->mem);
+		memset(buf, 0, sizeof(*buf));
+		return rc;
+	}
+	r = (struct bk_range){
+	    .start = (uintptr_t)buf->mem.vaddr,
+	    .len = buf->mem.size,
+	    .owner = b,
+	    .target = buf->iova,
+	    .page_target = buf->page_iova,
+	};
+	rc = bk_registry_add(&vaddr_registry, &r);
+	if (rc) {
+		b->ops->dma_unmap(b, buf);
+		nvmk_dma_free(&buf->mem);
+		memset(buf, 0, sizeof(*buf));
+		return rc;
+	}
+	return 0;
+}
+
+void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	if (!b || !buf || !buf->mem.vaddr)
+		return;
+	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
+	b->ops->dma_unmap(b, buf);
+	nvmk_dma_free(&buf->mem);
+	memset(buf, 0, sizeof(*buf));
+}
+
+int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova, size_t *contig)
+{
+	struct bk_range r;
+	uint64_t off;
+	int rc;
+
+	rc = bk_registry_find(&vaddr_registry, (uintptr_t)vaddr, &r);
+	if (rc || r.owner != b)
+		return -EFAULT;
+	off = (uintptr_t)vaddr - r.start;
+	if (!r.page_target) {
+		*iova = r.target + off;
+		if (contig)
+			*contig = r.len - off;
+		return 0;
+	}
+	/* Page-wise translation (no-IOMMU): contiguous while pages follow on. */
+	uint64_t page = off >> NVMK_DMA_PAGE_SHIFT;
+	uint64_t npages = r.len >> NVMK_DMA_PAGE_SHIFT;
+	size_t run = NVMK_DMA_PAGE_SIZE - (off & (NVMK_DMA_PAGE_SIZE - 1));
+
+	*iova = r.page_target[page] + (off & (NVMK_DMA_PAGE_SIZE - 1));
+	while (page + 1 < npages &&
+	       r.page_target[page + 1] == r.page_target[page] + NVMK_DMA_PAGE_SIZE) {
+		run += NVMK_DMA_PAGE_SIZE;
+		page++;
+	}
+	if (contig)
+		*contig = run;
+	return 0;
+}
+
+void nvmk_backing_destroy(struct nvmk_backing *b)
+{
+	size_t left;
+
+	if (!b)
+		return;
+	left = bk_registry_remove_owner(&vaddr_registry, b);
+	if (left)
+		nvmk_warn(b->name, NVMK_LOG_NOQ, "destroyed with %zu DMA blocks still mapped",
+			  left);
+	b->ops->destroy(b);
+}

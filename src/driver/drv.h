@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Driver internals shared by the files of src/driver/: the controller, the
+ * queue core used by the admin queue and the I/O queue pairs, trackers and
+ * namespace state. Public API: include/nvmekeep/driver.h.
+ */
+#ifndef NVMK_DRV_H
+#define NVMK_DRV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "driver/prp.h"
+#include "nvmekeep/backing.h"
+#include "nvmekeep/driver.h"
+#include "nvmekeep/log.h"
+#include "nvmekeep/spec.h"
+
+#define drv_likely(x)	__builtin_expect(!!(x), 1)
+#define drv_unlikely(x) __builtin_expect(!!(x), 0)
+/* fast-path helpers: one frame per public call */
+#define drv_inline static inline __attribute__((always_inline))
+
+#define DRV_DEFAULT_ADMIN_DEPTH	     32u
+#define DRV_DEFAULT_IO_DEPTH	     256u
+#define DRV_DEFAULT_ADMIN_TIMEOUT_MS 60000u
+#define DRV_DEFAULT_IO_TIMEOUT_MS    30000u
+#define DRV_DEFAULT_SHUTDOWN_MS	     10000u
+#define DRV_DEFAULT_TICK_MS	     100u
+/* Trackers per queue: bounded so that CID index bits leave room for a
+ * generation (at least 6 bits with 1024 trackers). */
+#define DRV_MAX_TRACKERS 1024u
+/* One PRP list page per tracker: 512 entries cover 2 MiB at any offset. */
+#define DRV_MAX_XFER	(2u << 20)
+#define DRV_MAX_AERS	4u
+#define DRV_AER_PENDING 16u
+/* Status the driver puts on completions it makes up itself. */
+#define DRV_SF_HOST_ABORTED NVME_SF(NVME_SCT_PATH, NVME_SC_HOST_ABORTED_CMD)
+#define DRV_NO_DEADLINE	    UINT64_MAX
+
+/* ---- clock ---- */
+
+static inline uint64_t drv_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- trackers ---- */
+
+enum drv_trk_state {
+	TRK_FREE = 0,
+	TRK_ACTIVE, /* a command with this CID is on the device */
+	TRK_PARENT, /* holds a split request until its parts complete */
+};
+
+#define TRK_F_TIMED_OUT (1u << 0) /* deadline passed, Abort sent */
+#define TRK_F_DOOMED	(1u << 1) /* to be failed by queue recovery */
+
+struct drv_tracker {
+	nvmk_cpl_fn cb;
+	void *cb_arg;
+	struct drv_tracker *parent; /* split request this is a part of */
+	uint64_t deadline;	    /* ms on the controller clock */
+	uint64_t *prp_va;	    /* this tracker's PRP list page */
+	uint64_t prp_iova;
+	struct drv_prp_list prp_list; /* {prp_va, &prp_iova, 1}, built once */
+	uint32_t remaining;	      /* PARENT: parts outstanding */
+	int err;		      /* PARENT: first error */
+	uint16_t status;	      /* PARENT: status of the first error */
+	uint32_t dw0;		      /* PARENT: dw0 of the last part */
+	union {
+		struct {
+			uint16_t cid;	 /* index | generation << cid_shift */
+			uint8_t state;	 /* enum drv_trk_state */
+			uint8_t key_pad; /* always 0 */
+		};
+		uint32_t key; /* cid | state << 16: one compare validates a CQE */
+	};
+	uint16_t next_free;
+	uint8_t flags;
+	uint8_t opc;
+};
+
+/* ---- queue core (admin and I/O) ---- */
+
+struct drv_queue {
+	struct nvmk_backing *b;
+	struct nvme_sqe *sq;
+	struct nvme_cqe *cq;
+	uint32_t depth; /* entries */
+	uint32_t sq_tail;
+	uint32_t sq_db_tail; /* last tail given to the device */
+	uint32_t cq_head;
+	uint32_t cq_db_head; /* last head given to the device */
+	uint32_t sq_head;    /* last SQHD seen */
+	uint8_t phase;
+	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
+	uint16_t qid;
+	uint32_t sq_db; /* doorbell register offsets */
+	uint32_t cq_db;
+	/* Shadow doorbells and EventIdx (Base 2.0 5.8), NULL when not used. */
+	uint32_t *sdb_sq, *sdb_cq, *ei_sq, *ei_cq;
+
+	struct drv_tracker *trk;
+	uint32_t ntrk;
+	uint32_t nfree;
+	uint16_t free_head; /* 0xffff: none */
+	uint16_t idx_mask;
+	uint8_t cid_shift;
+	const char *name;
+	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
+};
+
+#define DRV_TRK_NONE	   0xffffu
+#define DRV_TRK_KEY_ACTIVE ((uint32_t)TRK_ACTIVE << 16)
+
+/* ---- queue pairs ---- */
+
+struct nvmk_qpair {
+	struct drv_queue q; /* first: the fast path starts here */
+	struct nvmk_ctrl *ctrl;
+	uint32_t epoch; /* ctrl->epoch when the queues were (re)created */
+	bool shared;
+	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
+	bool irq_shared; /* vector shared with other queues: wait in short slices */
+	bool lost_irq_warned;
+	enum nvmk_cpl_mode mode;
+	int dead; /* re-creation failed: every call returns this */
+	int irq_fd;
+	uint16_t vector;
+	uint64_t next_check;	  /* next deadline scan, controller clock */
+	uint32_t io_timeout_ms;	  /* the controller's, one load less per I/O */
+	pthread_mutex_t lock;	  /* SHARED qpairs only, recursive */
+	struct drv_prp_seg *segs; /* iovec scratch, max_pages entries */
+	unsigned max_segs;
+	struct drv_tracker **parts; /* split scratch, ntrk entries */
+	struct nvmk_qpair *next;    /* ctrl->qpairs list */
+};
+
+drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
+{
+	if (qp->shared)
+		pthread_mutex_lock(&qp->lock);
+}
+
+drv_inline void drv_qp_unlock(struct nvmk_qpair *qp)
+{
+	if (qp->shared)
+		pthread_mutex_unlock(&qp->lock);
+}
+
+/* ---- namespaces ---- */
+
+struct drv_ns_state {
+	uint32_t nsid;
+	uint8_t lba_shift;
+	uint8_t rescap;
+	_Atomic uint64_t nblocks;
+	atomic_bool removed;
+	bool known;	  /* identified at least once */
+	unsigned nopen;	  /* handles open */
+	bool open_shared; /* those handles are SHARED */
+};
+
+struct nvmk_ns {
+	struct nvmk_ctrl *ctrl;
+	struct drv_ns_state *s;
+	uint32_t nsid;
+	uint8_t lba_shift;
+	uint32_t max_blocks; /* per command */
+	bool shared;
+};
+
+/* ---- controller ---- */
+
+struct drv_get_slot {
+	struct nvmk_qpair *qp;
+};
+
+struct nvmk_ctrl {
+	struct nvmk_backing *b;
+	const char *name;
+	uint64_t uid;		    /* process-unique, keys the per-thread qpair cache */
+	struct nvmk_ctrl_opts opts; /* defaults resolved */
+	uint64_t cap;
+	uint32_t dstrd;
+	uint32_t ready_timeout_ms; /* CAP.TO */
+	uint32_t admin_depth;
+	uint32_t io_depth;
+	uint32_t max_io_depth; /* MQES + 1 */
+	struct nvme_id_ctrl *id;
+	size_t max_xfer;
+	uint16_t want_queues;
+	uint16_t granted;
+	unsigned nvec; /* MSI-X vectors enabled (0: none) */
+	unsigned tick_ms;
+
+	/* admin queue: control path, serialised by admin_lock */
+	pthread_mutex_t admin_lock;
+	struct drv_queue aq;
+	int admin_irq_fd;
+	struct nvmk_dma_buf admin_buf; /* 4 KiB data scratch, under admin_lock */
+	unsigned aer_limit;
+	unsigned aers_outstanding;
+	uint32_t aer_pending[DRV_AER_PENDING];
+	unsigned naer_pending;
+
+	/* shadow doorbells */
+	bool dbbuf;
+	struct nvmk_dma_buf dbbuf_mem; /* page 0 shadow, page 1 EventIdx */
+
+	/* health: read on the fast path with relaxed loads */
+	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
+	_Atomic int failed;	 /* 0 or the error every command gets */
+	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
+	atomic_bool need_reset;
+	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
+	atomic_bool fail_event_pending;
+	atomic_bool reset_event_pending;
+	pthread_mutex_t reset_lock;
+
+	/* queue pairs: control path, qp_lock; get_lock for nvmk_ctrl_get_qpair */
+	pthread_mutex_t qp_lock;
+	pthread_mutex_t get_lock;
+	uint8_t *qid_used; /* [granted + 1] */
+	struct nvmk_qpair *qpairs;
+	struct nvmk_qpair **get_qps; /* nvmk_ctrl_get_qpair qpairs */
+	unsigned n_get_qps;
+	unsigned get_budget; /* stop creating once a creation failed */
+	unsigned n_threads;
+
+	/* namespaces: ns_lock */
+	pthread_mutex_t ns_lock;
+	struct drv_ns_state **ns;
+	unsigned nns, ns_cap;
+
+	/* admin thread */
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stop;
+	int wake_fd;
+};
+
+drv_inline uint64_t drv_now(const struct nvmk_ctrl *ctrl)
+{
+	/* relaxed: a coarse timestamp, no ordering with anything else */
+	return atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
+}
+
+static inline void drv_now_refresh(struct nvmk_ctrl *ctrl)
+{
+	atomic_store_explicit(&ctrl->now_ms, drv_clock_ms(), memory_order_relaxed);
+}
+
+static inline int drv_failed(const struct nvmk_ctrl *ctrl)
+{
+	/* relaxed: the error value only; acting on it goes through the epoch */
+	return atomic_load_explicit(&ctrl->failed, memory_order_relaxed);
+}
+
+/* status.c: the status of the last sync call of this thread */
+void drv_set_last_status(uint16_t sf);
+
+/* registers.c */
+uint32_t drv_reg_csts(struct nvmk_ctrl *ctrl);
+uint32_t drv_reg_cc(struct nvmk_ctrl *ctrl);
+void drv_reg_set_cc(struct nvmk_ctrl *ctrl, uint32_t cc);
+uint64_t drv_reg_cap(struct nvmk_ctrl *ctrl);
+void drv_reg_set_aq(struct nvmk_ctrl *ctrl, uint32_t aqa, uint64_t asq, uint64_t acq);
+/* CSTS health: 0, -ENODEV (all ones: removed), -EIO (CFS). */
+int drv_reg_health(struct nvmk_ctrl *ctrl);
+
+/* queue.c: queue core */
+int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
+		    const char *tag);
+void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
+void drv_queue_reset_ring(struct drv_queue *q);
+/* Drain completions; -EIO on an invalid completion (after logging it). */
+int drv_queue_drain(struct drv_queue *q, unsigned max);
+/* Mark every active tracker DOOMED; then drv_queue_fail_doomed completes them. */
+unsigned drv_queue_doom_all(struct drv_queue *q);
+unsigned drv_queue_fail_doomed(struct drv_queue *q, int err);
+
+/* admin.c */
+int drv_admin_init(struct nvmk_ctrl *ctrl);
+void drv_admin_fini(struct nvmk_ctrl *ctrl);
+/* Run one admin command; @data (any memory, up to @len bytes) is bounced. */
+int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, size_t len,
+		   struct nvmk_cpl *cpl);
+/* Admin lock held: drain admin completions (AERs). */
+void drv_admin_poll_locked(struct nvmk_ctrl *ctrl);
+int drv_identify(struct nvmk_ctrl *ctrl, uint8_t cns, uint32_t nsid, void *out);
+int drv_set_features(struct nvmk_ctrl *ctrl, uint8_t fid, uint32_t cdw11, void *data, size_t len,
+		     uint32_t *dw0);
+
+/* ctrl.c */
+int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
+void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
+void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
+
+/* recovery.c */
+void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why);
+int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch);
+
+/* timeout.c */
+void drv_qpair_check_timeouts(struct nvmk_qpair *qp, uint64_t now);
+
+/* aer.c */
+void drv_aer_post_all(struct nvmk_ctrl *ctrl);
+void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
+
+/* qpair.c */
+int drv_qpair_recover(struct nvmk_qpair *qp);
+void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
+
+/* ns.c */
+struct drv_ns_state *drv_ns_state_get(struct nvmk_ctrl *ctrl, uint32_t nsid, bool create);
+void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid);
+void drv_ns_fini(struct nvmk_ctrl *ctrl);
+void drv_ns_scan_all(struct nvmk_ctrl *ctrl);
+
+#endif /* NVMK_DRV_H */

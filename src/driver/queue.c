@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Queue core, control-path half: allocation of the rings, trackers and PRP
+ * list pages (once per queue, never per I/O), ring reset, and failing the
+ * outstanding commands of a queue exactly once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver/queue.h"
+
+int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
+		    const char *tag)
+{
+	char t[32];
+	uint32_t ntrk = depth - 1;
+	unsigned shift = 0;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->b = ctrl->b;
+	q->name = ctrl->name;
+	q->qid = qid;
+	q->depth = depth;
+	q->sq_db = nvme_sq_doorbell(qid, ctrl->dstrd);
+	q->cq_db = nvme_cq_doorbell(qid, ctrl->dstrd);
+	if (ntrk > DRV_MAX_TRACKERS)
+		ntrk = DRV_MAX_TRACKERS;
+	while ((1u << shift) < ntrk)
+		shift++;
+	q->ntrk = ntrk;
+	q->cid_shift = (uint8_t)shift;
+	q->idx_mask = (uint16_t)((1u << shift) - 1);
+
+	snprintf(t, sizeof(t), "%s.sq", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_sqe), t, &q->sq_mem);
+	if (rc)
+		goto fail;
+	snprintf(t, sizeof(t), "%s.cq", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_cqe), t, &q->cq_mem);
+	if (rc)
+		goto fail;
+	snprintf(t, sizeof(t), "%s.prp", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)ntrk * DRV_PAGE_SIZE, t, &q->prp_mem);
+	if (rc)
+		goto fail;
+	/* idx_mask + 1 entries: a CQE's CID index always lands inside the array;
+	 * entries beyond ntrk stay FREE and so never match */
+	q->trk = calloc((size_t)q->idx_mask + 1, sizeof(*q->trk));
+	if (!q->trk) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	q->sq = q->sq_mem.mem.vaddr;
+	q->cq = q->cq_mem.mem.vaddr;
+	for (uint32_t i = 0; i < ntrk; i++) {
+		q->trk[i].cid = (uint16_t)i;
+		q->trk[i].prp_va =
+		    (uint64_t *)((char *)q->prp_mem.mem.vaddr + (size_t)i * DRV_PAGE_SIZE);
+		q->trk[i].prp_iova = nvmk_dma_buf_iova(&q->prp_mem, (size_t)i * DRV_PAGE_SIZE);
+		q->trk[i].prp_list.va = q->trk[i].prp_va;
+		q->trk[i].prp_list.iova = &q->trk[i].prp_iova;
+		q->trk[i].prp_list.npages = 1;
+	}
+	q->free_head = DRV_TRK_NONE;
+	for (uint32_t i = ntrk; i-- > 0;) {
+		q->trk[i].next_free = q->free_head;
+		q->free_head = (uint16_t)i;
+	}
+	q->nfree = ntrk;
+	drv_queue_reset_ring(q);
+	return 0;
+fail:
+	nvmk_err(ctrl->name, qid, "allocating queue memory (%u entries) failed: %d", depth, rc);
+	drv_queue_free(ctrl, q);
+	return rc;
+}
+
+void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q)
+{
+	nvmk_backing_dma_free(ctrl->b, &q->sq_mem);
+	nvmk_backing_dma_free(ctrl->b, &q->cq_mem);
+	nvmk_backing_dma_free(ctrl->b, &q->prp_mem);
+	free(q->trk);
+	q->trk = NULL;
+	q->sq = NULL;
+	q->cq = NULL;
+}
+
+/* A new queue on the device starts empty: head = tail = 0, phase 1, and the
+ * CQ must not contain stale entries that look new (Base 2.0 4.6). */
+void drv_queue_reset_ring(struct drv_queue *q)
+{
+	q->sq_tail = q->sq_db_tail = 0;
+	q->cq_head = q->cq_db_head = 0;
+	q->sq_head = 0;
+	q->phase = 1;
+	memset(q->cq, 0, (size_t)q->depth * sizeof(struct nvme_cqe));
+	if (q->sdb_sq) {
+		/* relaxed: the device does not use these until the queue is created */
+		__atomic_store_n(q->sdb_sq, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(q->sdb_cq, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(q->ei_sq, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(q->ei_cq, 0, __ATOMIC_RELAXED);
+	}
+}
+
+void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why)
+{
+	nvmk_err(q->name, q->qid,
+		 "invalid completion (%s): cid 0x%04x sqid %u sqhd %u status 0x%04x; "
+		 "failing the controller",
+		 why, e->cid, e->sqid, e->sqhd, e->status);
+}
+
+unsigned drv_queue_doom_all(struct drv_queue *q)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < q->ntrk; i++)
+		if (q->trk[i].state == TRK_ACTIVE) {
+			q->trk[i].flags |= TRK_F_DOOMED;
+			n++;
+		}
+	return n;
+}
+
+/* Complete every DOOMED tracker with @err. Callbacks may submit new commands
+ * (they get fresh, undoomed trackers), so a tracker is completed only while
+ * still ACTIVE and DOOMED: each exactly once. */
+unsigned drv_queue_fail_doomed(struct drv_queue *q, int err)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < q->ntrk; i++) {
+		struct drv_tracker *t = &q->trk[i];
+
+		if (t->state == TRK_ACTIVE && (t->flags & TRK_F_DOOMED)) {
+			drv_trk_complete(q, t, err, DRV_SF_HOST_ABORTED, 0);
+			n++;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Recovery: failing a controller for good, and resetting one that stopped
+ * answering.
+ *
+ * Failure (fatal status, surprise removal, an invalid completion) is final:
+ * the error is recorded, the epoch bumped, and every qpair fails its
+ * outstanding commands the next time its user calls in (exclusive qpairs are
+ * only ever touched by their user). Waiters are woken so that happens now.
+ *
+ * Reset (a command and its Abort timed out): disable, re-create the admin
+ * queue, re-apply the features, bump the epoch. Each I/O qpair then re-creates
+ * its queues on the device and fails what it had outstanding with -ETIMEDOUT
+ * (we fail, never retry: the caller knows whether a retry is safe).
+ */
+#include <errno.h>
+
+#include "driver/queue.h"
+
+void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
+{
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&ctrl->failed, &expected, err,
+						     memory_order_acq_rel, memory_order_acquire))
+		return; /* already failed: the first cause stands */
+	nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+		 "controller failed: %s; all commands now complete "
+		 "with %d",
+		 why, err);
+	/* release: the failed value before the epoch change that makes qpairs look */
+	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	/* Stop a misbehaving (but present) device from touching our memory. */
+	if (err != -ENODEV)
+		drv_reg_set_cc(ctrl, 0);
+	atomic_store_explicit(&ctrl->fail_event_pending, true, memory_order_release);
+	drv_ctrl_wake_all(ctrl);
+}
+
+int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch)
+{
+	int rc;
+
+	pthread_mutex_lock(&ctrl->reset_lock);
+	rc = drv_failed(ctrl);
+	if (rc)
+		goto out;
+	/* acquire: pairs with the release bump of a reset that raced with us */
+	if (atomic_load_explicit(&ctrl->epoch, memory_order_acquire) != seen_epoch)
+		goto out; /* somebody else reset it meanwhile */
+	nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "resetting controller (cause %d)", cause);
+	pthread_mutex_lock(&ctrl->admin_lock);
+	rc = drv_init_run(ctrl, true);
+	if (rc) {
+		pthread_mutex_unlock(&ctrl->admin_lock);
+		drv_ctrl_fail(ctrl, rc == -ENODEV ? -ENODEV : -EIO, "reset failed");
+		goto out;
+	}
+	/* release: the re-created admin queue and features before qpairs see
+	 * the new epoch and create their queues */
+	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	atomic_store_explicit(&ctrl->reset_event_pending, true, memory_order_release);
+	drv_ctrl_wake_all(ctrl);
+	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "reset complete; I/O queues are re-created on use");
+out:
+	pthread_mutex_unlock(&ctrl->reset_lock);
+	return rc;
+}
+
+int nvmk_ctrl_reset(struct nvmk_ctrl *ctrl)
+{
+	return drv_ctrl_reset(ctrl, 0, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
+}

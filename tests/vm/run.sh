@@ -1,0 +1,100 @@
+#!/bin/bash
+# Entry point of the VM tests: set up (cached), build vfio_smoke (the VFIO
+# backing) and driver_smoke (the driver over VFIO), boot the guest in type1
+# (intel-iommu) mode and run both, boot in no-IOMMU mode and run both again.
+# Prints "vm: N passed, M failed"; exit 0 only when every case passed.
+#   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
+# --asan: build both with ASan+UBSan (scratch build-asan) and run those.
+# Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
+# packages, the guest kernel, the initramfs, the build dir and run logs.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+MODES="type1 noiommu"
+ASAN=0
+for a in "$@"; do
+	case "$a" in
+	--type1-only) MODES=type1 ;;
+	--noiommu-only) MODES=noiommu ;;
+	--asan) ASAN=1 ;;
+	*) die "usage: run.sh [--type1-only|--noiommu-only] [--asan]" ;;
+	esac
+done
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, and QEMU's 9p share of root-owned files)"
+
+T0=$(date +%s)
+mkdir -p "$NVMK_VM_SCRATCH"
+"$NVMK_VM_DIR/setup.sh" host || die "setup (host) failed"
+# The no-IOMMU vfio.ko needs linux-source (large): build it while the
+# type1 guest runs.
+NOI_LOG="$NVMK_VM_SCRATCH/setup-noiommu.log"
+NOI_PID=
+if [[ " $MODES " == *" noiommu "* ]]; then
+	"$NVMK_VM_DIR/setup.sh" noiommu > "$NOI_LOG" 2>&1 &
+	NOI_PID=$!
+fi
+
+BUILD="$NVMK_VM_SCRATCH/build"
+MESON_OPTS=()
+ENV=()
+if [ "$ASAN" = 1 ]; then
+	BUILD="$NVMK_VM_SCRATCH/build-asan"
+	MESON_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false)
+	ENV=(ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
+	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+fi
+# A build dir configured for another checkout is set up again.
+if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
+	rm -rf "$BUILD"
+fi
+if [ ! -f "$BUILD/build.ninja" ]; then
+	meson setup "$BUILD" "$NVMK_SRC_ROOT" "${MESON_OPTS[@]}" >/dev/null || die "meson setup failed"
+	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
+fi
+ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke >/dev/null ||
+	die "building the VM test programs failed"
+# In the guest: the backing's own smoke test, then the driver over VFIO.
+GUEST_CMD=(env "${ENV[@]}" sh -c
+	   './tests/vm/vfio_smoke; a=$?; ./tests/vm/driver_smoke; b=$?; exit $((a | b))')
+T_SETUP=$(date +%s)
+vm_log "setup + build: $((T_SETUP - T0)) s"
+
+rc=0
+summary=()
+for m in $MODES; do
+	opt=()
+	if [ "$m" = noiommu ]; then
+		if [ -n "$NOI_PID" ]; then
+			wait "$NOI_PID" || { cat "$NOI_LOG" >&2; die "setup (noiommu vfio.ko) failed"; }
+			NOI_PID=
+		fi
+		opt=(--noiommu)
+	fi
+	ts=$(date +%s)
+	out="$NVMK_VM_SCRATCH/smoke-$m.out"
+	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+	r=$?
+	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
+	# one closing line per program: add them up
+	line=$(awk '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
+		    END { if (n == 2) printf "%d passed, %d failed", p, f }' "$out")
+	if [ -z "$line" ]; then
+		line="no result line (boot.sh rc $r)"
+		r=125
+	fi
+	summary+=("$m: $line, $(( $(date +%s) - ts )) s")
+	[ "$r" = 0 ] || rc=1
+done
+[ -n "$NOI_PID" ] && wait "$NOI_PID"
+for s in "${summary[@]}"; do vm_log "$s"; done
+tp=0 tf=0
+for s in "${summary[@]}"; do
+	if [[ "$s" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		tp=$((tp + BASH_REMATCH[1])); tf=$((tf + BASH_REMATCH[2]))
+	else
+		tf=$((tf + 1))
+	fi
+done
+echo "vm: $tp passed, $tf failed"
+vm_log "total $(( $(date +%s) - T0 )) s: $([ $rc = 0 ] && echo PASS || echo FAIL)"
+exit $rc

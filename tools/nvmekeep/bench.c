@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvmekeep bench: IOPS, bandwidth and latency percentiles for random or
+ * sequential reads/writes at a chosen block size, queue depth and thread
+ * count. Each thread owns an exclusive queue pair (the lock-free fast path)
+ * and keeps QD requests in flight; latencies go into a per-thread log-linear
+ * histogram (no allocation while running) merged at the end.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+
+/* Histogram: 64 linear sub-buckets per power of two of nanoseconds, so a
+ * percentile is within 1/64 (1.6 %) of the true value. */
+#define HIST_SUB_BITS 6
+#define HIST_SUB      (1u << HIST_SUB_BITS)
+#define HIST_POW      44 /* up to 2^44 ns = 4.8 hours */
+#define HIST_BUCKETS  (HIST_POW * HIST_SUB)
+
+enum bench_rw { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
+static const char *const rw_names[] = {"randread", "randwrite", "read", "write"};
+
+struct bench_cfg {
+	const char *dev;
+	uint32_t nsid;
+	bool nsid_set;
+	enum bench_rw rw;
+	uint64_t bs, qd, threads, time_s, ios;
+	enum nvmk_cpl_mode mode;
+	enum cli_output out;
+};
+
+struct bench_thread;
+
+struct bench_slot {
+	struct bench_thread *t;
+	uint64_t start_ns;
+	unsigned idx;
+};
+
+struct bench_thread {
+	const struct bench_cfg *cfg;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf buf;
+	struct bench_slot *slots;
+	unsigned *free_stack;
+	unsigned nfree;
+	uint64_t rng, seq_lba, region_start, region_blocks, blocks_per_io;
+	uint64_t done, errors, submitted;
+	int first_err;
+	uint64_t *hist;
+	uint64_t lat_min, lat_max, lat_sum;
+	pthread_t tid;
+	int setup_err;
+};
+
+static atomic_bool bench_stop;
+static atomic_uint_fast64_t bench_done_total;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned hist_index(uint64_t v)
+{
+	unsigned msb, idx;
+
+	if (v < HIST_SUB)
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	idx = (msb - HIST_SUB_BITS + 1) * HIST_SUB +
+	      (unsigned)((v >> (msb - HIST_SUB_BITS)) & (HIST_SUB - 1));
+	return idx < HIST_BUCKETS ? idx : HIST_BUCKETS - 1;
+}
+
+/* Lower bound of bucket @i (inverse of hist_index). */
+static uint64_t hist_value(unsigned i)
+{
+	unsigned pow = i / HIST_SUB, sub = i % HIST_SUB;
+
+	if (pow == 0)
+		return sub;
+	return ((uint64_t)(HIST_SUB + sub)) << (pow - 1);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+static uint64_t next_lba(struct bench_thread *t)
+{
+	uint64_t units = t->region_blocks / t->blocks_per_io, u;
+
+	if (t->cfg->rw == RW_RANDREAD || t->cfg->rw == RW_RANDWRITE) {
+		/* multiply-high: uniform in [0, units) without a division */
+		u = (uint64_t)(((unsigned __int128)xorshift(&t->rng) * units) >> 64);
+	} else {
+		u = t->seq_lba++;
+		if (t->seq_lba >= units)
+			t->seq_lba = 0;
+	}
+	return t->region_start + u * t->blocks_per_io;
+}
+
+static void bench_cb(void *arg, const struct nvmk_cpl *cpl)
+{
+	struct bench_slot *s = arg;
+	struct bench_thread *t = s->t;
+	uint64_t lat = now_ns() - s->start_ns;
+
+	if (cpl->err) {
+		if (!t->errors++)
+			t->first_err = cpl->err;
+	} else {
+		t->done++;
+		t->hist[hist_index(lat)]++;
+		t->lat_sum += lat;
+		if (lat < t->lat_min)
+			t->lat_min = lat;
+		if (lat > t->lat_max)
+			t->lat_max = lat;
+	}
+	t->free_stack[t->nfree++] = s->idx;
+}
+
+static int submit_one(struct bench_thread *t)
+{
+	unsigned idx = t->free_stack[t->nfree - 1];
+	struct bench_slot *s = &t->slots[idx];
+	uint64_t lba = next_lba(t);
+	uint32_t nlb = (uint32_t)t->blocks_per_io;
+	size_t off = (size_t)idx * t->cfg->bs;
+	bool wr = t->cfg->rw == RW_RANDWRITE || t->cfg->rw == RW_WRITE;
+	int ret;
+
+	s->start_ns = now_ns();
+	if (wr)
+		ret = nvmk_ns_submit_write(t->ns, t->qp, &t->buf, off, lba, nlb, 0, bench_cb, s);
+	else
+		ret = nvmk_ns_submit_read(t->ns, t->qp, &t->buf, off, lba, nlb, 0, bench_cb, s);
+	if (!ret) {
+		t->nfree--;
+		t->submitted++;
+	}
+	return ret;
+}
+
+static void *bench_thread_main(void *arg)
+{
+	struct bench_thread *t = arg;
+	const struct bench_cfg *cfg = t->cfg;
+	uint64_t ios_limit = cfg->ios ? (cfg->ios + cfg->threads - 1) / cfg->threads : UINT64_MAX;
+	uint64_t last_reported = 0;
+	int ret;
+
+	for (;;) {
+		bool stopping = atomic_load_explicit(&bench_stop, memory_order_relaxed) ||
+				t->submitted >= ios_limit || t->first_err;
+
+		while (!stopping && t->nfree) {
+			ret = submit_one(t);
+			if (ret == -EAGAIN)
+				break;
+			if (ret) {
+				t->errors++;
+				t->first_err = ret;
+				break;
+			}
+			if (t->submitted >= ios_limit)
+				break;
+		}
+		if (t->nfree == cfg->qd && (stopping || t->first_err))
+			break;
+		if (cfg->mode == NVMK_CPL_POLL)
+			ret = nvmk_qpair_process_completions(t->qp, 0);
+		else
+			ret = nvmk_qpair_wait(t->qp, 100);
+		if (ret < 0 && ret != -ETIMEDOUT) {
+			if (!t->first_err)
+				t->first_err = ret;
+			if (t->nfree == cfg->qd || nvmk_qpair_outstanding(t->qp) == 0)
+				break;
+		}
+		/* publish progress for the progress line; relaxed: a statistic only */
+		if (t->done - last_reported >= 256) {
+			atomic_fetch_add_explicit(&bench_done_total, t->done - last_reported,
+						  memory_order_relaxed);
+			last_reported = t->done;
+		}
+	}
+	atomic_fetch_add_explicit(&bench_done_total, t->done - last_reported, memory_order_relaxed);
+	return NULL;
+}
+
+static int thread_setup(struct bench_thread *t, unsigned index, const struct nvmk_ns_info *info)
+{
+	const struct bench_cfg *cfg = t->cfg;
+	struct nvmk_qpair_opts qo = {
+	    .mode = cfg->mode,
+	    /* a queue of N entries holds N-1 commands (Base 2.0 4.1.3) */
+	    .depth = (uint32_t)cfg->qd + 1,
+	};
+	uint64_t per_thread;
+	int ret;
+
+	t->slots = calloc(cfg->qd, sizeof(*t->slots));
+	t->free_stack = calloc(cfg->qd, sizeof(*t->free_stack));
+	t->hist = calloc(HIST_BUCKETS, sizeof(*t->hist));
+	if (!t->slots || !t->free_stack || !t->hist)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->qd; i++) {
+		t->slots[i] = (struct bench_slot){.t = t, .idx = i};
+		t->free_stack[i] = (unsigned)(cfg->qd - 1 - i);
+	}
+	t->nfree = (unsigned)cfg->qd;
+	t->lat_min = UINT64_MAX;
+	t->rng = 0x9e3779b97f4a7c15ull * (index + 1);
+	t->blocks_per_io = cfg->bs >> info->lba_shift;
+	/* sequential threads each stream through their own slice */
+	per_thread = info->nblocks;
+	if (cfg->rw == RW_READ || cfg->rw == RW_WRITE) {
+		per_thread = info->nblocks / cfg->threads;
+		t->region_start = per_thread * index;
+	}
+	t->region_blocks = per_thread;
+	if (t->region_blocks < t->blocks_per_io)
+		return -ERANGE;
+
+	ret = nvmk_qpair_create(t->ctrl, &qo, &t->qp);
+	if (ret) {
+		fprintf(stderr, "nvmekeep bench: thread %u: cannot create a queue pair: %s\n",
+			index, strerror(-ret));
+		return ret;
+	}
+	ret = nvmk_ctrl_dma_alloc(t->ctrl, cfg->bs * cfg->qd, &t->buf);
+	if (ret) {
+		fprintf(stderr,
+			"nvmekeep bench: cannot allocate %" PRIu64 " bytes of DMA memory: %s\n",
+			cfg->bs * cfg->qd, strerror(-ret));
+		return ret;
+	}
+	memset(t->buf.mem.vaddr, 0xa5, t->buf.mem.size);
+	return 0;
+}
+
+static void thread_teardown(struct bench_thread *t)
+{
+	if (t->buf.mem.vaddr)
+		nvmk_ctrl_dma_free(t->ctrl, &t->buf);
+	nvmk_qpair_destroy(t->qp);
+	free(t->slots);
+	free(t->free_stack);
+	free(t->hist);
+}
+
+static uint64_t percentile(const uint64_t *hist, uint64_t total, double p)
+{
+	uint64_t want = (uint64_t)((double)total * p / 100.0), seen = 0;
+
+	if (want >= total)
+		want = total ? total - 1 : 0;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += hist[i];
+		if (seen > want)
+			return hist_value(i);
+	}
+	return 0;
+}
+
+static const struct option bench_opts[] = {
+    {"namespace-id", required_argument, NULL, 'n'},
+    {"rw", required_argument, NULL, 'r'},
+    {"bs", required_argument, NULL, 'b'},
+    {"qd", required_argument, NULL, 'q'},
+    {"threads", required_argument, NULL, 't'},
+    {"time", required_argument, NULL, 'T'},
+    {"ios", required_argument, NULL, 'i'},
+    {"mode", required_argument, NULL, 'm'},
+    {"output-format", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char bench_usage[] =
+    "Usage: nvmekeep bench [DEVICE] [options]\n"
+    "  -n, --namespace-id NSID   default: 2 (the null namespace) on the built-in\n"
+    "                            emulator, 1 otherwise\n"
+    "      --rw randread|randwrite|read|write   default randread\n"
+    "      --bs SIZE             block size per I/O, a multiple of the LBA size (default 4K)\n"
+    "      --qd N                I/Os in flight per thread, 1..4096 (default 32)\n"
+    "      --threads N           threads, each with its own queue pair, 1..64 (default 1)\n"
+    "      --time SEC            run time, 1..3600 (default 5)\n"
+    "      --ios N               stop after N I/Os instead of after --time\n"
+    "      --mode poll|irq       completion by polling (default) or MSI-X interrupts\n"
+    "  -o, --output-format normal|json\n"
+    "DEVICE: 'emu' (default), 'emu:FILE', or a PCI address (0000:00:03.0).\n";
+
+static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
+{
+	int c;
+
+	*cfg = (struct bench_cfg){.rw = RW_RANDREAD,
+				  .bs = 4096,
+				  .qd = 32,
+				  .threads = 1,
+				  .time_s = 5,
+				  .mode = NVMK_CPL_POLL};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n:o:h", bench_opts, NULL)) != -1) {
+		uint64_t v;
+		int ok = 0;
+
+		switch (c) {
+		case 'n':
+			ok = cli_parse_u64("--namespace-id", optarg, 1, 0xfffffffe, &v);
+			cfg->nsid = (uint32_t)v;
+			cfg->nsid_set = true;
+			break;
+		case 'r':
+			ok = -EINVAL;
+			for (unsigned i = 0; i < 4; i++) {
+				if (!strcmp(optarg, rw_names[i])) {
+					cfg->rw = (enum bench_rw)i;
+					ok = 0;
+				}
+			}
+			if (ok)
+				fprintf(stderr,
+					"nvmekeep bench: invalid --rw '%s': expected "
+					"randread, randwrite, read or write\n",
+					optarg);
+			break;
+		case 'b':
+			ok = cli_parse_size("--bs", optarg, 512, 16ull << 20, &cfg->bs);
+			break;
+		case 'q':
+			ok = cli_parse_u64("--qd", optarg, 1, 4096, &cfg->qd);
+			break;
+		case 't':
+			ok = cli_parse_u64("--threads", optarg, 1, 64, &cfg->threads);
+			break;
+		case 'T':
+			ok = cli_parse_u64("--time", optarg, 1, 3600, &cfg->time_s);
+			break;
+		case 'i':
+			ok = cli_parse_u64("--ios", optarg, 1, UINT64_MAX / 2, &cfg->ios);
+			break;
+		case 'm':
+			if (!strcmp(optarg, "poll")) {
+				cfg->mode = NVMK_CPL_POLL;
+			} else if (!strcmp(optarg, "irq")) {
+				cfg->mode = NVMK_CPL_INTERRUPT;
+			} else {
+				fprintf(stderr,
+					"nvmekeep bench: invalid --mode '%s': expected poll "
+					"or irq\n",
+					optarg);
+				ok = -EINVAL;
+			}
+			break;
+		case 'o':
+			ok = cli_parse_output(optarg, &cfg->out);
+			break;
+		case 'h':
+			printf("%s", bench_usage);
+			return -1;
+		default:
+			cli_usage_error("bench", "unknown option");
+			return CLI_EXIT_USAGE;
+		}
+		if (ok)
+			return CLI_EXIT_USAGE;
+	}
+	if (optind < argc)
+		cfg->dev = argv[optind++];
+	if (optind < argc) {
+		cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
+		   struct bench_thread *ts, double secs)
+{
+	uint64_t *hist = calloc(HIST_BUCKETS, sizeof(*hist));
+	uint64_t done = 0, errors = 0, lat_sum = 0, lat_min = UINT64_MAX, lat_max = 0;
+	double iops, mibs;
+
+	if (!hist)
+		return;
+	for (unsigned i = 0; i < cfg->threads; i++) {
+		done += ts[i].done;
+		errors += ts[i].errors;
+		lat_sum += ts[i].lat_sum;
+		if (ts[i].lat_min < lat_min)
+			lat_min = ts[i].lat_min;
+		if (ts[i].lat_max > lat_max)
+			lat_max = ts[i].lat_max;
+		for (unsigned b = 0; b < HIST_BUCKETS; b++)
+			hist[b] += ts[i].hist[b];
+	}
+	if (!done)
+		lat_min = 0;
+	iops = secs > 0 ? (double)done / secs : 0;
+	mibs = iops * (double)cfg->bs / (1024.0 * 1024.0);
+
+	if (cfg->out == CLI_OUT_JSON) {
+		struct json_object *o = json_object_new_object(), *lat = json_object_new_object();
+
+		json_object_object_add(o, "device",
+				       json_object_new_string(cfg->dev ? cfg->dev : "emu"));
+		json_object_object_add(o, "nsid", json_object_new_uint64(info->nsid));
+		json_object_object_add(o, "rw", json_object_new_string(rw_names[cfg->rw]));
+		json_object_object_add(o, "bs", json_object_new_uint64(cfg->bs));
+		json_object_object_add(o, "qd", json_object_new_uint64(cfg->qd));
+		json_object_object_add(o, "threads", json_object_new_uint64(cfg->threads));
+		json_object_object_add(
+		    o, "mode", json_object_new_string(cfg->mode == NVMK_CPL_POLL ? "poll" : "irq"));
+		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		json_object_object_add(o, "ios", json_object_new_uint64(done));
+		json_object_object_add(o, "errors", json_object_new_uint64(errors));
+		json_object_object_add(o, "iops", json_object_new_double(iops));
+		json_object_object_add(o, "mib_per_s", json_object_new_double(mibs));
+		json_object_object_add(lat, "min", json_object_new_uint64(lat_min));
+		json_object_object_add(lat, "mean",
+				       json_object_new_uint64(done ? lat_sum / done : 0));
+		json_object_object_add(lat, "p50",
+				       json_object_new_uint64(percentile(hist, done, 50)));
+		json_object_object_add(lat, "p99",
+				       json_object_new_uint64(percentile(hist, done, 99)));
+		json_object_object_add(lat, "p99_9",
+				       json_object_new_uint64(percentile(hist, done, 99.9)));
+		json_object_object_add(lat, "max", json_object_new_uint64(lat_max));
+		json_object_object_add(o, "latency_ns", lat);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else {
+		printf("bench: %s nsid %u, %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64
+		       " mode=%s, %.2f s\n",
+		       cfg->dev ? cfg->dev : "emu", info->nsid, rw_names[cfg->rw], cfg->bs, cfg->qd,
+		       cfg->threads, cfg->mode == NVMK_CPL_POLL ? "poll" : "irq", secs);
+		printf("  IOPS      : %.0f\n", iops);
+		printf("  bandwidth : %.1f MiB/s\n", mibs);
+		printf("  latency   : min %.1f us, mean %.1f us, p50 %.1f us, p99 %.1f us, "
+		       "p99.9 %.1f us, max %.1f us\n",
+		       (double)lat_min / 1e3, done ? (double)lat_sum / (double)done / 1e3 : 0.0,
+		       (double)percentile(hist, done, 50) / 1e3,
+		       (double)percentile(hist, done, 99) / 1e3,
+		       (double)percentile(hist, done, 99.9) / 1e3, (double)lat_max / 1e3);
+		printf("  I/Os      : %" PRIu64 " completed, %" PRIu64 " errors\n", done, errors);
+	}
+	free(hist);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct nvmk_ctrl_opts opts = {0};
+	struct bench_thread *ts = NULL;
+	struct nvmk_ns_info info;
+	struct nvmk_ns *ns = NULL;
+	struct bench_cfg cfg;
+	struct cli_dev dev;
+	uint64_t t0, t1, next_progress;
+	unsigned started = 0;
+	int ret, rc = CLI_EXIT_FAIL;
+	bool tty = isatty(STDERR_FILENO);
+
+	ret = parse_bench(argc, argv, &cfg);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	opts.max_io_queues = (uint16_t)cfg.threads;
+	opts.io_queue_depth = (uint32_t)cfg.qd + 1;
+	if (cli_dev_open(cfg.dev, &opts, &dev))
+		return CLI_EXIT_FAIL;
+	if (!cfg.nsid_set)
+		cfg.nsid = dev.emu && !strcmp(dev.spec, "emu") ? CLI_EMU_NULL_NSID : 1;
+	ret = nvmk_ns_open(dev.ctrl, cfg.nsid, NVMK_NS_SHARED, &ns);
+	if (ret) {
+		fprintf(stderr, "nvmekeep bench: %s: cannot open namespace %u: %s\n", dev.spec,
+			cfg.nsid, strerror(-ret));
+		goto out;
+	}
+	nvmk_ns_info(ns, &info);
+	if (cfg.bs % info.block_size) {
+		fprintf(stderr,
+			"nvmekeep bench: --bs %" PRIu64 " is not a multiple of namespace "
+			"%u's block size %u\n",
+			cfg.bs, cfg.nsid, info.block_size);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if ((cfg.bs >> info.lba_shift) > NVME_MAX_NLB) {
+		fprintf(stderr, "nvmekeep bench: --bs %" PRIu64 " is more than 65536 blocks\n",
+			cfg.bs);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (cfg.threads > nvmk_ctrl_io_queues(dev.ctrl)) {
+		fprintf(stderr,
+			"nvmekeep bench: --threads %" PRIu64 " needs as many I/O queues, "
+			"but %s granted %u\n",
+			cfg.threads, dev.spec, nvmk_ctrl_io_queues(dev.ctrl));
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	ts = calloc(cfg.threads, sizeof(*ts));
+	if (!ts)
+		goto out;
+	for (unsigned i = 0; i < cfg.threads; i++) {
+		ts[i].cfg = &cfg;
+		ts[i].ctrl = dev.ctrl;
+		ts[i].ns = ns;
+		ret = thread_setup(&ts[i], i, &info);
+		if (ret) {
+			if (ret == -ERANGE)
+				fprintf(stderr,
+					"nvmekeep bench: namespace %u is too small for --bs "
+					"%" PRIu64 " with %" PRIu64 " threads\n",
+					cfg.nsid, cfg.bs, cfg.threads);
+			goto out_threads;
+		}
+	}
+
+	atomic_store(&bench_stop, false);
+	atomic_store(&bench_done_total, 0);
+	t0 = now_ns();
+	for (; started < cfg.threads; started++) {
+		ret = pthread_create(&ts[started].tid, NULL, bench_thread_main, &ts[started]);
+		if (ret) {
+			fprintf(stderr, "nvmekeep bench: pthread_create: %s\n", strerror(ret));
+			atomic_store(&bench_stop, true);
+			break;
+		}
+	}
+	next_progress = t0 + 1000000000ull;
+	if (!cfg.ios) {
+		uint64_t end = t0 + cfg.time_s * 1000000000ull, now;
+
+		while ((now = now_ns()) < end) {
+			uint64_t until = end < next_progress ? end : next_progress;
+			struct timespec ts_sleep = {
+			    .tv_sec = (time_t)((until - now) / 1000000000ull),
+			    .tv_nsec = (long)((until - now) % 1000000000ull),
+			};
+
+			if (until > now)
+				nanosleep(&ts_sleep, NULL);
+			now = now_ns();
+			if (now < next_progress)
+				continue;
+			next_progress += 1000000000ull;
+			/* progress line for runs of 3 s and more */
+			if (now < end && cfg.time_s >= 3) {
+				double el = (double)(now - t0) / 1e9;
+
+				fprintf(stderr, "%sbench: %.0f/%" PRIu64 " s, %.0f IOPS%s",
+					tty ? "\r" : "", el, cfg.time_s,
+					(double)atomic_load(&bench_done_total) / el,
+					tty ? "" : "\n");
+			}
+		}
+		if (tty && cfg.time_s >= 3)
+			fprintf(stderr, "\n");
+		atomic_store(&bench_stop, true);
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(ts[i].tid, NULL);
+	t1 = now_ns();
+
+	rc = 0;
+	for (unsigned i = 0; i < cfg.threads; i++) {
+		if (ts[i].first_err) {
+			fprintf(stderr, "nvmekeep bench: thread %u: I/O failed: %s\n", i,
+				strerror(-ts[i].first_err));
+			rc = CLI_EXIT_FAIL;
+		}
+	}
+	report(&cfg, &info, ts, (double)(t1 - t0) / 1e9);
+out_threads:
+	for (unsigned i = 0; ts && i < cfg.threads; i++)
+		thread_teardown(&ts[i]);
+	free(ts);
+out:
+	nvmk_ns_close(ns);
+	cli_dev_close(&dev);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvmekeep command line: shared declarations. The CLI parses and prints; the
+ * library does the work.
+ */
+#ifndef NVMK_CLI_H
+#define NVMK_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nvmekeep/driver.h"
+#include "nvmekeep/emu.h"
+
+enum cli_output { CLI_OUT_NORMAL = 0, CLI_OUT_JSON };
+
+/* An opened device: backing + controller, and the emulator when built in. */
+struct cli_dev {
+	char spec[128];
+	struct nvmk_backing *backing;
+	struct nvmk_emu *emu; /* NULL for real hardware */
+	struct nvmk_ctrl *ctrl;
+};
+
+/* Exit codes: 0 ok, 1 the operation failed, 2 bad usage (EX_USAGE-like). */
+#define CLI_EXIT_FAIL  1
+#define CLI_EXIT_USAGE 2
+
+/** cli_dev_open - open @spec (NULL/"emu", "emu:FILE", or a PCI address) and
+ *  bring the controller up with @opts. Prints the error on failure. */
+int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev);
+void cli_dev_close(struct cli_dev *dev);
+/** Default namespace for commands that need one: 1, or the built-in
+ *  emulator's null namespace for bench. */
+#define CLI_EMU_NULL_NSID 2
+
+/* Parsing helpers: print "nvmekeep: <what>: ..." naming the option and the
+ * accepted values on error, return -EINVAL. */
+int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int cli_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int cli_parse_output(const char *s, enum cli_output *out);
+void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cmd_list(int argc, char **argv);
+int cmd_id_ctrl(int argc, char **argv);
+int cmd_id_ns(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_write(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
+
+#endif /* NVMK_CLI_H */

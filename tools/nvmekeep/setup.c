@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvmekeep setup: NVMe PCI functions and their drivers.
+ *   setup [list] [-o json]         every NVMe function (class 010802h) and its driver
+ *   setup bind ADDR [--force]      hand ADDR to vfio-pci (for the userspace driver)
+ *   setup unbind ADDR [--force]    give ADDR back to the kernel nvme driver
+ * bind/unbind refuse a function with a mounted filesystem unless --force.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+#include "nvmekeep/backing.h"
+
+#define SETUP_MAX_FUNCS 256
+
+static const char setup_usage[] =
+    "Usage: nvmekeep setup [list] [-o normal|json]\n"
+    "       nvmekeep setup bind ADDR [--force]\n"
+    "       nvmekeep setup unbind ADDR [--force]\n"
+    "List NVMe PCI functions, or move one between the kernel nvme driver and\n"
+    "vfio-pci. ADDR is a PCI address like 0000:00:03.0. --force unbinds even when\n"
+    "a filesystem on the device is mounted.\n";
+
+static int setup_list(enum cli_output out)
+{
+	struct nvmk_pci_func *f = calloc(SETUP_MAX_FUNCS, sizeof(*f));
+	size_t n = 0;
+	int ret;
+
+	if (!f)
+		return CLI_EXIT_FAIL;
+	ret = nvmk_pci_list_nvme(NULL, f, SETUP_MAX_FUNCS, &n);
+	if (ret) {
+		fprintf(stderr, "nvmekeep setup: cannot list PCI functions: %s\n", strerror(-ret));
+		free(f);
+		return CLI_EXIT_FAIL;
+	}
+	if (n > SETUP_MAX_FUNCS)
+		n = SETUP_MAX_FUNCS;
+	if (out == CLI_OUT_JSON) {
+		struct json_object *arr = json_object_new_array();
+
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "address", json_object_new_string(f[i].addr));
+			json_object_object_add(o, "vendor", json_object_new_int(f[i].vendor));
+			json_object_object_add(o, "device", json_object_new_int(f[i].device));
+			json_object_object_add(o, "driver", json_object_new_string(f[i].driver));
+			json_object_object_add(o, "iommu_group",
+					       json_object_new_string(f[i].iommu_group));
+			json_object_array_add(arr, o);
+		}
+		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
+		json_object_put(arr);
+	} else if (n == 0) {
+		printf("no NVMe PCI functions found\n");
+	} else {
+		printf("%-14s %-11s %-10s %s\n", "Address", "Vendor:Dev", "Driver", "IOMMU group");
+		for (size_t i = 0; i < n; i++)
+			printf("%-14s %04x:%04x  %-10s %s\n", f[i].addr, f[i].vendor, f[i].device,
+			       f[i].driver[0] ? f[i].driver : "(none)",
+			       f[i].iommu_group[0] ? f[i].iommu_group : "(none)");
+	}
+	free(f);
+	return 0;
+}
+
+int cmd_setup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"output-format", required_argument, NULL, 'o'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	enum cli_output out = CLI_OUT_NORMAL;
+	const char *action = "list", *addr = NULL;
+	bool force = false;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (cli_parse_output(optarg, &out))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			printf("%s", setup_usage);
+			return 0;
+		default:
+			cli_usage_error("setup", "unknown option");
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		action = argv[optind++];
+	if (optind < argc)
+		addr = argv[optind++];
+	if (optind < argc) {
+		cli_usage_error("setup", "unexpected argument '%s'", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(action, "list")) {
+		if (addr) {
+			cli_usage_error("setup", "'list' takes no address");
+			return CLI_EXIT_USAGE;
+		}
+		return setup_list(out);
+	}
+	if (strcmp(action, "bind") && strcmp(action, "unbind")) {
+		cli_usage_error("setup", "unknown action '%s': expected list, bind or unbind",
+				action);
+		return CLI_EXIT_USAGE;
+	}
+	if (!addr || !nvmk_pci_addr_valid(addr)) {
+		cli_usage_error("setup", "%s needs a PCI address like 0000:00:03.0%s%s%s", action,
+				addr ? ", not '" : "", addr ? addr : "", addr ? "'" : "");
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(action, "bind"))
+		ret = nvmk_pci_bind_vfio(NULL, NULL, addr, force);
+	else
+		ret = nvmk_pci_unbind_to_nvme(NULL, NULL, addr, force);
+	if (ret) {
+		fprintf(stderr, "nvmekeep setup %s %s: %s%s\n", action, addr, strerror(-ret),
+			ret == -EBUSY && !force ? " (a filesystem is mounted; --force overrides)"
+						: "");
+		return CLI_EXIT_FAIL;
+	}
+	printf("%s: now bound to %s\n", addr, !strcmp(action, "bind") ? "vfio-pci" : "nvme");
+	return 0;
+}
