@@ -494,6 +494,26 @@ out:
 	return rc;
 }
 
+/* Requests above the per-command limit: out of line, so the fast path's
+ * frame stays small. */
+static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+						 uint8_t opc, const struct nvmk_dma_buf *buf,
+						 size_t off, uint64_t slba, uint32_t nlb,
+						 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct drv_io io = {.opc = opc,
+			    .cdw12 = ns_rw_flags(io_flags),
+			    .slba = slba,
+			    .nlb = nlb,
+			    .max_blocks = ns->max_blocks,
+			    .buf = buf,
+			    .off = off,
+			    .cb = cb,
+			    .arg = cb_arg};
+
+	return ns_submit_io(ns, qp, &io);
+}
+
 drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
@@ -507,16 +527,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	if (drv_likely(nlb <= ns->max_blocks))
 		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
 				     cb_arg);
-	struct drv_io io = {.opc = opc,
-			    .cdw12 = ns_rw_flags(io_flags),
-			    .slba = slba,
-			    .nlb = nlb,
-			    .max_blocks = ns->max_blocks,
-			    .buf = buf,
-			    .off = off,
-			    .cb = cb,
-			    .arg = cb_arg};
-	return ns_submit_io(ns, qp, &io);
+	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
