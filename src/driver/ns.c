@@ -98,6 +98,12 @@ void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 	uint8_t shift = 0, rescap = 0;
 	int rc;
 
+	/* untrusted log content: only NSIDs the controller can have (NN) */
+	if (nsid == 0 || nsid > ctrl->id->nn) {
+		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ignoring change notice for NSID %u (NN %u)",
+			  nsid, ctrl->id->nn);
+		return;
+	}
 	rc = ns_identify(ctrl, nsid, &nblocks, &shift, &rescap);
 	if (rc && rc != -ENODEV) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ns %u: identify after change failed: %d", nsid,
