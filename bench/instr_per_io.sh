@@ -6,7 +6,8 @@
 # include/nvmekeep/). Emulator and backing instructions are excluded.
 #
 # Three runs: C = setup only; B = K polls of an idle queue; A = N reads at
-# QD 1 with E polls that found nothing while the emulator was still working.
+# QD 1, sleeping 100 us before each poll so that nearly every poll finds the
+# completion; the E polls that still found nothing are subtracted.
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N]
@@ -32,7 +33,7 @@ driver_ir() {
 
 run C 0 0
 run B 0 "$n"
-run A "$n" 0
+run A "$n" 0 100
 C=$(driver_ir C)
 B=$(driver_ir B)
 A=$(driver_ir A)
