@@ -52,8 +52,19 @@ uint16_t emu_resv_report(struct emu_resv *r, const struct emu_resv_host *h, bool
  * Return 0 or NVME_SF(NVME_SCT_GENERIC, NVME_SC_RESERVATION_CONFLICT), per
  * NVM-CS 1.0 Figure 6 / Base 2.0 Figure 434 (command behaviour by type). */
 uint16_t emu_resv_check(struct emu_resv *r, const struct emu_resv_host *h, uint8_t opcode);
-/* The controller went away (not a host identifier change): nothing to do for
- * registrations, which belong to the host; kept for symmetry and logging. */
+/* Reservation Acquire that also reports whom a preempt took registrations or
+ * the reservation from, so the caller can abort their commands on a Preempt
+ * and Abort: up to @max hosts are written to @preempted (cntlid FFFFh means
+ * every controller of that host identifier), *@nr gets the full count. */
+uint16_t emu_resv_acquire_ex(struct emu_resv *r, const struct emu_resv_host *h, uint32_t cdw10,
+			     const struct nvme_resv_acquire_data *d, bool *aborted,
+			     struct emu_resv_host *preempted, unsigned max, unsigned *nr);
+/* Does command-issuing host @h belong to preempted host @p (from acquire_ex)? */
+bool emu_resv_host_matches(const struct emu_resv_host *p, const struct emu_resv_host *h);
+/* The controller went away (not a host identifier change): registrations
+ * belong to the host and stay, except those of a host without an identifier
+ * (all zeroes), which only this controller could use and which are dropped. */
+void emu_resv_ctrl_gone(struct emu_resv *r, uint16_t cntlid);
 uint32_t emu_resv_generation(struct emu_resv *r);
 
 #endif /* NVMK_EMU_RESERVATION_H */

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Emulator internals shared by the controller's .c files: the controller
+ * and subsystem structures, queue and command state.
+ *
+ * Ownership: everything under "worker only" is touched by the worker thread
+ * alone; register values, doorbells, statistics and the small tables the
+ * public API changes from other threads are atomics or sit behind the lock
+ * named next to them.
+ */
+#ifndef NVMK_EMU_INTERNAL_H
+#define NVMK_EMU_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "emu/emu_ns.h"
+#include "emu/reservation.h"
+#include "nvmekeep/emu.h"
+#include "nvmekeep/log.h"
+#include "nvmekeep/spec.h"
+
+#define EMU_MAX_CTRLS	   16	 /* controllers per subsystem */
+#define EMU_MAX_FAULTS	   32	 /* fault rules per controller */
+#define EMU_ERRLOG_ENTRIES 64	 /* Identify ELPE + 1 */
+#define EMU_BATCH	   16	 /* commands fetched per SQ per round (fairness) */
+#define EMU_MAX_EVENTS	   16	 /* queued asynchronous events */
+#define EMU_SQ_ABORT_SLOTS 8	 /* CIDs marked for abort while still in an SQ */
+#define EMU_SPIN_NS	   20000 /* spin this long for a doorbell before sleeping */
+
+/* ---- subsystem: namespaces shared by the controllers created from it ---- */
+struct emu_subsys {
+	atomic_uint refs;
+	/* ns_lock: write-locked to add/remove/resize, read-locked around every command
+	 * that touches a namespace, so storage never disappears under a command. */
+	pthread_rwlock_t ns_lock;
+	uint32_t max_ns;			    /* Identify NN */
+	struct emu_ns *ns[NVMK_EMU_MAX_NS + 1];	    /* by NSID, [0] unused */
+	struct emu_resv *resv[NVMK_EMU_MAX_NS + 1]; /* reservation state per namespace */
+	char serial[21];
+	char model[41];
+	char nqn[224];
+	pthread_mutex_t ctrl_lock; /* ctrls[], next_cntlid */
+	struct nvmk_emu *ctrls[EMU_MAX_CTRLS];
+	uint16_t next_cntlid;
+};
+
+/* ---- commands ---- */
+enum emu_cmd_state {
+	EMU_CMD_DELAYED, /* executed, completion held until @deadline */
+	EMU_CMD_HUNG,	 /* never completes unless aborted */
+	EMU_CMD_AER,	 /* outstanding Asynchronous Event Request */
+};
+
+struct emu_cmd {
+	struct emu_cmd *next;
+	enum emu_cmd_state state;
+	uint16_t sqid;
+	uint16_t cid;
+	uint16_t status; /* status field without phase */
+	uint32_t dw0;
+	uint8_t opc;
+	uint32_t nsid;
+	uint64_t deadline_ns;
+	int fault_kind; /* fault to apply when posting (0 = none) */
+};
+
+/* Result of executing one command; posted to the CQ by queue.c. */
+struct emu_result {
+	uint16_t status; /* status field (NVME_SF | DNR ...), 0 = success */
+	uint32_t dw0;
+	bool deferred; /* command kept (AER, hung, delayed): post nothing now */
+};
+
+/* ---- queues (worker only, except the doorbell atomics) ---- */
+struct emu_cq {
+	bool valid;
+	bool ien;
+	uint16_t qid;
+	uint16_t iv;
+	uint32_t size; /* entries */
+	uint64_t base;
+	uint32_t head;
+	uint32_t tail;
+	uint8_t phase;
+	uint32_t nr_sq;	   /* SQs bound to this CQ */
+	uint32_t reserved; /* completions owed by fetched, unfinished commands */
+	uint32_t last_shadow;
+	bool bad_db; /* invalid doorbell value reported, until a valid one */
+};
+
+struct emu_sq {
+	bool valid;
+	uint16_t qid;
+	uint16_t cqid;
+	uint32_t size;
+	uint64_t base;
+	uint32_t head;
+	uint32_t tail;
+	uint32_t last_shadow;
+	uint16_t abort_cid[EMU_SQ_ABORT_SLOTS];
+	unsigned nr_abort;
+	bool bad_db; /* invalid doorbell value reported, until a valid one */
+};
+
+/* MMIO doorbell value plus a "written since last look" flag (bit 31). */
+#define EMU_DB_DIRTY (1u << 31)
+
+struct emu_fault_rule {
+	struct nvmk_emu_fault f;
+	uint64_t seen;
+	uint64_t hits;
+	bool used;
+};
+
+#define EMU_MAX_PREEMPT 16
+
+/* A Reservation Acquire with Preempt and Abort preempted @host on @nsid. */
+struct emu_preempt_req {
+	uint32_t nsid;
+	struct emu_resv_host host;
+};
+
+struct emu_event {
+	uint8_t type;
+	uint8_t info;
+	uint8_t lid;
+};
+
+struct nvmk_emu {
+	struct nvmk_emu_config cfg; /* copy; ns[] moved into the subsystem */
+	char name[32];
+	struct emu_subsys *subsys;
+	uint16_t cntlid;
+	uint16_t nq; /* I/O queues supported (max_io_queues) */
+	uint64_t cap;
+	size_t bar_size;
+
+	/* ---- registers (any thread) ---- */
+	pthread_mutex_t reg_lock; /* serialises read-modify-write of CC, AQA, ASQ, ACQ, INTM */
+	_Atomic uint32_t cc;
+	_Atomic uint32_t csts;
+	_Atomic uint32_t aqa;
+	_Atomic uint64_t asq;
+	_Atomic uint64_t acq;
+	_Atomic uint32_t intm;
+	atomic_bool reset_req; /* CC.EN went 1 -> 0 since the worker last looked */
+	atomic_bool shn_req;   /* CC.SHN written non-zero */
+	atomic_bool removed;   /* surprise removal: all ones, nothing else */
+	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
+	atomic_bool bad_access_logged;
+	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells | EMU_DB_DIRTY */
+	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells | EMU_DB_DIRTY */
+
+	/* ---- worker wake-up ---- */
+	pthread_t worker;
+	bool worker_started;
+	atomic_bool stop;
+	atomic_bool kick;
+	atomic_bool sleeping;
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake_cond;
+
+	/* ---- MSI-X (irq_lock) ---- */
+	pthread_mutex_t irq_lock;
+	int *irq_fd;
+	bool *irq_masked;
+	bool *irq_pending;
+
+	/* ---- asynchronous events and changed namespaces (aer_lock: any thread) ---- */
+	pthread_mutex_t aer_lock;
+	uint32_t changed_ns[NVME_NS_LIST_MAX];
+	unsigned nr_changed;
+	bool changed_overflow;
+	struct emu_event events[EMU_MAX_EVENTS];
+	unsigned nr_events;
+	bool notice_masked; /* a NS-changed notice was reported; log not read (RAE) */
+	bool error_masked;  /* an error event was reported; error log not read */
+	uint32_t aec;	    /* Async Event Configuration (feature 0Bh) */
+	/* Preempt and Abort requests from any controller of the subsystem */
+	struct emu_preempt_req preempt[EMU_MAX_PREEMPT];
+	unsigned nr_preempt;
+	bool preempt_overflow;
+
+	/* ---- faults (fault_lock) ---- */
+	pthread_mutex_t fault_lock;
+	struct emu_fault_rule faults[EMU_MAX_FAULTS];
+	unsigned nr_faults;
+
+	/* ---- statistics ---- */
+	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
+	_Atomic uint64_t resets;
+
+	/* ---- worker only ---- */
+	bool enabled;	    /* CC.EN accepted */
+	bool ready_pending; /* RDY will change at rdy_deadline */
+	uint64_t rdy_deadline;
+	bool shn_pending;
+	uint64_t shn_deadline;
+	uint32_t page_size;
+	uint32_t page_shift;
+	struct emu_sq *sqs;	 /* [nq + 1] */
+	struct emu_cq *cqs;	 /* [nq + 1] */
+	struct emu_cmd *pending; /* delayed, hung and AER commands */
+	unsigned nr_aer;
+	uint64_t dbbuf_shadow; /* IOVA of the shadow doorbell page, 0 = off */
+	uint64_t dbbuf_eventidx;
+	uint64_t max_xfer;   /* MDTS in bytes, 0 = no limit */
+	bool queues_created; /* any I/O queue created since reset */
+	bool numq_set;
+	uint16_t nsq_granted; /* Number of Queues granted (1's based) */
+	uint16_t ncq_granted;
+	/* features */
+	uint32_t feat_arb;
+	uint32_t feat_vwc;
+	uint32_t feat_irqc;
+	uint32_t feat_irq_cfg[2];
+	uint32_t feat_watomic;
+	uint32_t feat_kato;
+	uint32_t feat_resv_mask;
+	uint32_t feat_resv_persist;
+	struct emu_resv_host host;
+	bool hostid_set;
+	/* logs */
+	struct nvme_error_log errlog[EMU_ERRLOG_ENTRIES]; /* ring, newest at errlog_pos - 1 */
+	unsigned errlog_pos;
+	uint64_t error_count;
+	uint64_t smart_read_cmds;
+	uint64_t smart_write_cmds;
+	uint64_t smart_read_units; /* 512-byte units */
+	uint64_t smart_write_units;
+	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
+};
+
+#define EMU_BOUNCE (64 * 1024)
+
+/* ---- time ---- */
+static inline uint64_t emu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- ctrl.c ---- */
+void emu_kick(struct nvmk_emu *emu);
+void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
+
+/* ---- regs.c ---- */
+void emu_regs_init(struct nvmk_emu *emu);
+
+/* ---- queue.c ---- */
+/* One processing round over all SQs; returns true if anything was done. */
+bool emu_queues_process(struct nvmk_emu *emu);
+/* Post a completion on @cq for a command of @sqid (status without phase). */
+bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t status, uint32_t dw0,
+		 int fault_kind);
+void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector);
+void emu_queues_reset(struct nvmk_emu *emu);
+/* Complete held commands whose deadline passed; returns the next deadline (0 = none). */
+uint64_t emu_pending_run(struct nvmk_emu *emu, uint64_t now);
+void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);
+/* Abort handling: returns true if the command was found and aborted. */
+bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid);
+/* Complete every held command of @sqid with @status (SQ deletion). */
+void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status);
+/* Apply queued Preempt and Abort requests to held I/O commands (worker). */
+void emu_preempt_run(struct nvmk_emu *emu);
+uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32_t size,
+		       uint64_t base);
+uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64_t base, bool ien,
+		       uint16_t iv);
+uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid);
+uint16_t emu_cq_delete(struct nvmk_emu *emu, uint16_t qid);
+
+/* ---- admin.c / io.c ---- */
+struct emu_result emu_admin_exec(struct nvmk_emu *emu, const struct nvme_sqe *sqe);
+struct emu_result emu_io_exec(struct nvmk_emu *emu, uint16_t sqid, const struct nvme_sqe *sqe);
+/* Copy between a linear buffer and the host memory described by PRP1/PRP2. */
+uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
+			 size_t len);
+/* As emu_dma_to_host, transferring @len bytes: @srclen from @buf, then zeroes. */
+uint16_t emu_dma_to_host_padded(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
+				size_t srclen, size_t len);
+uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf, size_t len);
+void emu_errlog_record(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t status,
+		       uint32_t nsid);
+void emu_features_reset(struct nvmk_emu *emu);
+
+/* ---- aer.c ---- */
+/* Queue an event unless its type is masked (RAE) or disabled; any thread. */
+void emu_aer_event(struct nvmk_emu *emu, uint8_t type, uint8_t info, uint8_t lid);
+/* Complete outstanding AERs with queued events (worker). */
+bool emu_aer_deliver(struct nvmk_emu *emu);
+void emu_aer_reset(struct nvmk_emu *emu);
+/* Changed Namespace List read: copy into @out (4096 bytes) and clear unless @rae. */
+void emu_aer_changed_ns_read(struct nvmk_emu *emu, uint8_t *out, bool rae);
+void emu_aer_unmask(struct nvmk_emu *emu, uint8_t type);
+/* queue.c: complete the oldest outstanding AER with @dw0; false if none. */
+bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0);
+
+/* ---- fault.c ---- */
+/* Look up the rule for a fetched command; returns the fault (kind 0 = none). */
+struct nvmk_emu_fault emu_fault_match(struct nvmk_emu *emu, uint16_t sqid, uint8_t opc);
+
+#endif /* NVMK_EMU_INTERNAL_H */

@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queues: SQ fetch, CQ posting with the phase tag, interrupts (MSI-X via
+ * eventfd, per-vector mask with pending bit), held commands (delayed, hung,
+ * AER), queue creation/deletion, shadow doorbells and EventIdx.
+ *
+ * Base 2.0 references: 3.3.1 (queue mechanics: full when head = tail + 1,
+ * phase tag inverted on every wrap), 4.6 (CQE), 5.8 (Doorbell Buffer Config).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emu/emu_internal.h"
+
+static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq);
+
+#define SF_GEN(sc) NVME_SF(NVME_SCT_GENERIC, sc)
+#define SF_CMD(sc) NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
+
+/* ---- interrupts ---- */
+
+static void irq_fire(int fd)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	if (fd < 0)
+		return;
+	/* An eventfd write only fails if the counter would overflow: the host has
+	 * lost track of interrupts, and another write adds nothing. */
+	r = write(fd, &one, sizeof(one));
+	(void)r;
+}
+
+void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector)
+{
+	if (vector >= emu->cfg.msix_vectors || atomic_load(&emu->removed))
+		return;
+	pthread_mutex_lock(&emu->irq_lock);
+	if (emu->irq_masked[vector])
+		emu->irq_pending[vector] = true; /* MSI-X Pending Bit (PCI 3.0 6.8.2.9) */
+	else
+		irq_fire(emu->irq_fd[vector]);
+	pthread_mutex_unlock(&emu->irq_lock);
+}
+
+int nvmk_emu_set_irq_fd(struct nvmk_emu *emu, uint16_t vector, int fd)
+{
+	if (vector >= emu->cfg.msix_vectors || fd < -1)
+		return -EINVAL;
+	pthread_mutex_lock(&emu->irq_lock);
+	emu->irq_fd[vector] = fd;
+	pthread_mutex_unlock(&emu->irq_lock);
+	return 0;
+}
+
+/* The MSI-X table size: vectors that can be bound with nvmk_emu_set_irq_fd. */
+unsigned nvmk_emu_irq_count(const struct nvmk_emu *emu)
+{
+	return emu->cfg.msix_vectors;
+}
+
+int nvmk_emu_irq_mask(struct nvmk_emu *emu, uint16_t vector, bool masked)
+{
+	if (vector >= emu->cfg.msix_vectors)
+		return -EINVAL;
+	pthread_mutex_lock(&emu->irq_lock);
+	emu->irq_masked[vector] = masked;
+	if (!masked && emu->irq_pending[vector]) {
+		emu->irq_pending[vector] = false;
+		if (!atomic_load(&emu->removed))
+			irq_fire(emu->irq_fd[vector]);
+	}
+	pthread_mutex_unlock(&emu->irq_lock);
+	return 0;
+}
+
+/* ---- completion queue ---- */
+
+static uint32_t cq_used(const struct emu_cq *cq)
+{
+	return (cq->tail + cq->size - cq->head) % cq->size;
+}
+
+/* Free entries not yet promised to a fetched command (one slot stays empty:
+ * a queue is full when tail + 1 == head, Base 2.0 3.3.1.5). */
+static uint32_t cq_room(const struct emu_cq *cq)
+{
+	uint32_t used = cq_used(cq) + cq->reserved;
+
+	return used >= cq->size - 1 ? 0 : cq->size - 1 - used;
+}
+
+static bool cq_write(struct nvmk_emu *emu, struct emu_cq *cq, const struct nvme_cqe *e,
+		     bool bad_phase)
+{
+	struct nvme_cqe *slot;
+	uint16_t st;
+
+	if (cq_used(cq) >= cq->size - 1) {
+		nvmk_warn(emu->name, cq->qid, "CQ full, completion for cid %u lost", e->cid);
+		return false;
+	}
+	slot = emu->cfg.dma(emu->cfg.dma_ctx, cq->base + (uint64_t)cq->tail * sizeof(*slot),
+			    sizeof(*slot), true);
+	if (!slot) {
+		emu_fatal(emu, cq->qid, "CQ memory not translatable");
+		return false;
+	}
+	memcpy(slot, e, offsetof(struct nvme_cqe, status));
+	st = (uint16_t)(e->status << 1) | (uint16_t)(bad_phase ? !cq->phase : cq->phase);
+	/* Release: the CQE body must be visible before the phase tag that marks it new. */
+	__atomic_store_n(&slot->status, st, __ATOMIC_RELEASE);
+	if (++cq->tail == cq->size) {
+		cq->tail = 0;
+		cq->phase ^= 1;
+	}
+	return true;
+}
+
+bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t status, uint32_t dw0,
+		 int fault_kind)
+{
+	struct emu_sq *sq = &emu->sqs[sqid];
+	struct emu_cq *cq;
+	struct nvme_cqe e = {0};
+
+	if (!sq->valid || atomic_load(&emu->removed))
+		return false;
+	cq = &emu->cqs[sq->cqid];
+	if (!cq->valid)
+		return false;
+	e.dw0 = dw0;
+	e.sqhd = (uint16_t)sq->head;
+	e.sqid = sqid;
+	e.cid = cid;
+	e.status = status & 0x7fff;
+	if (fault_kind == NVMK_FAULT_BAD_CID)
+		e.cid = cid ^ 0x8000; /* a CID the host did not submit (with high probability) */
+	if (fault_kind == NVMK_FAULT_BAD_SQHD)
+		e.sqhd = (uint16_t)(sq->size + 7); /* beyond the end of the SQ */
+	if (!cq_write(emu, cq, &e, fault_kind == NVMK_FAULT_BAD_PHASE))
+		return false;
+	if (fault_kind == NVMK_FAULT_DUPLICATE)
+		cq_write(emu, cq, &e, false);
+	if (status)
+		emu_errlog_record(emu, sqid, cid, status, 0);
+	if (cq->ien && fault_kind != NVMK_FAULT_DROP_IRQ)
+		emu_irq_signal(emu, cq->iv);
+	return true;
+}
+
+/* ---- held commands ---- */
+
+void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c)
+{
+	c->next = emu->pending;
+	emu->pending = c;
+	emu->cqs[emu->sqs[c->sqid].cqid].reserved++;
+}
+
+/* Unlink @c (found via @link) and post its completion. */
+static void pending_complete(struct nvmk_emu *emu, struct emu_cmd **link, uint16_t status,
+			     uint32_t dw0, int fault_kind)
+{
+	struct emu_cmd *c = *link;
+	struct emu_cq *cq = &emu->cqs[emu->sqs[c->sqid].cqid];
+
+	*link = c->next;
+	if (cq->reserved)
+		cq->reserved--;
+	if (c->state == EMU_CMD_AER && emu->nr_aer)
+		emu->nr_aer--;
+	emu_cq_post(emu, c->sqid, c->cid, status, dw0, fault_kind);
+	free(c);
+}
+
+uint64_t emu_pending_run(struct nvmk_emu *emu, uint64_t now)
+{
+	struct emu_cmd **link = &emu->pending;
+	uint64_t next = 0;
+
+	while (*link) {
+		struct emu_cmd *c = *link;
+
+		if (c->state == EMU_CMD_DELAYED && c->deadline_ns <= now) {
+			pending_complete(emu, link, c->status, c->dw0, c->fault_kind);
+			continue;
+		}
+		if (c->state == EMU_CMD_DELAYED && (!next || c->deadline_ns < next))
+			next = c->deadline_ns;
+		link = &c->next;
+	}
+	return next;
+}
+
+void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status)
+{
+	struct emu_cmd **link = &emu->pending;
+
+	while (*link) {
+		if ((*link)->sqid == sqid)
+			pending_complete(emu, link, status, 0, 0);
+		else
+			link = &(*link)->next;
+	}
+}
+
+/*
+ * Preempt and Abort (NVM-CS 1.0 3.2.4 / Base 2.0 8.19.8): commands of a
+ * preempted host on that namespace are aborted with Command Aborted due to
+ * Preempt and Abort. Only commands the emulator holds (fault-injected delays
+ * and hangs) can still be outstanding; everything else has completed.
+ */
+void emu_preempt_run(struct nvmk_emu *emu)
+{
+	struct emu_preempt_req req[EMU_MAX_PREEMPT];
+	unsigned n;
+	bool all;
+
+	pthread_mutex_lock(&emu->aer_lock);
+	n = emu->nr_preempt;
+	all = emu->preempt_overflow;
+	memcpy(req, emu->preempt, n * sizeof(req[0]));
+	emu->nr_preempt = 0;
+	emu->preempt_overflow = false;
+	pthread_mutex_unlock(&emu->aer_lock);
+	if (!n && !all)
+		return;
+	for (unsigned i = 0; i < n || (all && i == 0); i++) {
+		struct emu_cmd **link = &emu->pending;
+
+		while (*link) {
+			struct emu_cmd *c = *link;
+			bool hit = c->sqid != 0 && c->state != EMU_CMD_AER &&
+				   (all || (c->nsid == req[i].nsid &&
+					    emu_resv_host_matches(&req[i].host, &emu->host)));
+
+			if (hit)
+				pending_complete(emu, link, SF_GEN(NVME_SC_ABORT_PREEMPT), 0, 0);
+			else
+				link = &c->next;
+		}
+	}
+}
+
+/* AER completion: take the oldest outstanding AER (the list is LIFO, so the
+ * last one found) and complete it with @dw0. Returns false if none. */
+bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0)
+{
+	struct emu_cmd **link = &emu->pending, **found = NULL;
+
+	for (; *link; link = &(*link)->next)
+		if ((*link)->state == EMU_CMD_AER)
+			found = link;
+	if (!found)
+		return false;
+	pending_complete(emu, found, 0, dw0, 0);
+	return true;
+}
+
+static const struct nvme_sqe *sq_entry(struct nvmk_emu *emu, struct emu_sq *sq, uint32_t idx)
+{
+	return emu->cfg.dma(emu->cfg.dma_ctx, sq->base + (uint64_t)idx * sizeof(struct nvme_sqe),
+			    sizeof(struct nvme_sqe), false);
+}
+
+bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid)
+{
+	struct emu_cmd **link;
+	struct emu_sq *sq;
+
+	/* A command held by fault injection (hung or delayed) is aborted now. */
+	for (link = &emu->pending; *link; link = &(*link)->next) {
+		struct emu_cmd *c = *link;
+
+		if (c->sqid == sqid && c->cid == cid && c->state != EMU_CMD_AER) {
+			pending_complete(emu, link, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
+			return true;
+		}
+	}
+	if (sqid > emu->nq || !emu->sqs[sqid].valid)
+		return false;
+	/* A command still in the SQ (submitted, not yet fetched) is marked and
+	 * completed with Command Abort Requested when fetched (Base 2.0 5.1). */
+	sq = &emu->sqs[sqid];
+	if (!sq_refresh_tail(emu, sq))
+		return false;
+	for (uint32_t i = sq->head; i != sq->tail; i = (i + 1) % sq->size) {
+		const struct nvme_sqe *e = sq_entry(emu, sq, i);
+
+		if (!e)
+			return false;
+		if (e->cid == cid && sq->nr_abort < EMU_SQ_ABORT_SLOTS) {
+			sq->abort_cid[sq->nr_abort++] = cid;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool sq_take_abort(struct emu_sq *sq, uint16_t cid)
+{
+	for (unsigned i = 0; i < sq->nr_abort; i++) {
+		if (sq->abort_cid[i] == cid) {
+			sq->abort_cid[i] = sq->abort_cid[--sq->nr_abort];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- doorbells ---- */
+
+/* Take an MMIO doorbell value; *dirty tells whether the host wrote it since
+ * the last call. */
+static uint32_t db_take(_Atomic uint32_t *db, bool *dirty)
+{
+	/* Acquire: pairs with the release in the register write, so the SQEs the
+	 * host wrote before ringing are visible to the fetch that follows. */
+	uint32_t v = atomic_load_explicit(db, memory_order_acquire);
+
+	while ((v & EMU_DB_DIRTY) &&
+	       !atomic_compare_exchange_weak_explicit(db, &v, v & ~EMU_DB_DIRTY,
+						      memory_order_acquire, memory_order_acquire))
+		;
+	*dirty = v & EMU_DB_DIRTY;
+	return v & 0xffff;
+}
+
+static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigned idx, bool write)
+{
+	uint64_t stride = 4ull << emu->cfg.dstrd;
+
+	return emu->cfg.dma(emu->cfg.dma_ctx, base + idx * stride, 4, write);
+}
+
+/*
+ * Current doorbell value for doorbell @idx (2*qid SQ tail, 2*qid+1 CQ head).
+ * With shadow doorbells (Base 2.0 5.8) the host updates the shadow buffer and
+ * writes MMIO only when EventIdx asks for it; an MMIO write still wins for the
+ * round it arrives in, and a shadow value is taken when it changed; otherwise
+ * *@val is left as it was (the caller preloads the current value). The admin
+ * queue uses MMIO only (hosts such as Linux never shadow it).
+ */
+static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
+{
+	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
+	bool dirty;
+	uint32_t v = db_take(mmio, &dirty);
+
+	if (!emu->dbbuf_shadow || idx < 2) {
+		*val = v;
+		return true;
+	}
+	_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, false);
+	if (!sh) {
+		emu_fatal(emu, (int)(idx / 2), "shadow doorbell buffer not translatable");
+		return false;
+	}
+	/* Acquire: host wrote the SQEs before the shadow tail. */
+	uint32_t s = __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE);
+	if (dirty)
+		*val = v;
+	else if (s != *last_shadow)
+		*val = s & 0xffff;
+	*last_shadow = s;
+	return true;
+}
+
+static void eventidx_write(struct nvmk_emu *emu, unsigned idx, uint32_t v)
+{
+	_Atomic uint32_t *ev;
+
+	if (!emu->dbbuf_eventidx || idx < 2)
+		return;
+	ev = dbbuf_slot(emu, emu->dbbuf_eventidx, idx, true);
+	if (!ev) {
+		emu_fatal(emu, (int)(idx / 2), "EventIdx buffer not translatable");
+		return;
+	}
+	/* seq_cst: this store must be ordered before the shadow re-read that
+	 * follows it (store->load), or a host update racing with it is missed. */
+	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_SEQ_CST);
+}
+
+/* ---- command fetch and dispatch ---- */
+
+static void cmd_hold(struct nvmk_emu *emu, uint16_t sqid, const struct nvme_sqe *sqe,
+		     enum emu_cmd_state st, uint16_t status, uint32_t dw0, uint64_t deadline,
+		     int fault_kind)
+{
+	struct emu_cmd *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		/* Cannot hold it: complete now rather than lose it. */
+		emu_cq_post(emu, sqid, sqe->cid, status, dw0, fault_kind);
+		return;
+	}
+	c->state = st;
+	c->sqid = sqid;
+	c->cid = sqe->cid;
+	c->opc = sqe->opc;
+	c->nsid = sqe->nsid;
+	c->status = status;
+	c->dw0 = dw0;
+	c->deadline_ns = deadline;
+	c->fault_kind = fault_kind;
+	emu_pending_add(emu, c);
+}
+
+static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nvme_sqe *sqe)
+{
+	struct nvmk_emu_fault f;
+	struct emu_result r;
+
+	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1, memory_order_relaxed);
+	/* Aborted while still in the SQ: completes before any fault applies. */
+	if (sq_take_abort(sq, sqe->cid)) {
+		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
+		return;
+	}
+	f = emu_fault_match(emu, sq->qid, sqe->opc);
+	switch (f.kind) {
+	case NVMK_FAULT_FATAL:
+		emu_fatal(emu, sq->qid, "fault injection on fetch");
+		return;
+	case NVMK_FAULT_REMOVE:
+		nvmk_emu_surprise_remove(emu);
+		return;
+	case NVMK_FAULT_HANG:
+		nvmk_debug(emu->name, sq->qid, "fault: hanging cid %u opc 0x%02x", sqe->cid,
+			   sqe->opc);
+		cmd_hold(emu, sq->qid, sqe, EMU_CMD_HUNG, 0, 0, 0, 0);
+		return;
+	default:
+		break;
+	}
+	if (f.kind == NVMK_FAULT_STATUS) {
+		r = (struct emu_result){.status = f.status};
+	} else if (sq->qid == 0) {
+		r = emu_admin_exec(emu, sqe);
+	} else {
+		r = emu_io_exec(emu, sq->qid, sqe);
+	}
+	if (r.deferred)
+		return;
+	if (f.kind == NVMK_FAULT_DELAY) {
+		cmd_hold(emu, sq->qid, sqe, EMU_CMD_DELAYED, r.status, r.dw0,
+			 emu_now_ns() + f.delay_us * 1000ull, 0);
+		return;
+	}
+	emu_cq_post(emu, sq->qid, sqe->cid, r.status, r.dw0, (int)f.kind);
+}
+
+/*
+ * An Invalid Doorbell Write Value (Base 2.0 3.1.3.21/22 and Figure 147): the
+ * write is ignored, logged once per queue, and reported as an error event
+ * (type 0, info 01h, Error Information log) until a valid value arrives.
+ */
+static void db_invalid(struct nvmk_emu *emu, bool *flag, int qid, const char *what, uint32_t v,
+		       uint32_t size)
+{
+	if (*flag)
+		return;
+	*flag = true;
+	nvmk_warn(emu->name, qid, "invalid %s doorbell value %u (queue size %u) ignored", what, v,
+		  size);
+	emu_aer_event(emu, NVME_AER_TYPE_ERROR, 0x01, NVME_LOG_ERROR);
+}
+
+/* Pick up the latest SQ tail (MMIO or shadow doorbell); false on a fatal error. */
+static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
+{
+	uint32_t tail = sq->tail;
+
+	if (!db_read(emu, 2u * sq->qid, &tail, &sq->last_shadow))
+		return false;
+	if (tail >= sq->size) {
+		db_invalid(emu, &sq->bad_db, sq->qid, "SQ tail", tail, sq->size);
+	} else {
+		sq->bad_db = false;
+		sq->tail = tail;
+	}
+	return true;
+}
+
+/* After EventIdx was written: did the host move the shadow tail meanwhile? */
+static bool sq_shadow_moved(struct nvmk_emu *emu, struct emu_sq *sq)
+{
+	_Atomic uint32_t *sh;
+
+	if (!emu->dbbuf_shadow || sq->qid == 0)
+		return false;
+	sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * sq->qid, false);
+	/* seq_cst: pairs with the seq_cst EventIdx store (see eventidx_write). */
+	return sh && __atomic_load_n((uint32_t *)sh, __ATOMIC_SEQ_CST) != sq->last_shadow;
+}
+
+static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
+{
+	struct emu_cq *cq = &emu->cqs[sq->cqid];
+	unsigned n = 0;
+
+	if (!sq_refresh_tail(emu, sq))
+		return false;
+	while (sq->head != sq->tail && n < EMU_BATCH) {
+		const struct nvme_sqe *src;
+		struct nvme_sqe sqe;
+
+		if (!cq_room(cq))
+			break; /* host has not consumed completions yet */
+		src = sq_entry(emu, sq, sq->head);
+		if (!src) {
+			emu_fatal(emu, sq->qid, "SQ memory not translatable");
+			return false;
+		}
+		memcpy(&sqe, src, sizeof(sqe));
+		sq->head = (sq->head + 1) % sq->size;
+		n++;
+		cmd_process(emu, sq, &sqe);
+		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed) || !sq->valid)
+			return true;
+	}
+	eventidx_write(emu, 2u * sq->qid, sq->tail);
+	return n > 0 || sq_shadow_moved(emu, sq);
+}
+
+static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
+{
+	uint32_t head = cq->head;
+
+	if (!db_read(emu, 2u * cq->qid + 1u, &head, &cq->last_shadow))
+		return;
+	/* The new head may only move forward over entries already posted. */
+	if (head >= cq->size ||
+	    (head + cq->size - cq->head) % cq->size > (cq->tail + cq->size - cq->head) % cq->size) {
+		db_invalid(emu, &cq->bad_db, cq->qid, "CQ head", head, cq->size);
+		return;
+	}
+	cq->bad_db = false;
+	cq->head = head;
+	eventidx_write(emu, 2u * cq->qid + 1u, head);
+}
+
+bool emu_queues_process(struct nvmk_emu *emu)
+{
+	bool busy = false;
+
+	for (unsigned q = 0; q <= emu->nq; q++)
+		if (emu->cqs[q].valid)
+			cq_update_head(emu, &emu->cqs[q]);
+	/* Round robin (CAP.AMS = 0): admin first, then every I/O SQ, each at most
+	 * EMU_BATCH commands per round so no queue starves another. */
+	for (unsigned q = 0; q <= emu->nq; q++) {
+		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed))
+			break;
+		if (emu->sqs[q].valid)
+			busy |= sq_process(emu, &emu->sqs[q]);
+	}
+	return busy;
+}
+
+/* ---- queue creation / deletion (Base 2.0 5.4 - 5.7) ---- */
+
+uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64_t base, bool ien,
+		       uint16_t iv)
+{
+	struct emu_cq *cq = &emu->cqs[qid];
+
+	*cq = (struct emu_cq){.valid = true,
+			      .qid = qid,
+			      .size = size,
+			      .base = base,
+			      .ien = ien,
+			      .iv = iv,
+			      .phase = 1};
+	atomic_store(&emu->cq_db[qid], 0);
+	if (emu->dbbuf_shadow) {
+		_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * qid + 1u, false);
+
+		cq->last_shadow = sh ? __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE) : 0;
+	}
+	emu->queues_created = true;
+	return 0;
+}
+
+uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32_t size,
+		       uint64_t base)
+{
+	struct emu_sq *sq = &emu->sqs[qid];
+
+	*sq = (struct emu_sq){.valid = true, .qid = qid, .cqid = cqid, .size = size, .base = base};
+	atomic_store(&emu->sq_db[qid], 0);
+	if (emu->dbbuf_shadow) {
+		_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * qid, false);
+
+		sq->last_shadow = sh ? __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE) : 0;
+	}
+	emu->cqs[cqid].nr_sq++;
+	emu->queues_created = true;
+	return 0;
+}
+
+uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
+{
+	struct emu_sq *sq = &emu->sqs[qid];
+	struct emu_cq *cq = &emu->cqs[sq->cqid];
+	uint32_t tail = sq->tail;
+
+	/* Base 2.0 5.6: commands of the SQ are aborted with Command Aborted due
+	 * to SQ Deletion before the Delete completes: held ones, and the ones
+	 * submitted but not fetched (as far as the CQ has room). */
+	emu_pending_flush_sq(emu, qid, SF_GEN(NVME_SC_ABORT_SQ_DELETED));
+	if (db_read(emu, 2u * qid, &tail, &sq->last_shadow) && tail < sq->size)
+		sq->tail = tail;
+	while (sq->head != sq->tail && cq_room(cq)) {
+		const struct nvme_sqe *e = sq_entry(emu, sq, sq->head);
+
+		sq->head = (sq->head + 1) % sq->size;
+		if (e)
+			emu_cq_post(emu, qid, e->cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
+	}
+	sq->valid = false;
+	if (cq->nr_sq)
+		cq->nr_sq--;
+	return 0;
+}
+
+uint16_t emu_cq_delete(struct nvmk_emu *emu, uint16_t qid)
+{
+	if (emu->cqs[qid].nr_sq)
+		return SF_CMD(NVME_SC_INVALID_QUEUE_DELETION);
+	emu->cqs[qid].valid = false;
+	return 0;
+}
+
+void emu_queues_reset(struct nvmk_emu *emu)
+{
+	struct emu_cmd *c;
+
+	/* Controller reset: outstanding commands are dropped, never completed. */
+	while ((c = emu->pending)) {
+		emu->pending = c->next;
+		free(c);
+	}
+	emu->nr_aer = 0;
+	memset(emu->sqs, 0, (emu->nq + 1u) * sizeof(*emu->sqs));
+	memset(emu->cqs, 0, (emu->nq + 1u) * sizeof(*emu->cqs));
+	for (unsigned q = 0; q <= emu->nq; q++) {
+		atomic_store(&emu->sq_db[q], 0);
+		atomic_store(&emu->cq_db[q], 0);
+	}
+	emu->dbbuf_shadow = 0;
+	emu->dbbuf_eventidx = 0;
+	emu->queues_created = false;
+}
