@@ -462,9 +462,17 @@ static void test_feature_host_identifier(void **state)
 	assert_ok(host_admin_data(h, &sqe, got, 8, false, NULL));
 	assert_memory_equal(got, id8, 8);
 
-	/* 128-bit form, if the controller says it supports it (CTRATT bit 0) */
-	if (!(f->id.ctratt & 1))
+	/* 128-bit form: only if the controller says it supports it (CTRATT
+	 * bit 0); a size it does not support is Invalid Field in Command
+	 * (Base 2.0 5.27.1.25) */
+	if (!(f->id.ctratt & 1)) {
+		host_sqe(&sqe, NVME_ADM_SET_FEATURES, 0);
+		sqe.cdw10 = NVME_FEAT_HOST_ID;
+		sqe.cdw11 = NVME_FEAT_HOSTID_EXHID;
+		assert_sf(host_admin_data(h, &sqe, id16, 16, true, NULL), NVME_SCT_GENERIC,
+			  NVME_SC_INVALID_FIELD);
 		return;
+	}
 	host_sqe(&sqe, NVME_ADM_SET_FEATURES, 0);
 	sqe.cdw10 = NVME_FEAT_HOST_ID;
 	sqe.cdw11 = NVME_FEAT_HOSTID_EXHID;

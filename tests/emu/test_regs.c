@@ -273,6 +273,10 @@ static void check_refused_enable(struct host *h, uint32_t cc)
 	}
 	assert_int_equal(host_disable(h), 0);
 	assert_int_equal(host_rd32(h, NVME_REG_CSTS) & NVME_CSTS_RDY, 0);
+	/* Let a lingering CFS go before the next step, so that this test is
+	 * about the refusal only (test_reenable_after_refused_enable checks
+	 * that no waiting is needed). */
+	host_wait_csts(h, NVME_CSTS_CFS, 0, host_rdy_timeout_ms(h), NULL);
 }
 
 static uint32_t good_cc(uint32_t mps)
@@ -335,6 +339,67 @@ static void test_bad_css_refused(void **state)
 	check_refused_enable(h, good_cc(0) | NVME_CC_SET_CSS(5));
 	if (!(NVME_CAP_CSS(h->cap) & NVME_CAP_CSS_ADMIN_ONLY))
 		check_refused_enable(h, good_cc(0) | NVME_CC_SET_CSS(7));
+	assert_int_equal(host_enable(h, 8), 0);
+	assert_ok(host_identify(h, NVME_ID_CNS_CTRL, 0, &id));
+	host_destroy(h);
+}
+
+/*
+ * Base 2.0 3.1.3.5 CC.EN: once EN is cleared and CSTS.RDY reads 0 the
+ * controller is ready to be re-enabled. After an enable that failed with CFS
+ * (RDY never became 1) the host clears EN, sees RDY = 0 at once and may
+ * enable again right away: a valid configuration must then give a ready
+ * controller without CFS, and the reset is counted.
+ */
+static void test_reenable_after_refused_enable(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvme_id_ctrl id;
+	struct host *h;
+	unsigned i;
+	uint64_t asq, acq, resets, deadline;
+	uint32_t csts;
+
+	(void)state;
+	host_config(&cfg, "regs-reen");
+	cfg.mpsmin = 1;
+	cfg.mpsmax = 1;
+	cfg.cap_to = 1;
+	h = new_host(&cfg);
+	asq = host_page_alloc(h->arena, 2, 2);
+	acq = host_page_alloc(h->arena, 2, 2);
+	for (i = 0; i < 5; i++) {
+		host_wr32(h, NVME_REG_AQA, NVME_AQA(7, 7));
+		host_wr64(h, NVME_REG_ASQ, asq);
+		host_wr64(h, NVME_REG_ACQ, acq);
+		/* MPS 0 is below MPSMIN: refused, with CFS */
+		host_wr32(h, NVME_REG_CC, good_cc(0) | NVME_CC_EN);
+		assert_int_equal(
+		    host_wait_csts(h, NVME_CSTS_CFS, NVME_CSTS_CFS, host_rdy_timeout_ms(h), &csts),
+		    0);
+		assert_int_equal(csts & NVME_CSTS_RDY, 0);
+		resets = nvmk_emu_reset_count(h->emu);
+		host_wr32(h, NVME_REG_CC, good_cc(0));
+		assert_int_equal(host_wait_csts(h, NVME_CSTS_RDY, 0, host_rdy_timeout_ms(h), &csts),
+				 0);
+		/* RDY = 0: ready to be re-enabled, now; a host that sees CFS
+		 * on the way to RDY = 1 gives up on the controller */
+		host_wr32(h, NVME_REG_CC, good_cc(1) | NVME_CC_EN);
+		deadline = host_now_ms() + host_rdy_timeout_ms(h);
+		do {
+			csts = host_rd32(h, NVME_REG_CSTS);
+			if (csts & NVME_CSTS_CFS)
+				fail_msg("round %u: CSTS.CFS set after re-enabling with a valid CC "
+					 "(CSTS 0x%08x)",
+					 i, csts);
+			if (host_now_ms() > deadline)
+				fail_msg("round %u: not ready after re-enable (CSTS 0x%08x)", i,
+					 csts);
+		} while (!(csts & NVME_CSTS_RDY));
+		assert_int_equal(nvmk_emu_reset_count(h->emu), resets + 1);
+		assert_int_equal(host_disable(h), 0);
+	}
+	h->mps = 1;
 	assert_int_equal(host_enable(h, 8), 0);
 	assert_ok(host_identify(h, NVME_ID_CNS_CTRL, 0, &id));
 	host_destroy(h);
@@ -531,6 +596,7 @@ int main(void)
 	    cmocka_unit_test(test_rdy_never),
 	    cmocka_unit_test(test_bad_mps_refused),
 	    cmocka_unit_test(test_bad_css_refused),
+	    cmocka_unit_test(test_reenable_after_refused_enable),
 	    cmocka_unit_test(test_shutdown_normal),
 	    cmocka_unit_test(test_shutdown_abrupt),
 	    cmocka_unit_test(test_reset_drops_queues),

@@ -35,15 +35,18 @@ static int set_hostid(struct host *h, const uint8_t *id, bool ext)
 	return host_admin_data(h, &sqe, (void *)id, ext ? 16 : 8, true, NULL);
 }
 
+/* 0 started; 1: the 128-bit form was refused (the caller skips); < 0 failed */
 static int start_ctrl(struct host *h, const uint8_t *id, bool ext, struct nvme_id_ctrl *idc)
 {
+	int sf;
+
 	if (host_enable(h, 16) || host_identify(h, NVME_ID_CNS_CTRL, 0, idc))
 		return -1;
 	/* the Host Identifier is set before any I/O queue exists */
-	if (ext && !(idc->ctratt & 1))
-		return 1; /* no 128-bit host identifiers: caller skips */
-	if (set_hostid(h, id, ext) || host_set_num_queues(h, 2, 2, NULL) ||
-	    host_create_qpair(h, 1, 16, -1))
+	sf = set_hostid(h, id, ext);
+	if (ext && SF_CODE(sf) == NVME_SF(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD))
+		return 1; /* no 128-bit host identifiers (Base 2.0 5.27.1.25) */
+	if (sf || host_set_num_queues(h, 2, 2, NULL) || host_create_qpair(h, 1, 16, -1))
 		return -1;
 	return 0;
 }
@@ -434,7 +437,26 @@ static void test_registrants_only_types(void **state)
 	assert_ok(resv_release(p->a, NVME_RESV_REL_CLEAR, 0, KA));
 }
 
-static void test_extended_report(void **state)
+/* EDS = 1 while the hosts use 64-bit identifiers: the extended structure
+ * has no room for them to be consistent, Host Identifier Inconsistent
+ * Format (NVM-CS 1.0 3.2.6; Linux falls back to EDS = 0 on exactly this). */
+static void test_extended_report_64bit_ids(void **state)
+{
+	struct pair *p = *state;
+	uint8_t buf[512];
+	struct report r;
+
+	assert_ok(resv_register(p->a, NVME_RESV_REG_REGISTER, 0, KA));
+	assert_ok(resv_register(p->b, NVME_RESV_REG_REGISTER, 0, KB));
+	assert_sf(resv_report(p->a, true, buf, sizeof(buf)), NVME_SCT_GENERIC,
+		  NVME_SC_HOSTID_INCONSISTENT);
+	get_report(p->a, false, &r);
+	assert_int_equal(r.regctl, 2);
+}
+
+/* EDS = 1 with 128-bit host identifiers lists both hosts (NVM-CS 1.0 3.2.6,
+ * Figures 60/61), if the controller takes 128-bit identifiers at all. */
+static void test_extended_report_128(void **state)
 {
 	struct pair *p = *state;
 	uint8_t buf[512];
@@ -442,7 +464,7 @@ static void test_extended_report(void **state)
 	unsigned ia, ib;
 
 	if (!p->b)
-		skip(); /* no 128-bit Host Identifier support (CTRATT bit 0) */
+		skip(); /* Set Features 81h with EXHID = 1 was refused */
 	assert_ok(resv_register(p->a, NVME_RESV_REG_REGISTER, 0, KA));
 	assert_ok(resv_register(p->b, NVME_RESV_REG_REGISTER, 0, KB));
 	assert_ok(resv_acquire(p->b, NVME_RESV_ACQ_ACQUIRE, NVME_RESV_WRITE_EXCLUSIVE, KB, 0));
@@ -465,6 +487,17 @@ static void test_extended_report(void **state)
 	assert_conflict(io(p->a, NVME_CMD_WRITE, 4));
 	assert_ok(io(p->b, NVME_CMD_WRITE, 4));
 	assert_ok(resv_release(p->b, NVME_RESV_REL_CLEAR, 0, KB));
+	/* a 64-bit identifier while another controller of the subsystem uses a
+	 * 128-bit one: Host Identifier Inconsistent Format (Base 2.0 5.27.1.25) */
+	{
+		struct nvme_sqe sqe;
+		uint8_t id8[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+
+		host_sqe(&sqe, NVME_ADM_SET_FEATURES, 0);
+		sqe.cdw10 = NVME_FEAT_HOST_ID;
+		assert_sf(host_admin_data(p->b, &sqe, id8, 8, true, NULL), NVME_SCT_GENERIC,
+			  NVME_SC_HOSTID_INCONSISTENT);
+	}
 }
 
 int main(void)
@@ -475,7 +508,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_write_exclusive, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_exclusive_access_preempt_clear, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_registrants_only_types, setup64, teardown),
-	    cmocka_unit_test_setup_teardown(test_extended_report, setup128, teardown),
+	    cmocka_unit_test_setup_teardown(test_extended_report_64bit_ids, setup64, teardown),
+	    cmocka_unit_test_setup_teardown(test_extended_report_128, setup128, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
