@@ -243,6 +243,42 @@ void host_config(struct nvmk_emu_config *cfg, const char *name)
 	cfg->model = "nvmekeep conformance target";
 }
 
+/* Hosts alive, for host_destroy_all(); hosts are created and destroyed by
+ * the test's main thread only. */
+#define HOST_LIVE_MAX 16
+static struct host *host_live[HOST_LIVE_MAX];
+
+static void host_live_set(struct host *old, struct host *new)
+{
+	unsigned i;
+
+	for (i = 0; i < HOST_LIVE_MAX; i++) {
+		if (host_live[i] == old) {
+			host_live[i] = new;
+			return;
+		}
+	}
+}
+
+int host_destroy_all(void **state)
+{
+	struct host *newest;
+	unsigned i;
+
+	(void)state;
+	/* newest first: a controller that joined another's subsystem goes
+	 * before the one it joined */
+	for (;;) {
+		newest = NULL;
+		for (i = 0; i < HOST_LIVE_MAX; i++)
+			if (host_live[i] && (!newest || host_live[i]->seq > newest->seq))
+				newest = host_live[i];
+		if (!newest)
+			return 0;
+		host_destroy(newest);
+	}
+}
+
 int host_try_create(const struct nvmk_emu_config *cfg, struct host **out)
 {
 	struct host *h = calloc(1, sizeof(*h));
@@ -275,6 +311,12 @@ int host_try_create(const struct nvmk_emu_config *cfg, struct host **out)
 	h->dstrd = NVME_CAP_DSTRD(h->cap);
 	h->mps = NVME_CAP_MPSMIN(h->cap);
 	h->page_size = HOST_PAGE << h->mps;
+	{
+		static uint64_t seq;
+
+		h->seq = ++seq;
+	}
+	host_live_set(NULL, h);
 	*out = h;
 	return 0;
 }
@@ -296,6 +338,7 @@ void host_destroy(struct host *h)
 
 	if (!h)
 		return;
+	host_live_set(h, NULL);
 	/* Stop the controller before its memory and eventfds go away. */
 	nvmk_emu_destroy(h->emu);
 	for (i = 0; i < HOST_MAX_VECTORS; i++)

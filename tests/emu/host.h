@@ -112,6 +112,7 @@ struct host {
 	uint64_t dbbuf_iova, eventidx_iova;
 	uint32_t *dbbuf, *eventidx;
 	uint64_t mmio_doorbell_writes; /* I/O queue doorbell register writes */
+	uint64_t seq;		       /* creation order */
 };
 
 /* Fill @cfg with nvmk_emu_config_default() plus a name, serial and model. */
@@ -122,6 +123,9 @@ struct host *host_create(const struct nvmk_emu_config *cfg);
 /* Like host_create() but return the errno from nvmk_emu_create(). */
 int host_try_create(const struct nvmk_emu_config *cfg, struct host **out);
 void host_destroy(struct host *h);
+/* Destroy every host still alive: a cmocka teardown, so that a test that
+ * fails half way (longjmp) leaks nothing. Always returns 0. */
+int host_destroy_all(void **state);
 
 uint32_t host_rd32(struct host *h, uint32_t off);
 uint64_t host_rd64(struct host *h, uint32_t off);

@@ -53,7 +53,7 @@ static int teardown(void **state)
 
 	host_destroy(f->h);
 	free(f);
-	return 0;
+	return host_destroy_all(NULL);
 }
 
 static struct host *H(void **state)

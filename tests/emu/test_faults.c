@@ -36,7 +36,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	host_destroy(*state);
-	return 0;
+	return host_destroy_all(NULL);
 }
 
 static int add_rule(struct host *h, enum nvmk_emu_fault_kind kind, uint32_t qid, uint32_t opc,

@@ -77,7 +77,7 @@ static int teardown(void **state)
 
 	host_destroy(f->h);
 	free(f);
-	return 0;
+	return host_destroy_all(NULL);
 }
 
 static struct host *H(void **state)
@@ -761,8 +761,8 @@ int main(void)
 	    T(test_queue_wrap),
 	    T(test_many_outstanding),
 	    T(test_sgl_refused),
-	    cmocka_unit_test(test_file_namespace),
-	    cmocka_unit_test(test_null_namespace),
+	    cmocka_unit_test_teardown(test_file_namespace, host_destroy_all),
+	    cmocka_unit_test_teardown(test_null_namespace, host_destroy_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	host_destroy(*state);
-	return 0;
+	return host_destroy_all(NULL);
 }
 
 /* Submit a 512 B read on @qid and return its CID. */

@@ -588,20 +588,20 @@ static void test_bad_config_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cap_reflects_config),
-	    cmocka_unit_test(test_version),
-	    cmocka_unit_test(test_readonly_and_rw_fields),
-	    cmocka_unit_test(test_enable_disable),
-	    cmocka_unit_test(test_rdy_delay),
-	    cmocka_unit_test(test_rdy_never),
-	    cmocka_unit_test(test_bad_mps_refused),
-	    cmocka_unit_test(test_bad_css_refused),
-	    cmocka_unit_test(test_reenable_after_refused_enable),
-	    cmocka_unit_test(test_shutdown_normal),
-	    cmocka_unit_test(test_shutdown_abrupt),
-	    cmocka_unit_test(test_reset_drops_queues),
-	    cmocka_unit_test(test_doorbell_stride),
-	    cmocka_unit_test(test_bad_config_refused),
+	    cmocka_unit_test_teardown(test_cap_reflects_config, host_destroy_all),
+	    cmocka_unit_test_teardown(test_version, host_destroy_all),
+	    cmocka_unit_test_teardown(test_readonly_and_rw_fields, host_destroy_all),
+	    cmocka_unit_test_teardown(test_enable_disable, host_destroy_all),
+	    cmocka_unit_test_teardown(test_rdy_delay, host_destroy_all),
+	    cmocka_unit_test_teardown(test_rdy_never, host_destroy_all),
+	    cmocka_unit_test_teardown(test_bad_mps_refused, host_destroy_all),
+	    cmocka_unit_test_teardown(test_bad_css_refused, host_destroy_all),
+	    cmocka_unit_test_teardown(test_reenable_after_refused_enable, host_destroy_all),
+	    cmocka_unit_test_teardown(test_shutdown_normal, host_destroy_all),
+	    cmocka_unit_test_teardown(test_shutdown_abrupt, host_destroy_all),
+	    cmocka_unit_test_teardown(test_reset_drops_queues, host_destroy_all),
+	    cmocka_unit_test_teardown(test_doorbell_stride, host_destroy_all),
+	    cmocka_unit_test_teardown(test_bad_config_refused, host_destroy_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

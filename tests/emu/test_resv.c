@@ -110,7 +110,7 @@ static int teardown(void **state)
 	host_destroy(p->b);
 	host_destroy(p->a);
 	free(p);
-	return 0;
+	return host_destroy_all(NULL);
 }
 
 /* ---- commands ---- */
