@@ -526,20 +526,19 @@ static void host_doorbell(struct host *h, uint16_t qid, uint32_t idx, uint32_t o
 	if (h->db_mode != HOST_DB_MMIO) {
 		uint32_t slot = idx << h->dstrd; /* same stride as the registers, in dwords */
 
-		/* release: the SQ entry written (or CQ entry consumed) before is
-		 * visible to the controller once it sees the new shadow value */
-		__atomic_store_n(&h->dbbuf[slot], val, __ATOMIC_RELEASE);
+		/* seq_cst: release for the SQ entry written (or CQ entry
+		 * consumed) before it, and ordered before the EventIdx load
+		 * below (store -> load), or both sides could miss each other */
+		__atomic_store_n(&h->dbbuf[slot], val, __ATOMIC_SEQ_CST);
 		if (qid != 0) {
 			if (h->db_mode == HOST_DB_SHADOW_ONLY)
 				return;
 			if (h->db_mode == HOST_DB_EVENTIDX) {
 				uint16_t ev;
 
-				/* seq_cst: the shadow store must be globally visible
-				 * before EventIdx is read, or both sides can miss */
-				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+				/* seq_cst: pairs with the store above (see there) */
 				ev =
-				    (uint16_t)__atomic_load_n(&h->eventidx[slot], __ATOMIC_ACQUIRE);
+				    (uint16_t)__atomic_load_n(&h->eventidx[slot], __ATOMIC_SEQ_CST);
 				if (!host_need_event(ev, (uint16_t)val, (uint16_t)old))
 					return;
 			}

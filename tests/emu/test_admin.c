@@ -900,6 +900,82 @@ static void test_dbbuf_errors(void **state)
 	host_destroy(h2);
 }
 
+/* ---- Invalid doorbell writes (Base 2.0 3.1.3.21/22, 5.2 Figure 147) ---- */
+
+/* Post an AER, do @poke, expect an Error event with @info and the Error
+ * Information log page, then read that log (RAE = 0) to unmask the type. */
+static void expect_error_event(struct host *h, void (*poke)(struct host *), uint8_t info)
+{
+	struct nvme_cqe cqe;
+	uint8_t log[64 * 4];
+	uint16_t cid;
+	struct nvme_sqe sqe;
+
+	host_sqe(&sqe, NVME_ADM_ASYNC_EVENT, 0);
+	cid = (uint16_t)host_submit(h, 0, &sqe);
+	poke(h);
+	assert_ok(host_wait(h, 0, cid, &cqe, HOST_TIMEOUT_MS));
+	assert_int_equal(NVME_AER_DW0_TYPE(cqe.dw0), NVME_AER_TYPE_ERROR);
+	assert_int_equal(NVME_AER_DW0_INFO(cqe.dw0), info);
+	assert_int_equal(NVME_AER_DW0_LID(cqe.dw0), NVME_LOG_ERROR);
+	assert_ok(host_get_log(h, NVME_LOG_ERROR, NVME_NSID_ALL, log, 64, false));
+}
+
+static void poke_bad_sq_tail(struct host *h)
+{
+	/* SQ 1 has 8 entries: a tail of 200 is not a valid value */
+	host_wr32(h, nvme_sq_doorbell(1, h->dstrd), 200);
+}
+
+static void poke_bad_cq_head(struct host *h)
+{
+	host_wr32(h, nvme_cq_doorbell(2, h->dstrd), 9);
+}
+
+static void poke_missing_queue(struct host *h)
+{
+	/* no SQ 3 exists: a write to an invalid doorbell register */
+	host_wr32(h, nvme_sq_doorbell(3, h->dstrd), 1);
+}
+
+static void test_invalid_doorbell_events(void **state)
+{
+	struct host *h = H(state);
+	struct nvme_id_ctrl id;
+
+	assert_ok(host_set_num_queues(h, 4, 4, NULL));
+	assert_int_equal(host_create_qpair(h, 1, 8, -1), 0);
+	assert_int_equal(host_create_qpair(h, 2, 8, -1), 0);
+	expect_error_event(h, poke_bad_sq_tail, 0x01); /* Invalid Doorbell Write Value */
+	expect_error_event(h, poke_bad_cq_head, 0x01);
+	expect_error_event(h, poke_missing_queue, 0x00); /* Write to Invalid Doorbell */
+	/* the controller is still alive and the admin queue works */
+	assert_int_equal(host_rd32(h, NVME_REG_CSTS) & NVME_CSTS_CFS, 0);
+	assert_ok(host_identify(h, NVME_ID_CNS_CTRL, 0, &id));
+}
+
+/* Admin data pointers follow the same PRP rules: an Identify buffer that
+ * starts mid-page needs PRP2 for its second half (Base 2.0 4.1.1). */
+static void test_identify_unaligned_buffer(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	struct nvme_sqe sqe;
+	uint64_t buf = host_page_alloc(h->arena, 3, 1);
+	uint8_t *va = host_va(h->arena, buf);
+
+	memset(va, 0xcc, 3 * HOST_PAGE);
+	host_sqe(&sqe, NVME_ADM_IDENTIFY, 0);
+	sqe.cdw10 = NVME_ID_CNS_CTRL;
+	sqe.prp1 = buf + 0x800;
+	sqe.prp2 = buf + HOST_PAGE;
+	assert_ok(host_admin(h, &sqe, NULL));
+	assert_memory_equal(va + 0x800, &f->id, sizeof(f->id));
+	/* nothing written outside the 4 KiB */
+	assert_int_equal(va[0x7ff], 0xcc);
+	assert_int_equal(va[0x800 + 4096], 0xcc);
+}
+
 /* ---- Opcodes ---- */
 
 static void test_invalid_opcodes(void **state)
@@ -976,6 +1052,8 @@ int main(void)
 	    T(test_dbbuf_eventidx),
 	    T(test_dbbuf_errors),
 	    T(test_invalid_opcodes),
+	    T(test_invalid_doorbell_events),
+	    T(test_identify_unaligned_buffer),
 	    T(test_admin_queue_wrap),
 	};
 

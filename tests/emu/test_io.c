@@ -624,6 +624,73 @@ static void test_many_outstanding(void **state)
 	host_buf_free(h, &b);
 }
 
+/* Base 2.0 4.6 (CQ full): the controller never posts into a full CQ (tail
+ * + 1 == head); completions wait until the host frees entries. A 4-entry CQ
+ * under a 16-entry SQ: 10 commands, at most 3 entries posted until the host
+ * reads; then all 10 arrive, each exactly once. */
+static void test_cq_full_backpressure(void **state)
+{
+	struct host *h = H(state);
+	struct nvme_sqe sqe;
+	struct nvme_cqe raw[4], cqe;
+	uint64_t deadline, buf = host_page_alloc(h->arena, 1, 1);
+	bool seen[10] = {false};
+	int cid[10];
+	unsigned i, k;
+
+	assert_int_equal(host_create_cq(h, 3, 4, -1), 0);
+	assert_int_equal(host_create_sq(h, 3, 3, 16), 0);
+	for (i = 0; i < 10; i++) {
+		host_sqe(&sqe, NVME_CMD_READ, NS512);
+		sqe.cdw10 = i;
+		sqe.prp1 = buf;
+		cid[i] = host_submit(h, 3, &sqe);
+		assert_true(cid[i] >= 0);
+	}
+	/* three entries appear... */
+	deadline = host_now_ms() + HOST_TIMEOUT_MS;
+	do {
+		host_cq_raw(h, 3, 2, &raw[2]);
+		assert_true(host_now_ms() < deadline);
+	} while (NVME_CQE_PHASE(raw[2].status) != 1);
+	/* ...and nothing more while the CQ is full */
+	host_sleep_ms(HOST_QUIET_MS);
+	for (k = 0; k < 4; k++)
+		host_cq_raw(h, 3, k, &raw[k]);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(NVME_CQE_PHASE(raw[k].status), 1);
+	assert_true(host_all_zero(&raw[3], sizeof(raw[3])));
+	/* consuming them lets the rest through */
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(host_cq_next(h, 3, &cqe, HOST_TIMEOUT_MS), 0);
+		assert_int_equal(cqe.sqid, 3);
+		assert_ok(NVME_CQE_SF(cqe.status));
+		for (k = 0; k < 10; k++)
+			if (cid[k] == cqe.cid)
+				break;
+		assert_true(k < 10);
+		assert_false(seen[k]);
+		seen[k] = true;
+	}
+	assert_int_equal(host_cq_next(h, 3, &cqe, 50), -ETIMEDOUT);
+}
+
+/* Fused operations are not offered (Identify FUSES = 0): a command marked
+ * as part of a fused pair is refused (Base 2.0 4.2, Figure 88 FUSE). */
+static void test_fused_refused(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	struct nvme_sqe sqe;
+
+	if (f->id.fuses & 1)
+		skip();
+	host_sqe(&sqe, NVME_CMD_READ, NS512);
+	sqe.flags = 0x1; /* first command of a fused operation */
+	sqe.prp1 = host_page_alloc(h->arena, 1, 1);
+	assert_sf(host_cmd(h, 1, &sqe, NULL), NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+}
+
 /* SGLs are not offered (Identify SGLS = 0): PSDT other than 00b is refused. */
 static void test_sgl_refused(void **state)
 {
@@ -761,6 +828,8 @@ int main(void)
 	    T(test_queue_wrap),
 	    T(test_many_outstanding),
 	    T(test_sgl_refused),
+	    T(test_cq_full_backpressure),
+	    T(test_fused_refused),
 	    cmocka_unit_test_teardown(test_file_namespace, host_destroy_all),
 	    cmocka_unit_test_teardown(test_null_namespace, host_destroy_all),
 	};

@@ -557,6 +557,34 @@ static void test_doorbell_stride(void **state)
 	host_destroy(h);
 }
 
+/* emu.h: queue memory the DMA callback refuses makes the controller fatal
+ * (CSTS.CFS); nothing is touched outside the arena. */
+static void test_admin_queue_unmapped(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct host *h;
+	uint32_t csts;
+
+	(void)state;
+	host_config(&cfg, "regs-aqbad");
+	h = new_host(&cfg);
+	assert_string_equal(nvmk_emu_name(h->emu), "regs-aqbad");
+	host_wr32(h, NVME_REG_AQA, NVME_AQA(7, 7));
+	host_wr64(h, NVME_REG_ASQ, HOST_IOVA_BASE + HOST_ARENA_SIZE); /* just past the end */
+	host_wr64(h, NVME_REG_ACQ, HOST_IOVA_BASE + HOST_ARENA_SIZE + HOST_PAGE);
+	host_wr32(h, NVME_REG_CC, good_cc(0) | NVME_CC_EN);
+	/* either the enable already fails, or the first command does */
+	if (host_wait_csts(h, NVME_CSTS_RDY | NVME_CSTS_CFS, NVME_CSTS_RDY, 2000, &csts) == 0)
+		host_wr32(h, nvme_sq_doorbell(0, h->dstrd), 1);
+	assert_int_equal(host_wait_csts(h, NVME_CSTS_CFS, NVME_CSTS_CFS, HOST_TIMEOUT_MS, &csts),
+			 0);
+	/* a reset with good queues recovers */
+	assert_int_equal(host_disable(h), 0);
+	host_wait_csts(h, NVME_CSTS_CFS, 0, host_rdy_timeout_ms(h), NULL);
+	assert_int_equal(host_enable(h, 8), 0);
+	host_destroy(h);
+}
+
 /* emu.h: invalid configurations are refused with -EINVAL. */
 static void test_bad_config_refused(void **state)
 {
@@ -601,6 +629,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_shutdown_abrupt, host_destroy_all),
 	    cmocka_unit_test_teardown(test_reset_drops_queues, host_destroy_all),
 	    cmocka_unit_test_teardown(test_doorbell_stride, host_destroy_all),
+	    cmocka_unit_test_teardown(test_admin_queue_unmapped, host_destroy_all),
 	    cmocka_unit_test_teardown(test_bad_config_refused, host_destroy_all),
 	};
 
