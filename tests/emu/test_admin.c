@@ -904,8 +904,11 @@ static void test_dbbuf_errors(void **state)
 
 /* Post an AER, do @poke, expect an Error event with @info and the Error
  * Information log page, then read that log (RAE = 0) to unmask the type. */
-static void expect_error_event(struct host *h, void (*poke)(struct host *), uint8_t info)
+static void expect_error_event(struct host *h, void (*poke)(struct host *), uint8_t info,
+			       const char *what)
 {
+	int sf;
+
 	struct nvme_cqe cqe;
 	uint8_t log[64 * 4];
 	uint16_t cid;
@@ -914,7 +917,10 @@ static void expect_error_event(struct host *h, void (*poke)(struct host *), uint
 	host_sqe(&sqe, NVME_ADM_ASYNC_EVENT, 0);
 	cid = (uint16_t)host_submit(h, 0, &sqe);
 	poke(h);
-	assert_ok(host_wait(h, 0, cid, &cqe, HOST_TIMEOUT_MS));
+	sf = host_wait(h, 0, cid, &cqe, HOST_TIMEOUT_MS);
+	if (sf < 0)
+		fail_msg("%s: no Error event (AER still outstanding)", what);
+	assert_ok(sf);
 	assert_int_equal(NVME_AER_DW0_TYPE(cqe.dw0), NVME_AER_TYPE_ERROR);
 	assert_int_equal(NVME_AER_DW0_INFO(cqe.dw0), info);
 	assert_int_equal(NVME_AER_DW0_LID(cqe.dw0), NVME_LOG_ERROR);
@@ -946,9 +952,11 @@ static void test_invalid_doorbell_events(void **state)
 	assert_ok(host_set_num_queues(h, 4, 4, NULL));
 	assert_int_equal(host_create_qpair(h, 1, 8, -1), 0);
 	assert_int_equal(host_create_qpair(h, 2, 8, -1), 0);
-	expect_error_event(h, poke_bad_sq_tail, 0x01); /* Invalid Doorbell Write Value */
-	expect_error_event(h, poke_bad_cq_head, 0x01);
-	expect_error_event(h, poke_missing_queue, 0x00); /* Write to Invalid Doorbell */
+	expect_error_event(h, poke_bad_sq_tail, 0x01,
+			   "SQ tail beyond the queue"); /* Invalid Doorbell Write Value */
+	expect_error_event(h, poke_bad_cq_head, 0x01, "CQ head beyond the queue");
+	expect_error_event(h, poke_missing_queue, 0x00,
+			   "doorbell of a queue never created"); /* Write to Invalid Doorbell */
 	/* the controller is still alive and the admin queue works */
 	assert_int_equal(host_rd32(h, NVME_REG_CSTS) & NVME_CSTS_CFS, 0);
 	assert_ok(host_identify(h, NVME_ID_CNS_CTRL, 0, &id));
