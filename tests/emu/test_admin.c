@@ -495,6 +495,136 @@ static void test_feature_invalid_fid(void **state)
 	assert_sf(host_get_features(h, 0x5a, 0, &v), NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
 }
 
+/* Get Features SEL (Base 2.0 5.15.1, Figure 193) and Set Features SV, when
+ * ONCS says Save/Select is supported. */
+static int get_feature_sel(struct host *h, uint8_t fid, unsigned sel, uint32_t *dw0)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	int sf;
+
+	host_sqe(&sqe, NVME_ADM_GET_FEATURES, 0);
+	sqe.cdw10 = fid | (sel << 8);
+	sf = host_admin(h, &sqe, &cqe);
+	*dw0 = cqe.dw0;
+	return sf;
+}
+
+static void test_feature_select_and_save(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	struct nvme_sqe sqe;
+	uint32_t cur, dflt, saved, caps;
+
+	if (!(f->id.oncs & NVME_ONCS_SAVE_SELECT))
+		skip();
+	assert_ok(host_set_features(h, NVME_FEAT_ARBITRATION, 3, NULL));
+	assert_ok(get_feature_sel(h, NVME_FEAT_ARBITRATION, 0, &cur));
+	assert_ok(get_feature_sel(h, NVME_FEAT_ARBITRATION, 1, &dflt));
+	assert_ok(get_feature_sel(h, NVME_FEAT_ARBITRATION, 2, &saved));
+	assert_ok(get_feature_sel(h, NVME_FEAT_ARBITRATION, 3, &caps));
+	assert_int_equal(cur & 7, 3);
+	/* the Arbitration feature is changeable (it just was changed) */
+	assert_true(caps & (1u << 2));
+	if (!(caps & 1u)) {
+		/* not saveable: "saved" reads the default, and saving is
+		 * refused with Feature Identifier Not Saveable */
+		assert_int_equal(saved, dflt);
+		host_sqe(&sqe, NVME_ADM_SET_FEATURES, 0);
+		sqe.cdw10 = NVME_FEAT_ARBITRATION | NVME_FEAT_CDW10_SV;
+		sqe.cdw11 = 3;
+		assert_sf(host_admin(h, &sqe, NULL), NVME_SCT_CMD_SPECIFIC,
+			  NVME_SC_FEATURE_NOT_SAVEABLE);
+	}
+	/* SEL 100b..111b are reserved */
+	assert_sf(get_feature_sel(h, NVME_FEAT_ARBITRATION, 4, &cur), NVME_SCT_GENERIC,
+		  NVME_SC_INVALID_FIELD);
+}
+
+/* Power Management (02h) is mandatory: PS within NPSS (Base 2.0 5.27.1.2). */
+static void test_feature_power_management(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	uint32_t v = 0xff;
+
+	assert_ok(host_set_features(h, NVME_FEAT_POWER_MGMT, 0, NULL));
+	assert_ok(host_get_features(h, NVME_FEAT_POWER_MGMT, 0, &v));
+	assert_int_equal(v & 0x1f, 0);
+	assert_sf(host_set_features(h, NVME_FEAT_POWER_MGMT, f->id.npss + 1u, NULL),
+		  NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+}
+
+/* Temperature Threshold (04h) is mandatory: over and under thresholds of
+ * the composite temperature are kept apart (Base 2.0 5.27.1.3). */
+static void test_feature_temperature_threshold(void **state)
+{
+	struct host *h = H(state);
+	const uint32_t over = 0, under = 1u << 20;
+	uint32_t v = 0;
+
+	assert_ok(host_set_features(h, NVME_FEAT_TEMP_THRESH, over | 350, NULL));
+	assert_ok(host_set_features(h, NVME_FEAT_TEMP_THRESH, under | 250, NULL));
+	assert_ok(host_get_features(h, NVME_FEAT_TEMP_THRESH, over, &v));
+	assert_int_equal(v & 0xffff, 350);
+	assert_ok(host_get_features(h, NVME_FEAT_TEMP_THRESH, under, &v));
+	assert_int_equal(v & 0xffff, 250);
+}
+
+/* Firmware Slot Information (LID 03h) is mandatory, and FRMW must give 1 to
+ * 7 slots; the active slot's revision is Identify FR (Base 2.0 5.16.1.4). */
+static void test_firmware_slot_log(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	uint8_t log[512];
+	unsigned slots = (f->id.frmw >> 1) & 0x7, afi;
+
+	assert_true(slots >= 1 && slots <= 7);
+	assert_ok(host_get_log(h, NVME_LOG_FW_SLOT, NVME_NSID_ALL, log, sizeof(log), false));
+	afi = log[0] & 0x7;
+	assert_true(afi >= 1 && afi <= slots);
+	assert_memory_equal(log + 8 * afi, f->id.fr, 8);
+}
+
+/* Optional admin commands answer as OACS says: not offered -> Invalid
+ * Command Opcode (Base 2.0 Figure 275 OACS, Figure 138). */
+static void test_optional_admin_opcodes(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	static const struct {
+		uint16_t bit;
+		uint8_t opc;
+	} opt[] = {
+	    {NVME_OACS_SECURITY, NVME_ADM_SECURITY_SEND},
+	    {NVME_OACS_SECURITY, NVME_ADM_SECURITY_RECV},
+	    {NVME_OACS_FORMAT, NVME_ADM_FORMAT_NVM},
+	    {NVME_OACS_FW, NVME_ADM_FW_COMMIT},
+	    {NVME_OACS_FW, NVME_ADM_FW_DOWNLOAD},
+	    {NVME_OACS_NS_MGMT, NVME_ADM_NS_MGMT},
+	    {NVME_OACS_NS_MGMT, NVME_ADM_NS_ATTACH},
+	    {NVME_OACS_SELF_TEST, NVME_ADM_DEV_SELF_TEST},
+	    {NVME_OACS_DIRECTIVES, NVME_ADM_DIRECTIVE_SEND},
+	    {NVME_OACS_DIRECTIVES, NVME_ADM_DIRECTIVE_RECV},
+	    {1u << 7, NVME_ADM_VIRT_MGMT},
+	};
+	struct nvme_sqe sqe;
+	unsigned i;
+
+	for (i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+		if (f->id.oacs & opt[i].bit)
+			continue;
+		host_sqe(&sqe, opt[i].opc, 0);
+		if (SF_CODE(host_admin(h, &sqe, NULL)) !=
+		    NVME_SF(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE))
+			fail_msg("admin opcode 0x%02x: OACS bit 0x%x is clear but the command "
+				 "is not Invalid Command Opcode",
+				 opt[i].opc, opt[i].bit);
+	}
+}
+
 /* ---- Queue management (Base 2.0 5.3 - 5.6) ---- */
 
 static int create_cq_raw(struct host *h, uint16_t qid, uint16_t qsize0, uint32_t cdw11)
@@ -1049,6 +1179,11 @@ int main(void)
 	    T(test_feature_keep_alive),
 	    T(test_feature_host_identifier),
 	    T(test_feature_invalid_fid),
+	    T(test_feature_select_and_save),
+	    T(test_feature_power_management),
+	    T(test_feature_temperature_threshold),
+	    T(test_firmware_slot_log),
+	    T(test_optional_admin_opcodes),
 	    T(test_create_queue_errors),
 	    T(test_delete_queue_errors),
 	    T(test_sq_delete_aborts_commands),

@@ -624,6 +624,99 @@ static void test_many_outstanding(void **state)
 	host_buf_free(h, &b);
 }
 
+/* DSM with the most ranges allowed (256, NR = 255): a whole page of them. */
+static void test_dsm_max_ranges(void **state)
+{
+	struct host *h = H(state);
+	struct nvme_dsm_range *r = calloc(NVME_DSM_MAX_RANGES, sizeof(*r));
+	uint8_t *buf = malloc(512 * 512);
+	struct nvme_sqe sqe;
+	unsigned i;
+
+	assert_non_null(r);
+	assert_non_null(buf);
+	/* two writes: 512 blocks is more than MDTS */
+	write_pattern(h, NS512, 20000, 256, 512, 171);
+	write_pattern(h, NS512, 20256, 256, 512, 173);
+	for (i = 0; i < NVME_DSM_MAX_RANGES; i++)
+		r[i] = (struct nvme_dsm_range){.nlb = 1, .slba = 20000 + 2 * i};
+	host_sqe(&sqe, NVME_CMD_DSM, NS512);
+	sqe.cdw10 = NVME_DSM_MAX_RANGES - 1;
+	sqe.cdw11 = NVME_DSM_AD;
+	assert_ok(host_io_data(h, 1, &sqe, r, NVME_DSM_MAX_RANGES * sizeof(*r), true, NULL));
+	read_blocks(h, NS512, 20000, 256, 512, buf);
+	read_blocks(h, NS512, 20256, 256, 512, buf + 256 * 512);
+	{
+		uint8_t *ref = malloc(512 * 512);
+
+		assert_non_null(ref);
+		host_fill(ref, 256 * 512, 171);
+		host_fill(ref + 256 * 512, 256 * 512, 173);
+		for (i = 0; i < 512; i++) {
+			if (i % 2 == 0)
+				assert_true(host_all_zero(buf + i * 512, 512));
+			else
+				assert_memory_equal(buf + i * 512, ref + i * 512, 512);
+		}
+		free(ref);
+	}
+	free(buf);
+	free(r);
+}
+
+/* Optional NVM commands answer as ONCS says (NVM-CS 1.0 Figure 17, Base 2.0
+ * Figure 275): not offered -> Invalid Command Opcode. */
+static void test_optional_io_opcodes(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	static const struct {
+		uint16_t bit;
+		uint8_t opc;
+	} opt[] = {
+	    {NVME_ONCS_COMPARE, NVME_CMD_COMPARE},
+	    {NVME_ONCS_WRITE_UNCOR, NVME_CMD_WRITE_UNCOR},
+	    {NVME_ONCS_DSM, NVME_CMD_DSM},
+	    {NVME_ONCS_WRITE_ZEROES, NVME_CMD_WRITE_ZEROES},
+	    {NVME_ONCS_RESERVATIONS, NVME_CMD_RESV_REGISTER},
+	    {NVME_ONCS_RESERVATIONS, NVME_CMD_RESV_REPORT},
+	    {NVME_ONCS_RESERVATIONS, NVME_CMD_RESV_ACQUIRE},
+	    {NVME_ONCS_RESERVATIONS, NVME_CMD_RESV_RELEASE},
+	    {NVME_ONCS_VERIFY, NVME_CMD_VERIFY},
+	    {1u << 8, NVME_CMD_COPY},
+	};
+	struct nvme_sqe sqe;
+	unsigned i;
+
+	for (i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+		if (f->id.oncs & opt[i].bit)
+			continue;
+		host_sqe(&sqe, opt[i].opc, NS512);
+		sqe.prp1 = host_page_alloc(h->arena, 1, 1);
+		if (SF_CODE(host_cmd(h, 1, &sqe, NULL)) !=
+		    NVME_SF(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE))
+			fail_msg("I/O opcode 0x%02x: ONCS bit 0x%x is clear but the command is "
+				 "not Invalid Command Opcode",
+				 opt[i].opc, opt[i].bit);
+	}
+	/* offered ones that need no setup work */
+	if (f->id.oncs & NVME_ONCS_VERIFY)
+		assert_ok(host_rw(h, 1, NVME_CMD_VERIFY, NS512, 0, 8, 0, 0, 0, NULL));
+	if (f->id.oncs & NVME_ONCS_WRITE_UNCOR) {
+		assert_ok(host_rw(h, 1, NVME_CMD_WRITE_UNCOR, NS512, 90000, 1, 0, 0, 0, NULL));
+		rw_roundtrip(h, 1, NS512, 512, 90001, 1, 0, 0, 172); /* neighbour unaffected */
+		{
+			struct host_buf b;
+
+			assert_int_equal(host_buf_alloc(h, &b, 512), 0);
+			assert_sf(
+			    host_rw(h, 1, NVME_CMD_READ, NS512, 90000, 1, 0, b.iova, 512, NULL),
+			    NVME_SCT_MEDIA, NVME_SC_READ_ERROR);
+			host_buf_free(h, &b);
+		}
+	}
+}
+
 /* Base 2.0 4.6 (CQ full): the controller never posts into a full CQ (tail
  * + 1 == head); completions wait until the host frees entries. A 4-entry CQ
  * under a 16-entry SQ: 10 commands, at most 3 entries posted until the host
@@ -829,6 +922,8 @@ int main(void)
 	    T(test_many_outstanding),
 	    T(test_sgl_refused),
 	    T(test_cq_full_backpressure),
+	    T(test_dsm_max_ranges),
+	    T(test_optional_io_opcodes),
 	    T(test_fused_refused),
 	    cmocka_unit_test_teardown(test_file_namespace, host_destroy_all),
 	    cmocka_unit_test_teardown(test_null_namespace, host_destroy_all),

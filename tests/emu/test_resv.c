@@ -247,6 +247,11 @@ static void test_subsystem_identity(void **state)
 	assert_true(na.rescap & NVME_RESCAP_WE);
 	assert_true(na.rescap & NVME_RESCAP_EA);
 	assert_memory_equal(na.nguid, nb.nguid, 16);
+	/* one subsystem, one NQN: non-empty, NUL terminated, the same on both
+	 * controllers (Base 2.0 Figure 275 SUBNQN, 4.5.1) */
+	assert_non_null(memchr(p->ida.subnqn, 0, sizeof(p->ida.subnqn)));
+	assert_true(strncmp(p->ida.subnqn, "nqn.", 4) == 0);
+	assert_string_equal(p->ida.subnqn, p->idb.subnqn);
 	/* data written through one controller is read through the other */
 	{
 		struct host_buf b;
