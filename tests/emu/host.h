@@ -164,6 +164,18 @@ int host_wait(struct host *h, uint16_t qid, uint16_t cid, struct nvme_cqe *cqe,
 /* Submit and wait; return as host_wait(). */
 int host_cmd(struct host *h, uint16_t qid, struct nvme_sqe *sqe, struct nvme_cqe *cqe);
 int host_admin(struct host *h, struct nvme_sqe *sqe, struct nvme_cqe *cqe);
+/* I/O queue spellings of host_submit() / host_wait(). */
+static inline int host_io_submit(struct host *h, uint16_t qid, struct nvme_sqe *sqe)
+{
+	return host_submit(h, qid, sqe);
+}
+
+static inline int host_io_wait(struct host *h, uint16_t qid, uint16_t cid, struct nvme_cqe *cqe,
+			       unsigned timeout_ms)
+{
+	return host_wait(h, qid, cid, cqe, timeout_ms);
+}
+
 int host_admin_timeout(struct host *h, struct nvme_sqe *sqe, struct nvme_cqe *cqe,
 		       unsigned timeout_ms);
 /* Next completion on CQ @cqid in arrival order (kept-aside ones first),
