@@ -444,6 +444,36 @@ static void test_feature_keep_alive(void **state)
 	assert_int_equal(v, 0);
 }
 
+/* Base 2.0 3.9: when the Keep Alive Timer expires (no Keep Alive and no
+ * traffic) the controller records an error and sets CSTS.CFS; a reset
+ * recovers. Only an eventual outcome is checked, with a wide margin. */
+static void test_keep_alive_expiry(void **state)
+{
+	struct fix *f = *state;
+	struct host *h = f->h;
+	uint32_t kato = f->id.kas * 100u, csts;
+
+	if (f->id.kas == 0)
+		skip();
+	if (kato < 500)
+		kato = 500;
+	assert_ok(host_set_features(h, NVME_FEAT_KATO, kato, NULL));
+	/* no command from now on: only register reads */
+	assert_int_equal(host_wait_csts(h, NVME_CSTS_CFS, NVME_CSTS_CFS, 2 * kato + 2000, &csts),
+			 0);
+	assert_int_equal(host_disable(h), 0);
+	host_wait_csts(h, NVME_CSTS_CFS, 0, host_rdy_timeout_ms(h), NULL);
+	assert_int_equal(host_enable(h, 8), 0);
+	/* the timer is off again after the reset (KATO default 0 on PCIe) */
+	assert_ok(host_identify(h, NVME_ID_CNS_CTRL, 0, &f->id));
+	{
+		uint32_t v = 1;
+
+		assert_ok(host_get_features(h, NVME_FEAT_KATO, 0, &v));
+		assert_int_equal(v, 0);
+	}
+}
+
 static void test_feature_host_identifier(void **state)
 {
 	struct fix *f = *state;
@@ -1177,6 +1207,7 @@ int main(void)
 	    T(test_feature_irq_coalescing),
 	    T(test_feature_arbitration),
 	    T(test_feature_keep_alive),
+	    T(test_keep_alive_expiry),
 	    T(test_feature_host_identifier),
 	    T(test_feature_invalid_fid),
 	    T(test_feature_select_and_save),
