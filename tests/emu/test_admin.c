@@ -1077,7 +1077,7 @@ static void expect_error_event(struct host *h, void (*poke)(struct host *), uint
 	host_sqe(&sqe, NVME_ADM_ASYNC_EVENT, 0);
 	cid = (uint16_t)host_submit(h, 0, &sqe);
 	poke(h);
-	sf = host_wait(h, 0, cid, &cqe, HOST_TIMEOUT_MS);
+	sf = host_wait(h, 0, cid, &cqe, 2000);
 	if (sf < 0)
 		fail_msg("%s: no Error event (AER still outstanding)", what);
 	assert_ok(sf);
