@@ -417,6 +417,50 @@ static void test_exclusive_access_preempt_clear(void **state)
 	    resv_acquire(p->a, NVME_RESV_ACQ_ACQUIRE, NVME_RESV_WRITE_EXCLUSIVE, KA, 0));
 }
 
+/* Preempt and Abort (RACQA 010b, Base 2.0 8.19.7): the preempted host's
+ * outstanding commands end with Command Aborted due to Preempt and Abort. A
+ * write of A is held outstanding by a HANG rule on A's controller. */
+static void test_preempt_and_abort(void **state)
+{
+	struct pair *p = *state;
+	struct nvmk_emu_fault f = {
+	    .kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_WRITE, .count = 1};
+	uint64_t before, deadline, buf;
+	struct nvme_sqe sqe;
+	struct report r;
+	int cid;
+
+	assert_ok(resv_register(p->a, NVME_RESV_REG_REGISTER, 0, KA));
+	assert_ok(resv_register(p->b, NVME_RESV_REG_REGISTER, 0, KB));
+	assert_ok(resv_acquire(p->a, NVME_RESV_ACQ_ACQUIRE, NVME_RESV_WRITE_EXCLUSIVE, KA, 0));
+	assert_true(nvmk_emu_fault_add(p->a->emu, &f) >= 0);
+	before = nvmk_emu_cmd_count(p->a->emu, false, NVME_CMD_WRITE);
+	buf = host_page_alloc(p->a->arena, 1, 1);
+	host_sqe(&sqe, NVME_CMD_WRITE, NSID);
+	sqe.cdw10 = 7;
+	sqe.prp1 = buf;
+	cid = host_submit(p->a, 1, &sqe);
+	assert_true(cid >= 0);
+	deadline = host_now_ms() + HOST_TIMEOUT_MS;
+	while (nvmk_emu_cmd_count(p->a->emu, false, NVME_CMD_WRITE) == before) {
+		assert_true(host_now_ms() < deadline);
+		host_sleep_ms(1);
+	}
+	assert_int_equal(host_wait(p->a, 1, (uint16_t)cid, NULL, HOST_QUIET_MS), -ETIMEDOUT);
+
+	assert_ok(
+	    resv_acquire(p->b, NVME_RESV_ACQ_PREEMPT_ABORT, NVME_RESV_WRITE_EXCLUSIVE, KB, KA));
+	assert_sf(host_wait(p->a, 1, (uint16_t)cid, NULL, HOST_TIMEOUT_MS), NVME_SCT_GENERIC,
+		  NVME_SC_ABORT_PREEMPT);
+	get_report(p->b, false, &r);
+	assert_int_equal(r.regctl, 1);
+	assert_int_equal(r.c[0].cntlid, p->idb.cntlid);
+	assert_true(r.c[0].holder);
+	assert_conflict(io(p->a, NVME_CMD_WRITE, 7));
+	assert_ok(io(p->b, NVME_CMD_WRITE, 7));
+	assert_ok(resv_release(p->b, NVME_RESV_REL_CLEAR, 0, KB));
+}
+
 static void test_registrants_only_types(void **state)
 {
 	struct pair *p = *state;
@@ -512,6 +556,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_register_and_report, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_exclusive, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_exclusive_access_preempt_clear, setup64, teardown),
+	    cmocka_unit_test_setup_teardown(test_preempt_and_abort, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_registrants_only_types, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_extended_report_64bit_ids, setup64, teardown),
 	    cmocka_unit_test_setup_teardown(test_extended_report_128, setup128, teardown),
