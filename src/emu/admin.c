@@ -362,6 +362,9 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 
 /* ---- identify (Base 2.0 5.17) ---- */
 
+#define EMU_FW_REV   "0.1" /* Identify FR and the Firmware Slot log's FRS1 */
+#define EMU_FW_SLOTS 1u
+
 static void pad_copy(char *dst, size_t n, const char *src)
 {
 	size_t l = strlen(src);
@@ -379,7 +382,7 @@ static void identify_ctrl(struct nvmk_emu *emu, struct nvme_id_ctrl *id)
 	id->ssvid = 0x1de5;
 	pad_copy(id->sn, sizeof(id->sn), s->serial);
 	pad_copy(id->mn, sizeof(id->mn), s->model);
-	pad_copy(id->fr, sizeof(id->fr), "0.1");
+	pad_copy(id->fr, sizeof(id->fr), EMU_FW_REV);
 	id->rab = 6;
 	id->cmic = 1u << 1; /* the subsystem may contain more than one controller */
 	id->mdts = emu->cfg.mdts;
@@ -388,6 +391,10 @@ static void identify_ctrl(struct nvmk_emu *emu, struct nvme_id_ctrl *id)
 	id->oaes = NVME_OAES_NS_ATTR;
 	id->cntrltype = 1; /* I/O controller */
 	id->oacs = emu->cfg.no_dbbuf ? 0 : NVME_OACS_DBBUF;
+	/* FRMW (Base 2.0 Figure 275): one firmware slot (bits 3:1 = 1), slot 1
+	 * read only (bit 0): Firmware Download/Commit are not offered (OACS bit 2
+	 * clear), so the running image can never be replaced. */
+	id->frmw = EMU_FW_SLOTS << 1 | 1u;
 	id->acl = emu->cfg.acl;
 	id->aerl = emu->cfg.aerl;
 	id->lpa = NVME_LPA_EXTENDED; /* LPO and NUMDU supported */
@@ -560,6 +567,17 @@ static void put_u128(uint8_t out[16], uint64_t v)
 	memcpy(out, &v, sizeof(v));
 }
 
+/* Firmware Slot Information (Base 2.0 5.16.1.4, mandatory): slot 1 is the
+ * active one and holds the revision Identify FR reports. */
+#define EMU_FW_LOG_SIZE 512
+static size_t fw_slot_log(uint8_t *buf)
+{
+	memset(buf, 0, EMU_FW_LOG_SIZE);
+	buf[0] = 1; /* AFI: active slot 1 (bits 2:0), no next slot (bits 6:4) */
+	pad_copy((char *)buf + 8, 8, EMU_FW_REV); /* FRS1, ASCII, space padded */
+	return EMU_FW_LOG_SIZE;
+}
+
 static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint8_t lid = NVME_LOG_CDW10_LID(sqe->cdw10);
@@ -611,6 +629,12 @@ static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_s
 		aer_type = NVME_AER_TYPE_SMART;
 		break;
 	}
+	case NVME_LOG_FW_SLOT:
+		/* Not namespace specific: NSID 0 or FFFFFFFFh, as for SMART above. */
+		if (sqe->nsid != 0 && sqe->nsid != NVME_NSID_ALL)
+			return res(INVALID_FIELD, 0);
+		logsz = fw_slot_log(buf);
+		break;
 	case NVME_LOG_CHANGED_NS:
 		logsz = sizeof(struct nvme_changed_ns_log);
 		emu_aer_changed_ns_read(emu, buf, rae);
