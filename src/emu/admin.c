@@ -362,8 +362,9 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 
 /* ---- identify (Base 2.0 5.17) ---- */
 
-#define EMU_FW_REV   "0.1" /* Identify FR and the Firmware Slot log's FRS1 */
-#define EMU_FW_SLOTS 1u
+#define EMU_FW_REV	   "0.1" /* Identify FR and the Firmware Slot log's FRS1 */
+#define EMU_FW_SLOTS	   1u
+#define EMU_CTRATT_HID_128 (1u << 0)
 
 static void pad_copy(char *dst, size_t n, const char *src)
 {
@@ -385,6 +386,9 @@ static void identify_ctrl(struct nvmk_emu *emu, struct nvme_id_ctrl *id)
 	pad_copy(id->fr, sizeof(id->fr), EMU_FW_REV);
 	id->rab = 6;
 	id->cmic = 1u << 1; /* the subsystem may contain more than one controller */
+	/* CTRATT bit 0: the 128-bit Host Identifier (Set Features 81h EXHID = 1) is
+	 * supported (Base 2.0 5.27.1.25); reservations report it (EDS = 1). */
+	id->ctratt = EMU_CTRATT_HID_128;
 	id->mdts = emu->cfg.mdts;
 	id->cntlid = emu->cntlid;
 	id->ver = NVME_VS(2, 0, 0);
