@@ -252,6 +252,38 @@ static struct emu_result feat_set_numq(struct nvmk_emu *emu, uint32_t cdw11)
 	return res(0, NVME_FEAT_NUMQ(emu->nsq_granted - 1, emu->ncq_granted - 1));
 }
 
+/*
+ * One Host Identifier format per NVM subsystem: a 64-bit identifier while
+ * another controller of the subsystem has a 128-bit one (or the reverse) is
+ * Host Identifier Inconsistent Format (Base 2.0 5.27.1.25; Figure 94 status
+ * 18h: "simultaneous use of 64-bit and 128-bit Host Identifier values on
+ * different controllers"). Checked and recorded under ctrl_lock so two controllers setting
+ * different formats at once cannot both succeed. Returns false on conflict.
+ */
+static bool hostid_format_claim(struct nvmk_emu *emu, bool ext)
+{
+	struct emu_subsys *s = emu->subsys;
+	uint8_t fmt = ext ? 16 : 8;
+	bool ok = true;
+
+	pthread_mutex_lock(&s->ctrl_lock);
+	for (unsigned i = 0; i < EMU_MAX_CTRLS && ok; i++) {
+		const struct nvmk_emu *o = s->ctrls[i];
+
+		if (o && o != emu && o->hostid_fmt && o->hostid_fmt != fmt)
+			ok = false;
+	}
+	if (ok)
+		emu->hostid_fmt = fmt;
+	pthread_mutex_unlock(&s->ctrl_lock);
+	if (!ok)
+		nvmk_warn(emu->name, 0,
+			  "%s-bit Host Identifier refused: another controller of the subsystem "
+			  "uses the other format",
+			  ext ? "128" : "64");
+	return ok;
+}
+
 static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint8_t fid = NVME_FEAT_CDW10_FID(sqe->cdw10);
@@ -338,6 +370,8 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 		st = emu_dma_from_host(emu, sqe, id, ext ? 16 : 8);
 		if (st)
 			return res(st, 0);
+		if (!hostid_format_claim(emu, ext))
+			return res(SF_GEN(NVME_SC_HOSTID_INCONSISTENT) | NVME_SF_DNR, 0);
 		memcpy(emu->host.hostid, id, sizeof(id));
 		emu->host.hostid_ext = ext;
 		emu->hostid_set = true;

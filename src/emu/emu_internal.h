@@ -226,6 +226,7 @@ struct nvmk_emu {
 	uint32_t feat_resv_persist;
 	struct emu_resv_host host;
 	bool hostid_set;
+	uint8_t hostid_fmt; /* subsys->ctrl_lock: Host Identifier bytes in use, 0 = none */
 	/* logs */
 	struct nvme_error_log errlog[EMU_ERRLOG_ENTRIES]; /* ring, newest at errlog_pos - 1 */
 	unsigned errlog_pos;
