@@ -501,6 +501,7 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 		return rc;
 	}
 	emu->host.cntlid = emu->cntlid;
+	emu_db_reset(emu);
 	emu_regs_init(emu);
 	emu_features_reset(emu);
 
