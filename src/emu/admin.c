@@ -14,6 +14,7 @@
 #define SF_GEN(sc)    NVME_SF(NVME_SCT_GENERIC, sc)
 #define SF_CMD(sc)    NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
 #define INVALID_FIELD (SF_GEN(NVME_SC_INVALID_FIELD) | NVME_SF_DNR)
+#define EMU_KAS	      10u /* Identify KAS: Keep Alive granularity, 100 ms units */
 
 static struct emu_result res(uint16_t status, uint32_t dw0)
 {
@@ -118,6 +119,7 @@ void emu_features_reset(struct nvmk_emu *emu)
 	emu->feat_irq_cfg[0] = emu->feat_irq_cfg[1] = 0;
 	emu->feat_watomic = 0;
 	emu->feat_kato = 0;
+	emu->ka_deadline = 0; /* KATO default 0: timer off (Base 2.0 3.9) */
 	emu->feat_resv_mask = 0;
 	emu->feat_resv_persist = 0;
 	emu->numq_set = false;
@@ -284,6 +286,21 @@ static bool hostid_format_claim(struct nvmk_emu *emu, bool ext)
 	return ok;
 }
 
+/*
+ * Keep Alive Timeout in ms (Base 2.0 5.27.1.12, 3.9): rounded up to a multiple
+ * of the KAS granularity (Get Features reports the rounded value); 0 disables
+ * the timer. Setting it (re)starts the timer.
+ */
+static void feat_set_kato(struct nvmk_emu *emu, uint32_t v)
+{
+	uint64_t g = EMU_KAS * 100ull, ms = (v + g - 1) / g * g;
+
+	if (ms > UINT32_MAX)
+		ms -= g; /* 32-bit field: the largest multiple that fits */
+	emu->feat_kato = (uint32_t)ms;
+	emu_keep_alive_restart(emu);
+}
+
 static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint8_t fid = NVME_FEAT_CDW10_FID(sqe->cdw10);
@@ -356,9 +373,7 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 		pthread_mutex_unlock(&emu->aer_lock);
 		return res(0, 0);
 	case NVME_FEAT_KATO:
-		/* Recorded only: the emulator never expires the keep alive timer (a
-		 * PCIe controller may ignore it, Base 2.0 3.9). */
-		emu->feat_kato = v;
+		feat_set_kato(emu, v);
 		return res(0, 0);
 	case NVME_FEAT_HOST_ID: {
 		bool ext = v & NVME_FEAT_HOSTID_EXHID;
@@ -439,7 +454,7 @@ static void identify_ctrl(struct nvmk_emu *emu, struct nvme_id_ctrl *id)
 	id->elpe = EMU_ERRLOG_ENTRIES - 1;
 	id->wctemp = 343;
 	id->cctemp = 373;
-	id->kas = 10; /* 100 ms units; see the Keep Alive Timer note in set features */
+	id->kas = EMU_KAS; /* 100 ms units; the timer runs in the worker (ctrl.c) */
 	id->sqes = NVME_ID_QES(NVME_SQES_LOG2, NVME_SQES_LOG2);
 	id->cqes = NVME_ID_QES(NVME_CQES_LOG2, NVME_CQES_LOG2);
 	id->nn = s->max_ns;
@@ -782,6 +797,9 @@ struct emu_result emu_admin_exec(struct nvmk_emu *emu, const struct nvme_sqe *sq
 	case NVME_ADM_DBBUF_CONFIG:
 		return admin_dbbuf(emu, sqe);
 	case NVME_ADM_KEEP_ALIVE:
+		/* Only this command restarts the timer: CTRATT.TBKAS (bit 6) is clear,
+		 * so other traffic does not count (Base 2.0 3.9). */
+		emu_keep_alive_restart(emu);
 		return res(0, 0);
 	default:
 		return res(SF_GEN(NVME_SC_INVALID_OPCODE) | NVME_SF_DNR, 0);

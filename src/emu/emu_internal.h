@@ -227,6 +227,7 @@ struct nvmk_emu {
 	uint32_t feat_irq_cfg[2];
 	uint32_t feat_watomic;
 	uint32_t feat_kato;
+	uint64_t ka_deadline; /* Keep Alive Timer expiry (CLOCK_MONOTONIC ns), 0 = off */
 	uint32_t feat_resv_mask;
 	uint32_t feat_resv_persist;
 	struct emu_resv_host host;
@@ -257,6 +258,8 @@ static inline uint64_t emu_now_ns(void)
 /* ---- ctrl.c ---- */
 void emu_kick(struct nvmk_emu *emu);
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
+/* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
+void emu_keep_alive_restart(struct nvmk_emu *emu);
 
 /* ---- regs.c ---- */
 void emu_regs_init(struct nvmk_emu *emu);
