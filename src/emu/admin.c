@@ -14,6 +14,7 @@
 #define SF_GEN(sc)    NVME_SF(NVME_SCT_GENERIC, sc)
 #define SF_CMD(sc)    NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
 #define INVALID_FIELD (SF_GEN(NVME_SC_INVALID_FIELD) | NVME_SF_DNR)
+#define EMU_KAS	      10u /* Identify KAS: Keep Alive granularity, 100 ms units */
 
 static struct emu_result res(uint16_t status, uint32_t dw0)
 {
@@ -118,6 +119,7 @@ void emu_features_reset(struct nvmk_emu *emu)
 	emu->feat_irq_cfg[0] = emu->feat_irq_cfg[1] = 0;
 	emu->feat_watomic = 0;
 	emu->feat_kato = 0;
+	emu->ka_deadline = 0; /* KATO default 0: timer off (Base 2.0 3.9) */
 	emu->feat_resv_mask = 0;
 	emu->feat_resv_persist = 0;
 	emu->numq_set = false;
@@ -252,6 +254,53 @@ static struct emu_result feat_set_numq(struct nvmk_emu *emu, uint32_t cdw11)
 	return res(0, NVME_FEAT_NUMQ(emu->nsq_granted - 1, emu->ncq_granted - 1));
 }
 
+/*
+ * One Host Identifier format per NVM subsystem: a 64-bit identifier while
+ * another controller of the subsystem has a 128-bit one (or the reverse) is
+ * Host Identifier Inconsistent Format (Base 2.0 5.27.1.25; Figure 94 status
+ * 18h: "simultaneous use of 64-bit and 128-bit Host Identifier values on
+ * different controllers"). Checked and recorded under ctrl_lock so two controllers setting
+ * different formats at once cannot both succeed. Returns false on conflict.
+ */
+static bool hostid_format_claim(struct nvmk_emu *emu, bool ext)
+{
+	struct emu_subsys *s = emu->subsys;
+	uint8_t fmt = ext ? 16 : 8;
+	bool ok = true;
+
+	pthread_mutex_lock(&s->ctrl_lock);
+	for (unsigned i = 0; i < EMU_MAX_CTRLS && ok; i++) {
+		const struct nvmk_emu *o = s->ctrls[i];
+
+		if (o && o != emu && o->hostid_fmt && o->hostid_fmt != fmt)
+			ok = false;
+	}
+	if (ok)
+		emu->hostid_fmt = fmt;
+	pthread_mutex_unlock(&s->ctrl_lock);
+	if (!ok)
+		nvmk_warn(emu->name, 0,
+			  "%s-bit Host Identifier refused: another controller of the subsystem "
+			  "uses the other format",
+			  ext ? "128" : "64");
+	return ok;
+}
+
+/*
+ * Keep Alive Timeout in ms (Base 2.0 5.27.1.12, 3.9): rounded up to a multiple
+ * of the KAS granularity (Get Features reports the rounded value); 0 disables
+ * the timer. Setting it (re)starts the timer.
+ */
+static void feat_set_kato(struct nvmk_emu *emu, uint32_t v)
+{
+	uint64_t g = EMU_KAS * 100ull, ms = (v + g - 1) / g * g;
+
+	if (ms > UINT32_MAX)
+		ms -= g; /* 32-bit field: the largest multiple that fits */
+	emu->feat_kato = (uint32_t)ms;
+	emu_keep_alive_restart(emu);
+}
+
 static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint8_t fid = NVME_FEAT_CDW10_FID(sqe->cdw10);
@@ -324,9 +373,7 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 		pthread_mutex_unlock(&emu->aer_lock);
 		return res(0, 0);
 	case NVME_FEAT_KATO:
-		/* Recorded only: the emulator never expires the keep alive timer (a
-		 * PCIe controller may ignore it, Base 2.0 3.9). */
-		emu->feat_kato = v;
+		feat_set_kato(emu, v);
 		return res(0, 0);
 	case NVME_FEAT_HOST_ID: {
 		bool ext = v & NVME_FEAT_HOSTID_EXHID;
@@ -338,6 +385,8 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 		st = emu_dma_from_host(emu, sqe, id, ext ? 16 : 8);
 		if (st)
 			return res(st, 0);
+		if (!hostid_format_claim(emu, ext))
+			return res(SF_GEN(NVME_SC_HOSTID_INCONSISTENT) | NVME_SF_DNR, 0);
 		memcpy(emu->host.hostid, id, sizeof(id));
 		emu->host.hostid_ext = ext;
 		emu->hostid_set = true;
@@ -362,6 +411,10 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 
 /* ---- identify (Base 2.0 5.17) ---- */
 
+#define EMU_FW_REV	   "0.1" /* Identify FR and the Firmware Slot log's FRS1 */
+#define EMU_FW_SLOTS	   1u
+#define EMU_CTRATT_HID_128 (1u << 0)
+
 static void pad_copy(char *dst, size_t n, const char *src)
 {
 	size_t l = strlen(src);
@@ -379,22 +432,29 @@ static void identify_ctrl(struct nvmk_emu *emu, struct nvme_id_ctrl *id)
 	id->ssvid = 0x1de5;
 	pad_copy(id->sn, sizeof(id->sn), s->serial);
 	pad_copy(id->mn, sizeof(id->mn), s->model);
-	pad_copy(id->fr, sizeof(id->fr), "0.1");
+	pad_copy(id->fr, sizeof(id->fr), EMU_FW_REV);
 	id->rab = 6;
 	id->cmic = 1u << 1; /* the subsystem may contain more than one controller */
+	/* CTRATT bit 0: the 128-bit Host Identifier (Set Features 81h EXHID = 1) is
+	 * supported (Base 2.0 5.27.1.25); reservations report it (EDS = 1). */
+	id->ctratt = EMU_CTRATT_HID_128;
 	id->mdts = emu->cfg.mdts;
 	id->cntlid = emu->cntlid;
 	id->ver = NVME_VS(2, 0, 0);
 	id->oaes = NVME_OAES_NS_ATTR;
 	id->cntrltype = 1; /* I/O controller */
 	id->oacs = emu->cfg.no_dbbuf ? 0 : NVME_OACS_DBBUF;
+	/* FRMW (Base 2.0 Figure 275): one firmware slot (bits 3:1 = 1), slot 1
+	 * read only (bit 0): Firmware Download/Commit are not offered (OACS bit 2
+	 * clear), so the running image can never be replaced. */
+	id->frmw = EMU_FW_SLOTS << 1 | 1u;
 	id->acl = emu->cfg.acl;
 	id->aerl = emu->cfg.aerl;
 	id->lpa = NVME_LPA_EXTENDED; /* LPO and NUMDU supported */
 	id->elpe = EMU_ERRLOG_ENTRIES - 1;
 	id->wctemp = 343;
 	id->cctemp = 373;
-	id->kas = 10; /* 100 ms units; see the Keep Alive Timer note in set features */
+	id->kas = EMU_KAS; /* 100 ms units; the timer runs in the worker (ctrl.c) */
 	id->sqes = NVME_ID_QES(NVME_SQES_LOG2, NVME_SQES_LOG2);
 	id->cqes = NVME_ID_QES(NVME_CQES_LOG2, NVME_CQES_LOG2);
 	id->nn = s->max_ns;
@@ -560,6 +620,17 @@ static void put_u128(uint8_t out[16], uint64_t v)
 	memcpy(out, &v, sizeof(v));
 }
 
+/* Firmware Slot Information (Base 2.0 5.16.1.4, mandatory): slot 1 is the
+ * active one and holds the revision Identify FR reports. */
+#define EMU_FW_LOG_SIZE 512
+static size_t fw_slot_log(uint8_t *buf)
+{
+	memset(buf, 0, EMU_FW_LOG_SIZE);
+	buf[0] = 1; /* AFI: active slot 1 (bits 2:0), no next slot (bits 6:4) */
+	pad_copy((char *)buf + 8, 8, EMU_FW_REV); /* FRS1, ASCII, space padded */
+	return EMU_FW_LOG_SIZE;
+}
+
 static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint8_t lid = NVME_LOG_CDW10_LID(sqe->cdw10);
@@ -611,6 +682,12 @@ static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_s
 		aer_type = NVME_AER_TYPE_SMART;
 		break;
 	}
+	case NVME_LOG_FW_SLOT:
+		/* Not namespace specific: NSID 0 or FFFFFFFFh, as for SMART above. */
+		if (sqe->nsid != 0 && sqe->nsid != NVME_NSID_ALL)
+			return res(INVALID_FIELD, 0);
+		logsz = fw_slot_log(buf);
+		break;
 	case NVME_LOG_CHANGED_NS:
 		logsz = sizeof(struct nvme_changed_ns_log);
 		emu_aer_changed_ns_read(emu, buf, rae);
@@ -720,6 +797,9 @@ struct emu_result emu_admin_exec(struct nvmk_emu *emu, const struct nvme_sqe *sq
 	case NVME_ADM_DBBUF_CONFIG:
 		return admin_dbbuf(emu, sqe);
 	case NVME_ADM_KEEP_ALIVE:
+		/* Only this command restarts the timer: CTRATT.TBKAS (bit 6) is clear,
+		 * so other traffic does not count (Base 2.0 3.9). */
+		emu_keep_alive_restart(emu);
 		return res(0, 0);
 	default:
 		return res(SF_GEN(NVME_SC_INVALID_OPCODE) | NVME_SF_DNR, 0);

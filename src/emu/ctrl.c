@@ -333,6 +333,31 @@ static uint64_t emu_ctrl_step(struct nvmk_emu *emu, uint64_t now)
 	return next;
 }
 
+void emu_keep_alive_restart(struct nvmk_emu *emu)
+{
+	emu->ka_deadline = emu->feat_kato ? emu_now_ns() + emu->feat_kato * 1000000ull : 0;
+}
+
+/*
+ * Keep Alive Timer (Base 2.0 3.9): if no Keep Alive command arrived within
+ * KATO, record an Error Information entry with Keep Alive Timer Expired (not
+ * tied to a command: SQID and CID FFFFh) and, on PCIe, set CSTS.CFS and stop
+ * processing commands. Not while a shutdown is under way or complete: the
+ * host has stopped using the controller on purpose. Returns the deadline to
+ * wake up for (0 = none).
+ */
+static uint64_t emu_keep_alive_check(struct nvmk_emu *emu)
+{
+	if (!emu->ka_deadline || (atomic_load(&emu->csts) & NVME_CSTS_SHST_MASK))
+		return 0;
+	if (emu_now_ns() < emu->ka_deadline)
+		return emu->ka_deadline;
+	emu->ka_deadline = 0;
+	emu_errlog_record(emu, 0xffff, 0xffff, NVME_SF(NVME_SCT_GENERIC, NVME_SC_KA_EXPIRED), 0);
+	emu_fatal(emu, 0, "keep alive timer expired (no Keep Alive command within KATO)");
+	return 0;
+}
+
 static void emu_sleep(struct nvmk_emu *emu, uint64_t deadline)
 {
 	uint64_t spin_end = emu_now_ns() + EMU_SPIN_NS;
@@ -381,6 +406,10 @@ static void *emu_worker(void *arg)
 				next = n2;
 			busy |= emu_queues_process(emu);
 			busy |= emu_aer_deliver(emu);
+			/* After the commands: a Keep Alive already in the SQ counts. */
+			n2 = emu_keep_alive_check(emu);
+			if (n2 && (!next || n2 < next))
+				next = n2;
 		}
 		/* With shadow doorbells the host may skip MMIO writes for CQ heads;
 		 * look again within a millisecond rather than rely on a kick. */
@@ -501,6 +530,7 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 		return rc;
 	}
 	emu->host.cntlid = emu->cntlid;
+	emu_db_reset(emu);
 	emu_regs_init(emu);
 	emu_features_reset(emu);
 

@@ -30,6 +30,10 @@
 #define EMU_MAX_EVENTS	   16	 /* queued asynchronous events */
 #define EMU_SQ_ABORT_SLOTS 8	 /* CIDs marked for abort while still in an SQ */
 #define EMU_SPIN_NS	   20000 /* spin this long for a doorbell before sleeping */
+/* Value of an I/O doorbell whose queue does not exist (only bits 15:0 of a
+ * real doorbell value are ever stored). Set by the worker; the MMIO write
+ * path sees it and reports a Write to Invalid Doorbell Register. */
+#define EMU_DB_NOQ (1u << 31)
 
 /* ---- subsystem: namespaces shared by the controllers created from it ---- */
 struct emu_subsys {
@@ -150,8 +154,9 @@ struct nvmk_emu {
 	atomic_bool removed;   /* surprise removal: all ones, nothing else */
 	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
-	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells */
-	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells */
+	atomic_bool stray_db_logged; /* Write to Invalid Doorbell logged since reset */
+	_Atomic uint32_t *sq_db;     /* [nq + 1] MMIO SQ tail doorbells */
+	_Atomic uint32_t *cq_db;     /* [nq + 1] MMIO CQ head doorbells */
 
 	/* ---- worker wake-up ---- */
 	pthread_t worker;
@@ -222,10 +227,12 @@ struct nvmk_emu {
 	uint32_t feat_irq_cfg[2];
 	uint32_t feat_watomic;
 	uint32_t feat_kato;
+	uint64_t ka_deadline; /* Keep Alive Timer expiry (CLOCK_MONOTONIC ns), 0 = off */
 	uint32_t feat_resv_mask;
 	uint32_t feat_resv_persist;
 	struct emu_resv_host host;
 	bool hostid_set;
+	uint8_t hostid_fmt; /* subsys->ctrl_lock: Host Identifier bytes in use, 0 = none */
 	/* logs */
 	struct nvme_error_log errlog[EMU_ERRLOG_ENTRIES]; /* ring, newest at errlog_pos - 1 */
 	unsigned errlog_pos;
@@ -251,6 +258,8 @@ static inline uint64_t emu_now_ns(void)
 /* ---- ctrl.c ---- */
 void emu_kick(struct nvmk_emu *emu);
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
+/* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
+void emu_keep_alive_restart(struct nvmk_emu *emu);
 
 /* ---- regs.c ---- */
 void emu_regs_init(struct nvmk_emu *emu);
@@ -263,6 +272,8 @@ bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t sta
 		 int fault_kind);
 void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector);
 void emu_queues_reset(struct nvmk_emu *emu);
+/* Mark every I/O doorbell as belonging to no queue (creation and reset). */
+void emu_db_reset(struct nvmk_emu *emu);
 /* Complete held commands whose deadline passed; returns the next deadline (0 = none). */
 uint64_t emu_pending_run(struct nvmk_emu *emu, uint64_t now);
 void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);

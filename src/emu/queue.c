@@ -660,6 +660,7 @@ uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
 			emu_cq_post(emu, qid, e->cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
 	}
 	sq->valid = false;
+	atomic_store(&emu->sq_db[qid], EMU_DB_NOQ);
 	if (cq->nr_sq)
 		cq->nr_sq--;
 	return 0;
@@ -670,7 +671,21 @@ uint16_t emu_cq_delete(struct nvmk_emu *emu, uint16_t qid)
 	if (emu->cqs[qid].nr_sq)
 		return SF_CMD(NVME_SC_INVALID_QUEUE_DELETION);
 	emu->cqs[qid].valid = false;
+	atomic_store(&emu->cq_db[qid], EMU_DB_NOQ);
 	return 0;
+}
+
+void emu_db_reset(struct nvmk_emu *emu)
+{
+	/* The admin doorbells belong to the admin queues, which exist whenever
+	 * the controller is enabled; they are not checked. */
+	atomic_store(&emu->sq_db[0], 0);
+	atomic_store(&emu->cq_db[0], 0);
+	for (unsigned q = 1; q <= emu->nq; q++) {
+		atomic_store(&emu->sq_db[q], EMU_DB_NOQ);
+		atomic_store(&emu->cq_db[q], EMU_DB_NOQ);
+	}
+	atomic_store(&emu->stray_db_logged, false);
 }
 
 void emu_queues_reset(struct nvmk_emu *emu)
@@ -685,10 +700,7 @@ void emu_queues_reset(struct nvmk_emu *emu)
 	emu->nr_aer = 0;
 	memset(emu->sqs, 0, (emu->nq + 1u) * sizeof(*emu->sqs));
 	memset(emu->cqs, 0, (emu->nq + 1u) * sizeof(*emu->cqs));
-	for (unsigned q = 0; q <= emu->nq; q++) {
-		atomic_store(&emu->sq_db[q], 0);
-		atomic_store(&emu->cq_db[q], 0);
-	}
+	emu_db_reset(emu);
 	emu->dbbuf_shadow = 0;
 	emu->dbbuf_eventidx = 0;
 	emu->queues_created = false;

@@ -151,15 +151,42 @@ static void emu_cc_write(struct nvmk_emu *emu, uint32_t val)
 	emu_kick(emu);
 }
 
+/*
+ * Write to the doorbell of a queue that was never created (or was deleted):
+ * ignored, and reported as an Error event with info 00h, Write to Invalid
+ * Doorbell Register (Base 2.0 5.2, Figure 147). Logged once per reset.
+ */
+static void emu_db_stray(struct nvmk_emu *emu, int idx)
+{
+	unsigned qid = (unsigned)idx / 2;
+
+	if (!atomic_exchange(&emu->stray_db_logged, true))
+		nvmk_warn(emu->name, (int)qid,
+			  "write to the %s doorbell of a queue that does not exist ignored",
+			  (idx & 1) ? "CQ head" : "SQ tail");
+	/* A controller that is not ready has no admin queue to report on. */
+	if (atomic_load(&emu->csts) & NVME_CSTS_RDY)
+		emu_aer_event(emu, NVME_AER_TYPE_ERROR, 0x00, NVME_LOG_ERROR);
+}
+
 static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 {
 	unsigned qid = (unsigned)idx / 2;
 	_Atomic uint32_t *db = (idx & 1) ? &emu->cq_db[qid] : &emu->sq_db[qid];
+	uint32_t old = atomic_load_explicit(db, memory_order_relaxed);
 
 	/* Only bits 15:0 are defined; the worker validates against the queue size.
-	 * Release: orders the host's queue-memory writes before the doorbell the
-	 * worker acquires. */
-	atomic_store_explicit(db, val & 0xffff, memory_order_release);
+	 * A compare-exchange, so a queue deletion (EMU_DB_NOQ stored by the worker)
+	 * is never overwritten by a racing write. Release on success: orders the
+	 * host's queue-memory writes before the doorbell the worker acquires;
+	 * relaxed on failure: nothing is published then. */
+	do {
+		if (old & EMU_DB_NOQ) {
+			emu_db_stray(emu, idx);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(
+	    db, &old, val & 0xffff, memory_order_release, memory_order_relaxed));
 	emu_kick(emu);
 }
 
