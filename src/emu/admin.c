@@ -104,9 +104,15 @@ void emu_errlog_record(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16
 
 /* ---- features ---- */
 
+#define EMU_TEMP_OVER_DEFAULT 343 /* Kelvin, = WCTEMP */
+
 void emu_features_reset(struct nvmk_emu *emu)
 {
 	emu->feat_arb = 0;
+	emu->feat_power = 0;
+	emu->feat_temp_over = EMU_TEMP_OVER_DEFAULT;
+	emu->feat_temp_under = 0;
+	emu->feat_err_recovery = 0;
 	emu->feat_vwc = emu->cfg.no_vwc ? 0 : NVME_FEAT_VWC_WCE;
 	emu->feat_irqc = 0;
 	emu->feat_irq_cfg[0] = emu->feat_irq_cfg[1] = 0;
@@ -132,6 +138,12 @@ static bool feat_value(struct nvmk_emu *emu, uint8_t fid, bool dflt, uint32_t *v
 	switch (fid) {
 	case NVME_FEAT_ARBITRATION:
 		*v = dflt ? 0 : emu->feat_arb;
+		return true;
+	case NVME_FEAT_POWER_MGMT:
+		*v = dflt ? 0 : emu->feat_power;
+		return true;
+	case NVME_FEAT_ERR_RECOVERY:
+		*v = dflt ? 0 : emu->feat_err_recovery;
 		return true;
 	case NVME_FEAT_VOLATILE_WC:
 		if (emu->cfg.no_vwc)
@@ -199,6 +211,20 @@ static struct emu_result admin_get_features(struct nvmk_emu *emu, const struct n
 			return res(0, 0x4);
 		return res(0, iv | (sel == 0 && iv < 2 ? emu->feat_irq_cfg[iv] & 0x10000 : 0));
 	}
+	if (fid == NVME_FEAT_TEMP_THRESH) {
+		/* One sensor (composite, TMPSEL 0); THSEL 0 over, 1 under (Figure 321). */
+		uint32_t tmpsel = (sqe->cdw11 >> 16) & 0xf, thsel = (sqe->cdw11 >> 20) & 0x3;
+
+		if (tmpsel != 0 || thsel > 1 || (sqe->cdw11 & ~0x3f0000u))
+			return res(INVALID_FIELD, 0);
+		if (sel == 3)
+			return res(0, 0x4);
+		if (sel != 0)
+			v = thsel ? 0 : EMU_TEMP_OVER_DEFAULT;
+		else
+			v = thsel ? emu->feat_temp_under : emu->feat_temp_over;
+		return res(0, v | (sqe->cdw11 & 0x3f0000u));
+	}
 	if (!feat_value(emu, fid, sel != 0, &v))
 		return res(INVALID_FIELD, 0);
 	if (sel == 3) {
@@ -238,6 +264,29 @@ static struct emu_result admin_set_features(struct nvmk_emu *emu, const struct n
 	switch (fid) {
 	case NVME_FEAT_ARBITRATION:
 		emu->feat_arb = v; /* accepted; round robin only (CAP.AMS = 0) ignores weights */
+		return res(0, 0);
+	case NVME_FEAT_POWER_MGMT:
+		/* A single power state (NPSS = 0): PS must be 0; WH recorded. */
+		if ((v & 0x1f) || (v & ~0xffu))
+			return res(INVALID_FIELD, 0);
+		emu->feat_power = v;
+		return res(0, 0);
+	case NVME_FEAT_TEMP_THRESH: {
+		uint32_t tmpsel = (v >> 16) & 0xf, thsel = (v >> 20) & 0x3;
+
+		if (tmpsel != 0 || thsel > 1 || (v & ~0x3fffffu))
+			return res(INVALID_FIELD, 0);
+		if (thsel)
+			emu->feat_temp_under = v & 0xffff;
+		else
+			emu->feat_temp_over = v & 0xffff;
+		return res(0, 0);
+	}
+	case NVME_FEAT_ERR_RECOVERY:
+		/* TLER recorded; DULBE (bit 16) needs deallocated-block errors: refused. */
+		if (v & ~0xffffu)
+			return res(INVALID_FIELD, 0);
+		emu->feat_err_recovery = v;
 		return res(0, 0);
 	case NVME_FEAT_VOLATILE_WC:
 		if (emu->cfg.no_vwc || (v & ~NVME_FEAT_VWC_WCE))
@@ -601,9 +650,15 @@ static struct emu_result admin_aer(struct nvmk_emu *emu, const struct nvme_sqe *
 static struct emu_result admin_abort(struct nvmk_emu *emu, const struct nvme_sqe *sqe)
 {
 	uint16_t sqid = (uint16_t)sqe->cdw10, cid = (uint16_t)(sqe->cdw10 >> 16);
+	unsigned outstanding = 0;
 
-	/* Abort is executed synchronously here, so at most one is ever outstanding
-	 * and the ACL + 1 limit (Abort Command Limit Exceeded) cannot be reached. */
+	/* Abort executes at once, so the only Aborts outstanding are ones held by
+	 * fault injection; ACL + 1 may be (Base 2.0 5.1, Abort Command Limit Exceeded). */
+	for (const struct emu_cmd *c = emu->pending; c; c = c->next)
+		if (c->sqid == 0 && c->opc == NVME_ADM_ABORT && c->state != EMU_CMD_AER)
+			outstanding++;
+	if (outstanding >= emu->cfg.acl + 1u)
+		return res(SF_CMD(NVME_SC_ABORT_LIMIT) | NVME_SF_DNR, 0);
 	if (emu_abort_cmd(emu, sqid, cid)) {
 		nvmk_debug(emu->name, sqid, "aborted cid %u", cid);
 		return res(0, 0);
@@ -624,18 +679,12 @@ static struct emu_result admin_dbbuf(struct nvmk_emu *emu, const struct nvme_sqe
 		return res(SF_GEN(NVME_SC_DATA_XFER_ERROR), 0);
 	emu->dbbuf_shadow = sqe->prp1;
 	emu->dbbuf_eventidx = sqe->prp2;
-	/* Queues that already exist start from the shadow values present now. */
+	/* Queues that already exist carry on from the values the controller has. */
 	for (unsigned q = 1; q <= emu->nq; q++) {
-		uint32_t stride = 4u << emu->cfg.dstrd;
-		uint32_t *sh =
-		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + 2ull * q * stride, 4, false);
-		uint32_t *ch =
-		    emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1 + (2ull * q + 1) * stride, 4, false);
-
-		if (emu->sqs[q].valid && sh)
-			emu->sqs[q].last_shadow = __atomic_load_n(sh, __ATOMIC_ACQUIRE);
-		if (emu->cqs[q].valid && ch)
-			emu->cqs[q].last_shadow = __atomic_load_n(ch, __ATOMIC_ACQUIRE);
+		if (emu->sqs[q].valid)
+			emu_dbbuf_init_slot(emu, 2u * q, emu->sqs[q].tail);
+		if (emu->cqs[q].valid)
+			emu_dbbuf_init_slot(emu, 2u * q + 1u, emu->cqs[q].head);
 	}
 	nvmk_info(emu->name, 0, "shadow doorbells at 0x%llx, EventIdx at 0x%llx",
 		  (unsigned long long)sqe->prp1, (unsigned long long)sqe->prp2);

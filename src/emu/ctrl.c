@@ -247,7 +247,12 @@ static void emu_ctrl_enable(struct nvmk_emu *emu, uint64_t now)
 	else if ((asq & (ps - 1)) || (acq & (ps - 1)) || !asq || !acq)
 		bad = "ASQ/ACQ not memory-page aligned";
 	if (bad) {
-		emu_fatal(emu, 0, bad);
+		/* Under reg_lock: if the host has already cleared EN again, this
+		 * enable is void and its CFS must not outlive the reset. */
+		pthread_mutex_lock(&emu->reg_lock);
+		if (!atomic_load(&emu->reset_req))
+			emu_fatal(emu, 0, bad);
+		pthread_mutex_unlock(&emu->reg_lock);
 		return;
 	}
 	emu->page_size = ps;
@@ -370,6 +375,7 @@ static void *emu_worker(void *arg)
 		next = emu_ctrl_step(emu, now);
 		if (emu->enabled && !atomic_load(&emu->fatal) &&
 		    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
+			emu_preempt_run(emu);
 			n2 = emu_pending_run(emu, now);
 			if (n2 && (!next || n2 < next))
 				next = n2;

@@ -89,7 +89,8 @@ struct emu_cq {
 	uint32_t nr_sq;	   /* SQs bound to this CQ */
 	uint32_t reserved; /* completions owed by fetched, unfinished commands */
 	uint32_t last_shadow;
-	bool bad_db; /* invalid doorbell value reported, until a valid one */
+	bool bad_db;  /* invalid doorbell value reported, until a valid one */
+	bool blocked; /* an SQ waits for room: EventIdx asks for every head update */
 };
 
 struct emu_sq {
@@ -106,14 +107,19 @@ struct emu_sq {
 	bool bad_db; /* invalid doorbell value reported, until a valid one */
 };
 
-/* MMIO doorbell value plus a "written since last look" flag (bit 31). */
-#define EMU_DB_DIRTY (1u << 31)
-
 struct emu_fault_rule {
 	struct nvmk_emu_fault f;
 	uint64_t seen;
 	uint64_t hits;
 	bool used;
+};
+
+#define EMU_MAX_PREEMPT 16
+
+/* A Reservation Acquire with Preempt and Abort preempted @host on @nsid. */
+struct emu_preempt_req {
+	uint32_t nsid;
+	struct emu_resv_host host;
 };
 
 struct emu_event {
@@ -144,8 +150,8 @@ struct nvmk_emu {
 	atomic_bool removed;   /* surprise removal: all ones, nothing else */
 	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
-	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells | EMU_DB_DIRTY */
-	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells | EMU_DB_DIRTY */
+	_Atomic uint32_t *sq_db; /* [nq + 1] MMIO SQ tail doorbells */
+	_Atomic uint32_t *cq_db; /* [nq + 1] MMIO CQ head doorbells */
 
 	/* ---- worker wake-up ---- */
 	pthread_t worker;
@@ -172,6 +178,10 @@ struct nvmk_emu {
 	bool notice_masked; /* a NS-changed notice was reported; log not read (RAE) */
 	bool error_masked;  /* an error event was reported; error log not read */
 	uint32_t aec;	    /* Async Event Configuration (feature 0Bh) */
+	/* Preempt and Abort requests from any controller of the subsystem */
+	struct emu_preempt_req preempt[EMU_MAX_PREEMPT];
+	unsigned nr_preempt;
+	bool preempt_overflow;
 
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
@@ -203,6 +213,10 @@ struct nvmk_emu {
 	uint16_t ncq_granted;
 	/* features */
 	uint32_t feat_arb;
+	uint32_t feat_power;
+	uint32_t feat_temp_over;
+	uint32_t feat_temp_under;
+	uint32_t feat_err_recovery;
 	uint32_t feat_vwc;
 	uint32_t feat_irqc;
 	uint32_t feat_irq_cfg[2];
@@ -256,6 +270,10 @@ void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);
 bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid);
 /* Complete every held command of @sqid with @status (SQ deletion). */
 void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status);
+/* Initialise shadow doorbell and EventIdx slot @idx to @v (queue creation, DBBUF config). */
+void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v);
+/* Apply queued Preempt and Abort requests to held I/O commands (worker). */
+void emu_preempt_run(struct nvmk_emu *emu);
 uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32_t size,
 		       uint64_t base);
 uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64_t base, bool ien,

@@ -157,6 +157,36 @@ static uint16_t io_dsm(struct nvmk_emu *emu, struct emu_ns *ns, const struct nvm
 	return 0;
 }
 
+/* Ask every controller of the subsystem to abort the held commands of the
+ * preempted hosts (their workers do it at their next round). */
+static void io_preempt_abort(struct nvmk_emu *emu, uint32_t nsid, const struct emu_resv_host *pre,
+			     unsigned npre)
+{
+	struct emu_subsys *s = emu->subsys;
+
+	pthread_mutex_lock(&s->ctrl_lock);
+	for (unsigned i = 0; i < EMU_MAX_CTRLS; i++) {
+		struct nvmk_emu *c = s->ctrls[i];
+
+		if (!c)
+			continue;
+		pthread_mutex_lock(&c->aer_lock);
+		/* More hosts than we can list: abort every held command of the ns. */
+		if (npre > EMU_MAX_PREEMPT)
+			c->preempt_overflow = true;
+		for (unsigned j = 0; j < npre && j < EMU_MAX_PREEMPT; j++) {
+			if (c->nr_preempt == EMU_MAX_PREEMPT) {
+				c->preempt_overflow = true;
+				break;
+			}
+			c->preempt[c->nr_preempt++] = (struct emu_preempt_req){nsid, pre[j]};
+		}
+		pthread_mutex_unlock(&c->aer_lock);
+		emu_kick(c);
+	}
+	pthread_mutex_unlock(&s->ctrl_lock);
+}
+
 /* Reservation commands, NVM-CS 1.0 3.2.4 - 3.2.7; semantics in reservation.c. */
 static uint16_t io_resv(struct nvmk_emu *emu, struct emu_resv *r, const struct nvme_sqe *sqe)
 {
@@ -173,15 +203,17 @@ static uint16_t io_resv(struct nvmk_emu *emu, struct emu_resv *r, const struct n
 		st = emu_dma_from_host(emu, sqe, &d.reg, sizeof(d.reg));
 		return st ? st : emu_resv_register(r, &emu->host, sqe->cdw10, &d.reg);
 	case NVME_CMD_RESV_ACQUIRE: {
+		struct emu_resv_host pre[EMU_MAX_PREEMPT];
+		unsigned npre = 0;
 		bool aborted = false;
 
 		st = emu_dma_from_host(emu, sqe, &d.acq, sizeof(d.acq));
 		if (st)
 			return st;
-		st = emu_resv_acquire(r, &emu->host, sqe->cdw10, &d.acq, &aborted);
-		if (aborted)
-			nvmk_debug(emu->name, NVMK_LOG_NOQ,
-				   "preempt and abort: no commands of preempted hosts held");
+		st = emu_resv_acquire_ex(r, &emu->host, sqe->cdw10, &d.acq, &aborted, pre,
+					 EMU_MAX_PREEMPT, &npre);
+		if (!st && aborted)
+			io_preempt_abort(emu, sqe->nsid, pre, npre);
 		return st;
 	}
 	case NVME_CMD_RESV_RELEASE:

@@ -15,6 +15,7 @@
 #include "emu/emu_internal.h"
 
 static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq);
+static bool cq_wait_room(struct nvmk_emu *emu, struct emu_cq *cq);
 
 #define SF_GEN(sc) NVME_SF(NVME_SCT_GENERIC, sc)
 #define SF_CMD(sc) NVME_SF(NVME_SCT_CMD_SPECIFIC, sc)
@@ -208,6 +209,44 @@ void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status)
 	}
 }
 
+/*
+ * Preempt and Abort (NVM-CS 1.0 3.2.4 / Base 2.0 8.19.8): commands of a
+ * preempted host on that namespace are aborted with Command Aborted due to
+ * Preempt and Abort. Only commands the emulator holds (fault-injected delays
+ * and hangs) can still be outstanding; everything else has completed.
+ */
+void emu_preempt_run(struct nvmk_emu *emu)
+{
+	struct emu_preempt_req req[EMU_MAX_PREEMPT];
+	unsigned n;
+	bool all;
+
+	pthread_mutex_lock(&emu->aer_lock);
+	n = emu->nr_preempt;
+	all = emu->preempt_overflow;
+	memcpy(req, emu->preempt, n * sizeof(req[0]));
+	emu->nr_preempt = 0;
+	emu->preempt_overflow = false;
+	pthread_mutex_unlock(&emu->aer_lock);
+	if (!n && !all)
+		return;
+	for (unsigned i = 0; i < n || (all && i == 0); i++) {
+		struct emu_cmd **link = &emu->pending;
+
+		while (*link) {
+			struct emu_cmd *c = *link;
+			bool hit = c->sqid != 0 && c->state != EMU_CMD_AER &&
+				   (all || (c->nsid == req[i].nsid &&
+					    emu_resv_host_matches(&req[i].host, &emu->host)));
+
+			if (hit)
+				pending_complete(emu, link, SF_GEN(NVME_SC_ABORT_PREEMPT), 0, 0);
+			else
+				link = &c->next;
+		}
+	}
+}
+
 /* AER completion: take the oldest outstanding AER (the list is LIFO, so the
  * last one found) and complete it with @dw0. Returns false if none. */
 bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0)
@@ -276,22 +315,6 @@ static bool sq_take_abort(struct emu_sq *sq, uint16_t cid)
 
 /* ---- doorbells ---- */
 
-/* Take an MMIO doorbell value; *dirty tells whether the host wrote it since
- * the last call. */
-static uint32_t db_take(_Atomic uint32_t *db, bool *dirty)
-{
-	/* Acquire: pairs with the release in the register write, so the SQEs the
-	 * host wrote before ringing are visible to the fetch that follows. */
-	uint32_t v = atomic_load_explicit(db, memory_order_acquire);
-
-	while ((v & EMU_DB_DIRTY) &&
-	       !atomic_compare_exchange_weak_explicit(db, &v, v & ~EMU_DB_DIRTY,
-						      memory_order_acquire, memory_order_acquire))
-		;
-	*dirty = v & EMU_DB_DIRTY;
-	return v & 0xffff;
-}
-
 static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigned idx, bool write)
 {
 	uint64_t stride = 4ull << emu->cfg.dstrd;
@@ -301,34 +324,31 @@ static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigne
 
 /*
  * Current doorbell value for doorbell @idx (2*qid SQ tail, 2*qid+1 CQ head).
- * With shadow doorbells (Base 2.0 5.8) the host updates the shadow buffer and
- * writes MMIO only when EventIdx asks for it; an MMIO write still wins for the
- * round it arrives in, and a shadow value is taken when it changed; otherwise
- * *@val is left as it was (the caller preloads the current value). The admin
- * queue uses MMIO only (hosts such as Linux never shadow it).
+ * With shadow doorbells (Base 2.0 5.8) the host always updates the shadow
+ * buffer first and writes the register only when EventIdx asks for it, so for
+ * I/O queues the shadow value is authoritative and a register write is just a
+ * wake-up (its value may be older than the shadow by the time it is seen).
+ * The admin queue uses the registers only (hosts such as Linux never shadow it).
  */
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
 {
 	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
-	bool dirty;
-	uint32_t v = db_take(mmio, &dirty);
+	_Atomic uint32_t *sh;
 
 	if (!emu->dbbuf_shadow || idx < 2) {
-		*val = v;
+		/* Acquire: pairs with the release in the register write, so the SQEs
+		 * the host wrote before ringing are visible to the fetch that follows. */
+		*val = atomic_load_explicit(mmio, memory_order_acquire);
 		return true;
 	}
-	_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, false);
+	sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, false);
 	if (!sh) {
 		emu_fatal(emu, (int)(idx / 2), "shadow doorbell buffer not translatable");
 		return false;
 	}
-	/* Acquire: host wrote the SQEs before the shadow tail. */
-	uint32_t s = __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE);
-	if (dirty)
-		*val = v;
-	else if (s != *last_shadow)
-		*val = s & 0xffff;
-	*last_shadow = s;
+	/* Acquire: the host wrote the SQEs (or consumed the CQEs) before the value. */
+	*last_shadow = __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE);
+	*val = *last_shadow;
 	return true;
 }
 
@@ -346,6 +366,34 @@ static void eventidx_write(struct nvmk_emu *emu, unsigned idx, uint32_t v)
 	/* seq_cst: this store must be ordered before the shadow re-read that
 	 * follows it (store->load), or a host update racing with it is missed. */
 	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Start shadow doorbell slot @idx at @v (and EventIdx likewise, asking for
+ * the first update): a queue created, or existing when Doorbell Buffer Config
+ * arrives, must not pick up a stale value a previous queue left in the host's
+ * buffer. Done before the command that causes it completes, so it cannot race
+ * with the host's own updates.
+ */
+void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v)
+{
+	_Atomic uint32_t *sh, *ev;
+
+	if (!emu->dbbuf_shadow || idx < 2)
+		return;
+	sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, true);
+	ev = dbbuf_slot(emu, emu->dbbuf_eventidx, idx, true);
+	if (!sh || !ev) {
+		emu_fatal(emu, (int)(idx / 2), "doorbell buffers not translatable");
+		return;
+	}
+	/* Release: published with (before) the completion of the causing command. */
+	__atomic_store_n((uint32_t *)sh, v, __ATOMIC_RELEASE);
+	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_RELEASE);
+	if (idx & 1)
+		emu->cqs[idx / 2].last_shadow = v;
+	else
+		emu->sqs[idx / 2].last_shadow = v;
 }
 
 /* ---- command fetch and dispatch ---- */
@@ -472,8 +520,12 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 		const struct nvme_sqe *src;
 		struct nvme_sqe sqe;
 
-		if (!cq_room(cq))
-			break; /* host has not consumed completions yet */
+		if (!cq_room(cq)) {
+			/* Host has not consumed completions yet. */
+			if (cq_wait_room(emu, cq))
+				n++; /* shadow head moved meanwhile: go round again */
+			break;
+		}
 		src = sq_entry(emu, sq, sq->head);
 		if (!src) {
 			emu_fatal(emu, sq->qid, "SQ memory not translatable");
@@ -490,6 +542,34 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 	return n > 0 || sq_shadow_moved(emu, sq);
 }
 
+/*
+ * CQ head EventIdx policy (Base 2.0 5.8): the controller only needs to hear
+ * about CQ head updates while it is waiting for room. Otherwise EventIdx is
+ * left one behind the head, so the host rings at most once per lap of the
+ * queue; while blocked it is the head itself, so the next update rings.
+ */
+static void cq_eventidx(struct nvmk_emu *emu, struct emu_cq *cq)
+{
+	uint32_t v = cq->blocked ? cq->head : (cq->head + 0xffffu) & 0xffffu;
+
+	eventidx_write(emu, 2u * cq->qid + 1u, v);
+}
+
+/* The CQ has no room: ask for a doorbell, then look once more at the shadow
+ * head in case the host moved it before it could see the request. */
+static bool cq_wait_room(struct nvmk_emu *emu, struct emu_cq *cq)
+{
+	_Atomic uint32_t *sh;
+
+	cq->blocked = true;
+	if (!emu->dbbuf_shadow || cq->qid == 0)
+		return false;
+	cq_eventidx(emu, cq);
+	sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * cq->qid + 1u, false);
+	/* seq_cst: pairs with the seq_cst EventIdx store just made. */
+	return sh && __atomic_load_n((uint32_t *)sh, __ATOMIC_SEQ_CST) != cq->last_shadow;
+}
+
 static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
 {
 	uint32_t head = cq->head;
@@ -504,7 +584,9 @@ static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
 	}
 	cq->bad_db = false;
 	cq->head = head;
-	eventidx_write(emu, 2u * cq->qid + 1u, head);
+	if (cq_room(cq))
+		cq->blocked = false;
+	cq_eventidx(emu, cq);
 }
 
 bool emu_queues_process(struct nvmk_emu *emu)
@@ -540,11 +622,7 @@ uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64
 			      .iv = iv,
 			      .phase = 1};
 	atomic_store(&emu->cq_db[qid], 0);
-	if (emu->dbbuf_shadow) {
-		_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * qid + 1u, false);
-
-		cq->last_shadow = sh ? __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE) : 0;
-	}
+	emu_dbbuf_init_slot(emu, 2u * qid + 1u, 0);
 	emu->queues_created = true;
 	return 0;
 }
@@ -556,11 +634,7 @@ uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32
 
 	*sq = (struct emu_sq){.valid = true, .qid = qid, .cqid = cqid, .size = size, .base = base};
 	atomic_store(&emu->sq_db[qid], 0);
-	if (emu->dbbuf_shadow) {
-		_Atomic uint32_t *sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * qid, false);
-
-		sq->last_shadow = sh ? __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE) : 0;
-	}
+	emu_dbbuf_init_slot(emu, 2u * qid, 0);
 	emu->cqs[cqid].nr_sq++;
 	emu->queues_created = true;
 	return 0;

@@ -137,8 +137,13 @@ static void emu_cc_write(struct nvmk_emu *emu, uint32_t val)
 			val = (val & ~fixed) | (old & fixed);
 	}
 	atomic_store(&emu->cc, val);
-	if ((old & NVME_CC_EN) && !(val & NVME_CC_EN))
+	if ((old & NVME_CC_EN) && !(val & NVME_CC_EN)) {
+		/* Controller reset (Base 2.0 3.7.2). CFS clears now, not when the worker
+		 * gets to it: with RDY already 0 the host may re-enable at once and must
+		 * not see the fatal status of the previous enable. */
 		atomic_store(&emu->reset_req, true);
+		atomic_fetch_and(&emu->csts, ~NVME_CSTS_CFS);
+	}
 	if ((val & NVME_CC_EN) && NVME_CC_SHN(val) != NVME_CC_SHN_NONE &&
 	    NVME_CC_SHN(old) == NVME_CC_SHN_NONE)
 		atomic_store(&emu->shn_req, true);
@@ -154,7 +159,7 @@ static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 	/* Only bits 15:0 are defined; the worker validates against the queue size.
 	 * Release: orders the host's queue-memory writes before the doorbell the
 	 * worker acquires. */
-	atomic_store_explicit(db, (val & 0xffff) | EMU_DB_DIRTY, memory_order_release);
+	atomic_store_explicit(db, val & 0xffff, memory_order_release);
 	emu_kick(emu);
 }
 

@@ -495,6 +495,51 @@ static bool need_event(uint16_t ev, uint16_t new_idx, uint16_t old)
 	return (uint16_t)(new_idx - ev - 1) < (uint16_t)(new_idx - old);
 }
 
+/* Submit on queue 1 through the shadow doorbell, ringing MMIO only when the
+ * EventIdx asks for it; the CQ head goes to the shadow buffer the same way. */
+static struct nvme_cqe shadow_submit(struct host *h, struct nvme_sqe *sqe, uint32_t *sh,
+				     uint32_t *ev, unsigned *mmio)
+{
+	struct nvme_sqe *sq = ptr(h, h->sq_iova[1]);
+	struct nvme_cqe *cq = ptr(h, h->cq_iova[1]), out = {0};
+	uint16_t old = (uint16_t)h->sq_tail[1];
+	uint64_t end = now_ms() + 5000;
+
+	sqe->cid = ++h->cid[1];
+	sq[old] = *sqe;
+	h->sq_tail[1] = (old + 1) % QD;
+	/* seq_cst: shadow store before the EventIdx load (store->load order) */
+	__atomic_store_n(&sh[2], h->sq_tail[1], __ATOMIC_SEQ_CST);
+	if (need_event((uint16_t)__atomic_load_n(&ev[2], __ATOMIC_SEQ_CST), (uint16_t)h->sq_tail[1],
+		       old)) {
+		nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(1, 0), h->sq_tail[1]);
+		(*mmio)++;
+	}
+	while (now_ms() < end) {
+		struct nvme_cqe *e = &cq[h->cq_head[1]];
+
+		if ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1) == h->phase[1]) {
+			uint16_t cold = (uint16_t)h->cq_head[1];
+
+			out = *e;
+			if (++h->cq_head[1] == QD) {
+				h->cq_head[1] = 0;
+				h->phase[1] ^= 1;
+			}
+			__atomic_store_n(&sh[3], h->cq_head[1], __ATOMIC_SEQ_CST);
+			if (need_event((uint16_t)__atomic_load_n(&ev[3], __ATOMIC_SEQ_CST),
+				       (uint16_t)h->cq_head[1], cold)) {
+				nvmk_emu_reg_write32(h->emu, nvme_cq_doorbell(1, 0), h->cq_head[1]);
+				(*mmio)++;
+			}
+			return out;
+		}
+		usleep(50);
+	}
+	fail_msg("no completion through shadow doorbells");
+	return out;
+}
+
 static void test_shadow_doorbells(void **state)
 {
 	struct host *h = *state;
@@ -502,6 +547,7 @@ static void test_shadow_doorbells(void **state)
 	const uint64_t wbuf = MEM_BASE + 8 * PAGE, rbuf = MEM_BASE + 9 * PAGE;
 	uint32_t *sh = ptr(h, shadow), *ev = ptr(h, evidx);
 	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
 	unsigned mmio = 0;
 
 	enable(h);
@@ -513,30 +559,17 @@ static void test_shadow_doorbells(void **state)
 	create_io_pair(h);
 
 	for (unsigned i = 0; i < 3 * QD; i++) {
-		struct nvme_sqe *sq = ptr(h, h->sq_iova[1]);
-		uint16_t old = (uint16_t)h->sq_tail[1];
-		struct nvme_cqe cqe;
-
 		memset(ptr(h, wbuf), (int)i, PAGE);
 		sqe = rw(NVME_CMD_WRITE, wbuf, i % 64);
-		sqe.cid = ++h->cid[1];
-		sq[old] = sqe;
-		h->sq_tail[1] = (old + 1) % QD;
-		__atomic_store_n(&sh[2], h->sq_tail[1], __ATOMIC_SEQ_CST);
-		if (need_event((uint16_t)__atomic_load_n(&ev[2], __ATOMIC_SEQ_CST),
-			       (uint16_t)h->sq_tail[1], old)) {
-			nvmk_emu_reg_write32(h->emu, nvme_sq_doorbell(1, 0), h->sq_tail[1]);
-			mmio++;
-		}
-		/* reap() rings the CQ head by MMIO; keep the shadow in step. */
-		cqe = reap(h, 1, 0);
-		__atomic_store_n(&sh[3], h->cq_head[1], __ATOMIC_SEQ_CST);
+		cqe = shadow_submit(h, &sqe, sh, ev, &mmio);
 		assert_int_equal(cqe.status >> 1, 0);
 		assert_int_equal(cqe.cid, h->cid[1]);
 	}
+	/* EventIdx spares the CQ head doorbell writes: fewer than one per command. */
 	assert_true(mmio >= 1);
+	assert_true(mmio < 2 * 3 * QD);
 	sqe = rw(NVME_CMD_READ, rbuf, (3 * QD - 1) % 64);
-	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
+	assert_int_equal(shadow_submit(h, &sqe, sh, ev, &mmio).status >> 1, 0);
 	assert_int_equal(((uint8_t *)ptr(h, rbuf))[100], (3 * QD - 1) & 0xff);
 }
 
@@ -586,6 +619,16 @@ static void test_features_logs(void **state)
 	assert_int_equal(cqe.dw0, 0);
 	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_VOLATILE_WC | (1u << 8), 0);
 	assert_int_equal(cqe.dw0, NVME_FEAT_VWC_WCE);
+
+	/* Mandatory features: temperature threshold, power management. */
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_TEMP_THRESH, 350);
+	assert_int_equal(cqe.status >> 1, 0);
+	cqe = admin_simple(h, NVME_ADM_GET_FEATURES, 0, 0, NVME_FEAT_TEMP_THRESH, 0);
+	assert_int_equal(cqe.dw0 & 0xffff, 350);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_POWER_MGMT, 1);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_FIELD);
+	cqe = admin_simple(h, NVME_ADM_SET_FEATURES, 0, 0, NVME_FEAT_TIMESTAMP, 0);
+	assert_int_equal(sc(cqe), NVME_SC_INVALID_FIELD);
 
 	/* One successful write and one invalid-namespace failure. */
 	sqe = rw(NVME_CMD_WRITE, buf, 0);
@@ -886,6 +929,86 @@ static void test_invalid_doorbell_event(void **state)
 	assert_int_equal(submit(h, 1, &sqe).status >> 1, 0);
 }
 
+static void resv_cmd(struct host *h, uint8_t opc, uint32_t cdw10, uint64_t k0, uint64_t k1,
+		     uint16_t want_sc)
+{
+	const uint64_t buf = MEM_BASE + 70 * PAGE + (h->sq_iova[0] == MEM_BASE ? 0 : PAGE);
+	uint64_t *d = ptr(h, buf);
+	struct nvme_sqe sqe = {.opc = opc, .nsid = 1, .prp1 = buf, .cdw10 = cdw10};
+
+	d[0] = k0;
+	d[1] = k1;
+	assert_int_equal(sc(submit(h, 1, &sqe)), want_sc);
+}
+
+static void set_hostid(struct host *h, uint64_t id)
+{
+	const uint64_t buf = MEM_BASE + 72 * PAGE + (h->sq_iova[0] == MEM_BASE ? 0 : PAGE);
+
+	*(uint64_t *)ptr(h, buf) = id;
+	assert_int_equal(
+	    admin_simple(h, NVME_ADM_SET_FEATURES, 0, buf, NVME_FEAT_HOST_ID, 0).status >> 1, 0);
+}
+
+static void test_preempt_and_abort(void **state)
+{
+	struct host *a = *state, b;
+	struct nvmk_emu_config cfg;
+	struct nvmk_emu_fault f = {
+	    .kind = NVMK_FAULT_HANG, .qid = 1, .opcode = NVME_CMD_READ, .count = 1};
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint16_t cid;
+
+	enable(a);
+	create_io_pair(a);
+	nvmk_emu_config_default(&cfg);
+	cfg.name = "smoke-b";
+	cfg.nr_ns = 0;
+	cfg.subsystem_of = a->emu;
+	cfg.dma = host_dma;
+	cfg.dma_ctx = a;
+	b = *a;
+	assert_int_equal(nvmk_emu_create(&cfg, &b.emu), 0);
+	for (int i = 0; i < NQ; i++) {
+		b.sq_iova[i] = MEM_BASE + (400u + 2u * i) * PAGE;
+		b.cq_iova[i] = b.sq_iova[i] + PAGE;
+		b.sq_tail[i] = b.cq_head[i] = 0;
+		b.phase[i] = 1;
+		b.cid[i] = 0;
+	}
+	enable(&b);
+	create_io_pair(&b);
+
+	set_hostid(a, 0xa);
+	set_hostid(&b, 0xb);
+	resv_cmd(a, NVME_CMD_RESV_REGISTER, NVME_RESV_CDW10(NVME_RESV_REG_REGISTER, false, 0), 0,
+		 0xaa, 0);
+	resv_cmd(&b, NVME_CMD_RESV_REGISTER, NVME_RESV_CDW10(NVME_RESV_REG_REGISTER, false, 0), 0,
+		 0xbb, 0);
+	resv_cmd(&b, NVME_CMD_RESV_ACQUIRE,
+		 NVME_RESV_CDW10(NVME_RESV_ACQ_ACQUIRE, false, NVME_RESV_WRITE_EXCLUSIVE), 0xbb, 0,
+		 0);
+	/* B has a read hanging on namespace 1. */
+	assert_true(nvmk_emu_fault_add(b.emu, &f) >= 0);
+	sqe = rw(NVME_CMD_READ, MEM_BASE + 74 * PAGE, 0);
+	cid = post(&b, 1, &sqe);
+	for (uint64_t end = now_ms() + 5000;
+	     nvmk_emu_cmd_count(b.emu, false, NVME_CMD_READ) == 0 && now_ms() < end;)
+		usleep(100);
+	/* A preempts B with abort: B's held read completes as aborted. */
+	resv_cmd(a, NVME_CMD_RESV_ACQUIRE,
+		 NVME_RESV_CDW10(NVME_RESV_ACQ_PREEMPT_ABORT, false, NVME_RESV_WRITE_EXCLUSIVE),
+		 0xaa, 0xbb, 0);
+	cqe = reap(&b, 1, 0);
+	assert_int_equal(cqe.cid, cid);
+	assert_int_equal(sc(cqe), NVME_SC_ABORT_PREEMPT);
+	/* B is no longer registered: its writes conflict. */
+	sqe = rw(NVME_CMD_WRITE, MEM_BASE + 74 * PAGE, 0);
+	assert_int_equal(sc(submit(&b, 1, &sqe)), NVME_SC_RESERVATION_CONFLICT);
+	nvmk_emu_destroy(b.emu);
+}
+
 static void test_bad_config(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -923,6 +1046,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cc_errors_shutdown_removal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_doorbell_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_preempt_and_abort, setup, teardown),
 	    cmocka_unit_test(test_bad_config),
 	};
 
