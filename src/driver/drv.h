@@ -83,6 +83,7 @@ struct drv_tracker {
 		uint32_t key; /* cid | state << 16: one compare validates a CQE */
 	};
 	uint16_t next_free;
+	uint16_t idx; /* own index */
 	uint8_t flags;
 	uint8_t opc;
 };
@@ -112,6 +113,7 @@ struct drv_queue {
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
 	uint16_t idx_mask;
+	uint16_t gen_inc; /* 1 << cid_shift */
 	uint8_t cid_shift;
 	const char *name;
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
@@ -224,6 +226,7 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	atomic_bool need_reset;
+	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
 	atomic_bool reset_event_pending;
 	pthread_mutex_t reset_lock;
