@@ -291,6 +291,9 @@ int drv_reg_health(struct nvmk_ctrl *ctrl);
 int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
 		    const char *tag);
 void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
+/* The two halves of drv_queue_alloc without the memory (restore uses them). */
+void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth);
+int drv_queue_init_trackers(struct drv_queue *q);
 void drv_queue_reset_ring(struct drv_queue *q);
 /* Drain completions; -EIO on an invalid completion (after logging it). */
 int drv_queue_drain(struct drv_queue *q, unsigned max);
