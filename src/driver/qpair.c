@@ -212,6 +212,10 @@ static void qp_unlink(struct nvmk_qpair *qp)
 static void qp_destroy(struct nvmk_qpair *qp)
 {
 	qp_unlink(qp);
+	/* a failed device may still be running: stop it before freeing */
+	pthread_mutex_lock(&qp->ctrl->qp_lock);
+	drv_ctrl_quiesce(qp->ctrl);
+	pthread_mutex_unlock(&qp->ctrl->qp_lock);
 	drv_qp_lock(qp);
 	qp_delete_on_device(qp);
 	drv_queue_doom_all(&qp->q);
