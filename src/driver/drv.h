@@ -248,7 +248,7 @@ struct nvmk_ctrl {
 	unsigned nns, ns_cap;
 
 	/* servicing (save.c, restore.c) */
-	atomic_bool quiesced;	 /* save in progress or done: qpair calls get -EAGAIN */
+	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
 	int saved;		 /* 0, DRV_SAVED_KEEP_ALIVE or DRV_SAVED_SHUTDOWN */
 	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
