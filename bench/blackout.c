@@ -87,13 +87,14 @@ int main(int argc, char **argv)
 	struct nvmk_ns *ns;
 	struct nvmk_dma_buf d;
 	uint16_t qid;
-	uint64_t *total, *save, *restore;
+	uint64_t *total, *save, *restore, *first;
 
 	if (cycles < 1 || inflight > 64)
 		return 2;
 	total = calloc(cycles, sizeof(*total));
 	save = calloc(cycles, sizeof(*save));
 	restore = calloc(cycles, sizeof(*restore));
+	first = calloc(cycles, sizeof(*first));
 	nvmk_log_set_sink(quiet, NULL);
 	nvmk_emu_config_default(&cfg);
 	cfg.name = "bench-blackout";
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
 		while (!first_done)
 			nvmk_qpair_process_completions(qp, 0);
 		total[c] = now_ns() - t0;
+		first[c] = t0 + total[c] - t2;
 		save[c] = t1 - t0;
 		restore[c] = t2 - t1;
 		/* the commands held over the servicing finish before the next cycle */
@@ -167,6 +169,7 @@ int main(int argc, char **argv)
 	       inflight, cycles);
 	print_row("save + detach + pool open", save, cycles);
 	print_row("restore", restore, cycles);
+	print_row("restore -> first new I/O done", first, cycles);
 	print_row("save -> first new I/O done", total, cycles);
 	nvmk_qpair_destroy(qp);
 	nvmk_ns_close(ns);
@@ -177,5 +180,6 @@ int main(int argc, char **argv)
 	free(total);
 	free(save);
 	free(restore);
+	free(first);
 	return 0;
 }
