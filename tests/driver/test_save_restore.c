@@ -513,6 +513,13 @@ static void test_resize_during_blackout(void **state)
 	struct nvmk_dma_pool *np, *old = s.pool;
 
 	assert_int_equal(nvmk_ctrl_save(s.ctrl, NULL, &blob, &len), 0);
+	/* quiesced: submissions and queue creation are refused, nothing is sent */
+	uint64_t w0 = nvmk_emu_cmd_count(s.emu, false, NVME_CMD_WRITE);
+	struct nvmk_qpair *qx;
+	char wb[512] = "late";
+	assert_int_equal(nvmk_ns_write(ns, NULL, wb, 7, 1), -EAGAIN);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, NULL, &qx), -EAGAIN);
+	assert_int_equal(nvmk_emu_cmd_count(s.emu, false, NVME_CMD_WRITE), w0);
 	nvmk_ctrl_detach(s.ctrl);
 	/* the AER completes while nobody listens */
 	assert_int_equal(nvmk_emu_ns_resize(s.emu, 1, 1u << 17), 0);
