@@ -219,6 +219,8 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	atomic_store_explicit(&s->removed, false, memory_order_release);
 	s->nopen++;
 	s->open_shared = shared;
+	ns->ctrl = ctrl;
+	drv_ns_handle_link(ctrl, ns);
 	pthread_mutex_unlock(&ctrl->ns_lock);
 
 	ns->ctrl = ctrl;
@@ -243,6 +245,7 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 	pthread_mutex_lock(&ns->ctrl->ns_lock);
 	if (ns->s->nopen)
 		ns->s->nopen--;
+	drv_ns_handle_unlink(ns->ctrl, ns);
 	pthread_mutex_unlock(&ns->ctrl->ns_lock);
 	free(ns);
 }
@@ -265,6 +268,17 @@ void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 struct nvmk_ctrl *nvmk_ns_ctrl(const struct nvmk_ns *ns)
 {
 	return ns->ctrl;
+}
+
+/* Why a sync wrapper got no qpair: failed controller, servicing, or memory. */
+static int sync_no_qp_err(const struct nvmk_ctrl *ctrl)
+{
+	if (drv_failed(ctrl))
+		return drv_failed(ctrl);
+	/* relaxed: servicing in progress, the caller retries later */
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_relaxed))
+		return -EAGAIN;
+	return -ENOMEM;
 }
 
 drv_inline int ns_gone(const struct nvmk_ns *ns)
@@ -821,7 +835,7 @@ static int sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, cons
 		return -EINVAL;
 	qp = sync_qp(ns, qp);
 	if (!qp)
-		return drv_failed(ns->ctrl) ? drv_failed(ns->ctrl) : -ENOMEM;
+		return sync_no_qp_err(ns->ctrl);
 	if (sync_iov_mapped(ns->ctrl, iov, iovcnt) && ns_iov_rules(iov, iovcnt) == 0) {
 		io.iov = iov;
 		io.iovcnt = iovcnt;
