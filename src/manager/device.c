@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One device of the manager and its worker thread.
+ *
+ * As in OpenHCL's NvmeManager (one NvmeDriverManager task per device), every
+ * control operation on a device runs on its own worker, in the order it was
+ * asked for: bring-up, namespace opens, asynchronous events, save, restore,
+ * shutdown. That serialises a device's control path without a lock held across
+ * driver calls, and lets a slow or broken device (a bring-up waiting for
+ * CSTS.RDY up to CAP.TO) delay only its own callers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/mgr_internal.h"
+#include "nvmekeep/log.h"
+
+const char *mgr_dev_kind(const struct mgr_dev *d)
+{
+	if (d->spec.kind == NVMK_MGR_BACKING_EMU)
+		return "emu";
+	/* the backing says what it is once it exists */
+	return d->backing && d->backing->ops && d->backing->ops->kind ? d->backing->ops->kind
+								      : "factory";
+}
+
+void mgr_dev_post(struct mgr_dev *d, struct mgr_req *req)
+{
+	req->next = NULL;
+	req->done = false;
+	pthread_mutex_lock(&d->qlock);
+	if (d->tail)
+		d->tail->next = req;
+	else
+		d->head = req;
+	d->tail = req;
+	pthread_cond_signal(&d->qcv);
+	pthread_mutex_unlock(&d->qlock);
+}
+
+int mgr_dev_wait(struct mgr_dev *d, struct mgr_req *req)
+{
+	pthread_mutex_lock(&d->qlock);
+	while (!req->done)
+		pthread_cond_wait(&d->done_cv, &d->qlock);
+	pthread_mutex_unlock(&d->qlock);
+	return req->rc;
+}
+
+void mgr_dev_set_state(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err)
+{
+	pthread_mutex_lock(&d->lock);
+	d->state = state;
+	d->err = err;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Driver admin thread: hand the event to the worker, never block on it. */
+static void dev_event_cb(void *ctx, struct nvmk_ctrl *ctrl, const struct nvmk_event *ev)
+{
+	struct mgr_dev *d = ctx;
+	struct mgr_req *req = calloc(1, sizeof(*req));
+
+	(void)ctrl;
+	if (!req) {
+		nvmk_err(d->id, NVMK_LOG_NOQ, "event %d dropped: out of memory", (int)ev->type);
+		return;
+	}
+	req->type = MGR_REQ_EVENT;
+	req->detached = true;
+	req->ev = *ev;
+	mgr_dev_post(d, req);
+}
+
+/* Create the backing if there is none yet (it survives a shutdown: a device
+ * is brought up at most once per manager, but the backing must stay for
+ * inspection and for a successor). */
+int mgr_dev_make_backing(struct mgr_dev *d, bool restoring)
+{
+	struct nvmk_backing *b = NULL;
+	struct nvmk_emu *emu = NULL;
+	int rc;
+
+	if (d->backing)
+		return 0;
+	if (d->spec.kind == NVMK_MGR_BACKING_EMU)
+		rc = nvmk_backing_local_create(&d->spec.emu, &b, &emu);
+	else
+		rc = d->spec.factory.create(d->spec.factory.ctx, d->id, restoring, &b);
+	if (rc == 0 && !b)
+		rc = -EINVAL;
+	if (rc) {
+		nvmk_err(d->id, NVMK_LOG_NOQ, "creating the %s backing failed: %d",
+			 mgr_dev_kind(d), rc);
+		return rc;
+	}
+	/* the backing allocates queue memory from the manager's pool, so that
+	 * the memory of a live device can be reclaimed by a successor */
+	b->pool = d->mgr->pool;
+	pthread_mutex_lock(&d->lock);
+	d->backing = b;
+	d->emu = emu;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void mgr_dev_ctrl_opts(struct mgr_dev *d, struct nvmk_ctrl_opts *o)
+{
+	*o = d->spec.ctrl_opts;
+	o->event_cb = dev_event_cb;
+	o->event_ctx = d;
+}
+
+/* Errors a request gets without touching the device; 1 if it may proceed. */
+static int dev_usable(struct mgr_dev *d)
+{
+	switch (d->state) {
+	case NVMK_MGR_DEV_READY:
+		return 1;
+	case NVMK_MGR_DEV_FAILED:
+		return d->err;
+	case NVMK_MGR_DEV_SHUTDOWN:
+	case NVMK_MGR_DEV_SAVED:
+		return -ESHUTDOWN;
+	default:
+		return 0;
+	}
+}
+
+static int dev_load(struct mgr_dev *d)
+{
+	struct nvmk_ctrl_opts o;
+	struct nvmk_ctrl *ctrl;
+	int rc = dev_usable(d);
+
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	mgr_dev_set_state(d, NVMK_MGR_DEV_LOADING, 0);
+	rc = mgr_dev_make_backing(d, false);
+	if (rc)
+		goto fail;
+	mgr_dev_ctrl_opts(d, &o);
+	rc = nvmk_ctrl_open(d->backing, &o, &ctrl);
+	if (rc) {
+		nvmk_err(d->id, NVMK_LOG_NOQ, "bring-up failed: %d", rc);
+		goto fail;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->ctrl = ctrl;
+	d->state = NVMK_MGR_DEV_READY;
+	d->err = 0;
+	pthread_mutex_unlock(&d->lock);
+	nvmk_info(d->id, NVMK_LOG_NOQ, "ready: %u I/O queues granted", nvmk_ctrl_io_queues(ctrl));
+	return 0;
+fail:
+	/* every later caller gets this error: no retry behind their back */
+	mgr_dev_set_state(d, NVMK_MGR_DEV_FAILED, rc);
+	return rc;
+}
+
+static int dev_get_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out)
+{
+	struct mgr_ns_entry *grown;
+	struct nvmk_ns *ns;
+	int rc = dev_load(d);
+
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < d->nns; i++)
+		if (d->ns[i].nsid == nsid) {
+			*out = d->ns[i].ns;
+			return 0;
+		}
+	rc = nvmk_ns_open(d->ctrl, nsid, NVMK_NS_SHARED, &ns);
+	if (rc) {
+		nvmk_warn(d->id, NVMK_LOG_NOQ, "namespace %u: open failed: %d", nsid, rc);
+		return rc;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (d->nns == d->ns_cap) {
+		unsigned cap = d->ns_cap ? d->ns_cap * 2 : 4;
+
+		grown = realloc(d->ns, cap * sizeof(*grown));
+		if (!grown) {
+			pthread_mutex_unlock(&d->lock);
+			nvmk_ns_close(ns);
+			return -ENOMEM;
+		}
+		d->ns = grown;
+		d->ns_cap = cap;
+	}
+	d->ns[d->nns++] = (struct mgr_ns_entry){.nsid = nsid, .ns = ns};
+	pthread_mutex_unlock(&d->lock);
+	*out = ns;
+	return 0;
+}
+
+struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err)
+{
+	struct nvmk_ctrl *ctrl;
+	struct mgr_ns_entry *ns;
+	unsigned nns;
+
+	pthread_mutex_lock(&d->lock);
+	ctrl = d->ctrl;
+	ns = d->ns;
+	nns = d->nns;
+	d->ctrl = NULL;
+	d->ns = NULL;
+	d->nns = d->ns_cap = 0;
+	d->state = state;
+	d->err = err;
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < nns; i++)
+		nvmk_ns_close(ns[i].ns);
+	free(ns);
+	return ctrl;
+}
+
+static int dev_shutdown(struct mgr_dev *d)
+{
+	struct nvmk_ctrl *ctrl;
+	int err = d->state == NVMK_MGR_DEV_FAILED ? d->err : 0;
+
+	if (d->state == NVMK_MGR_DEV_SHUTDOWN || d->state == NVMK_MGR_DEV_SAVED)
+		return 0;
+	ctrl = mgr_dev_take_ctrl(d, NVMK_MGR_DEV_SHUTDOWN, err);
+	if (ctrl) {
+		/* Base 2.0 3.6.1: CC.SHN normal shutdown, then CC.EN = 0 */
+		nvmk_ctrl_close(ctrl);
+		nvmk_info(d->id, NVMK_LOG_NOQ, "shut down");
+	}
+	return 0;
+}
+
+static void dev_event(struct mgr_dev *d, const struct nvmk_event *ev)
+{
+	switch (ev->type) {
+	case NVMK_EVENT_CTRL_FAILED:
+		nvmk_err(d->id, NVMK_LOG_NOQ, "controller failed: %d; the device is failed",
+			 ev->err);
+		if (d->state == NVMK_MGR_DEV_READY)
+			mgr_dev_set_state(d, NVMK_MGR_DEV_FAILED, ev->err ? ev->err : -EIO);
+		break;
+	case NVMK_EVENT_CTRL_RESET:
+		nvmk_warn(d->id, NVMK_LOG_NOQ, "controller was reset by recovery (cause %d)",
+			  ev->err);
+		break;
+	case NVMK_EVENT_NS_ADDED:
+		nvmk_info(d->id, NVMK_LOG_NOQ, "namespace %u added", ev->nsid);
+		break;
+	case NVMK_EVENT_NS_REMOVED:
+		nvmk_warn(d->id, NVMK_LOG_NOQ, "namespace %u removed", ev->nsid);
+		break;
+	case NVMK_EVENT_NS_RESIZED:
+		nvmk_info(d->id, NVMK_LOG_NOQ, "namespace %u resized: %llu -> %llu blocks",
+			  ev->nsid, (unsigned long long)ev->old_nblocks,
+			  (unsigned long long)ev->new_nblocks);
+		break;
+	default:
+		nvmk_info(d->id, NVMK_LOG_NOQ, "namespace %u changed", ev->nsid);
+		break;
+	}
+}
+
+static void *dev_worker(void *arg)
+{
+	struct mgr_dev *d = arg;
+	bool stop = false;
+
+	while (!stop) {
+		struct mgr_req *req;
+
+		pthread_mutex_lock(&d->qlock);
+		while (!d->head)
+			pthread_cond_wait(&d->qcv, &d->qlock);
+		req = d->head;
+		d->head = req->next;
+		if (!d->head)
+			d->tail = NULL;
+		pthread_mutex_unlock(&d->qlock);
+
+		switch (req->type) {
+		case MGR_REQ_LOAD:
+			req->rc = dev_load(d);
+			break;
+		case MGR_REQ_GET_NS:
+			req->rc = dev_get_ns(d, req->nsid, &req->ns);
+			break;
+		case MGR_REQ_EVENT:
+			dev_event(d, &req->ev);
+			req->rc = 0;
+			break;
+		case MGR_REQ_SHUTDOWN:
+			req->rc = dev_shutdown(d);
+			break;
+		case MGR_REQ_SAVE:
+			req->rc = mgr_dev_save(d, req);
+			break;
+		case MGR_REQ_RESTORE:
+			req->rc = mgr_dev_restore(d, req);
+			break;
+		case MGR_REQ_STOP:
+			/* nothing may follow STOP: destroy posts it last */
+			req->rc = dev_shutdown(d);
+			stop = true;
+			break;
+		default:
+			req->rc = -EINVAL;
+			break;
+		}
+		pthread_mutex_lock(&d->lock);
+		d->requests++;
+		pthread_mutex_unlock(&d->lock);
+
+		if (req->detached) {
+			free(req);
+			continue;
+		}
+		pthread_mutex_lock(&d->qlock);
+		req->done = true;
+		pthread_cond_broadcast(&d->done_cv);
+		pthread_mutex_unlock(&d->qlock);
+	}
+	return NULL;
+}
+
+int mgr_dev_start(struct mgr_dev *d)
+{
+	int rc;
+
+	pthread_mutex_init(&d->qlock, NULL);
+	pthread_cond_init(&d->qcv, NULL);
+	pthread_cond_init(&d->done_cv, NULL);
+	pthread_mutex_init(&d->lock, NULL);
+	d->state = NVMK_MGR_DEV_REGISTERED;
+	rc = pthread_create(&d->thread, NULL, dev_worker, d);
+	if (rc) {
+		nvmk_err(d->id, NVMK_LOG_NOQ, "starting the worker failed: %d", rc);
+		return -rc;
+	}
+	d->thread_started = true;
+	return 0;
+}
+
+void mgr_dev_stop(struct mgr_dev *d)
+{
+	struct mgr_req req = {.type = MGR_REQ_STOP};
+
+	if (d->thread_started) {
+		mgr_dev_post(d, &req);
+		mgr_dev_wait(d, &req);
+		pthread_join(d->thread, NULL);
+		d->thread_started = false;
+	}
+	/* the worker is gone: events still queued (none can arrive now that the
+	 * controller is closed) are freed unprocessed */
+	while (d->head) {
+		struct mgr_req *r = d->head;
+
+		d->head = r->next;
+		if (r->detached)
+			free(r);
+	}
+	nvmk_backing_destroy(d->backing);
+	d->backing = NULL;
+	d->emu = NULL;
+}
