@@ -91,8 +91,8 @@ int mgr_dev_make_backing(struct mgr_dev *d, bool restoring)
 	if (rc == 0 && !b)
 		rc = -EINVAL;
 	if (rc) {
-		nvmk_err(d->id, NVMK_LOG_NOQ, "creating the %s backing failed: %d",
-			 mgr_dev_kind(d), rc);
+		nvmk_err(d->id, NVMK_LOG_NOQ, "creating the %s backing failed: %d", mgr_dev_kind(d),
+			 rc);
 		return rc;
 	}
 	/* the backing allocates queue memory from the manager's pool, so that

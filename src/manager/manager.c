@@ -47,8 +47,7 @@ static int mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 	}
 	nvmk_info(MGR_LOG, NVMK_LOG_NOQ, "keep-alive %s (%s), private pool %llu pages%s",
 		  cfg->keep_alive.enabled ? "on" : "off", cfg->keep_alive.mode,
-		  (unsigned long long)cfg->private_pool.pages,
-		  mgr->pool ? "" : " (no pool)");
+		  (unsigned long long)cfg->private_pool.pages, mgr->pool ? "" : " (no pool)");
 	*out = mgr;
 	return 0;
 }
@@ -254,7 +253,8 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
 	pthread_mutex_unlock(&mgr->lock);
 	if (rc) {
 		if (rc == -EEXIST)
-			nvmk_err(d->id, NVMK_LOG_NOQ, "a device with this id is registered already");
+			nvmk_err(d->id, NVMK_LOG_NOQ,
+				 "a device with this id is registered already");
 		dev_free(d);
 		return rc;
 	}

@@ -38,11 +38,11 @@ struct mgr_req {
 	bool detached; /* nobody waits: the worker frees it */
 	bool done;     /* set under dev->qlock */
 	/* in */
-	uint32_t nsid;		   /* GET_NS */
-	struct nvmk_event ev;	   /* EVENT */
-	bool keep_alive;	   /* SAVE, RESTORE */
-	const void *blob;	   /* RESTORE: the device's saved blob (NULL: fresh bring-up) */
-	size_t blob_len;	   /* RESTORE */
+	uint32_t nsid;	      /* GET_NS */
+	struct nvmk_event ev; /* EVENT */
+	bool keep_alive;      /* SAVE, RESTORE */
+	const void *blob;     /* RESTORE: the device's saved blob (NULL: fresh bring-up) */
+	size_t blob_len;      /* RESTORE */
 	/* out */
 	int rc;
 	struct nvmk_ns *ns; /* GET_NS */
@@ -71,8 +71,8 @@ struct mgr_dev {
 
 	/* request queue: qlock */
 	pthread_mutex_t qlock;
-	pthread_cond_t qcv;	 /* the worker waits for requests */
-	pthread_cond_t done_cv;	 /* requesters wait for theirs */
+	pthread_cond_t qcv;	/* the worker waits for requests */
+	pthread_cond_t done_cv; /* requesters wait for theirs */
 	struct mgr_req *head, *tail;
 	pthread_t thread;
 	bool thread_started;

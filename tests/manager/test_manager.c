@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Manager tests: emulated devices used from several client threads, load
+ * once, failure isolation, shutdown, status (struct and JSON), private pool
+ * per configuration, and save/restore of all devices.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nvmekeep/emu.h"
+#include "nvmekeep/log.h"
+#include "nvmekeep/manager.h"
+
+#define NS_BLOCKS (1u << 14) /* 8 MiB of 512 B blocks per device */
+#define BLK	  512u
+
+/* ---- log capture ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[128 * 1024];
+
+static void log_sink(void *ctx, enum nvmk_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	pthread_mutex_lock(&log_lock);
+	size_t n = strlen(log_buf), l = strlen(line);
+	if (n + l + 2 < sizeof(log_buf)) {
+		memcpy(log_buf + n, line, l);
+		log_buf[n + l] = '\n';
+		log_buf[n + l + 1] = 0;
+	}
+	pthread_mutex_unlock(&log_lock);
+	if (getenv("NVMK_TEST_VERBOSE"))
+		fprintf(stderr, "%s\n", line);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	pthread_mutex_lock(&log_lock);
+	log_buf[0] = 0;
+	pthread_mutex_unlock(&log_lock);
+	nvmk_log_set_sink(log_sink, NULL);
+	nvmk_log_set_level(NVMK_LOG_INFO);
+	return 0;
+}
+
+static bool log_has(const char *s)
+{
+	pthread_mutex_lock(&log_lock);
+	bool r = strstr(log_buf, s) != NULL;
+	pthread_mutex_unlock(&log_lock);
+	return r;
+}
+
+/* ---- fake environment ---- */
+
+static const char *env_keep_alive, *env_pool;
+
+static const char *fake_getenv(const char *name)
+{
+	if (strcmp(name, "OPENHCL_NVME_KEEP_ALIVE") == 0)
+		return env_keep_alive;
+	if (strcmp(name, "OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG") == 0)
+		return env_pool;
+	return NULL;
+}
+
+static void load_config(struct nvmk_config *cfg, const char *keep_alive, const char *pool)
+{
+	struct nvmk_config_facts facts = {
+	    .host_keep_alive = true, .pool_present = pool != NULL, .cpus = 2};
+
+	env_keep_alive = keep_alive;
+	env_pool = pool ? pool : "off";
+	assert_int_equal(nvmk_config_load(fake_getenv, &facts, cfg), 0);
+}
+
+/* ---- devices ---- */
+
+static void emu_spec(struct nvmk_mgr_device_spec *s, const char *id)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->kind = NVMK_MGR_BACKING_EMU;
+	nvmk_emu_config_default(&s->emu);
+	s->emu.ns[0].nblocks = NS_BLOCKS;
+	s->emu.max_io_queues = 8;
+	s->emu.msix_vectors = 9;
+	s->emu.cap_to = 1; /* 500 ms: a device that never gets ready fails fast */
+	s->ctrl_opts.admin_timeout_ms = 2000;
+	s->ctrl_opts.io_timeout_ms = 2000;
+	s->ctrl_opts.health_check_ms = 20;
+	s->ctrl_opts.shutdown_timeout_ms = 1000;
+	s->ctrl_opts.max_io_queues = 4;
+	/* the emulator loses a shadow tail racing a pending MMIO doorbell of the
+	 * same round (see tests/driver/drv_test.h): use doorbell registers */
+	s->ctrl_opts.dbbuf = NVMK_DBBUF_OFF;
+}
+
+static struct nvmk_mgr *new_mgr(const char *keep_alive, const char *pool)
+{
+	struct nvmk_config cfg;
+	struct nvmk_mgr *mgr = NULL;
+
+	load_config(&cfg, keep_alive, pool);
+	assert_int_equal(nvmk_mgr_create(&cfg, NULL, &mgr), 0);
+	return mgr;
+}
+
+static void add_emu(struct nvmk_mgr *mgr, const char *id)
+{
+	struct nvmk_mgr_device_spec s;
+
+	emu_spec(&s, id);
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+}
+
+/* Block contents: who wrote it (device, thread, lba, round). */
+static void fill(uint8_t *buf, unsigned nblk, unsigned dev, unsigned thr, uint64_t lba,
+		 unsigned round)
+{
+	for (unsigned b = 0; b < nblk; b++)
+		for (unsigned i = 0; i < BLK; i += 8) {
+			uint64_t v = ((uint64_t)dev << 56) ^ ((uint64_t)thr << 48) ^
+				     ((lba + b) << 16) ^ ((uint64_t)round << 8) ^ i;
+			memcpy(buf + b * BLK + i, &v, 8);
+		}
+}
+
+/* ---- parallel clients, load once ---- */
+
+#define NDEV 3
+#define NTHR 4
+static const char *dev_ids[NDEV] = {"emu0", "emu1", "emu2"};
+
+struct client {
+	struct nvmk_mgr *mgr;
+	unsigned thr;
+	int err;	   /* first failure */
+	unsigned verified; /* blocks read back correct */
+	struct nvmk_ns *ns[NDEV];
+};
+
+static void *client_thread(void *arg)
+{
+	struct client *c = arg;
+	uint8_t *wbuf = malloc(8 * BLK), *rbuf = malloc(8 * BLK);
+
+	for (unsigned d = 0; d < NDEV && !c->err; d++)
+		c->err = nvmk_mgr_get_namespace(c->mgr, dev_ids[d], 1, &c->ns[d]);
+	for (unsigned round = 0; round < 8 && !c->err; round++)
+		for (unsigned d = 0; d < NDEV && !c->err; d++) {
+			/* each thread owns a region of each namespace */
+			uint64_t lba = (uint64_t)c->thr * 1024 + round * 8;
+
+			fill(wbuf, 8, d, c->thr, lba, round);
+			c->err = nvmk_ns_write(c->ns[d], NULL, wbuf, lba, 8);
+			if (!c->err)
+				c->err = nvmk_ns_read(c->ns[d], NULL, rbuf, lba, 8);
+			if (!c->err && memcmp(wbuf, rbuf, 8 * BLK) != 0)
+				c->err = -EILSEQ;
+			if (!c->err)
+				c->verified += 8;
+		}
+	free(wbuf);
+	free(rbuf);
+	return NULL;
+}
+
+static void test_parallel_clients_load_once(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("disabled", NULL);
+	struct client cl[NTHR];
+	pthread_t th[NTHR];
+	uint64_t ident[NDEV];
+	struct nvmk_ns *first[NDEV];
+
+	(void)state;
+	for (unsigned d = 0; d < NDEV; d++)
+		add_emu(mgr, dev_ids[d]);
+	/* nothing is brought up before the first request */
+	for (unsigned d = 0; d < NDEV; d++)
+		assert_null(nvmk_mgr_device_emu(mgr, dev_ids[d]));
+	for (unsigned d = 0; d < NDEV; d++) {
+		assert_int_equal(nvmk_mgr_get_namespace(mgr, dev_ids[d], 1, &first[d]), 0);
+		ident[d] = nvmk_emu_cmd_count(nvmk_mgr_device_emu(mgr, dev_ids[d]), true,
+					      NVME_ADM_IDENTIFY);
+		assert_true(ident[d] >= 2); /* controller + namespace */
+	}
+	for (unsigned t = 0; t < NTHR; t++) {
+		cl[t] = (struct client){.mgr = mgr, .thr = t};
+		assert_int_equal(pthread_create(&th[t], NULL, client_thread, &cl[t]), 0);
+	}
+	for (unsigned t = 0; t < NTHR; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(cl[t].err, 0);
+		assert_int_equal(cl[t].verified, 8 * 8 * NDEV);
+		for (unsigned d = 0; d < NDEV; d++)
+			assert_ptr_equal(cl[t].ns[d], first[d]); /* one shared handle */
+	}
+	/* loaded once: no further Identify, no reset, for all the gets */
+	for (unsigned d = 0; d < NDEV; d++) {
+		struct nvmk_emu *emu = nvmk_mgr_device_emu(mgr, dev_ids[d]);
+
+		assert_int_equal(nvmk_emu_cmd_count(emu, true, NVME_ADM_IDENTIFY), ident[d]);
+		assert_int_equal(nvmk_emu_reset_count(emu), 0);
+	}
+	/* every thread's data is still there (no thread overwrote another's) */
+	{
+		uint8_t *wbuf = malloc(8 * BLK), *rbuf = malloc(8 * BLK);
+
+		for (unsigned t = 0; t < NTHR; t++)
+			for (unsigned d = 0; d < NDEV; d++) {
+				uint64_t lba = (uint64_t)t * 1024 + 7 * 8;
+
+				fill(wbuf, 8, d, t, lba, 7);
+				assert_int_equal(nvmk_ns_read(first[d], NULL, rbuf, lba, 8), 0);
+				assert_memory_equal(wbuf, rbuf, 8 * BLK);
+			}
+		free(wbuf);
+		free(rbuf);
+	}
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "nope", 1, &first[0]), -ENOENT);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 7, &first[0]), -ENODEV);
+	nvmk_mgr_destroy(mgr);
+}
+
+/* ---- failure isolation ---- */
+
+struct fault_factory {
+	struct nvmk_emu_config cfg;
+	struct nvmk_emu_fault fault;
+	struct nvmk_emu *emu;
+	int calls;
+};
+
+static int fault_factory_create(void *ctx, const char *id, bool restoring,
+				struct nvmk_backing **out)
+{
+	struct fault_factory *f = ctx;
+	int rc;
+
+	(void)restoring;
+	f->calls++;
+	f->cfg.name = id;
+	rc = nvmk_backing_local_create(&f->cfg, out, &f->emu);
+	if (rc == 0 && nvmk_emu_fault_add(f->emu, &f->fault) < 0)
+		rc = -EINVAL;
+	return rc;
+}
+
+struct getter {
+	struct nvmk_mgr *mgr;
+	const char *id;
+	int rc;
+	struct nvmk_ns *ns;
+};
+
+static void *getter_thread(void *arg)
+{
+	struct getter *g = arg;
+
+	g->rc = nvmk_mgr_get_namespace(g->mgr, g->id, 1, &g->ns);
+	return NULL;
+}
+
+static void test_failing_device_isolated(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("disabled", NULL);
+	struct nvmk_mgr_device_spec s;
+	struct fault_factory ff;
+	struct getter g[3];
+	pthread_t th[3];
+	struct nvmk_ns *ns;
+	struct nvmk_mgr_status st;
+	uint8_t buf[BLK], rbuf[BLK];
+
+	(void)state;
+	add_emu(mgr, "good");
+	emu_spec(&s, "never-ready");
+	s.emu.rdy_never = true;
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+	/* a controller that fails Identify Controller with Internal Error */
+	emu_spec(&s, "bad-identify");
+	memset(&ff, 0, sizeof(ff));
+	ff.cfg = s.emu;
+	ff.fault = (struct nvmk_emu_fault){.kind = NVMK_FAULT_STATUS,
+					   .qid = 0,
+					   .opcode = NVME_ADM_IDENTIFY,
+					   .status = NVME_SF(NVME_SCT_GENERIC, 0x06)};
+	s.kind = NVMK_MGR_BACKING_FACTORY;
+	s.factory.create = fault_factory_create;
+	s.factory.ctx = &ff;
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), -EEXIST);
+
+	/* all three at once: the broken ones do not hold the good one back */
+	g[0] = (struct getter){.mgr = mgr, .id = "never-ready"};
+	g[1] = (struct getter){.mgr = mgr, .id = "bad-identify"};
+	g[2] = (struct getter){.mgr = mgr, .id = "good"};
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, getter_thread, &g[i]), 0);
+	for (unsigned i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(g[0].rc, -ETIMEDOUT);
+	assert_true(g[1].rc < 0);
+	assert_int_equal(g[2].rc, 0);
+	assert_true(log_has("never-ready"));
+
+	/* every later caller gets the same error; the device is not retried */
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "never-ready", 1, &ns), g[0].rc);
+	assert_int_equal(nvmk_mgr_load(mgr, "bad-identify"), g[1].rc);
+	assert_int_equal(ff.calls, 1);
+
+	/* the good device works */
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(nvmk_ns_write(g[2].ns, NULL, buf, 3, 1), 0);
+	assert_int_equal(nvmk_ns_read(g[2].ns, NULL, rbuf, 3, 1), 0);
+	assert_memory_equal(buf, rbuf, BLK);
+
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	assert_int_equal(st.ndevices, 3);
+	assert_string_equal(st.devices[0].id, "good");
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_READY);
+	assert_int_equal(st.devices[1].state, NVMK_MGR_DEV_FAILED);
+	assert_int_equal(st.devices[1].err, g[0].rc);
+	assert_int_equal(st.devices[2].state, NVMK_MGR_DEV_FAILED);
+	assert_int_equal(st.devices[2].err, g[1].rc);
+	assert_string_equal(st.devices[2].kind, "local");
+	nvmk_mgr_status_free(&st);
+
+	/* a device that fails later (fatal status) is reported and stays alone */
+	add_emu(mgr, "dies-later");
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "dies-later", 1, &ns), 0);
+	nvmk_emu_set_fatal(nvmk_mgr_device_emu(mgr, "dies-later"));
+	for (int i = 0; i < 200; i++) {
+		if (nvmk_mgr_get_namespace(mgr, "dies-later", 1, &ns) == -EIO)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "dies-later", 1, &ns), -EIO);
+	assert_int_equal(nvmk_ns_read(g[2].ns, NULL, rbuf, 3, 1), 0);
+	assert_memory_equal(buf, rbuf, BLK);
+	assert_int_equal(nvmk_mgr_shutdown(mgr), 0);
+	nvmk_mgr_destroy(mgr);
+}
+
+/* ---- shutdown ---- */
+
+static void test_shutdown(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("disabled", NULL);
+	struct nvmk_mgr_device_spec s;
+	struct nvmk_ns *ns;
+	struct nvmk_mgr_status st;
+	uint8_t buf[BLK];
+
+	(void)state;
+	for (unsigned d = 0; d < NDEV; d++)
+		add_emu(mgr, dev_ids[d]);
+	for (unsigned d = 0; d < 2; d++) { /* emu2 never loaded */
+		assert_int_equal(nvmk_mgr_get_namespace(mgr, dev_ids[d], 1, &ns), 0);
+		memset(buf, (int)d, sizeof(buf));
+		assert_int_equal(nvmk_ns_write(ns, NULL, buf, 0, 1), 0);
+		assert_true(nvmk_emu_reg_read32(nvmk_mgr_device_emu(mgr, dev_ids[d]), NVME_REG_CC) &
+			    NVME_CC_EN);
+	}
+	assert_int_equal(nvmk_mgr_shutdown(mgr), 0);
+	for (unsigned d = 0; d < 2; d++) {
+		struct nvmk_emu *emu = nvmk_mgr_device_emu(mgr, dev_ids[d]);
+
+		assert_non_null(emu);
+		assert_int_equal(nvmk_emu_reg_read32(emu, NVME_REG_CC) & NVME_CC_EN, 0);
+		/* normal shutdown was asked for before disabling (Base 2.0 3.6.1) */
+		assert_int_equal(nvmk_emu_cmd_count(emu, true, NVME_ADM_DELETE_SQ),
+				 nvmk_emu_cmd_count(emu, true, NVME_ADM_CREATE_SQ));
+	}
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), -ESHUTDOWN);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu2", 1, &ns), -ESHUTDOWN);
+	assert_int_equal(nvmk_mgr_load(mgr, "emu1"), -ESHUTDOWN);
+	emu_spec(&s, "late");
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), -ESHUTDOWN);
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	assert_true(st.shutting_down);
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_SHUTDOWN);
+	assert_int_equal(st.devices[2].state, NVMK_MGR_DEV_SHUTDOWN);
+	assert_int_equal(st.devices[0].nqueues, 0);
+	nvmk_mgr_status_free(&st);
+	assert_int_equal(nvmk_mgr_shutdown(mgr), 0); /* idempotent */
+	nvmk_mgr_destroy(mgr);
+}
+
+/* ---- status JSON, pool ---- */
+
+static json_object *jget(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	assert_true(json_object_object_get_ex(o, key, &v));
+	return v;
+}
+
+static void test_status_json(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("disabled", NULL);
+	struct nvmk_ns *ns;
+	json_object *root, *devs, *d0, *d1, *qs;
+	char *json = NULL;
+	uint8_t buf[BLK] = {0};
+
+	(void)state;
+	add_emu(mgr, "emu0");
+	add_emu(mgr, "emu1");
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), 0);
+	assert_int_equal(nvmk_ns_write(ns, NULL, buf, 0, 1), 0);
+	assert_int_equal(nvmk_mgr_status_json(mgr, &json), 0);
+	root = json_tokener_parse(json);
+	assert_non_null(root);
+	assert_false(json_object_get_boolean(jget(root, "shutting_down")));
+	assert_false(json_object_get_boolean(jget(jget(root, "keep_alive"), "enabled")));
+	assert_string_equal(json_object_get_string(jget(jget(root, "keep_alive"), "mode")),
+			    "disabled");
+	assert_null(jget(root, "pool")); /* no pool configured: null */
+	devs = jget(root, "devices");
+	assert_int_equal(json_object_array_length(devs), 2);
+	d0 = json_object_array_get_idx(devs, 0);
+	d1 = json_object_array_get_idx(devs, 1);
+	assert_string_equal(json_object_get_string(jget(d0, "id")), "emu0");
+	assert_string_equal(json_object_get_string(jget(d0, "state")), "ready");
+	assert_string_equal(json_object_get_string(jget(d0, "kind")), "emu");
+	assert_int_equal(json_object_get_int(jget(d0, "error")), 0);
+	assert_true(json_object_get_int(jget(d0, "io_queues_granted")) >= 1);
+	qs = jget(d0, "queues");
+	assert_int_equal(json_object_array_length(qs), 1); /* this thread's qpair */
+	assert_true(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "qid")) >= 1);
+	assert_int_equal(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "outstanding")),
+			 0);
+	assert_int_equal(json_object_array_length(jget(d0, "namespaces")), 1);
+	assert_int_equal(json_object_get_int(json_object_array_get_idx(jget(d0, "namespaces"), 0)),
+			 1);
+	assert_string_equal(json_object_get_string(jget(d1, "state")), "registered");
+	assert_int_equal(json_object_array_length(jget(d1, "queues")), 0);
+	json_object_put(root);
+	free(json);
+	nvmk_mgr_destroy(mgr);
+}
+
+static void test_pool_per_config(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("host,privatepool", "1024");
+	struct nvmk_mgr_status st;
+	struct nvmk_ns *ns;
+	json_object *root, *pool;
+	char *json = NULL;
+	uint64_t used_before;
+
+	(void)state;
+	assert_true(nvmk_mgr_config(mgr)->keep_alive.enabled);
+	assert_non_null(nvmk_mgr_pool(mgr));
+	add_emu(mgr, "emu0");
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	assert_true(st.pool_present);
+	assert_true(st.pool.total_pages >= 1024);
+	used_before = st.pool.used_pages;
+	nvmk_mgr_status_free(&st);
+	/* the device's queues come from the pool */
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), 0);
+	assert_non_null(nvmk_ctrl_get_qpair(nvmk_ns_ctrl(ns)));
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	assert_true(st.pool.used_pages > used_before);
+	nvmk_mgr_status_free(&st);
+	assert_int_equal(nvmk_mgr_status_json(mgr, &json), 0);
+	root = json_tokener_parse(json);
+	pool = jget(root, "pool");
+	assert_non_null(pool);
+	assert_true(json_object_get_int64(jget(pool, "pages")) >= 1024);
+	assert_true(json_object_get_int64(jget(pool, "used_pages")) > 0);
+	assert_int_equal(json_object_get_int64(jget(pool, "leaked_pages")), 0);
+	json_object_put(root);
+	free(json);
+	nvmk_mgr_destroy(mgr);
+
+	/* pool off: none */
+	mgr = new_mgr("disabled", "off");
+	assert_null(nvmk_mgr_pool(mgr));
+	nvmk_mgr_destroy(mgr);
+}
+
+static void test_create_from_env(void **state)
+{
+	struct nvmk_mgr_device_spec specs[2];
+	struct nvmk_mgr *mgr = NULL;
+	struct nvmk_ns *ns;
+
+	(void)state;
+	emu_spec(&specs[0], "emu0");
+	emu_spec(&specs[1], "emu1");
+	/* unset keep-alive is inferred: every backing can hand over, and the pool
+	 * exists only after step 1 sized and created it */
+	env_keep_alive = NULL;
+	env_pool = "512";
+	assert_int_equal(nvmk_mgr_create_from_env(fake_getenv, specs, 2, &mgr), 0);
+	assert_non_null(nvmk_mgr_pool(mgr));
+	assert_string_equal(nvmk_mgr_config(mgr)->keep_alive.mode, "host,privatepool");
+	assert_true(nvmk_mgr_config(mgr)->keep_alive.enabled);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu1", 1, &ns), 0);
+	nvmk_mgr_destroy(mgr);
+
+	env_pool = "off";
+	assert_int_equal(nvmk_mgr_create_from_env(fake_getenv, specs, 2, &mgr), 0);
+	assert_null(nvmk_mgr_pool(mgr));
+	assert_string_equal(nvmk_mgr_config(mgr)->keep_alive.mode, "host,noprivatepool");
+	assert_false(nvmk_mgr_config(mgr)->keep_alive.enabled);
+	nvmk_mgr_destroy(mgr);
+
+	/* a factory backing that cannot hand over: "nohost" */
+	specs[1].kind = NVMK_MGR_BACKING_FACTORY;
+	specs[1].factory.create = fault_factory_create;
+	specs[1].factory.keep_alive_capable = false;
+	env_pool = "512";
+	assert_int_equal(nvmk_mgr_create_from_env(fake_getenv, specs, 2, &mgr), 0);
+	assert_string_equal(nvmk_mgr_config(mgr)->keep_alive.mode, "nohost,privatepool");
+	assert_false(nvmk_mgr_config(mgr)->keep_alive.enabled);
+	nvmk_mgr_destroy(mgr);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_parallel_clients_load_once, setup),
+	    cmocka_unit_test_setup(test_failing_device_isolated, setup),
+	    cmocka_unit_test_setup(test_shutdown, setup),
+	    cmocka_unit_test_setup(test_status_json, setup),
+	    cmocka_unit_test_setup(test_pool_per_config, setup),
+	    cmocka_unit_test_setup(test_create_from_env, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
