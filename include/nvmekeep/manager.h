@@ -350,4 +350,131 @@ int nvmk_mgr_status_json(struct nvmk_mgr *mgr, char **json);
 /** nvmk_mgr_dev_state_name - "registered", "loading", ... */
 const char *nvmk_mgr_dev_state_name(enum nvmk_mgr_dev_state state);
 
+/* ---- Client DMA buffers ---- */
+/*
+ * Data buffers for the asynchronous driver API (nvmk_ns_submit_*) that
+ * survive a save/restore: the manager allocates them for a device
+ * (nvmk_backing_dma_alloc, from the private pool when there is one), records
+ * them by the client's tag in the saved state, and after a restore hands them
+ * back by the same tag. With keep-alive a buffer comes back with its contents
+ * and its device address (reclaimed from the pool: a request in flight across
+ * the restore completes into it); without keep-alive the device was drained,
+ * and the buffer comes back newly allocated (zeroed) under the same tag.
+ */
+
+#define NVMK_MGR_TAG_MAX 29 /* longest client buffer tag, bytes */
+
+/**
+ * nvmk_mgr_dma_alloc - allocate a data buffer for device @id (loads it).
+ * @tag:  the client's name for it, unique per device, 1..NVMK_MGR_TAG_MAX bytes
+ * @size: bytes, rounded up to 4 KiB
+ * @out:  the buffer (a copy of the manager's record; valid until freed,
+ *        nvmk_mgr_shutdown or nvmk_mgr_save)
+ * Return: 0, -EEXIST (tag taken), -ENOENT, -ESHUTDOWN, -EINVAL, -ENOMEM, or the
+ *         device's error.
+ */
+int nvmk_mgr_dma_alloc(struct nvmk_mgr *mgr, const char *id, const char *tag, size_t size,
+		       struct nvmk_dma_buf *out);
+/** nvmk_mgr_dma_get - the buffer @tag of device @id (after a restore: the
+ *  restored one). Return: 0, -ENOENT (no such device or buffer), -EINVAL. */
+int nvmk_mgr_dma_get(struct nvmk_mgr *mgr, const char *id, const char *tag,
+		     struct nvmk_dma_buf *out);
+/** nvmk_mgr_dma_free - free buffer @tag of device @id (no I/O may use it).
+ *  Return: 0, -ENOENT, -EINVAL. */
+int nvmk_mgr_dma_free(struct nvmk_mgr *mgr, const char *id, const char *tag);
+
+/* ---- Save and restore (servicing) ---- */
+/*
+ * nvmk_mgr_save saves every device in parallel, each on its worker, as the
+ * configuration says (keep_alive.enabled):
+ *  - keep-alive: the driver state of each controller (nvmk_ctrl_save) is
+ *    taken and the controller detached: the device keeps running with its
+ *    commands in flight, its queue memory and the client buffers stay
+ *    allocated in the private pool. Requires the pool; without one the save
+ *    falls back to the drain path (logged).
+ *  - off: each controller is drained (in-flight I/O completes, bounded by its
+ *    I/O timeout) and shut down (CC.SHN, CC.EN = 0); client buffers are freed.
+ * The manager state (mgr_state.proto: versioned, CRC32C-checked) lists the
+ * devices, their namespaces and client buffers, embeds each device's driver
+ * state, and refers to the pool (whose fd the successor inherits; its slot
+ * table lives inside the pool).
+ *
+ * Before calling nvmk_mgr_save the caller stops its clients: no thread
+ * submits, processes or waits on any qpair of the manager's devices (the
+ * driver's rule for nvmk_ctrl_save). From the call on, loads and
+ * get_namespace fail with -ESHUTDOWN; afterwards every namespace handle,
+ * qpair and client buffer record of this manager is dead, and the only calls
+ * left are nvmk_mgr_take_backing, status and nvmk_mgr_destroy.
+ *
+ * The successor creates a manager with the same configuration and the
+ * inherited pool (nvmk_dma_pool_open on the pool fd; in one process, on a
+ * dup of it, keeping the predecessor manager alive until the restore is
+ * done), registers the same devices (a factory that reopens each device
+ * without a reset when called with restoring = true), and calls
+ * nvmk_mgr_restore, which restores every device in parallel on its worker.
+ * In one process the backings move with nvmk_mgr_take_backing.
+ */
+
+/**
+ * nvmk_mgr_save - save every device (see above).
+ * @blob: receives the state (malloc'd; the caller frees)
+ * @len:  receives its size
+ * A device whose save fails is recorded as FAILED (its error logged; it is
+ * brought up anew after restore), the others are saved anyway.
+ * Return: 0, -ESHUTDOWN (shut down, or saved already), -ENOMEM, -EINVAL.
+ */
+int nvmk_mgr_save(struct nvmk_mgr *mgr, void **blob, size_t *len);
+
+/**
+ * nvmk_mgr_take_backing - after nvmk_mgr_save, take device @id's backing out
+ * of the manager (in-process handover to a successor manager; the caller owns
+ * it then). Return: 0, -ENOENT (no such device or no backing), -EBUSY (not
+ * saved), -EINVAL.
+ */
+int nvmk_mgr_take_backing(struct nvmk_mgr *mgr, const char *id, struct nvmk_backing **out);
+
+struct nvmk_mgr_restore_opts {
+	/* request context of commands in flight across a keep-alive save (see
+	 * nvmk_restore_opts in driver.h); NULL: their completions are dropped */
+	nvmk_resolve_fn resolve;
+	void *resolve_ctx;
+	/* leave completions found at restore to each qpair's first process call */
+	bool defer_completions;
+};
+
+/**
+ * nvmk_mgr_restore - restore the devices of a saved state.
+ * @mgr:  a new manager: the devices registered, none loaded; with keep-alive,
+ *        created with the inherited pool
+ * @blob: from nvmk_mgr_save, @len bytes
+ * @opts: NULL for none
+ *
+ * The whole state is decoded and validated first (envelope version and
+ * checksum, every field; the pool reference against @mgr's pool); a refusal
+ * touches no device. Then each device is restored in parallel on its worker
+ * (nvmk_ctrl_restore: keep-alive attaches without a reset, no IDENTIFY, no
+ * queue creation; off is a fresh bring-up), its namespace handles and client
+ * buffers are re-established. A device that fails is marked FAILED with its
+ * error (logged) and does not affect the others. Registered devices absent
+ * from the state, and devices saved unloaded or failed, are left to load on
+ * first use. Finally, with keep-alive, nvmk_dma_pool_finish_restore marks
+ * every unreclaimed pool block leaked; each is logged naming its device and
+ * tag.
+ * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
+ * downgrade), -EINVAL (wrong pool, device not registered, or @mgr loaded),
+ * or, with every other device restored: the first device's error, else
+ * -EUCLEAN (pool blocks leaked).
+ */
+int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
+		     const struct nvmk_mgr_restore_opts *opts);
+
+/**
+ * nvmk_mgr_state_validate - decode and validate a manager state without
+ * devices (tools, fuzzing). @err (may be NULL) receives the reason.
+ * Return: 0, -EBADMSG, -EPROTONOSUPPORT, -ENOMEM.
+ */
+int nvmk_mgr_state_validate(const void *blob, size_t len, char *err, size_t errlen);
+
+#define NVMK_MGR_STATE_VERSION 1 /* format this binary writes and reads up to */
+
 #endif /* NVMEKEEP_MANAGER_H */

@@ -10,6 +10,7 @@
  * CSTS.RDY up to CAP.TO) delay only its own callers.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,7 +197,8 @@ static int dev_get_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out)
 	return 0;
 }
 
-struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err)
+struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err,
+				    bool close_ns)
 {
 	struct nvmk_ctrl *ctrl;
 	struct mgr_ns_entry *ns;
@@ -212,10 +214,123 @@ struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state s
 	d->state = state;
 	d->err = err;
 	pthread_mutex_unlock(&d->lock);
-	for (unsigned i = 0; i < nns; i++)
+	for (unsigned i = 0; close_ns && i < nns; i++)
 		nvmk_ns_close(ns[i].ns);
 	free(ns);
 	return ctrl;
+}
+
+/* ---- client DMA buffers ---- */
+
+void mgr_buf_pool_tag(const char *tag, char out[NVMK_DMA_TAG_MAX + 1])
+{
+	/* a prefix of its own keeps client tags apart from the driver's */
+	snprintf(out, NVMK_DMA_TAG_MAX + 1, "c.%s", tag);
+}
+
+static int tag_check(const char *tag)
+{
+	size_t len = tag ? strlen(tag) : 0;
+
+	if (len == 0 || len > NVMK_MGR_TAG_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (tag[i] <= 0x20 || tag[i] >= 0x7f)
+			return -EINVAL;
+	return 0;
+}
+
+static struct mgr_buf *buf_find(struct mgr_dev *d, const char *tag)
+{
+	for (unsigned i = 0; i < d->nbufs; i++)
+		if (strcmp(d->bufs[i].tag, tag) == 0)
+			return &d->bufs[i];
+	return NULL;
+}
+
+int mgr_dev_buf_add(struct mgr_dev *d, const char *tag, const struct nvmk_dma_buf *buf)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->nbufs == d->bufs_cap) {
+		unsigned cap = d->bufs_cap ? d->bufs_cap * 2 : 8;
+		struct mgr_buf *grown = realloc(d->bufs, cap * sizeof(*grown));
+
+		if (grown) {
+			d->bufs = grown;
+			d->bufs_cap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 0) {
+		struct mgr_buf *mb = &d->bufs[d->nbufs++];
+
+		snprintf(mb->tag, sizeof(mb->tag), "%s", tag);
+		mb->buf = *buf;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static int dev_dma_alloc(struct mgr_dev *d, const char *tag, size_t size,
+			 struct nvmk_dma_buf *out)
+{
+	char ptag[NVMK_DMA_TAG_MAX + 1];
+	struct nvmk_dma_buf buf;
+	int rc = tag_check(tag);
+
+	if (rc || size == 0)
+		return -EINVAL;
+	rc = dev_load(d);
+	if (rc)
+		return rc;
+	if (buf_find(d, tag))
+		return -EEXIST;
+	mgr_buf_pool_tag(tag, ptag);
+	rc = nvmk_backing_dma_alloc(d->backing, size, ptag, &buf);
+	if (rc)
+		return rc;
+	rc = mgr_dev_buf_add(d, tag, &buf);
+	if (rc) {
+		nvmk_backing_dma_free(d->backing, &buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+static int dev_dma_get(struct mgr_dev *d, const char *tag, struct nvmk_dma_buf *out)
+{
+	struct mgr_buf *mb = tag ? buf_find(d, tag) : NULL;
+
+	if (!mb)
+		return -ENOENT;
+	*out = mb->buf;
+	return 0;
+}
+
+static int dev_dma_free(struct mgr_dev *d, const char *tag)
+{
+	struct mgr_buf *mb = tag ? buf_find(d, tag) : NULL;
+	struct nvmk_dma_buf buf;
+
+	if (!mb)
+		return -ENOENT;
+	buf = mb->buf;
+	pthread_mutex_lock(&d->lock);
+	*mb = d->bufs[--d->nbufs];
+	pthread_mutex_unlock(&d->lock);
+	nvmk_backing_dma_free(d->backing, &buf);
+	return 0;
+}
+
+/* Free every client buffer (the device no longer uses them). */
+static void dev_dma_free_all(struct mgr_dev *d)
+{
+	while (d->nbufs)
+		dev_dma_free(d, d->bufs[d->nbufs - 1].tag);
 }
 
 static int dev_shutdown(struct mgr_dev *d)
@@ -225,12 +340,14 @@ static int dev_shutdown(struct mgr_dev *d)
 
 	if (d->state == NVMK_MGR_DEV_SHUTDOWN || d->state == NVMK_MGR_DEV_SAVED)
 		return 0;
-	ctrl = mgr_dev_take_ctrl(d, NVMK_MGR_DEV_SHUTDOWN, err);
+	ctrl = mgr_dev_take_ctrl(d, NVMK_MGR_DEV_SHUTDOWN, err, true);
 	if (ctrl) {
 		/* Base 2.0 3.6.1: CC.SHN normal shutdown, then CC.EN = 0 */
 		nvmk_ctrl_close(ctrl);
 		nvmk_info(d->id, NVMK_LOG_NOQ, "shut down");
 	}
+	/* the controller is disabled: no DMA into the buffers any more */
+	dev_dma_free_all(d);
 	return 0;
 }
 
@@ -300,6 +417,15 @@ static void *dev_worker(void *arg)
 			break;
 		case MGR_REQ_RESTORE:
 			req->rc = mgr_dev_restore(d, req);
+			break;
+		case MGR_REQ_DMA_ALLOC:
+			req->rc = dev_dma_alloc(d, req->tag, req->size, &req->buf);
+			break;
+		case MGR_REQ_DMA_GET:
+			req->rc = dev_dma_get(d, req->tag, &req->buf);
+			break;
+		case MGR_REQ_DMA_FREE:
+			req->rc = dev_dma_free(d, req->tag);
 			break;
 		case MGR_REQ_STOP:
 			/* nothing may follow STOP: destroy posts it last */

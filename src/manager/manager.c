@@ -196,6 +196,7 @@ static int dev_copy_spec(struct mgr_dev *d, const struct nvmk_mgr_device_spec *s
 
 static void dev_free(struct mgr_dev *d)
 {
+	free(d->bufs);
 	for (unsigned i = 0; i < NVMK_EMU_MAX_NS; i++)
 		free(d->strs.path[i]);
 	free(d->ns);
@@ -317,6 +318,62 @@ int nvmk_mgr_get_namespace(struct nvmk_mgr *mgr, const char *id, uint32_t nsid,
 	return rc;
 }
 
+int nvmk_mgr_dma_alloc(struct nvmk_mgr *mgr, const char *id, const char *tag, size_t size,
+		       struct nvmk_dma_buf *out)
+{
+	struct mgr_req req = {.type = MGR_REQ_DMA_ALLOC, .tag = tag, .size = size};
+	struct mgr_dev *d;
+	int rc;
+
+	if (!out || !tag)
+		return -EINVAL;
+	rc = mgr_dev_for_load(mgr, id, &d);
+	if (rc)
+		return rc;
+	mgr_dev_post(d, &req);
+	rc = mgr_dev_wait(d, &req);
+	if (rc == 0)
+		*out = req.buf;
+	return rc;
+}
+
+/* A request that needs the device but not a load (lookups, frees). */
+static int mgr_dev_call(struct nvmk_mgr *mgr, const char *id, struct mgr_req *req)
+{
+	struct mgr_dev *d;
+
+	if (!mgr || !id)
+		return -EINVAL;
+	d = mgr_find(mgr, id);
+	if (!d)
+		return -ENOENT;
+	mgr_dev_post(d, req);
+	return mgr_dev_wait(d, req);
+}
+
+int nvmk_mgr_dma_get(struct nvmk_mgr *mgr, const char *id, const char *tag,
+		     struct nvmk_dma_buf *out)
+{
+	struct mgr_req req = {.type = MGR_REQ_DMA_GET, .tag = tag};
+	int rc;
+
+	if (!out || !tag)
+		return -EINVAL;
+	rc = mgr_dev_call(mgr, id, &req);
+	if (rc == 0)
+		*out = req.buf;
+	return rc;
+}
+
+int nvmk_mgr_dma_free(struct nvmk_mgr *mgr, const char *id, const char *tag)
+{
+	struct mgr_req req = {.type = MGR_REQ_DMA_FREE, .tag = tag};
+
+	if (!tag)
+		return -EINVAL;
+	return mgr_dev_call(mgr, id, &req);
+}
+
 struct nvmk_emu *nvmk_mgr_device_emu(struct nvmk_mgr *mgr, const char *id)
 {
 	struct mgr_dev *d = mgr && id ? mgr_find(mgr, id) : NULL;
@@ -331,7 +388,7 @@ struct nvmk_emu *nvmk_mgr_device_emu(struct nvmk_mgr *mgr, const char *id)
 }
 
 /* Run one request of @type on every device in parallel and wait for all. */
-static int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
+int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 {
 	struct mgr_dev **devs;
 	struct mgr_req *reqs;

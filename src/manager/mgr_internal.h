@@ -29,7 +29,36 @@ enum mgr_req_type {
 	MGR_REQ_SHUTDOWN, /* close namespaces and the controller */
 	MGR_REQ_SAVE,	  /* save (keep-alive) or drain and shut down */
 	MGR_REQ_RESTORE,  /* restore from a saved device blob, or bring up anew */
-	MGR_REQ_STOP,	  /* end the worker thread */
+	MGR_REQ_DMA_ALLOC, /* client buffer: allocate */
+	MGR_REQ_DMA_GET,   /* client buffer: look up */
+	MGR_REQ_DMA_FREE,  /* client buffer: free */
+	MGR_REQ_STOP,	   /* end the worker thread */
+};
+
+/* A client DMA buffer as saved (save.c encodes it). */
+struct mgr_saved_buf {
+	char tag[NVMK_MGR_TAG_MAX + 1];
+	uint64_t size;
+	uint64_t iova;
+};
+
+enum mgr_saved_status {
+	MGR_SAVED_OK = 1,	/* @blob holds the driver state */
+	MGR_SAVED_UNLOADED = 2, /* never brought up */
+	MGR_SAVED_FAILED = 3,	/* failed before or during the save (@err) */
+};
+
+/* One device's part of the manager state, in C. */
+struct mgr_saved_dev {
+	char id[NVMK_MGR_ID_MAX + 1];
+	enum mgr_saved_status status;
+	int err;
+	uint32_t *nsids;
+	unsigned nns;
+	struct mgr_saved_buf *bufs;
+	unsigned nbufs;
+	void *blob; /* save: malloc'd by the driver; restore: points into the decoded state */
+	size_t len;
 };
 
 struct mgr_req {
@@ -41,13 +70,20 @@ struct mgr_req {
 	uint32_t nsid;	      /* GET_NS */
 	struct nvmk_event ev; /* EVENT */
 	bool keep_alive;      /* SAVE, RESTORE */
-	const void *blob;     /* RESTORE: the device's saved blob (NULL: fresh bring-up) */
-	size_t blob_len;      /* RESTORE */
+	struct mgr_saved_dev *saved;		   /* SAVE: filled; RESTORE: what to restore */
+	const struct nvmk_mgr_restore_opts *ropts; /* RESTORE */
+	const char *tag;			   /* DMA_* */
+	size_t size;				   /* DMA_ALLOC */
+	struct nvmk_dma_buf buf;		   /* DMA_ALLOC, DMA_GET: out */
 	/* out */
 	int rc;
 	struct nvmk_ns *ns; /* GET_NS */
-	void *out_blob;	    /* SAVE with keep-alive: malloc'd */
-	size_t out_len;	    /* SAVE */
+};
+
+/* A client DMA buffer (nvmk_mgr_dma_alloc). */
+struct mgr_buf {
+	char tag[NVMK_MGR_TAG_MAX + 1];
+	struct nvmk_dma_buf buf;
 };
 
 struct mgr_ns_entry {
@@ -87,6 +123,9 @@ struct mgr_dev {
 	struct mgr_ns_entry *ns;
 	unsigned nns, ns_cap;
 	uint64_t requests;
+	/* client buffers: written by the worker under lock */
+	struct mgr_buf *bufs;
+	unsigned nbufs, bufs_cap;
 };
 
 struct nvmk_mgr {
@@ -113,9 +152,11 @@ const char *mgr_dev_kind(const struct mgr_dev *d);
 void mgr_dev_ctrl_opts(struct mgr_dev *d, struct nvmk_ctrl_opts *o);
 /* Worker: create the backing unless there is one (@restoring: no reset). */
 int mgr_dev_make_backing(struct mgr_dev *d, bool restoring);
-/* Worker: close the namespace handles, set @state/@err and take the
- * controller away from status readers; the caller closes or detaches it. */
-struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err);
+/* Worker: drop the namespace handles (closed when @close_ns; a detach frees
+ * them with the controller), set @state/@err and take the controller away from
+ * status readers; the caller closes or detaches it. */
+struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err,
+				    bool close_ns);
 /* Worker: set state and error under dev->lock. */
 void mgr_dev_set_state(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err);
 
@@ -123,6 +164,16 @@ void mgr_dev_set_state(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err
 struct mgr_dev *mgr_find(struct nvmk_mgr *mgr, const char *id);
 /* Snapshot of the device list (mgr->lock); devices live until destroy. */
 int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n);
+
+/* Run one request of @type on every device in parallel and wait for all;
+ * returns the first error. */
+int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type);
+
+/* device.c: client buffers (worker) */
+int mgr_dev_buf_add(struct mgr_dev *d, const char *tag, const struct nvmk_dma_buf *buf);
+/* the pool tag of client tag @tag ("c." + tag) */
+void mgr_buf_pool_tag(const char *tag, char out[NVMK_DMA_TAG_MAX + 1]);
+void mgr_saved_dev_free(struct mgr_saved_dev *s);
 
 /* save.c: the worker's SAVE and RESTORE steps */
 int mgr_dev_save(struct mgr_dev *d, struct mgr_req *req);
