@@ -414,7 +414,8 @@ struct nvmk_range {
 /*
  * Asynchronous submission. @qp: a qpair of the namespace's controller.
  * @buf + @off: data in DMA memory of the controller (nvmk_ctrl_dma_alloc),
- * nlb << lba_shift bytes. Requests larger than the controller's MDTS (or the
+ * nlb << lba_shift bytes, inside the block. @buf and @cb must not be NULL
+ * (not checked on the fast path); @nlb >= 1. Requests larger than the controller's MDTS (or the
  * 65536-block limit of one command) are split (at most depth - 2 parts,
  * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
@@ -534,7 +535,8 @@ int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, si
  * Request context: the token saved for a pending request is the cb_arg it
  * was submitted with (as an integer; a split request saves its parent's).
  * On restore, opts.resolve(ctx, token, &cb, &cb_arg) gives the callback
- * and argument to complete it with; a request whose token does not resolve
+ * and argument to complete it with (asked once per pending request, during
+ * nvmk_ctrl_restore); a request whose token does not resolve
  * (resolve returns nonzero, or there is no resolver) is still tracked, and
  * its completion is dropped with a warning naming the token. Callers that
  * cross exec therefore pass an opaque id as cb_arg (or a pointer they can
@@ -559,8 +561,7 @@ struct nvmk_save_opts {
  * Resolver of restored requests: @token is what was saved for a request (its
  * cb_arg); fill @cb and @cb_arg. Return 0, or nonzero when unknown (the
  * completion is then dropped with a warning). Called from nvmk_ctrl_restore
- * (for completions that arrived during the blackout) and later from the
- * thread that processes the qpair; it must be thread safe.
+ * only, once per pending request, before it returns.
  */
 typedef int (*nvmk_resolve_fn)(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg);
 

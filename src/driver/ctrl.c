@@ -417,7 +417,7 @@ void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl)
 		(void)0;
 }
 
-static void *drv_admin_thread(void *arg)
+void *drv_admin_thread(void *arg)
 {
 	struct nvmk_ctrl *ctrl = arg;
 	uint64_t v;
@@ -449,9 +449,11 @@ static void *drv_admin_thread(void *arg)
 		}
 		if (!drv_failed(ctrl))
 			drv_aer_handle_pending(ctrl);
+		/* acq_rel: pairs with the release store of the request */
 		if (atomic_exchange_explicit(&ctrl->need_reset, false, memory_order_acq_rel))
-			drv_ctrl_reset(ctrl, -ETIMEDOUT,
-				       atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
+			drv_ctrl_reset(
+			    ctrl, -ETIMEDOUT,
+			    atomic_load_explicit(&ctrl->reset_req_epoch, memory_order_relaxed));
 		if (atomic_exchange_explicit(&ctrl->fail_event_pending, false,
 					     memory_order_acq_rel)) {
 			struct nvmk_event ev = {.type = NVMK_EVENT_CTRL_FAILED,
@@ -469,7 +471,7 @@ static void *drv_admin_thread(void *arg)
 
 /* ---- open / close ---- */
 
-static void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
+void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 {
 	struct nvmk_ctrl_opts *o = &ctrl->opts;
 	long ncpu;

@@ -83,6 +83,7 @@ struct drv_tracker {
 		uint32_t key; /* cid | state << 16: one compare validates a CQE */
 	};
 	uint16_t next_free;
+	uint16_t idx; /* own index */
 	uint8_t flags;
 	uint8_t opc;
 };
@@ -112,6 +113,7 @@ struct drv_queue {
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
 	uint16_t idx_mask;
+	uint16_t gen_inc; /* 1 << cid_shift */
 	uint8_t cid_shift;
 	const char *name;
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
@@ -141,6 +143,8 @@ struct nvmk_qpair {
 	unsigned max_segs;
 	struct drv_tracker **parts; /* split scratch, ntrk entries */
 	struct nvmk_qpair *next;    /* ctrl->qpairs list */
+	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
+	uint16_t saved_qid;	    /* restore: the qid it had when saved */
 };
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
@@ -175,6 +179,8 @@ struct nvmk_ns {
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
 	bool shared;
+	bool restored;		  /* restore: not handed back yet */
+	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */
 };
 
 /* ---- controller ---- */
@@ -220,6 +226,7 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	atomic_bool need_reset;
+	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
 	atomic_bool reset_event_pending;
 	pthread_mutex_t reset_lock;
@@ -238,6 +245,11 @@ struct nvmk_ctrl {
 	pthread_mutex_t ns_lock;
 	struct drv_ns_state **ns;
 	unsigned nns, ns_cap;
+
+	/* servicing (save.c, restore.c) */
+	atomic_bool quiesced;	 /* save in progress or done: qpair calls get -EAGAIN */
+	int saved;		 /* 0, DRV_SAVED_KEEP_ALIVE or DRV_SAVED_SHUTDOWN */
+	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
 	/* admin thread */
 	pthread_t thread;
@@ -299,6 +311,8 @@ int drv_set_features(struct nvmk_ctrl *ctrl, uint8_t fid, uint32_t cdw11, void *
 		     uint32_t *dw0);
 
 /* ctrl.c */
+void *drv_admin_thread(void *arg);
+void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in);
 int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
@@ -311,12 +325,19 @@ int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch);
 void drv_qpair_check_timeouts(struct nvmk_qpair *qp, uint64_t now);
 
 /* aer.c */
+void drv_aer_done(void *arg, const struct nvmk_cpl *cpl); /* an AER's callback */
 void drv_aer_post_all(struct nvmk_ctrl *ctrl);
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
 
 /* qpair.c */
 int drv_qpair_recover(struct nvmk_qpair *qp);
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
+
+/* save.c / restore.c: servicing */
+#define DRV_SAVED_KEEP_ALIVE 1
+#define DRV_SAVED_SHUTDOWN   2
+void drv_ns_handle_link(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns);   /* ns_lock held */
+void drv_ns_handle_unlink(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns); /* ns_lock held */
 
 /* ns.c */
 struct drv_ns_state *drv_ns_state_get(struct nvmk_ctrl *ctrl, uint32_t nsid, bool create);

@@ -108,6 +108,9 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	rc = drv_failed(ctrl);
 	if (rc)
 		return rc;
+	/* relaxed: a hint; save stops clients before it quiesces */
+	if (atomic_load_explicit(&ctrl->quiesced, memory_order_relaxed))
+		return -EAGAIN;
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
 		return -ENOMEM;
@@ -271,7 +274,9 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	 * concurrent first calls see each other's queues (control path). */
 	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
-	if (ctrl->n_get_qps < ctrl->get_budget) {
+	if (idx < ctrl->n_get_qps) {
+		qp = ctrl->get_qps[idx]; /* restored: hand them out again first */
+	} else if (ctrl->n_get_qps < ctrl->get_budget) {
 		int rc = nvmk_qpair_create(ctrl, &o, &qp);
 
 		if (rc == 0) {
@@ -315,6 +320,10 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	int failed = drv_failed(ctrl);
 	int rc = 0;
 
+	/* acquire: pairs with the release store of save (servicing): the queue
+	 * is frozen for the snapshot, nothing may change on it */
+	if (atomic_load_explicit(&ctrl->quiesced, memory_order_acquire))
+		return -EAGAIN;
 	if (qp->dead && !failed)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);
@@ -336,26 +345,22 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 /* ---- completion processing ---- */
 
-int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
 	uint64_t now;
 	int n, rc;
 
-	drv_qp_lock(qp);
 	rc = drv_qp_check(qp);
-	if (drv_unlikely(rc)) {
-		drv_qp_unlock(qp);
+	if (drv_unlikely(rc))
 		return rc;
-	}
 	q->batching++;
 	n = drv_q_drain(q, max);
 	if (drv_unlikely(n < 0)) {
 		drv_ctrl_fail(ctrl, -EIO, "invalid completion");
 		q->batching--;
 		drv_qpair_recover(qp);
-		drv_qp_unlock(qp);
 		return -EIO;
 	}
 	now = drv_now(ctrl);
@@ -370,7 +375,18 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	}
 	q->batching--;
 	drv_q_ring_sq(q);
-	drv_qp_unlock(qp);
+	return n;
+}
+
+int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+{
+	int n;
+
+	if (drv_likely(!qp->shared))
+		return qp_process_nolock(qp, max);
+	pthread_mutex_lock(&qp->lock);
+	n = qp_process_nolock(qp, max);
+	pthread_mutex_unlock(&qp->lock);
 	return n;
 }
 

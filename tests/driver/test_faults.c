@@ -309,6 +309,26 @@ static void test_remove(void **state)
 	assert_int_equal(nvmk_ns_open(f->t.ctrl, 1, NVMK_NS_SHARED, &ns2), -ENODEV);
 }
 
+static void test_admin_hang_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct nvme_sqe c = {.opc = NVME_ADM_GET_FEATURES, .cdw10 = NVME_FEAT_NUM_QUEUES};
+	struct nvmk_cpl cpl;
+
+	add_fault(f, NVMK_FAULT_HANG, 0, NVME_ADM_GET_FEATURES, 0, 1);
+	uint64_t r0 = nvmk_emu_reset_count(f->t.emu);
+	assert_int_equal(nvmk_ctrl_admin_passthru(f->t.ctrl, &c, NULL, 0, &cpl), -ETIMEDOUT);
+	assert_int_equal(cpl.err, -ETIMEDOUT);
+	/* the admin thread resets the controller */
+	for (int i = 0; i < 200 && nvmk_emu_reset_count(f->t.emu) == r0; i++)
+		tsleep_ms(10);
+	assert_true(nvmk_emu_reset_count(f->t.emu) > r0);
+	assert_int_equal(nvmk_ctrl_admin_passthru(f->t.ctrl, &c, NULL, 0, &cpl), 0);
+	assert_int_equal(NVME_FEAT_NUMQ_NSQ(cpl.dw0) + 1 >= 4, 1);
+	char b[512];
+	assert_int_equal(nvmk_ns_read(f->ns, f->qp, b, 0, 1), 0);
+}
+
 #define T(fn, s) cmocka_unit_test_setup_teardown(fn, s, teardown)
 
 int main(void)
@@ -328,6 +348,7 @@ int main(void)
 	    T(test_fatal, setup_irq),
 	    T(test_remove, setup_irq),
 	    T(test_remove, setup_poll),
+	    T(test_admin_hang_reset, setup_irq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
