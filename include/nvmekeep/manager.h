@@ -460,10 +460,12 @@ struct nvmk_mgr_restore_opts {
  * first use. Finally, with keep-alive, nvmk_dma_pool_finish_restore marks
  * every unreclaimed pool block leaked; each is logged naming its device and
  * tag.
+ * A saved device that is not registered in @mgr is not restored (logged,
+ * -ENOENT); with keep-alive its blocks are then reported leaked.
  * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
- * downgrade), -EINVAL (wrong pool, device not registered, or @mgr loaded),
- * or, with every other device restored: the first device's error, else
- * -EUCLEAN (pool blocks leaked).
+ * downgrade), -EINVAL (wrong pool, or a device of @mgr already loaded), or,
+ * with every other device restored: the first device's error, else -EUCLEAN
+ * (pool blocks leaked).
  */
 int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		     const struct nvmk_mgr_restore_opts *opts);

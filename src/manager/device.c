@@ -274,8 +274,7 @@ int mgr_dev_buf_add(struct mgr_dev *d, const char *tag, const struct nvmk_dma_bu
 	return rc;
 }
 
-static int dev_dma_alloc(struct mgr_dev *d, const char *tag, size_t size,
-			 struct nvmk_dma_buf *out)
+static int dev_dma_alloc(struct mgr_dev *d, const char *tag, size_t size, struct nvmk_dma_buf *out)
 {
 	char ptag[NVMK_DMA_TAG_MAX + 1];
 	struct nvmk_dma_buf buf;

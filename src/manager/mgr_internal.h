@@ -23,12 +23,12 @@
 #include "nvmekeep/manager.h"
 
 enum mgr_req_type {
-	MGR_REQ_LOAD = 1, /* bring up unless up */
-	MGR_REQ_GET_NS,	  /* bring up, then the shared handle of @nsid */
-	MGR_REQ_EVENT,	  /* an asynchronous event from the driver (detached) */
-	MGR_REQ_SHUTDOWN, /* close namespaces and the controller */
-	MGR_REQ_SAVE,	  /* save (keep-alive) or drain and shut down */
-	MGR_REQ_RESTORE,  /* restore from a saved device blob, or bring up anew */
+	MGR_REQ_LOAD = 1,  /* bring up unless up */
+	MGR_REQ_GET_NS,	   /* bring up, then the shared handle of @nsid */
+	MGR_REQ_EVENT,	   /* an asynchronous event from the driver (detached) */
+	MGR_REQ_SHUTDOWN,  /* close namespaces and the controller */
+	MGR_REQ_SAVE,	   /* save (keep-alive) or drain and shut down */
+	MGR_REQ_RESTORE,   /* restore from a saved device blob, or bring up anew */
 	MGR_REQ_DMA_ALLOC, /* client buffer: allocate */
 	MGR_REQ_DMA_GET,   /* client buffer: look up */
 	MGR_REQ_DMA_FREE,  /* client buffer: free */
@@ -67,9 +67,9 @@ struct mgr_req {
 	bool detached; /* nobody waits: the worker frees it */
 	bool done;     /* set under dev->qlock */
 	/* in */
-	uint32_t nsid;	      /* GET_NS */
-	struct nvmk_event ev; /* EVENT */
-	bool keep_alive;      /* SAVE, RESTORE */
+	uint32_t nsid;				   /* GET_NS */
+	struct nvmk_event ev;			   /* EVENT */
+	bool keep_alive;			   /* SAVE, RESTORE */
 	struct mgr_saved_dev *saved;		   /* SAVE: filled; RESTORE: what to restore */
 	const struct nvmk_mgr_restore_opts *ropts; /* RESTORE */
 	const char *tag;			   /* DMA_* */

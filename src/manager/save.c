@@ -215,8 +215,7 @@ int mgr_dev_restore(struct mgr_dev *d, struct mgr_req *req)
 			rc = nvmk_backing_dma_alloc(d->backing, s->bufs[i].size, ptag, &buf);
 		if (rc == 0 && buf.mem.size != s->bufs[i].size) {
 			nvmk_err(d->id, NVMK_LOG_NOQ, "client buffer %s: %zu bytes, saved %llu",
-				 s->bufs[i].tag, buf.mem.size,
-				 (unsigned long long)s->bufs[i].size);
+				 s->bufs[i].tag, buf.mem.size, (unsigned long long)s->bufs[i].size);
 			rc = -EBADMSG;
 		}
 		if (rc == 0)
@@ -244,8 +243,8 @@ int mgr_dev_restore(struct mgr_dev *d, struct mgr_req *req)
 			}
 		}
 		pthread_mutex_lock(&d->lock);
-		grown = d->nns == d->ns_cap ? realloc(d->ns, (d->ns_cap + 4) * sizeof(*grown))
-					    : d->ns;
+		grown =
+		    d->nns == d->ns_cap ? realloc(d->ns, (d->ns_cap + 4) * sizeof(*grown)) : d->ns;
 		if (grown) {
 			d->ns = grown;
 			if (d->nns == d->ns_cap)
@@ -435,8 +434,7 @@ static int dev_decode(const NvmkMgr__DeviceState *m, struct mgr_saved_dev *d, ch
 	d->status = (enum mgr_saved_status)m->status;
 	d->err = m->has_error ? m->error : 0;
 	if (d->status == MGR_SAVED_FAILED && (d->err >= 0 || d->err < -4095))
-		return bad(err, errlen, -EBADMSG, "device %s: failed without a valid error",
-			   d->id);
+		return bad(err, errlen, -EBADMSG, "device %s: failed without a valid error", d->id);
 	if ((d->status == MGR_SAVED_OK) != (m->has_ctrl_state && m->ctrl_state.len > 0))
 		return bad(err, errlen, -EBADMSG, "device %s: driver state %s", d->id,
 			   d->status == MGR_SAVED_OK ? "missing" : "unexpected");
@@ -459,8 +457,8 @@ static int dev_decode(const NvmkMgr__DeviceState *m, struct mgr_saved_dev *d, ch
 				   m->nsids[i]);
 		for (size_t j = 0; j < i; j++)
 			if (m->nsids[j] == m->nsids[i])
-				return bad(err, errlen, -EBADMSG, "device %s: nsid %u twice",
-					   d->id, m->nsids[i]);
+				return bad(err, errlen, -EBADMSG, "device %s: nsid %u twice", d->id,
+					   m->nsids[i]);
 		d->nsids[i] = m->nsids[i];
 	}
 	d->nns = (unsigned)m->n_nsids;
@@ -483,8 +481,7 @@ static int dev_decode(const NvmkMgr__DeviceState *m, struct mgr_saved_dev *d, ch
 	return 0;
 }
 
-static int state_decode(const void *blob, size_t len, struct mgr_state *s, char *err,
-			size_t errlen)
+static int state_decode(const void *blob, size_t len, struct mgr_state *s, char *err, size_t errlen)
 {
 	NvmkMgr__MgrStateEnvelope *env;
 	NvmkMgr__MgrState *msg;
@@ -744,22 +741,27 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		}
 		pthread_mutex_unlock(&devs[i]->lock);
 	}
-	for (unsigned i = 0; rc == 0 && i < s.ndev; i++) {
+	if (rc)
+		goto out;
+	for (unsigned i = 0; i < s.ndev; i++) {
 		for (unsigned j = 0; j < n && !which[i]; j++)
 			if (strcmp(devs[j]->id, s.devs[i].id) == 0)
 				which[i] = devs[j];
-		if (!which[i]) {
+		/* A device that left the configuration is not restored; with
+		 * keep-alive its pool blocks are reported leaked below. */
+		if (!which[i] && s.devs[i].status == MGR_SAVED_OK) {
 			nvmk_err(s.devs[i].id, NVMK_LOG_NOQ,
-				 "device of the saved state is not registered");
-			rc = -EINVAL;
+				 "device of the saved state is not registered: not restored");
+			if (!first)
+				first = -ENOENT;
 		}
 	}
-	if (rc)
-		goto out;
 
 	nvmk_info(MGR_LOG, NVMK_LOG_NOQ, "restoring %u devices (%s)", s.ndev,
 		  s.keep_alive ? "keep-alive" : "fresh bring-up");
 	for (unsigned i = 0; i < s.ndev; i++) {
+		if (!which[i])
+			continue;
 		reqs[i].type = MGR_REQ_RESTORE;
 		reqs[i].keep_alive = s.keep_alive;
 		reqs[i].saved = &s.devs[i];
@@ -767,7 +769,7 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		mgr_dev_post(which[i], &reqs[i]);
 	}
 	for (unsigned i = 0; i < s.ndev; i++) {
-		int r = mgr_dev_wait(which[i], &reqs[i]);
+		int r = which[i] ? mgr_dev_wait(which[i], &reqs[i]) : 0;
 
 		if (r && !first)
 			first = r;

@@ -537,6 +537,402 @@ static void test_create_from_env(void **state)
 	nvmk_mgr_destroy(mgr);
 }
 
+/* ---- save / restore ---- */
+
+/*
+ * A device whose backing moves from the old manager to the new one, as an
+ * inherited device fd would across exec: the factory creates it the first
+ * time and hands over the taken backing when the successor asks.
+ */
+struct handover {
+	struct nvmk_emu_config cfg;
+	struct nvmk_backing *b; /* taken from the predecessor, or NULL */
+	struct nvmk_emu *emu;
+	int creates;
+	int restoring_calls;
+};
+
+static int handover_create(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
+{
+	struct handover *h = ctx;
+
+	if (restoring)
+		h->restoring_calls++;
+	if (h->b) {
+		*out = h->b;
+		h->b = NULL;
+		return 0;
+	}
+	h->creates++;
+	h->cfg.name = id;
+	return nvmk_backing_local_create(&h->cfg, out, &h->emu);
+}
+
+static void handover_spec(struct nvmk_mgr_device_spec *s, const char *id, struct handover *h)
+{
+	emu_spec(s, id);
+	h->cfg = s->emu;
+	s->kind = NVMK_MGR_BACKING_FACTORY;
+	s->factory.create = handover_create;
+	s->factory.ctx = h;
+	s->factory.keep_alive_capable = true;
+}
+
+#define SR_DEVS 3
+#define SR_REQS 24 /* per device: half writes, half reads */
+#define SR_NLB	8  /* blocks per request */
+static const char *sr_ids[SR_DEVS] = {"nvme-a", "nvme-b", "nvme-c"};
+
+/* Requests are named by a token (their cb_arg), which is what crosses the
+ * save: the resolver maps it back. */
+struct sr_req {
+	unsigned dev;
+	unsigned idx;
+	bool write;
+	uint64_t lba;
+	size_t off; /* in the device's client buffer */
+	int completions;
+	int err;
+	bool data_ok;
+};
+
+static struct sr_req sr_reqs[SR_DEVS * SR_REQS];
+static pthread_mutex_t sr_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *_Atomic sr_buf[SR_DEVS]; /* where each device's client buffer is mapped now */
+
+static void sr_cb(void *arg, const struct nvmk_cpl *cpl)
+{
+	uintptr_t token = (uintptr_t)arg;
+	struct sr_req *r;
+	uint8_t *want;
+
+	if (token == 0 || token > SR_DEVS * SR_REQS)
+		return;
+	r = &sr_reqs[token - 1];
+	want = malloc(SR_NLB * BLK);
+	pthread_mutex_lock(&sr_lock);
+	r->completions++;
+	r->err = cpl->err;
+	if (!r->write) {
+		/* a read sees what the setup wrote there */
+		fill(want, SR_NLB, r->dev, 99, r->lba, 0);
+		r->data_ok = memcmp(want, sr_buf[r->dev] + r->off, SR_NLB * BLK) == 0;
+	}
+	pthread_mutex_unlock(&sr_lock);
+	free(want);
+}
+
+static int sr_resolve(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg)
+{
+	(void)ctx;
+	if (token == 0 || token > SR_DEVS * SR_REQS)
+		return -ENOENT;
+	*cb = sr_cb;
+	*cb_arg = (void *)(uintptr_t)token;
+	return 0;
+}
+
+struct sr_client {
+	struct nvmk_mgr *mgr;
+	unsigned dev;
+	uint16_t qid;
+	int err;
+};
+
+/* Before the save: set up data, then leave SR_REQS requests in flight (the
+ * emulator delays them) and stop without processing. */
+static void *sr_submit_thread(void *arg)
+{
+	struct sr_client *c = arg;
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_INTERRUPT};
+	struct nvmk_dma_buf buf;
+	struct nvmk_qpair *qp;
+	struct nvmk_ns *ns;
+	uint8_t *tmp = malloc(SR_NLB * BLK);
+	char tag[16];
+
+	c->err = nvmk_mgr_get_namespace(c->mgr, sr_ids[c->dev], 1, &ns);
+	snprintf(tag, sizeof(tag), "io%u", c->dev);
+	if (!c->err)
+		c->err =
+		    nvmk_mgr_dma_alloc(c->mgr, sr_ids[c->dev], tag, SR_REQS * SR_NLB * BLK, &buf);
+	if (!c->err)
+		c->err = nvmk_qpair_create(nvmk_ns_ctrl(ns), &qo, &qp);
+	if (c->err)
+		goto out;
+	c->qid = nvmk_qpair_id(qp);
+	sr_buf[c->dev] = buf.mem.vaddr;
+	for (unsigned i = 0; i < SR_REQS && !c->err; i++) {
+		struct sr_req *r = &sr_reqs[c->dev * SR_REQS + i];
+
+		*r = (struct sr_req){.dev = c->dev,
+				     .idx = i,
+				     .write = i % 2 == 0,
+				     .lba = 4096 + (uint64_t)i * SR_NLB,
+				     .off = i * SR_NLB * BLK};
+		/* what reads must find, written synchronously first */
+		fill(tmp, SR_NLB, c->dev, 99, r->lba, 0);
+		if (!r->write)
+			c->err = nvmk_ns_write(ns, qp, tmp, r->lba, SR_NLB);
+	}
+	for (unsigned i = 0; i < SR_REQS && !c->err; i++) {
+		struct sr_req *r = &sr_reqs[c->dev * SR_REQS + i];
+		void *token = (void *)(uintptr_t)(c->dev * SR_REQS + i + 1);
+
+		if (r->write) {
+			fill((uint8_t *)buf.mem.vaddr + r->off, SR_NLB, c->dev, 1, r->lba, 1);
+			c->err = nvmk_ns_submit_write(ns, qp, &buf, r->off, r->lba, SR_NLB, 0,
+						      sr_cb, token);
+		} else {
+			c->err = nvmk_ns_submit_read(ns, qp, &buf, r->off, r->lba, SR_NLB, 0, sr_cb,
+						     token);
+		}
+	}
+out:
+	free(tmp);
+	return NULL;
+}
+
+/* After the restore: take the qpair back, reap every request, check data. */
+static void *sr_complete_thread(void *arg)
+{
+	struct sr_client *c = arg;
+	struct nvmk_dma_buf buf;
+	struct nvmk_qpair *qp;
+	struct nvmk_ns *ns;
+	uint8_t *want = malloc(SR_NLB * BLK), *got = malloc(SR_NLB * BLK);
+	char tag[16];
+	unsigned done = 0;
+
+	snprintf(tag, sizeof(tag), "io%u", c->dev);
+	c->err = nvmk_mgr_get_namespace(c->mgr, sr_ids[c->dev], 1, &ns);
+	if (!c->err)
+		c->err = nvmk_mgr_dma_get(c->mgr, sr_ids[c->dev], tag, &buf);
+	if (c->err)
+		goto out;
+	sr_buf[c->dev] = buf.mem.vaddr;
+	qp = nvmk_ctrl_restored_qpair(nvmk_ns_ctrl(ns), c->qid);
+	if (!qp) {
+		c->err = -ENOENT;
+		goto out;
+	}
+	for (int spins = 0; spins < 500; spins++) {
+		done = 0;
+		pthread_mutex_lock(&sr_lock);
+		for (unsigned i = 0; i < SR_REQS; i++)
+			done += sr_reqs[c->dev * SR_REQS + i].completions > 0;
+		pthread_mutex_unlock(&sr_lock);
+		if (done == SR_REQS || nvmk_qpair_outstanding(qp) == 0)
+			break;
+		int rc = nvmk_qpair_wait(qp, 20);
+		if (rc < 0 && rc != -ETIMEDOUT) {
+			c->err = rc;
+			break;
+		}
+	}
+	/* the writes reached the media */
+	for (unsigned i = 0; i < SR_REQS && !c->err; i += 2) {
+		struct sr_req *r = &sr_reqs[c->dev * SR_REQS + i];
+
+		fill(want, SR_NLB, c->dev, 1, r->lba, 1);
+		c->err = nvmk_ns_read(ns, qp, got, r->lba, SR_NLB);
+		if (!c->err && memcmp(want, got, SR_NLB * BLK) != 0)
+			c->err = -EILSEQ;
+	}
+	nvmk_qpair_destroy(qp);
+out:
+	free(want);
+	free(got);
+	return NULL;
+}
+
+static void sr_run(struct sr_client *cl, unsigned n, void *(*fn)(void *))
+{
+	pthread_t th[SR_DEVS];
+
+	for (unsigned d = 0; d < n; d++)
+		assert_int_equal(pthread_create(&th[d], NULL, fn, &cl[d]), 0);
+	for (unsigned d = 0; d < n; d++)
+		pthread_join(th[d], NULL);
+	for (unsigned d = 0; d < n; d++)
+		assert_int_equal(cl[d].err, 0);
+}
+
+struct sr_counts {
+	uint64_t identify, create_sq, create_cq, resets;
+};
+
+static void sr_count(struct nvmk_emu *emu, struct sr_counts *c)
+{
+	c->identify = nvmk_emu_cmd_count(emu, true, NVME_ADM_IDENTIFY);
+	c->create_sq = nvmk_emu_cmd_count(emu, true, NVME_ADM_CREATE_SQ);
+	c->create_cq = nvmk_emu_cmd_count(emu, true, NVME_ADM_CREATE_CQ);
+	c->resets = nvmk_emu_reset_count(emu);
+}
+
+/* The successor manager for @cfg: with keep-alive on the inherited pool
+ * (a dup of the predecessor's fd), else a pool of its own per @cfg. */
+static struct nvmk_mgr *sr_successor(const struct nvmk_config *cfg, struct nvmk_mgr *old,
+				     struct handover *h, unsigned ndev)
+{
+	struct nvmk_mgr_device_spec s;
+	struct nvmk_dma_pool *pool = NULL;
+	struct nvmk_mgr *mgr = NULL;
+
+	if (cfg->keep_alive.enabled && nvmk_mgr_pool(old)) {
+		int fd = dup(nvmk_dma_pool_fd(nvmk_mgr_pool(old)));
+
+		assert_true(fd >= 0);
+		assert_int_equal(nvmk_dma_pool_open(fd, &pool), 0);
+	}
+	assert_int_equal(nvmk_mgr_create(cfg, pool, &mgr), 0);
+	for (unsigned d = 0; d < ndev; d++) {
+		handover_spec(&s, sr_ids[d], &h[d]);
+		assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+	}
+	return mgr;
+}
+
+struct ka_mode {
+	const char *keep_alive;
+	const char *pool;
+	bool expect_keep_alive;
+};
+
+static const struct ka_mode ka_modes[] = {
+    {"host,privatepool", "1024", true},	    {"enabled", "1024", true},
+    {"host,noprivatepool", "off", false},   {"nohost,privatepool", "1024", false},
+    {"nohost,noprivatepool", "off", false}, {"disabled,host,privatepool", "1024", false},
+};
+
+static void save_restore_mode(const struct ka_mode *m)
+{
+	struct nvmk_config cfg;
+	struct handover h[SR_DEVS];
+	struct nvmk_mgr_device_spec s;
+	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = true};
+	struct sr_client cl[SR_DEVS];
+	struct sr_counts before[SR_DEVS], after;
+	struct nvmk_mgr *mgr1 = NULL, *mgr2;
+	struct nvmk_mgr_status st;
+	struct nvmk_ns *ns;
+	void *blob = NULL;
+	size_t len = 0;
+
+	setup(NULL);
+	memset(h, 0, sizeof(h));
+	memset(sr_reqs, 0, sizeof(sr_reqs));
+	load_config(&cfg, m->keep_alive, strcmp(m->pool, "off") ? m->pool : NULL);
+	assert_int_equal(cfg.keep_alive.enabled, m->expect_keep_alive);
+	assert_int_equal(nvmk_mgr_create(&cfg, NULL, &mgr1), 0);
+	for (unsigned d = 0; d < SR_DEVS; d++) {
+		handover_spec(&s, sr_ids[d], &h[d]);
+		assert_int_equal(nvmk_mgr_add_device(mgr1, &s), 0);
+	}
+	assert_int_equal(nvmk_mgr_load(mgr1, sr_ids[0]), 0);
+	for (unsigned d = 0; d < SR_DEVS; d++) {
+		assert_int_equal(nvmk_mgr_load(mgr1, sr_ids[d]), 0);
+		/* hold the I/O long enough to be in flight at the save */
+		struct nvmk_emu_fault f = {.kind = NVMK_FAULT_DELAY,
+					   .qid = NVMK_FAULT_ANY_QID,
+					   .opcode = NVMK_FAULT_ANY_OPC,
+					   .skip = SR_REQS / 2,
+					   .count = SR_REQS,
+					   .delay_us = 50000};
+		assert_true(nvmk_emu_fault_add(h[d].emu, &f) >= 0);
+		cl[d] = (struct sr_client){.mgr = mgr1, .dev = d};
+	}
+	sr_run(cl, SR_DEVS, sr_submit_thread);
+	for (unsigned d = 0; d < SR_DEVS; d++)
+		sr_count(h[d].emu, &before[d]);
+
+	assert_int_equal(nvmk_mgr_save(mgr1, &blob, &len), 0);
+	assert_int_equal(nvmk_mgr_state_validate(blob, len, NULL, 0), 0);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr1, sr_ids[0], 1, &ns), -ESHUTDOWN);
+	assert_int_equal(nvmk_mgr_save(mgr1, &blob, &len), -ESHUTDOWN);
+	assert_int_equal(nvmk_mgr_status(mgr1, &st), 0);
+	for (unsigned d = 0; d < SR_DEVS; d++)
+		assert_int_equal(st.devices[d].state, NVMK_MGR_DEV_SAVED);
+	nvmk_mgr_status_free(&st);
+	for (unsigned d = 0; d < SR_DEVS; d++) {
+		struct nvmk_emu *emu = h[d].emu;
+		uint32_t cc = nvmk_emu_reg_read32(emu, NVME_REG_CC);
+
+		if (m->expect_keep_alive) {
+			/* left running, nothing reset, nothing delivered yet: the
+			 * requests complete through the resolver after restore */
+			assert_true(cc & NVME_CC_EN);
+			for (unsigned i = 0; i < SR_REQS; i++)
+				assert_int_equal(sr_reqs[d * SR_REQS + i].completions, 0);
+			assert_int_equal(nvmk_emu_reset_count(emu), before[d].resets);
+		} else {
+			/* drained: every request completed once before the shutdown */
+			assert_int_equal(cc & NVME_CC_EN, 0);
+			for (unsigned i = 0; i < SR_REQS; i++)
+				assert_int_equal(sr_reqs[d * SR_REQS + i].completions, 1);
+		}
+		assert_int_equal(nvmk_mgr_take_backing(mgr1, sr_ids[d], &h[d].b), 0);
+	}
+
+	mgr2 = sr_successor(&cfg, mgr1, h, SR_DEVS);
+	assert_int_equal(nvmk_mgr_restore(mgr2, blob, len, &ro), 0);
+	nvmk_mgr_destroy(mgr1); /* after the restore: its pool mapping is gone now */
+	for (unsigned d = 0; d < SR_DEVS; d++) {
+		assert_int_equal(h[d].creates, 1); /* the same device throughout */
+		assert_int_equal(h[d].restoring_calls, m->expect_keep_alive ? 1 : 0);
+		cl[d].mgr = mgr2;
+	}
+	if (m->expect_keep_alive) {
+		for (unsigned d = 0; d < SR_DEVS; d++) {
+			sr_count(h[d].emu, &after);
+			/* attached, not brought up: no Identify, no queue creation */
+			assert_int_equal(after.identify, before[d].identify);
+			assert_int_equal(after.create_sq, before[d].create_sq);
+			assert_int_equal(after.create_cq, before[d].create_cq);
+			assert_int_equal(after.resets, before[d].resets);
+		}
+	}
+	sr_run(cl, SR_DEVS, sr_complete_thread);
+	for (unsigned i = 0; i < SR_DEVS * SR_REQS; i++) {
+		assert_int_equal(sr_reqs[i].completions, 1);
+		assert_int_equal(sr_reqs[i].err, 0);
+		if (!sr_reqs[i].write)
+			assert_true(sr_reqs[i].data_ok);
+	}
+	for (unsigned d = 0; d < SR_DEVS; d++) {
+		sr_count(h[d].emu, &after);
+		if (m->expect_keep_alive) {
+			assert_int_equal(after.identify, before[d].identify);
+		} else {
+			/* a fresh bring-up after the shutdown */
+			assert_true(after.identify > before[d].identify);
+			assert_true(after.resets > before[d].resets);
+		}
+	}
+	assert_int_equal(nvmk_mgr_status(mgr2, &st), 0);
+	for (unsigned d = 0; d < SR_DEVS; d++)
+		assert_int_equal(st.devices[d].state, NVMK_MGR_DEV_READY);
+	if (st.pool_present)
+		assert_int_equal(st.pool.leaked_pages, 0);
+	nvmk_mgr_status_free(&st);
+	assert_false(log_has("restore leaked"));
+	assert_int_equal(nvmk_mgr_shutdown(mgr2), 0);
+	for (unsigned d = 0; d < SR_DEVS; d++)
+		assert_int_equal(nvmk_emu_reg_read32(h[d].emu, NVME_REG_CC) & NVME_CC_EN, 0);
+	nvmk_mgr_destroy(mgr2);
+	free(blob);
+}
+
+static void test_save_restore_modes(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(ka_modes) / sizeof(ka_modes[0]); i++) {
+		if (getenv("NVMK_TEST_VERBOSE"))
+			fprintf(stderr, "mode %s\n", ka_modes[i].keep_alive);
+		save_restore_mode(&ka_modes[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -546,6 +942,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_status_json, setup),
 	    cmocka_unit_test_setup(test_pool_per_config, setup),
 	    cmocka_unit_test_setup(test_create_from_env, setup),
+	    cmocka_unit_test_setup(test_save_restore_modes, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
