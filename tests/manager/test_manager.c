@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "manager/mgr_state.pb-c.h"
 #include "nvmekeep/emu.h"
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
@@ -933,6 +934,214 @@ static void test_save_restore_modes(void **state)
 	}
 }
 
+/* Keep-alive save of @ndev devices with I/O in flight; returns the blob. */
+static struct nvmk_mgr *sr_prepare(struct nvmk_config *cfg, struct handover *h, unsigned ndev,
+				   struct sr_client *cl, void **blob, size_t *len)
+{
+	struct nvmk_mgr_device_spec s;
+	struct nvmk_mgr *mgr = NULL;
+
+	memset(h, 0, sizeof(*h) * ndev);
+	memset(sr_reqs, 0, sizeof(sr_reqs));
+	load_config(cfg, "host,privatepool", "1024");
+	assert_int_equal(nvmk_mgr_create(cfg, NULL, &mgr), 0);
+	for (unsigned d = 0; d < ndev; d++) {
+		handover_spec(&s, sr_ids[d], &h[d]);
+		assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+		assert_int_equal(nvmk_mgr_load(mgr, sr_ids[d]), 0);
+		struct nvmk_emu_fault f = {.kind = NVMK_FAULT_DELAY,
+					   .qid = NVMK_FAULT_ANY_QID,
+					   .opcode = NVMK_FAULT_ANY_OPC,
+					   .skip = SR_REQS / 2,
+					   .count = SR_REQS,
+					   .delay_us = 50000};
+		assert_true(nvmk_emu_fault_add(h[d].emu, &f) >= 0);
+		cl[d] = (struct sr_client){.mgr = mgr, .dev = d};
+	}
+	sr_run(cl, ndev, sr_submit_thread);
+	assert_int_equal(nvmk_mgr_save(mgr, blob, len), 0);
+	for (unsigned d = 0; d < ndev; d++)
+		assert_int_equal(nvmk_mgr_take_backing(mgr, sr_ids[d], &h[d].b), 0);
+	return mgr;
+}
+
+/* CRC32C, written independently of the library's, to re-seal an edited state. */
+static uint32_t test_crc32c(const uint8_t *p, size_t len)
+{
+	uint32_t c = 0xffffffffu;
+
+	while (len--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
+/* Flip one byte in the middle of device @id's driver state inside @blob and
+ * re-seal the manager envelope, so that only that device's state is bad. */
+static void corrupt_device_state(void **blob, size_t *len, const char *id)
+{
+	NvmkMgr__MgrStateEnvelope *env = nvmk_mgr__mgr_state_envelope__unpack(NULL, *len, *blob);
+	NvmkMgr__MgrState *st;
+	bool found = false;
+	uint8_t *payload;
+	size_t plen;
+
+	assert_non_null(env);
+	st = nvmk_mgr__mgr_state__unpack(NULL, env->payload.len, env->payload.data);
+	assert_non_null(st);
+	for (size_t i = 0; i < st->n_devices; i++)
+		if (strcmp(st->devices[i]->id, id) == 0) {
+			ProtobufCBinaryData *b = &st->devices[i]->ctrl_state;
+
+			assert_true(b->len > 16);
+			b->data[b->len / 2] ^= 0x5a;
+			found = true;
+		}
+	assert_true(found);
+	plen = nvmk_mgr__mgr_state__get_packed_size(st);
+	payload = malloc(plen);
+	nvmk_mgr__mgr_state__pack(st, payload);
+	free(env->payload.data);
+	env->payload.data = payload;
+	env->payload.len = plen;
+	env->crc32c = test_crc32c(payload, plen);
+	free(*blob);
+	*len = nvmk_mgr__mgr_state_envelope__get_packed_size(env);
+	*blob = malloc(*len);
+	nvmk_mgr__mgr_state_envelope__pack(env, *blob);
+	nvmk_mgr__mgr_state__free_unpacked(st, NULL);
+	/* payload was swapped in: free_unpacked frees it */
+	nvmk_mgr__mgr_state_envelope__free_unpacked(env, NULL);
+}
+
+static void test_restore_failure_isolated(void **state)
+{
+	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = true};
+	struct handover h[2];
+	struct sr_client cl[2];
+	struct nvmk_config cfg;
+	struct nvmk_mgr *mgr1, *mgr2;
+	struct nvmk_mgr_status st;
+	struct nvmk_ns *ns;
+	void *blob = NULL;
+	size_t len = 0;
+
+	(void)state;
+	mgr1 = sr_prepare(&cfg, h, 2, cl, &blob, &len);
+	corrupt_device_state(&blob, &len, "nvme-b");
+	assert_int_equal(nvmk_mgr_state_validate(blob, len, NULL, 0), 0); /* envelope is fine */
+
+	mgr2 = sr_successor(&cfg, mgr1, h, 2);
+	assert_int_equal(nvmk_mgr_restore(mgr2, blob, len, &ro), -EBADMSG);
+	assert_true(log_has("nvme-b: restore failed"));
+	/* the bad device's blocks are reported, naming it and the tag */
+	assert_true(log_has("restore leaked DMA block"));
+	assert_true(log_has("of device nvme-b"));
+	assert_false(log_has("of device nvme-a"));
+
+	/* the good one restored, and every one of its requests completes once */
+	cl[0].mgr = mgr2;
+	sr_run(cl, 1, sr_complete_thread);
+	for (unsigned i = 0; i < SR_REQS; i++) {
+		assert_int_equal(sr_reqs[i].completions, 1);
+		assert_int_equal(sr_reqs[i].err, 0);
+		if (!sr_reqs[i].write)
+			assert_true(sr_reqs[i].data_ok);
+	}
+	assert_int_equal(nvmk_mgr_status(mgr2, &st), 0);
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_READY);
+	assert_int_equal(st.devices[1].state, NVMK_MGR_DEV_FAILED);
+	assert_int_equal(st.devices[1].err, -EBADMSG);
+	assert_true(st.pool.leaked_pages > 0);
+	nvmk_mgr_status_free(&st);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr2, "nvme-b", 1, &ns), -EBADMSG);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr2, "nvme-a", 1, &ns), 0);
+	/* mgr2 owns (and now destroys) nvme-b's running emulator, whose queues
+	 * still point into mgr1's pool mapping: mgr1 goes last */
+	nvmk_mgr_destroy(mgr2);
+	nvmk_mgr_destroy(mgr1);
+	free(blob);
+}
+
+static void test_restore_leak_unregistered(void **state)
+{
+	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = true};
+	struct handover h[2];
+	struct sr_client cl[2];
+	struct nvmk_config cfg;
+	struct nvmk_mgr *mgr1, *mgr2;
+	void *blob = NULL;
+	size_t len = 0;
+
+	(void)state;
+	mgr1 = sr_prepare(&cfg, h, 2, cl, &blob, &len);
+	/* the successor's configuration lost nvme-b */
+	mgr2 = sr_successor(&cfg, mgr1, h, 1);
+	assert_int_equal(nvmk_mgr_restore(mgr2, blob, len, &ro), -ENOENT);
+	assert_true(log_has("nvme-b: device of the saved state is not registered"));
+	assert_true(log_has("restore leaked DMA block"));
+	assert_true(log_has("of device nvme-b"));
+	assert_false(log_has("of device nvme-a"));
+	cl[0].mgr = mgr2;
+	sr_run(cl, 1, sr_complete_thread);
+	for (unsigned i = 0; i < SR_REQS; i++)
+		assert_int_equal(sr_reqs[i].completions, 1);
+	nvmk_mgr_destroy(mgr2);
+	nvmk_backing_destroy(h[1].b); /* stops nvme-b before its memory goes */
+	nvmk_mgr_destroy(mgr1);
+	free(blob);
+}
+
+static void test_state_refused(void **state)
+{
+	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = true};
+	NvmkMgr__MgrStateEnvelope *env;
+	struct handover h[2];
+	struct sr_client cl[2];
+	struct nvmk_config cfg;
+	struct nvmk_mgr *mgr1, *mgr2;
+	void *blob = NULL, *bad;
+	size_t len = 0, blen;
+	char why[200];
+
+	(void)state;
+	mgr1 = sr_prepare(&cfg, h, 2, cl, &blob, &len);
+	/* a flipped bit anywhere in the payload: checksum */
+	bad = malloc(len);
+	memcpy(bad, blob, len);
+	((uint8_t *)bad)[len - 3] ^= 1;
+	assert_int_equal(nvmk_mgr_state_validate(bad, len, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(nvmk_mgr_state_validate(blob, len / 2, NULL, 0), -EBADMSG);
+	assert_int_equal(nvmk_mgr_state_validate(NULL, 0, NULL, 0), -EBADMSG);
+	free(bad);
+	/* a newer format: downgrade refused */
+	env = nvmk_mgr__mgr_state_envelope__unpack(NULL, len, blob);
+	assert_non_null(env);
+	env->version = NVMK_MGR_STATE_VERSION + 1;
+	blen = nvmk_mgr__mgr_state_envelope__get_packed_size(env);
+	bad = malloc(blen);
+	nvmk_mgr__mgr_state_envelope__pack(env, bad);
+	nvmk_mgr__mgr_state_envelope__free_unpacked(env, NULL);
+	assert_int_equal(nvmk_mgr_state_validate(bad, blen, why, sizeof(why)), -EPROTONOSUPPORT);
+	assert_non_null(strstr(why, "downgrade refused"));
+
+	/* refused states touch no device: the good state still restores after */
+	mgr2 = sr_successor(&cfg, mgr1, h, 2);
+	assert_int_equal(nvmk_mgr_restore(mgr2, bad, blen, &ro), -EPROTONOSUPPORT);
+	free(bad);
+	assert_int_equal(h[0].restoring_calls + h[1].restoring_calls, 0);
+	assert_int_equal(nvmk_mgr_restore(mgr2, blob, len, &ro), 0);
+	cl[0].mgr = cl[1].mgr = mgr2;
+	sr_run(cl, 2, sr_complete_thread);
+	for (unsigned i = 0; i < 2 * SR_REQS; i++)
+		assert_int_equal(sr_reqs[i].completions, 1);
+	nvmk_mgr_destroy(mgr1);
+	nvmk_mgr_destroy(mgr2);
+	free(blob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -943,6 +1152,9 @@ int main(void)
 	    cmocka_unit_test_setup(test_pool_per_config, setup),
 	    cmocka_unit_test_setup(test_create_from_env, setup),
 	    cmocka_unit_test_setup(test_save_restore_modes, setup),
+	    cmocka_unit_test_setup(test_restore_failure_isolated, setup),
+	    cmocka_unit_test_setup(test_restore_leak_unregistered, setup),
+	    cmocka_unit_test_setup(test_state_refused, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
