@@ -612,8 +612,8 @@ fail:
 	return rc;
 }
 
-static void drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
-			  const char *what)
+bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
+		   const char *what)
 {
 	uint64_t deadline = drv_clock_ms() + ms;
 	struct timespec ts = {0, 1000000};
@@ -622,14 +622,34 @@ static void drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, u
 		uint32_t csts = drv_reg_csts(ctrl);
 
 		if (csts == 0xffffffffu || (csts & mask) == val)
-			return;
+			return true;
 		if (drv_clock_ms() > deadline) {
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
 				  "%s not seen within %u ms (CSTS 0x%08x)", what, ms, csts);
-			return;
+			return false;
 		}
 		nanosleep(&ts, NULL);
 	}
+}
+
+/*
+ * Before queue memory of a failed controller is freed, make sure the device
+ * has stopped using it: CC.EN = 0 and CSTS.RDY = 0 (bounded by CAP.TO). A
+ * removed device does no more DMA. Idempotent; control path.
+ */
+void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl)
+{
+	int failed = drv_failed(ctrl);
+
+	/* relaxed: set by drv_ctrl_fail before the epoch bump we came through */
+	if (!failed || failed == -ENODEV ||
+	    atomic_load_explicit(&ctrl->quiesced, memory_order_relaxed))
+		return;
+	if (drv_reg_csts(ctrl) == 0xffffffffu)
+		return;
+	drv_reg_set_cc(ctrl, 0);
+	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
 }
 
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
@@ -646,6 +666,7 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 			(void)0;
 		pthread_join(ctrl->thread, NULL);
 	}
+	drv_ctrl_quiesce(ctrl);
 	drv_qpair_destroy_all(ctrl);
 
 	if (drv_failed(ctrl) != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {

@@ -225,6 +225,7 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
+	bool quiesced;		 /* failed device confirmed disabled (qp_lock) */
 	atomic_bool need_reset;
 	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
@@ -247,7 +248,7 @@ struct nvmk_ctrl {
 	unsigned nns, ns_cap;
 
 	/* servicing (save.c, restore.c) */
-	atomic_bool quiesced;	 /* save in progress or done: qpair calls get -EAGAIN */
+	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
 	int saved;		 /* 0, DRV_SAVED_KEEP_ALIVE or DRV_SAVED_SHUTDOWN */
 	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
@@ -291,6 +292,9 @@ int drv_reg_health(struct nvmk_ctrl *ctrl);
 int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
 		    const char *tag);
 void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
+/* The two halves of drv_queue_alloc without the memory (restore uses them). */
+void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth);
+int drv_queue_init_trackers(struct drv_queue *q);
 void drv_queue_reset_ring(struct drv_queue *q);
 /* Drain completions; -EIO on an invalid completion (after logging it). */
 int drv_queue_drain(struct drv_queue *q, unsigned max);
@@ -316,6 +320,9 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in);
 int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
+void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
+bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
+		   const char *what);
 
 /* recovery.c */
 void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why);

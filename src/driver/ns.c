@@ -98,6 +98,12 @@ void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 	uint8_t shift = 0, rescap = 0;
 	int rc;
 
+	/* untrusted log content: only NSIDs the controller can have (NN) */
+	if (nsid == 0 || nsid > ctrl->id->nn) {
+		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ignoring change notice for NSID %u (NN %u)",
+			  nsid, ctrl->id->nn);
+		return;
+	}
 	rc = ns_identify(ctrl, nsid, &nblocks, &shift, &rescap);
 	if (rc && rc != -ENODEV) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ns %u: identify after change failed: %d", nsid,
@@ -497,6 +503,26 @@ out:
 	return rc;
 }
 
+/* Requests above the per-command limit: out of line, so the fast path's
+ * frame stays small. */
+static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+						 uint8_t opc, const struct nvmk_dma_buf *buf,
+						 size_t off, uint64_t slba, uint32_t nlb,
+						 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct drv_io io = {.opc = opc,
+			    .cdw12 = ns_rw_flags(io_flags),
+			    .slba = slba,
+			    .nlb = nlb,
+			    .max_blocks = ns->max_blocks,
+			    .buf = buf,
+			    .off = off,
+			    .cb = cb,
+			    .arg = cb_arg};
+
+	return ns_submit_io(ns, qp, &io);
+}
+
 drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
@@ -510,16 +536,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	if (drv_likely(nlb <= ns->max_blocks))
 		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
 				     cb_arg);
-	struct drv_io io = {.opc = opc,
-			    .cdw12 = ns_rw_flags(io_flags),
-			    .slba = slba,
-			    .nlb = nlb,
-			    .max_blocks = ns->max_blocks,
-			    .buf = buf,
-			    .off = off,
-			    .cb = cb,
-			    .arg = cb_arg};
-	return ns_submit_io(ns, qp, &io);
+	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,

@@ -109,7 +109,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	if (rc)
 		return rc;
 	/* relaxed: a hint; save stops clients before it quiesces */
-	if (atomic_load_explicit(&ctrl->quiesced, memory_order_relaxed))
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_relaxed))
 		return -EAGAIN;
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
@@ -212,6 +212,10 @@ static void qp_unlink(struct nvmk_qpair *qp)
 static void qp_destroy(struct nvmk_qpair *qp)
 {
 	qp_unlink(qp);
+	/* a failed device may still be running: stop it before freeing */
+	pthread_mutex_lock(&qp->ctrl->qp_lock);
+	drv_ctrl_quiesce(qp->ctrl);
+	pthread_mutex_unlock(&qp->ctrl->qp_lock);
 	drv_qp_lock(qp);
 	qp_delete_on_device(qp);
 	drv_queue_doom_all(&qp->q);
@@ -322,7 +326,7 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 	/* acquire: pairs with the release store of save (servicing): the queue
 	 * is frozen for the snapshot, nothing may change on it */
-	if (atomic_load_explicit(&ctrl->quiesced, memory_order_acquire))
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_acquire))
 		return -EAGAIN;
 	if (qp->dead && !failed)
 		failed = qp->dead;

@@ -28,11 +28,23 @@ void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
 		 "controller failed: %s; all commands now complete "
 		 "with %d",
 		 why, err);
+	/*
+	 * Stop a misbehaving (but present) device before anything is completed:
+	 * the owners fail their commands only after the epoch bump below, and
+	 * then reuse or free the buffers, which the device must no longer write.
+	 * CC.EN = 0 and CSTS.RDY = 0 (Base 2.0 3.7.2), bounded by CAP.TO. A
+	 * removed device does no more DMA.
+	 */
+	if (err != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {
+		drv_reg_set_cc(ctrl, 0);
+		if (!drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0"))
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "failed controller did not stop; its last transfers may still "
+				 "land in buffers of failed commands");
+	}
+	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
 	/* release: the failed value before the epoch change that makes qpairs look */
 	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
-	/* Stop a misbehaving (but present) device from touching our memory. */
-	if (err != -ENODEV)
-		drv_reg_set_cc(ctrl, 0);
 	atomic_store_explicit(&ctrl->fail_event_pending, true, memory_order_release);
 	drv_ctrl_wake_all(ctrl);
 }

@@ -135,6 +135,17 @@ static int restore_block(struct nvmk_ctrl *ctrl, const Nvmk__DmaBlock *m, struct
 	return 0;
 }
 
+/* The three blocks of a queue: SQ, CQ, PRP lists. */
+static int restore_queue_mem(struct nvmk_ctrl *ctrl, const Nvmk__Queue *m, struct nvmk_dma_buf mem[3])
+{
+	int rc;
+
+	if ((rc = restore_block(ctrl, m->sq, &mem[0])) || (rc = restore_block(ctrl, m->cq, &mem[1])) ||
+	    (rc = restore_block(ctrl, m->prp, &mem[2])))
+		return rc;
+	return 0;
+}
+
 static void restore_trk_cb(struct nvmk_ctrl *ctrl, const struct nvmk_restore_opts *ro,
 			   uint16_t qid, const Nvmk__PendingCmd *p, struct drv_tracker *t)
 {
@@ -156,40 +167,23 @@ static void restore_trk_cb(struct nvmk_ctrl *ctrl, const struct nvmk_restore_opt
 	t->cb_arg = arg;
 }
 
-/* Rebuild a queue from the state (memory already reclaimed into q->*_mem). */
+/* Rebuild a queue from the state over its reclaimed memory. */
 static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk__Queue *m,
-			 const struct nvmk_restore_opts *ro, uint32_t timeout_ms)
+			 const struct nvmk_dma_buf mem[3], const struct nvmk_restore_opts *ro,
+			 uint32_t timeout_ms)
 {
-	uint32_t ntrk;
-	uint8_t shift;
-	uint16_t mask;
 	uint64_t deadline = drv_now(ctrl) + timeout_ms;
+	uint32_t ntrk;
+	int rc;
 
-	drv_state_trk_geometry(m->depth, &ntrk, &shift, &mask);
-	q->b = ctrl->b;
-	q->name = ctrl->name;
-	q->qid = (uint16_t)m->qid;
-	q->depth = m->depth;
-	q->sq_db = nvme_sq_doorbell(q->qid, ctrl->dstrd);
-	q->cq_db = nvme_cq_doorbell(q->qid, ctrl->dstrd);
-	q->ntrk = ntrk;
-	q->cid_shift = shift;
-	q->idx_mask = mask;
-	q->trk = calloc((size_t)mask + 1, sizeof(*q->trk));
-	if (!q->trk)
-		return -ENOMEM;
-	q->sq = q->sq_mem.mem.vaddr;
-	q->cq = q->cq_mem.mem.vaddr;
-	for (uint32_t i = 0; i < ntrk; i++) {
-		struct drv_tracker *t = &q->trk[i];
-
-		t->cid = (uint16_t)i;
-		t->prp_va = (uint64_t *)((char *)q->prp_mem.mem.vaddr + (size_t)i * DRV_PAGE_SIZE);
-		t->prp_iova = nvmk_dma_buf_iova(&q->prp_mem, (size_t)i * DRV_PAGE_SIZE);
-		t->prp_list.va = t->prp_va;
-		t->prp_list.iova = &t->prp_iova;
-		t->prp_list.npages = 1;
-	}
+	drv_queue_geometry(ctrl, q, (uint16_t)m->qid, m->depth);
+	q->sq_mem = mem[0];
+	q->cq_mem = mem[1];
+	q->prp_mem = mem[2];
+	rc = drv_queue_init_trackers(q);
+	if (rc)
+		return rc;
+	ntrk = q->ntrk;
 	for (size_t k = 0; k < m->n_pending; k++) {
 		const Nvmk__PendingCmd *p = m->pending[k];
 		struct drv_tracker *t = &q->trk[p->index];
@@ -227,6 +221,7 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 			break;
 		}
 	}
+	/* the free list again, without the trackers that are in use */
 	q->free_head = DRV_TRK_NONE;
 	q->nfree = 0;
 	for (uint32_t i = ntrk; i-- > 0;)
@@ -298,6 +293,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 {
 	struct nvmk_qpair *qp = calloc(1, sizeof(*qp));
 	const Nvmk__Queue *mq = m->queue;
+	struct nvmk_dma_buf mem[3] = {0};
 	int rc;
 
 	if (!qp)
@@ -325,13 +321,16 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 		pthread_mutex_init(&qp->lock, &ma);
 		pthread_mutexattr_destroy(&ma);
 	}
-	if ((rc = restore_block(ctrl, mq->sq, &qp->q.sq_mem)) ||
-	    (rc = restore_block(ctrl, mq->cq, &qp->q.cq_mem)) ||
-	    (rc = restore_block(ctrl, mq->prp, &qp->q.prp_mem)))
+	rc = restore_queue_mem(ctrl, mq, mem);
+	if (!rc)
+		rc = restore_queue(ctrl, &qp->q, mq, mem, ro, ctrl->opts.io_timeout_ms);
+	if (rc) {
+		/* keep the reclaimed blocks on the qpair, so that detach forgets them */
+		qp->q.sq_mem = mem[0];
+		qp->q.cq_mem = mem[1];
+		qp->q.prp_mem = mem[2];
 		return rc;
-	rc = restore_queue(ctrl, &qp->q, mq, ro, ctrl->opts.io_timeout_ms);
-	if (rc)
-		return rc;
+	}
 	qp->max_segs = (unsigned)(ctrl->max_xfer / DRV_PAGE_SIZE) + 1;
 	qp->segs = calloc(qp->max_segs, sizeof(*qp->segs));
 	qp->parts = calloc(qp->q.ntrk, sizeof(*qp->parts));
@@ -371,6 +370,7 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 {
 	struct nvmk_ctrl_opts o;
 	struct nvmk_ctrl *ctrl;
+	struct nvmk_dma_buf amem[3] = {0};
 	pthread_mutexattr_t ma;
 	unsigned delivered = 0;
 	int rc;
@@ -436,14 +436,17 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 		goto fail;
 	if (ctrl->dbbuf && (rc = restore_block(ctrl, st->dbbuf_mem, &ctrl->dbbuf_mem)))
 		goto fail;
-	if ((rc = restore_block(ctrl, st->admin_data, &ctrl->admin_buf)) ||
-	    (rc = restore_block(ctrl, st->admin->sq, &ctrl->aq.sq_mem)) ||
-	    (rc = restore_block(ctrl, st->admin->cq, &ctrl->aq.cq_mem)) ||
-	    (rc = restore_block(ctrl, st->admin->prp, &ctrl->aq.prp_mem)))
+	if ((rc = restore_block(ctrl, st->admin_data, &ctrl->admin_buf)))
 		goto fail;
-	rc = restore_queue(ctrl, &ctrl->aq, st->admin, ro, ctrl->opts.admin_timeout_ms);
-	if (rc)
+	rc = restore_queue_mem(ctrl, st->admin, amem);
+	if (!rc)
+		rc = restore_queue(ctrl, &ctrl->aq, st->admin, amem, ro,
+				   ctrl->opts.admin_timeout_ms);
+	if (rc) {
+		for (int i = 0; i < 3; i++)
+			nvmk_backing_dma_forget(b, &amem[i]);
 		goto fail;
+	}
 	/* the admin queue never uses shadow doorbells (Base 2.0 5.8: I/O queues only) */
 	for (size_t i = 0; i < st->aer->n_pending_dw0; i++)
 		ctrl->aer_pending[ctrl->naer_pending++] = st->aer->pending_dw0[i];

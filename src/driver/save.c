@@ -433,7 +433,7 @@ static void save_resume(struct nvmk_ctrl *ctrl)
 	}
 	pthread_mutex_unlock(&ctrl->qp_lock);
 	/* release: the qpair epochs before users may run again */
-	atomic_store_explicit(&ctrl->quiesced, false, memory_order_release);
+	atomic_store_explicit(&ctrl->svc_quiesced, false, memory_order_release);
 	if (save_start_admin_thread(ctrl))
 		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "cannot restart the admin thread after a "
 						   "failed save");
@@ -559,7 +559,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 	}
 	/* release: the flag before the epoch bump that sends every qpair call
 	 * into drv_qpair_recover, which then answers -EAGAIN */
-	atomic_store_explicit(&ctrl->quiesced, true, memory_order_release);
+	atomic_store_explicit(&ctrl->svc_quiesced, true, memory_order_release);
 	save_stop_admin_thread(ctrl);
 	/* acquire: a reset the admin thread finished before it stopped */
 	epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
