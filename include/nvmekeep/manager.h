@@ -273,6 +273,21 @@ int nvmk_mgr_get_namespace(struct nvmk_mgr *mgr, const char *id, uint32_t nsid,
 			   struct nvmk_ns **out);
 
 /**
+ * nvmk_mgr_create_qpair - create an I/O queue pair on device @id (loads it).
+ * @opts: as nvmk_qpair_create (NULL: interrupt mode, exclusive)
+ * @out:  the qpair; the caller owns it (nvmk_qpair_destroy, or it dies with
+ *        nvmk_mgr_shutdown / is handed back by nvmk_ctrl_restored_qpair after
+ *        a restore)
+ *
+ * Queue creation is control work (Create I/O CQ and SQ on the admin queue):
+ * it runs on the device's worker, in order with bring-up and save. Threads
+ * may also use nvmk_ctrl_get_qpair on nvmk_ns_ctrl() of a handle.
+ * Return: 0, -ENOENT, -ESHUTDOWN, -EBUSY (no queue left), or the device's error.
+ */
+int nvmk_mgr_create_qpair(struct nvmk_mgr *mgr, const char *id, const struct nvmk_qpair_opts *opts,
+			  struct nvmk_qpair **out);
+
+/**
  * nvmk_mgr_shutdown - orderly shutdown: from now on loads fail with -ESHUTDOWN;
  * every device is shut down in parallel, each on its own worker (namespace
  * handles closed, controller shut down: CC.SHN then CC.EN = 0). Backings stay

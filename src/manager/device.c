@@ -332,6 +332,21 @@ static void dev_dma_free_all(struct mgr_dev *d)
 		dev_dma_free(d, d->bufs[d->nbufs - 1].tag);
 }
 
+/* Queue creation is control work of the device (Create I/O CQ/SQ on its
+ * admin queue), so it runs here, in order with bring-up and save. */
+static int dev_create_qpair(struct mgr_dev *d, const struct nvmk_qpair_opts *o,
+			    struct nvmk_qpair **out)
+{
+	int rc = dev_load(d);
+
+	if (rc)
+		return rc;
+	rc = nvmk_qpair_create(d->ctrl, o, out);
+	if (rc)
+		nvmk_warn(d->id, NVMK_LOG_NOQ, "creating a queue pair failed: %d", rc);
+	return rc;
+}
+
 static int dev_shutdown(struct mgr_dev *d)
 {
 	struct nvmk_ctrl *ctrl;
@@ -426,6 +441,9 @@ static void *dev_worker(void *arg)
 		case MGR_REQ_DMA_FREE:
 			req->rc = dev_dma_free(d, req->tag);
 			break;
+		case MGR_REQ_QPAIR:
+			req->rc = dev_create_qpair(d, req->qopts, &req->qp);
+			break;
 		case MGR_REQ_STOP:
 			/* nothing may follow STOP: destroy posts it last */
 			req->rc = dev_shutdown(d);
@@ -455,10 +473,6 @@ int mgr_dev_start(struct mgr_dev *d)
 {
 	int rc;
 
-	pthread_mutex_init(&d->qlock, NULL);
-	pthread_cond_init(&d->qcv, NULL);
-	pthread_cond_init(&d->done_cv, NULL);
-	pthread_mutex_init(&d->lock, NULL);
 	d->state = NVMK_MGR_DEV_REGISTERED;
 	rc = pthread_create(&d->thread, NULL, dev_worker, d);
 	if (rc) {

@@ -196,6 +196,10 @@ static int dev_copy_spec(struct mgr_dev *d, const struct nvmk_mgr_device_spec *s
 
 static void dev_free(struct mgr_dev *d)
 {
+	pthread_mutex_destroy(&d->qlock);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->qcv);
+	pthread_cond_destroy(&d->done_cv);
 	free(d->bufs);
 	for (unsigned i = 0; i < NVMK_EMU_MAX_NS; i++)
 		free(d->strs.path[i]);
@@ -227,6 +231,10 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
 		return -ENOMEM;
 	memcpy(d->id, spec->id, len + 1);
 	d->mgr = mgr;
+	pthread_mutex_init(&d->qlock, NULL);
+	pthread_cond_init(&d->qcv, NULL);
+	pthread_cond_init(&d->done_cv, NULL);
+	pthread_mutex_init(&d->lock, NULL);
 	rc = dev_copy_spec(d, spec);
 	if (rc) {
 		dev_free(d);
@@ -334,6 +342,25 @@ int nvmk_mgr_dma_alloc(struct nvmk_mgr *mgr, const char *id, const char *tag, si
 	rc = mgr_dev_wait(d, &req);
 	if (rc == 0)
 		*out = req.buf;
+	return rc;
+}
+
+int nvmk_mgr_create_qpair(struct nvmk_mgr *mgr, const char *id, const struct nvmk_qpair_opts *opts,
+			  struct nvmk_qpair **out)
+{
+	struct mgr_req req = {.type = MGR_REQ_QPAIR, .qopts = opts};
+	struct mgr_dev *d;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = mgr_dev_for_load(mgr, id, &d);
+	if (rc)
+		return rc;
+	mgr_dev_post(d, &req);
+	rc = mgr_dev_wait(d, &req);
+	if (rc == 0)
+		*out = req.qp;
 	return rc;
 }
 
@@ -446,10 +473,6 @@ void nvmk_mgr_destroy(struct nvmk_mgr *mgr)
 	for (d = mgr->devs; d; d = next) {
 		next = d->next;
 		mgr_dev_stop(d);
-		pthread_mutex_destroy(&d->qlock);
-		pthread_mutex_destroy(&d->lock);
-		pthread_cond_destroy(&d->qcv);
-		pthread_cond_destroy(&d->done_cv);
 		dev_free(d);
 	}
 	nvmk_dma_pool_destroy(mgr->pool);

@@ -32,6 +32,7 @@ enum mgr_req_type {
 	MGR_REQ_DMA_ALLOC, /* client buffer: allocate */
 	MGR_REQ_DMA_GET,   /* client buffer: look up */
 	MGR_REQ_DMA_FREE,  /* client buffer: free */
+	MGR_REQ_QPAIR,	   /* create an I/O queue pair */
 	MGR_REQ_STOP,	   /* end the worker thread */
 };
 
@@ -75,6 +76,8 @@ struct mgr_req {
 	const char *tag;			   /* DMA_* */
 	size_t size;				   /* DMA_ALLOC */
 	struct nvmk_dma_buf buf;		   /* DMA_ALLOC, DMA_GET: out */
+	const struct nvmk_qpair_opts *qopts;	   /* QPAIR */
+	struct nvmk_qpair *qp;			   /* QPAIR: out */
 	/* out */
 	int rc;
 	struct nvmk_ns *ns; /* GET_NS */

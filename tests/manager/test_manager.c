@@ -664,7 +664,7 @@ static void *sr_submit_thread(void *arg)
 		c->err =
 		    nvmk_mgr_dma_alloc(c->mgr, sr_ids[c->dev], tag, SR_REQS * SR_NLB * BLK, &buf);
 	if (!c->err)
-		c->err = nvmk_qpair_create(nvmk_ns_ctrl(ns), &qo, &qp);
+		c->err = nvmk_mgr_create_qpair(c->mgr, sr_ids[c->dev], &qo, &qp);
 	if (c->err)
 		goto out;
 	c->qid = nvmk_qpair_id(qp);
