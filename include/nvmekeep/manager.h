@@ -266,7 +266,8 @@ int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id);
  *
  * Loads the driver on first use, on the device's worker; later calls return the
  * same handle without touching the device.
- * Return: 0, -ENOENT (no such device), -ESHUTDOWN, -ENODEV (namespace not
+ * Return: 0, -ENOENT (no such device), -ESHUTDOWN (shutting down or saved),
+ *         -EBUSY (nvmk_mgr_restore in progress), -ENODEV (namespace not
  *         active), or the device's bring-up error.
  */
 int nvmk_mgr_get_namespace(struct nvmk_mgr *mgr, const char *id, uint32_t nsid,
@@ -477,8 +478,11 @@ struct nvmk_mgr_restore_opts {
  * tag.
  * A saved device that is not registered in @mgr is not restored (logged,
  * -ENOENT); with keep-alive its blocks are then reported leaked.
+ * While it runs, loads (get_namespace, ...) fail with -EBUSY; a manager on
+ * which a load was ever asked for cannot restore (it might have reset a live
+ * device), and one restore per manager.
  * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
- * downgrade), -EINVAL (wrong pool, or a device of @mgr already loaded), or,
+ * downgrade), -EINVAL (wrong pool, or @mgr was used already), or,
  * with every other device restored: the first device's error, else -EUCLEAN
  * (pool blocks leaked).
  */

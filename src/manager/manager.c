@@ -282,10 +282,14 @@ static int mgr_dev_for_load(struct nvmk_mgr *mgr, const char *id, struct mgr_dev
 	pthread_mutex_lock(&mgr->lock);
 	if (mgr->shutting_down || mgr->saving)
 		rc = -ESHUTDOWN;
+	else if (mgr->restoring)
+		rc = -EBUSY; /* a fresh bring-up now would reset a live device */
 	else
 		for (d = mgr->devs; d; d = d->next)
 			if (strcmp(d->id, id) == 0)
 				break;
+	if (rc == 0 && d)
+		mgr->used = true;
 	pthread_mutex_unlock(&mgr->lock);
 	if (rc)
 		return rc;

@@ -140,6 +140,8 @@ struct nvmk_mgr {
 	bool shutting_down; /* loads refused */
 	bool shut_done;	    /* every device was asked to shut down */
 	bool saving;	    /* a save is in progress or done: loads refused */
+	bool used;	    /* a load-type request was made: a restore is too late */
+	bool restoring;	    /* nvmk_mgr_restore runs: loads refused (-EBUSY) */
 };
 
 /* device.c: the per-device worker */

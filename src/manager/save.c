@@ -688,6 +688,7 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 	struct mgr_req *reqs = NULL;
 	struct mgr_state s;
 	char why[200] = "";
+	bool mine = false;
 	unsigned n = 0;
 	int rc, first = 0;
 
@@ -729,9 +730,21 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* From here until the restore ends, loads are refused: a load racing
+	 * the restore would bring a live device up anew (a reset). */
 	pthread_mutex_lock(&mgr->lock);
-	rc = mgr->shutting_down || mgr->saving ? -ESHUTDOWN : 0;
+	if (mgr->shutting_down || mgr->saving)
+		rc = -ESHUTDOWN;
+	else if (mgr->used || mgr->restoring)
+		rc = -EINVAL;
+	else
+		mgr->restoring = mine = true;
 	pthread_mutex_unlock(&mgr->lock);
+	if (rc) {
+		nvmk_err(MGR_LOG, NVMK_LOG_NOQ,
+			 "restore needs a new manager whose devices were not used yet");
+		goto out;
+	}
 	for (unsigned i = 0; rc == 0 && i < n; i++) {
 		pthread_mutex_lock(&devs[i]->lock);
 		if (devs[i]->state != NVMK_MGR_DEV_REGISTERED) {
@@ -783,6 +796,12 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 	}
 	rc = first;
 out:
+	if (mine) {
+		pthread_mutex_lock(&mgr->lock);
+		mgr->restoring = false;
+		mgr->used = true; /* one restore per manager */
+		pthread_mutex_unlock(&mgr->lock);
+	}
 	free(which);
 	free(reqs);
 	free(devs);

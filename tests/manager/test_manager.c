@@ -1141,6 +1141,19 @@ static void test_state_refused(void **state)
 	assert_int_equal(nvmk_mgr_state_validate(bad, blen, why, sizeof(why)), -EPROTONOSUPPORT);
 	assert_non_null(strstr(why, "downgrade refused"));
 
+	/* a manager already in use cannot restore (a load would have reset a live
+	 * device); loads are refused while a restore runs */
+	{
+		struct nvmk_mgr *used = new_mgr("host,privatepool", "1024");
+		struct nvmk_ns *ns;
+
+		add_emu(used, "nvme-a");
+		assert_int_equal(nvmk_mgr_get_namespace(used, "nvme-a", 1, &ns), 0);
+		assert_int_equal(nvmk_mgr_restore(used, blob, len, &ro), -EINVAL);
+		assert_true(log_has("restore needs a new manager"));
+		nvmk_mgr_destroy(used);
+	}
+
 	/* refused states touch no device: the good state still restores after */
 	mgr2 = sr_successor(&cfg, mgr1, h, 2);
 	assert_int_equal(nvmk_mgr_restore(mgr2, bad, blen, &ro), -EPROTONOSUPPORT);
