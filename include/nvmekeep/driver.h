@@ -570,8 +570,9 @@ struct nvmk_restore_opts {
 	void *resolve_ctx;
 	nvmk_event_fn event_cb; /* asynchronous events of the restored controller */
 	void *event_ctx;
-	/* Completions found at restore are delivered by nvmk_ctrl_restore itself
-	 * (false) or left for the qpair's first process call (true). */
+	/* Completions found at restore are delivered by nvmk_ctrl_restore itself,
+	 * their callbacks running in its thread (false), or left for the qpair's
+	 * first process call (true). */
 	bool defer_completions;
 };
 
@@ -626,10 +627,12 @@ int nvmk_ctrl_restore(struct nvmk_backing *b, const void *blob, size_t len,
 int nvmk_ctrl_state_validate(const void *blob, size_t len, char *err, size_t errlen);
 
 /**
- * nvmk_ctrl_restored_qpair - the restored qpair with queue ID @qid. Qpairs
- * that were created with nvmk_qpair_create are handed back once each (the
- * caller owns them again); those of nvmk_ctrl_get_qpair are handed out by
- * nvmk_ctrl_get_qpair as before. Return: the qpair, or NULL.
+ * nvmk_ctrl_restored_qpair - the restored qpair that had queue ID @qid when
+ * saved. Qpairs created with nvmk_qpair_create are handed back once each
+ * (the caller owns them again, in the same mode, depth and sharing). Those
+ * of nvmk_ctrl_get_qpair are returned as well (every call) but stay the
+ * controller's; nvmk_ctrl_get_qpair hands them out again first, one per
+ * calling thread, before it creates new ones. Return: the qpair, or NULL.
  */
 struct nvmk_qpair *nvmk_ctrl_restored_qpair(struct nvmk_ctrl *ctrl, uint16_t qid);
 

@@ -136,18 +136,20 @@ static int restore_block(struct nvmk_ctrl *ctrl, const Nvmk__DmaBlock *m, struct
 }
 
 /* The three blocks of a queue: SQ, CQ, PRP lists. */
-static int restore_queue_mem(struct nvmk_ctrl *ctrl, const Nvmk__Queue *m, struct nvmk_dma_buf mem[3])
+static int restore_queue_mem(struct nvmk_ctrl *ctrl, const Nvmk__Queue *m,
+			     struct nvmk_dma_buf mem[3])
 {
 	int rc;
 
-	if ((rc = restore_block(ctrl, m->sq, &mem[0])) || (rc = restore_block(ctrl, m->cq, &mem[1])) ||
+	if ((rc = restore_block(ctrl, m->sq, &mem[0])) ||
+	    (rc = restore_block(ctrl, m->cq, &mem[1])) ||
 	    (rc = restore_block(ctrl, m->prp, &mem[2])))
 		return rc;
 	return 0;
 }
 
-static void restore_trk_cb(struct nvmk_ctrl *ctrl, const struct nvmk_restore_opts *ro,
-			   uint16_t qid, const Nvmk__PendingCmd *p, struct drv_tracker *t)
+static void restore_trk_cb(struct nvmk_ctrl *ctrl, const struct nvmk_restore_opts *ro, uint16_t qid,
+			   const Nvmk__PendingCmd *p, struct drv_tracker *t)
 {
 	nvmk_cpl_fn cb = NULL;
 	void *arg = NULL;
@@ -395,8 +397,8 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 	/* a uid never handed out before in this process: stale per-thread
 	 * qpair caches of the old controller must not match (top bit: apart
 	 * from ctrl.c's counter) */
-	ctrl->uid = (1ull << 63) | atomic_fetch_add_explicit(&restore_next_uid, 1,
-							      memory_order_relaxed);
+	ctrl->uid =
+	    (1ull << 63) | atomic_fetch_add_explicit(&restore_next_uid, 1, memory_order_relaxed);
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&ctrl->admin_lock, &ma);
@@ -571,7 +573,8 @@ int nvmk_ctrl_restore(struct nvmk_backing *b, const void *blob, size_t len,
 		return -EINVAL;
 	rc = drv_state_unpack(blob, len, &st, why, sizeof(why));
 	if (rc) {
-		nvmk_err(b->name, NVMK_LOG_NOQ, "restore refused: %s", why[0] ? why : strerror(-rc));
+		nvmk_err(b->name, NVMK_LOG_NOQ, "restore refused: %s",
+			 why[0] ? why : strerror(-rc));
 		return rc;
 	}
 	if (strcmp(st->name, b->name) != 0) {

@@ -268,7 +268,8 @@ static int save_namespaces(struct arena *a, struct nvmk_ctrl *ctrl, Nvmk__CtrlSt
 			return -ENOMEM;
 		for (struct nvmk_ns *h = ctrl->handles; h; h = h->next_handle)
 			if (h->s == s)
-				m->handle_flags[m->n_handle_flags++] = h->shared ? NVMK_NS_SHARED : 0;
+				m->handle_flags[m->n_handle_flags++] =
+				    h->shared ? NVMK_NS_SHARED : 0;
 		st->namespaces[st->n_namespaces++] = m;
 	}
 	return 0;
@@ -435,8 +436,9 @@ static void save_resume(struct nvmk_ctrl *ctrl)
 	/* release: the qpair epochs before users may run again */
 	atomic_store_explicit(&ctrl->svc_quiesced, false, memory_order_release);
 	if (save_start_admin_thread(ctrl))
-		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "cannot restart the admin thread after a "
-						   "failed save");
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "cannot restart the admin thread after a "
+			 "failed save");
 }
 
 /* ---- keep-alive off: drain and shut down ---- */
@@ -478,8 +480,8 @@ static void save_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, 
 		if (csts == 0xffffffffu || (csts & mask) == val)
 			return;
 		if (drv_clock_ms() > deadline) {
-			nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "%s not seen within %u ms (CSTS 0x%08x)",
-				  what, ms, csts);
+			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+				  "%s not seen within %u ms (CSTS 0x%08x)", what, ms, csts);
 			return;
 		}
 		nanosleep(&ts, NULL);

@@ -25,8 +25,7 @@ int drv_state_pack(const Nvmk__CtrlState *st, void **blob, size_t *len);
  * nvmk__ctrl_state__free_unpacked(*out, NULL)). @err receives the reason.
  * Return: 0, -EBADMSG, -EPROTONOSUPPORT, -ENOMEM.
  */
-int drv_state_unpack(const void *blob, size_t len, Nvmk__CtrlState **out, char *err,
-		     size_t errlen);
+int drv_state_unpack(const void *blob, size_t len, Nvmk__CtrlState **out, char *err, size_t errlen);
 
 /* Tracker geometry the driver derives from a queue depth (queue.c does the same). */
 void drv_state_trk_geometry(uint32_t depth, uint32_t *ntrk, uint8_t *shift, uint16_t *mask);

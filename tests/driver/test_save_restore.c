@@ -260,15 +260,15 @@ static void inflight(const struct io_plan *pl)
 	c0 = counts(&s);
 	if (pl->delay_fast)
 		nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-								 .qid = NVMK_FAULT_ANY_QID,
-								 .opcode = NVMK_FAULT_ANY_OPC,
-								 .count = pl->nfast,
-								 .delay_us = pl->delay_fast});
+								   .qid = NVMK_FAULT_ANY_QID,
+								   .opcode = NVMK_FAULT_ANY_OPC,
+								   .count = pl->nfast,
+								   .delay_us = pl->delay_fast});
 	if (pl->delay_slow)
 		nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-								 .qid = NVMK_FAULT_ANY_QID,
-								 .opcode = NVMK_FAULT_ANY_OPC,
-								 .delay_us = pl->delay_slow});
+								   .qid = NVMK_FAULT_ANY_QID,
+								   .opcode = NVMK_FAULT_ANY_OPC,
+								   .delay_us = pl->delay_slow});
 	/* writes (some split) and reads on every qpair and both namespaces */
 	for (unsigned q = 0; q < pl->nqp; q++)
 		for (unsigned k = 0; k < pl->per_qp; k++) {
@@ -348,8 +348,7 @@ static void inflight(const struct io_plan *pl)
 		unsigned shift = i % 2 ? 12 : 9;
 		size_t bytes = (i % pl->per_qp) % 3 == 0 ? big : 8192;
 
-		assert_int_equal(nvmk_ns_read(ns[i % 2], NULL, back,
-					      (uint64_t)i * (big >> shift),
+		assert_int_equal(nvmk_ns_read(ns[i % 2], NULL, back, (uint64_t)i * (big >> shift),
 					      (uint32_t)(bytes >> shift)),
 				 0);
 		pattern(exp, bytes, i);
@@ -437,9 +436,9 @@ static void test_full_sq(void **state)
 	dbuf_alloc(&s, 16 * 4096, &d);
 	c0 = counts(&s);
 	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-							 .qid = qid,
-							 .opcode = NVMK_FAULT_ANY_OPC,
-							 .delay_us = 80000});
+							   .qid = qid,
+							   .opcode = NVMK_FAULT_ANY_OPC,
+							   .delay_us = 80000});
 	for (;;) {
 		unsigned id = req_new();
 
@@ -628,14 +627,14 @@ static void test_keep_alive_off(void **state)
 	qid = nvmk_qpair_id(qp);
 	dbuf_alloc(&s, 4 * 4096, &d);
 	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-							 .qid = qid,
-							 .opcode = NVMK_FAULT_ANY_OPC,
-							 .count = 3,
-							 .delay_us = 30000});
+							   .qid = qid,
+							   .opcode = NVMK_FAULT_ANY_OPC,
+							   .count = 3,
+							   .delay_us = 30000});
 	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_HANG,
-							 .qid = qid,
-							 .opcode = NVMK_FAULT_ANY_OPC,
-							 .count = 1});
+							   .qid = qid,
+							   .opcode = NVMK_FAULT_ANY_OPC,
+							   .count = 1});
 	for (unsigned i = 0; i < 4; i++) {
 		ids[i] = req_new();
 		pattern((char *)d.mem.vaddr + i * 4096, 4096, 300 + i);
@@ -835,12 +834,18 @@ static void test_bad_states(void **state)
 		mutate_fn f;
 		const char *msg;
 	} muts[] = {
-	    {m_qid_range, "outside [1,"},  {m_depth, "depth"},
-	    {m_tail, "beyond depth"},	   {m_phase, "CQ phase 2"},
-	    {m_dup_cid, "saved twice"},	   {m_cid_range, "outside the"},
-	    {m_no_tag, "lacks its tag"},   {m_dup_tag, "used twice"},
-	    {m_dup_qid, "qid"},		   {m_identify, "Identify Controller"},
-	    {m_no_admin, "queue 0 missing"}, {m_parent, "parent"},
+	    {m_qid_range, "outside [1,"},
+	    {m_depth, "depth"},
+	    {m_tail, "beyond depth"},
+	    {m_phase, "CQ phase 2"},
+	    {m_dup_cid, "saved twice"},
+	    {m_cid_range, "outside the"},
+	    {m_no_tag, "lacks its tag"},
+	    {m_dup_tag, "used twice"},
+	    {m_dup_qid, "qid"},
+	    {m_identify, "Identify Controller"},
+	    {m_no_admin, "queue 0 missing"},
+	    {m_parent, "parent"},
 	};
 
 	(void)state;
@@ -851,9 +856,9 @@ static void test_bad_states(void **state)
 	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp[1]), 0);
 	dbuf_alloc(&s, 4 * 4096, &d);
 	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-							 .qid = nvmk_qpair_id(qp[0]),
-							 .opcode = NVMK_FAULT_ANY_OPC,
-							 .delay_us = 50000});
+							   .qid = nvmk_qpair_id(qp[0]),
+							   .opcode = NVMK_FAULT_ANY_OPC,
+							   .delay_us = 50000});
 	for (unsigned i = 0; i < 4; i++) {
 		ids[i] = req_new();
 		assert_int_equal(nvmk_ns_submit_read(ns, qp[0], &d, i * 4096, i, 8, 0, req_cb,
@@ -892,8 +897,9 @@ static void test_bad_states(void **state)
 	assert_int_equal(nvmk_ctrl_restore(s.b, bad, blen, &s.ro, &c), -EPROTONOSUPPORT);
 	assert_int_equal(nvmk_ctrl_state_validate(bad, blen, err, sizeof(err)), -EPROTONOSUPPORT);
 	char want[128];
-	snprintf(want, sizeof(want), "saved state format %u is newer than this binary's %u: "
-				     "downgrade refused",
+	snprintf(want, sizeof(want),
+		 "saved state format %u is newer than this binary's %u: "
+		 "downgrade refused",
 		 NVMK_CTRL_STATE_VERSION + 2, NVMK_CTRL_STATE_VERSION);
 	assert_string_equal(err, want);
 	assert_true(tlog_has(want));
@@ -940,8 +946,7 @@ static void test_bad_states(void **state)
 	nvmk_ctrl_detach(s.ctrl);
 	s.ctrl = NULL;
 	nvmk_emu_reg_write32(s.emu, NVME_REG_CC, 0);
-	for (int i = 0; i < 100 && (nvmk_emu_reg_read32(s.emu, NVME_REG_CSTS) & NVME_CSTS_RDY);
-	     i++)
+	for (int i = 0; i < 100 && (nvmk_emu_reg_read32(s.emu, NVME_REG_CSTS) & NVME_CSTS_RDY); i++)
 		tsleep_ms(2);
 	c0 = counts(&s);
 	assert_int_equal(nvmk_ctrl_restore(s.b, blob2, len2, &s.ro, &c), -EIO);
