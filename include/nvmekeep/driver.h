@@ -351,6 +351,24 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
  */
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms);
 
+/* One I/O queue pair as nvmk_ctrl_queue_stats reports it. */
+struct nvmk_queue_stat {
+	uint16_t qid;
+	uint32_t depth;
+	bool shared;	 /* NVMK_QPAIR_SHARED (and nvmk_ctrl_get_qpair qpairs) */
+	bool poll;	 /* polled, no interrupt */
+	int outstanding; /* commands in flight; -1 for exclusive qpairs (owned by
+			    their thread, not read from another) */
+};
+
+/**
+ * nvmk_ctrl_queue_stats - snapshot of the controller's I/O queue pairs.
+ * @out: @max entries (may be NULL when @max is 0)
+ * Control path; takes each SHARED qpair's mutex briefly.
+ * Return: number of qpairs (may exceed @max), or -EINVAL.
+ */
+int nvmk_ctrl_queue_stats(struct nvmk_ctrl *ctrl, struct nvmk_queue_stat *out, unsigned max);
+
 /* ------------------------------------------------------------------------ */
 /* Namespaces                                                               */
 /* ------------------------------------------------------------------------ */

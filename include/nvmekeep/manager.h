@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The multi-device manager. This header starts with its configuration; the
- * manager API proper is added below it by the manager's authors.
+ * The multi-device manager: its configuration, then the manager API.
  */
 #ifndef NVMEKEEP_MANAGER_H
 #define NVMEKEEP_MANAGER_H
@@ -9,6 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nvmekeep/backing.h"
+#include "nvmekeep/dma.h"
+#include "nvmekeep/driver.h"
+#include "nvmekeep/emu.h"
 
 /* ---- Configuration ---------------------------------------------------------------------- */
 /*
@@ -132,5 +136,366 @@ int nvmk_config_to_json(const struct nvmk_config *cfg, char *buf, size_t size);
 
 /** nvmk_config_source_name - "env", "inferred" or "default". */
 const char *nvmk_config_source_name(enum nvmk_config_source source);
+
+/* ---- Manager ------------------------------------------------------------------------- */
+/*
+ * The manager runs several NVMe controllers, modelled on OpenHCL's NvmeManager
+ * (openhcl/underhill_core/src/nvme_manager): devices are keyed by an id (a PCI
+ * address, or an emulator name) and each device has one worker thread that does
+ * all of its control work in order: bring-up, asynchronous events, namespace
+ * opens, save, shutdown. Requests to one device are serialised through its
+ * worker's request queue; different devices proceed in parallel.
+ *
+ * Threading: every nvmk_mgr_* function may be called from any thread,
+ * concurrently, except nvmk_mgr_destroy (one thread, after every other call
+ * has returned and no client uses a namespace handle any more).
+ *
+ * Failure isolation: a device whose bring-up fails (or whose controller fails
+ * later) is marked FAILED with its error; every later request for it returns
+ * that error. It never affects the other devices.
+ *
+ * Namespace handles are SHARED driver handles (NVMK_NS_SHARED) owned by the
+ * manager: every client asking for (device, nsid) gets the same handle, does
+ * I/O on it with the driver API (nvmk_ns_read, nvmk_ns_submit_*, the calling
+ * thread's qpair from nvmk_ctrl_get_qpair) and never closes it. Handles stay
+ * valid until nvmk_mgr_shutdown, nvmk_mgr_save or nvmk_mgr_destroy.
+ */
+
+struct nvmk_mgr;
+
+#define NVMK_MGR_ID_MAX 63 /* longest device id, bytes (a backing name) */
+
+/* How a device's backing is made. */
+enum nvmk_mgr_backing_kind {
+	NVMK_MGR_BACKING_EMU = 0, /* an in-process emulator (nvmk_backing_local_create) */
+	NVMK_MGR_BACKING_FACTORY, /* the caller's factory (VFIO, vfio-user, tests) */
+};
+
+/**
+ * nvmk_mgr_backing_fn - make the backing of one device (called on its worker).
+ * @ctx:       the spec's factory.ctx
+ * @id:        the device id
+ * @restoring: true when the device is being restored after a save with
+ *             keep-alive: reopen the device WITHOUT resetting it
+ * @out:       the backing; the manager owns it from then on (and sets its
+ *             pool). nvmk_backing_destroy() releases it.
+ * Return: 0 or negative errno (the device is then FAILED with it).
+ */
+typedef int (*nvmk_mgr_backing_fn)(void *ctx, const char *id, bool restoring,
+				   struct nvmk_backing **out);
+
+/* What the caller registers for one device. Copied by nvmk_mgr_add_device. */
+struct nvmk_mgr_device_spec {
+	const char *id; /* PCI address or emulator name, 1..NVMK_MGR_ID_MAX bytes */
+	enum nvmk_mgr_backing_kind kind;
+	/* EMU: the emulator's configuration (deep copied; its name is replaced by @id,
+	 * dma/dma_ctx are the backing's) */
+	struct nvmk_emu_config emu;
+	struct {
+		nvmk_mgr_backing_fn create;
+		void *ctx;
+		/* the backing can be handed to a successor without a reset (the "host"
+		 * part of keep-alive); the local emulator always can */
+		bool keep_alive_capable;
+	} factory;
+	/* driver options; event_cb/event_ctx are the manager's and are ignored.
+	 * All zero = driver defaults. */
+	struct nvmk_ctrl_opts ctrl_opts;
+};
+
+/**
+ * nvmk_mgr_create - create a manager with no devices.
+ * @cfg:  configuration (nvmk_config_load); copied. keep_alive.enabled decides how
+ *        nvmk_mgr_save saves; private_pool.pages > 0 creates the private DMA pool
+ *        unless @pool is given
+ * @pool: an existing pool to use and own (one inherited from a predecessor, opened
+ *        with nvmk_dma_pool_open), or NULL
+ * @out:  the manager
+ * Return: 0, -EINVAL, -ENOMEM, or the error of nvmk_dma_pool_create.
+ */
+int nvmk_mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
+		    struct nvmk_mgr **out);
+
+/**
+ * nvmk_mgr_create_from_env - the daemon's start-up: configuration from the
+ * environment, the private pool, and the devices.
+ * @getenv_fn: NULL for the process environment
+ * @specs:     devices to register (may be NULL when @n is 0)
+ * @n:         number of @specs
+ * @out:       the manager
+ *
+ * The two-step flow of the configuration section: load with the host facts
+ * (online CPUs, memory; "host" keep-alive = every spec's backing can be handed
+ * over: EMU always, FACTORY per factory.keep_alive_capable) to size the pool,
+ * create the pool when it has pages (falling back to none, with a warning, if
+ * that fails), load again with pool_present = the pool exists, so that an
+ * inferred keep-alive value says "privatepool" only with a pool.
+ * Return: 0 or negative errno.
+ */
+int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_device_spec *specs,
+			     unsigned n, struct nvmk_mgr **out);
+
+/**
+ * nvmk_mgr_destroy - shut every device down (as nvmk_mgr_shutdown, unless done),
+ * stop the workers, destroy the backings and the pool. NULL is a no-op.
+ */
+void nvmk_mgr_destroy(struct nvmk_mgr *mgr);
+
+/** nvmk_mgr_config - the configuration in force. */
+const struct nvmk_config *nvmk_mgr_config(const struct nvmk_mgr *mgr);
+/** nvmk_mgr_pool - the private DMA pool, or NULL when there is none. */
+struct nvmk_dma_pool *nvmk_mgr_pool(const struct nvmk_mgr *mgr);
+
+/**
+ * nvmk_mgr_add_device - register a device and start its worker. Nothing is
+ * brought up until the first nvmk_mgr_get_namespace (or nvmk_mgr_load).
+ * Return: 0, -EEXIST (id taken), -EINVAL (bad spec), -ESHUTDOWN, -ENOMEM.
+ */
+int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec *spec);
+
+/**
+ * nvmk_mgr_load - bring device @id up now (on its worker) unless it is up.
+ * Return: 0, -ENOENT (no such device), -ESHUTDOWN (manager shutting down),
+ *         or the device's bring-up error (every caller gets the same one).
+ */
+int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id);
+
+/**
+ * nvmk_mgr_get_namespace - a handle on namespace @nsid of device @id.
+ * @out: the shared handle (owned by the manager, see above)
+ *
+ * Loads the driver on first use, on the device's worker; later calls return the
+ * same handle without touching the device.
+ * Return: 0, -ENOENT (no such device), -ESHUTDOWN (shutting down or saved),
+ *         -EBUSY (nvmk_mgr_restore in progress), -ENODEV (namespace not
+ *         active), or the device's bring-up error.
+ */
+int nvmk_mgr_get_namespace(struct nvmk_mgr *mgr, const char *id, uint32_t nsid,
+			   struct nvmk_ns **out);
+
+/**
+ * nvmk_mgr_create_qpair - create an I/O queue pair on device @id (loads it).
+ * @opts: as nvmk_qpair_create (NULL: interrupt mode, exclusive)
+ * @out:  the qpair; the caller owns it (nvmk_qpair_destroy, or it dies with
+ *        nvmk_mgr_shutdown / is handed back by nvmk_ctrl_restored_qpair after
+ *        a restore)
+ *
+ * Queue creation is control work (Create I/O CQ and SQ on the admin queue):
+ * it runs on the device's worker, in order with bring-up and save. Threads
+ * may also use nvmk_ctrl_get_qpair on nvmk_ns_ctrl() of a handle.
+ * Return: 0, -ENOENT, -ESHUTDOWN, -EBUSY (no queue left), or the device's error.
+ */
+int nvmk_mgr_create_qpair(struct nvmk_mgr *mgr, const char *id, const struct nvmk_qpair_opts *opts,
+			  struct nvmk_qpair **out);
+
+/**
+ * nvmk_mgr_shutdown - orderly shutdown: from now on loads fail with -ESHUTDOWN;
+ * every device is shut down in parallel, each on its own worker (namespace
+ * handles closed, controller shut down: CC.SHN then CC.EN = 0). Backings stay
+ * until nvmk_mgr_destroy. Clients must have stopped I/O. Idempotent.
+ * Return: 0, or the first error a device's shutdown reported (all are logged).
+ */
+int nvmk_mgr_shutdown(struct nvmk_mgr *mgr);
+
+/**
+ * nvmk_mgr_device_emu - the emulator behind an EMU device (tests: statistics,
+ * fault injection), or NULL (no such device, not EMU, not loaded yet).
+ */
+struct nvmk_emu *nvmk_mgr_device_emu(struct nvmk_mgr *mgr, const char *id);
+
+/* ---- Status ---- */
+
+enum nvmk_mgr_dev_state {
+	NVMK_MGR_DEV_REGISTERED = 0, /* known, not brought up */
+	NVMK_MGR_DEV_LOADING,	     /* bring-up or restore in progress */
+	NVMK_MGR_DEV_READY,	     /* usable */
+	NVMK_MGR_DEV_FAILED,	     /* bring-up, restore or the controller failed: see err */
+	NVMK_MGR_DEV_SHUTDOWN,	     /* shut down */
+	NVMK_MGR_DEV_SAVED,	     /* saved (controller detached or shut down) */
+};
+
+#define NVMK_MGR_STATUS_MAX_QUEUES 64 /* queue pairs listed per device */
+#define NVMK_MGR_STATUS_MAX_NS	   16 /* namespaces listed per device */
+
+struct nvmk_mgr_device_status {
+	char id[NVMK_MGR_ID_MAX + 1];
+	const char *kind; /* "emu" or the factory backing's ops->kind ("vfio", ...) */
+	enum nvmk_mgr_dev_state state;
+	int err;		  /* FAILED: the error every caller gets */
+	unsigned io_queues_granted;
+	unsigned nqueues;	  /* I/O qpairs on the controller (may exceed the list) */
+	struct nvmk_queue_stat queues[NVMK_MGR_STATUS_MAX_QUEUES];
+	unsigned outstanding;	  /* sum over the listed SHARED qpairs */
+	unsigned nns;		  /* namespaces handed out */
+	uint32_t nsids[NVMK_MGR_STATUS_MAX_NS];
+	uint64_t requests;	  /* requests its worker has handled */
+};
+
+struct nvmk_mgr_status {
+	bool shutting_down;
+	bool keep_alive; /* config keep_alive.enabled */
+	char keep_alive_mode[48];
+	bool pool_present;
+	struct nvmk_dma_pool_stats pool; /* zero without a pool */
+	unsigned ndevices;
+	struct nvmk_mgr_device_status *devices; /* ndevices entries, in registration order */
+};
+
+/**
+ * nvmk_mgr_status - snapshot of the manager. Free with nvmk_mgr_status_free.
+ * Does not wait for a busy worker (a device being brought up shows LOADING).
+ * Return: 0, -ENOMEM, -EINVAL.
+ */
+int nvmk_mgr_status(struct nvmk_mgr *mgr, struct nvmk_mgr_status *out);
+/** nvmk_mgr_status_free - free what nvmk_mgr_status allocated. */
+void nvmk_mgr_status_free(struct nvmk_mgr_status *st);
+
+/**
+ * nvmk_mgr_status_json - the status as one JSON object (for `nvmekeep status`):
+ * {"shutting_down", "keep_alive": {"enabled", "mode"}, "pool": null | {"pages",
+ * "used_pages", "free_pages", "leaked_pages", "slots", "used_slots", "hugetlb",
+ * "bytes"}, "devices": [{"id", "kind", "state", "error", "io_queues_granted",
+ * "outstanding", "queues": [{"qid", "depth", "shared", "poll", "outstanding"}],
+ * "namespaces": [nsid...], "requests"}]}; "error" is 0 or a negative errno,
+ * "state" one of "registered", "loading", "ready", "failed", "shutdown", "saved".
+ * @json: receives a malloc'd NUL-terminated string (free())
+ * Return: 0, -ENOMEM, -EINVAL.
+ */
+int nvmk_mgr_status_json(struct nvmk_mgr *mgr, char **json);
+
+/** nvmk_mgr_dev_state_name - "registered", "loading", ... */
+const char *nvmk_mgr_dev_state_name(enum nvmk_mgr_dev_state state);
+
+/* ---- Client DMA buffers ---- */
+/*
+ * Data buffers for the asynchronous driver API (nvmk_ns_submit_*) that
+ * survive a save/restore: the manager allocates them for a device
+ * (nvmk_backing_dma_alloc, from the private pool when there is one), records
+ * them by the client's tag in the saved state, and after a restore hands them
+ * back by the same tag. With keep-alive a buffer comes back with its contents
+ * and its device address (reclaimed from the pool: a request in flight across
+ * the restore completes into it); without keep-alive the device was drained,
+ * and the buffer comes back newly allocated (zeroed) under the same tag.
+ */
+
+#define NVMK_MGR_TAG_MAX 29 /* longest client buffer tag, bytes */
+
+/**
+ * nvmk_mgr_dma_alloc - allocate a data buffer for device @id (loads it).
+ * @tag:  the client's name for it, unique per device, 1..NVMK_MGR_TAG_MAX bytes
+ * @size: bytes, rounded up to 4 KiB
+ * @out:  the buffer (a copy of the manager's record; valid until freed,
+ *        nvmk_mgr_shutdown or nvmk_mgr_save)
+ * Return: 0, -EEXIST (tag taken), -ENOENT, -ESHUTDOWN, -EINVAL, -ENOMEM, or the
+ *         device's error.
+ */
+int nvmk_mgr_dma_alloc(struct nvmk_mgr *mgr, const char *id, const char *tag, size_t size,
+		       struct nvmk_dma_buf *out);
+/** nvmk_mgr_dma_get - the buffer @tag of device @id (after a restore: the
+ *  restored one). Return: 0, -ENOENT (no such device or buffer), -EINVAL. */
+int nvmk_mgr_dma_get(struct nvmk_mgr *mgr, const char *id, const char *tag,
+		     struct nvmk_dma_buf *out);
+/** nvmk_mgr_dma_free - free buffer @tag of device @id (no I/O may use it).
+ *  Return: 0, -ENOENT, -EINVAL. */
+int nvmk_mgr_dma_free(struct nvmk_mgr *mgr, const char *id, const char *tag);
+
+/* ---- Save and restore (servicing) ---- */
+/*
+ * nvmk_mgr_save saves every device in parallel, each on its worker, as the
+ * configuration says (keep_alive.enabled):
+ *  - keep-alive: the driver state of each controller (nvmk_ctrl_save) is
+ *    taken and the controller detached: the device keeps running with its
+ *    commands in flight, its queue memory and the client buffers stay
+ *    allocated in the private pool. Requires the pool; without one the save
+ *    falls back to the drain path (logged).
+ *  - off: each controller is drained (in-flight I/O completes, bounded by its
+ *    I/O timeout) and shut down (CC.SHN, CC.EN = 0); client buffers are freed.
+ * The manager state (mgr_state.proto: versioned, CRC32C-checked) lists the
+ * devices, their namespaces and client buffers, embeds each device's driver
+ * state, and refers to the pool (whose fd the successor inherits; its slot
+ * table lives inside the pool).
+ *
+ * Before calling nvmk_mgr_save the caller stops its clients: no thread
+ * submits, processes or waits on any qpair of the manager's devices (the
+ * driver's rule for nvmk_ctrl_save). From the call on, loads and
+ * get_namespace fail with -ESHUTDOWN; afterwards every namespace handle,
+ * qpair and client buffer record of this manager is dead, and the only calls
+ * left are nvmk_mgr_take_backing, status and nvmk_mgr_destroy.
+ *
+ * The successor creates a manager with the same configuration and the
+ * inherited pool (nvmk_dma_pool_open on the pool fd; in one process, on a
+ * dup of it, keeping the predecessor manager alive until the restore is
+ * done), registers the same devices (a factory that reopens each device
+ * without a reset when called with restoring = true), and calls
+ * nvmk_mgr_restore, which restores every device in parallel on its worker.
+ * In one process the backings move with nvmk_mgr_take_backing.
+ */
+
+/**
+ * nvmk_mgr_save - save every device (see above).
+ * @blob: receives the state (malloc'd; the caller frees)
+ * @len:  receives its size
+ * A device whose save fails is recorded as FAILED (its error logged; it is
+ * brought up anew after restore), the others are saved anyway.
+ * Return: 0, -ESHUTDOWN (shut down, or saved already), -ENOMEM, -EINVAL.
+ */
+int nvmk_mgr_save(struct nvmk_mgr *mgr, void **blob, size_t *len);
+
+/**
+ * nvmk_mgr_take_backing - after nvmk_mgr_save, take device @id's backing out
+ * of the manager (in-process handover to a successor manager; the caller owns
+ * it then). Return: 0, -ENOENT (no such device or no backing), -EBUSY (not
+ * saved), -EINVAL.
+ */
+int nvmk_mgr_take_backing(struct nvmk_mgr *mgr, const char *id, struct nvmk_backing **out);
+
+struct nvmk_mgr_restore_opts {
+	/* request context of commands in flight across a keep-alive save (see
+	 * nvmk_restore_opts in driver.h); NULL: their completions are dropped */
+	nvmk_resolve_fn resolve;
+	void *resolve_ctx;
+	/* leave completions found at restore to each qpair's first process call */
+	bool defer_completions;
+};
+
+/**
+ * nvmk_mgr_restore - restore the devices of a saved state.
+ * @mgr:  a new manager: the devices registered, none loaded; with keep-alive,
+ *        created with the inherited pool
+ * @blob: from nvmk_mgr_save, @len bytes
+ * @opts: NULL for none
+ *
+ * The whole state is decoded and validated first (envelope version and
+ * checksum, every field; the pool reference against @mgr's pool); a refusal
+ * touches no device. Then each device is restored in parallel on its worker
+ * (nvmk_ctrl_restore: keep-alive attaches without a reset, no IDENTIFY, no
+ * queue creation; off is a fresh bring-up), its namespace handles and client
+ * buffers are re-established. A device that fails is marked FAILED with its
+ * error (logged) and does not affect the others. Registered devices absent
+ * from the state, and devices saved unloaded or failed, are left to load on
+ * first use. Finally, with keep-alive, nvmk_dma_pool_finish_restore marks
+ * every unreclaimed pool block leaked; each is logged naming its device and
+ * tag.
+ * A saved device that is not registered in @mgr is not restored (logged,
+ * -ENOENT); with keep-alive its blocks are then reported leaked.
+ * While it runs, loads (get_namespace, ...) fail with -EBUSY; a manager on
+ * which a load was ever asked for cannot restore (it might have reset a live
+ * device), and one restore per manager.
+ * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
+ * downgrade), -EINVAL (wrong pool, or @mgr was used already), or,
+ * with every other device restored: the first device's error, else -EUCLEAN
+ * (pool blocks leaked).
+ */
+int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
+		     const struct nvmk_mgr_restore_opts *opts);
+
+/**
+ * nvmk_mgr_state_validate - decode and validate a manager state without
+ * devices (tools, fuzzing). @err (may be NULL) receives the reason.
+ * Return: 0, -EBADMSG, -EPROTONOSUPPORT, -ENOMEM.
+ */
+int nvmk_mgr_state_validate(const void *blob, size_t len, char *err, size_t errlen);
+
+#define NVMK_MGR_STATE_VERSION 1 /* format this binary writes and reads up to */
 
 #endif /* NVMEKEEP_MANAGER_H */
