@@ -16,34 +16,10 @@
 
 #include "nvmekeep/dma.h"
 #include "pool_table.h"
+#include "util/crc32c.h"
 
 /* A slot count beyond this is a corrupted header, not a real table (64 MiB of slots). */
 #define POOL_MAX_SLOTS (1u << 19)
-
-static uint32_t crc32c_table[256];
-static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
-
-static void crc32c_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-		crc32c_table[i] = c;
-	}
-}
-
-uint32_t pool_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	pthread_once(&crc32c_once, crc32c_init);
-	crc = ~crc;
-	while (len--)
-		crc = crc32c_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
-	return ~crc;
-}
 
 uint32_t pool_table_checksum(const struct pool_hdr *hdr, const struct pool_slot *slots,
 			     uint32_t slot_count)
@@ -52,8 +28,8 @@ uint32_t pool_table_checksum(const struct pool_hdr *hdr, const struct pool_slot 
 	uint32_t crc;
 
 	h.checksum = 0;
-	crc = pool_crc32c(0, &h, sizeof(h));
-	return pool_crc32c(crc, slots, (size_t)slot_count * sizeof(*slots));
+	crc = nvmk_crc32c(0, &h, sizeof(h));
+	return nvmk_crc32c(crc, slots, (size_t)slot_count * sizeof(*slots));
 }
 
 uint64_t pool_table_bytes(uint32_t slot_count)

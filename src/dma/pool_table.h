@@ -72,9 +72,6 @@ _Static_assert(offsetof(struct pool_hdr, checksum) == 48, "pool header layout");
 _Static_assert(offsetof(struct pool_slot, owner) == 24, "pool slot layout");
 _Static_assert(offsetof(struct pool_slot, tag) == 88, "pool slot layout");
 
-/* CRC32C (Castagnoli, reflected 0x82F63B78), initial value ~0, final xor ~0. */
-uint32_t pool_crc32c(uint32_t crc, const void *buf, size_t len);
-
 /* Checksum of a table as stored in @hdr->checksum (the field itself counts as zero). */
 uint32_t pool_table_checksum(const struct pool_hdr *hdr, const struct pool_slot *slots,
 			     uint32_t slot_count);

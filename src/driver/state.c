@@ -15,33 +15,7 @@
 
 #include "driver/drv.h"
 #include "driver/state.h"
-
-/* ---- CRC32C ---- */
-
-static uint32_t crc32c_table[256];
-static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
-
-static void crc32c_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-		crc32c_table[i] = c;
-	}
-}
-
-uint32_t drv_crc32c(const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	uint32_t c = 0xffffffffu;
-
-	pthread_once(&crc32c_once, crc32c_init);
-	while (len--)
-		c = crc32c_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffu;
-}
+#include "util/crc32c.h"
 
 /* ---- pack ---- */
 
@@ -57,7 +31,7 @@ int drv_state_pack(const Nvmk__CtrlState *st, void **blob, size_t *len)
 	env.has_version = true;
 	env.version = NVMK_CTRL_STATE_VERSION;
 	env.has_crc32c = true;
-	env.crc32c = drv_crc32c(payload, plen);
+	env.crc32c = nvmk_crc32c(0, payload, plen);
 	env.has_payload = true;
 	env.payload.data = payload;
 	env.payload.len = plen;
@@ -530,12 +504,12 @@ int drv_state_unpack(const void *blob, size_t len, Nvmk__CtrlState **out, char *
 	/* A fuzzing build (fuzz/meson.build) looks past the checksum, so that
 	 * mutated payloads reach the decoder and the validator behind it. */
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-	if (drv_crc32c(env->payload.data, env->payload.len) != env->crc32c) {
+	if (nvmk_crc32c(0, env->payload.data, env->payload.len) != env->crc32c) {
 #else
 	if (0) {
 #endif
 		rc = bad(v, "saved state checksum mismatch (CRC32C 0x%08x, payload says 0x%08x)",
-			 drv_crc32c(env->payload.data, env->payload.len), env->crc32c);
+			 nvmk_crc32c(0, env->payload.data, env->payload.len), env->crc32c);
 		nvmk__ctrl_state_envelope__free_unpacked(env, NULL);
 		return rc;
 	}

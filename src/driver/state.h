@@ -12,9 +12,6 @@
 
 #include "ctrl_state.pb-c.h"
 
-/* CRC32C (Castagnoli, reflected 0x82F63B78), as iSCSI and ext4 use it. */
-uint32_t drv_crc32c(const void *buf, size_t len);
-
 /* Serialise @st into an envelope of the current format. *@blob is malloc'ed. */
 int drv_state_pack(const Nvmk__CtrlState *st, void **blob, size_t *len);
 

@@ -22,6 +22,7 @@
 #include "manager/mgr_internal.h"
 #include "manager/mgr_state.pb-c.h"
 #include "nvmekeep/log.h"
+#include "util/crc32c.h"
 
 #define MGR_LOG "manager"
 
@@ -31,33 +32,6 @@
 #define STATE_MAX_NSIDS	  1024u
 #define STATE_MAX_BUFS	  4096u
 #define STATE_MAX_BUF	  (1ull << 30)
-
-/* ---- CRC32C (Castagnoli, reflected 0x82F63B78), as iSCSI and ext4 use ---- */
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t crc32c(const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	uint32_t c = 0xffffffffu;
-
-	pthread_once(&crc_once, crc_init);
-	while (len--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffu;
-}
 
 void mgr_saved_dev_free(struct mgr_saved_dev *s)
 {
@@ -350,7 +324,7 @@ static int state_encode(bool keep_alive, struct nvmk_dma_pool *pool, struct mgr_
 	nvmk_mgr__mgr_state__pack(&st, payload);
 	env.has_version = env.has_crc32c = env.has_payload = true;
 	env.version = NVMK_MGR_STATE_VERSION;
-	env.crc32c = crc32c(payload, plen);
+	env.crc32c = nvmk_crc32c(0, payload, plen);
 	env.payload.data = payload;
 	env.payload.len = plen;
 	olen = nvmk_mgr__mgr_state_envelope__get_packed_size(&env);
@@ -508,7 +482,7 @@ static int state_decode(const void *blob, size_t len, struct mgr_state *s, char 
 		rc = bad(err, errlen, -EBADMSG, "format version 0");
 		goto fail;
 	}
-	if (crc32c(env->payload.data, env->payload.len) != env->crc32c) {
+	if (nvmk_crc32c(0, env->payload.data, env->payload.len) != env->crc32c) {
 		rc = bad(err, errlen, -EBADMSG, "checksum mismatch");
 		goto fail;
 	}
