@@ -57,6 +57,11 @@ struct nvmk_backing_ops {
 	int (*dma_map)(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 	/* Remove the device's access; the memory itself stays. */
 	void (*dma_unmap)(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
+	/* Servicing: make the device address @buf->iova (mapped by a predecessor,
+	 * possibly still mapped to an old host address) reach @buf->mem now, without
+	 * a window where it reaches nothing (VFIO_DMA_MAP_FLAG_VADDR for type1).
+	 * May be NULL: the backing cannot keep a device alive across a restore. */
+	int (*dma_remap)(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 
 	/* Number of MSI-X vectors the function offers. */
 	unsigned (*irq_count)(struct nvmk_backing *b);
@@ -121,6 +126,23 @@ int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 			   struct nvmk_dma_buf *buf);
 /** nvmk_backing_dma_free - unmap and free a block from nvmk_backing_dma_alloc. */
 void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
+
+/**
+ * nvmk_backing_dma_reclaim - servicing: take back a pool block by its tag
+ * (nvmk_dma_reclaim with the backing's name as owner) and make its saved
+ * device address @iova reach it (ops->dma_remap).
+ * Return: 0, -EOPNOTSUPP (no pool, or the backing has no dma_remap), or the
+ * error of nvmk_dma_reclaim / dma_remap (the block then stays reclaimed, so
+ * it is not reported leaked, and is left to the device).
+ */
+int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t iova,
+			     struct nvmk_dma_buf *buf);
+/**
+ * nvmk_backing_dma_forget - servicing: drop the host-side record of a block
+ * from nvmk_backing_dma_alloc without unmapping or freeing it: the device
+ * keeps using it and a successor reclaims it by its tag.
+ */
+void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 
 /**
  * nvmk_backing_iova - device address of @vaddr, which must lie inside a block

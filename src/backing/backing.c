@@ -66,6 +66,45 @@ void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	memset(buf, 0, sizeof(*buf));
 }
 
+int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t iova,
+			     struct nvmk_dma_buf *buf)
+{
+	struct bk_range r;
+	int rc;
+
+	if (!b || !tag || !buf)
+		return -EINVAL;
+	memset(buf, 0, sizeof(*buf));
+	if (!b->pool || !b->ops->dma_remap)
+		return -EOPNOTSUPP;
+	rc = nvmk_dma_reclaim(b->pool, b->name, tag, &buf->mem);
+	if (rc)
+		return rc;
+	buf->iova = iova;
+	rc = b->ops->dma_remap(b, buf);
+	if (rc) {
+		nvmk_err(b->name, NVMK_LOG_NOQ, "DMA remap of %s at IOVA 0x%llx failed: %d", tag,
+			 (unsigned long long)iova, rc);
+		return rc;
+	}
+	r = (struct bk_range){
+	    .start = (uintptr_t)buf->mem.vaddr,
+	    .len = buf->mem.size,
+	    .owner = b,
+	    .target = buf->iova,
+	    .page_target = buf->page_iova,
+	};
+	return bk_registry_add(&vaddr_registry, &r);
+}
+
+void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	if (!b || !buf || !buf->mem.vaddr)
+		return;
+	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
+	memset(buf, 0, sizeof(*buf));
+}
+
 int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova, size_t *contig)
 {
 	struct bk_range r;

@@ -108,6 +108,34 @@ static void local_dma_unmap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 			  (unsigned long long)buf->iova);
 }
 
+/* Servicing: point the IOVA at the block's new host address in one step
+ * (the emulator may be translating it right now). */
+static int local_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	struct local_backing *lb = to_local(b);
+	struct bk_range r;
+	int rc;
+
+	if (!buf->mem.vaddr || buf->mem.size == 0)
+		return -EINVAL;
+	rc = bk_registry_retarget(&lb->iova_reg, buf->iova, buf->mem.size, lb,
+				  (uintptr_t)buf->mem.vaddr);
+	if (rc != -ENOENT)
+		return rc;
+	/* not mapped (any more): map it at the address the device knows */
+	r = (struct bk_range){
+	    .start = buf->iova, .len = buf->mem.size, .owner = lb, .target = (uintptr_t)buf->mem.vaddr};
+	rc = bk_registry_add(&lb->iova_reg, &r);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&lb->iova_lock);
+	if (lb->next_iova < buf->iova + buf->mem.size + NVMK_DMA_PAGE_SIZE)
+		lb->next_iova = buf->iova + buf->mem.size + NVMK_DMA_PAGE_SIZE;
+	pthread_mutex_unlock(&lb->iova_lock);
+	buf->page_iova = NULL;
+	return 0;
+}
+
 static unsigned local_irq_count(struct nvmk_backing *b)
 {
 	return nvmk_emu_irq_count(to_local(b)->emu);
@@ -209,6 +237,7 @@ static const struct nvmk_backing_ops local_ops = {
     .write64 = local_write64,
     .dma_map = local_dma_map,
     .dma_unmap = local_dma_unmap,
+    .dma_remap = local_dma_remap,
     .irq_count = local_irq_count,
     .irq_enable = local_irq_enable,
     .irq_disable = local_irq_disable,

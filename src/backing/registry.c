@@ -71,6 +71,26 @@ int bk_registry_remove(struct bk_registry *reg, uint64_t start, const void *owne
 	return rc;
 }
 
+int bk_registry_retarget(struct bk_registry *reg, uint64_t start, uint64_t len, const void *owner,
+			 uint64_t target)
+{
+	size_t i;
+	int rc = -ENOENT;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	i = reg_upper(reg, start);
+	if (i > 0 && reg->v[i - 1].start == start && reg->v[i - 1].owner == owner) {
+		if (reg->v[i - 1].len == len && !reg->v[i - 1].page_target) {
+			reg->v[i - 1].target = target;
+			rc = 0;
+		} else {
+			rc = -EINVAL;
+		}
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return rc;
+}
+
 size_t bk_registry_remove_owner(struct bk_registry *reg, const void *owner)
 {
 	size_t j = 0, removed;

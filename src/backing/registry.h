@@ -45,6 +45,11 @@ struct bk_registry {
 int bk_registry_add(struct bk_registry *reg, const struct bk_range *r);
 /* Remove the range starting at @start owned by @owner; -ENOENT if none. */
 int bk_registry_remove(struct bk_registry *reg, uint64_t start, const void *owner);
+/* Servicing: the range starting at @start owned by @owner translates to
+ * @target from now on (one step under the write lock). -ENOENT if there is
+ * no such range, -EINVAL if its length is not @len. */
+int bk_registry_retarget(struct bk_registry *reg, uint64_t start, uint64_t len, const void *owner,
+			 uint64_t target);
 /* Copy the range containing @addr into @out; -EFAULT if none. */
 int bk_registry_find(struct bk_registry *reg, uint64_t addr, struct bk_range *out);
 /* Remove every range of @owner; returns how many there were. */

@@ -14,7 +14,7 @@
 
 #include "driver/queue.h"
 
-static void aer_done(void *arg, const struct nvmk_cpl *cpl)
+void drv_aer_done(void *arg, const struct nvmk_cpl *cpl)
 {
 	struct nvmk_ctrl *ctrl = arg;
 	uint64_t one = 1;
@@ -49,7 +49,7 @@ void drv_aer_post_all(struct nvmk_ctrl *ctrl)
 		sqe->cid = t->cid;
 		t->state = TRK_ACTIVE;
 		t->opc = NVME_ADM_ASYNC_EVENT;
-		t->cb = aer_done;
+		t->cb = drv_aer_done;
 		t->cb_arg = ctrl;
 		t->deadline = DRV_NO_DEADLINE; /* completes only when there is news */
 		ctrl->aers_outstanding++;

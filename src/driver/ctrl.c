@@ -417,7 +417,7 @@ void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl)
 		(void)0;
 }
 
-static void *drv_admin_thread(void *arg)
+void *drv_admin_thread(void *arg)
 {
 	struct nvmk_ctrl *ctrl = arg;
 	uint64_t v;
@@ -474,7 +474,7 @@ static void *drv_admin_thread(void *arg)
 
 /* ---- open / close ---- */
 
-static void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
+void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 {
 	struct nvmk_ctrl_opts *o = &ctrl->opts;
 	long ncpu;

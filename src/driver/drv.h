@@ -143,6 +143,8 @@ struct nvmk_qpair {
 	unsigned max_segs;
 	struct drv_tracker **parts; /* split scratch, ntrk entries */
 	struct nvmk_qpair *next;    /* ctrl->qpairs list */
+	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
+	uint16_t saved_qid;	    /* restore: the qid it had when saved */
 };
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
@@ -177,6 +179,8 @@ struct nvmk_ns {
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
 	bool shared;
+	bool restored;		  /* restore: not handed back yet */
+	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */
 };
 
 /* ---- controller ---- */
@@ -243,6 +247,11 @@ struct nvmk_ctrl {
 	struct drv_ns_state **ns;
 	unsigned nns, ns_cap;
 
+	/* servicing (save.c, restore.c) */
+	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
+	int saved;		 /* 0, DRV_SAVED_KEEP_ALIVE or DRV_SAVED_SHUTDOWN */
+	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
+
 	/* admin thread */
 	pthread_t thread;
 	bool thread_started;
@@ -283,6 +292,9 @@ int drv_reg_health(struct nvmk_ctrl *ctrl);
 int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
 		    const char *tag);
 void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
+/* The two halves of drv_queue_alloc without the memory (restore uses them). */
+void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth);
+int drv_queue_init_trackers(struct drv_queue *q);
 void drv_queue_reset_ring(struct drv_queue *q);
 /* Drain completions; -EIO on an invalid completion (after logging it). */
 int drv_queue_drain(struct drv_queue *q, unsigned max);
@@ -303,6 +315,8 @@ int drv_set_features(struct nvmk_ctrl *ctrl, uint8_t fid, uint32_t cdw11, void *
 		     uint32_t *dw0);
 
 /* ctrl.c */
+void *drv_admin_thread(void *arg);
+void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in);
 int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
@@ -318,12 +332,19 @@ int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch);
 void drv_qpair_check_timeouts(struct nvmk_qpair *qp, uint64_t now);
 
 /* aer.c */
+void drv_aer_done(void *arg, const struct nvmk_cpl *cpl); /* an AER's callback */
 void drv_aer_post_all(struct nvmk_ctrl *ctrl);
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
 
 /* qpair.c */
 int drv_qpair_recover(struct nvmk_qpair *qp);
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
+
+/* save.c / restore.c: servicing */
+#define DRV_SAVED_KEEP_ALIVE 1
+#define DRV_SAVED_SHUTDOWN   2
+void drv_ns_handle_link(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns);   /* ns_lock held */
+void drv_ns_handle_unlink(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns); /* ns_lock held */
 
 /* ns.c */
 struct drv_ns_state *drv_ns_state_get(struct nvmk_ctrl *ctrl, uint32_t nsid, bool create);

@@ -219,6 +219,8 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	atomic_store_explicit(&s->removed, false, memory_order_release);
 	s->nopen++;
 	s->open_shared = shared;
+	ns->ctrl = ctrl;
+	drv_ns_handle_link(ctrl, ns);
 	pthread_mutex_unlock(&ctrl->ns_lock);
 
 	ns->ctrl = ctrl;
@@ -243,6 +245,7 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 	pthread_mutex_lock(&ns->ctrl->ns_lock);
 	if (ns->s->nopen)
 		ns->s->nopen--;
+	drv_ns_handle_unlink(ns->ctrl, ns);
 	pthread_mutex_unlock(&ns->ctrl->ns_lock);
 	free(ns);
 }

@@ -108,6 +108,9 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	rc = drv_failed(ctrl);
 	if (rc)
 		return rc;
+	/* relaxed: a hint; save stops clients before it quiesces */
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_relaxed))
+		return -EAGAIN;
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
 		return -ENOMEM;
@@ -275,7 +278,9 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	 * concurrent first calls see each other's queues (control path). */
 	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
-	if (ctrl->n_get_qps < ctrl->get_budget) {
+	if (idx < ctrl->n_get_qps) {
+		qp = ctrl->get_qps[idx]; /* restored: hand them out again first */
+	} else if (ctrl->n_get_qps < ctrl->get_budget) {
 		int rc = nvmk_qpair_create(ctrl, &o, &qp);
 
 		if (rc == 0) {
@@ -319,6 +324,10 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	int failed = drv_failed(ctrl);
 	int rc = 0;
 
+	/* acquire: pairs with the release store of save (servicing): the queue
+	 * is frozen for the snapshot, nothing may change on it */
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_acquire))
+		return -EAGAIN;
 	if (qp->dead && !failed)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);

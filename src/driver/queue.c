@@ -11,13 +11,11 @@
 
 #include "driver/queue.h"
 
-int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
-		    const char *tag)
+/* Geometry of a queue: IDs, doorbells, tracker count and CID layout. */
+void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth)
 {
-	char t[32];
 	uint32_t ntrk = depth - 1;
 	unsigned shift = 0;
-	int rc;
 
 	memset(q, 0, sizeof(*q));
 	q->b = ctrl->b;
@@ -34,26 +32,18 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 	q->cid_shift = (uint8_t)shift;
 	q->idx_mask = (uint16_t)((1u << shift) - 1);
 	q->gen_inc = (uint16_t)(1u << shift);
+}
 
-	snprintf(t, sizeof(t), "%s.sq", tag);
-	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_sqe), t, &q->sq_mem);
-	if (rc)
-		goto fail;
-	snprintf(t, sizeof(t), "%s.cq", tag);
-	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_cqe), t, &q->cq_mem);
-	if (rc)
-		goto fail;
-	snprintf(t, sizeof(t), "%s.prp", tag);
-	rc = nvmk_backing_dma_alloc(q->b, (size_t)ntrk * DRV_PAGE_SIZE, t, &q->prp_mem);
-	if (rc)
-		goto fail;
+/* Trackers over the queue's memory (sq_mem, cq_mem, prp_mem set), all free. */
+int drv_queue_init_trackers(struct drv_queue *q)
+{
+	uint32_t ntrk = q->ntrk;
+
 	/* idx_mask + 1 entries: a CQE's CID index always lands inside the array;
 	 * entries beyond ntrk stay FREE and so never match */
 	q->trk = calloc((size_t)q->idx_mask + 1, sizeof(*q->trk));
-	if (!q->trk) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (!q->trk)
+		return -ENOMEM;
 	q->sq = q->sq_mem.mem.vaddr;
 	q->cq = q->cq_mem.mem.vaddr;
 	for (uint32_t i = 0; i < ntrk; i++) {
@@ -72,6 +62,31 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 		q->free_head = (uint16_t)i;
 	}
 	q->nfree = ntrk;
+	return 0;
+}
+
+int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth,
+		    const char *tag)
+{
+	char t[32];
+	int rc;
+
+	drv_queue_geometry(ctrl, q, qid, depth);
+	snprintf(t, sizeof(t), "%s.sq", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_sqe), t, &q->sq_mem);
+	if (rc)
+		goto fail;
+	snprintf(t, sizeof(t), "%s.cq", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_cqe), t, &q->cq_mem);
+	if (rc)
+		goto fail;
+	snprintf(t, sizeof(t), "%s.prp", tag);
+	rc = nvmk_backing_dma_alloc(q->b, (size_t)q->ntrk * DRV_PAGE_SIZE, t, &q->prp_mem);
+	if (rc)
+		goto fail;
+	rc = drv_queue_init_trackers(q);
+	if (rc)
+		goto fail;
 	drv_queue_reset_ring(q);
 	return 0;
 fail:
