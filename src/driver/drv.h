@@ -103,7 +103,8 @@ struct drv_queue {
 	uint8_t phase;
 	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
 	uint16_t qid;
-	uint32_t sq_db; /* doorbell register offsets */
+	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
+	uint32_t sq_db;	   /* doorbell register offsets */
 	uint32_t cq_db;
 	/* Shadow doorbells and EventIdx (Base 2.0 5.8), NULL when not used. */
 	uint32_t *sdb_sq, *sdb_cq, *ei_sq, *ei_cq;

@@ -11,6 +11,8 @@
 #ifndef NVMK_DRV_QUEUE_H
 #define NVMK_DRV_QUEUE_H
 
+#include <string.h>
+
 #include "driver/drv.h"
 
 /* ---- trackers ---- */
@@ -168,6 +170,12 @@ drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 }
 
 void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why);
+/* Out of line (cold): log why @e (status @st) was refused, ring the CQ
+ * head, return -EIO. */
+int drv_queue_reject_cqe(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
+/* Out of line: completion of a split part, an error status, a timed-out
+ * command: everything drv_q_drain's straight path does not handle. */
+void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t sf, uint32_t dw0);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -175,41 +183,57 @@ void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char
  * under that CID with the same generation, SQID ours, SQHD inside the queue.
  * Return: number completed, or -EIO after an invalid CQE (nothing is
  * completed for it; the caller fails the controller).
+ *
+ * The common case (success, not part of a split request) is a straight
+ * line: no copy of the CQE, two compares validate it, the tracker goes back
+ * on the free list and the callback is called directly; anything else
+ * leaves through an out-of-line function.
  */
 drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 {
 	int n = 0;
 
 	for (;;) {
-		struct nvme_cqe *e = &q->cq[q->cq_head];
+		const struct nvme_cqe *e = &q->cq[q->cq_head];
 		/* acquire: the phase tag before the rest of the entry */
 		uint16_t st = __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
 		struct drv_tracker *t;
-		struct nvme_cqe c;
-		uint32_t idx;
+		nvmk_cpl_fn cb;
+		uint32_t hd_id; /* SQHD | SQID << 16 (Dword 2), one load */
+		uint16_t cid;
+		void *arg;
 
 		if ((st & 1u) != q->phase)
 			break;
-		c = *e;
-		c.status = st;
+		cid = e->cid;
+		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
 		if (++q->cq_head == q->depth) {
 			q->cq_head = 0;
 			q->phase ^= 1u;
 		}
-		idx = c.cid & q->idx_mask;
-		t = &q->trk[idx]; /* the array covers every index the mask allows */
-		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | c.cid) || c.sqid != q->qid ||
-				 c.sqhd >= q->depth)) {
-			drv_queue_bad_cqe(q, &c,
-					  t->key != (DRV_TRK_KEY_ACTIVE | c.cid)
-					      ? "CID not outstanding"
-					  : c.sqid != q->qid ? "wrong SQID"
-							     : "SQ head out of range");
-			drv_q_ring_cq(q);
-			return -EIO;
+		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
+		/* Two compares validate the entry. The key is ACTIVE | cid only
+		 * while a command with this CID, generation included, is on the
+		 * device. Dword 2 minus (qid << 16) is below the depth only when
+		 * SQID is ours and SQHD is inside the queue (depth <= 65536; any
+		 * other SQID lands at 65536 or above, or wraps). */
+		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | cid) ||
+				 hd_id - q->sqid_key >= q->depth))
+			return drv_queue_reject_cqe(q, e, st);
+		q->sq_head = (uint16_t)hd_id;
+		if (drv_likely(NVME_CQE_SF(st) == 0 && t->parent == NULL)) {
+			cb = t->cb;
+			arg = t->cb_arg;
+			/* free before the callback, so that it may submit again */
+			drv_trk_put(q, t);
+			if (drv_likely(cb != NULL)) {
+				struct nvmk_cpl cpl = {.err = 0, .status = 0, .dw0 = e->dw0};
+
+				cb(arg, &cpl);
+			}
+		} else {
+			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
 		}
-		q->sq_head = c.sqhd;
-		drv_trk_complete(q, t, drv_cpl_err(t, NVME_CQE_SF(st)), NVME_CQE_SF(st), c.dw0);
 		if ((unsigned)++n == max)
 			break;
 	}
