@@ -86,7 +86,11 @@ struct drv_tracker {
 	uint16_t idx; /* own index */
 	uint8_t flags;
 	uint8_t opc;
+	/* to 128 bytes: &trk[i] is then a shift, not a multiply, on both the
+	 * submit and the completion path */
+	uint8_t pad_to_128[24];
 };
+_Static_assert(sizeof(struct drv_tracker) == 128, "resize pad_to_128");
 
 /* ---- queue core (admin and I/O) ---- */
 

@@ -95,7 +95,10 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow,
 			     uint32_t *eventidx, uint32_t old, uint32_t val)
 {
-	if (shadow) {
+	/* unlikely: only a layout hint (the register write falls through, the
+	 * shadow path's loads are not hoisted into it); both paths run the
+	 * same instructions as without it */
+	if (drv_unlikely(shadow != NULL)) {
 		uint16_t ev;
 
 		/* seq_cst store + seq_cst load: queue entries before the shadow
@@ -203,7 +206,7 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		uint16_t cid;
 		void *arg;
 
-		if ((st & 1u) != q->phase)
+		if ((st ^ q->phase) & 1u) /* phase tag still the previous pass's */
 			break;
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
