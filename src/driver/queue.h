@@ -119,19 +119,25 @@ drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow
 	nvmk_backing_write32(q->b, off, val);
 }
 
+/* The value given to the device is recorded before the register write, so
+ * that nothing needs to live across that (possibly indirect) call. */
 drv_inline void drv_q_ring_sq(struct drv_queue *q)
 {
-	if (q->sq_tail != q->sq_db_tail) {
-		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, q->sq_db_tail, q->sq_tail);
-		q->sq_db_tail = q->sq_tail;
+	uint32_t tail = q->sq_tail, old = q->sq_db_tail;
+
+	if (tail != old) {
+		q->sq_db_tail = tail;
+		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old, tail);
 	}
 }
 
 drv_inline void drv_q_ring_cq(struct drv_queue *q)
 {
-	if (q->cq_head != q->cq_db_head) {
-		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, q->cq_db_head, q->cq_head);
-		q->cq_db_head = q->cq_head;
+	uint32_t head = q->cq_head, old = q->cq_db_head;
+
+	if (head != old) {
+		q->cq_db_head = head;
+		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, old, head);
 	}
 }
 
@@ -197,7 +203,8 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 	int n = 0;
 
 	for (;;) {
-		const struct nvme_cqe *e = &q->cq[q->cq_head];
+		uint32_t head = q->cq_head; /* read once: the acquire below fences reloads */
+		const struct nvme_cqe *e = &q->cq[head];
 		/* acquire: the phase tag before the rest of the entry */
 		uint16_t st = __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
 		struct drv_tracker *t;
@@ -210,10 +217,11 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			break;
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
-		if (++q->cq_head == q->depth) {
-			q->cq_head = 0;
+		if (++head == q->depth) {
+			head = 0;
 			q->phase ^= 1u;
 		}
+		q->cq_head = head;
 		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
 		/* Two compares validate the entry. The key is ACTIVE | cid only
 		 * while a command with this CID, generation included, is on the
