@@ -87,13 +87,16 @@ int main(int argc, char **argv)
 	struct nvmk_ns *ns;
 	struct nvmk_dma_buf d;
 	uint16_t qid;
-	uint64_t *total, *save, *restore;
+	uint64_t *total, *save, *restore, *first, *base, *popen;
 
 	if (cycles < 1 || inflight > 64)
 		return 2;
 	total = calloc(cycles, sizeof(*total));
 	save = calloc(cycles, sizeof(*save));
 	restore = calloc(cycles, sizeof(*restore));
+	first = calloc(cycles, sizeof(*first));
+	base = calloc(cycles, sizeof(*base));
+	popen = calloc(cycles, sizeof(*popen));
 	nvmk_log_set_sink(quiet, NULL);
 	nvmk_emu_config_default(&cfg);
 	cfg.name = "bench-blackout";
@@ -115,14 +118,32 @@ int main(int argc, char **argv)
 		struct nvmk_dma_pool *np;
 		void *blob;
 		size_t len;
-		uint64_t t0, t1, t2;
+		uint64_t t0, tp, t1, t2;
 		int fid;
 
-		fid = nvmk_emu_fault_add(emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
-								       .qid = qid,
-								       .opcode = NVMK_FAULT_ANY_OPC,
-								       .count = inflight,
-								       .delay_us = 1000});
+		/* baseline without servicing: one read after the same idle time */
+		{
+			struct timespec idle = {0, 500000};
+			uint64_t tb;
+
+			nanosleep(&idle, NULL);
+			first_done = 0;
+			tb = now_ns();
+			if (nvmk_ns_submit_read(ns, qp, &d, 0, 1000, 8, 0, cpl_cb,
+						(void *)(uintptr_t)FIRST_NEW_IO))
+				return 1;
+			while (!first_done)
+				nvmk_qpair_process_completions(qp, 0);
+			base[c] = now_ns() - tb;
+		}
+		/* count 0 would mean every command: no rule without commands */
+		fid = !inflight ? 0
+				: nvmk_emu_fault_add(
+				      emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+								    .qid = qid,
+								    .opcode = NVMK_FAULT_ANY_OPC,
+								    .count = inflight,
+								    .delay_us = 1000});
 		(void)fid;
 		done = 0;
 		for (unsigned i = 0; i < inflight; i++)
@@ -134,6 +155,7 @@ int main(int argc, char **argv)
 		if (nvmk_ctrl_save(ctrl, NULL, &blob, &len))
 			return 1;
 		nvmk_ctrl_detach(ctrl);
+		tp = now_ns();
 		if (nvmk_dma_pool_open(dup(nvmk_dma_pool_fd(pool)), &np))
 			return 1;
 		b->pool = np;
@@ -152,7 +174,9 @@ int main(int argc, char **argv)
 		while (!first_done)
 			nvmk_qpair_process_completions(qp, 0);
 		total[c] = now_ns() - t0;
-		save[c] = t1 - t0;
+		first[c] = t0 + total[c] - t2;
+		save[c] = tp - t0;
+		popen[c] = t1 - tp;
 		restore[c] = t2 - t1;
 		/* the commands held over the servicing finish before the next cycle */
 		while (done < inflight + 1)
@@ -165,8 +189,11 @@ int main(int argc, char **argv)
 	}
 	printf("servicing blackout, in-process emulator, %u commands in flight, %u cycles\n",
 	       inflight, cycles);
-	print_row("save + detach + pool open", save, cycles);
+	print_row("save + detach", save, cycles);
+	print_row("pool handover (open)", popen, cycles);
 	print_row("restore", restore, cycles);
+	print_row("restore -> first new I/O done", first, cycles);
+	print_row("no servicing: idle 0.5 ms, I/O", base, cycles);
 	print_row("save -> first new I/O done", total, cycles);
 	nvmk_qpair_destroy(qp);
 	nvmk_ns_close(ns);
@@ -177,5 +204,8 @@ int main(int argc, char **argv)
 	free(total);
 	free(save);
 	free(restore);
+	free(first);
+	free(base);
+	free(popen);
 	return 0;
 }

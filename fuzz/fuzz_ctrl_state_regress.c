@@ -4,7 +4,8 @@
  * test: a real keep-alive state saved from an emulated controller with
  * commands in flight, every truncation of it, single-bit flips at every
  * byte, a few hand-made seeds, and the files named on the command line (a
- * corpus, or crash inputs found by the fuzzer). With --write-seed FILE it
+ * corpus, or crash inputs found by the fuzzer; files named seed-* must be
+ * accepted: genuine states, older formats included). With --write-seed FILE it
  * writes the real state as a corpus seed.
  */
 #include <errno.h>
@@ -107,6 +108,14 @@ static int run_file(const char *path)
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
 	LLVMFuzzerTestOneInput(buf, n);
+	/* "seed-*" files are genuine states (older formats included): accepted */
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	char err[256];
+
+	if (strncmp(base, "seed-", 5) == 0 && nvmk_ctrl_state_validate(buf, n, err, sizeof(err))) {
+		fprintf(stderr, "%s refused: %s\n", path, err);
+		return -1;
+	}
 	return 0;
 }
 

@@ -270,6 +270,17 @@ struct nvmk_ctrl *nvmk_ns_ctrl(const struct nvmk_ns *ns)
 	return ns->ctrl;
 }
 
+/* Why a sync wrapper got no qpair: failed controller, servicing, or memory. */
+static int sync_no_qp_err(const struct nvmk_ctrl *ctrl)
+{
+	if (drv_failed(ctrl))
+		return drv_failed(ctrl);
+	/* relaxed: servicing in progress, the caller retries later */
+	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_relaxed))
+		return -EAGAIN;
+	return -ENOMEM;
+}
+
 drv_inline int ns_gone(const struct nvmk_ns *ns)
 {
 	/* relaxed: a removal racing with a submit may still reach the device,
@@ -917,7 +928,7 @@ static int sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, cons
 		return -EINVAL;
 	qp = sync_qp(ns, qp);
 	if (!qp)
-		return drv_failed(ns->ctrl) ? drv_failed(ns->ctrl) : -ENOMEM;
+		return sync_no_qp_err(ns->ctrl);
 	if (sync_iov_mapped(ns->ctrl, iov, iovcnt) && ns_iov_rules(iov, iovcnt) == 0) {
 		io.iov = iov;
 		io.iovcnt = iovcnt;

@@ -286,6 +286,8 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 		if (rc == 0) {
 			qp->from_get = true;
 			ctrl->get_qps[ctrl->n_get_qps++] = qp;
+		} else if (rc == -EAGAIN) {
+			ctrl->n_threads--; /* servicing: not a lack of queues */
 		} else {
 			/* no more queues: from now on threads share the existing ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,

@@ -186,6 +186,9 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	if (rc)
 		return rc;
 	ntrk = q->ntrk;
+	/* generations go on where they were (validated: index bits match) */
+	for (size_t i = 0; i < m->n_trk_cid; i++)
+		q->trk[i].cid = (uint16_t)m->trk_cid[i];
 	for (size_t k = 0; k < m->n_pending; k++) {
 		const Nvmk__PendingCmd *p = m->pending[k];
 		struct drv_tracker *t = &q->trk[p->index];

@@ -152,6 +152,12 @@ static Nvmk__Queue *save_queue(struct arena *a, const struct drv_queue *q, const
 		m->eventidx_sq = __atomic_load_n(q->ei_sq, __ATOMIC_RELAXED);
 		m->eventidx_cq = __atomic_load_n(q->ei_cq, __ATOMIC_RELAXED);
 	}
+	m->trk_cid = arena_alloc(a, (size_t)q->ntrk * sizeof(*m->trk_cid));
+	if (!m->trk_cid)
+		return NULL;
+	for (uint32_t i = 0; i < q->ntrk; i++)
+		m->trk_cid[i] = q->trk[i].cid;
+	m->n_trk_cid = q->ntrk;
 	m->pending = arena_alloc(a, (size_t)q->ntrk * sizeof(*m->pending));
 	slot_of = arena_alloc(a, (size_t)q->ntrk * sizeof(*slot_of));
 	if (!m->pending || !slot_of)

@@ -191,6 +191,12 @@ static int check_queue(struct vctx *v, struct tagset *ts, const Nvmk__Queue *q, 
 			snprintf(v->err + l, v->errlen - l, " (queue %u)", qid);
 		return rc;
 	}
+	if (q->n_trk_cid && q->n_trk_cid != ntrk)
+		return bad(v, "queue %u: %zu tracker CIDs for %u trackers", qid, q->n_trk_cid,
+			   ntrk);
+	for (size_t i = 0; i < q->n_trk_cid; i++)
+		NEED(q->trk_cid[i] <= 0xffff && (q->trk_cid[i] & mask) == i,
+		     "queue %u: tracker %zu has CID 0x%x", qid, i, q->trk_cid[i]);
 	seen = calloc(ntrk, 1);
 	children = calloc(ntrk, sizeof(*children));
 	if (!seen || !children) {
@@ -216,6 +222,11 @@ static int check_queue(struct vctx *v, struct tagset *ts, const Nvmk__Queue *q, 
 			break;
 		}
 		seen[p->index] = 1;
+		if (q->n_trk_cid && q->trk_cid[p->index] != p->cid) {
+			rc = bad(v, "queue %u: CID 0x%x of tracker %u saved as 0x%x", qid, p->cid,
+				 p->index, q->trk_cid[p->index]);
+			break;
+		}
 		if (p->opcode > 0xff || (p->has_flags && (p->flags & ~(uint32_t)TRK_F_TIMED_OUT))) {
 			rc = bad(v, "queue %u: CID 0x%x: opcode 0x%x / flags 0x%x invalid", qid,
 				 p->cid, p->opcode, p->flags);

@@ -513,6 +513,13 @@ static void test_resize_during_blackout(void **state)
 	struct nvmk_dma_pool *np, *old = s.pool;
 
 	assert_int_equal(nvmk_ctrl_save(s.ctrl, NULL, &blob, &len), 0);
+	/* quiesced: submissions and queue creation are refused, nothing is sent */
+	uint64_t w0 = nvmk_emu_cmd_count(s.emu, false, NVME_CMD_WRITE);
+	struct nvmk_qpair *qx;
+	char wb[512] = "late";
+	assert_int_equal(nvmk_ns_write(ns, NULL, wb, 7, 1), -EAGAIN);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, NULL, &qx), -EAGAIN);
+	assert_int_equal(nvmk_emu_cmd_count(s.emu, false, NVME_CMD_WRITE), w0);
 	nvmk_ctrl_detach(s.ctrl);
 	/* the AER completes while nobody listens */
 	assert_int_equal(nvmk_emu_ns_resize(s.emu, 1, 1u << 17), 0);
@@ -808,6 +815,20 @@ static void m_parent(Nvmk__CtrlState *st)
 	q->pending[0]->has_parent = true;
 	q->pending[0]->parent = q->ntrk; /* not a split request */
 }
+static void m_trk_cid(Nvmk__CtrlState *st)
+{
+	Nvmk__Queue *q = first_qp(st)->queue;
+
+	assert_true(q->n_trk_cid > 3);
+	q->trk_cid[3] ^= 1; /* index bits no longer match */
+}
+/* A state as a binary before field trk_cid was added wrote it. */
+static void m_older(Nvmk__CtrlState *st)
+{
+	st->admin->n_trk_cid = 0;
+	for (size_t i = 0; i < st->n_qpairs; i++)
+		st->qpairs[i]->queue->n_trk_cid = 0;
+}
 static void m_name(Nvmk__CtrlState *st)
 {
 	SET_PTR(st->name, (char *)"other-device");
@@ -846,6 +867,7 @@ static void test_bad_states(void **state)
 	    {m_identify, "Identify Controller"},
 	    {m_no_admin, "queue 0 missing"},
 	    {m_parent, "parent"},
+	    {m_trk_cid, "tracker 3 has CID"},
 	};
 
 	(void)state;
@@ -859,12 +881,17 @@ static void test_bad_states(void **state)
 							   .qid = nvmk_qpair_id(qp[0]),
 							   .opcode = NVMK_FAULT_ANY_OPC,
 							   .delay_us = 50000});
+	uint64_t r0 = nvmk_emu_cmd_count(s.emu, false, NVME_CMD_READ);
 	for (unsigned i = 0; i < 4; i++) {
 		ids[i] = req_new();
 		assert_int_equal(nvmk_ns_submit_read(ns, qp[0], &d, i * 4096, i, 8, 0, req_cb,
 						     (void *)(uintptr_t)ids[i]),
 				 0);
 	}
+	/* the device has fetched them (and holds them): later counts are stable */
+	for (int i = 0; i < 1000 && nvmk_emu_cmd_count(s.emu, false, NVME_CMD_READ) < r0 + 4; i++)
+		tsleep_ms(1);
+	assert_int_equal(nvmk_emu_cmd_count(s.emu, false, NVME_CMD_READ), r0 + 4);
 	assert_int_equal(nvmk_ctrl_save(s.ctrl, NULL, &blob, &len), 0);
 	nvmk_ctrl_detach(s.ctrl);
 	s.ctrl = NULL;
@@ -930,8 +957,11 @@ static void test_bad_states(void **state)
 	nvmk_dma_pool_get_stats(np, &ps);
 	assert_true(ps.unclaimed_slots > 0);
 
-	/* after all that, the genuine state restores and every request completes */
-	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	/* after all that, the state restores and every request completes; in the
+	 * form an older binary wrote it (without the later field trk_cid) */
+	bad = remake(blob, len, m_older, NVMK_CTRL_STATE_VERSION, &blen);
+	assert_int_equal(nvmk_ctrl_restore(s.b, bad, blen, &s.ro, &s.ctrl), 0);
+	free(bad);
 	assert_int_equal(nvmk_dma_pool_finish_restore(np), 0);
 	nvmk_dma_pool_destroy(old);
 	qp[0] = nvmk_ctrl_restored_qpair(s.ctrl, 1);
