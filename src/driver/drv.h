@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -91,6 +92,10 @@ struct drv_tracker {
 	uint8_t pad_to_128[24];
 };
 _Static_assert(sizeof(struct drv_tracker) == 128, "resize pad_to_128");
+/* drv_q_drain clears err and status of a struct nvmk_cpl with one 8-byte store */
+_Static_assert(offsetof(struct nvmk_cpl, err) == 0 && offsetof(struct nvmk_cpl, status) == 4 &&
+		       offsetof(struct nvmk_cpl, dw0) == 8,
+	       "struct nvmk_cpl layout");
 
 /* ---- queue core (admin and I/O) ---- */
 

@@ -561,6 +561,16 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
+/* [off, off + len) lies inside @buf (nothing wraps), starts dword aligned
+ * and touches at most two memory pages: PRP1 and PRP2 suffice. */
+drv_inline bool ns_fits_two_pages(const struct nvmk_dma_buf *buf, size_t off, uint64_t len)
+{
+	uint64_t iova = buf->iova + off;
+
+	return off <= buf->mem.size && len <= buf->mem.size - off && (iova & 3) == 0 &&
+	       (iova & DRV_PAGE_MASK) + len <= 2u * DRV_PAGE_SIZE;
+}
+
 /* Store 8 bytes at @p (an SQE field pair), one store instead of two. */
 drv_inline void ns_sqe_put64(void *p, uint64_t v)
 {
@@ -585,23 +595,22 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	uint32_t tail, old_tail;
 	uint16_t cid, free;
 
-	/* nlb - 1 wraps for nlb == 0: one compare sends both "no blocks" and
-	 * "too many for one command" to the general path */
+	/* One exit to the general path, taken before anything is computed
+	 * that would have to survive it: the argument registers stay as they
+	 * came in and the call is a plain jump. nlb - 1 wraps for nlb == 0, so
+	 * one compare sends both "no blocks" and "too many for one command"
+	 * there; a range outside the buffer, misaligned data (PRP entries are
+	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
+	 * list) are refused or handled there too. */
 	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->shared || !buf ||
 			 buf->page_iova != NULL || ns_gone(ns) ||
 			 /* relaxed: a hint, the general path recovers with acquire */
-			 qp->epoch != atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed)))
+			 qp->epoch != atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed) ||
+			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	len = (uint64_t)nlb << ns->lba_shift;
-	/* the range must lie inside the buffer; written so that nothing wraps */
-	if (drv_unlikely(off > buf->mem.size || len > buf->mem.size - off))
-		return -EINVAL;
 	iova = buf->iova + off;
 	pg = iova & DRV_PAGE_MASK;
-	/* PRP entries must be dword aligned (Base 2.0 4.1.1); more than two
-	 * pages need a PRP list: the general path refuses or builds it */
-	if (drv_unlikely((iova & 3) || pg + len > 2u * DRV_PAGE_SIZE))
-		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	free = q->free_head;
 	if (drv_unlikely(free == DRV_TRK_NONE))
 		return -EAGAIN;

@@ -238,8 +238,13 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			/* free before the callback, so that it may submit again */
 			drv_trk_put(q, t);
 			if (drv_likely(cb != NULL)) {
-				struct nvmk_cpl cpl = {.err = 0, .status = 0, .dw0 = e->dw0};
+				struct nvmk_cpl cpl;
+				uint64_t ok = 0;
 
+				/* err = 0, status = 0 and the padding after it in
+				 * one 8-byte store (layout pinned in drv.h) */
+				memcpy(&cpl, &ok, sizeof(ok));
+				cpl.dw0 = e->dw0;
 				cb(arg, &cpl);
 			}
 		} else {
