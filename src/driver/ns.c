@@ -603,9 +603,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
 	 * list) are refused or handled there too. */
 	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->shared || !buf ||
-			 buf->page_iova != NULL || ns_gone(ns) ||
-			 /* relaxed: a hint, the general path recovers with acquire */
-			 qp->epoch != atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed) ||
+			 buf->page_iova != NULL || ns_gone(ns) || !drv_qp_current(qp) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	len = (uint64_t)nlb << ns->lba_shift;

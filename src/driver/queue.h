@@ -259,10 +259,15 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 
 /* A qpair's user checks, once per call, that the controller was neither
  * reset nor failed since the queue was last (re)created. */
-drv_inline int drv_qp_check(struct nvmk_qpair *qp)
+drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint; drv_qpair_recover re-reads with acquire */
-	if (drv_likely(qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed)))
+	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+}
+
+drv_inline int drv_qp_check(struct nvmk_qpair *qp)
+{
+	if (drv_likely(drv_qp_current(qp)))
 		return 0;
 	return drv_qpair_recover(qp);
 }
