@@ -62,12 +62,15 @@ enum drv_trk_state {
 
 #define TRK_F_TIMED_OUT (1u << 0) /* deadline passed, Abort sent */
 #define TRK_F_DOOMED	(1u << 1) /* to be failed by queue recovery */
+/* I/O qpairs: deadline set, by the first deadline scan that saw the command
+ * (timeout.c); submit leaves the deadline to it */
+#define TRK_F_DEADLINE (1u << 2)
 
 struct drv_tracker {
 	nvmk_cpl_fn cb;
 	void *cb_arg;
 	struct drv_tracker *parent; /* split request this is a part of */
-	uint64_t deadline;	    /* ms on the controller clock */
+	uint64_t deadline;	    /* ms on the controller clock (I/O: see TRK_F_DEADLINE) */
 	uint64_t *prp_va;	    /* this tracker's PRP list page */
 	uint64_t prp_iova;
 	struct drv_prp_list prp_list; /* {prp_va, &prp_iova, 1}, built once */

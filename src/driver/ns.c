@@ -347,7 +347,7 @@ drv_inline int ns_submit_one_nolock(struct nvmk_ns *ns, struct nvmk_qpair *qp, u
 	t->opc = opc;
 	t->cb = cb;
 	t->cb_arg = arg;
-	t->deadline = drv_now(qp->ctrl) + qp->io_timeout_ms;
+	/* no deadline: the first deadline scan sets it (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 	return 0;
 }
@@ -457,7 +457,6 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 	struct drv_tracker *parent = NULL;
 	struct drv_tracker **parts = qp->parts; /* under the qpair's lock if shared */
 	uint64_t nparts = (io->nlb + io->max_blocks - 1) / io->max_blocks;
-	uint64_t deadline;
 	uint32_t i;
 	int rc;
 
@@ -473,7 +472,6 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 		rc = -EAGAIN;
 		goto out;
 	}
-	deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
 	if (nparts > 1) {
 		parent = drv_trk_get(q);
 		parent->state = TRK_PARENT;
@@ -504,8 +502,7 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 		ns_sqe(sqe, io->opc, t->cid, ns->nsid, io->slba + first,
 		       io->cdw12 | (uint32_t)(nlb - 1));
 		t->opc = io->opc;
-		t->deadline = deadline;
-		t->parent = parent;
+		t->parent = parent; /* deadline: set by the first scan (TRK_F_DEADLINE) */
 		t->cb = parent ? NULL : io->cb;
 		t->cb_arg = parent ? NULL : io->arg;
 	}
@@ -625,7 +622,9 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	t->parent = NULL;
 	t->cb = cb;
 	t->cb_arg = cb_arg;
-	t->deadline = drv_now(qp->ctrl) + qp->io_timeout_ms;
+	/* No deadline here: the first deadline scan of this qpair that sees
+	 * the command sets it (TRK_F_DEADLINE, cleared with flags above), so
+	 * submit reads no clock. */
 
 	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,
 	 * CDW2/3 and CDW13-15 keep the zeroes the SQ memory was allocated with:
@@ -745,7 +744,7 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 	t->opc = NVME_CMD_DSM;
 	t->cb = cb;
 	t->cb_arg = cb_arg;
-	t->deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
+	/* deadline: set by the first scan (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 out:
 	drv_qp_unlock(qp);
@@ -1114,7 +1113,7 @@ static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 	t->opc = opc;
 	t->cb = sync_cb;
 	t->cb_arg = &s;
-	t->deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
+	/* deadline: set by the first scan (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 	drv_qp_unlock(qp);
 	rc = sync_wait(qp, &s);
