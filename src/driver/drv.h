@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -61,12 +62,15 @@ enum drv_trk_state {
 
 #define TRK_F_TIMED_OUT (1u << 0) /* deadline passed, Abort sent */
 #define TRK_F_DOOMED	(1u << 1) /* to be failed by queue recovery */
+/* I/O qpairs: deadline set, by the first deadline scan that saw the command
+ * (timeout.c); submit leaves the deadline to it */
+#define TRK_F_DEADLINE (1u << 2)
 
 struct drv_tracker {
 	nvmk_cpl_fn cb;
 	void *cb_arg;
 	struct drv_tracker *parent; /* split request this is a part of */
-	uint64_t deadline;	    /* ms on the controller clock */
+	uint64_t deadline;	    /* ms on the controller clock (I/O: see TRK_F_DEADLINE) */
 	uint64_t *prp_va;	    /* this tracker's PRP list page */
 	uint64_t prp_iova;
 	struct drv_prp_list prp_list; /* {prp_va, &prp_iova, 1}, built once */
@@ -86,7 +90,15 @@ struct drv_tracker {
 	uint16_t idx; /* own index */
 	uint8_t flags;
 	uint8_t opc;
+	/* to 128 bytes: &trk[i] is then a shift, not a multiply, on both the
+	 * submit and the completion path */
+	uint8_t pad_to_128[24];
 };
+_Static_assert(sizeof(struct drv_tracker) == 128, "resize pad_to_128");
+/* drv_q_drain clears err and status of a struct nvmk_cpl with one 8-byte store */
+_Static_assert(offsetof(struct nvmk_cpl, err) == 0 && offsetof(struct nvmk_cpl, status) == 4 &&
+		       offsetof(struct nvmk_cpl, dw0) == 8,
+	       "struct nvmk_cpl layout");
 
 /* ---- queue core (admin and I/O) ---- */
 
@@ -103,7 +115,8 @@ struct drv_queue {
 	uint8_t phase;
 	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
 	uint16_t qid;
-	uint32_t sq_db; /* doorbell register offsets */
+	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
+	uint32_t sq_db;	   /* doorbell register offsets */
 	uint32_t cq_db;
 	/* Shadow doorbells and EventIdx (Base 2.0 5.8), NULL when not used. */
 	uint32_t *sdb_sq, *sdb_cq, *ei_sq, *ei_cq;

@@ -347,7 +347,7 @@ drv_inline int ns_submit_one_nolock(struct nvmk_ns *ns, struct nvmk_qpair *qp, u
 	t->opc = opc;
 	t->cb = cb;
 	t->cb_arg = arg;
-	t->deadline = drv_now(qp->ctrl) + qp->io_timeout_ms;
+	/* no deadline: the first deadline scan sets it (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 	return 0;
 }
@@ -457,7 +457,6 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 	struct drv_tracker *parent = NULL;
 	struct drv_tracker **parts = qp->parts; /* under the qpair's lock if shared */
 	uint64_t nparts = (io->nlb + io->max_blocks - 1) / io->max_blocks;
-	uint64_t deadline;
 	uint32_t i;
 	int rc;
 
@@ -473,7 +472,6 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 		rc = -EAGAIN;
 		goto out;
 	}
-	deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
 	if (nparts > 1) {
 		parent = drv_trk_get(q);
 		parent->state = TRK_PARENT;
@@ -504,8 +502,7 @@ static int ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct 
 		ns_sqe(sqe, io->opc, t->cid, ns->nsid, io->slba + first,
 		       io->cdw12 | (uint32_t)(nlb - 1));
 		t->opc = io->opc;
-		t->deadline = deadline;
-		t->parent = parent;
+		t->parent = parent; /* deadline: set by the first scan (TRK_F_DEADLINE) */
 		t->cb = parent ? NULL : io->cb;
 		t->cb_arg = parent ? NULL : io->arg;
 	}
@@ -537,20 +534,122 @@ static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk
 	return ns_submit_io(ns, qp, &io);
 }
 
+/* Everything ns_rw's straight path leaves out: no buffer, a removed
+ * namespace, a request of no blocks or above the per-command limit (split),
+ * a shared qpair (lock), a buffer made of pages (no IOMMU), data touching
+ * more than two memory pages (PRP list), a controller reset or failure to
+ * notice (drv_qp_check recovers). Out of line and cold: the general code. */
+static __attribute__((noinline, cold)) int
+ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	int rc = ns_gone(ns);
+
+	if (rc)
+		return rc;
+	if (!buf)
+		return -EINVAL;
+	/* nlb == 0 is refused by the PRP builder (no data); @cb is required by
+	 * the API and not checked */
+	if (nlb <= ns->max_blocks)
+		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
+				     cb_arg);
+	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+}
+
+/* [off, off + len) lies inside @buf (nothing wraps), starts dword aligned
+ * and touches at most two memory pages: PRP1 and PRP2 suffice. */
+drv_inline bool ns_fits_two_pages(const struct nvmk_dma_buf *buf, size_t off, uint64_t len)
+{
+	uint64_t iova = buf->iova + off;
+
+	return off <= buf->mem.size && len <= buf->mem.size - off && (iova & 3) == 0 &&
+	       (iova & DRV_PAGE_MASK) + len <= 2u * DRV_PAGE_SIZE;
+}
+
+/* Store 8 bytes at @p (an SQE field pair), one store instead of two. */
+drv_inline void ns_sqe_put64(void *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/*
+ * Read, Write, Compare. The common request -- an exclusive qpair, a
+ * contiguous DMA buffer, at most two memory pages, within the per-command
+ * limit -- is one straight line: checks first (nothing to undo when one
+ * fails), then the tracker, the SQE in five stores, the doorbell. Anything
+ * else goes to ns_rw_general, which checks everything again.
+ */
 drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
-	int rc = ns_gone(ns);
+	struct drv_queue *q = &qp->q;
+	struct drv_tracker *t;
+	struct nvme_sqe *sqe;
+	uint64_t len, iova, pg;
+	uint32_t tail, old_tail;
+	uint16_t cid, free;
 
-	if (drv_unlikely(rc))
-		return rc;
-	/* nlb == 0 is refused by the PRP builder (no data); @buf and @cb are
-	 * required by the API and not checked on the fast path */
-	if (drv_likely(nlb <= ns->max_blocks))
-		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
-				     cb_arg);
-	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	/* One exit to the general path, taken before anything is computed
+	 * that would have to survive it: the argument registers stay as they
+	 * came in and the call is a plain jump. nlb - 1 wraps for nlb == 0, so
+	 * one compare sends both "no blocks" and "too many for one command"
+	 * there; a range outside the buffer, misaligned data (PRP entries are
+	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
+	 * list) are refused or handled there too. */
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->shared || !buf ||
+			 buf->page_iova != NULL || ns_gone(ns) || !drv_qp_current(qp) ||
+			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
+		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	len = (uint64_t)nlb << ns->lba_shift;
+	iova = buf->iova + off;
+	pg = iova & DRV_PAGE_MASK;
+	free = q->free_head;
+	if (drv_unlikely(free == DRV_TRK_NONE))
+		return -EAGAIN;
+
+	/* the tracker (drv_trk_get, written out): new CID generation and
+	 * ACTIVE in one store of the key */
+	t = &q->trk[free];
+	q->free_head = t->next_free;
+	q->nfree--;
+	cid = (uint16_t)(t->cid + q->gen_inc);
+	t->key = DRV_TRK_KEY_ACTIVE | cid;
+	t->flags = 0;
+	t->opc = opc;
+	t->parent = NULL;
+	t->cb = cb;
+	t->cb_arg = cb_arg;
+	/* No deadline here: the first deadline scan of this qpair that sees
+	 * the command sets it (TRK_F_DEADLINE, cleared with flags above), so
+	 * submit reads no clock. */
+
+	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,
+	 * CDW2/3 and CDW13-15 keep the zeroes the SQ memory was allocated with:
+	 * no command the driver puts on an I/O queue uses them. */
+	tail = q->sq_tail;
+	sqe = &q->sq[tail];
+	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32);
+	sqe->prp1 = iova;
+	/* data crossing a page boundary: PRP2 is the second page */
+	sqe->prp2 = pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0;
+	ns_sqe_put64(&sqe->cdw10, slba);
+	sqe->cdw12 = (nlb - 1u) | ((io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0);
+
+	/* drv_q_commit + drv_q_ring_sq, written out: the tail moved by one, so
+	 * the doorbell is due unless completions are being processed. The
+	 * bookkeeping is done before the register write so that nothing is
+	 * live across that call. */
+	tail = tail + 1u == q->depth ? 0 : tail + 1u;
+	q->sq_tail = tail;
+	if (drv_likely(!q->batching)) {
+		old_tail = q->sq_db_tail;
+		q->sq_db_tail = tail;
+		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old_tail, tail);
+	}
+	return 0;
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
@@ -645,7 +744,7 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 	t->opc = NVME_CMD_DSM;
 	t->cb = cb;
 	t->cb_arg = cb_arg;
-	t->deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
+	/* deadline: set by the first scan (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 out:
 	drv_qp_unlock(qp);
@@ -1014,7 +1113,7 @@ static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 	t->opc = opc;
 	t->cb = sync_cb;
 	t->cb_arg = &s;
-	t->deadline = drv_now(qp->ctrl) + qp->ctrl->opts.io_timeout_ms;
+	/* deadline: set by the first scan (TRK_F_DEADLINE) */
 	drv_q_commit(q, 1);
 	drv_qp_unlock(qp);
 	rc = sync_wait(qp, &s);

@@ -21,6 +21,7 @@ void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qi
 	q->b = ctrl->b;
 	q->name = ctrl->name;
 	q->qid = qid;
+	q->sqid_key = (uint32_t)qid << 16;
 	q->depth = depth;
 	q->sq_db = nvme_sq_doorbell(qid, ctrl->dstrd);
 	q->cq_db = nvme_cq_doorbell(qid, ctrl->dstrd);
@@ -130,6 +131,27 @@ void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char
 		 "invalid completion (%s): cid 0x%04x sqid %u sqhd %u status 0x%04x; "
 		 "failing the controller",
 		 why, e->cid, e->sqid, e->sqhd, e->status);
+}
+
+__attribute__((noinline, cold)) int drv_queue_reject_cqe(struct drv_queue *q,
+							 const struct nvme_cqe *e, uint16_t st)
+{
+	struct nvme_cqe c = *e;
+	const struct drv_tracker *t = &q->trk[c.cid & q->idx_mask];
+
+	c.status = st;
+	drv_queue_bad_cqe(q, &c,
+			  t->key != (DRV_TRK_KEY_ACTIVE | c.cid) ? "CID not outstanding"
+			  : c.sqid != q->qid			 ? "wrong SQID"
+								 : "SQ head out of range");
+	drv_q_ring_cq(q);
+	return -EIO;
+}
+
+__attribute__((noinline)) void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t,
+						    uint16_t sf, uint32_t dw0)
+{
+	drv_trk_complete(q, t, drv_cpl_err(t, sf), sf, dw0);
 }
 
 unsigned drv_queue_doom_all(struct drv_queue *q)

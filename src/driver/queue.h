@@ -11,6 +11,8 @@
 #ifndef NVMK_DRV_QUEUE_H
 #define NVMK_DRV_QUEUE_H
 
+#include <string.h>
+
 #include "driver/drv.h"
 
 /* ---- trackers ---- */
@@ -93,7 +95,10 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow,
 			     uint32_t *eventidx, uint32_t old, uint32_t val)
 {
-	if (shadow) {
+	/* unlikely: only a layout hint (the register write falls through, the
+	 * shadow path's loads are not hoisted into it); both paths run the
+	 * same instructions as without it */
+	if (drv_unlikely(shadow != NULL)) {
 		uint16_t ev;
 
 		/* seq_cst store + seq_cst load: queue entries before the shadow
@@ -114,19 +119,25 @@ drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow
 	nvmk_backing_write32(q->b, off, val);
 }
 
+/* The value given to the device is recorded before the register write, so
+ * that nothing needs to live across that (possibly indirect) call. */
 drv_inline void drv_q_ring_sq(struct drv_queue *q)
 {
-	if (q->sq_tail != q->sq_db_tail) {
-		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, q->sq_db_tail, q->sq_tail);
-		q->sq_db_tail = q->sq_tail;
+	uint32_t tail = q->sq_tail, old = q->sq_db_tail;
+
+	if (tail != old) {
+		q->sq_db_tail = tail;
+		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old, tail);
 	}
 }
 
 drv_inline void drv_q_ring_cq(struct drv_queue *q)
 {
-	if (q->cq_head != q->cq_db_head) {
-		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, q->cq_db_head, q->cq_head);
-		q->cq_db_head = q->cq_head;
+	uint32_t head = q->cq_head, old = q->cq_db_head;
+
+	if (head != old) {
+		q->cq_db_head = head;
+		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, old, head);
 	}
 }
 
@@ -168,6 +179,12 @@ drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 }
 
 void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why);
+/* Out of line (cold): log why @e (status @st) was refused, ring the CQ
+ * head, return -EIO. */
+int drv_queue_reject_cqe(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
+/* Out of line: completion of a split part, an error status, a timed-out
+ * command: everything drv_q_drain's straight path does not handle. */
+void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t sf, uint32_t dw0);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -175,41 +192,64 @@ void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char
  * under that CID with the same generation, SQID ours, SQHD inside the queue.
  * Return: number completed, or -EIO after an invalid CQE (nothing is
  * completed for it; the caller fails the controller).
+ *
+ * The common case (success, not part of a split request) is a straight
+ * line: no copy of the CQE, two compares validate it, the tracker goes back
+ * on the free list and the callback is called directly; anything else
+ * leaves through an out-of-line function.
  */
 drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 {
 	int n = 0;
 
 	for (;;) {
-		struct nvme_cqe *e = &q->cq[q->cq_head];
+		uint32_t head = q->cq_head; /* read once: the acquire below fences reloads */
+		const struct nvme_cqe *e = &q->cq[head];
 		/* acquire: the phase tag before the rest of the entry */
 		uint16_t st = __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
 		struct drv_tracker *t;
-		struct nvme_cqe c;
-		uint32_t idx;
+		nvmk_cpl_fn cb;
+		uint32_t hd_id; /* SQHD | SQID << 16 (Dword 2), one load */
+		uint16_t cid;
+		void *arg;
 
-		if ((st & 1u) != q->phase)
+		if ((st ^ q->phase) & 1u) /* phase tag still the previous pass's */
 			break;
-		c = *e;
-		c.status = st;
-		if (++q->cq_head == q->depth) {
-			q->cq_head = 0;
+		cid = e->cid;
+		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
+		if (++head == q->depth) {
+			head = 0;
 			q->phase ^= 1u;
 		}
-		idx = c.cid & q->idx_mask;
-		t = &q->trk[idx]; /* the array covers every index the mask allows */
-		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | c.cid) || c.sqid != q->qid ||
-				 c.sqhd >= q->depth)) {
-			drv_queue_bad_cqe(q, &c,
-					  t->key != (DRV_TRK_KEY_ACTIVE | c.cid)
-					      ? "CID not outstanding"
-					  : c.sqid != q->qid ? "wrong SQID"
-							     : "SQ head out of range");
-			drv_q_ring_cq(q);
-			return -EIO;
+		q->cq_head = head;
+		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
+		/* Two compares validate the entry. The key is ACTIVE | cid only
+		 * while a command with this CID, generation included, is on the
+		 * device. Dword 2 minus (qid << 16) is below the depth only when
+		 * SQID is ours and SQHD is inside the queue (depth <= 65536; any
+		 * other SQID lands at 65536 or above, or wraps). */
+		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | cid) ||
+				 hd_id - q->sqid_key >= q->depth))
+			return drv_queue_reject_cqe(q, e, st);
+		q->sq_head = (uint16_t)hd_id;
+		if (drv_likely(NVME_CQE_SF(st) == 0 && t->parent == NULL)) {
+			cb = t->cb;
+			arg = t->cb_arg;
+			/* free before the callback, so that it may submit again */
+			drv_trk_put(q, t);
+			if (drv_likely(cb != NULL)) {
+				struct nvmk_cpl cpl;
+				uint64_t ok = 0;
+
+				/* err = 0, status = 0 and the padding after it in
+				 * one 8-byte store (layout pinned in drv.h) */
+				memcpy(&cpl, &ok, sizeof(ok));
+				cpl.dw0 = e->dw0;
+				cb(arg, &cpl);
+			}
+		} else {
+			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
 		}
-		q->sq_head = c.sqhd;
-		drv_trk_complete(q, t, drv_cpl_err(t, NVME_CQE_SF(st)), NVME_CQE_SF(st), c.dw0);
 		if ((unsigned)++n == max)
 			break;
 	}
@@ -219,10 +259,15 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 
 /* A qpair's user checks, once per call, that the controller was neither
  * reset nor failed since the queue was last (re)created. */
-drv_inline int drv_qp_check(struct nvmk_qpair *qp)
+drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint; drv_qpair_recover re-reads with acquire */
-	if (drv_likely(qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed)))
+	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+}
+
+drv_inline int drv_qp_check(struct nvmk_qpair *qp)
+{
+	if (drv_likely(drv_qp_current(qp)))
 		return 0;
 	return drv_qpair_recover(qp);
 }

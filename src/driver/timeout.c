@@ -10,6 +10,15 @@
  * failed. Otherwise Abort (Base 2.0 5.1); the aborted command then
  * completes with -ETIMEDOUT. If the Abort fails, times out, or the command
  * is still missing one more timeout later, the controller is reset.
+ *
+ * Deadlines are set here, not at submit (which then reads no clock): the
+ * first scan that sees an active command without TRK_F_DEADLINE gives it
+ * now + io_timeout. Scans run at most once per tick (ctrl->tick_ms) while
+ * the qpair is processed, and the clock is the controller's coarse one, so a
+ * command never times out before io_timeout has passed since it was
+ * submitted, and, on a qpair processed at least once per tick, it is found
+ * expired at most two ticks after that: one until its deadline is set, one
+ * until the scan after its deadline.
  */
 #include <errno.h>
 
@@ -38,7 +47,14 @@ void drv_qpair_check_timeouts(struct nvmk_qpair *qp, uint64_t now)
 		uint32_t dw0 = 0;
 		int h, rc;
 
-		if (t->state != TRK_ACTIVE || t->deadline > now)
+		if (t->state != TRK_ACTIVE)
+			continue;
+		if (!(t->flags & TRK_F_DEADLINE)) {
+			t->flags |= TRK_F_DEADLINE;
+			t->deadline = now + qp->io_timeout_ms;
+			continue;
+		}
+		if (t->deadline > now)
 			continue;
 		h = drv_reg_health(ctrl);
 		if (h) {

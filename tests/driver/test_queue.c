@@ -56,6 +56,7 @@ static void fake_init(struct fake *f)
 	q->cq = f->cq;
 	q->depth = DEPTH;
 	q->qid = 3;
+	q->sqid_key = 3u << 16; /* as drv_queue_geometry sets it */
 	q->ntrk = DEPTH - 1;
 	while ((1u << shift) < q->ntrk)
 		shift++;
