@@ -396,7 +396,8 @@ struct nvmk_range {
 /*
  * Asynchronous submission. @qp: a qpair of the namespace's controller.
  * @buf + @off: data in DMA memory of the controller (nvmk_ctrl_dma_alloc),
- * nlb << lba_shift bytes. Requests larger than the controller's MDTS (or the
+ * nlb << lba_shift bytes, inside the block. @buf and @cb must not be NULL
+ * (not checked on the fast path); @nlb >= 1. Requests larger than the controller's MDTS (or the
  * 65536-block limit of one command) are split (at most depth - 2 parts,
  * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on

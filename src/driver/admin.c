@@ -202,18 +202,18 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 			*cpl = w.cpl;
 		if (data && len && (xfer & NVME_XFER_CTRL_TO_HOST))
 			memcpy(data, dbuf->mem.vaddr, len);
-	} else if (cpl) {
-		cpl->err = rc;
-		cpl->status = DRV_SF_HOST_ABORTED;
-		cpl->dw0 = 0;
 	}
 out:
 	pthread_mutex_unlock(&ctrl->admin_lock);
+	/* A timed-out command's buffer is unmapped here: a late transfer by the
+	 * device then fails its translation instead of landing in freed memory. */
 	if (big.mem.vaddr)
 		nvmk_backing_dma_free(ctrl->b, &big);
-	if (!w.done && cpl && rc && cpl->err == 0) {
+	if (!w.done && cpl) {
+		/* never reached the device, or gave up on it */
 		cpl->err = rc;
-		cpl->status = DRV_SF_HOST_ABORTED;
+		cpl->status = rc ? DRV_SF_HOST_ABORTED : 0;
+		cpl->dw0 = 0;
 	}
 	return rc;
 }

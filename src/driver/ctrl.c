@@ -632,6 +632,24 @@ static void drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, u
 	}
 }
 
+/*
+ * Before queue memory of a failed controller is freed, make sure the device
+ * has stopped using it: CC.EN = 0 and CSTS.RDY = 0 (bounded by CAP.TO). A
+ * removed device does no more DMA. Idempotent; control path.
+ */
+void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl)
+{
+	int failed = drv_failed(ctrl);
+
+	if (!failed || failed == -ENODEV || ctrl->quiesced)
+		return;
+	ctrl->quiesced = true;
+	if (drv_reg_csts(ctrl) == 0xffffffffu)
+		return;
+	drv_reg_set_cc(ctrl, 0);
+	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+}
+
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 {
 	uint32_t cc, ms;
@@ -646,6 +664,7 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 			(void)0;
 		pthread_join(ctrl->thread, NULL);
 	}
+	drv_ctrl_quiesce(ctrl);
 	drv_qpair_destroy_all(ctrl);
 
 	if (drv_failed(ctrl) != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {

@@ -83,6 +83,7 @@ struct drv_tracker {
 		uint32_t key; /* cid | state << 16: one compare validates a CQE */
 	};
 	uint16_t next_free;
+	uint16_t idx; /* own index */
 	uint8_t flags;
 	uint8_t opc;
 };
@@ -112,6 +113,7 @@ struct drv_queue {
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
 	uint16_t idx_mask;
+	uint16_t gen_inc; /* 1 << cid_shift */
 	uint8_t cid_shift;
 	const char *name;
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
@@ -219,6 +221,7 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
+	bool quiesced;		 /* failed device confirmed disabled (qp_lock) */
 	atomic_bool need_reset;
 	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
@@ -303,6 +306,7 @@ int drv_set_features(struct nvmk_ctrl *ctrl, uint8_t fid, uint32_t cdw11, void *
 int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
+void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
 
 /* recovery.c */
 void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why);

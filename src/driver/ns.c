@@ -269,6 +269,11 @@ drv_inline int ns_gone(const struct nvmk_ns *ns)
 
 /* ---- submission ---- */
 
+/*
+ * Fill an NVM command. MPTR, CDW2/3 and CDW13-15 are not written: no command
+ * the driver puts on an I/O queue uses them, so they keep the zeroes the SQ
+ * memory was allocated with (one store per field less per I/O).
+ */
 drv_inline void ns_sqe(struct nvme_sqe *sqe, uint8_t opc, uint16_t cid, uint32_t nsid,
 		       uint64_t slba, uint32_t cdw12)
 {
@@ -276,15 +281,9 @@ drv_inline void ns_sqe(struct nvme_sqe *sqe, uint8_t opc, uint16_t cid, uint32_t
 	sqe->flags = 0;
 	sqe->cid = cid;
 	sqe->nsid = nsid;
-	sqe->cdw2 = 0;
-	sqe->cdw3 = 0;
-	sqe->mptr = 0;
 	sqe->cdw10 = (uint32_t)slba;
 	sqe->cdw11 = (uint32_t)(slba >> 32);
 	sqe->cdw12 = cdw12;
-	sqe->cdw13 = 0;
-	sqe->cdw14 = 0;
-	sqe->cdw15 = 0;
 }
 
 static inline uint32_t ns_rw_flags(uint32_t io_flags)
@@ -293,31 +292,28 @@ static inline uint32_t ns_rw_flags(uint32_t io_flags)
 }
 
 /* One command, data in a DMA buffer: the fast path. */
-drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
-			     uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
+drv_inline int ns_submit_one_nolock(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+				    const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
+				    uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	int rc;
 
-	drv_qp_lock(qp);
 	rc = drv_qp_check(qp);
 	if (drv_unlikely(rc))
-		goto out;
+		return rc;
 	t = drv_trk_get(q);
-	if (drv_unlikely(!t)) {
-		rc = -EAGAIN;
-		goto out;
-	}
+	if (drv_unlikely(!t))
+		return -EAGAIN;
 	sqe = drv_q_slot(q, 0);
 	if (buf) {
 		rc = drv_prp_build_buf(buf, off, (uint64_t)nlb << ns->lba_shift, &t->prp_list,
 				       &sqe->prp1, &sqe->prp2);
 		if (drv_unlikely(rc)) {
 			drv_trk_put(q, t);
-			goto out;
+			return rc;
 		}
 	} else {
 		sqe->prp1 = 0;
@@ -330,8 +326,22 @@ drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t 
 	t->cb_arg = arg;
 	t->deadline = drv_now(qp->ctrl) + qp->io_timeout_ms;
 	drv_q_commit(q, 1);
-out:
-	drv_qp_unlock(qp);
+	return 0;
+}
+
+/* One command, data in a DMA buffer: the fast path. An exclusive qpair
+ * takes no lock; a shared one goes round through its mutex. */
+drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
+			     uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
+{
+	int rc;
+
+	if (drv_likely(!qp->shared))
+		return ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
+	pthread_mutex_lock(&qp->lock);
+	rc = ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
+	pthread_mutex_unlock(&qp->lock);
 	return rc;
 }
 
@@ -484,6 +494,26 @@ out:
 	return rc;
 }
 
+/* Requests above the per-command limit: out of line, so the fast path's
+ * frame stays small. */
+static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+						 uint8_t opc, const struct nvmk_dma_buf *buf,
+						 size_t off, uint64_t slba, uint32_t nlb,
+						 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct drv_io io = {.opc = opc,
+			    .cdw12 = ns_rw_flags(io_flags),
+			    .slba = slba,
+			    .nlb = nlb,
+			    .max_blocks = ns->max_blocks,
+			    .buf = buf,
+			    .off = off,
+			    .cb = cb,
+			    .arg = cb_arg};
+
+	return ns_submit_io(ns, qp, &io);
+}
+
 drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
@@ -497,16 +527,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	if (drv_likely(nlb <= ns->max_blocks))
 		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
 				     cb_arg);
-	struct drv_io io = {.opc = opc,
-			    .cdw12 = ns_rw_flags(io_flags),
-			    .slba = slba,
-			    .nlb = nlb,
-			    .max_blocks = ns->max_blocks,
-			    .buf = buf,
-			    .off = off,
-			    .cb = cb,
-			    .arg = cb_arg};
-	return ns_submit_io(ns, qp, &io);
+	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,

@@ -209,6 +209,10 @@ static void qp_unlink(struct nvmk_qpair *qp)
 static void qp_destroy(struct nvmk_qpair *qp)
 {
 	qp_unlink(qp);
+	/* a failed device may still be running: stop it before freeing */
+	pthread_mutex_lock(&qp->ctrl->qp_lock);
+	drv_ctrl_quiesce(qp->ctrl);
+	pthread_mutex_unlock(&qp->ctrl->qp_lock);
 	drv_qp_lock(qp);
 	qp_delete_on_device(qp);
 	drv_queue_doom_all(&qp->q);
@@ -336,26 +340,22 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 /* ---- completion processing ---- */
 
-int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
 	uint64_t now;
 	int n, rc;
 
-	drv_qp_lock(qp);
 	rc = drv_qp_check(qp);
-	if (drv_unlikely(rc)) {
-		drv_qp_unlock(qp);
+	if (drv_unlikely(rc))
 		return rc;
-	}
 	q->batching++;
 	n = drv_q_drain(q, max);
 	if (drv_unlikely(n < 0)) {
 		drv_ctrl_fail(ctrl, -EIO, "invalid completion");
 		q->batching--;
 		drv_qpair_recover(qp);
-		drv_qp_unlock(qp);
 		return -EIO;
 	}
 	now = drv_now(ctrl);
@@ -370,7 +370,18 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	}
 	q->batching--;
 	drv_q_ring_sq(q);
-	drv_qp_unlock(qp);
+	return n;
+}
+
+int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+{
+	int n;
+
+	if (drv_likely(!qp->shared))
+		return qp_process_nolock(qp, max);
+	pthread_mutex_lock(&qp->lock);
+	n = qp_process_nolock(qp, max);
+	pthread_mutex_unlock(&qp->lock);
 	return n;
 }
 

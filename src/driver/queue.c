@@ -33,6 +33,7 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 	q->ntrk = ntrk;
 	q->cid_shift = (uint8_t)shift;
 	q->idx_mask = (uint16_t)((1u << shift) - 1);
+	q->gen_inc = (uint16_t)(1u << shift);
 
 	snprintf(t, sizeof(t), "%s.sq", tag);
 	rc = nvmk_backing_dma_alloc(q->b, (size_t)depth * sizeof(struct nvme_sqe), t, &q->sq_mem);
@@ -57,6 +58,7 @@ int drv_queue_alloc(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, u
 	q->cq = q->cq_mem.mem.vaddr;
 	for (uint32_t i = 0; i < ntrk; i++) {
 		q->trk[i].cid = (uint16_t)i;
+		q->trk[i].idx = (uint16_t)i;
 		q->trk[i].prp_va =
 		    (uint64_t *)((char *)q->prp_mem.mem.vaddr + (size_t)i * DRV_PAGE_SIZE);
 		q->trk[i].prp_iova = nvmk_dma_buf_iova(&q->prp_mem, (size_t)i * DRV_PAGE_SIZE);

@@ -26,7 +26,7 @@ drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
 	q->nfree--;
 	/* New generation in the CID's upper bits: a late or forged CQE carrying
 	 * the previous use's CID no longer matches. */
-	t->cid = (uint16_t)(t->cid + (1u << q->cid_shift));
+	t->cid = (uint16_t)(t->cid + q->gen_inc);
 	t->flags = 0;
 	t->parent = NULL;
 	return t;
@@ -36,7 +36,7 @@ drv_inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
 {
 	t->state = TRK_FREE;
 	t->next_free = q->free_head;
-	q->free_head = (uint16_t)(t->cid & q->idx_mask);
+	q->free_head = t->idx;
 	q->nfree++;
 }
 

@@ -78,12 +78,9 @@ static inline void topts_default(struct nvmk_ctrl_opts *o)
 	o->health_check_ms = 20;
 	o->max_io_queues = 4;
 	o->shutdown_timeout_ms = 1000;
-	/* The emulator (emu-core at the time of writing) loses a shadow tail that
-	 * moves while an MMIO write of the same round is pending (db_read takes
-	 * the stale MMIO value and records the newer shadow as seen), so tests
-	 * that pipeline use doorbell registers; test_io covers shadow doorbells
-	 * where every doorbell update is also an MMIO write. */
-	o->dbbuf = NVMK_DBBUF_OFF;
+	/* shadow doorbells by default (the controller offers them); tests that
+	 * want registers set NVMK_DBBUF_OFF */
+	o->dbbuf = NVMK_DBBUF_AUTO;
 }
 
 static inline int tenv_open(struct tenv *t, const struct nvmk_emu_config *cfg,

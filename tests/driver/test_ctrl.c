@@ -186,6 +186,64 @@ static void test_create_sq_fails_fallback_share(void **state)
 	tenv_close(&t);
 }
 
+static void test_shutdown_bounds(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o;
+	struct tenv t;
+
+	(void)state;
+	/* SHST completes after 100 ms, inside the bound: no warning */
+	tlog_reset();
+	tcfg_default(&cfg, "emu-shn");
+	cfg.shn_delay_ms = 100;
+	topts_default(&o);
+	o.shutdown_timeout_ms = 2000;
+	assert_int_equal(tenv_open(&t, &cfg, &o), 0);
+	struct nvmk_emu *emu = t.emu;
+	struct nvmk_backing *b = t.b;
+	nvmk_ctrl_close(t.ctrl);
+	assert_false(tlog_has("not seen within"));
+	assert_int_equal(nvmk_emu_reg_read32(emu, NVME_REG_CC) & NVME_CC_EN, 0);
+	nvmk_backing_destroy(b);
+
+	/* SHST too slow for the bound: logged, and the controller is still
+	 * disabled (CC.EN = 0) */
+	tlog_reset();
+	cfg.shn_delay_ms = 800;
+	o.shutdown_timeout_ms = 100;
+	assert_int_equal(tenv_open(&t, &cfg, &o), 0);
+	emu = t.emu;
+	b = t.b;
+	nvmk_ctrl_close(t.ctrl);
+	assert_true(tlog_has("shutdown complete (CSTS.SHST) not seen within 100 ms"));
+	assert_int_equal(nvmk_emu_reg_read32(emu, NVME_REG_CC) & NVME_CC_EN, 0);
+	nvmk_backing_destroy(b);
+}
+
+static void test_reopen_enabled(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o;
+	struct nvmk_ctrl *c2;
+	struct tenv t;
+
+	(void)state;
+	/* a controller left enabled (e.g. by a crashed predecessor) is disabled
+	 * first (Base 2.0 3.5.1) and brought up again */
+	tlog_reset();
+	tcfg_default(&cfg, "emu-reopen");
+	topts_default(&o);
+	assert_int_equal(tenv_open(&t, &cfg, &o), 0);
+	uint64_t r0 = nvmk_emu_reset_count(t.emu);
+	assert_int_equal(nvmk_ctrl_open(t.b, &o, &c2), 0);
+	assert_true(nvmk_emu_reset_count(t.emu) > r0);
+	nvmk_ctrl_close(c2);
+	/* the first handle's device state is gone; closing it must still be safe */
+	nvmk_ctrl_close(t.ctrl);
+	nvmk_backing_destroy(t.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +254,8 @@ int main(void)
 	    cmocka_unit_test(test_slow_rdy),
 	    cmocka_unit_test(test_rdy_never),
 	    cmocka_unit_test(test_create_sq_fails_fallback_share),
+	    cmocka_unit_test(test_shutdown_bounds),
+	    cmocka_unit_test(test_reopen_enabled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

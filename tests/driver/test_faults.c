@@ -329,6 +329,33 @@ static void test_admin_hang_reset(void **state)
 	assert_int_equal(nvmk_ns_read(f->ns, f->qp, b, 0, 1), 0);
 }
 
+static void test_manual_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct acb a[2] = {{0}};
+
+	/* a command the device holds is lost by an explicit reset: it completes
+	 * -ETIMEDOUT once the qpair's user looks again; the queues come back */
+	int id = add_fault(f, NVMK_FAULT_HANG, NVMK_FAULT_ANY_QID, NVME_CMD_READ, 0, 1);
+	assert_int_equal(submit_reads(f, a, 1), 0);
+	for (int i = 0; i < 200 && nvmk_emu_fault_hits(f->t.emu, id) == 0; i++)
+		tsleep_ms(1); /* the device holds it now */
+	assert_int_equal(nvmk_emu_fault_hits(f->t.emu, id), 1);
+	nvmk_qpair_process_completions(f->qp, 0);
+	assert_int_equal(a[0].calls, 0);
+	uint64_t r0 = nvmk_emu_reset_count(f->t.emu);
+	assert_int_equal(nvmk_ctrl_reset(f->t.ctrl), 0);
+	assert_true(nvmk_emu_reset_count(f->t.emu) > r0);
+	nvmk_qpair_process_completions(f->qp, 0);
+	assert_int_equal(a[0].calls, 1);
+	assert_int_equal(a[0].cpl.err, -ETIMEDOUT);
+	assert_int_equal(a[0].cpl.status, NVME_SF(NVME_SCT_PATH, NVME_SC_HOST_ABORTED_CMD));
+	assert_int_equal(submit_reads(f, &a[1], 1), 0);
+	wait_all(f, &a[1], 1);
+	assert_int_equal(a[1].cpl.err, 0);
+	assert_int_equal(a[0].calls, 1);
+}
+
 #define T(fn, s) cmocka_unit_test_setup_teardown(fn, s, teardown)
 
 int main(void)
@@ -349,6 +376,7 @@ int main(void)
 	    T(test_remove, setup_irq),
 	    T(test_remove, setup_poll),
 	    T(test_admin_hang_reset, setup_irq),
+	    T(test_manual_reset, setup_poll),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
