@@ -1,7 +1,10 @@
 #!/bin/bash
 # Entry point of the VM tests: set up (cached), build vfio_smoke (the VFIO
-# backing) and driver_smoke (the driver over VFIO), boot the guest in type1
-# (intel-iommu) mode and run both, boot in no-IOMMU mode and run both again.
+# backing), driver_smoke (the driver over VFIO), driver_vfio (the driver's
+# cases: qpairs, threads, reset, timeout recovery) and the CLI (guest_cli.sh:
+# data across nvmekeep and the kernel nvme driver, the kernel io_uring path),
+# boot the guest in type1 (intel-iommu) mode and run them all, boot in
+# no-IOMMU mode and run them again.
 # Prints "vm: N passed, M failed"; exit 0 only when every case passed.
 #   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
@@ -51,11 +54,15 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" "$NVMK_SRC_ROOT" "${MESON_OPTS[@]}" >/dev/null || die "meson setup failed"
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
-ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke >/dev/null ||
-	die "building the VM test programs failed"
-# In the guest: the backing's own smoke test, then the driver over VFIO.
+ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
+	tools/nvmekeep >/dev/null || die "building the VM test programs failed"
+install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
+# In the guest: the backing's own smoke test, the driver over VFIO, the
+# driver's cases, then the CLI with the kernel driver. Each prints one
+# "N passed, M failed" line.
+NPROGS=4
 GUEST_CMD=(env "${ENV[@]}" sh -c
-	   './tests/vm/vfio_smoke; a=$?; ./tests/vm/driver_smoke; b=$?; exit $((a | b))')
+	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh"; do $p || r=1; done; exit $r')
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
@@ -76,8 +83,8 @@ for m in $MODES; do
 	r=$?
 	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
 	# one closing line per program: add them up
-	line=$(awk '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
-		    END { if (n == 2) printf "%d passed, %d failed", p, f }' "$out")
+	line=$(awk -v want=$NPROGS '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
+		    END { if (n == want) printf "%d passed, %d failed", p, f }' "$out")
 	if [ -z "$line" ]; then
 		line="no result line (boot.sh rc $r)"
 		r=125
