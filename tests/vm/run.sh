@@ -9,7 +9,8 @@
 #   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
-# packages, the guest kernel, the initramfs, the build dir and run logs.
+# packages, the guest kernel, the initramfs, the build dir and run logs;
+# NVMK_VM_BUILD names an existing build dir of this checkout to use instead.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -46,8 +47,12 @@ if [ "$ASAN" = 1 ]; then
 	ENV=(ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 fi
+# NVMK_VM_BUILD: an existing build dir of this checkout to use instead (CI
+# passes the one it just tested, saving a second build).
+if [ -n "${NVMK_VM_BUILD:-}" ] && [ "$ASAN" = 0 ]; then
+	BUILD="$(cd "$NVMK_VM_BUILD" && pwd)" || die "bad NVMK_VM_BUILD"
 # A build dir configured for another checkout is set up again.
-if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
+elif [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
 	rm -rf "$BUILD"
 fi
 if [ ! -f "$BUILD/build.ninja" ]; then
