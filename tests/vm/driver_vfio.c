@@ -147,7 +147,7 @@ static void case_ns_info(struct dev *d)
 /* ---- queue depth 32 on one qpair ---- */
 
 struct qd_state {
-	unsigned done, errors;
+	unsigned done, errors, timeouts;
 	int first_err;
 };
 
@@ -156,6 +156,8 @@ static void qd_cb(void *arg, const struct nvmk_cpl *cpl)
 	struct qd_state *s = arg;
 
 	s->done++;
+	if (cpl->err == -ETIMEDOUT)
+		s->timeouts++;
 	if (cpl->err) {
 		s->errors++;
 		if (!s->first_err)
@@ -415,7 +417,7 @@ static void case_timeout(struct dev *d)
 	if (!err)
 		fill(buf.mem.vaddr, BIG_IO, 999);
 	for (unsigned i = 0; i < n && !err; i++) {
-		int r = nvmk_ns_submit_write(ns, qp, &buf, 0, 100000 + (uint64_t)i * 1024,
+		int r = nvmk_ns_submit_write(ns, qp, &buf, 0, 90000 + (uint64_t)i * 1024,
 					     BIG_IO / 512, 0, qd_cb, &s);
 
 		if (r == -EAGAIN) {
@@ -449,9 +451,9 @@ static void case_timeout(struct dev *d)
 		err = nvmk_ns_open(d->ctrl, 1, NVMK_NS_SHARED, &ns);
 	if (!err && ref && back) {
 		fill(ref, BIG_IO, 1001);
-		err = nvmk_ns_write(ns, NULL, ref, 100000, BIG_IO / 512);
+		err = nvmk_ns_write(ns, NULL, ref, 90000, BIG_IO / 512);
 		if (!err)
-			err = nvmk_ns_read(ns, NULL, back, 100000, BIG_IO / 512);
+			err = nvmk_ns_read(ns, NULL, back, 90000, BIG_IO / 512);
 	}
 	result(!err && ref && back && !memcmp(ref, back, BIG_IO),
 	       "%s reopened with default timeouts after the recovery: 512 KiB verified (%d)",
