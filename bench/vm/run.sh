@@ -7,11 +7,43 @@
 #   `nvmekeep setup unbind ADDR`, then fio io_uring and io_uring --hipri
 # Prints a table of IOPS and the ratios nvmekeep/kernel.
 #   bench/vm/run.sh [SECONDS_PER_PHASE]   (default 5)
+#   bench/vm/run.sh --parse CONSOLE_LOG   (the table of an earlier run)
 # Uses the VM test setup (tests/vm/setup.sh) and scratch ($NVMK_VM_SCRATCH);
 # fio and its libraries are copied from the host into the shared build dir.
-# Software emulation: absolute numbers are QEMU's, only the ratios mean much.
+# Software emulation on a shared host: absolute numbers are QEMU's and vary
+# with the host's load; the ratios within one boot mean more.
 set -uo pipefail
 . "$(dirname "$0")/../../tests/vm/common.sh"
+
+table() { # console log, seconds per phase
+	tr -d '\r' < "$1" | awk -v secs="$2" '
+/^BENCH-INFO/ { sub(/^BENCH-INFO /, ""); info[++ni] = $0; next }
+/^BENCH-ERROR/ { print; err = 1; next }
+/^BENCH / { iops[$2] = $3; note[$2] = $4 " " $5 " " $6; order[++n] = $2; next }
+END {
+	printf "4 KiB random read, 1 thread, %s s per phase, QEMU TCG --smp 1, no-IOMMU\n", secs
+	for (i = 1; i <= ni; i++) print "  " info[i]
+	printf "\n%-34s %10s  %s\n", "path", "IOPS", "notes"
+	for (i = 1; i <= n; i++) printf "%-34s %10.0f  %s\n", order[i], iops[order[i]], note[order[i]]
+	printf "\nratios nvmekeep / kernel, same QD:   vs io_uring          vs io_uring --hipri\n"
+	split("poll-qd1 irq-qd1 poll-qd32 irq-qd32 poll-qd32-nodbbuf irq-qd32-nodbbuf", v, " ")
+	for (i = 1; i <= 6; i++) {
+		k = "nvmekeep-" v[i]
+		qd = (v[i] ~ /qd32/) ? "qd32" : "qd1"
+		a = iops["kernel-io_uring-" qd]
+		b = iops["kernel-io_uring-hipri-" qd]
+		ra = (a > 0) ? sprintf("%.2fx", iops[k] / a) : "n/a (kernel failed)"
+		rb = (b > 0) ? sprintf("%.2fx", iops[k] / b) : "n/a (kernel failed)"
+		printf "  %-34s %-20s %s\n", k, ra, rb
+	}
+	exit err
+}'
+}
+
+if [ "${1:-}" = --parse ]; then
+	table "$2" "?"
+	exit
+fi
 SECS=${1:-5}
 [ "$(id -u)" = 0 ] || die "run as root"
 command -v fio > /dev/null || die "fio is not installed (apt-get install fio)"
@@ -46,27 +78,7 @@ TIMEOUT=$((60 + SECS * 10 + 10 * (SECS + 40)))
 rc=$?
 LOG=$(sed -n 's/.*log=\(.*console.log\).*/\1/p' "$OUT" | tail -1)
 [ -f "$LOG" ] || { cat "$OUT"; die "no console log (boot.sh rc $rc)"; }
-
-tr -d '\r' < "$LOG" | awk -v secs="$SECS" '
-/^BENCH-INFO/ { sub(/^BENCH-INFO /, ""); info[++ni] = $0; next }
-/^BENCH-ERROR/ { print; err = 1; next }
-/^BENCH / { iops[$2] = $3; note[$2] = $4 " " $5 " " $6; order[++n] = $2; next }
-END {
-	printf "4 KiB random read, 1 thread, %s s per phase, QEMU TCG --smp 1, no-IOMMU\n", secs
-	for (i = 1; i <= ni; i++) print "  " info[i]
-	printf "\n%-34s %10s  %s\n", "path", "IOPS", "notes"
-	for (i = 1; i <= n; i++) printf "%-34s %10.0f  %s\n", order[i], iops[order[i]], note[order[i]]
-	printf "\nratios nvmekeep / kernel (io_uring; io_uring --hipri):\n"
-	split("poll-qd1 irq-qd1 poll-qd32 irq-qd32 poll-qd32-nodbbuf irq-qd32-nodbbuf", v, " ")
-	for (i = 1; i <= 6; i++) {
-		k = "nvmekeep-" v[i]; qd = (v[i] ~ /qd32/) ? "qd32" : "qd1"
-		a = iops["kernel-io_uring-" qd]; b = iops["kernel-io_uring-hipri-" qd]
-		printf "  %-28s %8s  %8s\n", k,
-		       a > 0 ? sprintf("%.2fx", iops[k] / a) : "n/a",
-		       b > 0 ? sprintf("%.2fx", iops[k] / b) : "n/a"
-	}
-	exit err
-}'
+table "$LOG" "$SECS"
 arc=$?
 echo "(console: $LOG)"
 [ $rc = 0 ] && [ $arc = 0 ]
