@@ -99,6 +99,7 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 		char tag[32];
 
 		/* pool tags are unique per owner: number the bounce buffers */
+		/* relaxed: a unique number, nothing is ordered by it */
 		snprintf(tag, sizeof(tag), "admin.big%u",
 			 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed));
 		rc = nvmk_backing_dma_alloc(ctrl->b, len, tag, &big);

@@ -422,6 +422,7 @@ static void *drv_admin_thread(void *arg)
 	struct nvmk_ctrl *ctrl = arg;
 	uint64_t v;
 
+	/* acquire: pairs with the release store in nvmk_ctrl_close */
 	while (!atomic_load_explicit(&ctrl->stop, memory_order_acquire)) {
 		struct pollfd p[2] = {{.fd = ctrl->wake_fd, .events = POLLIN},
 				      {.fd = ctrl->admin_irq_fd, .events = POLLIN}};
@@ -454,12 +455,14 @@ static void *drv_admin_thread(void *arg)
 			drv_ctrl_reset(
 			    ctrl, -ETIMEDOUT,
 			    atomic_load_explicit(&ctrl->reset_req_epoch, memory_order_relaxed));
+		/* acq_rel: take the flag set (release) by the failing thread */
 		if (atomic_exchange_explicit(&ctrl->fail_event_pending, false,
 					     memory_order_acq_rel)) {
 			struct nvmk_event ev = {.type = NVMK_EVENT_CTRL_FAILED,
 						.err = drv_failed(ctrl)};
 			drv_ctrl_emit(ctrl, &ev);
 		}
+		/* acq_rel: take the flag set (release) by the resetting thread */
 		if (atomic_exchange_explicit(&ctrl->reset_event_pending, false,
 					     memory_order_acq_rel)) {
 			struct nvmk_event ev = {.type = NVMK_EVENT_CTRL_RESET, .err = -ETIMEDOUT};
@@ -545,6 +548,7 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	ctrl->name = b->name;
 	ctrl->wake_fd = -1;
 	ctrl->admin_irq_fd = -1;
+	/* relaxed: a unique number, nothing is ordered by it */
 	ctrl->uid = atomic_fetch_add_explicit(&drv_next_uid, 1, memory_order_relaxed);
 	/* recursive: recovery holds it across the bring-up states, which issue
 	 * admin commands themselves */
@@ -612,8 +616,8 @@ fail:
 	return rc;
 }
 
-static void drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
-			  const char *what)
+bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
+		   const char *what)
 {
 	uint64_t deadline = drv_clock_ms() + ms;
 	struct timespec ts = {0, 1000000};
@@ -622,11 +626,11 @@ static void drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, u
 		uint32_t csts = drv_reg_csts(ctrl);
 
 		if (csts == 0xffffffffu || (csts & mask) == val)
-			return;
+			return true;
 		if (drv_clock_ms() > deadline) {
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
 				  "%s not seen within %u ms (CSTS 0x%08x)", what, ms, csts);
-			return;
+			return false;
 		}
 		nanosleep(&ts, NULL);
 	}
@@ -641,13 +645,16 @@ void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl)
 {
 	int failed = drv_failed(ctrl);
 
-	if (!failed || failed == -ENODEV || ctrl->quiesced)
+	/* relaxed: set by drv_ctrl_fail before the epoch bump we came through */
+	if (!failed || failed == -ENODEV ||
+	    atomic_load_explicit(&ctrl->quiesced, memory_order_relaxed))
 		return;
-	ctrl->quiesced = true;
 	if (drv_reg_csts(ctrl) == 0xffffffffu)
 		return;
 	drv_reg_set_cc(ctrl, 0);
 	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+	/* relaxed: an idempotence hint; the work it skips is repeatable */
+	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
 }
 
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
@@ -659,6 +666,7 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 	if (ctrl->thread_started) {
 		uint64_t one = 1;
 
+		/* release: pairs with the admin thread's acquire load */
 		atomic_store_explicit(&ctrl->stop, true, memory_order_release);
 		if (write(ctrl->wake_fd, &one, sizeof(one)) < 0)
 			(void)0;
@@ -732,6 +740,7 @@ int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf
 	char tag[32];
 
 	/* pool tags must be unique per owner */
+	/* relaxed: a unique number, nothing is ordered by it */
 	snprintf(tag, sizeof(tag), "user%u",
 		 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed));
 	return nvmk_backing_dma_alloc(ctrl->b, size, tag, buf);

@@ -98,6 +98,12 @@ void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 	uint8_t shift = 0, rescap = 0;
 	int rc;
 
+	/* untrusted log content: only NSIDs the controller can have (NN) */
+	if (nsid == 0 || nsid > ctrl->id->nn) {
+		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ignoring change notice for NSID %u (NN %u)",
+			  nsid, ctrl->id->nn);
+		return;
+	}
 	rc = ns_identify(ctrl, nsid, &nblocks, &shift, &rescap);
 	if (rc && rc != -ENODEV) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "ns %u: identify after change failed: %d", nsid,
@@ -110,8 +116,10 @@ void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 		pthread_mutex_unlock(&ctrl->ns_lock);
 		return;
 	}
+	/* ns_lock held: we are the only writer, so nblocks is read and written
+	 * relaxed (a size snapshot for readers); removed is stored with release,
+	 * pairing with nvmk_ns_info's acquire (the I/O paths only need the flag) */
 	if (rc == -ENODEV) {
-		/* release: I/O paths read it relaxed; nothing else hangs on it */
 		atomic_store_explicit(&s->removed, true, memory_order_release);
 		ev.type = NVMK_EVENT_NS_REMOVED;
 		ev.old_nblocks = atomic_load_explicit(&s->nblocks, memory_order_relaxed);
@@ -249,6 +257,7 @@ void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 	info->nsid = ns->nsid;
 	info->lba_shift = ns->lba_shift;
 	info->block_size = 1u << ns->lba_shift;
+	/* relaxed: a size snapshot; acquire on removed pairs with the release in rescan */
 	info->nblocks = atomic_load_explicit(&ns->s->nblocks, memory_order_relaxed);
 	info->capacity = info->nblocks << ns->lba_shift;
 	info->max_xfer_blocks = ns->max_blocks;

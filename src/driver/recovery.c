@@ -21,6 +21,7 @@ void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
 {
 	int expected = 0;
 
+	/* acq_rel: exactly one thread wins and fails the controller */
 	if (!atomic_compare_exchange_strong_explicit(&ctrl->failed, &expected, err,
 						     memory_order_acq_rel, memory_order_acquire))
 		return; /* already failed: the first cause stands */
@@ -28,11 +29,25 @@ void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
 		 "controller failed: %s; all commands now complete "
 		 "with %d",
 		 why, err);
+	/*
+	 * Stop a misbehaving (but present) device before anything is completed:
+	 * the owners fail their commands only after the epoch bump below, and
+	 * then reuse or free the buffers, which the device must no longer write.
+	 * CC.EN = 0 and CSTS.RDY = 0 (Base 2.0 3.7.2), bounded by CAP.TO. A
+	 * removed device does no more DMA.
+	 */
+	if (err != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {
+		drv_reg_set_cc(ctrl, 0);
+		if (!drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0"))
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "failed controller did not stop; its last transfers may still "
+				 "land in buffers of failed commands");
+	}
+	/* relaxed: published by the release epoch bump below */
+	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
 	/* release: the failed value before the epoch change that makes qpairs look */
 	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
-	/* Stop a misbehaving (but present) device from touching our memory. */
-	if (err != -ENODEV)
-		drv_reg_set_cc(ctrl, 0);
+	/* release: pairs with the admin thread's acq_rel exchange */
 	atomic_store_explicit(&ctrl->fail_event_pending, true, memory_order_release);
 	drv_ctrl_wake_all(ctrl);
 }
@@ -60,6 +75,7 @@ int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch)
 	 * the new epoch and create their queues */
 	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
 	pthread_mutex_unlock(&ctrl->admin_lock);
+	/* release: pairs with the admin thread's acq_rel exchange */
 	atomic_store_explicit(&ctrl->reset_event_pending, true, memory_order_release);
 	drv_ctrl_wake_all(ctrl);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "reset complete; I/O queues are re-created on use");
@@ -70,5 +86,6 @@ out:
 
 int nvmk_ctrl_reset(struct nvmk_ctrl *ctrl)
 {
+	/* acquire: the epoch we reset from, see drv_ctrl_reset */
 	return drv_ctrl_reset(ctrl, 0, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
 }

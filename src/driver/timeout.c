@@ -80,6 +80,7 @@ void drv_qpair_check_timeouts(struct nvmk_qpair *qp, uint64_t now)
 		}
 		/* Aborted: its completion (Abort Requested) arrives on our CQ and
 		 * is delivered as -ETIMEDOUT by the next drain. */
+		/* relaxed: a hint; the caller re-checks through drv_qp_check */
 		if (atomic_load_explicit(&ctrl->epoch, memory_order_relaxed) != epoch)
 			return;
 	}

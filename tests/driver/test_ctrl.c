@@ -225,8 +225,10 @@ static void test_reopen_enabled(void **state)
 {
 	struct nvmk_emu_config cfg;
 	struct nvmk_ctrl_opts o;
-	struct nvmk_ctrl *c2;
-	struct tenv t;
+	struct nvmk_backing *b;
+	struct nvmk_emu *emu;
+	struct nvmk_dma_buf aq;
+	struct nvmk_ctrl *ctrl;
 
 	(void)state;
 	/* a controller left enabled (e.g. by a crashed predecessor) is disabled
@@ -234,14 +236,24 @@ static void test_reopen_enabled(void **state)
 	tlog_reset();
 	tcfg_default(&cfg, "emu-reopen");
 	topts_default(&o);
-	assert_int_equal(tenv_open(&t, &cfg, &o), 0);
-	uint64_t r0 = nvmk_emu_reset_count(t.emu);
-	assert_int_equal(nvmk_ctrl_open(t.b, &o, &c2), 0);
-	assert_true(nvmk_emu_reset_count(t.emu) > r0);
-	nvmk_ctrl_close(c2);
-	/* the first handle's device state is gone; closing it must still be safe */
-	nvmk_ctrl_close(t.ctrl);
-	nvmk_backing_destroy(t.b);
+	assert_int_equal(nvmk_backing_local_create(&cfg, &b, &emu), 0);
+	assert_int_equal(nvmk_backing_dma_alloc(b, 8192, "old-aq", &aq), 0);
+	nvmk_backing_write32(b, NVME_REG_AQA, NVME_AQA(1, 1));
+	nvmk_backing_write64(b, NVME_REG_ASQ, aq.iova);
+	nvmk_backing_write64(b, NVME_REG_ACQ, aq.iova + 4096);
+	nvmk_backing_write32(b, NVME_REG_CC,
+			     NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4) | NVME_CC_EN);
+	for (int i = 0; i < 500 && !(nvmk_backing_read32(b, NVME_REG_CSTS) & NVME_CSTS_RDY); i++)
+		tsleep_ms(1);
+	assert_true(nvmk_backing_read32(b, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	uint64_t r0 = nvmk_emu_reset_count(emu);
+	assert_int_equal(nvmk_ctrl_open(b, &o, &ctrl), 0);
+	assert_true(nvmk_emu_reset_count(emu) > r0);
+	uint32_t ids[2];
+	assert_int_equal(nvmk_ctrl_active_ns(ctrl, ids, 2), 1);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_dma_free(b, &aq);
+	nvmk_backing_destroy(b);
 }
 
 int main(void)
