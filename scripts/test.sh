@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: a normal build, an ASan+UBSan build and a TSan build,
-# each with the whole cmocka suite. Installs missing packages first.
+# each with the whole cmocka suite, then the VM tests (tests/vm/run.sh: QEMU
+# guests with NVMe controllers bound to vfio-pci, type1 and no-IOMMU; TCG,
+# no KVM needed) when the host can run them. Installs missing packages first.
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +28,16 @@ run build-asan -Db_sanitize=address,undefined -Db_lundef=false
 # TSan: the threaded parts (emulator worker, driver queues, manager).
 TEST_ARGS=(--suite threaded)
 run build-tsan -Db_sanitize=thread -Db_lundef=false
+
+# VM tests: need root (apt-get, QEMU's 9p share of root-owned files) and an
+# x86-64 host (the guest kernel is Debian's amd64 one; TCG, so no KVM). They
+# reuse the normal build dir.
+vm_skip="" vm_sudo=()
+[ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && vm_sudo=(sudo -n); } || vm_skip="not root, no sudo"
+[ "$(uname -m)" = x86_64 ] || vm_skip="not an x86-64 host"
+if [ -n "$vm_skip" ]; then
+  echo "== tests/vm: SKIPPED ($vm_skip)" >&2
+else
+  echo "== tests/vm: QEMU guests, type1 and no-IOMMU" >&2
+  "${vm_sudo[@]}" env NVMK_VM_BUILD=build tests/vm/run.sh
+fi

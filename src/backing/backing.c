@@ -5,6 +5,7 @@
  * address?" for nvmk_backing_iova().
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,16 @@
 /* Host virtual address -> (backing, device address). Every block mapped by
  * nvmk_backing_dma_alloc is in here until nvmk_backing_dma_free. */
 static struct bk_registry vaddr_registry = BK_REGISTRY_INIT;
+
+/*
+ * backing.h lets implementations assume dma_map/dma_unmap are serialised per
+ * backing (the VFIO backing's map table and IOVA cursor take no lock), while
+ * driver.h allows DMA allocation and qpair creation from any thread at once:
+ * serialise them here. Control path only; one lock for all backings is
+ * enough. Found by tests/vm/driver_vfio (threads creating qpairs together
+ * got the same IOVA and the device read another queue's memory).
+ */
+static pthread_mutex_t dma_map_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 			   struct nvmk_dma_buf *buf)
@@ -31,7 +42,9 @@ int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 			 tag ? tag : "dma", rc);
 		return rc;
 	}
+	pthread_mutex_lock(&dma_map_lock);
 	rc = b->ops->dma_map(b, buf);
+	pthread_mutex_unlock(&dma_map_lock);
 	if (rc) {
 		nvmk_err(b->name, NVMK_LOG_NOQ, "DMA map of %zu bytes (%s) failed: %d", size,
 			 tag ? tag : "dma", rc);
@@ -48,7 +61,9 @@ int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 	};
 	rc = bk_registry_add(&vaddr_registry, &r);
 	if (rc) {
+		pthread_mutex_lock(&dma_map_lock);
 		b->ops->dma_unmap(b, buf);
+		pthread_mutex_unlock(&dma_map_lock);
 		nvmk_dma_free(&buf->mem);
 		memset(buf, 0, sizeof(*buf));
 		return rc;
@@ -61,7 +76,9 @@ void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	if (!b || !buf || !buf->mem.vaddr)
 		return;
 	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
+	pthread_mutex_lock(&dma_map_lock);
 	b->ops->dma_unmap(b, buf);
+	pthread_mutex_unlock(&dma_map_lock);
 	nvmk_dma_free(&buf->mem);
 	memset(buf, 0, sizeof(*buf));
 }

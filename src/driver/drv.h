@@ -194,7 +194,20 @@ struct nvmk_ns {
 	bool shared;
 	bool restored;		  /* restore: not handed back yet */
 	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */
+	/* Kernel namespace (kernel_ns.c): non-NULL means ctrl and s are NULL
+	 * and the synchronous wrappers go to io_uring. */
+	struct drv_kns *kern;
+	uint64_t kern_nblocks;
 };
+
+/* kernel_ns.c: the synchronous wrappers of a kernel namespace */
+int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int iovcnt, uint64_t slba,
+		uint32_t nlb);
+int drv_kns_flush(struct nvmk_ns *ns);
+int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb);
+int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsigned nr);
+void drv_kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
+void drv_kns_close(struct nvmk_ns *ns);
 
 /* ---- controller ---- */
 

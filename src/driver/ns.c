@@ -242,6 +242,8 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 {
 	if (!ns)
 		return;
+	if (drv_unlikely(ns->kern))
+		return drv_kns_close(ns);
 	pthread_mutex_lock(&ns->ctrl->ns_lock);
 	if (ns->s->nopen)
 		ns->s->nopen--;
@@ -252,6 +254,8 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 
 void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 {
+	if (drv_unlikely(ns->kern))
+		return drv_kns_info(ns, info);
 	memset(info, 0, sizeof(*info));
 	info->nsid = ns->nsid;
 	info->lba_shift = ns->lba_shift;
@@ -925,8 +929,12 @@ static int sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, cons
 	struct drv_io io = {.opc = opc, .slba = slba, .nlb = nlb, .max_blocks = ns->max_blocks};
 	struct nvmk_dma_buf bounce;
 	uint64_t len;
-	int rc = ns_gone(ns);
+	int rc;
 
+	/* kernel namespace: io_uring (kernel_ns.c); never on the async path */
+	if (drv_unlikely(ns->kern))
+		return drv_kns_rwv(ns, opc, iov, iovcnt, slba, nlb);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	rc = ns_iov_len(iov, iovcnt, &len);
@@ -1005,7 +1013,11 @@ int nvmk_ns_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec
 int nvmk_ns_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp)
 {
 	struct drv_sync s = {0};
-	int rc = ns_gone(ns);
+	int rc;
+
+	if (drv_unlikely(ns->kern))
+		return drv_kns_flush(ns);
+	rc = ns_gone(ns);
 
 	if (rc)
 		return rc;
@@ -1026,7 +1038,11 @@ int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slb
 			    .slba = slba,
 			    .nlb = nlb,
 			    .max_blocks = NVME_MAX_NLB};
-	int rc = ns_gone(ns);
+	int rc;
+
+	if (drv_unlikely(ns->kern))
+		return drv_kns_write_zeroes(ns, slba, nlb);
+	rc = ns_gone(ns);
 
 	if (rc)
 		return rc;
@@ -1042,7 +1058,11 @@ int nvmk_ns_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct n
 		       unsigned nr)
 {
 	struct drv_sync s = {0};
-	int rc = ns_gone(ns);
+	int rc;
+
+	if (drv_unlikely(ns->kern))
+		return drv_kns_deallocate(ns, ranges, nr);
+	rc = ns_gone(ns);
 
 	if (rc)
 		return rc;
@@ -1065,8 +1085,11 @@ static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 	struct drv_queue *q;
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
-	int rc = ns_gone(ns);
+	int rc;
 
+	if (ns->kern) /* reservations are not offered on a kernel namespace */
+		return -EOPNOTSUPP;
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	if (!len || len > DRV_MAX_XFER)

@@ -2,7 +2,8 @@
 # Boot a throw-away guest under QEMU (TCG; KVM with NVMK_VM_KVM=1) with two
 # emulated NVMe controllers bound to vfio-pci, run one command, return its
 # exit status.
-#   boot.sh [--noiommu] [--share DIR] [--timeout SEC] [--quiet] -- CMD [ARGS]
+#   boot.sh [--noiommu] [--share DIR] [--timeout SEC] [--append KARGS] [--quiet] -- CMD [ARGS]
+# --append adds kernel command line arguments (e.g. nvme.poll_queues=1).
 # Controllers: nvme0 (serial NVMK0000) with namespaces 1 and 2, nvme1
 # (NVMK0001) with namespace 1, and in type1 mode nvme2/nvme3 behind a
 # PCIe-to-PCI bridge (one shared IOMMU group); backing images are sparse
@@ -12,12 +13,13 @@
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
-MODE=type1 SHARE="$PWD" TIMEOUT=240 QUIET=0
+MODE=type1 SHARE="$PWD" TIMEOUT=240 QUIET=0 EXTRA_APPEND=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--noiommu) MODE=noiommu ;;
 	--share) SHARE="$2"; shift ;;
 	--timeout) TIMEOUT="$2"; shift ;;
+	--append) EXTRA_APPEND="$2"; shift ;;
 	--quiet) QUIET=1 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
@@ -76,6 +78,7 @@ if [ "$MODE" = type1 ]; then
 else
 	MACHINE=(-machine q35)
 fi
+[ -n "$EXTRA_APPEND" ] && APPEND+=" $EXTRA_APPEND"
 QEMU=(qemu-system-x86_64 "${MACHINE[@]}" -cpu max -m 768M -smp 1 -nographic -no-reboot
       -net none -vga none -kernel "$KERNEL" -initrd "$INITRAMFS" -append "$APPEND"
       -virtfs "local,path=$CTL,mount_tag=ctl,security_model=none,id=ctl"

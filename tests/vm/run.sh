@@ -1,12 +1,16 @@
 #!/bin/bash
 # Entry point of the VM tests: set up (cached), build vfio_smoke (the VFIO
-# backing) and driver_smoke (the driver over VFIO), boot the guest in type1
-# (intel-iommu) mode and run both, boot in no-IOMMU mode and run both again.
+# backing), driver_smoke (the driver over VFIO), driver_vfio (the driver's
+# cases: qpairs, threads, reset, timeout recovery) and the CLI (guest_cli.sh:
+# data across nvmekeep and the kernel nvme driver, the kernel io_uring path),
+# boot the guest in type1 (intel-iommu) mode and run them all, boot in
+# no-IOMMU mode and run them again.
 # Prints "vm: N passed, M failed"; exit 0 only when every case passed.
 #   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
-# packages, the guest kernel, the initramfs, the build dir and run logs.
+# packages, the guest kernel, the initramfs, the build dir and run logs;
+# NVMK_VM_BUILD names an existing build dir of this checkout to use instead.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -43,24 +47,33 @@ if [ "$ASAN" = 1 ]; then
 	ENV=(ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 fi
+# NVMK_VM_BUILD: an existing build dir of this checkout to use instead (CI
+# passes the one it just tested, saving a second build).
+if [ -n "${NVMK_VM_BUILD:-}" ] && [ "$ASAN" = 0 ]; then
+	BUILD="$(cd "$NVMK_VM_BUILD" && pwd)" || die "bad NVMK_VM_BUILD"
 # A build dir configured for another checkout is set up again.
-if [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
+elif [ "$(cat "$BUILD/.nvmk-src" 2>/dev/null)" != "$NVMK_SRC_ROOT" ]; then
 	rm -rf "$BUILD"
 fi
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" "$NVMK_SRC_ROOT" "${MESON_OPTS[@]}" >/dev/null || die "meson setup failed"
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
-ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke >/dev/null ||
-	die "building the VM test programs failed"
-# In the guest: the backing's own smoke test, then the driver over VFIO.
+ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
+	tools/nvmekeep >/dev/null || die "building the VM test programs failed"
+install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
+# In the guest: the backing's own smoke test, the driver over VFIO, the
+# driver's cases, then the CLI with the kernel driver. Each prints one
+# "N passed, M failed" line.
+NPROGS=4
 GUEST_CMD=(env "${ENV[@]}" sh -c
-	   './tests/vm/vfio_smoke; a=$?; ./tests/vm/driver_smoke; b=$?; exit $((a | b))')
+	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh"; do $p || r=1; done; exit $r')
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
 rc=0
 summary=()
+retried=()
 for m in $MODES; do
 	opt=()
 	if [ "$m" = noiommu ]; then
@@ -74,10 +87,23 @@ for m in $MODES; do
 	out="$NVMK_VM_SCRATCH/smoke-$m.out"
 	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 	r=$?
+	# QEMU 7.2 (Debian 12) can itself crash (SIGSEGV in nvme_rw_complete_cb:
+	# an I/O completing after a controller reset freed its queue) when the
+	# driver resets a controller with I/O in flight, as driver_vfio's reset
+	# and timeout-recovery cases do. A guest cannot legitimately crash QEMU;
+	# that is QEMU's bug, seen in about 1 run in 5 here. Say so and boot the
+	# mode once more; a second crash fails the run.
+	if [ "$r" = 125 ] && grep -q 'no exit status came back (qemu rc=1[3-5][0-9])' "$out"; then
+		vm_log "$m: QEMU crashed ($(grep -o 'qemu rc=[0-9]*' "$out" | tail -1)); known QEMU 7.2 bug with resets during I/O, running $m once more"
+		mv "$out" "$out.qemu-crash"
+		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+		r=$?
+		retried+=("$m")
+	fi
 	grep -E '^(PASS|FAIL) |passed, .* failed|^nvmekeep' "$out" || true
 	# one closing line per program: add them up
-	line=$(awk '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
-		    END { if (n == 2) printf "%d passed, %d failed", p, f }' "$out")
+	line=$(awk -v want=$NPROGS '/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3; n++ }
+		    END { if (n == want) printf "%d passed, %d failed", p, f }' "$out")
 	if [ -z "$line" ]; then
 		line="no result line (boot.sh rc $r)"
 		r=125
@@ -87,6 +113,8 @@ for m in $MODES; do
 done
 [ -n "$NOI_PID" ] && wait "$NOI_PID"
 for s in "${summary[@]}"; do vm_log "$s"; done
+[ ${#retried[@]} -gt 0 ] && vm_log "QEMU crashed once and was rerun in: ${retried[*]}"
+
 tp=0 tf=0
 for s in "${summary[@]}"; do
 	if [[ "$s" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then

@@ -58,9 +58,11 @@ build_initramfs() {
 	done
 	cp "$mdir"/modules.builtin* "$mdir/modules.order" "$stage/lib/modules/$KVER/"
 	depmod -b "$stage" "$KVER"
-	# libasan/libubsan: run.sh --asan runs the smoke test sanitized in the guest.
+	# libasan/libubsan: run.sh --asan runs the smoke test sanitized in the guest;
+	# libjson-c: the nvmekeep CLI (guest_cli.sh, bench/vm).
 	for l in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 \
-		 libdl.so.2 librt.so.1 libstdc++.so.6 libasan.so.8 libubsan.so.1; do
+		 libdl.so.2 librt.so.1 libstdc++.so.6 libasan.so.8 libubsan.so.1 \
+		 libjson-c.so.5 liburing.so.2; do
 		for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
 			if [ -e "$d/$l" ]; then
 				cp -L "$d/$l" "$stage/lib/x86_64-linux-gnu/"

@@ -37,6 +37,7 @@ struct bench_cfg {
 	enum bench_rw rw;
 	uint64_t bs, qd, threads, time_s, ios;
 	enum nvmk_cpl_mode mode;
+	enum nvmk_dbbuf_mode dbbuf;
 	enum cli_output out;
 };
 
@@ -299,6 +300,7 @@ static const struct option bench_opts[] = {
     {"time", required_argument, NULL, 'T'},
     {"ios", required_argument, NULL, 'i'},
     {"mode", required_argument, NULL, 'm'},
+    {"dbbuf", required_argument, NULL, 'D'},
     {"output-format", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -315,6 +317,8 @@ static const char bench_usage[] =
     "      --time SEC            run time, 1..3600 (default 5)\n"
     "      --ios N               stop after N I/Os instead of after --time\n"
     "      --mode poll|irq       completion by polling (default) or MSI-X interrupts\n"
+    "      --dbbuf auto|off      shadow doorbells when offered (default), or always\n"
+    "                            MMIO doorbell writes\n"
     "  -o, --output-format normal|json\n"
     "DEVICE: 'emu' (default), 'emu:FILE', or a PCI address (0000:00:03.0).\n";
 
@@ -377,6 +381,19 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 				fprintf(stderr,
 					"nvmekeep bench: invalid --mode '%s': expected poll "
 					"or irq\n",
+					optarg);
+				ok = -EINVAL;
+			}
+			break;
+		case 'D':
+			if (!strcmp(optarg, "auto")) {
+				cfg->dbbuf = NVMK_DBBUF_AUTO;
+			} else if (!strcmp(optarg, "off")) {
+				cfg->dbbuf = NVMK_DBBUF_OFF;
+			} else {
+				fprintf(stderr,
+					"nvmekeep bench: invalid --dbbuf '%s': expected auto or "
+					"off\n",
 					optarg);
 				ok = -EINVAL;
 			}
@@ -493,6 +510,7 @@ int cmd_bench(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	opts.max_io_queues = (uint16_t)cfg.threads;
+	opts.dbbuf = cfg.dbbuf;
 	opts.io_queue_depth = (uint32_t)cfg.qd + 1;
 	if (cli_dev_open(cfg.dev, &opts, &dev))
 		return CLI_EXIT_FAIL;

@@ -31,6 +31,10 @@ struct cli_dev {
  *  bring the controller up with @opts. Prints the error on failure. */
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev);
 void cli_dev_close(struct cli_dev *dev);
+/** cli_dev_is_kernel - whether read/write reach @spec through the kernel NVMe
+ *  driver (io_uring): a path (/dev/nvmeXnY), or a PCI address bound to nvme
+ *  while OPENHCL_NVME_VFIO is off (the default). See device.c. */
+bool cli_dev_is_kernel(const char *spec);
 /** Default namespace for commands that need one: 1, or the built-in
  *  emulator's null namespace for bench. */
 #define CLI_EMU_NULL_NSID 2

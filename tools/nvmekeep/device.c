@@ -7,13 +7,24 @@
  *   "emu:FILE"       as above, but namespace 1 is FILE (created 1 GiB if
  *                    missing), so data outlives the process
  *   "DDDD:BB:DD.F"   a PCI NVMe function driven through VFIO
+ *   "/dev/nvmeXnY"   (any path) a namespace of the Linux kernel NVMe driver,
+ *                    reached through io_uring (kernel_ns.h); read/write only
+ * A PCI address bound to the kernel's nvme driver (not vfio-pci) is taken
+ * through the kernel path too when OPENHCL_NVME_VFIO is off, its default
+ * (manager.h): that is the configuration where nvmekeep leaves the device to
+ * the kernel. With OPENHCL_NVME_VFIO=1 it stays a VFIO device, and opening it
+ * reports that it is not bound to vfio-pci.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "nvmekeep/backing.h"
+#include "nvmekeep/kernel_ns.h"
+#include "nvmekeep/manager.h"
 
 #define EMU_RAM_BYTES  (1ull << 30)
 #define EMU_NULL_BYTES (64ull << 30)
@@ -54,8 +65,34 @@ static int open_emu(const char *file, struct cli_dev *dev)
 	return ret;
 }
 
+bool cli_dev_is_kernel(const char *spec)
+{
+	char link[PATH_MAX], target[PATH_MAX];
+	struct nvmk_config cfg;
+	const char *drv;
+	ssize_t n;
+
+	if (!spec)
+		return false;
+	if (spec[0] == '/')
+		return true;
+	if (!nvmk_pci_addr_valid(spec))
+		return false;
+	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", spec);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = 0;
+	drv = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	if (strcmp(drv, "nvme"))
+		return false;
+	nvmk_config_load(NULL, NULL, &cfg);
+	return !cfg.nvme_vfio.enabled;
+}
+
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev)
 {
+	struct nvmk_ctrl_opts local;
 	int ret;
 
 	memset(dev, 0, sizeof(*dev));
@@ -74,16 +111,33 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 		if (ret)
 			fprintf(stderr, "nvmekeep: cannot open %s through VFIO: %s\n", spec,
 				strerror(-ret));
+	} else if (spec[0] == '/') {
+		fprintf(stderr,
+			"nvmekeep: %s is a kernel block device: only read and write work on it "
+			"(the other commands need the userspace driver: a PCI address bound "
+			"to vfio-pci)\n",
+			spec);
+		return -EINVAL;
 	} else {
 		fprintf(stderr,
-			"nvmekeep: unknown device '%s': expected 'emu', 'emu:FILE' or a PCI "
-			"address like 0000:00:03.0\n",
+			"nvmekeep: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
+			"address like 0000:00:03.0 or a block device /dev/nvmeXnY\n",
 			spec);
 		return -EINVAL;
 	}
 	if (ret)
 		return ret;
 
+	/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB pages,
+	 * physically scattered, and a queue must be physically contiguous
+	 * (CAP.CQR): keep the default I/O queue at one page (64 SQEs). */
+	if (nvmk_pci_addr_valid(spec) && nvmk_backing_vfio_is_noiommu(dev->backing) &&
+	    !dev->backing->pool) {
+		local = opts ? *opts : (struct nvmk_ctrl_opts){0};
+		if (!local.io_queue_depth)
+			local.io_queue_depth = 4096 / sizeof(struct nvme_sqe);
+		opts = &local;
+	}
 	ret = nvmk_ctrl_open(dev->backing, opts, &dev->ctrl);
 	if (ret) {
 		fprintf(stderr, "nvmekeep: %s: controller bring-up failed: %s\n", spec,

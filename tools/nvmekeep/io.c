@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "nvmekeep/kernel_ns.h"
 
 /* A CLI transfer is held in memory: keep it bounded. */
 #define CLI_IO_MAX_BYTES (64ull << 20)
@@ -24,7 +25,7 @@ struct io_args {
 	uint64_t slba;
 	uint64_t nlb0; /* 0's based */
 	uint64_t size;
-	bool size_set, fua;
+	bool size_set, fua, nsid_set;
 };
 
 static const struct option io_opts[] = {
@@ -43,12 +44,16 @@ static const char read_usage[] =
     "Read blocks SLBA..SLBA+NLB0 (NLB0 is 0's based, as nvme-cli's --block-count) of\n"
     "namespace NSID (default 1) and write them to FILE (default stdout).\n"
     "  -z/--data-size must equal (NLB0+1) * block size when given; at most 64 MiB.\n"
-    "DEVICE: 'emu' (default), 'emu:FILE', or a PCI address (0000:00:03.0).\n";
+    "DEVICE: 'emu' (default), 'emu:FILE', a PCI address (0000:00:03.0), or a kernel\n"
+    "block device /dev/nvmeXnY (io_uring; also used for a PCI address bound to the\n"
+    "kernel nvme driver while OPENHCL_NVME_VFIO is off, the default).\n";
 static const char write_usage[] =
     "Usage: nvmekeep write [DEVICE] [-n NSID] -s SLBA [-c NLB0] [-z SIZE] [-d FILE] [-f]\n"
     "Write (NLB0+1) blocks at SLBA of namespace NSID (default 1) from FILE (default\n"
     "stdin), which must hold exactly that many bytes. -f sets Force Unit Access.\n"
-    "DEVICE: 'emu' (default), 'emu:FILE', or a PCI address (0000:00:03.0).\n";
+    "DEVICE: 'emu' (default), 'emu:FILE', a PCI address (0000:00:03.0), or a kernel\n"
+    "block device /dev/nvmeXnY (io_uring; also used for a PCI address bound to the\n"
+    "kernel nvme driver while OPENHCL_NVME_VFIO is off, the default).\n";
 
 static int parse_io(const char *cmd, const char *usage, bool is_write, int argc, char **argv,
 		    struct io_args *a)
@@ -66,6 +71,7 @@ static int parse_io(const char *cmd, const char *usage, bool is_write, int argc,
 			if (cli_parse_u64("--namespace-id", optarg, 1, 0xfffffffe, &v))
 				return CLI_EXIT_USAGE;
 			a->nsid = (uint32_t)v;
+			a->nsid_set = true;
 			break;
 		case 's':
 			if (cli_parse_u64("--start-block", optarg, 0, UINT64_MAX, &a->slba))
@@ -222,6 +228,21 @@ static int sync_io(struct nvmk_ns *ns, const struct nvmk_dma_buf *buf, bool is_w
 	return s.cpl.err;
 }
 
+/* The kernel path: synchronous wrappers (io_uring); FUA becomes a flush
+ * after the write, which gives the same durability. */
+static int kernel_io(struct nvmk_ns *ns, void *mem, bool is_write, const struct io_args *a)
+{
+	uint32_t nlb = (uint32_t)(a->nlb0 + 1);
+	int ret;
+
+	if (!is_write)
+		return nvmk_ns_read(ns, NULL, mem, a->slba, nlb);
+	ret = nvmk_ns_write(ns, NULL, mem, a->slba, nlb);
+	if (!ret && a->fua)
+		ret = nvmk_ns_flush(ns, NULL);
+	return ret;
+}
+
 static int do_io(const char *cmd, const char *usage, bool is_write, int argc, char **argv)
 {
 	struct nvmk_ctrl_opts opts = {0};
@@ -234,6 +255,9 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 	uint16_t status = 0;
 	int ret, fd = -1, rc = CLI_EXIT_FAIL;
 	char st[80];
+	bool kernel;
+	void *kmem = NULL;
+	uint8_t *mem;
 
 	ret = parse_io(cmd, usage, is_write, argc, argv, &a);
 	if (ret)
@@ -251,9 +275,17 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 		fd = is_write ? STDIN_FILENO : STDOUT_FILENO;
 	}
 
-	if (cli_dev_open(a.dev, &opts, &dev))
-		goto out_fd;
-	ret = nvmk_ns_open(dev.ctrl, a.nsid, NVMK_NS_SHARED, &ns);
+	kernel = cli_dev_is_kernel(a.dev);
+	if (kernel) {
+		memset(&dev, 0, sizeof(dev));
+		snprintf(dev.spec, sizeof(dev.spec), "%s", a.dev);
+		/* a path names its namespace; -n is then only checked */
+		ret = nvmk_kns_open(a.dev, a.nsid_set || a.dev[0] != '/' ? a.nsid : 0, &ns);
+	} else {
+		if (cli_dev_open(a.dev, &opts, &dev))
+			goto out_fd;
+		ret = nvmk_ns_open(dev.ctrl, a.nsid, NVMK_NS_SHARED, &ns);
+	}
 	if (ret) {
 		fprintf(stderr, "nvmekeep %s: %s: cannot open namespace %u: %s\n", cmd, dev.spec,
 			a.nsid, strerror(-ret));
@@ -264,14 +296,20 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 		rc = CLI_EXIT_USAGE;
 		goto out_ns;
 	}
-	ret = nvmk_ctrl_dma_alloc(dev.ctrl, bytes, &buf);
+	if (kernel) {
+		ret = posix_memalign(&kmem, 4096, bytes) ? -ENOMEM : 0;
+		mem = kmem;
+	} else {
+		ret = nvmk_ctrl_dma_alloc(dev.ctrl, bytes, &buf);
+		mem = buf.mem.vaddr;
+	}
 	if (ret) {
 		fprintf(stderr, "nvmekeep %s: cannot allocate %zu bytes of DMA memory: %s\n", cmd,
 			bytes, strerror(-ret));
 		goto out_ns;
 	}
 	if (is_write) {
-		ret = full_read(fd, buf.mem.vaddr, bytes, &got);
+		ret = full_read(fd, mem, bytes, &got);
 		if (ret || got != bytes) {
 			fprintf(stderr,
 				"nvmekeep write: expected %zu bytes of data from %s, got %zu%s%s\n",
@@ -295,7 +333,7 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 			}
 		}
 	}
-	ret = sync_io(ns, &buf, is_write, &a, &status);
+	ret = kernel ? kernel_io(ns, mem, is_write, &a) : sync_io(ns, &buf, is_write, &a, &status);
 	if (ret) {
 		fprintf(stderr, "nvmekeep %s: %s namespace %u: %s failed: %s (NVMe status %s)\n",
 			cmd, dev.spec, a.nsid, is_write ? "write" : "read", strerror(-ret),
@@ -303,7 +341,7 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 		goto out_buf;
 	}
 	if (!is_write) {
-		ret = full_write(fd, buf.mem.vaddr, bytes);
+		ret = full_write(fd, mem, bytes);
 		if (ret) {
 			fprintf(stderr, "nvmekeep read: cannot write the data out: %s\n",
 				strerror(-ret));
@@ -314,7 +352,10 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 	}
 	rc = 0;
 out_buf:
-	nvmk_ctrl_dma_free(dev.ctrl, &buf);
+	if (kernel)
+		free(kmem);
+	else
+		nvmk_ctrl_dma_free(dev.ctrl, &buf);
 out_ns:
 	nvmk_ns_close(ns);
 out_dev:

@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The kernel namespace path (include/nvmekeep/kernel_ns.h): a struct nvmk_ns
+ * whose synchronous I/O goes to a /dev/nvmeXnY block device of the Linux NVMe
+ * driver through io_uring. ns.c hands every synchronous wrapper of a kernel
+ * namespace to the drv_kns_* functions below; the asynchronous VFIO fast path
+ * never sees one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "driver/drv.h"
+#include "nvmekeep/kernel_ns.h"
+
+#define KNS_RING_DEPTH	     4
+#define KNS_FILE_LBA_SHIFT   9		/* regular files: 512-byte blocks */
+#define KNS_DEFAULT_MAX_XFER (1u << 20) /* when sysfs has no max_sectors_kb */
+
+struct drv_kns {
+	int fd;
+	bool is_blk;
+	bool direct; /* O_DIRECT: buffers and lengths aligned to the block size */
+	struct io_uring ring;
+	pthread_mutex_t lock; /* serialises the ring (one SQE in flight) */
+	char name[64];	      /* for the log: "nvme0n1" */
+};
+
+bool nvmk_ns_is_kernel(const struct nvmk_ns *ns)
+{
+	return ns && ns->kern;
+}
+
+static int read_sysfs_u64(const char *path, uint64_t *v)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	*v = strtoull(buf, NULL, 0);
+	return 0;
+}
+
+/*
+ * /sys/bus/pci/devices/ADDR/nvme/nvmeN/ holds one directory per namespace:
+ * "nvmeNnM" (a disk of its own), or "nvmeScNnM" when the namespace sits under
+ * a multipath head, whose disk is then "nvmeSnM" (Linux names the head with
+ * the subsystem instance and the path with subsystem/controller instances).
+ */
+int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+{
+	char dir[PATH_MAX], sub[PATH_MAX + 256], f[PATH_MAX + 512];
+	struct dirent *c, *n;
+	DIR *dc, *dn;
+	int ret = -ENODEV;
+
+	if (!pci_addr || strchr(pci_addr, '/'))
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/nvme", pci_addr);
+	dc = opendir(dir);
+	if (!dc)
+		return -ENODEV; /* not bound to the nvme driver */
+	while (ret == -ENODEV && (c = readdir(dc))) {
+		if (strncmp(c->d_name, "nvme", 4))
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", dir, c->d_name) >= (int)sizeof(sub))
+			continue;
+		dn = opendir(sub);
+		if (!dn)
+			continue;
+		while ((n = readdir(dn))) {
+			unsigned s, ci, m;
+			uint64_t id;
+
+			if (strncmp(n->d_name, "nvme", 4) || !strchr(n->d_name + 4, 'n'))
+				continue;
+			if (snprintf(f, sizeof(f), "%s/%s/nsid", sub, n->d_name) >=
+				(int)sizeof(f) ||
+			    read_sysfs_u64(f, &id) || id != nsid)
+				continue;
+			if (sscanf(n->d_name, "nvme%uc%un%u", &s, &ci, &m) == 3)
+				ret = snprintf(path, len, "/dev/nvme%un%u", s, m);
+			else
+				ret = snprintf(path, len, "/dev/%s", n->d_name);
+			ret = ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
+			break;
+		}
+		closedir(dn);
+	}
+	closedir(dc);
+	return ret;
+}
+
+static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
+{
+	char f[PATH_MAX];
+	uint64_t v;
+	uint64_t max = KNS_DEFAULT_MAX_XFER;
+
+	if (snprintf(f, sizeof(f), "/sys/class/block/%.200s/queue/max_sectors_kb", base) <
+		(int)sizeof(f) &&
+	    !read_sysfs_u64(f, &v) && v)
+		max = v << 10;
+	max >>= ns->lba_shift;
+	if (max > NVME_MAX_NLB)
+		max = NVME_MAX_NLB;
+	ns->max_blocks = max ? (uint32_t)max : 1;
+}
+
+int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
+{
+	char path[PATH_MAX];
+	const char *base;
+	struct drv_kns *k;
+	struct nvmk_ns *ns;
+	struct stat st;
+	uint64_t bytes = 0, v;
+	int lbsz = 0, ret;
+
+	*out = NULL;
+	if (!dev || !*dev)
+		return -EINVAL;
+	if (nvmk_pci_addr_valid(dev)) {
+		ret = nvmk_kns_find_blockdev(dev, nsid ? nsid : 1, path, sizeof(path));
+		if (ret) {
+			nvmk_err(dev, -1,
+				 "no block device of namespace %u: is the function bound "
+				 "to the kernel nvme driver? (%s)",
+				 nsid ? nsid : 1, strerror(-ret));
+			return ret;
+		}
+	} else {
+		snprintf(path, sizeof(path), "%s", dev);
+	}
+	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+
+	ns = calloc(1, sizeof(*ns));
+	k = calloc(1, sizeof(*k));
+	if (!ns || !k) {
+		free(ns);
+		free(k);
+		return -ENOMEM;
+	}
+	snprintf(k->name, sizeof(k->name), "%.63s", base);
+	k->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (k->fd < 0) {
+		ret = -errno;
+		nvmk_err(k->name, -1, "cannot open %s: %s", path, strerror(-ret));
+		goto err_free;
+	}
+	if (fstat(k->fd, &st)) {
+		ret = -errno;
+		goto err_close;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		k->is_blk = true;
+		if (ioctl(k->fd, BLKGETSIZE64, &bytes) || ioctl(k->fd, BLKSSZGET, &lbsz)) {
+			ret = -errno;
+			nvmk_err(k->name, -1, "cannot read the device size: %s", strerror(-ret));
+			goto err_close;
+		}
+		if (lbsz < 512 || (lbsz & (lbsz - 1))) {
+			nvmk_err(k->name, -1, "unusable logical block size %d", lbsz);
+			ret = -EINVAL;
+			goto err_close;
+		}
+		/* Reopen with O_DIRECT: I/O goes to the device, not the page
+		 * cache, as it does on the VFIO path. */
+		close(k->fd);
+		k->fd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT);
+		if (k->fd < 0) {
+			ret = -errno;
+			nvmk_err(k->name, -1, "cannot open %s with O_DIRECT: %s", path,
+				 strerror(-ret));
+			goto err_free;
+		}
+		k->direct = true;
+		ns->lba_shift = (uint8_t)__builtin_ctz((unsigned)lbsz);
+		ns->nsid = nsid;
+		snprintf(path, sizeof(path), "/sys/class/block/%.200s/nsid", k->name);
+		if (!read_sysfs_u64(path, &v)) {
+			if (nsid && v != nsid) {
+				nvmk_err(k->name, -1, "is namespace %" PRIu64 ", not %u", v, nsid);
+				ret = -ENODEV;
+				goto err_close;
+			}
+			ns->nsid = (uint32_t)v;
+		}
+		kns_fill_blk_info(ns, k->name);
+	} else if (S_ISREG(st.st_mode)) {
+		bytes = (uint64_t)st.st_size;
+		ns->lba_shift = KNS_FILE_LBA_SHIFT;
+		ns->nsid = nsid ? nsid : 1;
+		ns->max_blocks = KNS_DEFAULT_MAX_XFER >> KNS_FILE_LBA_SHIFT;
+	} else {
+		nvmk_err(k->name, -1, "%s is neither a block device nor a regular file", path);
+		ret = -ENOTBLK;
+		goto err_close;
+	}
+	ret = io_uring_queue_init(KNS_RING_DEPTH, &k->ring, 0);
+	if (ret) {
+		nvmk_err(k->name, -1, "io_uring is unavailable: %s", strerror(-ret));
+		goto err_close;
+	}
+	pthread_mutex_init(&k->lock, NULL);
+	ns->kern = k;
+	ns->shared = true;
+	ns->kern_nblocks = bytes >> ns->lba_shift;
+	nvmk_info(k->name, -1, "kernel namespace %u: %" PRIu64 " blocks of %u bytes%s", ns->nsid,
+		  ns->kern_nblocks, 1u << ns->lba_shift, k->direct ? ", O_DIRECT" : "");
+	*out = ns;
+	return 0;
+
+err_close:
+	close(k->fd);
+err_free:
+	free(k);
+	free(ns);
+	return ret;
+}
+
+void drv_kns_close(struct nvmk_ns *ns)
+{
+	struct drv_kns *k = ns->kern;
+
+	io_uring_queue_exit(&k->ring);
+	pthread_mutex_destroy(&k->lock);
+	close(k->fd);
+	free(k);
+	free(ns);
+}
+
+void drv_kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->nsid = ns->nsid;
+	info->lba_shift = ns->lba_shift;
+	info->block_size = 1u << ns->lba_shift;
+	info->nblocks = ns->kern_nblocks;
+	info->capacity = info->nblocks << ns->lba_shift;
+	info->max_xfer_blocks = ns->max_blocks;
+	/* what the wrappers provide here (via ioctls), NVM-CS 1.0 Figure 97 bits */
+	info->oncs = NVME_ONCS_WRITE_ZEROES | NVME_ONCS_DSM | NVME_ONCS_COMPARE;
+}
+
+/* One io_uring operation, waited for; res < 0 is a negative errno. */
+static int kns_one(struct drv_kns *k, int op, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	sqe = io_uring_get_sqe(&k->ring);
+	if (!sqe)
+		return -EBUSY; /* cannot happen: one SQE at a time under the lock */
+	if (op == IORING_OP_READV)
+		io_uring_prep_readv(sqe, k->fd, iov, (unsigned)iovcnt, off);
+	else if (op == IORING_OP_WRITEV)
+		io_uring_prep_writev(sqe, k->fd, iov, (unsigned)iovcnt, off);
+	else
+		io_uring_prep_fsync(sqe, k->fd, 0);
+	ret = io_uring_submit(&k->ring);
+	if (ret < 0)
+		return ret;
+	do {
+		ret = io_uring_wait_cqe(&k->ring, &cqe);
+	} while (ret == -EINTR);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&k->ring, cqe);
+	return ret;
+}
+
+/* Read or write @len bytes of @iov at @off, resubmitting after short
+ * transfers (a block device may return fewer bytes than asked). */
+static int kns_rw_full(struct drv_kns *k, bool write, const struct iovec *iov, int iovcnt,
+		       uint64_t off, uint64_t len)
+{
+	struct iovec local[64];
+	struct iovec *v = local;
+	int n = iovcnt, ret = 0;
+
+	if (iovcnt > (int)(sizeof(local) / sizeof(local[0]))) {
+		v = malloc(sizeof(*v) * (size_t)iovcnt);
+		if (!v)
+			return -ENOMEM;
+	}
+	memcpy(v, iov, sizeof(*v) * (size_t)iovcnt);
+	while (len) {
+		struct iovec *cur = v + (iovcnt - n);
+		int r = kns_one(k, write ? IORING_OP_WRITEV : IORING_OP_READV, cur, n, off);
+		size_t done;
+
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		if (r == 0) { /* end of device/file */
+			ret = -ERANGE;
+			break;
+		}
+		done = (size_t)r;
+		off += done;
+		len -= done;
+		while (done && n) {
+			if (done >= cur->iov_len) {
+				done -= cur->iov_len;
+				cur++;
+				n--;
+			} else {
+				cur->iov_base = (char *)cur->iov_base + done;
+				cur->iov_len -= done;
+				done = 0;
+			}
+		}
+	}
+	if (v != local)
+		free(v);
+	return ret;
+}
+
+static bool kns_aligned(const struct nvmk_ns *ns, const struct iovec *iov, int iovcnt)
+{
+	uintptr_t mask = (1u << ns->lba_shift) - 1;
+	int i;
+
+	if (!ns->kern->direct)
+		return true;
+	for (i = 0; i < iovcnt; i++)
+		if (((uintptr_t)iov[i].iov_base | iov[i].iov_len) & mask)
+			return false;
+	return true;
+}
+
+static int kns_range(const struct nvmk_ns *ns, uint64_t slba, uint64_t nlb)
+{
+	if (nlb == 0)
+		return -EINVAL;
+	if (slba >= ns->kern_nblocks || nlb > ns->kern_nblocks - slba)
+		return -ERANGE; /* as LBA Out of Range does on the VFIO path */
+	return 0;
+}
+
+int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int iovcnt, uint64_t slba,
+		uint32_t nlb)
+{
+	struct drv_kns *k = ns->kern;
+	uint64_t len = 0, off = slba << ns->lba_shift, o;
+	struct iovec bv;
+	void *bounce = NULL;
+	int i, ret;
+
+	if (!iov || iovcnt <= 0 || iovcnt > IOV_MAX)
+		return -EINVAL;
+	for (i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (len != ((uint64_t)nlb << ns->lba_shift))
+		return -EINVAL;
+	ret = kns_range(ns, slba, nlb);
+	if (ret)
+		return ret;
+	if (opc != NVME_CMD_READ && opc != NVME_CMD_WRITE && opc != NVME_CMD_COMPARE)
+		return -EOPNOTSUPP;
+
+	/* Compare reads into a bounce buffer and compares, and an unaligned
+	 * buffer cannot go to an O_DIRECT descriptor: both bounce. */
+	if (opc == NVME_CMD_COMPARE || !kns_aligned(ns, iov, iovcnt)) {
+		if (posix_memalign(&bounce, 4096, len))
+			return -ENOMEM;
+		if (opc == NVME_CMD_WRITE) {
+			for (i = 0, o = 0; i < iovcnt; o += iov[i].iov_len, i++)
+				memcpy((char *)bounce + o, iov[i].iov_base, iov[i].iov_len);
+		}
+		bv = (struct iovec){bounce, len};
+	}
+	pthread_mutex_lock(&k->lock);
+	ret = kns_rw_full(k, opc == NVME_CMD_WRITE, bounce ? &bv : iov, bounce ? 1 : iovcnt, off,
+			  len);
+	pthread_mutex_unlock(&k->lock);
+	if (!ret && bounce && opc != NVME_CMD_WRITE) {
+		for (i = 0, o = 0; i < iovcnt && !ret; o += iov[i].iov_len, i++) {
+			if (opc == NVME_CMD_READ)
+				memcpy(iov[i].iov_base, (char *)bounce + o, iov[i].iov_len);
+			else if (memcmp(iov[i].iov_base, (char *)bounce + o, iov[i].iov_len))
+				ret = -EILSEQ; /* as Compare Failure (2/85h) */
+		}
+	}
+	if (ret && ret != -EILSEQ)
+		nvmk_err(k->name, -1, "%s of %u blocks at %" PRIu64 " failed: %s",
+			 opc == NVME_CMD_WRITE ? "write" : "read", nlb, slba, strerror(-ret));
+	free(bounce);
+	return ret;
+}
+
+int drv_kns_flush(struct nvmk_ns *ns)
+{
+	struct drv_kns *k = ns->kern;
+	int ret;
+
+	pthread_mutex_lock(&k->lock);
+	ret = kns_one(k, IORING_OP_FSYNC, NULL, 0, 0);
+	pthread_mutex_unlock(&k->lock);
+	if (ret < 0)
+		nvmk_err(k->name, -1, "flush failed: %s", strerror(-ret));
+	return ret < 0 ? ret : 0;
+}
+
+/* Zero or discard one byte range: ioctls on a block device (Linux 6.1 has
+ * no io_uring opcode for them), fallocate on a regular file. */
+static int kns_zero_range(struct drv_kns *k, bool discard, uint64_t off, uint64_t len)
+{
+	uint64_t r[2] = {off, len};
+	int ret;
+
+	if (k->is_blk)
+		ret = ioctl(k->fd, discard ? BLKDISCARD : BLKZEROOUT, r);
+	else
+		ret = fallocate(k->fd,
+				discard ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+					: FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				(off_t)off, (off_t)len);
+	return ret ? -errno : 0;
+}
+
+int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb)
+{
+	int ret = kns_range(ns, slba, nlb);
+
+	if (ret)
+		return ret;
+	ret = kns_zero_range(ns->kern, false, slba << ns->lba_shift, nlb << ns->lba_shift);
+	if (ret)
+		nvmk_err(ns->kern->name, -1,
+			 "write zeroes of %" PRIu64 " blocks at %" PRIu64 " failed: %s", nlb, slba,
+			 strerror(-ret));
+	return ret;
+}
+
+int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsigned nr)
+{
+	unsigned i;
+	int ret;
+
+	if (!ranges || nr == 0 || nr > 256)
+		return -EINVAL;
+	for (i = 0; i < nr; i++) {
+		ret = kns_range(ns, ranges[i].slba, ranges[i].nlb);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < nr; i++) {
+		ret = kns_zero_range(ns->kern, true, ranges[i].slba << ns->lba_shift,
+				     (uint64_t)ranges[i].nlb << ns->lba_shift);
+		/* Deallocate is advisory (NVM-CS 1.0 3.2.3.2.1): a device
+		 * without discard support is not an error */
+		if (ret == -EOPNOTSUPP)
+			ret = 0;
+		if (ret) {
+			nvmk_err(ns->kern->name, -1, "deallocate failed: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The kernel namespace path (kernel_ns.h) on the host: a regular file served
+ * through io_uring exactly as a /dev/nvmeXnY is (buffered, 512-byte blocks),
+ * and a loop device over such a file (O_DIRECT, BLKZEROOUT/BLKDISCARD) when
+ * the host lets us attach one. Every case skips with a message when io_uring
+ * is unavailable (seccomp, io_uring_disabled).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/loop.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nvmekeep/driver.h"
+#include "nvmekeep/kernel_ns.h"
+
+#define FILE_BYTES (4u << 20)
+
+struct fixture {
+	char file[64];
+	char loopdev[32];
+	int loop_fd;
+	struct nvmk_ns *ns;
+};
+
+static bool uring_ok(void)
+{
+	struct io_uring r;
+	int ret = io_uring_queue_init(2, &r, 0);
+
+	if (ret) {
+		fprintf(stderr, "test_kernel_ns: io_uring unavailable (%s): skipping\n",
+			strerror(-ret));
+		return false;
+	}
+	io_uring_queue_exit(&r);
+	return true;
+}
+
+static void fill(void *p, size_t len, unsigned seed)
+{
+	unsigned char *c = p;
+
+	for (size_t i = 0; i < len; i++)
+		c[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 9));
+}
+
+static int make_file(struct fixture *f)
+{
+	int fd;
+
+	snprintf(f->file, sizeof(f->file), "kns-test-XXXXXX");
+	fd = mkstemp(f->file);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, FILE_BYTES)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int setup_file(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	f->loop_fd = -1;
+	if (make_file(f))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+/* A loop device over the file: the block-device branch (O_DIRECT, ioctls).
+ * Not every host allows one (containers); the tests using it then skip. */
+static int setup_loop(void **state)
+{
+	struct fixture *f;
+	int ctl, n, ffd;
+
+	if (setup_file(state))
+		return -1;
+	f = *state;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return 0;
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (n < 0)
+		return 0;
+	snprintf(f->loopdev, sizeof(f->loopdev), "/dev/loop%d", n);
+	f->loop_fd = open(f->loopdev, O_RDWR | O_CLOEXEC);
+	ffd = open(f->file, O_RDWR | O_CLOEXEC);
+	if (f->loop_fd < 0 || ffd < 0 || ioctl(f->loop_fd, LOOP_SET_FD, ffd)) {
+		if (f->loop_fd >= 0)
+			close(f->loop_fd);
+		f->loop_fd = -1;
+		f->loopdev[0] = 0;
+	}
+	if (ffd >= 0)
+		close(ffd);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nvmk_ns_close(f->ns);
+	if (f->loop_fd >= 0) {
+		ioctl(f->loop_fd, LOOP_CLR_FD, 0);
+		close(f->loop_fd);
+	}
+	unlink(f->file);
+	free(f);
+	return 0;
+}
+
+static const char *dev_of(struct fixture *f, bool loop)
+{
+	if (!uring_ok()) {
+		skip();
+		return NULL;
+	}
+	if (loop && !f->loopdev[0]) {
+		fprintf(stderr, "test_kernel_ns: no loop device here: skipping\n");
+		skip();
+		return NULL;
+	}
+	return loop ? f->loopdev : f->file;
+}
+
+/* Read, write (aligned and not), vectored, compare, flush, zeroes, discard,
+ * range and argument errors: the same expectations on both devices. */
+static void exercise(struct fixture *f, const char *dev, bool is_blk)
+{
+	struct nvmk_ns_info info;
+	struct nvmk_range r[2] = {{.slba = 16, .nlb = 8}, {.slba = 100, .nlb = 4}};
+	size_t n = 64 * 512;
+	unsigned char *wbuf = NULL, *rbuf = NULL, *raw;
+	struct iovec iov[3];
+
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	assert_true(nvmk_ns_is_kernel(f->ns));
+	assert_null(nvmk_ns_ctrl(f->ns));
+	nvmk_ns_info(f->ns, &info);
+	assert_int_equal(info.block_size, 512);
+	assert_int_equal(info.nblocks, FILE_BYTES / 512);
+	assert_int_equal(info.capacity, FILE_BYTES);
+	assert_true(info.max_xfer_blocks >= 8);
+
+	assert_int_equal(posix_memalign((void **)&wbuf, 4096, n), 0);
+	assert_int_equal(posix_memalign((void **)&rbuf, 4096, n), 0);
+	raw = malloc(n + 1);
+	fill(wbuf, n, 1);
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, wbuf, 0, 64), 0);
+	memset(rbuf, 0, n);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, 0, 64), 0);
+	assert_memory_equal(wbuf, rbuf, n);
+
+	/* unaligned buffer (bounced under O_DIRECT) */
+	fill(raw + 1, n, 2);
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, raw + 1, 1000, 64), 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, 1000, 64), 0);
+	assert_memory_equal(raw + 1, rbuf, n);
+	memset(raw, 0, n + 1);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, raw + 1, 1000, 64), 0);
+	assert_memory_equal(raw + 1, rbuf, n);
+
+	/* vectored: three elements, one read back whole */
+	fill(wbuf, n, 3);
+	iov[0] = (struct iovec){wbuf, 4096};
+	iov[1] = (struct iovec){wbuf + 4096, 8192};
+	iov[2] = (struct iovec){wbuf + 12288, n - 12288};
+	assert_int_equal(nvmk_ns_writev(f->ns, NULL, iov, 3, 2000, 64), 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, 2000, 64), 0);
+	assert_memory_equal(wbuf, rbuf, n);
+	memset(rbuf, 0, n);
+	iov[0] = (struct iovec){rbuf, 512};
+	iov[1] = (struct iovec){rbuf + 512, n - 512};
+	assert_int_equal(nvmk_ns_readv(f->ns, NULL, iov, 2, 2000, 64), 0);
+	assert_memory_equal(wbuf, rbuf, n);
+
+	/* compare: equal, then one byte off */
+	assert_int_equal(nvmk_ns_compare(f->ns, NULL, wbuf, 2000, 64), 0);
+	wbuf[777] ^= 1;
+	assert_int_equal(nvmk_ns_compare(f->ns, NULL, wbuf, 2000, 64), -EILSEQ);
+
+	assert_int_equal(nvmk_ns_flush(f->ns, NULL), 0);
+
+	/* write zeroes over data */
+	assert_int_equal(nvmk_ns_write_zeroes(f->ns, NULL, 2008, 16, 0), 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, 2000, 64), 0);
+	for (size_t i = 8 * 512; i < 24 * 512; i++)
+		assert_int_equal(rbuf[i], 0);
+	assert_int_not_equal(rbuf[8 * 512 - 1] | rbuf[8 * 512 - 2], 0);
+	assert_int_not_equal(rbuf[24 * 512] | rbuf[24 * 512 + 1], 0);
+
+	/* deallocate: a loop device over a file and a file punch holes, so the
+	 * blocks read back as zeroes */
+	assert_int_equal(nvmk_ns_deallocate(f->ns, NULL, r, 2), 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, 0, 64), 0);
+	for (size_t i = 16 * 512; i < 24 * 512; i++)
+		assert_int_equal(rbuf[i], 0);
+
+	/* errors: out of range, length mismatch, nothing, reservations */
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, info.nblocks - 1, 2), -ERANGE);
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, rbuf, info.nblocks, 1), -ERANGE);
+	assert_int_equal(nvmk_ns_write_zeroes(f->ns, NULL, info.nblocks - 1, 2, 0), -ERANGE);
+	assert_int_equal(nvmk_ns_write_zeroes(f->ns, NULL, 0, 0, 0), -EINVAL);
+	assert_int_equal(nvmk_ns_deallocate(f->ns, NULL, r, 0), -EINVAL);
+	iov[0] = (struct iovec){rbuf, 100};
+	assert_int_equal(nvmk_ns_readv(f->ns, NULL, iov, 1, 0, 1), -EINVAL);
+	assert_int_equal(nvmk_ns_resv_register(f->ns, NULL, 0, 0, 1, false), -EOPNOTSUPP);
+	/* the last block is reachable */
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, wbuf, info.nblocks - 1, 1), 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rbuf, info.nblocks - 1, 1), 0);
+	assert_memory_equal(wbuf, rbuf, 512);
+	(void)is_blk;
+
+	free(raw);
+	free(wbuf);
+	free(rbuf);
+}
+
+static void test_file(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+	int fd;
+	unsigned char b[512], w[512];
+
+	exercise(f, dev, false);
+	/* the data is in the file, where the next reader finds it */
+	nvmk_ns_close(f->ns);
+	f->ns = NULL;
+	fill(w, sizeof(w), 9);
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, w, 5, 1), 0);
+	fd = open(dev, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, sizeof(b), 5 * 512), (ssize_t)sizeof(b));
+	close(fd);
+	assert_memory_equal(b, w, sizeof(b));
+}
+
+static void test_loop(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, true);
+	unsigned char w[512], b[512];
+	int fd;
+
+	exercise(f, dev, true);
+	/* written through O_DIRECT on the loop device, visible in its file */
+	fill(w, sizeof(w), 11);
+	assert_int_equal(nvmk_ns_write(f->ns, NULL, w, 7, 1), 0);
+	assert_int_equal(nvmk_ns_flush(f->ns, NULL), 0);
+	fd = open(f->file, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, sizeof(b), 7 * 512), (ssize_t)sizeof(b));
+	close(fd);
+	assert_memory_equal(b, w, sizeof(b));
+}
+
+static void test_open_errors(void **state)
+{
+	struct nvmk_ns *ns = (void *)1;
+	char p[64];
+
+	(void)state;
+	if (!uring_ok()) {
+		skip();
+		return;
+	}
+	assert_int_equal(nvmk_kns_open("/dev/null", 0, &ns), -ENOTBLK);
+	assert_null(ns);
+	assert_int_equal(nvmk_kns_open("/nonexistent/nvme9n9", 0, &ns), -ENOENT);
+	assert_int_equal(nvmk_kns_open("", 0, &ns), -EINVAL);
+	/* a PCI address that is not there / not bound to nvme */
+	assert_int_equal(nvmk_kns_open("0000:ff:1f.7", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("0000:ff:1f.7", 1, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("../x", 1, p, sizeof(p)), -EINVAL);
+	assert_false(nvmk_ns_is_kernel(NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_file, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_loop, setup_loop, teardown),
+	    cmocka_unit_test(test_open_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
