@@ -62,6 +62,12 @@ fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
 	tools/nvmekeep >/dev/null || die "building the VM test programs failed"
 install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
+# the guest image must carry every library these programs link
+NVMK_VM_EXTRA_LIBS="$(ldd "$BUILD"/tests/vm/vfio_smoke "$BUILD"/tests/vm/driver_smoke \
+	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tools/nvmekeep 2>/dev/null |
+	awk '$2 == "=>" && $3 ~ /^\// { n = split($3, p, "/"); print p[n] }' | sort -u | tr '\n' ' ')"
+export NVMK_VM_EXTRA_LIBS
+"$NVMK_VM_DIR/setup.sh" host || die "setup (guest libraries) failed"
 # In the guest: the backing's own smoke test, the driver over VFIO, the
 # driver's cases, then the CLI with the kernel driver. Each prints one
 # "N passed, M failed" line.

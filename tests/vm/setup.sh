@@ -32,9 +32,27 @@ step_host() {
 		depmod -b "$KROOT" "$KVER" # the .deb ships no modules.dep
 	fi
 	if [ ! -f "$INITRAMFS" ] || [ "$NVMK_VM_DIR/guest-init.sh" -nt "$INITRAMFS" ] ||
-	   [ "$NVMK_VM_DIR/setup.sh" -nt "$INITRAMFS" ]; then
+	   [ "$NVMK_VM_DIR/setup.sh" -nt "$INITRAMFS" ] || ! libs_staged; then
 		build_initramfs
 	fi
+}
+
+# The shared libraries the guest needs: glibc and the sanitizer runtimes, plus
+# whatever the test programs link (run.sh passes the list ldd gives for the
+# binaries it built in NVMK_VM_EXTRA_LIBS, so a new dependency of the project
+# rebuilds the image instead of failing in the guest).
+guest_libs() {
+	printf '%s\n' ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 \
+		libdl.so.2 librt.so.1 libstdc++.so.6 libasan.so.8 libubsan.so.1 \
+		libjson-c.so.5 liburing.so.2 libprotobuf-c.so.1 ${NVMK_VM_EXTRA_LIBS:-} | sort -u
+}
+
+# true when every library of guest_libs is in the cached image
+libs_staged() {
+	local l
+	for l in $(guest_libs); do
+		grep -qx "$l" "$INITRAMFS.libs" 2>/dev/null || return 1
+	done
 }
 
 # busybox + the vfio/9p/virtio/nvme modules + glibc (the test programs are
@@ -58,11 +76,8 @@ build_initramfs() {
 	done
 	cp "$mdir"/modules.builtin* "$mdir/modules.order" "$stage/lib/modules/$KVER/"
 	depmod -b "$stage" "$KVER"
-	# libasan/libubsan: run.sh --asan runs the smoke test sanitized in the guest;
-	# libjson-c: the nvmekeep CLI (guest_cli.sh, bench/vm).
-	for l in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 \
-		 libdl.so.2 librt.so.1 libstdc++.so.6 libasan.so.8 libubsan.so.1 \
-		 libjson-c.so.5 liburing.so.2; do
+	# libasan/libubsan: run.sh --asan runs the smoke test sanitized in the guest
+	for l in $(guest_libs); do
 		for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
 			if [ -e "$d/$l" ]; then
 				cp -L "$d/$l" "$stage/lib/x86_64-linux-gnu/"
@@ -74,6 +89,7 @@ build_initramfs() {
 	install -m 0755 "$NVMK_VM_DIR/guest-init.sh" "$stage/init"
 	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$INITRAMFS.tmp"
 	mv "$INITRAMFS.tmp" "$INITRAMFS"
+	guest_libs > "$INITRAMFS.libs"
 	vm_log "built $INITRAMFS ($(du -h "$INITRAMFS" | cut -f1))"
 }
 
