@@ -589,7 +589,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	uint64_t len, iova, pg;
-	uint32_t tail, old_tail;
+	uint32_t tail;
 	uint16_t cid, free;
 
 	/* One exit to the general path, taken before anything is computed
@@ -644,11 +644,8 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * live across that call. */
 	tail = tail + 1u == q->depth ? 0 : tail + 1u;
 	q->sq_tail = tail;
-	if (drv_likely(!q->batching)) {
-		old_tail = q->sq_db_tail;
-		q->sq_db_tail = tail;
-		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old_tail, tail);
-	}
+	if (drv_likely(!q->batching))
+		drv_db_ring(q, false, tail);
 	return 0;
 }
 
