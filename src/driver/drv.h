@@ -142,6 +142,11 @@ struct nvmk_qpair {
 	struct nvmk_ctrl *ctrl;
 	uint32_t epoch; /* ctrl->epoch when the queues were (re)created */
 	bool shared;
+	/* What the fast paths compare ctrl->epoch with: the epoch, or on a
+	 * SHARED qpair a value no 32-bit epoch equals, so that one compare
+	 * tests "exclusive and current" (drv_qp_fast). Set with epoch by
+	 * drv_qp_set_epoch, after shared. */
+	uint64_t fast_epoch;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
@@ -159,6 +164,14 @@ struct nvmk_qpair {
 	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
 	uint16_t saved_qid;	    /* restore: the qid it had when saved */
 };
+
+/* Record the controller epoch the qpair's queues belong to (qp->shared is
+ * already set). */
+drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
+{
+	qp->epoch = epoch;
+	qp->fast_epoch = qp->shared ? UINT64_MAX : epoch;
+}
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
 {

@@ -599,8 +599,8 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * there; a range outside the buffer, misaligned data (PRP entries are
 	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
 	 * list) are refused or handled there too. */
-	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->shared || !buf ||
-			 buf->page_iova != NULL || ns_gone(ns) || !drv_qp_current(qp) ||
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast(qp) || !buf ||
+			 buf->page_iova != NULL || ns_gone(ns) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	len = (uint64_t)nlb << ns->lba_shift;

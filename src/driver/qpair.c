@@ -178,7 +178,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		qp->q.ei_cq = (uint32_t *)(ei + (2u * qid + 1u) * stride);
 	}
 	/* acquire: see the admin state of the reset that set this epoch */
-	qp->epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
+	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
 	rc = qp_create_on_device(qp);
 	if (rc) {
 		qp_free(qp);
@@ -340,7 +340,7 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 				 rc);
 			qp->dead = rc;
 		} else {
-			qp->epoch = epoch;
+			drv_qp_set_epoch(qp, epoch);
 		}
 	}
 	drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
@@ -378,15 +378,13 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 	return n;
 }
 
-drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
+/* A poll of a qpair known current (drv_qp_check or drv_qp_fast passed). */
+drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
 	uint64_t now;
-	int n, rc;
+	int n;
 
-	rc = drv_qp_check(qp);
-	if (drv_unlikely(rc))
-		return rc;
 	q->batching++;
 	n = drv_q_drain(q, max);
 	/* qp->ctrl is read again here rather than kept from before the drain:
@@ -399,12 +397,24 @@ drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 	return n;
 }
 
-/* A SHARED qpair: the same under its lock, out of line so that the
- * exclusive qpair's poll does not keep the lock's address live. */
-static __attribute__((noinline)) int qp_process_locked(struct nvmk_qpair *qp, unsigned max)
+drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
+{
+	int rc = drv_qp_check(qp);
+
+	if (drv_unlikely(rc))
+		return rc;
+	return qp_process_current(qp, max);
+}
+
+/* A SHARED qpair (under its lock), or one whose controller was reset or
+ * failed since the last call: out of line, so that the common poll keeps
+ * neither the lock's address nor the recovery live. */
+static __attribute__((noinline)) int qp_process_slow(struct nvmk_qpair *qp, unsigned max)
 {
 	int n;
 
+	if (!qp->shared)
+		return qp_process_nolock(qp, max);
 	pthread_mutex_lock(&qp->lock);
 	n = qp_process_nolock(qp, max);
 	pthread_mutex_unlock(&qp->lock);
@@ -413,9 +423,10 @@ static __attribute__((noinline)) int qp_process_locked(struct nvmk_qpair *qp, un
 
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
-	if (drv_unlikely(qp->shared))
-		return qp_process_locked(qp, max);
-	return qp_process_nolock(qp, max);
+	/* one compare: exclusive and current (drv_qp_fast) */
+	if (drv_unlikely(!drv_qp_fast(qp)))
+		return qp_process_slow(qp, max);
+	return qp_process_current(qp, max);
 }
 
 static void qp_irq_clear(struct nvmk_qpair *qp)

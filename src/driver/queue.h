@@ -259,6 +259,15 @@ drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
 }
 
+/* Exclusive (no lock to take) and current (no reset or failure to notice
+ * since the queues were created): the fast paths' one test. */
+drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
+{
+	/* relaxed: only a hint, as in drv_qp_current */
+	return qp->fast_epoch ==
+	       (uint64_t)atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+}
+
 drv_inline int drv_qp_check(struct nvmk_qpair *qp)
 {
 	if (drv_likely(drv_qp_current(qp)))

@@ -345,7 +345,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	if (ctrl->dbbuf)
 		restore_dbbuf_ptrs(ctrl, &qp->q);
-	qp->epoch = atomic_load_explicit(&ctrl->epoch, memory_order_relaxed);
+	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_relaxed));
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	ctrl->qid_used[qp->q.qid] = 1;
 	return 0;
