@@ -111,7 +111,7 @@ struct drv_queue {
 	uint32_t sq_db_tail; /* last tail given to the device */
 	uint32_t cq_head;
 	uint32_t cq_db_head; /* last head given to the device */
-	uint32_t sq_head;    /* last SQHD seen */
+	uint16_t sq_head;    /* last SQHD seen (16 bits, as in the CQE: one store) */
 	uint8_t phase;
 	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
 	uint16_t qid;
@@ -125,8 +125,9 @@ struct drv_queue {
 	uint32_t ntrk;
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
-	uint16_t idx_mask;
 	uint16_t gen_inc; /* 1 << cid_shift */
+	/* < 0x10000; 32 bits: the CQE's CID is masked without a zero-extension */
+	uint32_t idx_mask;
 	uint8_t cid_shift;
 	const char *name;
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;

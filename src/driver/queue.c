@@ -55,7 +55,7 @@ void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qi
 		shift++;
 	q->ntrk = ntrk;
 	q->cid_shift = (uint8_t)shift;
-	q->idx_mask = (uint16_t)((1u << shift) - 1);
+	q->idx_mask = (1u << shift) - 1;
 	q->gen_inc = (uint16_t)(1u << shift);
 }
 
