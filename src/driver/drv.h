@@ -125,7 +125,7 @@ struct drv_queue {
 	uint32_t ntrk;
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
-	uint16_t gen_inc; /* 1 << cid_shift */
+	uint16_t gen_inc;   /* 1 << cid_shift */
 	/* < 0x10000; 32 bits: the CQE's CID is masked without a zero-extension */
 	uint32_t idx_mask;
 	uint8_t cid_shift;
@@ -205,6 +205,9 @@ struct nvmk_ns {
 	uint32_t nsid;
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
+	/* NSID in SQE bits 32-63 (Dword 1), precomputed at open/restore: the
+	 * fast path ORs it into the CDW0 + NSID store */
+	uint64_t sqe_nsid;
 	bool shared;
 	bool restored;		  /* restore: not handed back yet */
 	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */

@@ -226,6 +226,7 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	ns->ctrl = ctrl;
 	ns->s = s;
 	ns->nsid = nsid;
+	ns->sqe_nsid = (uint64_t)nsid << 32;
 	ns->lba_shift = shift;
 	ns->shared = shared;
 	maxb = ctrl->max_xfer >> shift;
@@ -631,7 +632,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * no command the driver puts on an I/O queue uses them. */
 	tail = q->sq_tail;
 	sqe = &q->sq[tail];
-	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32);
+	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | ns->sqe_nsid);
 	sqe->prp1 = iova;
 	/* data crossing a page boundary: PRP2 is the second page */
 	sqe->prp2 = pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0;
