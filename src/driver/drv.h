@@ -112,7 +112,9 @@ struct drv_queue {
 	uint32_t cq_head;
 	uint32_t cq_db_head; /* last head given to the device */
 	uint16_t sq_head;    /* last SQHD seen (16 bits, as in the CQE: one store) */
-	uint8_t phase;
+	/* 0 or 1; 16 bits like the CQE status word, so the phase test xors
+	 * the two without a zero-extension */
+	uint16_t phase;
 	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
 	uint16_t qid;
 	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */

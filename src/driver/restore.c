@@ -240,7 +240,7 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	q->sq_head = m->sq_head;
 	q->cq_head = m->cq_head;
 	q->cq_db_head = m->cq_db_head;
-	q->phase = (uint8_t)m->cq_phase;
+	q->phase = (uint16_t)m->cq_phase;
 	return 0;
 }
 
