@@ -88,11 +88,19 @@ struct drv_tracker {
 	};
 	uint16_t next_free;
 	uint16_t idx; /* own index */
-	uint8_t flags;
-	uint8_t opc;
+	union {
+		struct {
+			uint8_t flags;
+			uint8_t opc;
+			uint16_t meta_zero; /* always 0 */
+		};
+		/* flags | opc << 8: the submit fast path sets both with one
+		 * 32-bit store of a constant */
+		uint32_t meta;
+	};
 	/* to 128 bytes: &trk[i] is then a shift, not a multiply, on both the
 	 * submit and the completion path */
-	uint8_t pad_to_128[24];
+	uint8_t pad_to_128[22];
 };
 _Static_assert(sizeof(struct drv_tracker) == 128, "resize pad_to_128");
 /* drv_q_drain clears err and status of a struct nvmk_cpl with one 8-byte store */

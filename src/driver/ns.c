@@ -618,8 +618,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	q->nfree--;
 	cid = (uint16_t)(t->cid + q->gen_inc);
 	t->key = DRV_TRK_KEY_ACTIVE | cid;
-	t->flags = 0;
-	t->opc = opc;
+	t->meta = (uint32_t)opc << 8; /* flags = 0, opc */
 	t->parent = NULL;
 	t->cb = cb;
 	t->cb_arg = cb_arg;
