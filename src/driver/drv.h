@@ -88,11 +88,19 @@ struct drv_tracker {
 	};
 	uint16_t next_free;
 	uint16_t idx; /* own index */
-	uint8_t flags;
-	uint8_t opc;
+	union {
+		struct {
+			uint8_t flags;
+			uint8_t opc;
+			uint16_t meta_zero; /* always 0 */
+		};
+		/* flags | opc << 8: the submit fast path sets both with one
+		 * 32-bit store of a constant */
+		uint32_t meta;
+	};
 	/* to 128 bytes: &trk[i] is then a shift, not a multiply, on both the
 	 * submit and the completion path */
-	uint8_t pad_to_128[24];
+	uint8_t pad_to_128[22];
 };
 _Static_assert(sizeof(struct drv_tracker) == 128, "resize pad_to_128");
 /* drv_q_drain clears err and status of a struct nvmk_cpl with one 8-byte store */
@@ -111,8 +119,10 @@ struct drv_queue {
 	uint32_t sq_db_tail; /* last tail given to the device */
 	uint32_t cq_head;
 	uint32_t cq_db_head; /* last head given to the device */
-	uint32_t sq_head;    /* last SQHD seen */
-	uint8_t phase;
+	uint16_t sq_head;    /* last SQHD seen (16 bits, as in the CQE: one store) */
+	/* 0 or 1; 16 bits like the CQE status word, so the phase test xors
+	 * the two without a zero-extension */
+	uint16_t phase;
 	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
 	uint16_t qid;
 	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
@@ -125,8 +135,9 @@ struct drv_queue {
 	uint32_t ntrk;
 	uint32_t nfree;
 	uint16_t free_head; /* 0xffff: none */
-	uint16_t idx_mask;
-	uint16_t gen_inc; /* 1 << cid_shift */
+	uint16_t gen_inc;   /* 1 << cid_shift */
+	/* < 0x10000; 32 bits: the CQE's CID is masked without a zero-extension */
+	uint32_t idx_mask;
 	uint8_t cid_shift;
 	const char *name;
 	struct nvmk_dma_buf sq_mem, cq_mem, prp_mem;
@@ -142,6 +153,11 @@ struct nvmk_qpair {
 	struct nvmk_ctrl *ctrl;
 	uint32_t epoch; /* ctrl->epoch when the queues were (re)created */
 	bool shared;
+	/* What the fast paths compare ctrl->epoch with: the epoch, or on a
+	 * SHARED qpair a value no 32-bit epoch equals, so that one compare
+	 * tests "exclusive and current" (drv_qp_fast). Set with epoch by
+	 * drv_qp_set_epoch, after shared. */
+	uint64_t fast_epoch;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
@@ -159,6 +175,14 @@ struct nvmk_qpair {
 	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
 	uint16_t saved_qid;	    /* restore: the qid it had when saved */
 };
+
+/* Record the controller epoch the qpair's queues belong to (qp->shared is
+ * already set). */
+drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
+{
+	qp->epoch = epoch;
+	qp->fast_epoch = qp->shared ? UINT64_MAX : epoch;
+}
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
 {
@@ -191,6 +215,9 @@ struct nvmk_ns {
 	uint32_t nsid;
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
+	/* NSID in SQE bits 32-63 (Dword 1), precomputed at open/restore: the
+	 * fast path ORs it into the CDW0 + NSID store */
+	uint64_t sqe_nsid;
 	bool shared;
 	bool restored;		  /* restore: not handed back yet */
 	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */

@@ -226,6 +226,7 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	ns->ctrl = ctrl;
 	ns->s = s;
 	ns->nsid = nsid;
+	ns->sqe_nsid = (uint64_t)nsid << 32;
 	ns->lba_shift = shift;
 	ns->shared = shared;
 	maxb = ctrl->max_xfer >> shift;
@@ -593,7 +594,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	uint64_t len, iova, pg;
-	uint32_t tail, old_tail;
+	uint32_t tail;
 	uint16_t cid, free;
 
 	/* One exit to the general path, taken before anything is computed
@@ -603,8 +604,8 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * there; a range outside the buffer, misaligned data (PRP entries are
 	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
 	 * list) are refused or handled there too. */
-	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->shared || !buf ||
-			 buf->page_iova != NULL || ns_gone(ns) || !drv_qp_current(qp) ||
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast(qp) || !buf ||
+			 buf->page_iova != NULL || ns_gone(ns) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	len = (uint64_t)nlb << ns->lba_shift;
@@ -621,8 +622,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	q->nfree--;
 	cid = (uint16_t)(t->cid + q->gen_inc);
 	t->key = DRV_TRK_KEY_ACTIVE | cid;
-	t->flags = 0;
-	t->opc = opc;
+	t->meta = (uint32_t)opc << 8; /* flags = 0, opc */
 	t->parent = NULL;
 	t->cb = cb;
 	t->cb_arg = cb_arg;
@@ -635,7 +635,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * no command the driver puts on an I/O queue uses them. */
 	tail = q->sq_tail;
 	sqe = &q->sq[tail];
-	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | (uint64_t)ns->nsid << 32);
+	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | ns->sqe_nsid);
 	sqe->prp1 = iova;
 	/* data crossing a page boundary: PRP2 is the second page */
 	sqe->prp2 = pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0;
@@ -648,11 +648,8 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * live across that call. */
 	tail = tail + 1u == q->depth ? 0 : tail + 1u;
 	q->sq_tail = tail;
-	if (drv_likely(!q->batching)) {
-		old_tail = q->sq_db_tail;
-		q->sq_db_tail = tail;
-		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old_tail, tail);
-	}
+	if (drv_likely(!q->batching))
+		drv_db_ring(q, false, tail);
 	return 0;
 }
 

@@ -86,59 +86,47 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 #endif
 
 /*
- * Write a doorbell value: with shadow doorbells, store the value in the
- * shadow buffer and write the register only when the controller's EventIdx
- * says it wants to hear about it (Base 2.0 5.8; the test is the usual
- * "new - event - 1 < new - old" in 16-bit arithmetic, which errs towards
- * writing the register at a wrap).
+ * Shadow doorbells (Base 2.0 5.8): record @val (new SQ tail, or CQ head when
+ * @cq) as given, store it in the shadow buffer and write the register only
+ * when the controller's EventIdx says it wants to hear about it. Out of line
+ * (queue.c): the register path below then loads nothing it does not use.
  */
-drv_inline void drv_db_write(struct drv_queue *q, uint32_t off, uint32_t *shadow,
-			     uint32_t *eventidx, uint32_t old, uint32_t val)
-{
-	/* unlikely: only a layout hint (the register write falls through, the
-	 * shadow path's loads are not hoisted into it); both paths run the
-	 * same instructions as without it */
-	if (drv_unlikely(shadow != NULL)) {
-		uint16_t ev;
+void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val);
 
-		/* seq_cst store + seq_cst load: queue entries before the shadow
-		 * value (release), and the shadow store before the EventIdx load
-		 * (store-load order; pairs with the controller's EventIdx store
-		 * followed by its shadow re-read) */
-		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
-		ev = (uint16_t)__atomic_load_n(eventidx, __ATOMIC_SEQ_CST);
-		if ((uint16_t)(val - ev - 1) >= (uint16_t)(val - old))
-			return;
-	} else {
-		/* release: do not reorder SQE stores / CQE loads with the doorbell
-		 * store. (TSan does not model fences and GCC refuses them there;
-		 * its builds reach the device through the backing's ops, whose own
-		 * atomics order the hand-over.) */
-		DRV_WMB();
+/*
+ * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
+ * as given. The record is written before the register write, so that
+ * nothing needs to live across that (possibly indirect) call.
+ */
+drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
+{
+	/* unlikely: the register write falls through */
+	if (drv_unlikely((cq ? q->sdb_cq : q->sdb_sq) != NULL)) {
+		drv_db_ring_shadow(q, cq, val);
+		return;
 	}
-	nvmk_backing_write32(q->b, off, val);
+	if (cq)
+		q->cq_db_head = val;
+	else
+		q->sq_db_tail = val;
+	/* release: do not reorder SQE stores / CQE loads with the doorbell
+	 * store. (TSan does not model fences and GCC refuses them there; its
+	 * builds reach the device through the backing's ops, whose own
+	 * atomics order the hand-over.) */
+	DRV_WMB();
+	nvmk_backing_write32(q->b, cq ? q->cq_db : q->sq_db, val);
 }
 
-/* The value given to the device is recorded before the register write, so
- * that nothing needs to live across that (possibly indirect) call. */
 drv_inline void drv_q_ring_sq(struct drv_queue *q)
 {
-	uint32_t tail = q->sq_tail, old = q->sq_db_tail;
-
-	if (tail != old) {
-		q->sq_db_tail = tail;
-		drv_db_write(q, q->sq_db, q->sdb_sq, q->ei_sq, old, tail);
-	}
+	if (q->sq_tail != q->sq_db_tail)
+		drv_db_ring(q, false, q->sq_tail);
 }
 
 drv_inline void drv_q_ring_cq(struct drv_queue *q)
 {
-	uint32_t head = q->cq_head, old = q->cq_db_head;
-
-	if (head != old) {
-		q->cq_db_head = head;
-		drv_db_write(q, q->cq_db, q->sdb_cq, q->ei_cq, old, head);
-	}
+	if (q->cq_head != q->cq_db_head)
+		drv_db_ring(q, true, q->cq_head);
 }
 
 /* ---- submission ---- */
@@ -250,7 +238,13 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		} else {
 			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
 		}
-		if ((unsigned)++n == max)
+		/* Nothing outstanding any more (the callback submitted nothing):
+		 * no valid entry can follow, so the empty slot after the last
+		 * completion is not looked at (a phase test saved per poll at
+		 * low queue depth, a compare more per completion otherwise). An
+		 * invalid entry there is still found: every call looks at the
+		 * head before anything else. */
+		if ((unsigned)++n == max || q->nfree == q->ntrk)
 			break;
 	}
 	drv_q_ring_cq(q);
@@ -263,6 +257,15 @@ drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint; drv_qpair_recover re-reads with acquire */
 	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+}
+
+/* Exclusive (no lock to take) and current (no reset or failure to notice
+ * since the queues were created): the fast paths' one test. */
+drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
+{
+	/* relaxed: only a hint, as in drv_qp_current */
+	return qp->fast_epoch ==
+	       (uint64_t)atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
 }
 
 drv_inline int drv_qp_check(struct nvmk_qpair *qp)

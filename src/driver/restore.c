@@ -240,7 +240,7 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	q->sq_head = m->sq_head;
 	q->cq_head = m->cq_head;
 	q->cq_db_head = m->cq_db_head;
-	q->phase = (uint8_t)m->cq_phase;
+	q->phase = (uint16_t)m->cq_phase;
 	return 0;
 }
 
@@ -278,6 +278,7 @@ static int restore_namespaces(struct nvmk_ctrl *ctrl, const Nvmk__CtrlState *st)
 			ns->ctrl = ctrl;
 			ns->s = s;
 			ns->nsid = m->nsid;
+			ns->sqe_nsid = (uint64_t)m->nsid << 32;
 			ns->lba_shift = s->lba_shift;
 			ns->shared = (m->handle_flags[k] & NVMK_NS_SHARED) != 0;
 			maxb = ctrl->max_xfer >> s->lba_shift;
@@ -345,7 +346,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	if (ctrl->dbbuf)
 		restore_dbbuf_ptrs(ctrl, &qp->q);
-	qp->epoch = atomic_load_explicit(&ctrl->epoch, memory_order_relaxed);
+	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_relaxed));
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	ctrl->qid_used[qp->q.qid] = 1;
 	return 0;

@@ -435,7 +435,7 @@ static void save_resume(struct nvmk_ctrl *ctrl)
 	pthread_mutex_lock(&ctrl->qp_lock);
 	for (struct nvmk_qpair *qp = ctrl->qpairs; qp; qp = qp->next) {
 		drv_qp_lock(qp);
-		qp->epoch = epoch;
+		drv_qp_set_epoch(qp, epoch);
 		drv_qp_unlock(qp);
 	}
 	pthread_mutex_unlock(&ctrl->qp_lock);
