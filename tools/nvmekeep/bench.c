@@ -411,13 +411,7 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 		if (ok)
 			return CLI_EXIT_USAGE;
 	}
-	if (optind < argc)
-		cfg->dev = argv[optind++];
-	if (optind < argc) {
-		cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-		return CLI_EXIT_USAGE;
-	}
-	return 0;
+	return cli_take_args("bench", argc, argv, (const char **[]){&cfg->dev}, 1);
 }
 
 static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,

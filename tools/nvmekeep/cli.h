@@ -44,6 +44,10 @@ bool cli_dev_is_kernel(const char *spec);
 int cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cli_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cli_parse_output(const char *s, enum cli_output *out);
+/** cli_take_args - after getopt: fill up to @nslots positional arguments in
+ *  order (slots not given stay as they were) and refuse any beyond them.
+ *  Return: 0 or CLI_EXIT_USAGE (the error is printed). */
+int cli_take_args(const char *cmd, int argc, char **argv, const char **slots[], unsigned nslots);
 void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int cmd_list(int argc, char **argv);

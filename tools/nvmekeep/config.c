@@ -59,10 +59,8 @@ int cmd_config(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_usage_error("config", "unexpected argument '%s'", argv[optind]);
+	if (cli_take_args("config", argc, argv, NULL, 0))
 		return CLI_EXIT_USAGE;
-	}
 
 	facts.cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	pages = sysconf(_SC_PHYS_PAGES);

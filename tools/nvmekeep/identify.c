@@ -82,13 +82,7 @@ static int parse_common(const char *cmd, const char *usage, bool want_ns, int ar
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		a->dev = argv[optind++];
-	if (optind < argc) {
-		cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-		return CLI_EXIT_USAGE;
-	}
-	return 0;
+	return cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1);
 }
 
 static struct json_object *ctrl_json(const struct nvme_id_ctrl *id)

@@ -107,12 +107,8 @@ static int parse_io(const char *cmd, const char *usage, bool is_write, int argc,
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		a->dev = argv[optind++];
-	if (optind < argc) {
-		cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1))
 		return CLI_EXIT_USAGE;
-	}
 	if (!slba_set) {
 		cli_usage_error(cmd, "missing --start-block (-s SLBA)");
 		return CLI_EXIT_USAGE;

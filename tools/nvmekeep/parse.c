@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Option value parsing for the CLI: strict, with errors that say what is accepted. */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -17,6 +18,17 @@ void cli_usage_error(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n(see 'nvmekeep %s --help')\n", cmd);
+}
+
+int cli_take_args(const char *cmd, int argc, char **argv, const char **slots[], unsigned nslots)
+{
+	for (unsigned i = 0; i < nslots && optind < argc; i++)
+		*slots[i] = argv[optind++];
+	if (optind < argc) {
+		cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int parse_number(const char *s, uint64_t *out, const char **end)

@@ -102,14 +102,8 @@ int cmd_setup(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind < argc)
-		action = argv[optind++];
-	if (optind < argc)
-		addr = argv[optind++];
-	if (optind < argc) {
-		cli_usage_error("setup", "unexpected argument '%s'", argv[optind]);
+	if (cli_take_args("setup", argc, argv, (const char **[]){&action, &addr}, 2))
 		return CLI_EXIT_USAGE;
-	}
 	if (!strcmp(action, "list")) {
 		if (addr) {
 			cli_usage_error("setup", "'list' takes no address");
