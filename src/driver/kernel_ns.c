@@ -670,6 +670,7 @@ static void kqp_free_req(struct nvmk_qpair *qp, struct kqp_req *r)
 	r->bounce = NULL;
 	r->iov_heap = NULL;
 	r->ranges = NULL;
+	r->user_iov = NULL; /* kqp_finish: set again only by a bounced transfer */
 	r->busy = false;
 	r->next_free = kq->free_head;
 	kq->free_head = (uint16_t)(r - kq->req);
