@@ -143,8 +143,7 @@ static int init_admin_queue(struct nvmk_ctrl *ctrl, bool reset)
 		drv_queue_doom_all(aq);
 		drv_queue_fail_doomed(aq, -ETIMEDOUT);
 		ctrl->aers_outstanding = 0;
-		aq->sq_db = nvme_sq_doorbell(0, ctrl->dstrd);
-		aq->cq_db = nvme_cq_doorbell(0, ctrl->dstrd);
+		drv_queue_set_doorbells(aq, 0, ctrl->dstrd);
 	}
 	drv_queue_reset_ring(aq);
 	drv_reg_set_aq(ctrl, NVME_AQA(aq->depth - 1, aq->depth - 1),

@@ -128,6 +128,13 @@ struct drv_queue {
 	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
 	uint32_t sq_db;	   /* doorbell register offsets */
 	uint32_t cq_db;
+	/* The doorbell write resolved once (drv_queue_set_doorbells): the
+	 * registers' addresses in the backing's mapped BAR0, or NULL and the
+	 * backing's write32. drv_db_ring then loads one pointer instead of
+	 * b->bar0 and b->ops. Valid while the backing is: BAR0 is mapped when
+	 * the backing opens and unmapped when it closes, after the queues. */
+	volatile uint32_t *sq_db_reg, *cq_db_reg;
+	void (*db_write32)(struct nvmk_backing *b, uint32_t off, uint32_t val);
 	/* Shadow doorbells and EventIdx (Base 2.0 5.8), NULL when not used. */
 	uint32_t *sdb_sq, *sdb_cq, *ei_sq, *ei_cq;
 
@@ -358,6 +365,7 @@ void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
 /* The two halves of drv_queue_alloc without the memory (restore uses them). */
 void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth);
 int drv_queue_init_trackers(struct drv_queue *q);
+void drv_queue_set_doorbells(struct drv_queue *q, uint16_t qid, uint32_t dstrd);
 void drv_queue_reset_ring(struct drv_queue *q);
 /* Drain completions; -EIO on an invalid completion (after logging it). */
 int drv_queue_drain(struct drv_queue *q, unsigned max);

@@ -35,6 +35,20 @@ void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
 	nvmk_backing_write32(q->b, cq ? q->cq_db : q->sq_db, val);
 }
 
+/* Doorbell register offsets of queue @qid (Base 2.0 3.1.3.21/22: SQyTDBL
+ * at 1000h + 2y * (4 << DSTRD), CQyHDBL after it) and, for drv_db_ring, how to write
+ * them: an address in the mapped BAR0 or the backing's write32. q->b set. */
+void drv_queue_set_doorbells(struct drv_queue *q, uint16_t qid, uint32_t dstrd)
+{
+	struct nvmk_backing *b = q->b;
+
+	q->sq_db = nvme_sq_doorbell(qid, dstrd);
+	q->cq_db = nvme_cq_doorbell(qid, dstrd);
+	q->sq_db_reg = b->bar0 ? (volatile uint32_t *)(b->bar0 + q->sq_db) : NULL;
+	q->cq_db_reg = b->bar0 ? (volatile uint32_t *)(b->bar0 + q->cq_db) : NULL;
+	q->db_write32 = b->ops->write32;
+}
+
 /* Geometry of a queue: IDs, doorbells, tracker count and CID layout. */
 void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth)
 {
@@ -47,8 +61,7 @@ void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qi
 	q->qid = qid;
 	q->sqid_key = (uint32_t)qid << 16;
 	q->depth = depth;
-	q->sq_db = nvme_sq_doorbell(qid, ctrl->dstrd);
-	q->cq_db = nvme_cq_doorbell(qid, ctrl->dstrd);
+	drv_queue_set_doorbells(q, qid, ctrl->dstrd);
 	if (ntrk > DRV_MAX_TRACKERS)
 		ntrk = DRV_MAX_TRACKERS;
 	while ((1u << shift) < ntrk)

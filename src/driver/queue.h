@@ -114,7 +114,15 @@ drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 	 * builds reach the device through the backing's ops, whose own
 	 * atomics order the hand-over.) */
 	DRV_WMB();
-	nvmk_backing_write32(q->b, cq ? q->cq_db : q->sq_db, val);
+	/* nvmk_backing_write32 with its choice made at queue setup
+	 * (drv_queue_set_doorbells): one load tells the mapped register from
+	 * the backing's ops, whose function is cached in the queue too */
+	volatile uint32_t *reg = cq ? q->cq_db_reg : q->sq_db_reg;
+
+	if (reg)
+		*reg = val;
+	else
+		q->db_write32(q->b, cq ? q->cq_db : q->sq_db, val);
 }
 
 drv_inline void drv_q_ring_sq(struct drv_queue *q)

@@ -52,6 +52,7 @@ static void fake_init(struct fake *f)
 	memset(f, 0, sizeof(*f));
 	fake_backing.ops = &ops_ignore;
 	q->b = &fake_backing;
+	drv_queue_set_doorbells(q, 3, 0); /* the write32 above, as queue setup does */
 	q->sq = f->sq;
 	q->cq = f->cq;
 	q->depth = DEPTH;
