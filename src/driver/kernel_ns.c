@@ -3,8 +3,9 @@
  * The kernel namespace path (include/nvmekeep/kernel_ns.h): a struct nvmk_ns
  * whose synchronous I/O goes to a /dev/nvmeXnY block device of the Linux NVMe
  * driver through io_uring. ns.c hands every synchronous wrapper of a kernel
- * namespace to the drv_kns_* functions below; the asynchronous VFIO fast path
- * never sees one.
+ * namespace to the drv_kns_* functions below, and every asynchronous call on
+ * a kernel qpair from its out-of-line general paths (the VFIO fast-path gate
+ * always fails for a kernel qpair, see "Asynchronous path" below).
  */
 #include <dirent.h>
 #include <errno.h>
