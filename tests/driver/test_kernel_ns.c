@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/loop.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,6 +550,96 @@ static void test_async_errors(void **state)
 	free(buf);
 }
 
+/* A SHARED kernel qpair used by two threads at once: each submits and waits
+ * on it; every callback runs exactly once, whichever thread reaps it. */
+#define SH_THREADS 2
+#define SH_IOS	   64
+
+struct sh_ctx {
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	unsigned idx;
+	unsigned char *buf;
+	atomic_uint calls[SH_IOS];
+	atomic_int err;
+};
+
+static void sh_cb(void *arg, const struct nvmk_cpl *cpl)
+{
+	atomic_uint *c = arg;
+
+	atomic_fetch_add(c, 1);
+	if (cpl->err)
+		fprintf(stderr, "test_kernel_ns: shared qpair I/O failed: %d\n", cpl->err);
+}
+
+static void *sh_thread(void *arg)
+{
+	struct sh_ctx *x = arg;
+	struct nvmk_dma_buf b = {.mem = {.vaddr = x->buf, .size = SH_IOS * 512}};
+	unsigned next = 0;
+
+	for (int spins = 0; spins < 20000; spins++) {
+		unsigned done = 0;
+
+		while (next < SH_IOS) {
+			int rc = nvmk_ns_submit_write(x->ns, x->qp, &b, next * 512,
+						      x->idx * SH_IOS + next, 1, 0, sh_cb,
+						      &x->calls[next]);
+			if (rc == -EAGAIN)
+				break;
+			if (rc) {
+				atomic_store(&x->err, rc);
+				return NULL;
+			}
+			next++;
+		}
+		for (unsigned i = 0; i < SH_IOS; i++)
+			done += atomic_load(&x->calls[i]) != 0;
+		if (done == SH_IOS)
+			break;
+		nvmk_qpair_wait(x->qp, 10);
+	}
+	return NULL;
+}
+
+static void test_async_shared(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+	struct nvmk_qpair_opts o = {
+	    .mode = NVMK_CPL_INTERRUPT, .depth = 16, .flags = NVMK_QPAIR_SHARED};
+	struct sh_ctx x[SH_THREADS];
+	pthread_t th[SH_THREADS];
+	unsigned char *rd = NULL;
+
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &f->qp), 0);
+	assert_int_equal(posix_memalign((void **)&rd, 4096, SH_IOS * 512), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++) {
+		memset(&x[t], 0, sizeof(x[t]));
+		x[t].ns = f->ns;
+		x[t].qp = f->qp;
+		x[t].idx = t;
+		assert_int_equal(posix_memalign((void **)&x[t].buf, 4096, SH_IOS * 512), 0);
+		fill(x[t].buf, SH_IOS * 512, 50 + t);
+	}
+	for (unsigned t = 0; t < SH_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, sh_thread, &x[t]), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++)
+		pthread_join(th[t], NULL);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++) {
+		assert_int_equal(atomic_load(&x[t].err), 0);
+		for (unsigned i = 0; i < SH_IOS; i++)
+			assert_int_equal(atomic_load(&x[t].calls[i]), 1);
+		assert_int_equal(nvmk_ns_read(f->ns, NULL, rd, t * SH_IOS, SH_IOS), 0);
+		assert_memory_equal(rd, x[t].buf, SH_IOS * 512);
+		free(x[t].buf);
+	}
+	free(rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +651,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_async_loop_irq, setup_loop, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_loop_poll, setup_loop, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_errors, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_shared, setup_file, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
