@@ -16,11 +16,40 @@
  *   nvmk_ns_deallocate               BLKDISCARD (regular file: PUNCH_HOLE)
  *   nvmk_ns_info, nvmk_ns_close      BLKGETSIZE64 / BLKSSZGET / sysfs
  * The @qp argument of those calls is ignored (pass NULL). There is no
- * controller: nvmk_ns_ctrl returns NULL, so there are no qpairs and no DMA
- * memory; the asynchronous nvmk_ns_submit_* functions and the reservation
- * calls must not be used on a kernel namespace (the submit fast path does not
- * check: its contract already requires a qpair of the namespace's
- * controller). Reservations return -EOPNOTSUPP.
+ * controller: nvmk_ns_ctrl returns NULL. Reservations return -EOPNOTSUPP.
+ *
+ * Asynchronous calls need a kernel queue pair (nvmk_kns_qpair_create, one
+ * io_uring ring): nvmk_ns_submit_read/write/compare/readv/writev/flush/
+ * write_zeroes/deallocate, nvmk_qpair_process_completions, nvmk_qpair_wait,
+ * nvmk_qpair_outstanding and nvmk_qpair_destroy work on it as on a VFIO
+ * qpair. Differences:
+ *   - Data buffers: any memory (no DMA mapping exists on this path). A
+ *     struct nvmk_dma_buf is used through mem.vaddr only, so one from
+ *     nvmk_dma_alloc_ephemeral (wrapped: {.mem = m}) or nvmk_ctrl_dma_alloc
+ *     works; iovec elements have no PRP rules. A buffer or length not
+ *     aligned to the logical block size of an O_DIRECT block device is
+ *     bounced (one copy); page-aligned memory never is.
+ *   - Range checks happen at submit: out of range -> -ERANGE, nlb 0 or a
+ *     length that is not nlb blocks -> -EINVAL; nothing is queued then.
+ *   - Completion: cpl.err = 0 or the -errno of the kernel (cqe->res);
+ *     cpl.status = 0 on success, Compare Failure (2/85h) with -EILSEQ on a
+ *     compare mismatch, otherwise Host Aborted Command (3/71h) as for every
+ *     error the driver produces itself; cpl.dw0 = 0. A transfer cut short
+ *     by the end of the device completes -ERANGE. Every accepted request
+ *     completes exactly once.
+ *   - Write Zeroes = fallocate(ZERO_RANGE) (NVMK_IO_DEAC ignored);
+ *     Deallocate = fallocate(PUNCH_HOLE) per range, where -EOPNOTSUPP
+ *     (no discard) counts as success: deallocation is advisory.
+ *   - Interrupt mode: nvmk_qpair_wait sleeps in io_uring_wait_cqe with a
+ *     timeout; poll mode peeks. NVMK_IO_FUA is ignored (flush instead).
+ *   - A kernel namespace takes only kernel qpairs and a kernel qpair only
+ *     kernel namespaces (else -EINVAL). nvmk_qpair_destroy waits for the
+ *     requests in flight (the kernel may still touch their buffers) and
+ *     completes them with -ECANCELED; destroy the qpair before closing the
+ *     namespaces used on it.
+ *   - Fast path: a kernel qpair never passes the VFIO fast-path gate (its
+ *     fast_epoch matches no controller epoch), so it costs the VFIO path
+ *     nothing; every call goes through the out-of-line general paths.
  *
  * Threading: any thread; the handle's one ring is serialised by a mutex.
  */
@@ -46,6 +75,17 @@
  *         -EPERM (io_uring unavailable), or the errno of open/ioctl.
  */
 int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out);
+
+/**
+ * nvmk_kns_qpair_create - a queue pair for asynchronous I/O on kernel
+ * namespaces: an io_uring ring of @opts->depth entries (0 = 256, at most
+ * 4096), in @opts->mode; NVMK_QPAIR_SHARED adds a (recursive) lock as for a
+ * VFIO qpair. Threading as a VFIO qpair (driver.h).
+ * Return: 0, -EINVAL (not a kernel namespace, bad depth), -ENOMEM, or the
+ *         io_uring setup error (-ENOSYS, -EPERM: io_uring unavailable).
+ */
+int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts,
+			  struct nvmk_qpair **out);
 
 /** nvmk_ns_is_kernel - true when @ns came from nvmk_kns_open. */
 bool nvmk_ns_is_kernel(const struct nvmk_ns *ns);

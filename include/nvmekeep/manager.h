@@ -169,6 +169,20 @@ struct nvmk_mgr;
 enum nvmk_mgr_backing_kind {
 	NVMK_MGR_BACKING_EMU = 0, /* an in-process emulator (nvmk_backing_local_create) */
 	NVMK_MGR_BACKING_FACTORY, /* the caller's factory (VFIO, vfio-user, tests) */
+	/* The Linux NVMe driver through io_uring (kernel_ns.h), for
+	 * OPENHCL_NVME_VFIO off: no backing, no controller. The device is
+	 * kernel.path, or @id when NULL: a PCI address whose function is bound
+	 * to the kernel nvme driver (namespace N = its /dev/nvmeXnN), or a block
+	 * device /dev/nvmeXnY (or, for tests, a regular file or loop device:
+	 * one namespace). A FACTORY device whose id is a PCI address becomes a
+	 * KERNEL device when the configuration's nvme_vfio.enabled is false.
+	 * get_namespace returns a kernel namespace (nvmk_ns_is_kernel);
+	 * create_qpair a kernel qpair (nvmk_kns_qpair_create on namespace 1);
+	 * client DMA buffers are refused (-EOPNOTSUPP: any page-aligned memory
+	 * works on this path). Status kind "kernel". Save keeps nothing alive
+	 * (the kernel keeps the device; the namespaces are closed and their
+	 * nsids recorded); restore re-opens them. */
+	NVMK_MGR_BACKING_KERNEL,
 };
 
 /**
@@ -198,6 +212,9 @@ struct nvmk_mgr_device_spec {
 		 * part of keep-alive); the local emulator always can */
 		bool keep_alive_capable;
 	} factory;
+	struct {
+		const char *path; /* KERNEL: the device, NULL = @id (copied) */
+	} kernel;
 	/* driver options; event_cb/event_ctx are the manager's and are ignored.
 	 * All zero = driver defaults. */
 	struct nvmk_ctrl_opts ctrl_opts;
@@ -319,7 +336,7 @@ enum nvmk_mgr_dev_state {
 
 struct nvmk_mgr_device_status {
 	char id[NVMK_MGR_ID_MAX + 1];
-	const char *kind; /* "emu" or the factory backing's ops->kind ("vfio", ...) */
+	const char *kind; /* "emu", "kernel", or the factory backing's ops->kind ("vfio", ...) */
 	enum nvmk_mgr_dev_state state;
 	int err;		  /* FAILED: the error every caller gets */
 	unsigned io_queues_granted;

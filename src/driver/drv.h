@@ -181,6 +181,9 @@ struct nvmk_qpair {
 	struct nvmk_qpair *next;    /* ctrl->qpairs list */
 	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
 	uint16_t saved_qid;	    /* restore: the qid it had when saved */
+	/* Kernel queue pair (kernel_ns.c, an io_uring ring), else NULL; such a
+	 * qpair never passes drv_qp_fast, so only general paths look here. */
+	struct drv_kqp *kern;
 };
 
 /* Record the controller epoch the qpair's queues belong to (qp->shared is
@@ -242,6 +245,13 @@ int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb);
 int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsigned nr);
 void drv_kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
 void drv_kns_close(struct nvmk_ns *ns);
+/* kernel_ns.c: the asynchronous calls on a kernel namespace / qpair */
+int drv_kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
+		   int iovcnt, uint64_t slba, uint64_t nlb, const struct nvmk_range *ranges,
+		   unsigned nr, nvmk_cpl_fn cb, void *cb_arg);
+int drv_kns_process(struct nvmk_qpair *qp, unsigned max);
+int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms);
+void drv_kns_qpair_destroy(struct nvmk_qpair *qp);
 
 /* ---- controller ---- */
 

@@ -3,8 +3,9 @@
  * The kernel namespace path (include/nvmekeep/kernel_ns.h): a struct nvmk_ns
  * whose synchronous I/O goes to a /dev/nvmeXnY block device of the Linux NVMe
  * driver through io_uring. ns.c hands every synchronous wrapper of a kernel
- * namespace to the drv_kns_* functions below; the asynchronous VFIO fast path
- * never sees one.
+ * namespace to the drv_kns_* functions below, and every asynchronous call on
+ * a kernel qpair from its out-of-line general paths (the VFIO fast-path gate
+ * always fails for a kernel qpair, see "Asynchronous path" below).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,4 +483,528 @@ int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsi
 		}
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous path: a kernel queue pair (one io_uring ring)               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A kernel qpair is a struct nvmk_qpair whose fast-path gate always fails:
+ * fast_epoch is UINT64_MAX (no 32-bit epoch equals it, as for SHARED qpairs)
+ * and ctrl points at drv_kns_ctrl, a never-used controller whose epoch the
+ * gate may read. Every submit and process call therefore lands in the
+ * out-of-line general paths of ns.c/qpair.c, which hand it here (qp->kern).
+ * q.ntrk/q.nfree are kept so that nvmk_qpair_outstanding works unchanged.
+ *
+ * Each request owns one slot and has at most one SQE in flight: a short
+ * transfer and each further Deallocate range are submitted from the
+ * completion of the previous one. So the SQ never overflows (depth entries)
+ * and neither does the CQ (2 * depth).
+ */
+static struct nvmk_ctrl drv_kns_ctrl;
+
+#define KQP_INLINE_IOV 4
+#define KQP_MAX_DEPTH  4096
+
+enum kqp_op { KQP_READ, KQP_WRITE, KQP_COMPARE, KQP_FLUSH, KQP_WZ, KQP_DEALLOC };
+
+struct kqp_req {
+	struct nvmk_ns *ns;
+	nvmk_cpl_fn cb;
+	void *cb_arg;
+	uint8_t op;
+	bool busy;
+	/* read/write/compare: the remaining transfer (iov advanced after a
+	 * short one), @len bytes left at byte offset @off */
+	struct iovec *iov;
+	int iovcnt;
+	struct iovec iov_inline[KQP_INLINE_IOV];
+	struct iovec *iov_heap;
+	uint64_t off, len;
+	/* bounce (compare, and unaligned buffers on an O_DIRECT descriptor):
+	 * the caller's iovec, copied back (read) or compared at completion */
+	void *bounce;
+	struct iovec *user_iov;
+	int user_iovcnt;
+	/* write zeroes / deallocate: the ranges left, in bytes */
+	uint64_t (*ranges)[2];
+	unsigned nr, next;
+	uint16_t next_free;
+};
+
+struct drv_kqp {
+	struct io_uring ring;
+	struct kqp_req *req;
+	uint32_t depth;
+	uint16_t free_head;
+	bool shared;
+	pthread_mutex_t lock; /* SHARED only, recursive (callbacks may submit) */
+};
+
+static void kqp_lock(struct drv_kqp *kq)
+{
+	if (kq->shared)
+		pthread_mutex_lock(&kq->lock);
+}
+
+static void kqp_unlock(struct drv_kqp *kq)
+{
+	if (kq->shared)
+		pthread_mutex_unlock(&kq->lock);
+}
+
+int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts,
+			  struct nvmk_qpair **out)
+{
+	struct nvmk_qpair_opts o = opts ? *opts : (struct nvmk_qpair_opts){0};
+	struct nvmk_qpair *qp;
+	struct drv_kqp *kq;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!nvmk_ns_is_kernel(ns))
+		return -EINVAL;
+	if (o.depth == 0)
+		o.depth = 256;
+	if (o.depth < 2 || o.depth > KQP_MAX_DEPTH)
+		return -EINVAL;
+	qp = calloc(1, sizeof(*qp));
+	kq = calloc(1, sizeof(*kq));
+	if (kq)
+		kq->req = calloc(o.depth, sizeof(*kq->req));
+	if (!qp || !kq || !kq->req) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = io_uring_queue_init(o.depth, &kq->ring, 0);
+	if (ret) {
+		nvmk_err(ns->kern->name, -1, "io_uring of depth %u: %s", o.depth, strerror(-ret));
+		goto err;
+	}
+	kq->depth = o.depth;
+	for (uint32_t i = 0; i < o.depth; i++)
+		kq->req[i].next_free = i + 1 < o.depth ? (uint16_t)(i + 1) : DRV_TRK_NONE;
+	kq->free_head = 0;
+	kq->shared = o.flags & NVMK_QPAIR_SHARED;
+	if (kq->shared) {
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&kq->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	qp->kern = kq;
+	qp->ctrl = &drv_kns_ctrl;
+	qp->shared = kq->shared;
+	qp->mode = o.mode;
+	qp->irq_fd = -1;
+	qp->q.name = ns->kern->name;
+	qp->q.depth = o.depth;
+	qp->q.ntrk = o.depth;
+	qp->q.nfree = o.depth;
+	/* the fast-path gate (drv_qp_fast) must never pass: see above */
+	qp->epoch = 0;
+	qp->fast_epoch = UINT64_MAX;
+	*out = qp;
+	return 0;
+err:
+	if (kq)
+		free(kq->req);
+	free(kq);
+	free(qp);
+	return ret;
+}
+
+/* Queue one SQE for @r's next step; 0 or negative errno (nothing queued). */
+static int kqp_prep(struct drv_kqp *kq, struct kqp_req *r)
+{
+	struct drv_kns *k = r->ns->kern;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&kq->ring);
+	int ret;
+
+	if (!sqe) { /* cannot happen: one SQE per slot, SQ of depth entries */
+		io_uring_submit(&kq->ring);
+		sqe = io_uring_get_sqe(&kq->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	switch (r->op) {
+	case KQP_READ:
+	case KQP_COMPARE:
+		io_uring_prep_readv(sqe, k->fd, r->iov, (unsigned)r->iovcnt, r->off);
+		break;
+	case KQP_WRITE:
+		io_uring_prep_writev(sqe, k->fd, r->iov, (unsigned)r->iovcnt, r->off);
+		break;
+	case KQP_FLUSH:
+		io_uring_prep_fsync(sqe, k->fd, 0);
+		break;
+	case KQP_WZ:
+	case KQP_DEALLOC:
+		/* fallocate works on block devices too (blkdev_fallocate:
+		 * ZERO_RANGE = zero-out, PUNCH_HOLE = discard that reads zeroes) */
+		io_uring_prep_fallocate(sqe, k->fd,
+					r->op == KQP_WZ
+					    ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+					    : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					r->ranges[r->next][0], r->ranges[r->next][1]);
+		break;
+	default:
+		return -EINVAL;
+	}
+	io_uring_sqe_set_data(sqe, r);
+	ret = io_uring_submit(&kq->ring);
+	return ret < 0 ? ret : 0;
+}
+
+static void kqp_free_req(struct nvmk_qpair *qp, struct kqp_req *r)
+{
+	struct drv_kqp *kq = qp->kern;
+
+	free(r->bounce);
+	free(r->iov_heap);
+	free(r->ranges);
+	r->bounce = NULL;
+	r->iov_heap = NULL;
+	r->ranges = NULL;
+	r->user_iov = NULL; /* kqp_finish: set again only by a bounced transfer */
+	r->busy = false;
+	r->next_free = kq->free_head;
+	kq->free_head = (uint16_t)(r - kq->req);
+	qp->q.nfree++;
+}
+
+/*
+ * The submit side of every nvmk_ns_submit_* on a kernel namespace (ns.c
+ * calls it from its general paths). @iov: read/write/compare data (any
+ * page-aligned memory; bounced when not aligned for O_DIRECT); @ranges:
+ * deallocate; @nlb: write zeroes.
+ */
+int drv_kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
+		   int iovcnt, uint64_t slba, uint64_t nlb, const struct nvmk_range *ranges,
+		   unsigned nr, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct drv_kqp *kq;
+	struct kqp_req *r;
+	uint64_t len = 0;
+	int ret;
+
+	if (!ns || !ns->kern || !qp || !qp->kern || !cb)
+		return -EINVAL; /* a kernel namespace needs a kernel qpair, and back */
+	kq = qp->kern;
+	switch (opc) {
+	case NVME_CMD_READ:
+	case NVME_CMD_WRITE:
+	case NVME_CMD_COMPARE:
+		if (!iov || iovcnt <= 0 || iovcnt > IOV_MAX)
+			return -EINVAL;
+		for (int i = 0; i < iovcnt; i++) {
+			if (!iov[i].iov_base && iov[i].iov_len)
+				return -EINVAL;
+			len += iov[i].iov_len;
+		}
+		if (nlb == 0 || len != nlb << ns->lba_shift)
+			return -EINVAL;
+		/* fall through */
+	case NVME_CMD_WRITE_ZEROES:
+		ret = kns_range(ns, slba, nlb);
+		if (ret)
+			return ret;
+		break;
+	case NVME_CMD_DSM:
+		if (!ranges || nr == 0 || nr > NVME_DSM_MAX_RANGES)
+			return -EINVAL;
+		for (unsigned i = 0; i < nr; i++) {
+			ret = kns_range(ns, ranges[i].slba, ranges[i].nlb);
+			if (ret)
+				return ret;
+		}
+		break;
+	case NVME_CMD_FLUSH:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+
+	kqp_lock(kq);
+	if (kq->free_head == DRV_TRK_NONE) {
+		kqp_unlock(kq);
+		return -EAGAIN;
+	}
+	r = &kq->req[kq->free_head];
+	kq->free_head = r->next_free;
+	qp->q.nfree--;
+	r->busy = true;
+	r->ns = ns;
+	r->cb = cb;
+	r->cb_arg = cb_arg;
+	r->next = 0;
+	r->nr = 0;
+	r->off = slba << ns->lba_shift;
+	r->len = len;
+	ret = 0;
+	switch (opc) {
+	case NVME_CMD_READ:
+	case NVME_CMD_WRITE:
+	case NVME_CMD_COMPARE:
+		r->op = opc == NVME_CMD_READ	? KQP_READ
+			: opc == NVME_CMD_WRITE ? KQP_WRITE
+						: KQP_COMPARE;
+		r->user_iov = NULL;
+		if (opc == NVME_CMD_COMPARE || !kns_aligned(ns, iov, iovcnt)) {
+			uint64_t o = 0;
+
+			if (posix_memalign(&r->bounce, 4096, len)) {
+				r->bounce = NULL;
+				ret = -ENOMEM;
+				break;
+			}
+			if (opc == NVME_CMD_WRITE)
+				for (int i = 0; i < iovcnt; o += iov[i].iov_len, i++)
+					memcpy((char *)r->bounce + o, iov[i].iov_base,
+					       iov[i].iov_len);
+			/* the caller's iovec stays valid until completion (its
+			 * buffers do), but not necessarily the array: copy it */
+			r->iov_heap = malloc(sizeof(*iov) * ((size_t)iovcnt + 1));
+			if (!r->iov_heap) {
+				ret = -ENOMEM;
+				break;
+			}
+			memcpy(r->iov_heap + 1, iov, sizeof(*iov) * (size_t)iovcnt);
+			r->user_iov = r->iov_heap + 1;
+			r->user_iovcnt = iovcnt;
+			r->iov_heap[0] = (struct iovec){r->bounce, len};
+			r->iov = r->iov_heap;
+			r->iovcnt = 1;
+		} else {
+			/* io_uring may read the array when the request is punted
+			 * to a worker, after the caller's array is gone */
+			if (iovcnt <= KQP_INLINE_IOV) {
+				r->iov = r->iov_inline;
+			} else {
+				r->iov_heap = malloc(sizeof(*iov) * (size_t)iovcnt);
+				if (!r->iov_heap) {
+					ret = -ENOMEM;
+					break;
+				}
+				r->iov = r->iov_heap;
+			}
+			memcpy(r->iov, iov, sizeof(*iov) * (size_t)iovcnt);
+			r->iovcnt = iovcnt;
+		}
+		break;
+	case NVME_CMD_FLUSH:
+		r->op = KQP_FLUSH;
+		break;
+	case NVME_CMD_WRITE_ZEROES:
+	case NVME_CMD_DSM:
+		r->op = opc == NVME_CMD_DSM ? KQP_DEALLOC : KQP_WZ;
+		r->nr = opc == NVME_CMD_DSM ? nr : 1;
+		r->ranges = malloc(sizeof(*r->ranges) * r->nr);
+		if (!r->ranges) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (opc == NVME_CMD_DSM) {
+			for (unsigned i = 0; i < nr; i++) {
+				r->ranges[i][0] = ranges[i].slba << ns->lba_shift;
+				r->ranges[i][1] = (uint64_t)ranges[i].nlb << ns->lba_shift;
+			}
+		} else {
+			r->ranges[0][0] = slba << ns->lba_shift;
+			r->ranges[0][1] = nlb << ns->lba_shift;
+		}
+		break;
+	}
+	if (!ret)
+		ret = kqp_prep(kq, r);
+	if (ret) /* nothing queued: the callback will not be called */
+		kqp_free_req(qp, r);
+	kqp_unlock(kq);
+	return ret;
+}
+
+/* Advance @r's iovec by @done bytes (after a short transfer). */
+static void kqp_advance(struct kqp_req *r, size_t done)
+{
+	r->off += done;
+	r->len -= done;
+	while (done && r->iovcnt) {
+		if (done >= r->iov->iov_len) {
+			done -= r->iov->iov_len;
+			r->iov++;
+			r->iovcnt--;
+		} else {
+			r->iov->iov_base = (char *)r->iov->iov_base + done;
+			r->iov->iov_len -= done;
+			done = 0;
+		}
+	}
+}
+
+/* The final result of @r: compare and bounced reads are finished here. */
+static void kqp_finish(struct kqp_req *r, struct nvmk_cpl *cpl)
+{
+	uint64_t o = 0;
+
+	if (cpl->err || !r->user_iov || r->op == KQP_WRITE)
+		return;
+	for (int i = 0; i < r->user_iovcnt; o += r->user_iov[i].iov_len, i++) {
+		char *b = (char *)r->bounce + o;
+
+		if (r->op == KQP_READ) {
+			memcpy(r->user_iov[i].iov_base, b, r->user_iov[i].iov_len);
+		} else if (memcmp(r->user_iov[i].iov_base, b, r->user_iov[i].iov_len)) {
+			cpl->err = -EILSEQ;
+			cpl->status = NVME_SF(NVME_SCT_MEDIA, NVME_SC_COMPARE_FAILED);
+			return;
+		}
+	}
+}
+
+/*
+ * One CQE of @r with result @res. Returns true when the request is complete
+ * (then @cpl is filled), false when its next step was submitted.
+ */
+static bool kqp_step(struct drv_kqp *kq, struct kqp_req *r, int res, bool cancel,
+		     struct nvmk_cpl *cpl)
+{
+	*cpl = (struct nvmk_cpl){0};
+	if (r->op == KQP_DEALLOC && (res == -EOPNOTSUPP || res == -EINVAL))
+		res = 0; /* advisory (NVM-CS 1.0 3.2.3.2.1): no discard is no error */
+	if (res < 0) {
+		cpl->err = res;
+	} else if (r->op <= KQP_COMPARE) {
+		if (res == 0 && r->len) {
+			cpl->err = -ERANGE; /* end of the device/file (it shrank) */
+		} else if ((uint64_t)res < r->len) {
+			kqp_advance(r, (size_t)res);
+			if (cancel)
+				cpl->err = -ECANCELED;
+			else if ((cpl->err = kqp_prep(kq, r)) == 0)
+				return false;
+		}
+	} else if (r->op >= KQP_WZ && ++r->next < r->nr) {
+		if (cancel)
+			cpl->err = -ECANCELED;
+		else if ((cpl->err = kqp_prep(kq, r)) == 0)
+			return false;
+	}
+	if (cancel && !cpl->err)
+		cpl->err = -ECANCELED;
+	if (!cpl->err)
+		kqp_finish(r, cpl);
+	/* errors the kernel reports carry Host Aborted Command, as errors the
+	 * VFIO driver produces itself do (driver.h), so 0 means success */
+	if (cpl->err && !cpl->status)
+		cpl->status = DRV_SF_HOST_ABORTED;
+	if (cpl->err && cpl->err != -EILSEQ && cpl->err != -ECANCELED)
+		nvmk_err(r->ns->kern->name, -1, "kernel I/O (op %u) at byte %" PRIu64 " failed: %s",
+			 r->op, r->off, strerror(-cpl->err));
+	return true;
+}
+
+/* Reap up to @max CQEs (0 = all there are); @cancel: complete with -ECANCELED. */
+static int kqp_reap(struct nvmk_qpair *qp, unsigned max, bool cancel)
+{
+	struct drv_kqp *kq = qp->kern;
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	while (io_uring_peek_cqe(&kq->ring, &cqe) == 0) {
+		struct kqp_req *r = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		struct nvmk_cpl cpl;
+
+		/* seen before the callback: the CQ slot is free for what the
+		 * callback submits */
+		io_uring_cqe_seen(&kq->ring, cqe);
+		if (!r || r < kq->req || r >= kq->req + kq->depth || !r->busy)
+			continue; /* not ours (cannot happen): nothing to complete */
+		if (!kqp_step(kq, r, res, cancel, &cpl))
+			continue;
+		nvmk_cpl_fn cb = r->cb;
+		void *arg = r->cb_arg;
+
+		kqp_free_req(qp, r);
+		cb(arg, &cpl);
+		if ((unsigned)++n == max)
+			break;
+	}
+	return n;
+}
+
+int drv_kns_process(struct nvmk_qpair *qp, unsigned max)
+{
+	int n;
+
+	kqp_lock(qp->kern);
+	n = kqp_reap(qp, max, false);
+	kqp_unlock(qp->kern);
+	return n;
+}
+
+int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms)
+{
+	struct drv_kqp *kq = qp->kern;
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX : drv_clock_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		uint64_t now;
+		int n = drv_kns_process(qp, 0);
+
+		if (n != 0)
+			return n;
+		now = drv_clock_ms();
+		if (now >= end)
+			return -ETIMEDOUT;
+		if (qp->mode == NVMK_CPL_POLL) {
+			sched_yield();
+			continue;
+		}
+		/* interrupt mode: sleep in io_uring_enter until a CQE arrives,
+		 * in slices of at most 100 ms; 1 ms on a SHARED qpair, whose lock
+		 * is held meanwhile (its other users may reap what woke us) */
+		uint64_t slice = kq->shared ? 1 : 100;
+		uint64_t ms = end - now < slice ? end - now : slice;
+		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ms * 1000000};
+
+		kqp_lock(kq);
+		int r = io_uring_wait_cqe_timeout(&kq->ring, &cqe, &ts);
+		kqp_unlock(kq);
+		if (r && r != -ETIME && r != -EINTR && r != -EAGAIN)
+			return r;
+	}
+}
+
+void drv_kns_qpair_destroy(struct nvmk_qpair *qp)
+{
+	struct drv_kqp *kq = qp->kern;
+
+	/* The kernel may still be moving data into the requests' buffers:
+	 * wait for every CQE (nothing can be freed before), and complete
+	 * those requests with -ECANCELED as driver.h says (the I/O may have
+	 * happened). */
+	kqp_lock(kq);
+	while (qp->q.nfree != qp->q.ntrk) {
+		struct io_uring_cqe *cqe;
+
+		int w = io_uring_wait_cqe(&kq->ring, &cqe);
+
+		if (w && w != -EINTR)
+			break; /* the ring is broken: nothing more will arrive */
+		kqp_reap(qp, 0, true);
+	}
+	kqp_unlock(kq);
+	io_uring_queue_exit(&kq->ring);
+	if (kq->shared)
+		pthread_mutex_destroy(&kq->lock);
+	free(kq->req);
+	free(kq);
+	free(qp);
 }

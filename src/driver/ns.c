@@ -539,6 +539,21 @@ static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk
 	return ns_submit_io(ns, qp, &io);
 }
 
+/* A kernel namespace or qpair (kernel_ns.c): the buffer as one iovec. Any
+ * page-aligned memory works there, a struct nvmk_dma_buf of any origin. */
+static __attribute__((noinline, cold)) int
+ns_kern_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct nvmk_dma_buf *buf,
+	   size_t off, uint64_t slba, uint32_t nlb, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct iovec v;
+	uint64_t len = (uint64_t)nlb << ns->lba_shift;
+
+	if (!buf || !buf->mem.vaddr || off > buf->mem.size || len > buf->mem.size - off)
+		return -EINVAL;
+	v = (struct iovec){(char *)buf->mem.vaddr + off, len};
+	return drv_kns_submit(ns, qp, opc, &v, 1, slba, nlb, NULL, 0, cb, cb_arg);
+}
+
 /* Everything ns_rw's straight path leaves out: no buffer, a removed
  * namespace, a request of no blocks or above the per-command limit (split),
  * a shared qpair (lock), a buffer made of pages (no IOMMU), data touching
@@ -549,8 +564,12 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
-	int rc = ns_gone(ns);
+	int rc;
 
+	/* kernel qpairs never pass drv_qp_fast: they all come here */
+	if (ns->kern || qp->kern)
+		return ns_kern_rw(ns, qp, opc, buf, off, slba, nlb, cb, cb_arg);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	if (!buf)
@@ -676,8 +695,11 @@ int nvmk_ns_submit_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 
 int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg)
 {
-	int rc = ns_gone(ns);
+	int rc;
 
+	if (drv_unlikely(ns->kern || qp->kern))
+		return drv_kns_submit(ns, qp, NVME_CMD_FLUSH, NULL, 0, 0, 0, NULL, 0, cb, cb_arg);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	if (!cb)
@@ -696,8 +718,12 @@ int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint6
 			    .max_blocks = NVME_MAX_NLB, /* no data: only the NLB field limits */
 			    .cb = cb,
 			    .arg = cb_arg};
-	int rc = ns_gone(ns);
+	int rc;
 
+	if (drv_unlikely(ns->kern || qp->kern))
+		return drv_kns_submit(ns, qp, NVME_CMD_WRITE_ZEROES, NULL, 0, slba, nlb, NULL, 0, cb,
+				      cb_arg);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	return ns_submit_io(ns, qp, &io);
@@ -710,8 +736,11 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
-	int rc = ns_gone(ns);
+	int rc;
 
+	if (drv_unlikely(ns->kern || qp->kern))
+		return drv_kns_submit(ns, qp, NVME_CMD_DSM, NULL, 0, 0, 0, ranges, nr, cb, cb_arg);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	if (!cb || !ranges || nr == 0 || nr > NVME_DSM_MAX_RANGES)
@@ -798,8 +827,11 @@ static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const 
 			    .cb = cb,
 			    .arg = cb_arg};
 	uint64_t len;
-	int rc = ns_gone(ns);
+	int rc;
 
+	if (drv_unlikely(ns->kern || qp->kern))
+		return drv_kns_submit(ns, qp, opc, iov, iovcnt, slba, nlb, NULL, 0, cb, cb_arg);
+	rc = ns_gone(ns);
 	if (rc)
 		return rc;
 	rc = ns_iov_len(iov, iovcnt, &len);

@@ -228,6 +228,10 @@ void nvmk_qpair_destroy(struct nvmk_qpair *qp)
 {
 	if (!qp || qp->from_get)
 		return;
+	if (qp->kern) {
+		drv_kns_qpair_destroy(qp);
+		return;
+	}
 	qp_destroy(qp);
 }
 
@@ -413,6 +417,8 @@ static __attribute__((noinline)) int qp_process_slow(struct nvmk_qpair *qp, unsi
 {
 	int n;
 
+	if (qp->kern) /* kernel qpair: its io_uring ring (kernel_ns.c) */
+		return drv_kns_process(qp, max);
 	if (!qp->shared)
 		return qp_process_nolock(qp, max);
 	pthread_mutex_lock(&qp->lock);
@@ -443,6 +449,8 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 	uint64_t start = drv_clock_ms();
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms;
 
+	if (drv_unlikely(qp->kern))
+		return drv_kns_wait(qp, timeout_ms);
 	for (;;) {
 		uint64_t now;
 		int n, slice, pr = 0;

@@ -13,14 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "manager/mgr_internal.h"
+#include "nvmekeep/kernel_ns.h"
 #include "nvmekeep/log.h"
 
 const char *mgr_dev_kind(const struct mgr_dev *d)
 {
 	if (d->spec.kind == NVMK_MGR_BACKING_EMU)
 		return "emu";
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL)
+		return "kernel";
 	/* the backing says what it is once it exists */
 	return d->backing && d->backing->ops && d->backing->ops->kind ? d->backing->ops->kind
 								      : "factory";
@@ -129,6 +133,32 @@ static int dev_usable(struct mgr_dev *d)
 	}
 }
 
+/* A kernel-path device: the kernel brought the controller up; we only
+ * check that the device is there (a PCI function bound to nvme, or the
+ * path), so that a wrong id fails the device as a failed bring-up would. */
+static int dev_load_kernel(struct mgr_dev *d)
+{
+	const char *dev = d->spec.kernel.path;
+	char sys[300];
+	int rc = 0;
+
+	if (nvmk_pci_addr_valid(dev)) {
+		snprintf(sys, sizeof(sys), "/sys/bus/pci/devices/%s/nvme", dev);
+		if (access(sys, F_OK))
+			rc = -ENODEV;
+	} else if (access(dev, R_OK | W_OK)) {
+		rc = -errno;
+	}
+	if (rc) {
+		nvmk_err(d->id, NVMK_LOG_NOQ, "kernel device %s unusable: %s", dev, strerror(-rc));
+		mgr_dev_set_state(d, NVMK_MGR_DEV_FAILED, rc);
+		return rc;
+	}
+	mgr_dev_set_state(d, NVMK_MGR_DEV_READY, 0);
+	nvmk_info(d->id, NVMK_LOG_NOQ, "ready: kernel path (%s)", dev);
+	return 0;
+}
+
 static int dev_load(struct mgr_dev *d)
 {
 	struct nvmk_ctrl_opts o;
@@ -137,6 +167,8 @@ static int dev_load(struct mgr_dev *d)
 
 	if (rc)
 		return rc > 0 ? 0 : rc;
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL)
+		return dev_load_kernel(d);
 	mgr_dev_set_state(d, NVMK_MGR_DEV_LOADING, 0);
 	rc = mgr_dev_make_backing(d, false);
 	if (rc)
@@ -173,7 +205,10 @@ static int dev_get_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out)
 			*out = d->ns[i].ns;
 			return 0;
 		}
-	rc = nvmk_ns_open(d->ctrl, nsid, NVMK_NS_SHARED, &ns);
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL)
+		rc = nvmk_kns_open(d->spec.kernel.path, nsid, &ns);
+	else
+		rc = nvmk_ns_open(d->ctrl, nsid, NVMK_NS_SHARED, &ns);
 	if (rc) {
 		nvmk_warn(d->id, NVMK_LOG_NOQ, "namespace %u: open failed: %d", nsid, rc);
 		return rc;
@@ -195,6 +230,12 @@ static int dev_get_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out)
 	pthread_mutex_unlock(&d->lock);
 	*out = ns;
 	return 0;
+}
+
+int mgr_dev_kernel_open_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out)
+{
+	mgr_dev_set_state(d, NVMK_MGR_DEV_READY, 0);
+	return dev_get_ns(d, nsid, out);
 }
 
 struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err,
@@ -282,6 +323,8 @@ static int dev_dma_alloc(struct mgr_dev *d, const char *tag, size_t size, struct
 
 	if (rc || size == 0)
 		return -EINVAL;
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL)
+		return -EOPNOTSUPP; /* no device memory: any page-aligned memory works */
 	rc = dev_load(d);
 	if (rc)
 		return rc;
@@ -338,10 +381,19 @@ static int dev_create_qpair(struct mgr_dev *d, const struct nvmk_qpair_opts *o,
 			    struct nvmk_qpair **out)
 {
 	int rc = dev_load(d);
+	struct nvmk_ns *ns;
 
 	if (rc)
 		return rc;
-	rc = nvmk_qpair_create(d->ctrl, o, out);
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL) {
+		/* a kernel qpair serves every kernel namespace; namespace 1
+		 * only names it */
+		rc = dev_get_ns(d, 1, &ns);
+		if (rc == 0)
+			rc = nvmk_kns_qpair_create(ns, o, out);
+	} else {
+		rc = nvmk_qpair_create(d->ctrl, o, out);
+	}
 	if (rc)
 		nvmk_warn(d->id, NVMK_LOG_NOQ, "creating a queue pair failed: %d", rc);
 	return rc;

@@ -58,10 +58,16 @@ int nvmk_mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 	return mgr_create(cfg, pool, true, out);
 }
 
-static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s)
+static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool vfio)
 {
-	/* the in-process emulator outlives its driver by construction */
-	return s->kind == NVMK_MGR_BACKING_EMU || s->factory.keep_alive_capable;
+	/* the in-process emulator outlives its driver by construction; a
+	 * kernel-path device has nothing to hand over (the kernel keeps it,
+	 * nothing of ours needs keeping alive), so it does not hold the "host"
+	 * fact back: as in OpenHCL, where keep-alive concerns only the devices
+	 * its NvmeManager drives through VFIO */
+	return s->kind == NVMK_MGR_BACKING_EMU || s->kind == NVMK_MGR_BACKING_KERNEL ||
+	       (s->kind == NVMK_MGR_BACKING_FACTORY && !vfio && nvmk_pci_addr_valid(s->id)) ||
+	       s->factory.keep_alive_capable;
 }
 
 int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_device_spec *specs,
@@ -79,8 +85,13 @@ int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_dev
 	facts.cpus = cpus > 0 ? (unsigned)cpus : 1;
 	facts.memory_bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
 	facts.host_keep_alive = true;
+	/* the driver choice does not depend on the facts: a first load tells
+	 * which PCI devices will be kernel devices (nvmk_mgr_add_device) */
+	rc = nvmk_config_load(getenv_fn, &facts, &cfg);
+	if (rc)
+		return rc;
 	for (unsigned i = 0; i < n; i++)
-		if (!spec_keep_alive_capable(&specs[i]))
+		if (!spec_keep_alive_capable(&specs[i], cfg.nvme_vfio.enabled))
 			facts.host_keep_alive = false;
 
 	/* Step 1: size the pool. */
@@ -176,6 +187,15 @@ static int dev_copy_spec(struct mgr_dev *d, const struct nvmk_mgr_device_spec *s
 	d->spec.id = d->id;
 	d->spec.ctrl_opts.event_cb = NULL;
 	d->spec.ctrl_opts.event_ctx = NULL;
+	if (spec->kind == NVMK_MGR_BACKING_KERNEL) {
+		const char *p = spec->kernel.path ? spec->kernel.path : d->id;
+
+		if (strlen(p) >= sizeof(d->kernel_path))
+			return -ENAMETOOLONG;
+		memcpy(d->kernel_path, p, strlen(p) + 1);
+		d->spec.kernel.path = d->kernel_path;
+		return 0;
+	}
 	if (spec->kind != NVMK_MGR_BACKING_EMU)
 		return 0;
 	e->name = d->id;
@@ -209,6 +229,7 @@ static void dev_free(struct mgr_dev *d)
 
 int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec *spec)
 {
+	struct nvmk_mgr_device_spec kernel_spec;
 	struct mgr_dev *d;
 	size_t len;
 	int rc;
@@ -221,7 +242,18 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
 			 NVMK_MGR_ID_MAX);
 		return -EINVAL;
 	}
-	if (spec->kind != NVMK_MGR_BACKING_EMU &&
+	if (spec->kind == NVMK_MGR_BACKING_FACTORY && !mgr->cfg.nvme_vfio.enabled &&
+	    nvmk_pci_addr_valid(spec->id)) {
+		/* OPENHCL_NVME_VFIO off: the kernel's nvme driver serves PCI
+		 * NVMe devices (kernel_ns.h), not the userspace driver */
+		nvmk_info(spec->id, NVMK_LOG_NOQ,
+			  "userspace NVMe driver not selected (nvme_vfio off): kernel path");
+		kernel_spec = *spec;
+		kernel_spec.kind = NVMK_MGR_BACKING_KERNEL;
+		kernel_spec.kernel.path = NULL;
+		spec = &kernel_spec;
+	}
+	if (spec->kind != NVMK_MGR_BACKING_EMU && spec->kind != NVMK_MGR_BACKING_KERNEL &&
 	    (spec->kind != NVMK_MGR_BACKING_FACTORY || !spec->factory.create)) {
 		nvmk_err(spec->id, NVMK_LOG_NOQ, "device spec has no way to create its backing");
 		return -EINVAL;

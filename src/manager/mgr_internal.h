@@ -47,6 +47,7 @@ enum mgr_saved_status {
 	MGR_SAVED_OK = 1,	/* @blob holds the driver state */
 	MGR_SAVED_UNLOADED = 2, /* never brought up */
 	MGR_SAVED_FAILED = 3,	/* failed before or during the save (@err) */
+	MGR_SAVED_KERNEL = 4,	/* kernel path: nothing kept alive, @nsids re-opened */
 };
 
 /* One device's part of the manager state, in C. */
@@ -106,6 +107,7 @@ struct mgr_dev {
 	char id[NVMK_MGR_ID_MAX + 1];
 	struct nvmk_mgr_device_spec spec; /* pointers redirected into @strs / @id */
 	struct mgr_emu_strings strs;
+	char kernel_path[256]; /* KERNEL: the device (spec.kernel.path points here) */
 	struct mgr_dev *next; /* mgr->devs, registration order */
 
 	/* request queue: qlock */
@@ -179,6 +181,9 @@ int mgr_dev_buf_add(struct mgr_dev *d, const char *tag, const struct nvmk_dma_bu
 /* the pool tag of client tag @tag ("c." + tag) */
 void mgr_buf_pool_tag(const char *tag, char out[NVMK_DMA_TAG_MAX + 1]);
 void mgr_saved_dev_free(struct mgr_saved_dev *s);
+
+/* device.c: KERNEL devices: open namespace @nsid and record it (worker) */
+int mgr_dev_kernel_open_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out);
 
 /* save.c: the worker's SAVE and RESTORE steps */
 int mgr_dev_save(struct mgr_dev *d, struct mgr_req *req);

@@ -84,6 +84,53 @@ static void dev_drop_bufs(struct mgr_dev *d, bool keep)
 	free(bufs);
 }
 
+/*
+ * A kernel-path device has nothing to keep alive: the Linux NVMe driver owns
+ * the controller and keeps running it across our exec; there are no queues,
+ * no DMA memory and no driver state of ours. Only the namespaces handed out
+ * are recorded, to be re-opened by the successor. (OpenHCL likewise has no
+ * NVMe state to save for disks it does not drive through VFIO: only its
+ * NvmeManager, created for OPENHCL_NVME_VFIO, saves anything.)
+ */
+static int dev_save_kernel(struct mgr_dev *d, struct mgr_saved_dev *s)
+{
+	struct nvmk_ctrl *ctrl;
+
+	s->nsids = calloc(d->nns ? d->nns : 1, sizeof(*s->nsids));
+	if (!s->nsids)
+		return -ENOMEM;
+	for (unsigned i = 0; i < d->nns; i++)
+		s->nsids[i] = d->ns[i].nsid;
+	s->nns = d->nns;
+	s->status = MGR_SAVED_KERNEL;
+	/* clients stopped (the save contract): close the handles */
+	ctrl = mgr_dev_take_ctrl(d, NVMK_MGR_DEV_SAVED, 0, true);
+	nvmk_ctrl_close(ctrl); /* NULL: a kernel device has none */
+	nvmk_info(d->id, NVMK_LOG_NOQ, "saved (kernel path, nothing kept alive): %u namespaces",
+		  s->nns);
+	return 0;
+}
+
+/* Restore of a kernel-path device: re-open its namespaces. */
+static int dev_restore_kernel(struct mgr_dev *d, const struct mgr_saved_dev *s)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < s->nns && !rc; i++) {
+		struct nvmk_ns *ns;
+
+		rc = mgr_dev_kernel_open_ns(d, s->nsids[i], &ns);
+		if (rc)
+			nvmk_err(d->id, NVMK_LOG_NOQ, "namespace %u not re-opened: %d", s->nsids[i],
+				 rc);
+	}
+	mgr_dev_set_state(d, rc ? NVMK_MGR_DEV_FAILED : NVMK_MGR_DEV_READY, rc);
+	if (!rc)
+		nvmk_info(d->id, NVMK_LOG_NOQ, "restored (kernel path): %u namespaces re-opened",
+			  s->nns);
+	return rc;
+}
+
 int mgr_dev_save(struct mgr_dev *d, struct mgr_req *req)
 {
 	struct nvmk_save_opts so = {.keep_alive = req->keep_alive};
@@ -109,6 +156,8 @@ int mgr_dev_save(struct mgr_dev *d, struct mgr_req *req)
 	default:
 		return -ESHUTDOWN;
 	}
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL)
+		return dev_save_kernel(d, s);
 
 	rc = dev_record(d, s);
 	if (rc == 0)
@@ -149,6 +198,15 @@ int mgr_dev_restore(struct mgr_dev *d, struct mgr_req *req)
 
 	if (d->state != NVMK_MGR_DEV_REGISTERED)
 		return -EBUSY;
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL && s->status == MGR_SAVED_KERNEL)
+		return dev_restore_kernel(d, s);
+	if (d->spec.kind == NVMK_MGR_BACKING_KERNEL && s->status == MGR_SAVED_OK) {
+		/* saved driven through VFIO, now the kernel's: the kernel driver
+		 * must bind first (a reset); nothing of the saved state applies */
+		nvmk_warn(d->id, NVMK_LOG_NOQ,
+			  "saved on the VFIO path, now a kernel device: opened on first use");
+		return 0;
+	}
 	if (s->status != MGR_SAVED_OK) {
 		/* nothing was running: the device loads on first use, as new */
 		nvmk_info(d->id, NVMK_LOG_NOQ, "saved %s: brought up on first use",
@@ -403,7 +461,7 @@ static int dev_decode(const NvmkMgr__DeviceState *m, struct mgr_saved_dev *d, ch
 		return bad(err, errlen, -EBADMSG, "device id missing or invalid");
 	memcpy(d->id, m->id, strlen(m->id) + 1);
 	if (!m->has_status || m->status < NVMK_MGR__DEVICE_STATE__STATUS__SAVED ||
-	    m->status > NVMK_MGR__DEVICE_STATE__STATUS__FAILED)
+	    m->status > NVMK_MGR__DEVICE_STATE__STATUS__KERNEL)
 		return bad(err, errlen, -EBADMSG, "device %s: status missing or unknown", d->id);
 	d->status = (enum mgr_saved_status)m->status;
 	d->err = m->has_error ? m->error : 0;
@@ -417,7 +475,8 @@ static int dev_decode(const NvmkMgr__DeviceState *m, struct mgr_saved_dev *d, ch
 	if (m->n_nsids > STATE_MAX_NSIDS || m->n_bufs > STATE_MAX_BUFS)
 		return bad(err, errlen, -EBADMSG, "device %s: %zu namespaces, %zu buffers", d->id,
 			   m->n_nsids, m->n_bufs);
-	if (d->status != MGR_SAVED_OK && (m->n_nsids || m->n_bufs))
+	if ((d->status != MGR_SAVED_OK && m->n_bufs) ||
+	    (d->status != MGR_SAVED_OK && d->status != MGR_SAVED_KERNEL && m->n_nsids))
 		return bad(err, errlen, -EBADMSG, "device %s: namespaces or buffers without state",
 			   d->id);
 	d->nsids = calloc(m->n_nsids ? m->n_nsids : 1, sizeof(*d->nsids));

@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/loop.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,14 @@
 
 #include <cmocka.h>
 
+#include "nvmekeep/dma.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/kernel_ns.h"
 
 #define FILE_BYTES (4u << 20)
 
 struct fixture {
+	struct nvmk_qpair *qp; /* async tests: destroyed before the ns closes */
 	char file[64];
 	char loopdev[32];
 	int loop_fd;
@@ -117,6 +121,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	nvmk_qpair_destroy(f->qp);
 	nvmk_ns_close(f->ns);
 	if (f->loop_fd >= 0) {
 		ioctl(f->loop_fd, LOOP_CLR_FD, 0);
@@ -295,12 +300,358 @@ static void test_open_errors(void **state)
 	assert_false(nvmk_ns_is_kernel(NULL));
 }
 
+/* ---- asynchronous calls on a kernel qpair ---- */
+
+#define QD 32
+
+/* One request's completion record: the callback must run exactly once. */
+struct areq {
+	int calls;
+	int err;
+	uint16_t status;
+};
+
+static void acb(void *arg, const struct nvmk_cpl *cpl)
+{
+	struct areq *r = arg;
+
+	r->calls++;
+	r->err = cpl->err;
+	r->status = cpl->status;
+}
+
+/* Process until every one of @n records has been completed (bounded). */
+static void drain(struct nvmk_qpair *qp, struct areq *r, unsigned n)
+{
+	for (int spins = 0; spins < 2000; spins++) {
+		unsigned done = 0;
+
+		for (unsigned i = 0; i < n; i++)
+			done += r[i].calls != 0;
+		if (done == n)
+			break;
+		int rc = nvmk_qpair_wait(qp, 100);
+
+		assert_true(rc > 0 || rc == -ETIMEDOUT);
+	}
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(r[i].calls, 1);
+	assert_int_equal(nvmk_qpair_outstanding(qp), 0);
+}
+
+static void expect_ok(struct areq *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(r[i].err, 0);
+		assert_int_equal(r[i].status, 0);
+	}
+}
+
+static void async_exercise(struct fixture *f, const char *dev, enum nvmk_cpl_mode mode)
+{
+	struct nvmk_qpair_opts o = {.mode = mode, .depth = 64};
+	struct nvmk_range rg[2] = {{.slba = 200, .nlb = 8}, {.slba = 240, .nlb = 8}};
+	struct areq r[QD + 1];
+	struct nvmk_dma_buf wb = {0}, rb = {0};
+	struct nvmk_ns_info info;
+	struct iovec iov[3];
+	unsigned char *w, *rd;
+	const size_t io = 4096; /* 8 blocks per request */
+
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	nvmk_ns_info(f->ns, &info);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &f->qp), 0);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+	/* data buffers: ephemeral DMA memory (no controller on this path) */
+	assert_int_equal(nvmk_dma_alloc_ephemeral(QD * io, 0, &wb.mem), 0);
+	assert_int_equal(nvmk_dma_alloc_ephemeral(QD * io, 0, &rb.mem), 0);
+	w = wb.mem.vaddr;
+	rd = rb.mem.vaddr;
+
+	/* QD 32 writes, all in flight at once, then QD 32 reads, verified */
+	fill(w, QD * io, 21 + mode);
+	memset(r, 0, sizeof(r));
+	for (unsigned i = 0; i < QD; i++)
+		assert_int_equal(
+		    nvmk_ns_submit_write(f->ns, f->qp, &wb, i * io, 8 * i + 8, 8, 0, acb, &r[i]),
+		    0);
+	assert_true(nvmk_qpair_outstanding(f->qp) <= QD);
+	drain(f->qp, r, QD);
+	expect_ok(r, QD);
+	memset(r, 0, sizeof(r));
+	memset(rd, 0, QD * io);
+	for (unsigned i = 0; i < QD; i++)
+		assert_int_equal(
+		    nvmk_ns_submit_read(f->ns, f->qp, &rb, i * io, 8 * i + 8, 8, 0, acb, &r[i]), 0);
+	drain(f->qp, r, QD);
+	expect_ok(r, QD);
+	assert_memory_equal(w, rd, QD * io);
+
+	/* vectored write, read back vectored into different pieces */
+	fill(w, 3 * io, 31);
+	iov[0] = (struct iovec){w, io};
+	iov[1] = (struct iovec){w + io, 2 * io};
+	memset(r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_writev(f->ns, f->qp, iov, 2, 1000, 24, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	expect_ok(r, 1);
+	memset(rd, 0, 3 * io);
+	iov[0] = (struct iovec){rd, 512};
+	iov[1] = (struct iovec){rd + 512, 3 * io - 1024};
+	iov[2] = (struct iovec){rd + 3 * io - 512, 512};
+	memset(r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_readv(f->ns, f->qp, iov, 3, 1000, 24, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	expect_ok(r, 1);
+	assert_memory_equal(w, rd, 3 * io);
+
+	/* compare: equal, then one byte off (Compare Failure) */
+	memset(r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_compare(f->ns, f->qp, &wb, 0, 1000, 24, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	expect_ok(r, 1);
+	w[4097] ^= 0x40;
+	memset(r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_compare(f->ns, f->qp, &wb, 0, 1000, 24, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	assert_int_equal(r[0].err, -EILSEQ);
+	assert_int_equal(r[0].status, NVME_SF(NVME_SCT_MEDIA, NVME_SC_COMPARE_FAILED));
+
+	/* flush; write zeroes over the middle of the vectored data;
+	 * deallocate two ranges of the QD data (file and loop punch holes:
+	 * they read back as zeroes) */
+	memset(r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_flush(f->ns, f->qp, acb, &r[0]), 0);
+	assert_int_equal(nvmk_ns_submit_write_zeroes(f->ns, f->qp, 1008, 8, 0, acb, &r[1]), 0);
+	assert_int_equal(nvmk_ns_submit_deallocate(f->ns, f->qp, rg, 2, acb, &r[2]), 0);
+	drain(f->qp, r, 3);
+	expect_ok(r, 3);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rd, 1000, 24), 0);
+	for (size_t i = 0; i < 3 * io; i++)
+		assert_int_equal(rd[i], i >= io && i < 2 * io ? 0 : w[i] ^ (i == 4097 ? 0x40 : 0));
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rd, 196, 16), 0);
+	for (size_t i = 4 * 512; i < 12 * 512; i++)
+		assert_int_equal(rd[i], 0);
+	/* blocks 196 and 208 (written by the QD writes) kept their data */
+	assert_int_not_equal(rd[0] | rd[1] | rd[2], 0);
+	assert_int_not_equal(rd[12 * 512] | rd[12 * 512 + 1] | rd[12 * 512 + 2], 0);
+	assert_int_equal(nvmk_ns_read(f->ns, NULL, rd, 240, 8), 0);
+	for (size_t i = 0; i < 8 * 512; i++)
+		assert_int_equal(rd[i], 0);
+
+	/* refused before submission: no callback, nothing outstanding */
+	memset(r, 0, sizeof(r));
+	assert_int_equal(
+	    nvmk_ns_submit_read(f->ns, f->qp, &rb, 0, info.nblocks - 1, 2, 0, acb, &r[0]), -ERANGE);
+	assert_int_equal(nvmk_ns_submit_write(f->ns, f->qp, &wb, 0, info.nblocks, 1, 0, acb, &r[0]),
+			 -ERANGE);
+	assert_int_equal(nvmk_ns_submit_write_zeroes(f->ns, f->qp, info.nblocks, 1, 0, acb, &r[0]),
+			 -ERANGE);
+	rg[1].slba = info.nblocks - 4;
+	assert_int_equal(nvmk_ns_submit_deallocate(f->ns, f->qp, rg, 2, acb, &r[0]), -ERANGE);
+	assert_int_equal(nvmk_ns_submit_read(f->ns, f->qp, &rb, 0, 0, 0, 0, acb, &r[0]), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_read(f->ns, f->qp, &rb, QD * io - 512, 0, 2, 0, acb, &r[0]),
+			 -EINVAL); /* past the end of the buffer */
+	assert_int_equal(nvmk_ns_submit_deallocate(f->ns, f->qp, rg, 0, acb, &r[0]), -EINVAL);
+	assert_int_equal(nvmk_qpair_process_completions(f->qp, 0), 0);
+	assert_int_equal(r[0].calls, 0);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+	/* the last block is reachable asynchronously */
+	assert_int_equal(
+	    nvmk_ns_submit_read(f->ns, f->qp, &rb, 0, info.nblocks - 1, 1, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	expect_ok(r, 1);
+
+	nvmk_dma_free(&wb.mem);
+	nvmk_dma_free(&rb.mem);
+}
+
+static void test_async_file_irq(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+
+	async_exercise(f, dev, NVMK_CPL_INTERRUPT);
+}
+
+static void test_async_file_poll(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+
+	async_exercise(f, dev, NVMK_CPL_POLL);
+}
+
+static void test_async_loop_irq(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, true);
+
+	async_exercise(f, dev, NVMK_CPL_INTERRUPT);
+}
+
+static void test_async_loop_poll(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, true);
+
+	async_exercise(f, dev, NVMK_CPL_POLL);
+}
+
+/* A full qpair refuses (-EAGAIN, no callback); destroy completes what is in
+ * flight with -ECANCELED exactly once; a read the kernel cuts short (the
+ * file shrank under the namespace) completes -ERANGE with Host Aborted
+ * Command; mismatched ns/qpair kinds are refused. */
+static void test_async_errors(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+	struct nvmk_qpair_opts o = {.mode = NVMK_CPL_POLL, .depth = 4};
+	struct areq r[5];
+	void *buf = NULL;
+	struct nvmk_dma_buf b = {0};
+
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &f->qp), 0);
+	assert_int_equal(posix_memalign(&buf, 4096, 5 * 4096), 0);
+	b.mem.vaddr = buf; /* plain page-aligned memory works on this path */
+	b.mem.size = 5 * 4096;
+	memset(r, 0, sizeof(r));
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(
+		    nvmk_ns_submit_read(f->ns, f->qp, &b, i * 4096, 8 * i, 8, 0, acb, &r[i]), 0);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 4);
+	assert_int_equal(nvmk_ns_submit_read(f->ns, f->qp, &b, 4 * 4096, 64, 8, 0, acb, &r[4]),
+			 -EAGAIN);
+	nvmk_qpair_destroy(f->qp);
+	f->qp = NULL;
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].err, -ECANCELED);
+	}
+	assert_int_equal(r[4].calls, 0);
+
+	/* shrink the file: the namespace still believes in its old size */
+	assert_int_equal(truncate(f->file, FILE_BYTES / 2), 0);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &f->qp), 0);
+	memset(r, 0, sizeof(r));
+	assert_int_equal(
+	    nvmk_ns_submit_read(f->ns, f->qp, &b, 0, FILE_BYTES / 512 - 8, 8, 0, acb, &r[0]), 0);
+	drain(f->qp, r, 1);
+	assert_int_equal(r[0].err, -ERANGE);
+	assert_int_equal(r[0].status, NVME_SF(NVME_SCT_PATH, NVME_SC_HOST_ABORTED_CMD));
+
+	/* creation refuses what is not a kernel namespace, and bad depths */
+	struct nvmk_qpair *q2;
+
+	assert_int_equal(nvmk_kns_qpair_create(NULL, &o, &q2), -EINVAL);
+	o.depth = 1;
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &q2), -EINVAL);
+	free(buf);
+}
+
+/* A SHARED kernel qpair used by two threads at once: each submits and waits
+ * on it; every callback runs exactly once, whichever thread reaps it. */
+#define SH_THREADS 2
+#define SH_IOS	   64
+
+struct sh_ctx {
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	unsigned idx;
+	unsigned char *buf;
+	atomic_uint calls[SH_IOS];
+	atomic_int err;
+};
+
+static void sh_cb(void *arg, const struct nvmk_cpl *cpl)
+{
+	atomic_uint *c = arg;
+
+	atomic_fetch_add(c, 1);
+	if (cpl->err)
+		fprintf(stderr, "test_kernel_ns: shared qpair I/O failed: %d\n", cpl->err);
+}
+
+static void *sh_thread(void *arg)
+{
+	struct sh_ctx *x = arg;
+	struct nvmk_dma_buf b = {.mem = {.vaddr = x->buf, .size = SH_IOS * 512}};
+	unsigned next = 0;
+
+	for (int spins = 0; spins < 20000; spins++) {
+		unsigned done = 0;
+
+		while (next < SH_IOS) {
+			int rc = nvmk_ns_submit_write(x->ns, x->qp, &b, next * 512,
+						      x->idx * SH_IOS + next, 1, 0, sh_cb,
+						      &x->calls[next]);
+			if (rc == -EAGAIN)
+				break;
+			if (rc) {
+				atomic_store(&x->err, rc);
+				return NULL;
+			}
+			next++;
+		}
+		for (unsigned i = 0; i < SH_IOS; i++)
+			done += atomic_load(&x->calls[i]) != 0;
+		if (done == SH_IOS)
+			break;
+		nvmk_qpair_wait(x->qp, 10);
+	}
+	return NULL;
+}
+
+static void test_async_shared(void **state)
+{
+	struct fixture *f = *state;
+	const char *dev = dev_of(f, false);
+	struct nvmk_qpair_opts o = {
+	    .mode = NVMK_CPL_INTERRUPT, .depth = 16, .flags = NVMK_QPAIR_SHARED};
+	struct sh_ctx x[SH_THREADS];
+	pthread_t th[SH_THREADS];
+	unsigned char *rd = NULL;
+
+	assert_int_equal(nvmk_kns_open(dev, 0, &f->ns), 0);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &o, &f->qp), 0);
+	assert_int_equal(posix_memalign((void **)&rd, 4096, SH_IOS * 512), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++) {
+		memset(&x[t], 0, sizeof(x[t]));
+		x[t].ns = f->ns;
+		x[t].qp = f->qp;
+		x[t].idx = t;
+		assert_int_equal(posix_memalign((void **)&x[t].buf, 4096, SH_IOS * 512), 0);
+		fill(x[t].buf, SH_IOS * 512, 50 + t);
+	}
+	for (unsigned t = 0; t < SH_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, sh_thread, &x[t]), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++)
+		pthread_join(th[t], NULL);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+	for (unsigned t = 0; t < SH_THREADS; t++) {
+		assert_int_equal(atomic_load(&x[t].err), 0);
+		for (unsigned i = 0; i < SH_IOS; i++)
+			assert_int_equal(atomic_load(&x[t].calls[i]), 1);
+		assert_int_equal(nvmk_ns_read(f->ns, NULL, rd, t * SH_IOS, SH_IOS), 0);
+		assert_memory_equal(rd, x[t].buf, SH_IOS * 512);
+		free(x[t].buf);
+	}
+	free(rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_file, setup_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_loop, setup_loop, teardown),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test_setup_teardown(test_async_file_irq, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_file_poll, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_loop_irq, setup_loop, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_loop_poll, setup_loop, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_errors, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_shared, setup_file, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,9 @@
  * per configuration, and save/restore of all devices.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <linux/loop.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "manager/mgr_state.pb-c.h"
 #include "nvmekeep/emu.h"
+#include "nvmekeep/kernel_ns.h"
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
 
@@ -1169,6 +1173,199 @@ static void test_state_refused(void **state)
 	free(blob);
 }
 
+/* ---- kernel path (OPENHCL_NVME_VFIO off) ---- */
+
+#define KFILE_BYTES (4u << 20)
+
+struct kdev {
+	char file[64];
+	char loopdev[32];
+	int loop_fd;
+	const char *path; /* the loop device, or the file when there is none */
+};
+
+/* A 4 MiB file, and a loop device over it when the host allows one. */
+static bool kdev_setup(struct kdev *k)
+{
+	int fd, ctl, n;
+
+	memset(k, 0, sizeof(*k));
+	k->loop_fd = -1;
+	snprintf(k->file, sizeof(k->file), "mgr-kdev-XXXXXX");
+	fd = mkstemp(k->file);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, KFILE_BYTES), 0);
+	k->path = k->file;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	n = ctl >= 0 ? ioctl(ctl, LOOP_CTL_GET_FREE) : -1;
+	if (ctl >= 0)
+		close(ctl);
+	if (n >= 0) {
+		snprintf(k->loopdev, sizeof(k->loopdev), "/dev/loop%d", n);
+		k->loop_fd = open(k->loopdev, O_RDWR | O_CLOEXEC);
+		if (k->loop_fd >= 0 && ioctl(k->loop_fd, LOOP_SET_FD, fd) == 0) {
+			k->path = k->loopdev;
+		} else if (k->loop_fd >= 0) {
+			close(k->loop_fd);
+			k->loop_fd = -1;
+		}
+	}
+	close(fd);
+	if (k->loop_fd < 0)
+		fprintf(stderr, "test_manager: loop devices unavailable: kernel path on a "
+				"regular file\n");
+	/* io_uring may be forbidden (seccomp, io_uring_disabled) */
+	struct nvmk_ns *ns;
+	int rc = nvmk_kns_open(k->path, 0, &ns);
+
+	if (rc) {
+		fprintf(stderr, "test_manager: kernel path unavailable (%d): skipping\n", rc);
+		return false;
+	}
+	nvmk_ns_close(ns);
+	return true;
+}
+
+static void kdev_teardown(struct kdev *k)
+{
+	if (k->loop_fd >= 0) {
+		ioctl(k->loop_fd, LOOP_CLR_FD, 0);
+		close(k->loop_fd);
+	}
+	unlink(k->file);
+}
+
+struct kcb {
+	int calls, err;
+};
+
+static void kcb_fn(void *arg, const struct nvmk_cpl *cpl)
+{
+	struct kcb *c = arg;
+
+	c->calls++;
+	c->err = cpl->err;
+}
+
+static void kernel_spec(struct nvmk_mgr_device_spec *s, const char *id, const char *path)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->kind = NVMK_MGR_BACKING_KERNEL;
+	s->kernel.path = path;
+}
+
+/* A device served by the kernel: namespaces, async I/O through a kernel
+ * qpair, status "kernel", save (nothing kept alive) and restore (re-open);
+ * a PCI factory device with nvme_vfio off becomes a kernel device; a kernel
+ * device counts as handover-capable in the keep-alive inference. */
+static void test_kernel_device(void **state)
+{
+	struct nvmk_mgr_device_spec s, specs[2];
+	struct nvmk_mgr *mgr, *mgr2 = NULL;
+	struct nvmk_mgr_status st;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf db, buf = {0};
+	struct nvmk_config cfg;
+	struct nvmk_ns *ns;
+	struct kdev k;
+	struct kcb c = {0};
+	json_object *root, *d0;
+	char *json = NULL;
+	void *blob = NULL, *mem = NULL;
+	size_t len = 0;
+
+	(void)state;
+	if (!kdev_setup(&k)) {
+		kdev_teardown(&k);
+		skip();
+	}
+	load_config(&cfg, "disabled", NULL);
+	assert_false(cfg.nvme_vfio.enabled);
+	assert_int_equal(nvmk_mgr_create(&cfg, NULL, &mgr), 0);
+	kernel_spec(&s, "kdev0", k.path);
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "kdev0", 1, &ns), 0);
+	assert_true(nvmk_ns_is_kernel(ns));
+	assert_int_equal(nvmk_mgr_dma_alloc(mgr, "kdev0", "b0", 4096, &db), -EOPNOTSUPP);
+
+	/* asynchronous write through a kernel qpair of the manager, read back */
+	assert_int_equal(posix_memalign(&mem, 4096, 8192), 0);
+	buf.mem.vaddr = mem;
+	buf.mem.size = 8192;
+	for (unsigned i = 0; i < 4096; i++)
+		((uint8_t *)mem)[i] = (uint8_t)(i * 13 + 5);
+	assert_int_equal(nvmk_mgr_create_qpair(mgr, "kdev0", NULL, &qp), 0);
+	assert_int_equal(nvmk_ns_submit_write(ns, qp, &buf, 0, 40, 8, 0, kcb_fn, &c), 0);
+	while (c.calls == 0)
+		assert_true(nvmk_qpair_wait(qp, 1000) >= 0 || c.calls);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.err, 0);
+	nvmk_qpair_destroy(qp);
+	memset((uint8_t *)mem + 4096, 0, 4096);
+	assert_int_equal(nvmk_ns_read(ns, NULL, (uint8_t *)mem + 4096, 40, 8), 0);
+	assert_memory_equal(mem, (uint8_t *)mem + 4096, 4096);
+
+	/* status: kind "kernel", ready, namespace 1, no queues of a controller */
+	assert_int_equal(nvmk_mgr_status_json(mgr, &json), 0);
+	root = json_tokener_parse(json);
+	assert_non_null(root);
+	d0 = json_object_array_get_idx(jget(root, "devices"), 0);
+	assert_string_equal(json_object_get_string(jget(d0, "kind")), "kernel");
+	assert_string_equal(json_object_get_string(jget(d0, "state")), "ready");
+	assert_int_equal(json_object_array_length(jget(d0, "namespaces")), 1);
+	json_object_put(root);
+	free(json);
+
+	/* save: nothing kept alive; the successor re-opens namespace 1 */
+	assert_int_equal(nvmk_mgr_save(mgr, &blob, &len), 0);
+	assert_int_equal(nvmk_mgr_state_validate(blob, len, NULL, 0), 0);
+	assert_int_equal(nvmk_mgr_create(&cfg, NULL, &mgr2), 0);
+	assert_int_equal(nvmk_mgr_add_device(mgr2, &s), 0);
+	assert_int_equal(nvmk_mgr_restore(mgr2, blob, len, NULL), 0);
+	assert_int_equal(nvmk_mgr_status(mgr2, &st), 0);
+	assert_int_equal(st.ndevices, 1);
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_READY);
+	assert_string_equal(st.devices[0].kind, "kernel");
+	assert_int_equal(st.devices[0].nns, 1); /* re-opened by the restore */
+	nvmk_mgr_status_free(&st);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr2, "kdev0", 1, &ns), 0);
+	memset((uint8_t *)mem + 4096, 0, 4096);
+	assert_int_equal(nvmk_ns_read(ns, NULL, (uint8_t *)mem + 4096, 40, 8), 0);
+	assert_memory_equal(mem, (uint8_t *)mem + 4096, 4096);
+	free(blob);
+	nvmk_mgr_destroy(mgr2);
+	nvmk_mgr_destroy(mgr);
+
+	/* nvme_vfio off: a factory device with a PCI id is served by the
+	 * kernel; this function does not exist, so its namespace fails */
+	assert_int_equal(nvmk_mgr_create(&cfg, NULL, &mgr), 0);
+	memset(&s, 0, sizeof(s));
+	s.id = "0000:ff:1f.7";
+	s.kind = NVMK_MGR_BACKING_FACTORY;
+	s.factory.create = fault_factory_create;
+	assert_int_equal(nvmk_mgr_add_device(mgr, &s), 0);
+	assert_true(log_has("kernel path"));
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "0000:ff:1f.7", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	assert_string_equal(st.devices[0].kind, "kernel");
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_FAILED);
+	nvmk_mgr_status_free(&st);
+	nvmk_mgr_destroy(mgr);
+
+	/* keep-alive inference: a kernel device does not make it "nohost" */
+	emu_spec(&specs[0], "emu0");
+	kernel_spec(&specs[1], "kdev0", k.path);
+	env_keep_alive = NULL;
+	env_pool = "512";
+	assert_int_equal(nvmk_mgr_create_from_env(fake_getenv, specs, 2, &mgr), 0);
+	assert_string_equal(nvmk_mgr_config(mgr)->keep_alive.mode, "host,privatepool");
+	nvmk_mgr_destroy(mgr);
+
+	free(mem);
+	kdev_teardown(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1182,6 +1379,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_restore_failure_isolated, setup),
 	    cmocka_unit_test_setup(test_restore_leak_unregistered, setup),
 	    cmocka_unit_test_setup(test_state_refused, setup),
+	    cmocka_unit_test_setup(test_kernel_device, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
