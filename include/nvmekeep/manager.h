@@ -513,6 +513,8 @@ int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
  */
 int nvmk_mgr_state_validate(const void *blob, size_t len, char *err, size_t errlen);
 
-#define NVMK_MGR_STATE_VERSION 1 /* format this binary writes and reads up to */
+/* Format this binary writes and reads up to. 1: first format; 2: device status
+ * KERNEL (kernel-path devices), which a version-1 binary cannot restore. */
+#define NVMK_MGR_STATE_VERSION 2
 
 #endif /* NVMEKEEP_MANAGER_H */
