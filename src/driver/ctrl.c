@@ -636,6 +636,32 @@ bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t
 }
 
 /*
+ * Normal shutdown, then disable (Base 2.0 3.6.1): CC.SHN = normal, wait for
+ * CSTS.SHST = complete bounded by RTD3E (microseconds) unless the caller
+ * chose a bound, then CC.EN = 0 and wait for CSTS.RDY = 0. Skipped for a
+ * removed device; a failed one is only disabled. Used by close and by a save
+ * without keep-alive.
+ */
+void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
+{
+	uint32_t cc, ms;
+
+	if (drv_failed(ctrl) == -ENODEV || drv_reg_csts(ctrl) == 0xffffffffu)
+		return;
+	ms = ctrl->opts.shutdown_timeout_ms;
+	if (!ms)
+		ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u : DRV_DEFAULT_SHUTDOWN_MS;
+	cc = drv_reg_cc(ctrl);
+	if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
+		drv_reg_set_cc(ctrl, (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
+		drv_wait_csts(ctrl, NVME_CSTS_SHST_MASK, NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE), ms,
+			      "shutdown complete (CSTS.SHST)");
+	}
+	drv_reg_set_cc(ctrl, 0);
+	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+}
+
+/*
  * Before queue memory of a failed controller is freed, make sure the device
  * has stopped using it: CC.EN = 0 and CSTS.RDY = 0 (bounded by CAP.TO). A
  * removed device does no more DMA. Idempotent; control path.
@@ -658,8 +684,6 @@ void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl)
 
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 {
-	uint32_t cc, ms;
-
 	if (!ctrl)
 		return;
 	if (ctrl->thread_started) {
@@ -674,24 +698,7 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 	drv_ctrl_quiesce(ctrl);
 	drv_qpair_destroy_all(ctrl);
 
-	if (drv_failed(ctrl) != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {
-		/* Base 2.0 3.6.1: normal shutdown, wait SHST = complete, bounded
-		 * by RTD3E (microseconds) unless the caller chose a bound. */
-		ms = ctrl->opts.shutdown_timeout_ms;
-		if (!ms)
-			ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u
-					     : DRV_DEFAULT_SHUTDOWN_MS;
-		cc = drv_reg_cc(ctrl);
-		if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
-			drv_reg_set_cc(ctrl, (cc & ~NVME_CC_SHN_MASK) |
-						 NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
-			drv_wait_csts(ctrl, NVME_CSTS_SHST_MASK,
-				      NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE), ms,
-				      "shutdown complete (CSTS.SHST)");
-		}
-		drv_reg_set_cc(ctrl, 0);
-		drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
-	}
+	drv_ctrl_shutdown_device(ctrl);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "closed");
 	drv_ctrl_free(ctrl);
 }

@@ -392,6 +392,7 @@ int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
 void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
+void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
 bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
 		   const char *what);
 

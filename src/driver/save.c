@@ -474,54 +474,15 @@ static unsigned save_drain_once(struct nvmk_ctrl *ctrl)
 	return left;
 }
 
-static void save_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
-			   const char *what)
-{
-	uint64_t deadline = drv_clock_ms() + ms;
-	struct timespec ts = {0, 1000000};
-
-	for (;;) {
-		uint32_t csts = drv_reg_csts(ctrl);
-
-		if (csts == 0xffffffffu || (csts & mask) == val)
-			return;
-		if (drv_clock_ms() > deadline) {
-			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "%s not seen within %u ms (CSTS 0x%08x)", what, ms, csts);
-			return;
-		}
-		nanosleep(&ts, NULL);
-	}
-}
-
 static void save_drain_and_shutdown(struct nvmk_ctrl *ctrl, uint32_t drain_ms)
 {
 	uint64_t deadline = drv_clock_ms() + drain_ms;
 	struct timespec ts = {0, 200000};
 	unsigned left, failed = 0;
-	uint32_t cc, ms;
 
 	while ((left = save_drain_once(ctrl)) && drv_clock_ms() < deadline)
 		nanosleep(&ts, NULL);
-	if (drv_failed(ctrl) != -ENODEV && drv_reg_csts(ctrl) != 0xffffffffu) {
-		/* Base 2.0 3.6.1: normal shutdown, then disable */
-		ms = ctrl->opts.shutdown_timeout_ms;
-		if (!ms)
-			ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u
-					     : DRV_DEFAULT_SHUTDOWN_MS;
-		cc = drv_reg_cc(ctrl);
-		if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
-			drv_reg_set_cc(ctrl, (cc & ~NVME_CC_SHN_MASK) |
-						 NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
-			save_wait_csts(ctrl, NVME_CSTS_SHST_MASK,
-				       NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE), ms,
-				       "shutdown complete (CSTS.SHST)");
-		}
-		drv_reg_set_cc(ctrl, 0);
-		save_wait_csts(ctrl, NVME_CSTS_RDY, 0,
-			       ctrl->ready_timeout_ms ? ctrl->ready_timeout_ms : 500u,
-			       "CSTS.RDY = 0");
-	}
+	drv_ctrl_shutdown_device(ctrl);
 	/* The device is disabled: it no longer touches the buffers of what did
 	 * not complete, so failing those now is safe. */
 	pthread_mutex_lock(&ctrl->qp_lock);

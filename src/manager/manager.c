@@ -331,32 +331,35 @@ static int mgr_dev_for_load(struct nvmk_mgr *mgr, const char *id, struct mgr_dev
 	return 0;
 }
 
-int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id)
+/* Run a load-type request (refused while shutting down, saving or
+ * restoring) on @id's worker and wait for its answer. */
+static int mgr_dev_load_call(struct nvmk_mgr *mgr, const char *id, struct mgr_req *req)
 {
-	struct mgr_req req = {.type = MGR_REQ_LOAD};
 	struct mgr_dev *d;
 	int rc = mgr_dev_for_load(mgr, id, &d);
 
 	if (rc)
 		return rc;
-	mgr_dev_post(d, &req);
-	return mgr_dev_wait(d, &req);
+	mgr_dev_post(d, req);
+	return mgr_dev_wait(d, req);
+}
+
+int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id)
+{
+	struct mgr_req req = {.type = MGR_REQ_LOAD};
+
+	return mgr_dev_load_call(mgr, id, &req);
 }
 
 int nvmk_mgr_get_namespace(struct nvmk_mgr *mgr, const char *id, uint32_t nsid,
 			   struct nvmk_ns **out)
 {
 	struct mgr_req req = {.type = MGR_REQ_GET_NS, .nsid = nsid};
-	struct mgr_dev *d;
 	int rc;
 
 	if (!out)
 		return -EINVAL;
-	rc = mgr_dev_for_load(mgr, id, &d);
-	if (rc)
-		return rc;
-	mgr_dev_post(d, &req);
-	rc = mgr_dev_wait(d, &req);
+	rc = mgr_dev_load_call(mgr, id, &req);
 	if (rc == 0)
 		*out = req.ns;
 	return rc;
@@ -366,16 +369,11 @@ int nvmk_mgr_dma_alloc(struct nvmk_mgr *mgr, const char *id, const char *tag, si
 		       struct nvmk_dma_buf *out)
 {
 	struct mgr_req req = {.type = MGR_REQ_DMA_ALLOC, .tag = tag, .size = size};
-	struct mgr_dev *d;
 	int rc;
 
 	if (!out || !tag)
 		return -EINVAL;
-	rc = mgr_dev_for_load(mgr, id, &d);
-	if (rc)
-		return rc;
-	mgr_dev_post(d, &req);
-	rc = mgr_dev_wait(d, &req);
+	rc = mgr_dev_load_call(mgr, id, &req);
 	if (rc == 0)
 		*out = req.buf;
 	return rc;
@@ -385,16 +383,11 @@ int nvmk_mgr_create_qpair(struct nvmk_mgr *mgr, const char *id, const struct nvm
 			  struct nvmk_qpair **out)
 {
 	struct mgr_req req = {.type = MGR_REQ_QPAIR, .qopts = opts};
-	struct mgr_dev *d;
 	int rc;
 
 	if (!out)
 		return -EINVAL;
-	rc = mgr_dev_for_load(mgr, id, &d);
-	if (rc)
-		return rc;
-	mgr_dev_post(d, &req);
-	rc = mgr_dev_wait(d, &req);
+	rc = mgr_dev_load_call(mgr, id, &req);
 	if (rc == 0)
 		*out = req.qp;
 	return rc;

@@ -402,7 +402,7 @@ static void case_timeout(struct dev *d)
 	struct nvmk_ns *ns = NULL;
 	struct nvmk_dma_buf buf = {0};
 	struct qd_state s = {0};
-	unsigned submitted = 0, guard = 0, n = 96, resets, rounds = 0;
+	unsigned submitted = 0, guard = 0, n = 240, resets, rounds = 0;
 	uint8_t *ref = malloc(BIG_IO), *back = malloc(BIG_IO);
 	int err;
 
@@ -416,14 +416,16 @@ static void case_timeout(struct dev *d)
 		err = nvmk_ctrl_dma_alloc(d->ctrl, BIG_IO, &buf);
 	if (!err)
 		fill(buf.mem.vaddr, BIG_IO, 999);
-	/* The driver's coarse clock ticks every 5 ms at least, so the batch
-	 * must outlast a few ticks; under a lightly loaded host QEMU can be
-	 * fast: up to 3 batches until one command timed out. */
-	for (unsigned round = 0; round < 3 && !err && !s.timeouts; round++) {
+	/* A command is found expired at most two ticks (the tick is at least
+	 * 5 ms) after its 1 ms timeout (src/driver/timeout.c), so the batch must
+	 * keep the device busy for well over 10 ms: 240 writes of 512 KiB
+	 * (120 MiB, the same 96 ranges of the namespace written over with the
+	 * same data), and up to 6 batches until one command timed out. */
+	for (unsigned round = 0; round < 6 && !err && !s.timeouts; round++) {
 		unsigned base = s.done;
 
 		for (unsigned i = 0; i < n && !err; i++) {
-			int r = nvmk_ns_submit_write(ns, qp, &buf, 0, 16384 + (uint64_t)i * 1024,
+			int r = nvmk_ns_submit_write(ns, qp, &buf, 0, 16384 + (uint64_t)(i % 96) * 1024,
 						     BIG_IO / 512, 0, qd_cb, &s);
 
 			if (r == -EAGAIN) {
