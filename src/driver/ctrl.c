@@ -517,6 +517,48 @@ static void drv_ctrl_free(struct nvmk_ctrl *ctrl)
 		drv_admin_fini(ctrl);
 	if (ctrl->nvec)
 		ctrl->b->ops->irq_disable(ctrl->b);
+	drv_ctrl_free_host(ctrl);
+}
+
+void drv_mutex_init_recursive(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t ma;
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(m, &ma);
+	pthread_mutexattr_destroy(&ma);
+}
+
+/*
+ * A controller object with its locks, before any device work: shared by
+ * bring-up and restore (which differ in @uid's source).
+ */
+struct nvmk_ctrl *drv_ctrl_alloc(struct nvmk_backing *b, uint64_t uid)
+{
+	struct nvmk_ctrl *ctrl = calloc(1, sizeof(*ctrl));
+
+	if (!ctrl)
+		return NULL;
+	ctrl->b = b;
+	ctrl->name = b->name;
+	ctrl->wake_fd = -1;
+	ctrl->admin_irq_fd = -1;
+	ctrl->uid = uid;
+	/* recursive: recovery holds it across the bring-up states, which issue
+	 * admin commands themselves */
+	drv_mutex_init_recursive(&ctrl->admin_lock);
+	pthread_mutex_init(&ctrl->reset_lock, NULL);
+	pthread_mutex_init(&ctrl->qp_lock, NULL);
+	pthread_mutex_init(&ctrl->get_lock, NULL);
+	pthread_mutex_init(&ctrl->ns_lock, NULL);
+	return ctrl;
+}
+
+/* The host-side remainder of a controller, after its queues are gone or
+ * detached: the wake eventfd, namespaces, tables, locks, the object. */
+void drv_ctrl_free_host(struct nvmk_ctrl *ctrl)
+{
 	if (ctrl->wake_fd >= 0)
 		close(ctrl->wake_fd);
 	drv_ns_fini(ctrl);
@@ -540,27 +582,10 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 
 	if (!b || !out)
 		return -EINVAL;
-	ctrl = calloc(1, sizeof(*ctrl));
+	/* relaxed: a unique number, nothing is ordered by it */
+	ctrl = drv_ctrl_alloc(b, atomic_fetch_add_explicit(&drv_next_uid, 1, memory_order_relaxed));
 	if (!ctrl)
 		return -ENOMEM;
-	ctrl->b = b;
-	ctrl->name = b->name;
-	ctrl->wake_fd = -1;
-	ctrl->admin_irq_fd = -1;
-	/* relaxed: a unique number, nothing is ordered by it */
-	ctrl->uid = atomic_fetch_add_explicit(&drv_next_uid, 1, memory_order_relaxed);
-	/* recursive: recovery holds it across the bring-up states, which issue
-	 * admin commands themselves */
-	pthread_mutexattr_t ma;
-
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&ctrl->admin_lock, &ma);
-	pthread_mutexattr_destroy(&ma);
-	pthread_mutex_init(&ctrl->reset_lock, NULL);
-	pthread_mutex_init(&ctrl->qp_lock, NULL);
-	pthread_mutex_init(&ctrl->get_lock, NULL);
-	pthread_mutex_init(&ctrl->ns_lock, NULL);
 	drv_opts_resolve(ctrl, opts);
 	drv_now_refresh(ctrl);
 	ctrl->id = calloc(1, sizeof(*ctrl->id));
@@ -653,7 +678,8 @@ void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
 		ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u : DRV_DEFAULT_SHUTDOWN_MS;
 	cc = drv_reg_cc(ctrl);
 	if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
-		drv_reg_set_cc(ctrl, (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
+		drv_reg_set_cc(ctrl,
+			       (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SET_SHN(NVME_CC_SHN_NORMAL));
 		drv_wait_csts(ctrl, NVME_CSTS_SHST_MASK, NVME_CSTS_SET_SHST(NVME_SHST_COMPLETE), ms,
 			      "shutdown complete (CSTS.SHST)");
 	}

@@ -393,6 +393,9 @@ void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
 void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
 void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
+struct nvmk_ctrl *drv_ctrl_alloc(struct nvmk_backing *b, uint64_t uid);
+void drv_mutex_init_recursive(pthread_mutex_t *m);
+void drv_ctrl_free_host(struct nvmk_ctrl *ctrl);
 bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
 		   const char *what);
 

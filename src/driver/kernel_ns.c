@@ -589,14 +589,9 @@ int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts
 		kq->req[i].next_free = i + 1 < o.depth ? (uint16_t)(i + 1) : DRV_TRK_NONE;
 	kq->free_head = 0;
 	kq->shared = o.flags & NVMK_QPAIR_SHARED;
-	if (kq->shared) {
-		pthread_mutexattr_t a;
-
-		pthread_mutexattr_init(&a);
-		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&kq->lock, &a);
-		pthread_mutexattr_destroy(&a);
-	}
+	/* recursive: a callback may submit on the queue it completes on */
+	if (kq->shared)
+		drv_mutex_init_recursive(&kq->lock);
 	qp->kern = kq;
 	qp->ctrl = &drv_kns_ctrl;
 	qp->shared = kq->shared;

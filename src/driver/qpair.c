@@ -130,15 +130,9 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
-	if (qp->shared) {
-		pthread_mutexattr_t ma;
-
-		/* recursive: a callback may submit on the queue it completes on */
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&qp->lock, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
+	/* recursive: a callback may submit on the queue it completes on */
+	if (qp->shared)
+		drv_mutex_init_recursive(&qp->lock);
 	uint32_t depth = o.depth ? o.depth : ctrl->io_depth;
 
 	if (depth > ctrl->max_io_depth)

@@ -318,15 +318,9 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->restored = true;
 	qp->saved_qid = (uint16_t)mq->qid;
-	if (qp->shared) {
-		pthread_mutexattr_t ma;
-
-		/* recursive: a callback may submit on the queue it completes on */
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&qp->lock, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
+	/* recursive: a callback may submit on the queue it completes on */
+	if (qp->shared)
+		drv_mutex_init_recursive(&qp->lock);
 	rc = restore_queue_mem(ctrl, mq, mem);
 	if (!rc)
 		rc = restore_queue(ctrl, &qp->q, mq, mem, ro, ctrl->opts.io_timeout_ms);
@@ -377,7 +371,6 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 	struct nvmk_ctrl_opts o;
 	struct nvmk_ctrl *ctrl;
 	struct nvmk_dma_buf amem[3] = {0};
-	pthread_mutexattr_t ma;
 	unsigned delivered = 0;
 	int rc;
 
@@ -391,26 +384,13 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 			 b->pool ? "backing cannot remap" : "no pool");
 		return -EOPNOTSUPP;
 	}
-	ctrl = calloc(1, sizeof(*ctrl));
-	if (!ctrl)
-		return -ENOMEM;
-	ctrl->b = b;
-	ctrl->name = b->name;
-	ctrl->wake_fd = -1;
-	ctrl->admin_irq_fd = -1;
 	/* a uid never handed out before in this process: stale per-thread
 	 * qpair caches of the old controller must not match (top bit: apart
 	 * from ctrl.c's counter) */
-	ctrl->uid =
-	    (1ull << 63) | atomic_fetch_add_explicit(&restore_next_uid, 1, memory_order_relaxed);
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&ctrl->admin_lock, &ma);
-	pthread_mutexattr_destroy(&ma);
-	pthread_mutex_init(&ctrl->reset_lock, NULL);
-	pthread_mutex_init(&ctrl->qp_lock, NULL);
-	pthread_mutex_init(&ctrl->get_lock, NULL);
-	pthread_mutex_init(&ctrl->ns_lock, NULL);
+	ctrl = drv_ctrl_alloc(b, (1ull << 63) | atomic_fetch_add_explicit(&restore_next_uid, 1,
+									  memory_order_relaxed));
+	if (!ctrl)
+		return -ENOMEM;
 	restore_opts(st->options, ro, &o);
 	drv_opts_resolve(ctrl, &o);
 	drv_now_refresh(ctrl);

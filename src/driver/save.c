@@ -628,17 +628,6 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 	 * eventfds are what the successor waits on. */
 	if (ctrl->nvec && !keep)
 		ctrl->b->ops->irq_disable(ctrl->b);
-	if (ctrl->wake_fd >= 0)
-		close(ctrl->wake_fd);
-	drv_ns_fini(ctrl);
-	free(ctrl->qid_used);
-	free(ctrl->get_qps);
-	free(ctrl->id);
-	pthread_mutex_destroy(&ctrl->admin_lock);
-	pthread_mutex_destroy(&ctrl->reset_lock);
-	pthread_mutex_destroy(&ctrl->qp_lock);
-	pthread_mutex_destroy(&ctrl->get_lock);
-	pthread_mutex_destroy(&ctrl->ns_lock);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "detached%s", keep ? " (device left running)" : "");
-	free(ctrl);
+	drv_ctrl_free_host(ctrl);
 }
