@@ -25,27 +25,11 @@
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
 
+#define VM_PROG "driver "
+#include "vm_report.h"
+
 #define BIG_BYTES (1u << 20) /* above QEMU's default MDTS (512 KiB) */
 #define BASE_LBA  4096u
-
-static int g_passed, g_failed;
-static const char *g_mode = "?";
-
-static void result(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s %s driver ", ok ? "PASS" : "FAIL", g_mode);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (ok)
-		g_passed++;
-	else
-		g_failed++;
-}
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {

@@ -36,30 +36,14 @@
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
 
+#define VM_PROG "driver_vfio "
+#include "vm_report.h"
+
 #define QD	 32
 #define NTHREADS 4
 #define T_BLOCKS 256 /* 128 KiB per thread at 512-byte blocks */
 #define BIG_IO	 (512u << 10)
 #define MiB	 ((uint64_t)1 << 20)
-
-static int g_passed, g_failed;
-static const char *g_mode = "?";
-
-static void result(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s %s driver_vfio ", ok ? "PASS" : "FAIL", g_mode);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (ok)
-		g_passed++;
-	else
-		g_failed++;
-}
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {
@@ -425,8 +409,9 @@ static void case_timeout(struct dev *d)
 		unsigned base = s.done;
 
 		for (unsigned i = 0; i < n && !err; i++) {
-			int r = nvmk_ns_submit_write(ns, qp, &buf, 0, 16384 + (uint64_t)(i % 96) * 1024,
-						     BIG_IO / 512, 0, qd_cb, &s);
+			int r =
+			    nvmk_ns_submit_write(ns, qp, &buf, 0, 16384 + (uint64_t)(i % 96) * 1024,
+						 BIG_IO / 512, 0, qd_cb, &s);
 
 			if (r == -EAGAIN) {
 				nvmk_qpair_process_completions(qp, 0);

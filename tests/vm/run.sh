@@ -97,13 +97,13 @@ for m in $MODES; do
 	# an I/O completing after a controller reset freed its queue) when the
 	# driver resets a controller with I/O in flight, as driver_vfio's reset
 	# and timeout-recovery cases do. A guest cannot legitimately crash QEMU;
-	# that is QEMU's bug, seen in 1 to 2 type1 runs in 5 here (it needs the
+	# that is QEMU's bug, seen in about 2 type1 boots in 5 here (it needs the
 	# completion to race the reset). Say so and boot the mode again, at most
-	# twice; a third crash in a row fails the run. Only a QEMU crash
+	# three times; a fourth crash in a row fails the run. Only a QEMU crash
 	# (signal exit) is retried, never a test failure.
-	for attempt in 1 2; do
+	for attempt in 1 2 3; do
 		[ "$r" = 125 ] && grep -q 'no exit status came back (qemu rc=1[3-5][0-9])' "$out" || break
-		vm_log "$m: QEMU crashed ($(grep -o 'qemu rc=[0-9]*' "$out" | tail -1)); known QEMU 7.2 bug with resets during I/O, running $m again ($attempt/2)"
+		vm_log "$m: QEMU crashed ($(grep -o 'qemu rc=[0-9]*' "$out" | tail -1)); known QEMU 7.2 bug with resets during I/O, running $m again ($attempt/3)"
 		mv "$out" "$out.qemu-crash$attempt"
 		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 		r=$?

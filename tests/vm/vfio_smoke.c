@@ -39,6 +39,9 @@
 #include "nvmekeep/log.h"
 #include "nvmekeep/spec.h"
 
+#define VM_PROG ""
+#include "vm_report.h"
+
 #define QDEPTH	       32u
 #define BLOCK_SIZE     (64u * 1024)
 #define SMOKE_MAGIC    0x4e564b53u
@@ -73,25 +76,6 @@ struct ctrl {
 	bool huge;
 	struct state *st;
 };
-
-static int g_passed, g_failed;
-static const char *g_mode = "?";
-
-static void result(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s %s ", ok ? "PASS" : "FAIL", g_mode);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (ok)
-		g_passed++;
-	else
-		g_failed++;
-}
 
 static uint64_t now_ms(void)
 {
