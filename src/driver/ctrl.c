@@ -504,8 +504,10 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 		tick = o->io_timeout_ms / 4;
 	if (tick > o->admin_timeout_ms / 4)
 		tick = o->admin_timeout_ms / 4;
-	if (tick < 5)
-		tick = 5;
+	/* 1 ms at the least, and only when asked for: the default tick is
+	 * DRV_DEFAULT_TICK_MS, and short timeouts shorten it above. */
+	if (tick < 1)
+		tick = 1;
 	ctrl->tick_ms = tick;
 }
 

@@ -340,6 +340,22 @@ static inline void drv_now_refresh(struct nvmk_ctrl *ctrl)
 	atomic_store_explicit(&ctrl->now_ms, drv_clock_ms(), memory_order_relaxed);
 }
 
+/* Move the coarse clock forward to @now (ms, drv_clock_ms) if it lags: a
+ * thread that waits on a qpair reads the precise clock anyway, and must see
+ * its commands' deadlines pass even when the admin thread that keeps the
+ * clock is not scheduled (seen under QEMU's software emulation while the
+ * device model holds the emulator's lock). Relaxed: the clock orders
+ * nothing; the CAS only keeps it from going back. */
+static inline void drv_now_advance(struct nvmk_ctrl *ctrl, uint64_t now)
+{
+	uint64_t cur = atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
+
+	while (cur < now && !atomic_compare_exchange_weak_explicit(&ctrl->now_ms, &cur, now,
+								    memory_order_relaxed,
+								    memory_order_relaxed))
+		;
+}
+
 static inline int drv_failed(const struct nvmk_ctrl *ctrl)
 {
 	/* relaxed: the error value only; acting on it goes through the epoch */

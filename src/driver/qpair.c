@@ -455,6 +455,7 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		if (n != 0)
 			return n;
 		now = drv_clock_ms();
+		drv_now_advance(ctrl, now);
 		if (now >= end)
 			return -ETIMEDOUT;
 		if (qp->mode == NVMK_CPL_POLL) {

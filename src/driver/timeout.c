@@ -18,7 +18,10 @@
  * command never times out before io_timeout has passed since it was
  * submitted, and, on a qpair processed at least once per tick, it is found
  * expired at most two ticks after that: one until its deadline is set, one
- * until the scan after its deadline.
+ * until the scan after its deadline. The coarse clock is kept by the admin
+ * thread and also advanced by nvmk_qpair_wait, which reads the precise clock
+ * anyway, so a waiter sees deadlines pass even if the admin thread is not
+ * scheduled.
  */
 #include <errno.h>
 
