@@ -27,10 +27,33 @@ static struct bk_registry vaddr_registry = BK_REGISTRY_INIT;
  */
 static pthread_mutex_t dma_map_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Record @buf (mapped for @b) so nvmk_backing_iova finds it. */
+static int vaddr_register(struct nvmk_backing *b, const struct nvmk_dma_buf *buf)
+{
+	struct bk_range r = {
+	    .start = (uintptr_t)buf->mem.vaddr,
+	    .len = buf->mem.size,
+	    .owner = b,
+	    .target = buf->iova,
+	    .page_target = buf->page_iova,
+	};
+
+	return bk_registry_add(&vaddr_registry, &r);
+}
+
+/* Take the device's access away, then free the memory and clear @buf. */
+static void dma_unmap_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	pthread_mutex_lock(&dma_map_lock);
+	b->ops->dma_unmap(b, buf);
+	pthread_mutex_unlock(&dma_map_lock);
+	nvmk_dma_free(&buf->mem);
+	memset(buf, 0, sizeof(*buf));
+}
+
 int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 			   struct nvmk_dma_buf *buf)
 {
-	struct bk_range r;
 	int rc;
 
 	if (!b || !buf || size == 0)
@@ -52,23 +75,10 @@ int nvmk_backing_dma_alloc(struct nvmk_backing *b, size_t size, const char *tag,
 		memset(buf, 0, sizeof(*buf));
 		return rc;
 	}
-	r = (struct bk_range){
-	    .start = (uintptr_t)buf->mem.vaddr,
-	    .len = buf->mem.size,
-	    .owner = b,
-	    .target = buf->iova,
-	    .page_target = buf->page_iova,
-	};
-	rc = bk_registry_add(&vaddr_registry, &r);
-	if (rc) {
-		pthread_mutex_lock(&dma_map_lock);
-		b->ops->dma_unmap(b, buf);
-		pthread_mutex_unlock(&dma_map_lock);
-		nvmk_dma_free(&buf->mem);
-		memset(buf, 0, sizeof(*buf));
-		return rc;
-	}
-	return 0;
+	rc = vaddr_register(b, buf);
+	if (rc)
+		dma_unmap_free(b, buf);
+	return rc;
 }
 
 void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
@@ -76,17 +86,12 @@ void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	if (!b || !buf || !buf->mem.vaddr)
 		return;
 	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
-	pthread_mutex_lock(&dma_map_lock);
-	b->ops->dma_unmap(b, buf);
-	pthread_mutex_unlock(&dma_map_lock);
-	nvmk_dma_free(&buf->mem);
-	memset(buf, 0, sizeof(*buf));
+	dma_unmap_free(b, buf);
 }
 
 int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t iova,
 			     struct nvmk_dma_buf *buf)
 {
-	struct bk_range r;
 	int rc;
 
 	if (!b || !tag || !buf)
@@ -104,14 +109,7 @@ int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t i
 			 (unsigned long long)iova, rc);
 		return rc;
 	}
-	r = (struct bk_range){
-	    .start = (uintptr_t)buf->mem.vaddr,
-	    .len = buf->mem.size,
-	    .owner = b,
-	    .target = buf->iova,
-	    .page_target = buf->page_iova,
-	};
-	return bk_registry_add(&vaddr_registry, &r);
+	return vaddr_register(b, buf);
 }
 
 void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
