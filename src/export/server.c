@@ -820,7 +820,7 @@ int nvmk_export_status_json(struct nvmk_export_server *srv, char **json)
 	json_object_object_add(root, "listeners", li);
 	json_object_object_add(root, "exports", ex);
 	json_object_object_add(root, "connections", co);
-	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	*json = s ? strdup(s) : NULL;
 	json_object_put(root);
 	return *json ? 0 : -ENOMEM;

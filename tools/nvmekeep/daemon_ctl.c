@@ -37,7 +37,7 @@ static int control_path(const char *opt, char *buf, size_t len)
 static int control_call(const char *path, json_object *req, json_object **reply)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t n = strlen(s), have = 0;
 	char *buf;
 	int fd;
@@ -238,7 +238,7 @@ static int run(const char *cmd, int argc, char **argv, const char *usage, bool t
 		return CLI_EXIT_FAIL;
 	}
 	if (out == CLI_OUT_JSON)
-		printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY));
+		printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else if (!strcmp(cmd, "status"))
 		print_status(reply);
 	else
