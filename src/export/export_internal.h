@@ -82,6 +82,14 @@ struct exp_tdev {
 	unsigned outstanding;		 /* NVMe commands in flight (thread-owned) */
 };
 
+/* The I/O thread may use @td (its fields are published by add_device with
+ * ready, and handed back by the thread with released). */
+static inline bool exp_tdev_active(const struct exp_tdev *td)
+{
+	return atomic_load_explicit(&td->ready, memory_order_acquire) &&
+	       !atomic_load_explicit(&td->released, memory_order_acquire);
+}
+
 enum exp_req_state { REQ_FREE = 0, REQ_RX, REQ_DISCARD, REQ_QUEUED, REQ_NVME, REQ_TX };
 
 /* One request in flight: slot @slot of its thread's table. */

@@ -368,7 +368,7 @@ void exp_io_process(struct exp_thread *t, bool all)
 	for (unsigned d = 0; d < EXP_MAX_DEVICES; d++) {
 		struct exp_tdev *td = &t->tdev[d];
 
-		if (!td->qp || !td->outstanding)
+		if (!exp_tdev_active(td) || !td->outstanding)
 			continue;
 		if (!all && td->irq_fd >= 0)
 			continue;

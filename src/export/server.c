@@ -524,8 +524,7 @@ static void release_removed(struct exp_thread *t)
 		struct exp_tdev *td = &t->tdev[d];
 		bool busy = false;
 
-		if (!atomic_load(&srv->devices[d].removing) || !atomic_load(&td->ready) ||
-		    atomic_load(&td->released))
+		if (!atomic_load(&srv->devices[d].removing) || !exp_tdev_active(td))
 			continue;
 		for (struct exp_conn *c = t->conns; c; c = c->next)
 			if (c->td == td)
@@ -543,7 +542,7 @@ static void release_removed(struct exp_thread *t)
 static bool any_polled_outstanding(const struct exp_thread *t)
 {
 	for (unsigned d = 0; d < EXP_MAX_DEVICES; d++)
-		if (t->tdev[d].qp && t->tdev[d].outstanding && t->tdev[d].irq_fd < 0)
+		if (exp_tdev_active(&t->tdev[d]) && t->tdev[d].outstanding && t->tdev[d].irq_fd < 0)
 			return true;
 	return false;
 }
@@ -575,11 +574,12 @@ static void *io_thread_main(void *arg)
 				struct exp_tdev *td = ev[i].data.ptr;
 				uint64_t v;
 
+				if (!exp_tdev_active(td))
+					continue;
 				/* clear the interrupt before reaping, so none is missed */
-				if (read(td->irq_fd, &v, sizeof(v)) < 0)
+				if (td->irq_fd >= 0 && read(td->irq_fd, &v, sizeof(v)) < 0)
 					(void)0;
-				if (td->qp && atomic_load(&td->ready) && !atomic_load(&td->released))
-					exp_io_process_tdev(t, td);
+				exp_io_process_tdev(t, td);
 			} else if (k == EP_CONN) {
 				struct exp_conn *c = ev[i].data.ptr;
 
