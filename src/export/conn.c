@@ -43,6 +43,11 @@ static void set_state(struct exp_conn *c, enum exp_conn_state s)
 	atomic_store_explicit(&c->state, (int)s, memory_order_release);
 }
 
+static uint32_t staged(const struct exp_conn *c)
+{
+	return c->stage_len - c->stage_off;
+}
+
 void exp_conn_mark_dirty(struct exp_conn *c)
 {
 	if (c->dirty)
@@ -381,10 +386,12 @@ bool exp_conn_can_read(const struct exp_conn *c)
 {
 	int s = conn_state(c);
 
-	if (c->dead || c->rx_eof || c->abort_after_tx)
+	if (c->dead || c->abort_after_tx)
 		return false;
 	if (s < CONN_TRANS)
-		return c->hs_len - c->hs_off < HS_BUF_MAX;
+		return !c->rx_eof && c->hs_len - c->hs_off < HS_BUF_MAX;
+	if (c->rx_eof && !staged(c))
+		return false;
 	if (c->disc)
 		return false;
 	if (c->rx_req)
@@ -523,19 +530,59 @@ static const char *refusal_text(uint32_t err, const struct nvmk_nbd_request *q,
 	return "invalid flags, length or alignment (see NBD_INFO_BLOCK_SIZE)";
 }
 
+/* Receive more into the staging buffer; false when nothing came. */
+static bool stage_fill(struct exp_conn *c)
+{
+	size_t n;
+
+	if (!c->stage) {
+		c->stage = malloc(EXP_STAGE_LEN);
+		if (!c->stage) {
+			conn_kill(c, "out of memory");
+			return false;
+		}
+	}
+	if (c->stage_off == c->stage_len) {
+		c->stage_off = c->stage_len = 0;
+	} else if (c->stage_off) {
+		memmove(c->stage, c->stage + c->stage_off, staged(c));
+		c->stage_len -= c->stage_off;
+		c->stage_off = 0;
+	}
+	n = rx(c, c->stage + c->stage_len, EXP_STAGE_LEN - c->stage_len);
+	c->stage_len += (uint32_t)n;
+	return n > 0;
+}
+
+/* Payload bytes into @dst (NULL: dropped): staged ones first, then straight
+ * from the socket. Returns bytes taken, 0 when nothing is there now. */
+static size_t take_payload(struct exp_conn *c, uint8_t *dst, size_t want)
+{
+	uint8_t scratch[4096];
+	size_t n;
+
+	if (staged(c)) {
+		n = staged(c) < want ? staged(c) : want;
+		if (dst)
+			memcpy(dst, c->stage + c->stage_off, n);
+		c->stage_off += (uint32_t)n;
+		return n;
+	}
+	if (dst)
+		return rx(c, dst, want);
+	return rx(c, scratch, want < sizeof(scratch) ? want : sizeof(scratch));
+}
+
 static bool read_transmission(struct exp_conn *c)
 {
 	struct exp_req *r = c->rx_req;
-	uint8_t scratch[4096];
 	size_t n;
 
 	if (r) {
 		uint32_t left = r->r.length - r->rx_done;
 
-		if (r->state == REQ_RX)
-			n = rx(c, (uint8_t *)exp_req_buf(r) + r->rx_done, left);
-		else
-			n = rx(c, scratch, left < sizeof(scratch) ? left : sizeof(scratch));
+		n = take_payload(c, r->state == REQ_RX ? (uint8_t *)exp_req_buf(r) + r->rx_done : NULL,
+				 left);
 		if (!n)
 			return false;
 		r->rx_done += (uint32_t)n;
@@ -548,13 +595,12 @@ static bool read_transmission(struct exp_conn *c)
 			exp_req_reply(r);
 		return true;
 	}
-	n = rx(c, c->hdr + c->hdr_have, NVMK_NBD_REQ_LEN - c->hdr_have);
-	if (!n)
+	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
 		return false;
-	c->hdr_have += (uint32_t)n;
-	if (c->hdr_have < NVMK_NBD_REQ_LEN)
-		return true;
-	c->hdr_have = 0;
+	if (staged(c) < NVMK_NBD_REQ_LEN)
+		return true; /* a partial header: more may be there already */
+	memcpy(c->hdr, c->stage + c->stage_off, NVMK_NBD_REQ_LEN);
+	c->stage_off += NVMK_NBD_REQ_LEN;
 
 	struct nvmk_nbd_request q;
 	uint32_t err;
@@ -757,6 +803,7 @@ void exp_conn_close(struct exp_conn *c)
 		  (unsigned long long)atomic_load(&c->requests));
 	free(c->opt_data);
 	free(c->hs_buf);
+	free(c->stage);
 	free(c);
 }
 
@@ -785,7 +832,7 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 		return c->abort_after_tx || c->rx_eof || c->shutting;
 	if (inflight)
 		return false;
-	return c->disc || c->rx_eof || (c->shutting && c->rx_idle);
+	return c->disc || (c->rx_eof && !staged(c)) || (c->shutting && c->rx_idle && !staged(c));
 }
 
 static void update_events(struct exp_conn *c)
@@ -799,11 +846,17 @@ static void update_events(struct exp_conn *c)
 		  &(struct epoll_event){.events = ev, .data.ptr = c});
 }
 
-void exp_conn_finish_iteration(struct exp_thread *t)
+bool exp_conn_finish_iteration(struct exp_thread *t)
 {
 	uint64_t now = exp_now_ms();
-	bool slots_were_short = t->nfree == 0;
+	bool more = false;
 
+	/* requests already staged that may start now (slots came back): the
+	 * socket may have nothing more, so epoll would not say so */
+	for (struct exp_conn *c = t->conns; c; c = c->next)
+		if (conn_state(c) >= CONN_TRANS && staged(c) >= NVMK_NBD_REQ_LEN && !c->rx_req &&
+		    exp_conn_can_read(c))
+			exp_conn_readable(c);
 	while (t->dirty) {
 		struct exp_conn *c = t->dirty;
 
@@ -820,9 +873,11 @@ void exp_conn_finish_iteration(struct exp_thread *t)
 		update_events(c);
 	}
 	/* slots came back: connections that waited for one may read again */
-	if (slots_were_short || t->nfree > 0) {
-		for (struct exp_conn *c = t->conns; c; c = c->next)
-			if (!c->dirty)
-				update_events(c);
+	for (struct exp_conn *c = t->conns; c; c = c->next) {
+		update_events(c);
+		if (conn_state(c) >= CONN_TRANS && staged(c) >= NVMK_NBD_REQ_LEN &&
+		    exp_conn_can_read(c))
+			more = true;
 	}
+	return more;
 }

@@ -37,6 +37,7 @@
 #define EXP_NONE	 UINT32_MAX
 #define EXP_HDR_MAX	 96 /* longest reply header kept with a request */
 #define EXP_ERRMSG_MAX	 64 /* longest error message in an ERROR chunk */
+#define EXP_STAGE_LEN	 4096 /* transmission receive staging, bytes */
 
 /* What an epoll event's data.ptr points at: each of these starts with it. */
 enum exp_ep_kind { EP_WAKE = 1, EP_CONN, EP_QPAIR, EP_LISTENER };
@@ -137,6 +138,11 @@ struct exp_conn {
 	struct nvmk_nbd_opt_hdr opt;
 	uint64_t discard_left;
 	struct exp_req *rx_req; /* request whose payload is being received */
+	/* transmission: one recv takes several request headers (EXP_STAGE_LEN);
+	 * payload bytes that came with them are copied out, the rest of a
+	 * payload is received in place */
+	uint8_t *stage;
+	uint32_t stage_off, stage_len;
 	/* handshake transmit buffer */
 	uint8_t *hs_buf;
 	size_t hs_len, hs_off, hs_cap;
@@ -228,7 +234,7 @@ void exp_conn_start(struct exp_conn *c);
 void exp_conn_readable(struct exp_conn *c);
 void exp_conn_flush(struct exp_conn *c);
 void exp_conn_mark_dirty(struct exp_conn *c);
-void exp_conn_finish_iteration(struct exp_thread *t);
+bool exp_conn_finish_iteration(struct exp_thread *t);
 void exp_conn_close(struct exp_conn *c);
 bool exp_conn_can_read(const struct exp_conn *c);
 

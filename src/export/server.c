@@ -552,12 +552,13 @@ static void *io_thread_main(void *arg)
 	struct exp_thread *t = arg;
 	struct epoll_event ev[64];
 	uint64_t next_tick = exp_now_ms() + TICK_MS;
+	bool more = false;
 	char name[16];
 
 	snprintf(name, sizeof(name), "nbd-io%u", t->idx);
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
-		int timeout = any_polled_outstanding(t) ? 1 : TICK_MS;
+		int timeout = more ? 0 : any_polled_outstanding(t) ? 1 : TICK_MS;
 		int n = epoll_wait(t->epfd, ev, 64, timeout);
 		uint64_t now;
 
@@ -600,7 +601,7 @@ static void *io_thread_main(void *arg)
 			for (struct exp_conn *c = t->conns; c; c = c->next)
 				exp_conn_mark_dirty(c);
 		}
-		exp_conn_finish_iteration(t);
+		more = exp_conn_finish_iteration(t);
 		release_removed(t);
 		if (atomic_load(&t->quit) && !t->conns) {
 			pthread_mutex_lock(&t->lock);
