@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "nvmekeep/driver.h"
 #include "nvmekeep/export.h"
@@ -118,6 +119,7 @@ enum exp_conn_state {
 	CONN_OPT_HDR,
 	CONN_OPT_DATA,
 	CONN_OPT_DISCARD,  /* option data too long: skipped, then ERR_TOO_BIG */
+	CONN_TLS_HANDSHAKE, /* after STARTTLS */
 	CONN_TRANS,	   /* transmission */
 	CONN_CLOSING,	   /* answering what is left, then closed */
 };
@@ -150,6 +152,10 @@ struct exp_conn {
 	uint32_t txq_head, txq_tail;
 	/* negotiated */
 	bool fixed_newstyle, no_zeroes, structured, abort_after_tx;
+	bool tcp;	  /* came through a TCP listener: TLS applies */
+	bool tls_pending; /* STARTTLS acknowledged: the handshake starts once it is sent */
+	bool tls_ok;	  /* TLS established */
+	void *tls;	  /* gnutls_session_t */
 	int meta_export; /* export base:allocation was set for, -1 none */
 	struct exp_export *exp;
 	struct exp_tdev *td;
@@ -215,6 +221,7 @@ struct nvmk_export_server {
 	struct exp_thread acc_wake; /* only .kind used */
 	_Atomic unsigned nconns;
 	_Atomic uint64_t next_conn_id;
+	void *tls; /* struct exp_tls_creds, NULL without TLS */
 	_Atomic bool stopping;
 	bool stopped, started;
 	uint64_t stop_deadline_ms;
@@ -237,6 +244,17 @@ void exp_conn_mark_dirty(struct exp_conn *c);
 bool exp_conn_finish_iteration(struct exp_thread *t);
 void exp_conn_close(struct exp_conn *c);
 bool exp_conn_can_read(const struct exp_conn *c);
+
+/* tls.c */
+int exp_tls_init(struct nvmk_export_server *srv);
+void exp_tls_fini(struct nvmk_export_server *srv);
+int exp_tls_start(struct exp_conn *c);
+int exp_tls_handshake(struct exp_conn *c);
+bool exp_tls_wants_write(const struct exp_conn *c);
+ssize_t exp_tls_recv(struct exp_conn *c, void *buf, size_t n);
+ssize_t exp_tls_send(struct exp_conn *c, const void *buf, size_t n);
+size_t exp_tls_pending(const struct exp_conn *c);
+void exp_tls_close(struct exp_conn *c);
 
 /* io.c */
 int exp_thread_table_init(struct exp_thread *t, uint32_t nslots);

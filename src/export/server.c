@@ -620,6 +620,8 @@ int nvmk_export_start(struct nvmk_export_server *srv)
 {
 	if (!srv || srv->started)
 		return -EINVAL;
+	if (exp_tls_init(srv))
+		return -EINVAL;
 	srv->acc_epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->acc_wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (srv->acc_epfd < 0 || srv->acc_wakefd < 0)
@@ -723,6 +725,7 @@ void nvmk_export_destroy(struct nvmk_export_server *srv)
 	if (srv->acc_wakefd >= 0)
 		close(srv->acc_wakefd);
 	free(srv->threads);
+	exp_tls_fini(srv);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
@@ -735,7 +738,7 @@ unsigned nvmk_export_connections(const struct nvmk_export_server *srv)
 /* ---- status ---- */
 
 static const char *const conn_state_names[] = {"handshake", "options", "options", "options",
-					       "transmission", "closing"};
+					       "tls",	    "transmission", "closing"};
 
 static json_object *u64(uint64_t v)
 {
