@@ -892,6 +892,11 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 		/* NVMe commands still in flight reference the connection */
 		return atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
 	}
+	if (c->rx_eof && c->rx_req && !staged(c)) {
+		/* the client went away in the middle of a payload */
+		conn_kill(c, "end of stream inside a request payload");
+		return false;
+	}
 	if (tx_pending(c))
 		return false;
 	if (s < CONN_TRANS)

@@ -5,7 +5,7 @@
 # crc32c verification, nbdfuse + mkfs.ext4 + a file copied in + e2fsck (skipped
 # with a reason without FUSE), the CLI over the control socket (status, remove
 # refused then forced, add, malformed request), SIGTERM with fio running: exit
-# 0, sockets removed; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
+# 0, sockets removed; sd_notify READY=1/STATUS=; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
 nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
@@ -25,10 +25,16 @@ sock=$d/nbd.sock ctl=$d/ctl.sock
 export NVMEKEEP_CONTROL=$ctl
 uri() { echo "nbd+unix:///$1?socket=$sock"; }
 
-"$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" --threads 2 >"$d/log" 2>&1 &
+"$build/tests/export/notify_listen" "$d/notify.sock" 10000 >"$d/notify" &
+notify_pid=$!
+for _ in $(seq 50); do [ -S "$d/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$d/notify.sock "$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" \
+	--threads 2 >"$d/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$ctl" ] && break; sleep 0.1; done
 [ -S "$ctl" ] || fail "nvmekeepd did not start"
+wait "$notify_pid" || fail "no READY=1 on NOTIFY_SOCKET: $(cat "$d/notify")"
+grep -q "STATUS=serving" "$d/notify" || fail "no STATUS= with READY=1"
 [ "$(stat -c %a "$ctl")" = 600 ] || fail "control socket mode $(stat -c %a "$ctl"), expected 600"
 grep -q "OPENHCL_NVME_KEEP_ALIVE=" "$d/log" || fail "keep-alive string not logged"
 
