@@ -592,6 +592,11 @@ static bool stage_fill(struct exp_conn *c)
 		c->stage_off = 0;
 	}
 	n = rx(c, c->stage + c->stage_len, EXP_STAGE_LEN - c->stage_len);
+	/* a short read emptied the socket: another recv now would only say
+	 * EAGAIN (TLS may hold more: ask it) */
+	c->rx_short = n && n < EXP_STAGE_LEN - c->stage_len && !exp_tls_pending(c);
+	if (c->rx_short)
+		c->rx_idle = true;
 	c->stage_len += (uint32_t)n;
 	return n > 0;
 }
@@ -636,6 +641,10 @@ static bool read_transmission(struct exp_conn *c)
 		else
 			exp_req_reply(r);
 		return true;
+	}
+	if (staged(c) < NVMK_NBD_REQ_LEN && c->rx_short) {
+		c->rx_short = false; /* the next readiness event reads again */
+		return false;
 	}
 	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
 		return false;
