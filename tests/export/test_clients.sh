@@ -21,6 +21,27 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$d/log" ] && tail -20 "$d/log" >&2; exit 1; }
 step() { echo "== $*"; }
 
+step "bad arguments: exit 2 with a message naming what is wrong"
+expect_usage() { # expected-text command...
+	local want=$1 rc=0
+	shift
+	"$@" >/dev/null 2>"$d/err" || rc=$?
+	[ "$rc" = 2 ] || fail "$* exited $rc, expected 2"
+	grep -q -- "$want" "$d/err" || fail "$*: message lacks '$want': $(cat "$d/err")"
+}
+expect_usage "--threads" "$nvmekeepd" --threads 0
+expect_usage "unknown device 'bogus'" "$nvmekeepd" --device bogus
+expect_usage "needs --tls-creds" "$nvmekeepd" --tls require
+expect_usage "expected off, on or require" "$nvmekeepd" --tls maybe
+expect_usage "unexpected argument" "$nvmekeepd" emu
+expect_usage "DEVICE is required" "$nvmekeep" add
+expect_usage "remove only" "$nvmekeep" status --force
+rc=0
+NVMEKEEP_CONTROL=$d/none.sock "$nvmekeep" status 2>"$d/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot reach nvmekeepd" "$d/err" || fail "status without a daemon: rc $rc"
+"$nvmekeepd" --listen bogus:x --control "$d/x.sock" >/dev/null 2>"$d/err" && fail "bad --listen accepted"
+grep -q "unix:PATH" "$d/err" || fail "bad --listen: $(cat "$d/err")"
+
 sock=$d/nbd.sock ctl=$d/ctl.sock
 export NVMEKEEP_CONTROL=$ctl
 uri() { echo "nbd+unix:///$1?socket=$sock"; }
