@@ -511,6 +511,7 @@ static void shut_connections(struct exp_thread *t, uint64_t now)
 			continue;
 		c->shutting = true;
 		c->deadline_ms = now + srv->opts.stop_grace_ms;
+		c->last_rx_ms = now;
 		/* find out whether the client has more requests buffered */
 		exp_conn_readable(c);
 	}

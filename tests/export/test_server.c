@@ -860,6 +860,7 @@ static void test_stop_inflight(void **state)
 	assert_int_equal(wc.other, 0);
 	assert_int_equal(wc.ok + wc.shut, N);
 	assert_true(wc.ok > 0);
+	print_message("stop with %d writes in flight: %d done, %d ESHUTDOWN\n", N, wc.ok, wc.shut);
 	nbd_close(h);
 	/* every acknowledged write is there (read through the manager) */
 	assert_int_equal(nvmk_mgr_get_namespace(g.mgr, "emu", 2, &ns), 0);
