@@ -574,6 +574,8 @@ static void *io_thread_main(void *arg)
 				if (read(t->wakefd, &v, sizeof(v)) < 0)
 					(void)0;
 				take_inbox(t);
+				/* stop and removal wake the thread: act on them now */
+				next_tick = 0;
 			} else if (k == EP_QPAIR) {
 				struct exp_tdev *td = ev[i].data.ptr;
 				uint64_t v;
