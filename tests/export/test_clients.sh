@@ -187,6 +187,21 @@ else
 	wait "$x_pid" || fail "X.509 daemon exit status"
 fi
 
+step "kernel path: a regular file as the device (io_uring), data lands in it"
+truncate -s 64M "$d/kdisk.img"
+"$nvmekeepd" --device "$d/kdisk.img" --listen "unix:$d/k.sock" --control "$d/k-ctl.sock" \
+	--threads 1 >"$d/k.log" 2>&1 &
+k_pid=$!
+for _ in $(seq 100); do [ -S "$d/k-ctl.sock" ] && break; sleep 0.1; done
+kuri="nbd+unix:///$d/kdisk.img/1?socket=$d/k.sock"
+head -c $((8 << 20)) "$d/in.img" >"$d/in8.img"
+qemu-img convert -n -f raw -O raw "$d/in8.img" "$kuri" || fail "convert into the kernel path"
+qemu-img convert -f raw -O raw "$kuri" "$d/k-out.img" || fail "convert out of the kernel path"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/k-out.img" || fail "kernel path round trip differs"
+kill -TERM "$k_pid"
+wait "$k_pid" || fail "kernel-path daemon exit status"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/kdisk.img" || fail "data not in the file"
+
 step "SIGTERM with fio running"
 fio --name=bg --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=32 \
 	--size=64M --time_based --runtime=20 >/dev/null 2>&1 &
