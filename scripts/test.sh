@@ -23,6 +23,9 @@ run() { # name, meson setup args...
 
 TEST_ARGS=()
 run build
+# what `meson install` puts out, used as a user would (pkg-config, examples/)
+echo "== build: install check" >&2
+scripts/check_install.sh build
 [ $quick -eq 1 ] && exit 0
 run build-asan -Db_sanitize=address,undefined -Db_lundef=false
 # TSan: the threaded parts (emulator worker, driver queues, manager).

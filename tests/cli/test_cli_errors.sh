@@ -26,6 +26,7 @@ expect() {
 }
 
 expect 2 "Usage: nvmekeep"                      -- 
+expect 0 "^nvmekeep [0-9]+\.[0-9]+\.[0-9]+$"    -- --version
 expect 2 "unknown command 'frobnicate'"          -- frobnicate
 expect 2 "unknown option '--bogus'"              -- --bogus list
 expect 1 "unknown device 'nvme0'.*PCI address"   -- id-ctrl nvme0
