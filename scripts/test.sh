@@ -27,6 +27,12 @@ run build
 echo "== build: install check" >&2
 scripts/check_install.sh build
 [ $quick -eq 1 ] && exit 0
+# Every build type builds with GCC and Clang; CI checks the combination that
+# differs most from the default tree: Clang, release (-O3, NDEBUG). Quick
+# suites only: the full suite runs in the trees above and below.
+TEST_ARGS=(--suite util --suite pkg --suite cli)
+CC=clang run build-clang-release --buildtype=release
+TEST_ARGS=()
 run build-asan -Db_sanitize=address,undefined -Db_lundef=false
 # TSan: the threaded parts (emulator worker, driver queues, manager).
 TEST_ARGS=(--suite threaded)
