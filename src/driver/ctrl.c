@@ -260,7 +260,8 @@ static int init_aec(struct nvmk_ctrl *ctrl)
 	rc = drv_set_features(ctrl, NVME_FEAT_ASYNC_EVENT, NVME_AEC_NS_ATTR, NULL, 0, NULL);
 	if (rc)
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-			  "Async Event Configuration refused (%d): no namespace notices", rc);
+			  "Async Event Configuration refused (%s): no namespace notices",
+			  strerror(-rc));
 	return DRV_INIT_POST_AERS;
 }
 
@@ -295,7 +296,8 @@ static int init_dbbuf(struct nvmk_ctrl *ctrl, bool reset)
 	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
 	if (rc) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-			  "Doorbell Buffer Config failed (%d): using doorbell registers", rc);
+			  "Doorbell Buffer Config failed (%s): using doorbell registers",
+			  strerror(-rc));
 		ctrl->dbbuf = false;
 		if (rc == -ENODEV || rc == -EIO)
 			return rc;
@@ -380,9 +382,9 @@ int drv_init_run(struct nvmk_ctrl *ctrl, bool reset)
 			continue;
 		}
 		if (next < 0) {
-			nvmk_err(ctrl->name, NVMK_LOG_NOQ, "%s failed in state %s: %s (%d)",
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ, "%s failed in state %s: %s",
 				 reset ? "reset" : "bring-up", drv_init_names[state],
-				 strerror(-next), next);
+				 strerror(-next));
 			return next;
 		}
 		nvmk_debug(ctrl->name, NVMK_LOG_NOQ, "%s: %s -> %s", reset ? "reset" : "bring-up",

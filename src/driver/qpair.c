@@ -289,8 +289,8 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 		} else {
 			/* no more queues: from now on threads share the existing ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "no new I/O queue for thread %u (%d): sharing %u queue(s)", idx,
-				  rc, ctrl->n_get_qps);
+				  "no new I/O queue for thread %u (%s): sharing %u queue(s)", idx,
+				  strerror(-rc), ctrl->n_get_qps);
 			ctrl->get_budget = ctrl->n_get_qps;
 		}
 	}

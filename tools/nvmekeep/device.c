@@ -65,6 +65,31 @@ static int open_emu(const char *file, struct cli_dev *dev)
 	return ret;
 }
 
+static const char dev_accepted[] =
+    "DEVICE is 'emu', 'emu:FILE', a PCI address DDDD:BB:DD.F in hex (like "
+    "0000:01:00.0; 'nvmekeep setup list' shows them) or a block device /dev/nvmeXnY";
+
+int cli_dev_check(const char *cmd, const char *spec)
+{
+	if (!spec || !strcmp(spec, "emu") || (!strncmp(spec, "emu:", 4) && spec[4]) ||
+	    spec[0] == '/' || nvmk_pci_addr_valid(spec))
+		return 0;
+	if (!strcmp(spec, "emu:"))
+		cli_usage_error(cmd, "invalid DEVICE 'emu:': a FILE must follow the colon; %s",
+				dev_accepted);
+	else if (strchr(spec, ':'))
+		cli_usage_error(cmd, "invalid DEVICE '%s': not a PCI address; %s", spec,
+				dev_accepted);
+	else if (!strncmp(spec, "nvme", 4))
+		cli_usage_error(cmd,
+				"invalid DEVICE '%s': a kernel NVMe namespace is given by its "
+				"path, like /dev/nvme0n1; %s",
+				spec, dev_accepted);
+	else
+		cli_usage_error(cmd, "invalid DEVICE '%s': %s", spec, dev_accepted);
+	return CLI_EXIT_USAGE;
+}
+
 bool cli_dev_is_kernel(const char *spec)
 {
 	char link[PATH_MAX], target[PATH_MAX];

@@ -83,7 +83,9 @@ static int parse_common(const char *cmd, const char *usage, bool want_ns, int ar
 			return CLI_EXIT_USAGE;
 		}
 	}
-	return cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1);
+	if (cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1))
+		return CLI_EXIT_USAGE;
+	return cli_dev_check(cmd, a->dev);
 }
 
 /*
