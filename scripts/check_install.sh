@@ -48,4 +48,13 @@ LD_LIBRARY_PATH=$libdir "$root/bin/nvmekeep" --version | grep -qx "nvmekeep $(pc
 [ -f "$root/share/man/man1/nvmekeep.1" ] || fail "man page nvmekeep.1 not installed"
 [ -f "$root/share/bash-completion/completions/nvmekeep" ] || fail "bash completion not installed"
 bash -n "$root/share/bash-completion/completions/nvmekeep" || fail "bash completion does not parse"
+# completion at work: commands and options are read from the installed CLI
+got=$(PATH="$root/bin:$PATH" LD_LIBRARY_PATH=$libdir bash -c '
+	source /usr/share/bash-completion/bash_completion
+	source "$1"
+	t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE="$*"
+	      COMP_POINT=${#COMP_LINE}; _nvmekeep nvmekeep "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"
+	      echo "${COMPREPLY[*]}"; }
+	t nvmekeep id; t nvmekeep read --st' _ "$root/share/bash-completion/completions/nvmekeep")
+[ "$got" = $'id-ctrl id-ns\n--start-block' ] || fail "bash completion offered '$got'"
 echo "check_install: ok (installed into a staging prefix; example built with pkg-config, shared and static)"
