@@ -197,7 +197,8 @@ typedef void (*nvmk_event_fn)(void *ctx, struct nvmk_ctrl *ctrl, const struct nv
  */
 struct nvmk_ctrl_opts {
 	uint16_t admin_queue_depth;   /* entries, 0 = 32; clamped to [2, min(4096, MQES+1)] */
-	uint32_t io_queue_depth;      /* entries, 0 = 256; clamped to [2, MQES+1] (<= 65536) */
+	uint32_t io_queue_depth;      /* entries, 0 = 256 (64 on no-IOMMU VFIO without a
+				       * private pool: one page); clamped to [2, MQES+1] */
 	uint16_t max_io_queues;	      /* 0 = number of online CPUs; the device may grant fewer */
 	enum nvmk_cpl_mode cpl_mode;  /* default for nvmk_ctrl_get_qpair qpairs */
 	uint32_t admin_timeout_ms;    /* 0 = 60000 */

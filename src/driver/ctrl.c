@@ -485,8 +485,16 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 		*o = *in;
 	if (!o->admin_queue_depth)
 		o->admin_queue_depth = DRV_DEFAULT_ADMIN_DEPTH;
-	if (!o->io_queue_depth)
+	if (!o->io_queue_depth) {
 		o->io_queue_depth = DRV_DEFAULT_IO_DEPTH;
+		/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB
+		 * pages, physically scattered, and a queue must be physically
+		 * contiguous (CAP.CQR, Base 2.0 3.1.3.1): the default I/O queue
+		 * is then one page (64 SQEs). Here, not in a program, so that
+		 * the CLI, the manager and the daemon all get it. */
+		if (nvmk_backing_vfio_is_noiommu(ctrl->b) && !ctrl->b->pool)
+			o->io_queue_depth = DRV_PAGE_SIZE / sizeof(struct nvme_sqe);
+	}
 	if (o->io_queue_depth > 65536)
 		o->io_queue_depth = 65536;
 	if (!o->max_io_queues) {

@@ -117,7 +117,6 @@ bool cli_dev_is_kernel(const char *spec)
 
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev)
 {
-	struct nvmk_ctrl_opts local;
 	int ret;
 
 	memset(dev, 0, sizeof(*dev));
@@ -153,16 +152,7 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 	if (ret)
 		return ret;
 
-	/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB pages,
-	 * physically scattered, and a queue must be physically contiguous
-	 * (CAP.CQR): keep the default I/O queue at one page (64 SQEs). */
-	if (nvmk_pci_addr_valid(spec) && nvmk_backing_vfio_is_noiommu(dev->backing) &&
-	    !dev->backing->pool) {
-		local = opts ? *opts : (struct nvmk_ctrl_opts){0};
-		if (!local.io_queue_depth)
-			local.io_queue_depth = 4096 / sizeof(struct nvme_sqe);
-		opts = &local;
-	}
+	/* (the no-IOMMU queue-size default is the driver's: drv_opts_resolve) */
 	ret = nvmk_ctrl_open(dev->backing, opts, &dev->ctrl);
 	if (ret) {
 		fprintf(stderr, "nvmekeep: %s: controller bring-up failed: %s\n", spec,
