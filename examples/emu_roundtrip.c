@@ -54,6 +54,7 @@ fail_backing:
 	nvmk_backing_destroy(backing);
 fail:
 	if (ret)
-		fprintf(stderr, "emu_roundtrip: failed: %s\n", ret < 0 ? strerror(-ret) : "data differs");
+		fprintf(stderr, "emu_roundtrip: failed: %s\n",
+			ret < 0 ? strerror(-ret) : "data differs");
 	return ret ? 1 : 0;
 }

@@ -524,7 +524,8 @@ int cmd_bench(int argc, char **argv)
 	unsigned started = 0;
 	int ret, rc = CLI_EXIT_FAIL;
 	bool tty = isatty(STDERR_FILENO), interrupted = false;
-	struct sigaction sa = {.sa_handler = bench_on_sigint, .sa_flags = (int)SA_RESETHAND}, old_sa;
+	struct sigaction sa = {.sa_handler = bench_on_sigint, .sa_flags = (int)SA_RESETHAND},
+			 old_sa;
 	sigset_t sigint_set, old_mask;
 
 	ret = parse_bench(argc, argv, &cfg);

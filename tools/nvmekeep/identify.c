@@ -112,54 +112,56 @@ struct id_field {
 	bool hex; /* normal output: a bit field, shown in hex */
 };
 
-#define CTRL_F(f, kind, hex)                                                                       \
+/* clang-format off */
+#define CTRL_F(f, kind, hex) \
 	{#f, offsetof(struct nvme_id_ctrl, f), sizeof(((struct nvme_id_ctrl *)0)->f), kind, hex}
-#define NS_F(f, kind, hex)                                                                         \
+#define NS_F(f, kind, hex) \
 	{#f, offsetof(struct nvme_id_ns, f), sizeof(((struct nvme_id_ns *)0)->f), kind, hex}
+/* clang-format on */
 
 /* Identify Controller, Base 2.0 Figure 275 (fabrics fields: 1792..1805;
  * OAQD 564..567 is NVMe 2.1, reserved in spec.h's 2.0 layout) */
 static const struct id_field ctrl_fields[] = {
-    CTRL_F(vid, ID_UINT, true),	       CTRL_F(ssvid, ID_UINT, true),
-    CTRL_F(sn, ID_STR, false),	       CTRL_F(mn, ID_STR, false),
-    CTRL_F(fr, ID_STR, false),	       CTRL_F(rab, ID_UINT, false),
-    CTRL_F(ieee, ID_UINT, true),       CTRL_F(cmic, ID_UINT, true),
-    CTRL_F(mdts, ID_UINT, false),      CTRL_F(cntlid, ID_UINT, true),
-    CTRL_F(ver, ID_UINT, true),	       CTRL_F(rtd3r, ID_UINT, false),
-    CTRL_F(rtd3e, ID_UINT, false),     CTRL_F(oaes, ID_UINT, true),
-    CTRL_F(ctratt, ID_UINT, true),     CTRL_F(rrls, ID_UINT, false),
-    CTRL_F(cntrltype, ID_UINT, false), CTRL_F(fguid, ID_UUID, false),
-    CTRL_F(crdt1, ID_UINT, false),     CTRL_F(crdt2, ID_UINT, false),
-    CTRL_F(crdt3, ID_UINT, false),     CTRL_F(nvmsr, ID_UINT, true),
-    CTRL_F(vwci, ID_UINT, true),       CTRL_F(mec, ID_UINT, true),
-    CTRL_F(oacs, ID_UINT, true),       CTRL_F(acl, ID_UINT, false),
-    CTRL_F(aerl, ID_UINT, false),      CTRL_F(frmw, ID_UINT, true),
-    CTRL_F(lpa, ID_UINT, true),	       CTRL_F(elpe, ID_UINT, false),
-    CTRL_F(npss, ID_UINT, false),      CTRL_F(avscc, ID_UINT, true),
-    CTRL_F(apsta, ID_UINT, true),      CTRL_F(wctemp, ID_UINT, false),
-    CTRL_F(cctemp, ID_UINT, false),    CTRL_F(mtfa, ID_UINT, false),
-    CTRL_F(hmpre, ID_UINT, false),     CTRL_F(hmmin, ID_UINT, false),
-    CTRL_F(tnvmcap, ID_U128, false),   CTRL_F(unvmcap, ID_U128, false),
-    CTRL_F(rpmbs, ID_UINT, true),      CTRL_F(edstt, ID_UINT, false),
-    CTRL_F(dsto, ID_UINT, false),      CTRL_F(fwug, ID_UINT, false),
-    CTRL_F(kas, ID_UINT, false),       CTRL_F(hctma, ID_UINT, true),
-    CTRL_F(mntmt, ID_UINT, false),     CTRL_F(mxtmt, ID_UINT, false),
-    CTRL_F(sanicap, ID_UINT, true),    CTRL_F(hmminds, ID_UINT, false),
-    CTRL_F(hmmaxd, ID_UINT, false),    CTRL_F(nsetidmax, ID_UINT, false),
-    CTRL_F(endgidmax, ID_UINT, false), CTRL_F(anatt, ID_UINT, false),
-    CTRL_F(anacap, ID_UINT, true),     CTRL_F(anagrpmax, ID_UINT, false),
-    CTRL_F(nanagrpid, ID_UINT, false), CTRL_F(pels, ID_UINT, false),
-    CTRL_F(domainid, ID_UINT, false),  CTRL_F(megcap, ID_U128, false),
-    CTRL_F(sqes, ID_UINT, true),       CTRL_F(cqes, ID_UINT, true),
-    CTRL_F(maxcmd, ID_UINT, false),    CTRL_F(nn, ID_UINT, false),
-    CTRL_F(oncs, ID_UINT, true),       CTRL_F(fuses, ID_UINT, true),
-    CTRL_F(fna, ID_UINT, true),	       CTRL_F(vwc, ID_UINT, true),
-    CTRL_F(awun, ID_UINT, false),      CTRL_F(awupf, ID_UINT, false),
-    CTRL_F(icsvscc, ID_UINT, true),    CTRL_F(nwpc, ID_UINT, true),
-    CTRL_F(acwu, ID_UINT, false),      {"ocfs", 534, 2, ID_UINT, true},
-    CTRL_F(sgls, ID_UINT, true),       CTRL_F(mnan, ID_UINT, false),
-    CTRL_F(maxdna, ID_U128, false),    CTRL_F(maxcna, ID_UINT, false),
-    {"oaqd", 564, 4, ID_UINT, false},  CTRL_F(subnqn, ID_STR, false),
+    CTRL_F(vid, ID_UINT, true),		 CTRL_F(ssvid, ID_UINT, true),
+    CTRL_F(sn, ID_STR, false),		 CTRL_F(mn, ID_STR, false),
+    CTRL_F(fr, ID_STR, false),		 CTRL_F(rab, ID_UINT, false),
+    CTRL_F(ieee, ID_UINT, true),	 CTRL_F(cmic, ID_UINT, true),
+    CTRL_F(mdts, ID_UINT, false),	 CTRL_F(cntlid, ID_UINT, true),
+    CTRL_F(ver, ID_UINT, true),		 CTRL_F(rtd3r, ID_UINT, false),
+    CTRL_F(rtd3e, ID_UINT, false),	 CTRL_F(oaes, ID_UINT, true),
+    CTRL_F(ctratt, ID_UINT, true),	 CTRL_F(rrls, ID_UINT, false),
+    CTRL_F(cntrltype, ID_UINT, false),	 CTRL_F(fguid, ID_UUID, false),
+    CTRL_F(crdt1, ID_UINT, false),	 CTRL_F(crdt2, ID_UINT, false),
+    CTRL_F(crdt3, ID_UINT, false),	 CTRL_F(nvmsr, ID_UINT, true),
+    CTRL_F(vwci, ID_UINT, true),	 CTRL_F(mec, ID_UINT, true),
+    CTRL_F(oacs, ID_UINT, true),	 CTRL_F(acl, ID_UINT, false),
+    CTRL_F(aerl, ID_UINT, false),	 CTRL_F(frmw, ID_UINT, true),
+    CTRL_F(lpa, ID_UINT, true),		 CTRL_F(elpe, ID_UINT, false),
+    CTRL_F(npss, ID_UINT, false),	 CTRL_F(avscc, ID_UINT, true),
+    CTRL_F(apsta, ID_UINT, true),	 CTRL_F(wctemp, ID_UINT, false),
+    CTRL_F(cctemp, ID_UINT, false),	 CTRL_F(mtfa, ID_UINT, false),
+    CTRL_F(hmpre, ID_UINT, false),	 CTRL_F(hmmin, ID_UINT, false),
+    CTRL_F(tnvmcap, ID_U128, false),	 CTRL_F(unvmcap, ID_U128, false),
+    CTRL_F(rpmbs, ID_UINT, true),	 CTRL_F(edstt, ID_UINT, false),
+    CTRL_F(dsto, ID_UINT, false),	 CTRL_F(fwug, ID_UINT, false),
+    CTRL_F(kas, ID_UINT, false),	 CTRL_F(hctma, ID_UINT, true),
+    CTRL_F(mntmt, ID_UINT, false),	 CTRL_F(mxtmt, ID_UINT, false),
+    CTRL_F(sanicap, ID_UINT, true),	 CTRL_F(hmminds, ID_UINT, false),
+    CTRL_F(hmmaxd, ID_UINT, false),	 CTRL_F(nsetidmax, ID_UINT, false),
+    CTRL_F(endgidmax, ID_UINT, false),	 CTRL_F(anatt, ID_UINT, false),
+    CTRL_F(anacap, ID_UINT, true),	 CTRL_F(anagrpmax, ID_UINT, false),
+    CTRL_F(nanagrpid, ID_UINT, false),	 CTRL_F(pels, ID_UINT, false),
+    CTRL_F(domainid, ID_UINT, false),	 CTRL_F(megcap, ID_U128, false),
+    CTRL_F(sqes, ID_UINT, true),	 CTRL_F(cqes, ID_UINT, true),
+    CTRL_F(maxcmd, ID_UINT, false),	 CTRL_F(nn, ID_UINT, false),
+    CTRL_F(oncs, ID_UINT, true),	 CTRL_F(fuses, ID_UINT, true),
+    CTRL_F(fna, ID_UINT, true),		 CTRL_F(vwc, ID_UINT, true),
+    CTRL_F(awun, ID_UINT, false),	 CTRL_F(awupf, ID_UINT, false),
+    CTRL_F(icsvscc, ID_UINT, true),	 CTRL_F(nwpc, ID_UINT, true),
+    CTRL_F(acwu, ID_UINT, false),	 {"ocfs", 534, 2, ID_UINT, true},
+    CTRL_F(sgls, ID_UINT, true),	 CTRL_F(mnan, ID_UINT, false),
+    CTRL_F(maxdna, ID_U128, false),	 CTRL_F(maxcna, ID_UINT, false),
+    {"oaqd", 564, 4, ID_UINT, false},	 CTRL_F(subnqn, ID_STR, false),
     {"ioccsz", 1792, 4, ID_UINT, false}, {"iorcsz", 1796, 4, ID_UINT, false},
     {"icdoff", 1800, 2, ID_UINT, false}, {"fcatt", 1802, 1, ID_UINT, true},
     {"msdbd", 1803, 1, ID_UINT, false},	 {"ofcs", 1804, 2, ID_UINT, true},
@@ -168,20 +170,43 @@ _Static_assert(offsetof(struct nvme_id_ctrl, cdfs) == 534, "OCFS is bytes 535:53
 
 /* Identify Namespace, NVM Command Set 1.0 Figure 97 */
 static const struct id_field ns_fields[] = {
-    NS_F(nsze, ID_UINT, false),	   NS_F(ncap, ID_UINT, false),	 NS_F(nuse, ID_UINT, false),
-    NS_F(nsfeat, ID_UINT, true),   NS_F(nlbaf, ID_UINT, false),	 NS_F(flbas, ID_UINT, true),
-    NS_F(mc, ID_UINT, true),	   NS_F(dpc, ID_UINT, true),	 NS_F(dps, ID_UINT, true),
-    NS_F(nmic, ID_UINT, true),	   NS_F(rescap, ID_UINT, true),	 NS_F(fpi, ID_UINT, true),
-    NS_F(dlfeat, ID_UINT, false),  NS_F(nawun, ID_UINT, false),	 NS_F(nawupf, ID_UINT, false),
-    NS_F(nacwu, ID_UINT, false),   NS_F(nabsn, ID_UINT, false),	 NS_F(nabo, ID_UINT, false),
-    NS_F(nabspf, ID_UINT, false),  NS_F(noiob, ID_UINT, false),	 NS_F(nvmcap, ID_U128, false),
-    NS_F(nsattr, ID_UINT, true),   NS_F(nvmsetid, ID_UINT, false),
+    NS_F(nsze, ID_UINT, false),
+    NS_F(ncap, ID_UINT, false),
+    NS_F(nuse, ID_UINT, false),
+    NS_F(nsfeat, ID_UINT, true),
+    NS_F(nlbaf, ID_UINT, false),
+    NS_F(flbas, ID_UINT, true),
+    NS_F(mc, ID_UINT, true),
+    NS_F(dpc, ID_UINT, true),
+    NS_F(dps, ID_UINT, true),
+    NS_F(nmic, ID_UINT, true),
+    NS_F(rescap, ID_UINT, true),
+    NS_F(fpi, ID_UINT, true),
+    NS_F(dlfeat, ID_UINT, false),
+    NS_F(nawun, ID_UINT, false),
+    NS_F(nawupf, ID_UINT, false),
+    NS_F(nacwu, ID_UINT, false),
+    NS_F(nabsn, ID_UINT, false),
+    NS_F(nabo, ID_UINT, false),
+    NS_F(nabspf, ID_UINT, false),
+    NS_F(noiob, ID_UINT, false),
+    NS_F(nvmcap, ID_U128, false),
+    NS_F(nsattr, ID_UINT, true),
+    NS_F(nvmsetid, ID_UINT, false),
     /* npwg..nows: only when NSFEAT.OPTPERF (bit 4) says they are valid, as
      * nvme-cli does (skipped in ns_field_shown) */
-    NS_F(npwg, ID_UINT, false),	   NS_F(npwa, ID_UINT, false),	 NS_F(npdg, ID_UINT, false),
-    NS_F(npda, ID_UINT, false),	   NS_F(nows, ID_UINT, false),	 NS_F(mssrl, ID_UINT, false),
-    NS_F(mcl, ID_UINT, false),	   NS_F(msrc, ID_UINT, false),	 NS_F(nulbaf, ID_UINT, false),
-    NS_F(anagrpid, ID_UINT, false), NS_F(endgid, ID_UINT, false), NS_F(eui64, ID_HEX, false),
+    NS_F(npwg, ID_UINT, false),
+    NS_F(npwa, ID_UINT, false),
+    NS_F(npdg, ID_UINT, false),
+    NS_F(npda, ID_UINT, false),
+    NS_F(nows, ID_UINT, false),
+    NS_F(mssrl, ID_UINT, false),
+    NS_F(mcl, ID_UINT, false),
+    NS_F(msrc, ID_UINT, false),
+    NS_F(nulbaf, ID_UINT, false),
+    NS_F(anagrpid, ID_UINT, false),
+    NS_F(endgid, ID_UINT, false),
+    NS_F(eui64, ID_HEX, false),
     NS_F(nguid, ID_HEX, false),
 };
 
@@ -260,8 +285,8 @@ static struct json_object *id_value(const struct id_field *f, const uint8_t *bas
 	case ID_UUID:
 		snprintf(txt, len,
 			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
-			 p[11], p[12], p[13], p[14], p[15]);
+			 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11],
+			 p[12], p[13], p[14], p[15]);
 		return json_object_new_string(txt);
 	case ID_HEX:
 		hex_bytes(p, f->size, txt);
@@ -322,8 +347,8 @@ static struct json_object *ctrl_json(const struct nvme_id_ctrl *id)
 	char txt[300];
 
 	for (size_t i = 0; i < sizeof(ctrl_fields) / sizeof(ctrl_fields[0]); i++) {
-		struct json_object *v = id_value(&ctrl_fields[i], (const uint8_t *)id, txt,
-						 sizeof(txt));
+		struct json_object *v =
+		    id_value(&ctrl_fields[i], (const uint8_t *)id, txt, sizeof(txt));
 
 		/* nvme-cli leaves out an empty subnqn */
 		if (!strcmp(ctrl_fields[i].key, "subnqn") && !txt[0]) {

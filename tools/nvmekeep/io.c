@@ -366,7 +366,8 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 			}
 		}
 	}
-	ret = kernel ? kernel_io(ns, mem, is_write, &a) : sync_io(ns, &buf, is_write, &a, &info, &status);
+	ret = kernel ? kernel_io(ns, mem, is_write, &a)
+		     : sync_io(ns, &buf, is_write, &a, &info, &status);
 	if (ret) {
 		fprintf(stderr, "nvmekeep %s: %s namespace %u: %s failed: %s (NVMe status %s)\n",
 			cmd, dev.spec, a.nsid, is_write ? "write" : "read", strerror(-ret),
@@ -380,7 +381,8 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 				strerror(-ret));
 			goto out_buf;
 		}
-		fprintf(stderr, "read: success (%zu bytes from block %" PRIu64 ")\n", bytes, a.slba);
+		fprintf(stderr, "read: success (%zu bytes from block %" PRIu64 ")\n", bytes,
+			a.slba);
 	} else {
 		fprintf(stderr, "write: success (%zu bytes at block %" PRIu64 ")\n", bytes, a.slba);
 	}

@@ -65,10 +65,11 @@ int main(int argc, char **argv)
 			printf("\n");
 			return 0;
 		} else {
-			fprintf(stderr,
-				"nvmekeep: unknown option '%s': expected -v, -vv, --version or --help "
-				"before the command\n",
-				argv[i]);
+			fprintf(
+			    stderr,
+			    "nvmekeep: unknown option '%s': expected -v, -vv, --version or --help "
+			    "before the command\n",
+			    argv[i]);
 			return CLI_EXIT_USAGE;
 		}
 	}
