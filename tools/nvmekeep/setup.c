@@ -5,6 +5,9 @@
  *   setup bind ADDR [--force]      hand ADDR to vfio-pci (for the userspace driver)
  *   setup unbind ADDR [--force]    give ADDR back to the kernel nvme driver
  * bind/unbind refuse a function with a mounted filesystem unless --force.
+ * Vendor and device names come from libpci's copy of the PCI ID database
+ * (pci.ids). NVMK_SYSFS_ROOT (default /sys) points list at another sysfs
+ * tree: the tests build one.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include <json-c/json.h>
+#include <pci/pci.h>
 
 #include "cli.h"
 #include "nvmekeep/backing.h"
@@ -26,18 +30,56 @@ static const char setup_usage[] =
     "vfio-pci. ADDR is a PCI address like 0000:00:03.0. --force unbinds even when\n"
     "a filesystem on the device is mounted.\n";
 
+/* libpci reports a missing or broken pci.ids through these; the names are
+ * then left out (the numbers are always shown), so they stay quiet. */
+static void PCI_PRINTF(1, 2) pci_quiet(char *msg, ...)
+{
+	(void)msg;
+}
+
+static PCI_NONRET void pci_fatal(char *msg, ...)
+{
+	/* libpci calls this only for allocation failures here */
+	(void)msg;
+	fprintf(stderr, "nvmekeep setup: libpci failed\n");
+	exit(CLI_EXIT_FAIL);
+}
+
+/* "Vendor Device" from pci.ids, or "" when the database does not know them */
+static void pci_name(struct pci_access *pacc, const struct nvmk_pci_func *f, char *buf, size_t len)
+{
+	const char *s = NULL;
+
+	if (pacc)
+		s = pci_lookup_name(pacc, buf, (int)len,
+				    PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
+				    f->vendor, f->device);
+	if (s != buf)
+		snprintf(buf, len, "%s", s ? s : "");
+}
+
 static int setup_list(enum cli_output out)
 {
 	struct nvmk_pci_func *f = calloc(SETUP_MAX_FUNCS, sizeof(*f));
+	struct pci_access *pacc = pci_alloc();
+	char name[256];
 	size_t n = 0;
 	int ret;
 
-	if (!f)
+	if (!f || !pacc) {
+		free(f);
+		if (pacc)
+			pci_cleanup(pacc);
 		return CLI_EXIT_FAIL;
-	ret = nvmk_pci_list_nvme(NULL, f, SETUP_MAX_FUNCS, &n);
+	}
+	pacc->warning = pci_quiet;
+	pacc->debug = pci_quiet;
+	pacc->error = pci_fatal;
+	ret = nvmk_pci_list_nvme(getenv("NVMK_SYSFS_ROOT"), f, SETUP_MAX_FUNCS, &n);
 	if (ret) {
 		fprintf(stderr, "nvmekeep setup: cannot list PCI functions: %s\n", strerror(-ret));
 		free(f);
+		pci_cleanup(pacc);
 		return CLI_EXIT_FAIL;
 	}
 	if (n > SETUP_MAX_FUNCS)
@@ -51,6 +93,8 @@ static int setup_list(enum cli_output out)
 			json_object_object_add(o, "address", json_object_new_string(f[i].addr));
 			json_object_object_add(o, "vendor", json_object_new_int(f[i].vendor));
 			json_object_object_add(o, "device", json_object_new_int(f[i].device));
+			pci_name(pacc, &f[i], name, sizeof(name));
+			json_object_object_add(o, "name", json_object_new_string(name));
 			json_object_object_add(o, "driver", json_object_new_string(f[i].driver));
 			json_object_object_add(o, "iommu_group",
 					       json_object_new_string(f[i].iommu_group));
@@ -61,13 +105,17 @@ static int setup_list(enum cli_output out)
 	} else if (n == 0) {
 		printf("no NVMe PCI functions found\n");
 	} else {
-		printf("%-14s %-11s %-10s %s\n", "Address", "Vendor:Dev", "Driver", "IOMMU group");
-		for (size_t i = 0; i < n; i++)
-			printf("%-14s %04x:%04x  %-10s %s\n", f[i].addr, f[i].vendor, f[i].device,
-			       f[i].driver[0] ? f[i].driver : "(none)",
-			       f[i].iommu_group[0] ? f[i].iommu_group : "(none)");
+		printf("%-14s %-11s %-10s %-11s %s\n", "Address", "Vendor:Dev", "Driver",
+		       "IOMMU group", "Name");
+		for (size_t i = 0; i < n; i++) {
+			pci_name(pacc, &f[i], name, sizeof(name));
+			printf("%-14s %04x:%04x  %-10s %-11s %s\n", f[i].addr, f[i].vendor,
+			       f[i].device, f[i].driver[0] ? f[i].driver : "(none)",
+			       f[i].iommu_group[0] ? f[i].iommu_group : "(none)", name);
+		}
 	}
 	free(f);
+	pci_cleanup(pacc);
 	return 0;
 }
 
