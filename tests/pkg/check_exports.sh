@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The shared library exports exactly the public API: every function declared
 # in a public header (include/nvmekeep/*.h, and the generated version.h) and
-# defined in the library is exported, and nothing else is (src/libnvmekeep.map
-# decides). Also: the soname is libnvmekeep.so.0. TAP output.
+# defined in the library is exported, and nothing else is (the version script
+# written by src/gen_libnvmekeep_map.py decides). Also: the soname is
+# libnvmekeep.so.0. TAP output.
 # Usage: check_exports.sh LIB.so LIB.a HEADER_DIR...
 set -u
 so=$1 ar=$2
@@ -13,10 +14,14 @@ n=0 fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 bad() { n=$((n + 1)); echo "not ok $n - $1"; fail=$((fail + 1)); }
 
-# names followed by '(' in the public headers: declarations, and also macros
-# and inline helpers, which are never defined in the archive
-for d in "$@"; do cat "$d"/*.h; done | grep -oE '\bnvmk_[A-Za-z0-9_]+[[:space:]]*\(' | sed 's/[[:space:]]*($//' |
-	sort -u >"$TMP/public"
+# names followed by '(' in the public headers, comments left out:
+# declarations, and also macros and inline helpers, which are never defined in
+# the archive
+for d in "$@"; do cat "$d"/*.h; done | python3 -c '
+import re, sys
+t = re.sub(r"/\*.*?\*/", " ", sys.stdin.read(), flags=re.S)
+t = re.sub(r"//[^\n]*", " ", t)
+print("\n".join(sorted(set(re.findall(r"\b(nvmk_\w+)\s*\(", t)))))' >"$TMP/public"
 nm -D --defined-only "$so" | awk '$2 ~ /^[TDRBVW]$/ {sub(/@.*/, "", $3); print $3}' |
 	sort -u >"$TMP/exported"
 nm -g --defined-only "$ar" 2>/dev/null | awk 'NF == 3 && $2 ~ /^[TDRBVW]$/ {print $3}' |
@@ -29,7 +34,7 @@ extra=$(comm -23 "$TMP/exported" "$TMP/public")
 if [ -z "$extra" ]; then
 	ok "every exported symbol is declared in a public header"
 else
-	bad "exported but not in a public header (make it static, rename it, or list it under local: in src/libnvmekeep.map):"
+	bad "exported but not declared in a public header (see src/gen_libnvmekeep_map.py):"
 	sed 's/^/#   /' <<<"$extra"
 fi
 
@@ -37,7 +42,7 @@ missing=$(comm -12 "$TMP/defined" "$TMP/public" | comm -23 - "$TMP/exported")
 if [ -z "$missing" ]; then
 	ok "every public function the library defines is exported ($(wc -l <"$TMP/exported"))"
 else
-	bad "public but not exported (see the patterns in src/libnvmekeep.map):"
+	bad "public but not exported (see src/gen_libnvmekeep_map.py):"
 	sed 's/^/#   /' <<<"$missing"
 fi
 
