@@ -3,7 +3,7 @@
 # build examples/emu_roundtrip.c out of tree with `pkg-config --cflags --libs
 # nvmekeep` against the installed headers and shared library (and once against
 # the static library), run it, and check what else `meson install` put there
-# (soname, CLI with --version, man page, bash completion).
+# (soname, every program with --version, man page, bash completion).
 # Usage: scripts/check_install.sh [BUILD_DIR]   (default: build, already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,8 +43,15 @@ cc -std=gnu11 -Wall -Wextra -Werror -o "$TMP/emu_roundtrip_static" examples/emu_
 ! readelf -d "$TMP/emu_roundtrip_static" | grep -q 'libnvmekeep' || fail "static example needs libnvmekeep.so"
 "$TMP/emu_roundtrip_static" >/dev/null
 
-LD_LIBRARY_PATH=$libdir "$root/bin/nvmekeep" --version | grep -qx "nvmekeep $(pc --modversion)" ||
-	fail "installed nvmekeep --version does not print the project version"
+[ -x "$root/bin/nvmekeep" ] || fail "the nvmekeep CLI is not installed"
+# every installed program answers --version with "NAME VERSION" (first line)
+for prog in "$root"/bin/* "$root"/sbin/*; do
+	[ -x "$prog" ] || continue
+	name=${prog##*/}
+	line=$(LD_LIBRARY_PATH=$libdir timeout 10 "$prog" --version </dev/null 2>&1 | head -1) || true
+	[ "$line" = "$name $(pc --modversion)" ] ||
+		fail "installed $name --version printed '$line', expected '$name $(pc --modversion)'"
+done
 [ -f "$root/share/man/man1/nvmekeep.1" ] || fail "man page nvmekeep.1 not installed"
 [ -f "$root/share/bash-completion/completions/nvmekeep" ] || fail "bash completion not installed"
 bash -n "$root/share/bash-completion/completions/nvmekeep" || fail "bash completion does not parse"
