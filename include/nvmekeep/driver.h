@@ -329,7 +329,9 @@ void nvmk_qpair_destroy(struct nvmk_qpair *qp);
 
 /** nvmk_qpair_id - the queue ID on the device (1..granted). */
 uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp);
-/** nvmk_qpair_outstanding - commands submitted and not yet completed. */
+/** nvmk_qpair_outstanding - requests submitted and not yet completed (a
+ *  request split into several commands counts once). Same thread rules as
+ *  submit on @qp; walks the queue's trackers (control path). */
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
 
 /**
@@ -550,7 +552,7 @@ int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, si
  * that re-creates the saved qpairs and namespace handles.
  */
 
-#define NVMK_CTRL_STATE_VERSION 1 /* format this binary writes and reads up to */
+#define NVMK_CTRL_STATE_VERSION 2 /* format this binary writes and reads up to */
 
 struct nvmk_save_opts {
 	bool keep_alive;	   /* see above */

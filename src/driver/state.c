@@ -453,6 +453,7 @@ static int check_state(struct vctx *v, const Nvmk__CtrlState *st)
 	NEED(st->name && st->name[0] && strlen(st->name) < sizeof(((struct nvmk_backing *)0)->name),
 	     "device name missing or too long");
 	NEED(st->has_keep_alive, "keep-alive flag missing");
+	NEED(!st->has_generation || st->generation >= 1, "generation 0 (generations start at 1)");
 	rc = check_options(v, st->options);
 	if (rc)
 		return rc;

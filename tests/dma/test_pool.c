@@ -526,7 +526,7 @@ static const struct {
     [MUT_MAGIC] = {"magic", -EBADMSG, "bad magic"},
     [MUT_FLIP_SLOT_BYTE] = {"flip slot byte", -EBADMSG, "checksum mismatch"},
     [MUT_FLIP_CHECKSUM] = {"flip checksum", -EBADMSG, "checksum mismatch"},
-    [MUT_VERSION_NEWER] = {"newer version", -EPROTONOSUPPORT, "format version 2"},
+    [MUT_VERSION_NEWER] = {"newer version", -EPROTONOSUPPORT, "format version 3"},
     [MUT_VERSION_ZERO] = {"version 0", -EBADMSG, "format version 0"},
     [MUT_POOL_SIZE] = {"pool size", -EBADMSG, "the pool fd has"},
     [MUT_FD_GREW] = {"fd grew", -EBADMSG, "the pool fd has"},
@@ -565,7 +565,7 @@ static void apply(enum mutation mu, int fd, uint8_t *p, uint64_t size)
 		rechecksum = false;
 		break;
 	case MUT_VERSION_NEWER:
-		h->version = 2;
+		h->version = 3;
 		break;
 	case MUT_VERSION_ZERO:
 		h->version = 0;

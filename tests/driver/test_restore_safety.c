@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+/* Restore safety (issue 14): what a successor that crashes and is re-run, or
+ * an operator who retries, can do with saved states, checked through the
+ * public API on the emulator.
+ *  - Only the latest save restores, and a restore consumes it: an older or
+ *    already restored state is refused before anything is touched, so no
+ *    completion is ever delivered twice.
+ *  - A refused restore claims nothing in the pool: the right state can
+ *    follow on the same pool handle.
+ *  - One owner per device: a second open or restore on a backing in use is
+ *    refused before any register write (a live controller is never reset).
+ *  - A device reset and re-enabled by someone else behind a saved state is
+ *    found by restore, which brings the controller up afresh and fails the
+ *    requests that were in flight exactly once.
+ *  - nvmk_qpair_outstanding counts requests, not the parts of a split one. */
+#include "sr_test.h"
+
+/* A second handle on the pool, as a successor gets after exec; the old one
+ * stays mapped (the device may still use its blocks) until the end. */
+static struct nvmk_dma_pool *handover(struct senv *s)
+{
+	struct nvmk_dma_pool *np, *old = s->pool;
+
+	assert_int_equal(nvmk_dma_pool_open(dup(nvmk_dma_pool_fd(s->pool)), &np), 0);
+	s->pool = s->b->pool = np;
+	return old;
+}
+
+static void save_detach(struct senv *s, bool keep_alive, void **blob, size_t *len)
+{
+	struct nvmk_save_opts so = {.keep_alive = keep_alive, .drain_timeout_ms = 3000};
+
+	assert_int_equal(nvmk_ctrl_save(s->ctrl, &so, blob, len), 0);
+	nvmk_ctrl_detach(s->ctrl);
+	s->ctrl = NULL;
+}
+
+/* @n reads of 8 blocks that the device holds for @delay_ms, fetched by it
+ * before this returns (so that a save finds them in flight). */
+static void delayed_reads(struct senv *s, struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			  const struct nvmk_dma_buf *d, unsigned n, unsigned delay_ms,
+			  unsigned *ids)
+{
+	uint64_t r0 = nvmk_emu_cmd_count(s->emu, false, NVME_CMD_READ);
+
+	nvmk_emu_fault_add(s->emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+							    .qid = nvmk_qpair_id(qp),
+							    .opcode = NVME_CMD_READ,
+							    .count = n,
+							    .delay_us = delay_ms * 1000ull});
+	for (unsigned i = 0; i < n; i++) {
+		ids[i] = req_new();
+		assert_int_equal(nvmk_ns_submit_read(ns, qp, d, i * 4096, 8 * i, 8, 0, req_cb,
+						     (void *)(uintptr_t)ids[i]),
+				 0);
+	}
+	for (int i = 0; i < 2000 && nvmk_emu_cmd_count(s->emu, false, NVME_CMD_READ) < r0 + n; i++)
+		tsleep_ms(1);
+	assert_int_equal(nvmk_emu_cmd_count(s->emu, false, NVME_CMD_READ), r0 + n);
+}
+
+static void assert_done(const unsigned *ids, unsigned n, int times)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (req_done(ids[i]) != times)
+			fail_msg("request %u completed %d times, expected %d", ids[i],
+				 req_done(ids[i]), times);
+}
+
+static uint32_t cc_of(struct senv *s)
+{
+	return nvmk_emu_reg_read32(s->emu, NVME_REG_CC);
+}
+
+/* ---- 1. only the latest save restores; a restore consumes it ---- */
+
+static void test_stale_state_refused(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool *old[4];
+	unsigned ids[8];
+	uint16_t qid;
+	void *b1, *b2, *b3;
+	size_t l1, l2, l3;
+	struct counts c0, c1;
+	uint32_t cc0;
+	uint64_t resets0;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-stale");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	dbuf_alloc(&s, 8 * 4096, &d);
+
+	/* B1 with four reads in flight, restored: each completes once */
+	delayed_reads(&s, ns, qp, &d, 4, 30, ids);
+	save_detach(&s, true, &b1, &l1);
+	old[0] = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, b1, l1, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	ns = nvmk_ctrl_restored_ns(s.ctrl, 1);
+	assert_non_null(qp);
+	wait_all(&qp, 1, ids, 4);
+
+	/* I/O between the saves, then B2 */
+	delayed_reads(&s, ns, qp, &d, 4, 30, ids + 4);
+	save_detach(&s, true, &b2, &l2);
+	old[1] = handover(&s);
+	c0 = counts(&s);
+	cc0 = cc_of(&s);
+	resets0 = nvmk_emu_reset_count(s.emu);
+
+	/* the older B1 is refused, before anything is touched or delivered */
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, b1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_null(s.ctrl);
+	assert_true(tlog_has("older than the latest save"));
+	tsleep_ms(60); /* B2's reads complete on the device meanwhile */
+	assert_done(ids, 4, 1);
+	assert_done(ids + 4, 4, 0);
+	c1 = counts(&s);
+	assert_memory_equal(&c0, &c1, sizeof(c0));
+	assert_int_equal(cc_of(&s), cc0);
+	assert_int_equal(nvmk_emu_reset_count(s.emu), resets0);
+
+	/* B2 on the same pool handle: its own requests, once */
+	assert_int_equal(nvmk_ctrl_restore(s.b, b2, l2, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	assert_non_null(qp);
+	wait_all(&qp, 1, ids + 4, 4);
+	assert_done(ids, 4, 1);
+
+	/* the successor dies after its restore (no save) and is re-run with B2:
+	 * refused, nothing is delivered again */
+	nvmk_ctrl_detach(s.ctrl);
+	s.ctrl = NULL;
+	old[2] = handover(&s);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, b2, l2, &s.ro, &s.ctrl), -ESTALE);
+	assert_true(tlog_has("already restored"));
+	assert_null(s.ctrl);
+	/* B1 as well */
+	assert_int_equal(nvmk_ctrl_restore(s.b, b1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_done(ids, 8, 1);
+
+	/* the way out for the operator: declare the old blocks leaked, bring the
+	 * device up afresh (a reset), release the leaked blocks */
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), -EUCLEAN);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	assert_true(nvmk_emu_reset_count(s.emu) > resets0);
+	/* a state saved before a fresh bring-up (a reset) is stale as well */
+	save_detach(&s, true, &b3, &l3);
+	old[3] = handover(&s);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), -EUCLEAN);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	nvmk_ctrl_close(s.ctrl);
+	s.ctrl = NULL;
+	assert_int_equal(nvmk_ctrl_restore(s.b, b3, l3, &s.ro, &s.ctrl), -ESTALE);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	assert_done(ids, 8, 1);
+	free(b1);
+	free(b2);
+	free(b3);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+	for (int i = 0; i < 4; i++)
+		nvmk_dma_pool_destroy(old[i]);
+}
+
+/* ---- 2. a refused restore claims nothing ---- */
+
+static void m_last_prp_gone(Nvmk__CtrlState *st)
+{
+	Nvmk__Queue *q = st->qpairs[st->n_qpairs - 1]->queue;
+
+	SET_PTR(q->prp->tag, (char *)"io99.prp");
+}
+
+static void test_refused_restore_claims_nothing(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp[2];
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool *old;
+	struct nvmk_dma_pool_stats st0, st1;
+	unsigned ids[4];
+	uint16_t qid[2];
+	void *blob, *bad;
+	size_t len, blen;
+	struct counts c0, c1;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-noclaim");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp[i]), 0);
+		qid[i] = nvmk_qpair_id(qp[i]);
+	}
+	dbuf_alloc(&s, 8 * 4096, &d);
+	delayed_reads(&s, ns, qp[0], &d, 4, 30, ids);
+	save_detach(&s, true, &blob, &len);
+	old = handover(&s);
+	nvmk_dma_pool_get_stats(s.pool, &st0);
+	c0 = counts(&s);
+
+	/* a state whose last queue block is no longer in the pool: refused, and
+	 * every block before it is still unclaimed */
+	bad = remake(blob, len, m_last_prp_gone, NVMK_CTRL_STATE_VERSION, &blen);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, bad, blen, &s.ro, &s.ctrl), -ENOENT);
+	assert_true(tlog_has("io99.prp"));
+	free(bad);
+	nvmk_dma_pool_get_stats(s.pool, &st1);
+	assert_int_equal(st1.unclaimed_slots, st0.unclaimed_slots);
+	assert_int_equal(st1.used_slots, st0.used_slots);
+	c1 = counts(&s);
+	assert_memory_equal(&c0, &c1, sizeof(c0));
+
+	/* the right state follows on the same pool handle */
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp[0] = nvmk_ctrl_restored_qpair(s.ctrl, qid[0]);
+	qp[1] = nvmk_ctrl_restored_qpair(s.ctrl, qid[1]);
+	assert_non_null(qp[0]);
+	assert_non_null(qp[1]);
+	wait_all(qp, 2, ids, 4);
+	free(blob);
+	nvmk_qpair_destroy(qp[0]);
+	nvmk_qpair_destroy(qp[1]);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+	nvmk_dma_pool_destroy(old);
+}
+
+/* ---- 3. one owner per device ---- */
+
+static void test_one_owner(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_ctrl *c2 = NULL;
+	struct nvmk_dma_pool *old;
+	char buf[512] = "owner";
+	void *blob;
+	size_t len;
+	struct counts c0, c1;
+	uint32_t cc0;
+	uint64_t resets0;
+	uint16_t qid;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-owner");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	c0 = counts(&s);
+	cc0 = cc_of(&s);
+	resets0 = nvmk_emu_reset_count(s.emu);
+
+	/* a second open on the backing in use: refused before any register write */
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &c2), -EBUSY);
+	assert_null(c2);
+	assert_true(tlog_has("in use by another controller"));
+	c1 = counts(&s);
+	assert_memory_equal(&c0, &c1, sizeof(c0));
+	assert_int_equal(cc_of(&s), cc0);
+	assert_int_equal(nvmk_emu_reset_count(s.emu), resets0);
+	assert_int_equal(nvmk_ns_write(ns, qp, buf, 7, 1), 0);
+
+	/* keep-alive off: a second restore of the state while the controller
+	 * restored from it runs is refused, the live controller is not touched */
+	save_detach(&s, false, &blob, &len);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	ns = nvmk_ctrl_restored_ns(s.ctrl, 1);
+	assert_non_null(qp);
+	resets0 = nvmk_emu_reset_count(s.emu);
+	cc0 = cc_of(&s);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &c2), -EBUSY);
+	assert_null(c2);
+	assert_true(tlog_has("in use by another controller"));
+	assert_int_equal(cc_of(&s), cc0);
+	assert_int_equal(nvmk_emu_reset_count(s.emu), resets0);
+	assert_int_equal(nvmk_ns_write(ns, qp, buf, 8, 1), 0);
+	free(blob);
+
+	/* keep-alive: the state of a controller that runs again is refused too */
+	save_detach(&s, true, &blob, &len);
+	old = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	ns = nvmk_ctrl_restored_ns(s.ctrl, 1);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &c2), -EBUSY);
+	assert_int_equal(nvmk_ns_write(ns, qp, buf, 9, 1), 0);
+	free(blob);
+
+	/* once closed, the device can be opened again */
+	nvmk_qpair_destroy(qp);
+	nvmk_ns_close(ns);
+	nvmk_ctrl_close(s.ctrl);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	senv_close(&s);
+	nvmk_dma_pool_destroy(old);
+}
+
+/* ---- 4. reset and re-enabled by someone else behind a saved state ---- */
+
+static void test_reset_behind_state(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool *old;
+	unsigned ids[4];
+	uint16_t qid;
+	void *blob;
+	size_t len;
+	uint32_t cc, aqa;
+	uint64_t asq, acq, identify0;
+	char buf[4096];
+
+	(void)state;
+	tcfg_default(&cfg, "emu-reset-behind");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	dbuf_alloc(&s, 8 * 4096, &d);
+	delayed_reads(&s, ns, qp, &d, 4, 400, ids);
+	save_detach(&s, true, &blob, &len);
+	old = handover(&s);
+
+	/* someone resets the controller and enables it again with the same
+	 * admin queue registers (Base 2.0 3.5.1): the registers look as saved */
+	cc = nvmk_emu_reg_read32(s.emu, NVME_REG_CC);
+	aqa = nvmk_emu_reg_read32(s.emu, NVME_REG_AQA);
+	asq = nvmk_emu_reg_read64(s.emu, NVME_REG_ASQ);
+	acq = nvmk_emu_reg_read64(s.emu, NVME_REG_ACQ);
+	nvmk_emu_reg_write32(s.emu, NVME_REG_CC, cc & ~NVME_CC_EN);
+	for (int i = 0; i < 500 && (nvmk_emu_reg_read32(s.emu, NVME_REG_CSTS) & NVME_CSTS_RDY); i++)
+		tsleep_ms(1);
+	nvmk_emu_reg_write32(s.emu, NVME_REG_AQA, aqa);
+	nvmk_emu_reg_write64(s.emu, NVME_REG_ASQ, asq);
+	nvmk_emu_reg_write64(s.emu, NVME_REG_ACQ, acq);
+	nvmk_emu_reg_write32(s.emu, NVME_REG_CC, cc);
+	for (int i = 0; i < 500 && !(nvmk_emu_reg_read32(s.emu, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	     i++)
+		tsleep_ms(1);
+	identify0 = nvmk_emu_cmd_count(s.emu, true, NVME_ADM_IDENTIFY);
+
+	/* restore finds out, brings the controller up afresh and fails the
+	 * requests that were in flight, each once, before it returns */
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	assert_true(tlog_has("was reset"));
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	ns = nvmk_ctrl_restored_ns(s.ctrl, 1);
+	assert_non_null(qp);
+	assert_non_null(ns);
+	assert_int_equal(nvmk_emu_cmd_count(s.emu, true, NVME_ADM_IDENTIFY), identify0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(req_done(ids[i]), 1);
+		assert_true(reqs[ids[i]].err < 0);
+	}
+	/* nothing completes twice later, and the qpair works again */
+	tsleep_ms(450);
+	assert_true(nvmk_qpair_process_completions(qp, 0) >= 0);
+	assert_done(ids, 4, 1);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(nvmk_ns_write(ns, qp, buf, 100, 8), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(nvmk_ns_read(ns, qp, buf, 100, 8), 0);
+	assert_int_equal((unsigned char)buf[4095], 0x5a);
+	assert_int_equal(nvmk_ctrl_failed(s.ctrl), 0);
+	free(blob);
+	nvmk_qpair_destroy(qp);
+	nvmk_ns_close(ns);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+	nvmk_dma_pool_destroy(old);
+}
+
+/* ---- 6. outstanding requests, not parts ---- */
+
+static void test_outstanding_counts_requests(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	const size_t big = 256 * 1024; /* above MDTS (128 KiB): two parts */
+	unsigned ids[2];
+
+	(void)state;
+	tcfg_default(&cfg, "emu-outstanding");
+	senv_open(&s, &cfg, &o);
+	assert_true(nvmk_ctrl_mdts_bytes(s.ctrl) < big);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	dbuf_alloc(&s, 2 * big, &d);
+	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+							   .qid = nvmk_qpair_id(qp),
+							   .opcode = NVMK_FAULT_ANY_OPC,
+							   .delay_us = 20000});
+	ids[0] = req_new();
+	assert_int_equal(nvmk_ns_submit_write(ns, qp, &d, 0, 0, (uint32_t)(big >> 9), 0, req_cb,
+					      (void *)(uintptr_t)ids[0]),
+			 0);
+	assert_int_equal(nvmk_qpair_outstanding(qp), 1);
+	ids[1] = req_new();
+	assert_int_equal(
+	    nvmk_ns_submit_read(ns, qp, &d, big, 0, 8, 0, req_cb, (void *)(uintptr_t)ids[1]), 0);
+	assert_int_equal(nvmk_qpair_outstanding(qp), 2);
+	wait_all(&qp, 1, ids, 2);
+	assert_int_equal(nvmk_qpair_outstanding(qp), 0);
+	nvmk_emu_fault_clear(s.emu);
+	nvmk_qpair_destroy(qp);
+	nvmk_ns_close(ns);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_stale_state_refused),
+	    cmocka_unit_test(test_refused_restore_claims_nothing),
+	    cmocka_unit_test(test_one_owner),
+	    cmocka_unit_test(test_reset_behind_state),
+	    cmocka_unit_test(test_outstanding_counts_requests),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
