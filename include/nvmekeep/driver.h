@@ -288,8 +288,29 @@ int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max);
  * Return: 0 or negative errno.
  */
 int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf *buf);
-/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc. */
+/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc(_tagged),
+ *  or one reclaimed with nvmk_backing_dma_reclaim. */
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
+
+#define NVMK_CTRL_DMA_TAG_PREFIX "user." /* caller-named tags start with it */
+
+/**
+ * nvmk_ctrl_dma_alloc_tagged - nvmk_ctrl_dma_alloc under a tag the caller
+ * names, so that a successor can reclaim the buffer after exec (see "Save
+ * and restore": data buffers of requests in flight).
+ * @tag: NVMK_CTRL_DMA_TAG_PREFIX followed by letters, digits, '.', '_' or
+ *       '-', at most NVMK_DMA_TAG_MAX characters in all; unique per device
+ *       (the prefix keeps it apart from the driver's own blocks and from the
+ *       numbered "user<N>" tags of nvmk_ctrl_dma_alloc)
+ *
+ * The tag of any pool block, named or numbered, can also be learnt with
+ * nvmk_dma_tag(&buf->mem, ...). With an ephemeral backing (no pool) the tag
+ * is only checked: ephemeral memory does not survive exec.
+ * Return: 0, -EINVAL (bad tag, logged with the rule), -EEXIST (tag in use on
+ *         this device), or the error of nvmk_ctrl_dma_alloc.
+ */
+int nvmk_ctrl_dma_alloc_tagged(struct nvmk_ctrl *ctrl, size_t size, const char *tag,
+			       struct nvmk_dma_buf *buf);
 
 /* ------------------------------------------------------------------------ */
 /* Queue pairs                                                              */

@@ -13,6 +13,8 @@
  *    found by restore, which brings the controller up afresh and fails the
  *    requests that were in flight exactly once.
  *  - nvmk_qpair_outstanding counts requests, not the parts of a split one. */
+#include <dirent.h>
+
 #include "sr_test.h"
 
 /* A second handle on the pool, as a successor gets after exec; the old one
@@ -451,6 +453,261 @@ static void test_outstanding_counts_requests(void **state)
 	senv_close(&s);
 }
 
+/* ---- 5. data buffers from the pool, reclaimed by their tags ---- */
+
+static void test_pool_data_buffers(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf named, numbered, eph, x;
+	struct nvmk_dma_pool *old;
+	char tag_named[NVMK_DMA_TAG_MAX + 1], tag_num[NVMK_DMA_TAG_MAX + 1];
+	uint64_t iova_named, iova_num;
+	unsigned ids[8];
+	uint16_t qid;
+	void *blob;
+	size_t len;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-userbuf");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+
+	/* tags the caller names, and the rules for them */
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4 * 4096, "user.nbd0", &named), 0);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, "nbd0", &x), -EINVAL);
+	assert_true(tlog_has("\"user.\" followed by"));
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, "user.", &x), -EINVAL);
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, "user.a/b", &x), -EINVAL);
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, NULL, &x), -EINVAL);
+	assert_int_equal(
+	    nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, "user.0123456789012345678901234567", &x),
+	    -EINVAL);
+	assert_int_equal(nvmk_ctrl_dma_alloc_tagged(s.ctrl, 4096, "user.nbd0", &x), -EEXIST);
+	/* ... and the tag of a numbered buffer, learnt */
+	assert_int_equal(nvmk_ctrl_dma_alloc(s.ctrl, 4 * 4096, &numbered), 0);
+	assert_int_equal(nvmk_dma_tag(&named.mem, tag_named, sizeof(tag_named)), 0);
+	assert_string_equal(tag_named, "user.nbd0");
+	assert_int_equal(nvmk_dma_tag(&numbered.mem, tag_num, sizeof(tag_num)), 0);
+	assert_int_equal(strncmp(tag_num, "user", 4), 0);
+	assert_int_equal(nvmk_dma_tag(&numbered.mem, tag_num, 3), -ENOSPC);
+	dbuf_alloc(&s, 4096, &eph);
+	assert_int_equal(nvmk_dma_tag(&eph.mem, tag_num, sizeof(tag_num)), -EINVAL);
+	assert_int_equal(nvmk_dma_tag(&numbered.mem, tag_num, sizeof(tag_num)), 0);
+
+	/* reads in flight into both pool buffers across a keep-alive servicing */
+	for (unsigned i = 0; i < 4; i++) {
+		char blk[4096];
+
+		pattern(blk, sizeof(blk), 700 + i);
+		assert_int_equal(nvmk_ns_write(ns, qp, blk, 1000 + 8 * i, 8), 0);
+	}
+	nvmk_emu_fault_add(s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+							   .qid = qid,
+							   .opcode = NVME_CMD_READ,
+							   .count = 8,
+							   .delay_us = 40000});
+	for (unsigned i = 0; i < 8; i++) {
+		ids[i] = req_new();
+		assert_int_equal(nvmk_ns_submit_read(ns, qp, i < 4 ? &named : &numbered,
+						     (i % 4) * 4096, 1000 + 8 * (i % 4), 8, 0,
+						     req_cb, (void *)(uintptr_t)ids[i]),
+				 0);
+	}
+	iova_named = nvmk_dma_buf_iova(&named, 0);
+	iova_num = nvmk_dma_buf_iova(&numbered, 0);
+	assert_int_equal(nvmk_ctrl_save(s.ctrl, NULL, &blob, &len), 0);
+	/* the caller's buffers: forgotten here, the device keeps writing */
+	nvmk_backing_dma_forget(s.b, &named);
+	nvmk_backing_dma_forget(s.b, &numbered);
+	nvmk_ctrl_detach(s.ctrl);
+	s.ctrl = NULL;
+	old = handover(&s);
+	tsleep_ms(60); /* the reads land during the blackout */
+	/* the successor reclaims them by tag at the same device address, first */
+	assert_int_equal(nvmk_backing_dma_reclaim(s.b, tag_named, iova_named, &named), 0);
+	assert_int_equal(nvmk_backing_dma_reclaim(s.b, tag_num, iova_num, &numbered), 0);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	free(blob);
+	/* every pool block found its owner */
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	assert_non_null(qp);
+	wait_all(&qp, 1, ids, 8);
+	for (unsigned i = 0; i < 8; i++) {
+		char exp[4096];
+		struct nvmk_dma_buf *b = i < 4 ? &named : &numbered;
+
+		pattern(exp, sizeof(exp), 700 + i % 4);
+		assert_memory_equal((char *)b->mem.vaddr + (i % 4) * 4096, exp, 4096);
+	}
+	nvmk_ctrl_dma_free(s.ctrl, &named);
+	nvmk_ctrl_dma_free(s.ctrl, &numbered);
+	nvmk_backing_dma_free(s.b, &eph);
+	nvmk_emu_fault_clear(s.emu);
+	senv_close(&s);
+	nvmk_dma_pool_destroy(old);
+}
+
+/* ---- 7. many cycles, delays straddling the blackout, counters ---- */
+
+static pthread_mutex_t res_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned res_calls[MAXREQ];
+
+static int resolve_counted(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg)
+{
+	(void)ctx;
+	if (token == 0 || token >= MAXREQ)
+		return -1;
+	pthread_mutex_lock(&res_lock);
+	res_calls[token]++;
+	pthread_mutex_unlock(&res_lock);
+	*cb = req_cb;
+	*cb_arg = (void *)(uintptr_t)token;
+	return 0;
+}
+
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_cycles_straddling_blackout(void **state)
+{
+	enum { CYCLES = 6, PER = 4 };
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_INTERRUPT};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool_stats ps0, ps;
+	uint64_t adm0[256], resets0;
+	unsigned fds0 = 0, all[CYCLES * 3 * PER], nall = 0;
+	uint16_t qid;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-cycles");
+	senv_open(&s, &cfg, &o);
+	memset(res_calls, 0, sizeof(res_calls));
+	s.ro.resolve = resolve_counted;
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	dbuf_alloc(&s, 3 * PER * 4096, &d);
+	for (unsigned c = 0; c < CYCLES; c++) {
+		static const unsigned delay_ms[3] = {2, 40, 250};
+		unsigned ids[3 * PER]; /* group g at [g * PER, (g + 1) * PER) */
+		struct nvmk_dma_pool *old;
+		void *blob;
+		size_t len;
+
+		/* I/O between the cycles: sync, on the restored handles */
+		char blk[512];
+		memset(blk, (int)c, sizeof(blk));
+		assert_int_equal(nvmk_ns_write(ns, qp, blk, 5000 + c, 1), 0);
+		/* some complete before the save (on the device, not yet reaped),
+		 * some during the 100 ms blackout, some after the restore */
+		for (unsigned g = 0; g < 3; g++) {
+			uint64_t r0 = nvmk_emu_cmd_count(s.emu, false, NVME_CMD_READ);
+
+			nvmk_emu_fault_add(
+			    s.emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+							    .qid = qid,
+							    .opcode = NVME_CMD_READ,
+							    .count = PER,
+							    .delay_us = delay_ms[g] * 1000ull});
+			for (unsigned i = 0; i < PER; i++) {
+				ids[g * PER + i] = all[nall++] = req_new();
+				assert_int_equal(nvmk_ns_submit_read(
+						     ns, qp, &d, (g * PER + i) * 4096, 8 * i, 8, 0,
+						     req_cb, (void *)(uintptr_t)ids[g * PER + i]),
+						 0);
+			}
+			/* each group fetched before the next rule is armed */
+			for (int k = 0;
+			     k < 2000 && nvmk_emu_cmd_count(s.emu, false, NVME_CMD_READ) < r0 + PER;
+			     k++)
+				tsleep_ms(1);
+		}
+		tsleep_ms(15);
+		assert_int_equal(nvmk_qpair_outstanding(qp), 3 * PER);
+		if (c == 1) { /* the first cycle settles lazily made things */
+			fds0 = open_fds();
+			nvmk_dma_pool_get_stats(s.pool, &ps0);
+		}
+		for (unsigned k = 0; k < 256; k++)
+			adm0[k] = nvmk_emu_cmd_count(s.emu, true, (uint8_t)k);
+		resets0 = nvmk_emu_reset_count(s.emu);
+
+		save_detach(&s, true, &blob, &len);
+		old = handover(&s);
+		tsleep_ms(100);
+		assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+		free(blob);
+		assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+		nvmk_dma_pool_destroy(old);
+		qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+		ns = nvmk_ctrl_restored_ns(s.ctrl, 1);
+		assert_non_null(qp);
+		assert_non_null(ns);
+		/* delivered inside the restore: what completed before and during
+		 * (at least some of it: the emulator's timing is not asserted) */
+		unsigned in_restore = 0;
+		for (unsigned g = 0; g < 2; g++)
+			for (unsigned i = 0; i < PER; i++)
+				in_restore += req_done(ids[g * PER + i]);
+		assert_true(in_restore > 0);
+		wait_all(&qp, 1, ids, 2 * PER);
+		/* the resolver was asked once per pending request, in the restore */
+		for (unsigned g = 0; g < 3; g++)
+			for (unsigned i = 0; i < PER; i++)
+				assert_int_equal(res_calls[ids[g * PER + i]], 1);
+		/* a keep-alive servicing: no reset, no admin command but the one
+		 * probe (Get Features) */
+		assert_int_equal(nvmk_emu_reset_count(s.emu), resets0);
+		for (unsigned k = 0; k < 256; k++)
+			if (nvmk_emu_cmd_count(s.emu, true, (uint8_t)k) !=
+			    adm0[k] + (k == NVME_ADM_GET_FEATURES))
+				fail_msg(
+				    "cycle %u: admin opcode 0x%02x count %llu, before %llu", c, k,
+				    (unsigned long long)nvmk_emu_cmd_count(s.emu, true, (uint8_t)k),
+				    (unsigned long long)adm0[k]);
+		wait_all(&qp, 1, ids + 2 * PER, PER);
+		if (c >= 1) {
+			assert_int_equal(open_fds(), fds0);
+			nvmk_dma_pool_get_stats(s.pool, &ps);
+			assert_int_equal(ps.used_pages, ps0.used_pages);
+			assert_int_equal(ps.used_slots, ps0.used_slots);
+			assert_int_equal(ps.leaked_pages, 0);
+		}
+	}
+	/* nothing completed twice over all cycles, nothing was resolved twice */
+	assert_done(all, nall, 1);
+	for (unsigned i = 0; i < nall; i++)
+		assert_int_equal(res_calls[all[i]], 1);
+	nvmk_emu_fault_clear(s.emu);
+	nvmk_qpair_destroy(qp);
+	nvmk_ns_close(ns);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +716,8 @@ int main(void)
 	    cmocka_unit_test(test_one_owner),
 	    cmocka_unit_test(test_reset_behind_state),
 	    cmocka_unit_test(test_outstanding_counts_requests),
+	    cmocka_unit_test(test_pool_data_buffers),
+	    cmocka_unit_test(test_cycles_straddling_blackout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
