@@ -244,6 +244,7 @@ static void test_refused_restore_claims_nothing(void **state)
 	free(blob);
 	nvmk_qpair_destroy(qp[0]);
 	nvmk_qpair_destroy(qp[1]);
+	nvmk_ns_close(nvmk_ctrl_restored_ns(s.ctrl, 1));
 	nvmk_backing_dma_free(s.b, &d);
 	senv_close(&s);
 	nvmk_dma_pool_destroy(old);
@@ -548,6 +549,7 @@ static void test_pool_data_buffers(void **state)
 		pattern(exp, sizeof(exp), 700 + i % 4);
 		assert_memory_equal((char *)b->mem.vaddr + (i % 4) * 4096, exp, 4096);
 	}
+	nvmk_ns_close(nvmk_ctrl_restored_ns(s.ctrl, 1));
 	nvmk_ctrl_dma_free(s.ctrl, &named);
 	nvmk_ctrl_dma_free(s.ctrl, &numbered);
 	nvmk_backing_dma_free(s.b, &eph);
