@@ -638,10 +638,12 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 	}
 	if (ctrl->dbbuf_mem.mem.vaddr)
 		detach_buf(ctrl, &ctrl->dbbuf_mem, keep);
-	if (ctrl->aq.trk) {
+	/* separately: a restore that failed on the admin queue has the admin
+	 * data page already (found by fuzz/fuzz_ctrl_restore.c) */
+	if (ctrl->admin_buf.mem.vaddr)
 		detach_buf(ctrl, &ctrl->admin_buf, keep);
+	if (ctrl->aq.trk)
 		detach_queue(ctrl, &ctrl->aq, keep);
-	}
 	/* Interrupts stay enabled for the device that keeps running: its
 	 * eventfds are what the successor waits on. */
 	if (ctrl->nvec && !keep)

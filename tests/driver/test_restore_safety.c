@@ -188,6 +188,14 @@ static void m_last_prp_gone(Nvmk__CtrlState *st)
 	SET_PTR(q->prp->tag, (char *)"io99.prp");
 }
 
+/* The admin CQ's saved device address inside the doorbell buffer's range:
+ * only the backing's remap finds that (after earlier blocks were claimed). */
+static void m_admin_cq_iova(Nvmk__CtrlState *st)
+{
+	assert_non_null(st->dbbuf_mem);
+	st->admin->cq->iova = st->dbbuf_mem->iova + 4096;
+}
+
 static void test_refused_restore_claims_nothing(void **state)
 {
 	struct nvmk_emu_config cfg;
@@ -232,6 +240,14 @@ static void test_refused_restore_claims_nothing(void **state)
 	assert_int_equal(st1.used_slots, st0.used_slots);
 	c1 = counts(&s);
 	assert_memory_equal(&c0, &c1, sizeof(c0));
+	/* refused by the backing's remap, after claims: all given back */
+	bad = remake(blob, len, m_admin_cq_iova, NVMK_CTRL_STATE_VERSION, &blen);
+	assert_int_not_equal(nvmk_ctrl_restore(s.b, bad, blen, &s.ro, &s.ctrl), 0);
+	assert_true(tlog_has("DMA remap of admin.cq"));
+	free(bad);
+	nvmk_dma_pool_get_stats(s.pool, &st1);
+	assert_int_equal(st1.unclaimed_slots, st0.unclaimed_slots);
+	assert_int_equal(st1.used_slots, st0.used_slots);
 
 	/* the right state follows on the same pool handle */
 	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);

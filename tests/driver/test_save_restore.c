@@ -556,6 +556,10 @@ static void m_trk_cid(Nvmk__CtrlState *st)
 	assert_true(q->n_trk_cid > 3);
 	q->trk_cid[3] ^= 1; /* index bits no longer match */
 }
+static void m_same_iova(Nvmk__CtrlState *st)
+{
+	first_qp(st)->queue->cq->iova = first_qp(st)->queue->sq->iova;
+}
 /* A state as a binary before field trk_cid was added wrote it. */
 static void m_older(Nvmk__CtrlState *st)
 {
@@ -602,6 +606,7 @@ static void test_bad_states(void **state)
 	    {m_no_admin, "queue 0 missing"},
 	    {m_parent, "parent"},
 	    {m_trk_cid, "tracker 3 has CID"},
+	    {m_same_iova, "both at IOVA"},
 	};
 
 	(void)state;
