@@ -6,7 +6,8 @@
  * mutations the validator accepts are applied to the device (ring
  * positions, CIDs, tokens, namespace fields...), and the files named on the
  * command line. Prints how many mutations reached the restore and how many
- * restored.
+ * restored. With --write-seed FILE it writes the real state as a corpus seed
+ * (fuzz/corpus/ctrl_restore/).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,15 @@ int main(int argc, char **argv)
 	if (fuzz_restore_real_state(&blob, &len)) {
 		fprintf(stderr, "cannot build the real state\n");
 		return 1;
+	}
+	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
+		FILE *f = fopen(argv[2], "wb");
+
+		if (!f || fwrite(blob, 1, len, f) != len)
+			return 1;
+		fclose(f);
+		free(blob);
+		return 0;
 	}
 	LLVMFuzzerTestOneInput(blob, len);
 	if (fuzz_restore_last != 1) {
