@@ -5,7 +5,8 @@
  * block, generation records), its truncations, one-bit flips of every table
  * byte that is in use (with the checksum as it was, and re-sealed so that
  * the structural checks see them), and the files named on the command line.
- * The real pool must be accepted.
+ * The real pool must be accepted. With --write-seed FILE it writes the real
+ * pool as a corpus seed (fuzz/corpus/pool_table/).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,15 @@ int main(int argc, char **argv)
 	if (!pool) {
 		fprintf(stderr, "cannot build a real pool\n");
 		return 1;
+	}
+	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
+		FILE *f = fopen(argv[2], "wb");
+
+		if (!f || fwrite(pool, 1, size, f) != size)
+			return 1;
+		fclose(f);
+		free(pool);
+		return 0;
 	}
 	h = (struct pool_hdr *)pool;
 	/* the header and the slots up to the last one in use */
