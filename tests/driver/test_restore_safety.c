@@ -726,6 +726,50 @@ static void test_cycles_straddling_blackout(void **state)
 	senv_close(&s);
 }
 
+/* ---- keep-alive off: with a pool a state restores once; without one it is a bring-up ---- */
+
+static void test_keep_alive_off_states(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct senv s;
+	struct nvmk_dma_pool *pool;
+	void *blob;
+	size_t len;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-off-gen");
+	senv_open(&s, &cfg, &o);
+	/* with a pool: recorded; restored once, then stale (even after a close) */
+	save_detach(&s, false, &blob, &len);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	nvmk_ctrl_close(s.ctrl);
+	s.ctrl = NULL;
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), -ESTALE);
+	assert_true(tlog_has("already restored"));
+	free(blob);
+
+	/* ephemeral memory (no pool): nothing recorded, nothing replayed; the
+	 * same state brings the device up again each time it is given */
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	pool = s.b->pool;
+	s.b->pool = NULL;
+	save_detach(&s, false, &blob, &len);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+		/* and never while a controller runs */
+		struct nvmk_ctrl *c2 = NULL;
+		assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &c2), -EBUSY);
+		nvmk_ctrl_close(s.ctrl);
+		s.ctrl = NULL;
+	}
+	free(blob);
+	s.b->pool = pool;
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	senv_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +780,7 @@ int main(void)
 	    cmocka_unit_test(test_outstanding_counts_requests),
 	    cmocka_unit_test(test_pool_data_buffers),
 	    cmocka_unit_test(test_cycles_straddling_blackout),
+	    cmocka_unit_test(test_keep_alive_off_states),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
