@@ -319,7 +319,7 @@ struct nvmk_ctrl {
 
 	/* servicing (save.c, restore.c) */
 	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
-	int saved;		 /* 0 or DRV_SAVED_* */
+	int saved;		  /* 0 or DRV_SAVED_* */
 	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
 	/* admin thread */
