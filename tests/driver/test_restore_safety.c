@@ -347,7 +347,7 @@ static void test_one_owner(void **state)
 
 /* ---- 4. reset and re-enabled by someone else behind a saved state ---- */
 
-static void test_reset_behind_state(void **state)
+static void reset_behind_state(bool defer)
 {
 	struct nvmk_emu_config cfg;
 	struct nvmk_ctrl_opts o = sopts();
@@ -365,9 +365,9 @@ static void test_reset_behind_state(void **state)
 	uint64_t asq, acq, identify0;
 	char buf[4096];
 
-	(void)state;
 	tcfg_default(&cfg, "emu-reset-behind");
 	senv_open(&s, &cfg, &o);
+	s.ro.defer_completions = defer;
 	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
 	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
 	qid = nvmk_qpair_id(qp);
@@ -405,6 +405,10 @@ static void test_reset_behind_state(void **state)
 	assert_non_null(qp);
 	assert_non_null(ns);
 	assert_int_equal(nvmk_emu_cmd_count(s.emu, true, NVME_ADM_IDENTIFY), identify0);
+	if (defer) { /* failed at the qpair's first call instead */
+		assert_done(ids, 4, 0);
+		assert_true(nvmk_qpair_process_completions(qp, 0) >= 0);
+	}
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(req_done(ids[i]), 1);
 		assert_true(reqs[ids[i]].err < 0);
@@ -425,6 +429,18 @@ static void test_reset_behind_state(void **state)
 	nvmk_backing_dma_free(s.b, &d);
 	senv_close(&s);
 	nvmk_dma_pool_destroy(old);
+}
+
+static void test_reset_behind_state(void **state)
+{
+	(void)state;
+	reset_behind_state(false);
+}
+
+static void test_reset_behind_state_deferred(void **state)
+{
+	(void)state;
+	reset_behind_state(true);
 }
 
 /* ---- 6. outstanding requests, not parts ---- */
@@ -777,6 +793,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_restore_claims_nothing),
 	    cmocka_unit_test(test_one_owner),
 	    cmocka_unit_test(test_reset_behind_state),
+	    cmocka_unit_test(test_reset_behind_state_deferred),
 	    cmocka_unit_test(test_outstanding_counts_requests),
 	    cmocka_unit_test(test_pool_data_buffers),
 	    cmocka_unit_test(test_cycles_straddling_blackout),
