@@ -14,7 +14,10 @@
  *    requests that were in flight exactly once.
  *  - nvmk_qpair_outstanding counts requests, not the parts of a split one. */
 #include <dirent.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
+#include "dma/pool_table.h"
 #include "sr_test.h"
 
 /* A second handle on the pool, as a successor gets after exec; the old one
@@ -786,6 +789,97 @@ static void test_keep_alive_off_states(void **state)
 	senv_close(&s);
 }
 
+/* ---- a state of format 1 (no generation), as an older binary wrote it ---- */
+
+static void m_format1(Nvmk__CtrlState *st)
+{
+	st->has_generation = false;
+	st->generation = 0;
+}
+
+/* Remove @owner's generation record from the pool behind @fd, as a pool an
+ * older binary used never had one (re-sealing the table's checksum). */
+static void drop_gen_record(int fd, const char *owner)
+{
+	struct stat sb;
+	struct pool_hdr *h;
+	struct pool_slot *sl;
+	uint8_t *p;
+	bool found = false;
+
+	assert_int_equal(fstat(fd, &sb), 0);
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(p != MAP_FAILED);
+	h = (struct pool_hdr *)p;
+	sl = (struct pool_slot *)(p + sizeof(*h));
+	for (uint32_t i = 0; i < h->slot_count; i++)
+		if (sl[i].state == POOL_SLOT_GENERATION && strcmp(sl[i].owner, owner) == 0) {
+			memset(&sl[i], 0, sizeof(sl[i]));
+			found = true;
+		}
+	assert_true(found);
+	h->checksum = pool_table_checksum(h, sl, h->slot_count);
+	munmap(p, (size_t)sb.st_size);
+}
+
+static void test_format1_state(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool *old[3];
+	unsigned ids[4];
+	uint16_t qid;
+	void *blob, *v1;
+	size_t len, l1;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-format1");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	dbuf_alloc(&s, 8 * 4096, &d);
+	delayed_reads(&s, ns, qp, &d, 4, 30, ids);
+	save_detach(&s, true, &blob, &len);
+	v1 = remake(blob, len, m_format1, 1, &l1);
+	free(blob);
+
+	/* a pool that has a record of the device: the format-1 state is older
+	 * than that save, refused */
+	old[0] = handover(&s);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_true(tlog_has("no generation (format 1)"));
+
+	/* the pool as an older binary left it, without records: the first
+	 * restore after the upgrade is accepted, and every request completes */
+	drop_gen_record(nvmk_dma_pool_fd(s.pool), "emu-format1");
+	old[1] = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	assert_non_null(qp);
+	wait_all(&qp, 1, ids, 4);
+	/* ... once: a re-run with it is refused */
+	nvmk_ctrl_detach(s.ctrl);
+	s.ctrl = NULL;
+	old[2] = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_done(ids, 4, 1);
+	free(v1);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), -EUCLEAN);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+	for (int i = 0; i < 3; i++)
+		nvmk_dma_pool_destroy(old[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -798,6 +892,7 @@ int main(void)
 	    cmocka_unit_test(test_pool_data_buffers),
 	    cmocka_unit_test(test_cycles_straddling_blackout),
 	    cmocka_unit_test(test_keep_alive_off_states),
+	    cmocka_unit_test(test_format1_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
