@@ -82,6 +82,12 @@ struct nvmk_backing {
 	volatile uint8_t *bar0;    /* mapped BAR0, or NULL: use ops */
 	size_t bar0_size;
 	struct nvmk_dma_pool *pool; /* DMA source for nvmk_backing_dma_alloc (NULL = ephemeral) */
+	/* The driver's controller on this device (nvmk_ctrl_open/_restore set it,
+	 * close/detach clear it), NULL when none: one owner per device in a
+	 * process. Across processes the VFIO group file is the lock (the kernel
+	 * lets one process open it; a successor inherits the open fd). Backings
+	 * start it NULL (zeroed allocation); only the driver writes it. */
+	void *ctrl_owner;
 };
 
 /* ---- register access: fast path through the mapping when there is one ---- */
@@ -137,6 +143,12 @@ void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
  */
 int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t iova,
 			     struct nvmk_dma_buf *buf);
+/**
+ * nvmk_backing_dma_unclaim - servicing: undo nvmk_backing_dma_reclaim after a
+ * refused restore: the host record is dropped and the pool block waits to be
+ * reclaimed again (nvmk_dma_unclaim); the device keeps its mapping.
+ */
+void nvmk_backing_dma_unclaim(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 /**
  * nvmk_backing_dma_forget - servicing: drop the host-side record of a block
  * from nvmk_backing_dma_alloc without unmapping or freeing it: the device

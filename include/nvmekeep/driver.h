@@ -215,7 +215,8 @@ struct nvmk_ctrl_opts {
 
 /**
  * nvmk_ctrl_open - bring a controller up (NVMe Base 2.0, 3.5.1).
- * @b:    the backing; it stays owned by the caller and must outlive the ctrl
+ * @b:    the backing; it stays owned by the caller and must outlive the ctrl;
+ *        one controller per backing (-EBUSY, before any register access)
  * @opts: options, NULL for defaults
  * @out:  the controller
  *
@@ -224,8 +225,10 @@ struct nvmk_ctrl_opts {
  * Controller, Number of Queues, Async Event Configuration, AERs, Doorbell
  * Buffer Config. Each state has a timeout; a failure is logged naming the
  * state. Starts the admin thread.
- * Return: 0, -EINVAL (unsupported capabilities), -ETIMEDOUT (a state timed
- * out), -EIO (CSTS.CFS or a failed admin command), -ENODEV, -ENOMEM.
+ * The bring-up resets the device: saved states of it no longer restore.
+ * Return: 0, -EBUSY (the backing has a controller), -EINVAL (unsupported
+ * capabilities), -ETIMEDOUT (a state timed out), -EIO (CSTS.CFS or a failed
+ * admin command), -ENODEV, -ENOMEM.
  */
 int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 		   struct nvmk_ctrl **out);
@@ -289,8 +292,29 @@ int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max);
  * Return: 0 or negative errno.
  */
 int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf *buf);
-/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc. */
+/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc(_tagged),
+ *  or one reclaimed with nvmk_backing_dma_reclaim. */
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
+
+#define NVMK_CTRL_DMA_TAG_PREFIX "user." /* caller-named tags start with it */
+
+/**
+ * nvmk_ctrl_dma_alloc_tagged - nvmk_ctrl_dma_alloc under a tag the caller
+ * names, so that a successor can reclaim the buffer after exec (see "Save
+ * and restore": data buffers of requests in flight).
+ * @tag: NVMK_CTRL_DMA_TAG_PREFIX followed by letters, digits, '.', '_' or
+ *       '-', at most NVMK_DMA_TAG_MAX characters in all; unique per device
+ *       (the prefix keeps it apart from the driver's own blocks and from the
+ *       numbered "user<N>" tags of nvmk_ctrl_dma_alloc)
+ *
+ * The tag of any pool block, named or numbered, can also be learnt with
+ * nvmk_dma_tag(&buf->mem, ...). With an ephemeral backing (no pool) the tag
+ * is only checked: ephemeral memory does not survive exec.
+ * Return: 0, -EINVAL (bad tag, logged with the rule), -EEXIST (tag in use on
+ *         this device), or the error of nvmk_ctrl_dma_alloc.
+ */
+int nvmk_ctrl_dma_alloc_tagged(struct nvmk_ctrl *ctrl, size_t size, const char *tag,
+			       struct nvmk_dma_buf *buf);
 
 /* ------------------------------------------------------------------------ */
 /* Queue pairs                                                              */
@@ -330,7 +354,9 @@ void nvmk_qpair_destroy(struct nvmk_qpair *qp);
 
 /** nvmk_qpair_id - the queue ID on the device (1..granted). */
 uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp);
-/** nvmk_qpair_outstanding - commands submitted and not yet completed. */
+/** nvmk_qpair_outstanding - requests submitted and not yet completed (a
+ *  request split into several commands counts once). Same thread rules as
+ *  submit on @qp; walks the queue's trackers (control path). */
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
 
 /**
@@ -530,8 +556,42 @@ int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, si
  * Keep-alive needs the queue memory in a private pool (struct
  * nvmk_backing.pool): without one, save with keep_alive fails -EOPNOTSUPP.
  * Data buffers of requests in flight are the caller's: they must stay
- * mapped for the device across the blackout (nvmk_ctrl_dma_alloc blocks
- * from the pool are reclaimed by the caller by their tags).
+ * mapped for the device across the blackout. Pool buffers from
+ * nvmk_ctrl_dma_alloc_tagged (a tag the caller names) or nvmk_ctrl_dma_alloc
+ * (learn the tag with nvmk_dma_tag) cross exec: before detach the caller
+ * records (tag, nvmk_dma_buf_iova(buf, 0)) and calls
+ * nvmk_backing_dma_forget(b, buf); the successor calls
+ * nvmk_backing_dma_reclaim(b, tag, iova, buf) before nvmk_ctrl_restore (so
+ * that completions delivered by the restore find the data), and frees them
+ * later with nvmk_ctrl_dma_free.
+ *
+ * Restore safety (docs/architecture.md, "Restore safety"):
+ *  - Only the latest saved state of a device restores, and only once. Each
+ *    save records a new generation in the pool's slot table and in the
+ *    state; a restore of an older state, of one already restored (a
+ *    successor re-run after a crash), or of one saved before a fresh
+ *    nvmk_ctrl_open fails -ESTALE before anything is touched. A state of
+ *    format 1 (no generation) restores only while the pool has no record of
+ *    the device. Without a pool (keep-alive off, ephemeral memory) nothing is
+ *    recorded or checked: such a restore is a bring-up and replays nothing.
+ *    After -ESTALE the way forward is a fresh bring-up: call
+ *    nvmk_dma_pool_finish_restore (the old queue blocks become Leaked) and
+ *    nvmk_ctrl_open, then nvmk_dma_pool_release_leaked.
+ *  - A refused restore claims no pool block (all are checked first, claims
+ *    are given back on a later failure): the right state can follow on the
+ *    same pool handle.
+ *  - One controller per device: nvmk_ctrl_open or nvmk_ctrl_restore on a
+ *    backing that has one (struct nvmk_backing.ctrl_owner) fails -EBUSY
+ *    before any register access, whatever the state (keep-alive off too).
+ *    Across processes the VFIO group file is the lock; a successor inherits
+ *    it.
+ *  - A keep-alive restore sends one admin command, Get Features (Number of
+ *    Queues), at the restored admin SQ tail, and waits at most 1 s (at most
+ *    the admin timeout): a device reset and enabled again behind the state
+ *    does not answer it where a running one must. Then the controller is
+ *    brought up afresh as recovery does (no IDENTIFY) and every request that
+ *    was in flight completes once with -ETIMEDOUT (in the restore, or at its
+ *    qpair's first process call with defer_completions).
  *
  * Request context: the token saved for a pending request is the cb_arg it
  * was submitted with (as an integer; a split request saves its parent's).
@@ -551,7 +611,7 @@ int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, si
  * that re-creates the saved qpairs and namespace handles.
  */
 
-#define NVMK_CTRL_STATE_VERSION 1 /* format this binary writes and reads up to */
+#define NVMK_CTRL_STATE_VERSION 2 /* format this binary writes and reads up to */
 
 struct nvmk_save_opts {
 	bool keep_alive;	   /* see above */
@@ -609,13 +669,19 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl);
  * @opts: resolver and event callback, NULL for none
  * @out:  the controller
  *
- * Everything in @blob is validated first (as nvmk_ctrl_state_validate) and
- * then against the device (keep-alive: CC.EN = 1, CSTS.RDY = 1, no CSTS.CFS,
- * CAP unchanged) before anything is allocated; a refusal is logged with its
- * reason and leaves the device untouched.
+ * Everything in @blob is validated first (as nvmk_ctrl_state_validate),
+ * then the device's ownership and the state's generation, then (keep-alive)
+ * the device's registers (CC.EN = 1, CSTS.RDY = 1, no CSTS.CFS, CAP
+ * unchanged) and every pool block, before anything is allocated or claimed;
+ * a refusal is logged with its reason and leaves the device and the pool
+ * untouched. A device found reset behind the state is brought up afresh
+ * (see above); the restore then returns 0, and a controller whose fresh
+ * bring-up failed is returned failed (nvmk_ctrl_failed).
  * Return: 0, -EBADMSG (corrupt or inconsistent state), -EPROTONOSUPPORT
- * (newer format), -ENODEV (device gone / other device), -EIO (controller not
- * running, or fatal status), -ENOENT/-ESTALE (a pool block is missing), -ENOMEM.
+ * (newer format), -ENODEV (device gone / other device), -EBUSY (the device
+ * has a controller), -ESTALE (not the latest saved state, already restored,
+ * or a pool block declared leaked), -EIO (controller not running, or fatal
+ * status), -ENOENT (a pool block is missing), -ENOMEM.
  */
 int nvmk_ctrl_restore(struct nvmk_backing *b, const void *blob, size_t len,
 		      const struct nvmk_restore_opts *opts, struct nvmk_ctrl **out);

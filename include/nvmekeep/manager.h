@@ -495,13 +495,22 @@ struct nvmk_mgr_restore_opts {
  * tag.
  * A saved device that is not registered in @mgr is not restored (logged,
  * -ENOENT); with keep-alive its blocks are then reported leaked.
+ * Each device's driver state restores only if it is the latest saved state
+ * of that device and was not restored before (the generation recorded in
+ * the pool, see "Restore safety" in driver.h): a fresh manager handed an
+ * older manager state, or the same state a second time (a successor re-run
+ * after a crash), gets -ESTALE for those devices, which are marked FAILED
+ * without any completion being delivered again; their pool blocks are then
+ * reported leaked (the device runs the queues of the newer state until it
+ * is brought up afresh).
  * While it runs, loads (get_namespace, ...) fail with -EBUSY; a manager on
  * which a load was ever asked for cannot restore (it might have reset a live
  * device), and one restore per manager.
  * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
  * downgrade), -EINVAL (wrong pool, or @mgr was used already), or,
- * with every other device restored: the first device's error, else -EUCLEAN
- * (pool blocks leaked).
+ * with every other device restored: the first device's error (-ESTALE for a
+ * state that is not the latest, or restored already), else -EUCLEAN (pool
+ * blocks leaked).
  */
 int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		     const struct nvmk_mgr_restore_opts *opts);

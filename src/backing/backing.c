@@ -112,6 +112,16 @@ int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t i
 	return vaddr_register(b, buf);
 }
 
+void nvmk_backing_dma_unclaim(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	if (!b || !buf || !buf->mem.vaddr)
+		return;
+	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
+	if (buf->mem.pool)
+		nvmk_dma_unclaim(&buf->mem);
+	memset(buf, 0, sizeof(*buf));
+}
+
 void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 {
 	if (!b || !buf || !buf->mem.vaddr)

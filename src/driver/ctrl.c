@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "driver/queue.h"
+#include "driver/servicing.h"
 
 enum drv_init_state {
 	DRV_INIT_DISABLE = 0,
@@ -571,6 +572,7 @@ struct nvmk_ctrl *drv_ctrl_alloc(struct nvmk_backing *b, uint64_t uid)
  * detached: the wake eventfd, namespaces, tables, locks, the object. */
 void drv_ctrl_free_host(struct nvmk_ctrl *ctrl)
 {
+	drv_owner_release(ctrl);
 	if (ctrl->wake_fd >= 0)
 		close(ctrl->wake_fd);
 	drv_ns_fini(ctrl);
@@ -598,6 +600,14 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	ctrl = drv_ctrl_alloc(b, atomic_fetch_add_explicit(&drv_next_uid, 1, memory_order_relaxed));
 	if (!ctrl)
 		return -ENOMEM;
+	/* one owner per device, before the first register access; the reset
+	 * below makes every saved state of the device stale */
+	rc = drv_owner_claim(ctrl, "open");
+	if (rc) {
+		drv_ctrl_free_host(ctrl);
+		return rc;
+	}
+	drv_gen_invalidate(b);
 	drv_opts_resolve(ctrl, opts);
 	drv_now_refresh(ctrl);
 	ctrl->id = calloc(1, sizeof(*ctrl->id));

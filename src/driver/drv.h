@@ -319,7 +319,7 @@ struct nvmk_ctrl {
 
 	/* servicing (save.c, restore.c) */
 	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
-	int saved;		 /* 0, DRV_SAVED_KEEP_ALIVE or DRV_SAVED_SHUTDOWN */
+	int saved;		  /* 0 or DRV_SAVED_* */
 	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
 	/* admin thread */
@@ -432,8 +432,9 @@ int drv_qpair_recover(struct nvmk_qpair *qp);
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
 
 /* save.c / restore.c: servicing */
-#define DRV_SAVED_KEEP_ALIVE 1
-#define DRV_SAVED_SHUTDOWN   2
+#define DRV_SAVED_KEEP_ALIVE	  1
+#define DRV_SAVED_SHUTDOWN	  2
+#define DRV_SAVED_RESTORE_REFUSED 3 /* a keep-alive restore gave up: detach unclaims */
 void drv_ns_handle_link(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns);   /* ns_lock held */
 void drv_ns_handle_unlink(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns); /* ns_lock held */
 

@@ -42,6 +42,18 @@ struct drv_ns_state *drv_ns_state_get(struct nvmk_ctrl *ctrl, uint32_t nsid, boo
 
 void drv_ns_fini(struct nvmk_ctrl *ctrl)
 {
+	/* Handles a restore made and nobody took back (nvmk_ctrl_restored_ns)
+	 * are the controller's own: freed with it (found by fuzz_ctrl_restore). */
+	for (struct nvmk_ns **pp = &ctrl->handles; *pp;) {
+		struct nvmk_ns *ns = *pp;
+
+		if (ns->restored) {
+			*pp = ns->next_handle;
+			free(ns);
+		} else {
+			pp = &ns->next_handle;
+		}
+	}
 	for (unsigned i = 0; i < ctrl->nns; i++)
 		free(ctrl->ns[i]);
 	free(ctrl->ns);
