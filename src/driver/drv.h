@@ -428,6 +428,8 @@ void drv_aer_post_all(struct nvmk_ctrl *ctrl);
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
 
 /* qpair.c */
+/* Return: commands it completed (>= 0), or negative errno when the qpair
+ * cannot be used (its outstanding commands were completed all the same). */
 int drv_qpair_recover(struct nvmk_qpair *qp);
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
 

@@ -322,6 +322,7 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	/* acquire: pairs with the release bump in reset/fail */
 	uint32_t epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
 	int failed = drv_failed(ctrl);
+	unsigned n;
 	int rc = 0;
 
 	/* acquire: pairs with the release store of save (servicing): the queue
@@ -341,10 +342,12 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 			drv_qp_set_epoch(qp, epoch);
 		}
 	}
-	drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
+	/* Counted: a waiter whose command this was must see a completion, or it
+	 * sleeps on with nothing outstanding (issue 11, defect 1). */
+	n = drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
 	if (failed)
 		return failed;
-	return rc;
+	return rc ? rc : (int)n;
 }
 
 /* ---- completion processing ---- */
@@ -365,11 +368,19 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 		return -EIO;
 	}
 	drv_qpair_check_timeouts(qp, now);
-	if (drv_qp_check(qp) == 0) {
+	if (drv_qp_current(qp)) {
 		int m = drv_q_drain(q, 0); /* an aborted command completes now */
 
 		if (m > 0)
 			n += m;
+	} else {
+		/* the scan reset the controller: recovery completes the commands */
+		int m = drv_qpair_recover(qp);
+
+		if (m > 0)
+			n += m;
+		else if (m < 0 && n == 0)
+			n = m;
 	}
 	q->batching--;
 	drv_q_ring_sq(q);
@@ -397,10 +408,13 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 
 drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
-	int rc = drv_qp_check(qp);
+	if (drv_unlikely(!drv_qp_current(qp))) {
+		/* what recovery completed counts as completed by this call */
+		int rc = drv_qpair_recover(qp);
 
-	if (drv_unlikely(rc))
-		return rc;
+		if (rc != 0)
+			return rc;
+	}
 	return qp_process_current(qp, max);
 }
 

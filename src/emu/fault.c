@@ -33,6 +33,14 @@ int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f)
 	return id;
 }
 
+void nvmk_emu_set_tamper(struct nvmk_emu *emu, const struct nvmk_emu_tamper *t)
+{
+	if (t)
+		emu->tamper = *t;
+	else
+		memset(&emu->tamper, 0, sizeof(emu->tamper));
+}
+
 uint64_t nvmk_emu_fault_hits(struct nvmk_emu *emu, int id)
 {
 	uint64_t h = 0;
