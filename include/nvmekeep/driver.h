@@ -419,8 +419,11 @@ struct nvmk_range {
  * 65536-block limit of one command) are split (at most depth - 2 parts,
  * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
- * @qp: process completions and retry), -ENODEV (namespace removed or
- * controller gone), -EIO (controller failed), -EINVAL (bad arguments).
+ * @qp: process completions and retry; also while the controller is being
+ * saved), -ENODEV (namespace removed or controller gone), -EIO (controller
+ * failed, or the device refused to re-create @qp's queues after a reset: then
+ * until a later reset succeeds), -EINVAL (bad arguments), -E2BIG (a split
+ * request that can never fit @qp).
  */
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
 			size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,

@@ -169,7 +169,10 @@ struct nvmk_qpair {
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
 	enum nvmk_cpl_mode mode;
-	int dead; /* re-creation failed: every call returns this */
+	/* Re-creation failed in epoch dead_epoch: every call returns this
+	 * (-EIO or -ENODEV) until a later reset, when creation is tried again. */
+	int dead;
+	uint32_t dead_epoch;
 	int irq_fd;
 	uint16_t vector;
 	uint64_t next_check;	  /* next deadline scan, controller clock */

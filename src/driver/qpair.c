@@ -329,16 +329,23 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	 * is frozen for the snapshot, nothing may change on it */
 	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_acquire))
 		return -EAGAIN;
-	if (qp->dead && !failed)
+	/* refused in this epoch already: wait for the next reset to try again */
+	if (qp->dead && qp->dead_epoch == epoch && !failed)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);
 	if (!failed) {
 		rc = qp_create_on_device(qp);
 		if (rc) {
-			nvmk_err(ctrl->name, qp->q.qid, "re-creating the queue pair failed: %d",
+			nvmk_err(ctrl->name, qp->q.qid,
+				 "re-creating the queue pair failed: %d; unusable (-EIO) until the "
+				 "next controller reset",
 				 rc);
-			qp->dead = rc;
+			/* submit's documented error, whatever the admin command got */
+			qp->dead = rc == -ENODEV ? -ENODEV : -EIO;
+			qp->dead_epoch = epoch;
+			rc = qp->dead;
 		} else {
+			qp->dead = 0;
 			drv_qp_set_epoch(qp, epoch);
 		}
 	}

@@ -163,12 +163,41 @@ static void test_sync_read_reset_by_admin_timeout(void **state)
 	reset_wakes_waiter(0, 1);
 }
 
+/* Issue 11 defect 5: a qpair whose re-creation was refused once comes back
+ * after a later successful reset; meanwhile submit fails with an error
+ * driver.h lists for it (-EIO), never -ETIMEDOUT. */
+static void test_dead_qpair_revives(void **state)
+{
+	struct fx f;
+	char b[512];
+	int rc;
+
+	(void)state;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 300), 0);
+	/* the device refuses the re-creation after the first reset */
+	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS, .qid = 0,
+				    .opcode = NVME_ADM_CREATE_CQ, .count = 1,
+				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
+	assert_true(nvmk_emu_fault_add(f.t.emu, &ft) >= 0);
+	assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
+	rc = nvmk_ns_read(f.ns, f.qp, b, 0, 1);
+	assert_int_equal(rc, -EIO);
+	rc = nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 1, 0, NULL, NULL);
+	assert_int_equal(rc, -EIO);
+	assert_int_equal(nvmk_ctrl_failed(f.t.ctrl), 0);
+	/* a later reset succeeds: the qpair is re-created on its next use */
+	assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
+	assert_int_equal(nvmk_ns_read(f.ns, f.qp, b, 0, 1), 0);
+	close_fx(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sync_read_reset_by_caller),
 	    cmocka_unit_test(test_wait_forever_reset_by_caller),
 	    cmocka_unit_test(test_sync_read_reset_by_admin_timeout),
+	    cmocka_unit_test(test_dead_qpair_revives),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
