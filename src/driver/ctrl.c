@@ -77,6 +77,15 @@ static int init_wait_disabled(struct nvmk_ctrl *ctrl)
 	return (csts & NVME_CSTS_RDY) ? DRV_INIT_AGAIN : DRV_INIT_CHECK_CAP;
 }
 
+/* Whether the doorbells of queue @qid with stride @dstrd lie beyond BAR0
+ * (a backing that does not know its size, 0, is trusted). */
+static bool b_size_short(const struct nvmk_ctrl *ctrl, uint32_t dstrd, uint16_t qid)
+{
+	size_t size = ctrl->b->bar0_size;
+
+	return size && (uint64_t)nvme_cq_doorbell(qid, dstrd) + 4u > size;
+}
+
 static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 {
 	uint64_t cap = drv_reg_cap(ctrl);
@@ -99,6 +108,15 @@ static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
 			 "CAP.MPSMIN %u (%u KiB pages): nvmekeep needs 4 KiB memory pages",
 			 NVME_CAP_MPSMIN(cap), 4u << NVME_CAP_MPSMIN(cap));
+		return -EINVAL;
+	}
+	if (b_size_short(ctrl, NVME_CAP_DSTRD(cap), 0)) {
+		/* Base 2.0 3.1.3.21/22: the doorbells are registers of BAR0 */
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "CAP.DSTRD %u puts the admin queue doorbells at 0x%x, beyond BAR0 (%zu "
+			 "bytes)",
+			 NVME_CAP_DSTRD(cap), nvme_cq_doorbell(0, NVME_CAP_DSTRD(cap)),
+			 ctrl->b->bar0_size);
 		return -EINVAL;
 	}
 	if (reset && cap != ctrl->cap)
@@ -205,6 +223,22 @@ static int init_identify(struct nvmk_ctrl *ctrl)
 	ctrl->aer_limit = (unsigned)id->aerl + 1u;
 	if (ctrl->aer_limit > DRV_MAX_AERS)
 		ctrl->aer_limit = DRV_MAX_AERS;
+	/* AERs stay outstanding: keep one admin slot for commands, or every
+	 * command would find the queue full (depth 2 or 3, or CAP.MQES = 1) */
+	if (ctrl->aer_limit > ctrl->aq.ntrk - 1u) {
+		ctrl->aer_limit = ctrl->aq.ntrk - 1u;
+		if (ctrl->aer_limit)
+			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+				  "admin queue of %u entries: %u Asynchronous Event Request(s) "
+				  "posted, one slot kept for commands",
+				  ctrl->aq.depth, ctrl->aer_limit);
+		else
+			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+				  "admin queue of %u entries: no Asynchronous Event Request "
+				  "posted (its one slot is kept for commands); namespace "
+				  "changes are not reported",
+				  ctrl->aq.depth);
+	}
 	return DRV_INIT_NUM_QUEUES;
 }
 
@@ -226,6 +260,17 @@ static int init_num_queues(struct nvmk_ctrl *ctrl, bool reset)
 		got = want; /* 65535 would be 65536 queues: more than we asked */
 	if (got > want)
 		got = want;
+	if (got && b_size_short(ctrl, ctrl->dstrd, got)) {
+		uint16_t fit = got;
+
+		while (fit && b_size_short(ctrl, ctrl->dstrd, fit))
+			fit--;
+		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+			  "the doorbells of only %u of %u I/O queues lie inside BAR0 (%zu bytes, "
+			  "CAP.DSTRD %u): using %u",
+			  fit, got, ctrl->b->bar0_size, ctrl->dstrd, fit);
+		got = fit;
+	}
 	if (reset) {
 		if (got < ctrl->granted)
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
@@ -669,15 +714,34 @@ bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t
  * removed device; a failed one is only disabled. Used by close and by a save
  * without keep-alive.
  */
-void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
+/* RTD3E may say anything up to 71 minutes; like Linux, wait at most 60 s
+ * unless the caller chose a bound. */
+#define DRV_MAX_SHUTDOWN_MS 60000u
+
+uint32_t drv_shutdown_wait_ms(const struct nvmk_ctrl *ctrl)
+{
+	uint64_t ms;
+
+	if (ctrl->opts.shutdown_timeout_ms)
+		return ctrl->opts.shutdown_timeout_ms;
+	if (!ctrl->id->rtd3e)
+		return DRV_DEFAULT_SHUTDOWN_MS;
+	ms = ((uint64_t)ctrl->id->rtd3e + 999u) / 1000u; /* RTD3E is in microseconds */
+	return ms > DRV_MAX_SHUTDOWN_MS ? DRV_MAX_SHUTDOWN_MS : (uint32_t)ms;
+}
+
+bool drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
 {
 	uint32_t cc, ms;
 
 	if (drv_failed(ctrl) == -ENODEV || drv_reg_csts(ctrl) == 0xffffffffu)
-		return;
-	ms = ctrl->opts.shutdown_timeout_ms;
-	if (!ms)
-		ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u : DRV_DEFAULT_SHUTDOWN_MS;
+		return true;
+	ms = drv_shutdown_wait_ms(ctrl);
+	if (!ctrl->opts.shutdown_timeout_ms && ms == DRV_MAX_SHUTDOWN_MS &&
+	    (uint64_t)ctrl->id->rtd3e > (uint64_t)DRV_MAX_SHUTDOWN_MS * 1000u)
+		nvmk_info(ctrl->name, NVMK_LOG_NOQ,
+			  "RTD3E %u us: the shutdown wait is clamped to %u ms", ctrl->id->rtd3e,
+			  DRV_MAX_SHUTDOWN_MS);
 	cc = drv_reg_cc(ctrl);
 	if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
 		drv_reg_set_cc(ctrl,
@@ -686,7 +750,7 @@ void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
 			      "shutdown complete (CSTS.SHST)");
 	}
 	drv_reg_set_cc(ctrl, 0);
-	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+	return drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
 }
 
 /*

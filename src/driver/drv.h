@@ -184,6 +184,14 @@ struct nvmk_qpair {
 	struct nvmk_qpair *next;    /* ctrl->qpairs list */
 	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
 	uint16_t saved_qid;	    /* restore: the qid it had when saved */
+	/* The device may hold this qpair's queues (their memory) from a Create
+	 * I/O CQ (sent when ctrl->disable_gen was dev_gen) until it refused
+	 * the creation or both Delete commands succeeded (dev_released), or
+	 * the controller was stopped since (disable_gen moved on). Until then
+	 * the memory is never freed (qpair.c, qp_gone). A restored qpair
+	 * starts owned. */
+	bool dev_released;
+	uint32_t dev_gen;
 	/* Kernel queue pair (kernel_ns.c, an io_uring ring), else NULL; such a
 	 * qpair never passes drv_qp_fast, so only general paths look here. */
 	struct drv_kqp *kern;
@@ -299,6 +307,9 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	bool quiesced;		 /* failed device confirmed disabled (qp_lock) */
+	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
+	 * CC.EN = 0, by a reset or a failure): the queues it had are gone. */
+	_Atomic uint32_t disable_gen;
 	atomic_bool need_reset;
 	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
@@ -411,7 +422,10 @@ int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
 void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
-void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
+/* Returns true when the controller is known stopped (CSTS.RDY = 0, or removed). */
+bool drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
+/* The bound on the wait for CSTS.SHST = complete (ms). */
+uint32_t drv_shutdown_wait_ms(const struct nvmk_ctrl *ctrl);
 struct nvmk_ctrl *drv_ctrl_alloc(struct nvmk_backing *b, uint64_t uid);
 void drv_mutex_init_recursive(pthread_mutex_t *m);
 void drv_ctrl_free_host(struct nvmk_ctrl *ctrl);

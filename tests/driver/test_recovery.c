@@ -191,6 +191,51 @@ static void test_dead_qpair_revives(void **state)
 	close_fx(&f);
 }
 
+static void acb_count(void *arg, const struct nvmk_cpl *cpl)
+{
+	struct reader *r = arg;
+
+	r->calls++;
+	r->cpl = *cpl;
+}
+
+/* Issue 11 defect 6: the device refuses Delete I/O SQ while a read is in
+ * flight. The queue memory must not be freed while the device owns it: here
+ * the device completes the read 200 ms later, into the CQ. Before the fix the
+ * memory was already gone (the emulator's translation failed, the controller
+ * went fatal) and the queue ID was handed out again while the device still
+ * had the queue. */
+static void test_destroy_refused_delete(void **state)
+{
+	struct fx f;
+	struct reader r = {0};
+	struct nvmk_qpair *qp2 = NULL;
+	char b[512];
+
+	(void)state;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 5000), 0);
+	add_fault(&f, NVMK_FAULT_DELAY, nvmk_qpair_id(f.qp), NVME_CMD_READ, 0, 1);
+	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS, .qid = 0,
+				    .opcode = NVME_ADM_DELETE_SQ, .count = 1,
+				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
+	assert_true(nvmk_emu_fault_add(f.t.emu, &ft) >= 0);
+	assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 8, 0, acb_count, &r), 0);
+	tsleep_ms(20);
+	nvmk_qpair_destroy(f.qp);
+	f.qp = NULL;
+	/* completed once, before destroy returned */
+	assert_int_equal(r.calls, 1);
+	assert_int_not_equal(r.cpl.err, 0);
+	tsleep_ms(400); /* the delayed completion is due */
+	assert_int_equal(nvmk_ctrl_failed(f.t.ctrl), 0);
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	assert_int_equal(nvmk_qpair_create(f.t.ctrl, &qo, &qp2), 0);
+	assert_int_equal(nvmk_ns_read(f.ns, qp2, b, 0, 1), 0);
+	assert_int_equal(r.calls, 1);
+	nvmk_qpair_destroy(qp2);
+	close_fx(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +243,7 @@ int main(void)
 	    cmocka_unit_test(test_wait_forever_reset_by_caller),
 	    cmocka_unit_test(test_sync_read_reset_by_admin_timeout),
 	    cmocka_unit_test(test_dead_qpair_revives),
+	    cmocka_unit_test(test_destroy_refused_delete),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
