@@ -119,29 +119,44 @@ static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 			 ctrl->b->bar0_size);
 		return -EINVAL;
 	}
-	if (reset && cap != ctrl->cap)
+	if (reset) {
+		/* Queue pairs were sized and their doorbells placed with the CAP
+		 * of bring-up, and other threads read these fields without a
+		 * lock: a reset never rewrites them. A device whose queue
+		 * geometry changed cannot be resumed. */
+		const uint64_t geom = 0xffffull | (0xfull << 32) | (0xffull << 37) |
+				      (0xfull << 48);
+
+		if (cap == ctrl->cap)
+			return DRV_INIT_ADMIN_QUEUE;
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "CAP changed across reset: 0x%llx -> 0x%llx",
 			  (unsigned long long)ctrl->cap, (unsigned long long)cap);
+		if ((cap ^ ctrl->cap) & geom) {
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "CAP.MQES, DSTRD, CSS or MPSMIN changed across reset: the queues "
+				 "cannot be re-created as they were");
+			return -EIO;
+		}
+		return DRV_INIT_ADMIN_QUEUE;
+	}
 	ctrl->cap = cap;
 	ctrl->dstrd = NVME_CAP_DSTRD(cap);
 	ctrl->ready_timeout_ms = (NVME_CAP_TO(cap) ? NVME_CAP_TO(cap) : 1) * 500u;
 	ctrl->max_io_depth = mqes + 1;
-	if (!reset) {
-		want = ctrl->opts.admin_queue_depth;
-		if (want > NVME_AQ_MAX_ENTRIES)
-			want = NVME_AQ_MAX_ENTRIES;
-		if (want > mqes + 1)
-			want = mqes + 1;
-		if (want < NVME_AQ_MIN_ENTRIES)
-			want = NVME_AQ_MIN_ENTRIES;
-		ctrl->admin_depth = want;
-		want = ctrl->opts.io_queue_depth;
-		if (want > mqes + 1)
-			want = mqes + 1;
-		if (want < 2)
-			want = 2;
-		ctrl->io_depth = want;
-	}
+	want = ctrl->opts.admin_queue_depth;
+	if (want > NVME_AQ_MAX_ENTRIES)
+		want = NVME_AQ_MAX_ENTRIES;
+	if (want > mqes + 1)
+		want = mqes + 1;
+	if (want < NVME_AQ_MIN_ENTRIES)
+		want = NVME_AQ_MIN_ENTRIES;
+	ctrl->admin_depth = want;
+	want = ctrl->opts.io_queue_depth;
+	if (want > mqes + 1)
+		want = mqes + 1;
+	if (want < 2)
+		want = 2;
+	ctrl->io_depth = want;
 	return DRV_INIT_ADMIN_QUEUE;
 }
 
@@ -338,6 +353,15 @@ static int init_dbbuf(struct nvmk_ctrl *ctrl, bool reset)
 	c.prp1 = nvmk_dma_buf_iova(&ctrl->dbbuf_mem, 0);
 	c.prp2 = nvmk_dma_buf_iova(&ctrl->dbbuf_mem, DRV_PAGE_SIZE);
 	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	if (rc && reset) {
+		/* the queue pairs write shadow doorbells: no way back to the
+		 * registers under them (and ctrl->dbbuf is read unlocked) */
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "Doorbell Buffer Config refused after reset (%d): the queues use shadow "
+			 "doorbells",
+			 rc);
+		return rc == -ENODEV ? rc : -EIO;
+	}
 	if (rc) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
 			  "Doorbell Buffer Config failed (%d): using doorbell registers", rc);
@@ -346,7 +370,8 @@ static int init_dbbuf(struct nvmk_ctrl *ctrl, bool reset)
 			return rc;
 		return DRV_INIT_DONE;
 	}
-	ctrl->dbbuf = true;
+	if (!reset)
+		ctrl->dbbuf = true;
 	return DRV_INIT_DONE;
 }
 
@@ -558,7 +583,13 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 
 static void drv_ctrl_free(struct nvmk_ctrl *ctrl)
 {
-	if (ctrl->dbbuf_mem.mem.vaddr)
+	if (ctrl->keep_dev_mem) {
+		/* a device that did not stop may still write the admin queue and
+		 * the shadow doorbells: leave their memory to it */
+		free(ctrl->aq.trk);
+		ctrl->aq.trk = NULL;
+	}
+	if (ctrl->dbbuf_mem.mem.vaddr && !ctrl->keep_dev_mem)
 		nvmk_backing_dma_free(ctrl->b, &ctrl->dbbuf_mem);
 	if (ctrl->aq.trk)
 		drv_admin_fini(ctrl);
@@ -679,9 +710,19 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	return 0;
 
 fail_disable:
-	/* Leave the device disabled so that it stops touching our memory. */
-	if (drv_reg_csts(ctrl) != 0xffffffffu)
+	/* Leave the device disabled so that it stops touching our memory, and
+	 * free that memory only once it did (CSTS.RDY = 0). */
+	if (drv_reg_csts(ctrl) != 0xffffffffu) {
 		drv_reg_set_cc(ctrl, 0);
+		if (!drv_wait_csts(ctrl, NVME_CSTS_RDY, 0,
+				   ctrl->ready_timeout_ms ? ctrl->ready_timeout_ms : 500u,
+				   "CSTS.RDY = 0")) {
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "the controller did not stop: its queue memory is left to it "
+				 "(leaked)");
+			ctrl->keep_dev_mem = true;
+		}
+	}
 fail:
 	drv_ctrl_free(ctrl);
 	return rc;
@@ -790,7 +831,11 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 	drv_ctrl_quiesce(ctrl);
 	drv_qpair_destroy_all(ctrl);
 
-	drv_ctrl_shutdown_device(ctrl);
+	if (!drv_ctrl_shutdown_device(ctrl)) {
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "the controller did not stop: its queue memory is left to it (leaked)");
+		ctrl->keep_dev_mem = true;
+	}
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "closed");
 	drv_ctrl_free(ctrl);
 }

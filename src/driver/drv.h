@@ -202,7 +202,13 @@ struct nvmk_qpair {
 drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 {
 	qp->epoch = epoch;
-	qp->fast_epoch = qp->shared ? UINT64_MAX : epoch;
+	/* A SHARED qpair's fast_epoch is read without its lock by every caller
+	 * (drv_qp_fast): written once, before the qpair is handed out, and
+	 * never again (a recovery runs under the lock while others read). */
+	if (!qp->shared)
+		qp->fast_epoch = epoch;
+	else if (qp->fast_epoch != UINT64_MAX)
+		qp->fast_epoch = UINT64_MAX;
 }
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
@@ -293,6 +299,15 @@ struct nvmk_ctrl {
 	struct drv_queue aq;
 	int admin_irq_fd;
 	struct nvmk_dma_buf admin_buf; /* 4 KiB data scratch, under admin_lock */
+	/* Data buffers of admin commands that timed out may still be written
+	 * by the device until it is stopped (disable_gen moves on): admin_buf
+	 * is then not used (admin_buf_busy, since admin_buf_gen) and a
+	 * bounce buffer is retired, not freed (admin.c, under admin_lock). */
+	bool admin_buf_busy;
+	uint32_t admin_buf_gen;
+#define DRV_RETIRED_BUFS 8
+	struct nvmk_dma_buf retired[DRV_RETIRED_BUFS];
+	uint32_t retired_gen[DRV_RETIRED_BUFS];
 	unsigned aer_limit;
 	unsigned aers_outstanding;
 	uint32_t aer_pending[DRV_AER_PENDING];
@@ -307,6 +322,7 @@ struct nvmk_ctrl {
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
 	bool quiesced;		 /* failed device confirmed disabled (qp_lock) */
+	bool keep_dev_mem;	 /* close: the device did not stop, its memory is leaked */
 	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
 	 * CC.EN = 0, by a reset or a failure): the queues it had are gone. */
 	_Atomic uint32_t disable_gen;

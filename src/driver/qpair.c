@@ -340,7 +340,14 @@ uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp)
 
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 {
-	return qp->q.ntrk - qp->q.nfree;
+	/* a SHARED qpair's trackers change under its lock */
+	struct nvmk_qpair *q = (struct nvmk_qpair *)qp;
+	unsigned n;
+
+	drv_qp_lock(q);
+	n = qp->q.ntrk - qp->q.nfree;
+	drv_qp_unlock(q);
+	return n;
 }
 
 /* ---- per-thread qpairs ---- */

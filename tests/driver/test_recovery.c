@@ -236,6 +236,75 @@ static void test_destroy_refused_delete(void **state)
 	close_fx(&f);
 }
 
+/* ---- defect 7: data races (run under TSan: suite 'threaded') ---- */
+
+struct racer {
+	struct fx *f;
+	struct nvmk_qpair *shared;
+	atomic_int stop;
+	atomic_int errors;
+};
+
+static void *race_io(void *arg)
+{
+	struct racer *r = arg;
+	char b[4096];
+
+	while (!atomic_load(&r->stop)) {
+		int rc = nvmk_ns_read(r->f->ns, r->shared, b, 0, 8);
+
+		/* a reset fails what it catches in flight; nothing else */
+		if (rc && rc != -ETIMEDOUT)
+			atomic_fetch_add(&r->errors, 1);
+		(void)nvmk_qpair_outstanding(r->shared);
+	}
+	return NULL;
+}
+
+static void *race_create(void *arg)
+{
+	struct racer *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		struct nvmk_qpair *qp;
+		struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL, .depth = 0};
+
+		if (nvmk_qpair_create(r->f->t.ctrl, &qo, &qp) == 0)
+			nvmk_qpair_destroy(qp);
+	}
+	return NULL;
+}
+
+/* Two threads on a SHARED qpair, one creating and destroying qpairs, while
+ * this thread resets the controller: TSan reported fast_epoch (written under
+ * the qpair lock, read without it), ctrl->cap/dstrd/max_io_depth (rewritten
+ * by the reset, read by nvmk_qpair_create) and nfree (nvmk_qpair_outstanding). */
+static void test_races_reset_shared_create(void **state)
+{
+	struct fx f;
+	struct racer r = {.f = &f};
+	pthread_t th[3];
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_INTERRUPT, .flags = NVMK_QPAIR_SHARED};
+
+	(void)state;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 2000), 0);
+	assert_int_equal(nvmk_qpair_create(f.t.ctrl, &qo, &r.shared), 0);
+	assert_int_equal(pthread_create(&th[0], NULL, race_io, &r), 0);
+	assert_int_equal(pthread_create(&th[1], NULL, race_io, &r), 0);
+	assert_int_equal(pthread_create(&th[2], NULL, race_create, &r), 0);
+	for (int i = 0; i < 5; i++) {
+		tsleep_ms(30);
+		assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
+	}
+	atomic_store(&r.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&r.errors), 0);
+	assert_int_equal(nvmk_qpair_outstanding(r.shared), 0);
+	nvmk_qpair_destroy(r.shared);
+	close_fx(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +313,7 @@ int main(void)
 	    cmocka_unit_test(test_sync_read_reset_by_admin_timeout),
 	    cmocka_unit_test(test_dead_qpair_revives),
 	    cmocka_unit_test(test_destroy_refused_delete),
+	    cmocka_unit_test(test_races_reset_shared_create),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

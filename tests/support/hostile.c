@@ -30,8 +30,10 @@ static bool in_bar(struct hostile *h, uint32_t off, unsigned w)
 
 static uint32_t tamper_csts(struct hostile *h, uint32_t off, uint32_t v)
 {
+	/* relaxed: tests change the overrides while the driver runs */
 	if (off == NVME_REG_CSTS && v != 0xffffffffu)
-		v = (v | h->cfg.csts_set) & ~h->cfg.csts_clear;
+		v = (v | __atomic_load_n(&h->cfg.csts_set, __ATOMIC_RELAXED)) &
+		    ~__atomic_load_n(&h->cfg.csts_clear, __ATOMIC_RELAXED);
 	return v;
 }
 
@@ -180,6 +182,8 @@ static void t_fetched(void *ctx, uint16_t sqid, const struct nvme_sqe *sqe)
 		return;
 	pthread_mutex_lock(&h->lock);
 	h->admin_opc[sqe->cid] = sqe->opc;
+	h->admin_prp1[sqe->opc] = sqe->prp1;
+	h->admin_resets[sqe->opc] = nvmk_emu_reset_count(h->emu);
 	pthread_mutex_unlock(&h->lock);
 }
 

@@ -36,8 +36,10 @@
 struct hostile_cfg {
 	uint64_t cap_mask; /* CAP bits replaced by cap_val (0: CAP unchanged) */
 	uint64_t cap_val;
-	uint32_t csts_set;   /* CSTS bits forced to 1 */
-	uint32_t csts_clear; /* CSTS bits forced to 0 */
+	/* CSTS bits forced to 1 / to 0; may be changed while the driver runs
+	 * (with __atomic_store_n) */
+	uint32_t csts_set;
+	uint32_t csts_clear;
 	size_t bar0_size;    /* declared BAR0 size, 0 = the emulator's */
 	bool set_rtd3e;
 	uint32_t rtd3e; /* Identify Controller RTD3E (microseconds) */
@@ -64,6 +66,8 @@ struct hostile {
 	size_t pos;
 	uint64_t ncqe;
 	uint8_t admin_opc[65536]; /* admin CID -> opcode of the last fetch */
+	uint64_t admin_prp1[256]; /* opcode -> PRP1 of its last admin fetch */
+	uint64_t admin_resets[256]; /* opcode -> controller resets before that fetch */
 	/* counters */
 	_Atomic uint64_t oob_accesses; /* register accesses outside the declared BAR0 */
 	_Atomic uint32_t oob_last_off;
