@@ -151,7 +151,9 @@ struct nvmk_emu_fault {
 };
 
 /** nvmk_emu_fault_add - arm a fault rule. Rules are checked in the order
- *  added; the first match applies. Return: rule id (>= 0) or -ENOSPC/-EINVAL. */
+ *  added; the first match applies. A rule used up (applied @count times)
+ *  frees its slot: its id may be given to a later rule. Return: rule id
+ *  (>= 0) or -ENOSPC (32 live rules) / -EINVAL. */
 int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f);
 /** nvmk_emu_fault_hits - how many times rule @id applied. */
 uint64_t nvmk_emu_fault_hits(struct nvmk_emu *emu, int id);

@@ -115,6 +115,7 @@ struct emu_fault_rule {
 	struct nvmk_emu_fault f;
 	uint64_t seen;
 	uint64_t hits;
+	uint64_t order; /* when it was added: rules apply in this order */
 	bool used;
 };
 
@@ -194,7 +195,8 @@ struct nvmk_emu {
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
 	struct emu_fault_rule faults[EMU_MAX_FAULTS];
-	unsigned nr_faults;
+	unsigned nr_faults; /* slots ever used (a used-up rule's slot is reused) */
+	uint64_t fault_seq;
 
 	/* ---- statistics ---- */
 	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
