@@ -152,6 +152,10 @@ void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
  */
 int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova, size_t *contig);
 
+/** nvmk_backing_of - the backing a block from nvmk_backing_dma_alloc that
+ *  contains @vaddr was mapped through, or NULL. */
+struct nvmk_backing *nvmk_backing_of(const void *vaddr);
+
 /* ---- construction ---- */
 
 /**

@@ -836,6 +836,17 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 			 "the controller did not stop: its queue memory is left to it (leaked)");
 		ctrl->keep_dev_mem = true;
 	}
+	/* Handles still open outlive the controller as orphans: the caller
+	 * may still close them (and read their info) afterwards. */
+	pthread_mutex_lock(&ctrl->ns_lock);
+	while (ctrl->handles) {
+		struct nvmk_ns *ns = ctrl->handles;
+
+		ctrl->handles = ns->next_handle;
+		ns->ctrl = NULL;
+		ns->s = NULL;
+	}
+	pthread_mutex_unlock(&ctrl->ns_lock);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "closed");
 	drv_ctrl_free(ctrl);
 }
@@ -891,7 +902,9 @@ int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf
 
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf)
 {
-	nvmk_backing_dma_free(ctrl->b, buf);
+	/* after close: the backing that mapped it (which outlives the ctrl) */
+	nvmk_backing_dma_free(ctrl ? ctrl->b : nvmk_backing_of(buf ? buf->mem.vaddr : NULL),
+			      buf);
 }
 
 int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max)

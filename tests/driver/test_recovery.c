@@ -305,6 +305,101 @@ static void test_races_reset_shared_create(void **state)
 	close_fx(&f);
 }
 
+/* ---- the API contract under failure (issue 11) ---- */
+
+struct counted {
+	int calls;
+	int err;
+	int after_close; /* calls seen after close returned */
+};
+
+static int g_closed;
+
+static void counted_cb(void *arg, const struct nvmk_cpl *cpl)
+{
+	struct counted *c = arg;
+
+	c->calls++;
+	c->err = cpl->err;
+	if (g_closed)
+		c->after_close++;
+}
+
+/* Close with I/O in flight: every request completes exactly once, with
+ * -ECANCELED, before close returns; no callback after. Namespace handles and
+ * DMA buffers are released after close. */
+static void test_close_with_io_in_flight(void **state)
+{
+	struct fx f;
+	struct counted c[6] = {{0}};
+	struct nvmk_qpair *shared;
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_INTERRUPT, .flags = NVMK_QPAIR_SHARED};
+	struct nvmk_ns_info info;
+
+	(void)state;
+	g_closed = 0;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 20000), 0);
+	assert_int_equal(nvmk_qpair_create(f.t.ctrl, &qo, &shared), 0);
+	add_fault(&f, NVMK_FAULT_HANG, NVMK_FAULT_ANY_QID, NVME_CMD_READ, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, (size_t)i * 4096, i, 1, 0,
+						     counted_cb, &c[i]),
+				 0);
+		assert_int_equal(nvmk_ns_submit_read(f.ns, shared, &f.buf,
+						     (size_t)(i + 3) * 4096, i, 1, 0, counted_cb,
+						     &c[i + 3]),
+				 0);
+	}
+	nvmk_qpair_process_completions(f.qp, 0);
+	nvmk_ctrl_close(f.t.ctrl);
+	g_closed = 1;
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(c[i].calls, 1);
+		assert_int_equal(c[i].err, -ECANCELED);
+	}
+	/* released after close: the handle (an orphan now) and the buffer */
+	nvmk_ns_info(f.ns, &info);
+	assert_true(info.removed);
+	nvmk_ns_close(f.ns);
+	nvmk_ctrl_dma_free(NULL, &f.buf);
+	assert_null(f.buf.mem.vaddr);
+	nvmk_backing_destroy(f.t.b);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(c[i].after_close, 0);
+}
+
+/* After the controller failed: handles and buffers are released, qpairs
+ * destroyed, before close. */
+static void test_release_after_failure(void **state)
+{
+	struct fx f;
+	struct counted c = {0};
+
+	(void)state;
+	g_closed = 0;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 20000), 0);
+	add_fault(&f, NVMK_FAULT_HANG, NVMK_FAULT_ANY_QID, NVME_CMD_READ, 0, 0);
+	assert_int_equal(
+	    nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 1, 0, counted_cb, &c), 0);
+	nvmk_emu_set_fatal(f.t.emu);
+	for (int i = 0; i < 100 && !nvmk_ctrl_failed(f.t.ctrl); i++)
+		tsleep_ms(10);
+	assert_int_equal(nvmk_ctrl_failed(f.t.ctrl), -EIO);
+	/* completed once the failing thread has stopped the device (bounded
+	 * by CAP.TO) and bumped the epoch */
+	for (int i = 0; i < 300 && !c.calls; i++)
+		nvmk_qpair_wait(f.qp, 10);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.err, -EIO);
+	nvmk_ns_close(f.ns);
+	f.ns = NULL;
+	nvmk_ctrl_dma_free(f.t.ctrl, &f.buf);
+	nvmk_qpair_destroy(f.qp);
+	f.qp = NULL;
+	close_fx(&f);
+	assert_int_equal(c.calls, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +409,8 @@ int main(void)
 	    cmocka_unit_test(test_dead_qpair_revives),
 	    cmocka_unit_test(test_destroy_refused_delete),
 	    cmocka_unit_test(test_races_reset_shared_create),
+	    cmocka_unit_test(test_close_with_io_in_flight),
+	    cmocka_unit_test(test_release_after_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
