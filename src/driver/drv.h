@@ -321,7 +321,7 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
-	bool quiesced;		 /* failed device confirmed disabled (qp_lock) */
+	atomic_bool quiesced;	 /* failed device confirmed disabled (qp_lock) */
 	bool keep_dev_mem;	 /* close: the device did not stop, its memory is leaked */
 	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
 	 * CC.EN = 0, by a reset or a failure): the queues it had are gone. */

@@ -172,6 +172,14 @@ static bool script_byte(struct hostile *h, uint8_t *out)
 	return true;
 }
 
+static bool data_byte(struct hostile *h, uint8_t *out)
+{
+	if (!h->cfg.data_script || h->data_pos >= h->cfg.data_script_len)
+		return false;
+	*out = h->cfg.data_script[h->data_pos++];
+	return true;
+}
+
 /* ---- tampering hooks (emulator worker thread) ---- */
 
 static void t_fetched(void *ctx, uint16_t sqid, const struct nvme_sqe *sqe)
@@ -249,7 +257,8 @@ static unsigned t_cqe(void *ctx, uint16_t sqid, struct nvme_cqe *e, bool *flip)
 			e->dw0 = h->cfg.abort_dw0;
 	}
 	h->ncqe++;
-	if (h->ncqe % (h->cfg.forge_every ? h->cfg.forge_every : 1) == 0 &&
+	if (h->ncqe > h->cfg.forge_after &&
+	    (h->ncqe - h->cfg.forge_after) % (h->cfg.forge_every ? h->cfg.forge_every : 1) == 0 &&
 	    script_byte(h, &op)) {
 		/* relaxed: statistics */
 		atomic_fetch_add_explicit(&h->forged, 1, memory_order_relaxed);
@@ -275,12 +284,12 @@ static void t_admin_data(void *ctx, const struct nvme_sqe *sqe, void *buf, size_
 	}
 	pthread_mutex_lock(&h->lock);
 	/* script: a count, then (offset byte pairs, value) flips */
-	if (script_byte(h, &n)) {
+	if (data_byte(h, &n)) {
 		n %= 8;
 		for (uint8_t i = 0; i < n; i++) {
 			uint8_t lo = 0, hi = 0;
 
-			if (!script_byte(h, &lo) || !script_byte(h, &hi) || !script_byte(h, &b))
+			if (!data_byte(h, &lo) || !data_byte(h, &hi) || !data_byte(h, &b))
 				break;
 			size_t off = ((size_t)hi << 8 | lo) % len;
 

@@ -49,11 +49,16 @@ struct hostile_cfg {
 	uint32_t numq_dw0; /* Set Features Number of Queues: completion dw0 */
 	bool set_abort;
 	uint32_t abort_dw0; /* Abort: completion dw0 (bit 0 = not aborted) */
-	/* Script: one byte per completion (and some per admin transfer) decides
-	 * what is forged; an exhausted script forges nothing more. */
+	/* Script: for a completion to forge, a byte choosing the forgery and
+	 * a byte of argument; an exhausted script forges nothing more. */
 	const uint8_t *script;
 	size_t script_len;
 	unsigned forge_every; /* forge at most one completion in this many (0 = 1) */
+	unsigned forge_after; /* let this many completions pass first (bring-up) */
+	/* Data script: per admin data transfer a count, then (offset low,
+	 * offset high, xor value) triples flipping bytes. */
+	const uint8_t *data_script;
+	size_t data_script_len;
 };
 
 struct hostile {
@@ -63,7 +68,7 @@ struct hostile {
 	struct hostile_cfg cfg;
 	size_t emu_bar0_size;
 	pthread_mutex_t lock; /* script position, opcode table */
-	size_t pos;
+	size_t pos, data_pos;
 	uint64_t ncqe;
 	uint8_t admin_opc[65536]; /* admin CID -> opcode of the last fetch */
 	uint64_t admin_prp1[256]; /* opcode -> PRP1 of its last admin fetch */
