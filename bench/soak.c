@@ -29,13 +29,13 @@
 #include "nvmekeep/emu.h"
 #include "nvmekeep/log.h"
 
-#define BLK	   512u
-#define RANGE	   256u /* blocks per worker */
-#define QD	   8u
+#define BLK	    512u
+#define RANGE	    256u /* blocks per worker */
+#define QD	    8u
 #define MAX_THREADS 8u
 
-static _Atomic uint64_t n_ios, n_errors, n_data_errors, n_once_violations, n_resets,
-    n_recoveries, n_faults, n_ns_changes, n_submit_busy;
+static _Atomic uint64_t n_ios, n_errors, n_data_errors, n_once_violations, n_resets, n_recoveries,
+    n_faults, n_ns_changes, n_submit_busy;
 static atomic_int stop;
 
 static uint64_t now_ms(void)
@@ -67,7 +67,7 @@ struct worker {
 	struct nvmk_ctrl *ctrl;
 	struct nvmk_ns *ns;
 	struct nvmk_qpair *qp;
-	struct nvmk_dma_buf buf; /* QD blocks */
+	struct nvmk_dma_buf buf;	 /* QD blocks */
 	uint32_t cur[RANGE], alt[RANGE]; /* settled generation, and the other possible one */
 	bool uncertain[RANGE], inflight[RANGE];
 	uint32_t next_gen;
@@ -146,13 +146,14 @@ static void io_done(void *arg, const struct nvmk_cpl *cpl)
 		return;
 	const uint8_t *p = (const uint8_t *)w->buf.mem.vaddr + (size_t)(s - w->slots) * BLK;
 	int64_t g = read_stamp(p, w->id, l);
-	bool ok = g >= 0 && ((uint32_t)g == w->cur[l] ||
-			     (w->uncertain[l] && (w->alt[l] == UINT32_MAX || (uint32_t)g == w->alt[l])));
+	bool ok =
+	    g >= 0 && ((uint32_t)g == w->cur[l] ||
+		       (w->uncertain[l] && (w->alt[l] == UINT32_MAX || (uint32_t)g == w->alt[l])));
 
 	if (!ok) {
 		atomic_fetch_add(&n_data_errors, 1);
-		fprintf(stderr, "soak: worker %u block %u: read gen %lld, expected %u%s%u\n", w->id, l,
-			(long long)g, w->cur[l], w->uncertain[l] ? " or " : "",
+		fprintf(stderr, "soak: worker %u block %u: read gen %lld, expected %u%s%u\n", w->id,
+			l, (long long)g, w->cur[l], w->uncertain[l] ? " or " : "",
 			w->uncertain[l] ? w->alt[l] : 0);
 		return;
 	}

@@ -33,12 +33,12 @@
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
 
-#define HDR	  19
-#define NREQ	  8
-#define BLK	  512u
-#define ADMIN_MS  150u
-#define IO_MS	  100u
-#define READY_MS  1500u /* CAP.TO is at most 2 here: 1.5 s */
+#define HDR	 19
+#define NREQ	 8
+#define BLK	 512u
+#define ADMIN_MS 150u
+#define IO_MS	 100u
+#define READY_MS 1500u /* CAP.TO is at most 2 here: 1.5 s */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -61,8 +61,8 @@ static uint64_t now_ms(void)
 #define CHECK(cond, ...)                                                                           \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_hostile: invariant broken: " __VA_ARGS__);          \
-			fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__);                          \
+			fprintf(stderr, "fuzz_hostile: invariant broken: " __VA_ARGS__);           \
+			fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__);                         \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -257,15 +257,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = nvmk_ctrl_open(&h->b, &o, &ctrl);
 	CHECK(rc == 0 || rc == -EINVAL || rc == -ETIMEDOUT || rc == -EIO || rc == -ENODEV ||
 		  rc == -ENOMEM || rc == -EBUSY || rc == -ENOSPC || rc == -EOPNOTSUPP ||
-		  rc == -ERANGE || rc == -EACCES || rc == -EAGAIN || rc == -EROFS ||
-		  rc == -EBADE || rc == -E2BIG || rc == -EILSEQ || rc == -ECANCELED,
+		  rc == -ERANGE || rc == -EACCES || rc == -EAGAIN || rc == -EROFS || rc == -EBADE ||
+		  rc == -E2BIG || rc == -EILSEQ || rc == -ECANCELED,
 	      "nvmk_ctrl_open returned %d", rc);
 	if (rc)
 		goto out;
 	qo.mode = (flags2 & 0x04) ? NVMK_CPL_INTERRUPT : NVMK_CPL_POLL;
 	qo.flags = (flags2 & 0x08) ? NVMK_QPAIR_SHARED : 0;
 	if (nvmk_ns_open(ctrl, 1, 0, &ns) || nvmk_qpair_create(ctrl, &qo, &qp) ||
-	    nvmk_ctrl_dma_alloc(ctrl, NREQ * BLK, &wbuf) || nvmk_ctrl_dma_alloc(ctrl, NREQ * BLK, &rbuf))
+	    nvmk_ctrl_dma_alloc(ctrl, NREQ * BLK, &wbuf) ||
+	    nvmk_ctrl_dma_alloc(ctrl, NREQ * BLK, &rbuf))
 		goto close;
 	if (flags2 & 0x10) /* the device fails while I/O runs */
 		__atomic_store_n(&h->cfg.csts_set, NVME_CSTS_CFS, __ATOMIC_RELAXED);

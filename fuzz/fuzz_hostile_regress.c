@@ -50,8 +50,8 @@ int main(int argc, char **argv)
 	static const uint8_t mqes0_css0[19] = {0x09, [1] = 0, [4] = 0};
 	static const uint8_t mpsmin1[19] = {0x10, [5] = 1};
 	static const uint8_t rtd3e[19] = {0x40, [7] = 0x17, [8] = 0xfc, [9] = 0xff, [10] = 0xff};
-	static const uint8_t numq_lie[19] = {[12] = 0x01, [13] = 0xff, [14] = 0xff, [15] = 0xff,
-					     [16] = 0xff};
+	static const uint8_t numq_lie[19] = {
+	    [12] = 0x01, [13] = 0xff, [14] = 0xff, [15] = 0xff, [16] = 0xff};
 	static const uint8_t fatal_irq[19] = {[12] = 0x14};
 	uint8_t forge[19 + 64];
 

@@ -259,7 +259,8 @@ static void check_holders(const char *root, const struct names *disks, struct te
 			char dev[300];
 
 			snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
-			if (strcmp(e->d_name, disks->v[i]) == 0 || !source_is_disk(dev, disks->v[i]))
+			if (strcmp(e->d_name, disks->v[i]) == 0 ||
+			    !source_is_disk(dev, disks->v[i]))
 				continue;
 			snprintf(q, sizeof(q), "%s/%s/holders", p, e->d_name);
 			holders_of(q, e->d_name, out);
@@ -329,8 +330,7 @@ static void check_open_files(const char *proc_root, const struct names *disks,
 }
 
 /* Everything that uses @addr while it is on the nvme driver. */
-static int in_use_nvme(const char *root, const char *proc_root, const char *addr,
-		       struct text *out)
+static int in_use_nvme(const char *root, const char *proc_root, const char *addr, struct text *out)
 {
 	struct names ctrls = {.n = 0}, disks = {.n = 0}, chr = {.n = 0};
 
@@ -350,8 +350,7 @@ static int in_use_nvme(const char *root, const char *proc_root, const char *addr
 
 /* Processes with @addr's VFIO group file open (the kernel would block the
  * unbind until they close it). */
-static int in_use_vfio(const char *root, const char *proc_root, const char *addr,
-		       struct text *out)
+static int in_use_vfio(const char *root, const char *proc_root, const char *addr, struct text *out)
 {
 	struct names none = {.n = 0}, grp = {.n = 0};
 	char g[16], d[64];

@@ -124,8 +124,7 @@ static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 		 * of bring-up, and other threads read these fields without a
 		 * lock: a reset never rewrites them. A device whose queue
 		 * geometry changed cannot be resumed. */
-		const uint64_t geom = 0xffffull | (0xfull << 32) | (0xffull << 37) |
-				      (0xfull << 48);
+		const uint64_t geom = 0xffffull | (0xfull << 32) | (0xffull << 37) | (0xfull << 48);
 
 		if (cap == ctrl->cap)
 			return DRV_INIT_ADMIN_QUEUE;
@@ -903,8 +902,7 @@ int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf)
 {
 	/* after close: the backing that mapped it (which outlives the ctrl) */
-	nvmk_backing_dma_free(ctrl ? ctrl->b : nvmk_backing_of(buf ? buf->mem.vaddr : NULL),
-			      buf);
+	nvmk_backing_dma_free(ctrl ? ctrl->b : nvmk_backing_of(buf ? buf->mem.vaddr : NULL), buf);
 }
 
 int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max)

@@ -550,8 +550,8 @@ static struct emu_result admin_identify(struct nvmk_emu *emu, const struct nvme_
 	default:
 		return res(INVALID_FIELD, 0);
 	}
-	st = emu_admin_data_to_host(emu, sqe, buf, NVME_IDENTIFY_DATA_SIZE,
-				    NVME_IDENTIFY_DATA_SIZE);
+	st =
+	    emu_admin_data_to_host(emu, sqe, buf, NVME_IDENTIFY_DATA_SIZE, NVME_IDENTIFY_DATA_SIZE);
 	return res(st, 0);
 }
 

@@ -39,8 +39,7 @@ int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f)
 		}
 		id = (int)emu->nr_faults++;
 	}
-	emu->faults[id] =
-	    (struct emu_fault_rule){.f = *f, .used = true, .order = ++emu->fault_seq};
+	emu->faults[id] = (struct emu_fault_rule){.f = *f, .used = true, .order = ++emu->fault_seq};
 	pthread_mutex_unlock(&emu->fault_lock);
 	nvmk_debug(emu->name, NVMK_LOG_NOQ, "fault rule %d: kind %d qid 0x%x opc 0x%x", id, f->kind,
 		   f->qid, f->opcode);

@@ -388,7 +388,8 @@ static void test_fake_bind_refuses_mounted(void **state)
 
 /* ---- `nvmekeep setup` never takes the wrong device (issue 11) ---- */
 
-static void fake_link(const char *target, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fake_link(const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void fake_link(const char *target, const char *fmt, ...)
 {
 	char p[1024];

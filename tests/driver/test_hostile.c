@@ -222,8 +222,8 @@ static void test_admin_buffer_not_reused_after_timeout(void **state)
 	assert_int_equal(hopen(&f, &cfg, &hc, &o), 0);
 	assert_int_equal(nvmk_ctrl_active_ns(f.ctrl, ids, 4), 1);
 	a = last_prp1(f.h, NVME_ADM_IDENTIFY);
-	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_HANG, .qid = 0,
-				    .opcode = NVME_ADM_IDENTIFY, .count = 1};
+	struct nvmk_emu_fault ft = {
+	    .kind = NVMK_FAULT_HANG, .qid = 0, .opcode = NVME_ADM_IDENTIFY, .count = 1};
 	assert_true(nvmk_emu_fault_add(f.h->emu, &ft) >= 0);
 	resets = nvmk_emu_reset_count(f.h->emu); /* none can start before the timeout */
 	assert_int_equal(nvmk_ctrl_active_ns(f.ctrl, ids, 4), -ETIMEDOUT);

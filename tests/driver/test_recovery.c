@@ -81,8 +81,8 @@ static void *reader_main(void *arg)
 	struct reader *r = arg;
 
 	if (r->use_wait) {
-		r->rc = nvmk_ns_submit_read(r->f->ns, r->f->qp, &r->f->buf, 0, 0, 8, 0, reader_cb,
-					    r);
+		r->rc =
+		    nvmk_ns_submit_read(r->f->ns, r->f->qp, &r->f->buf, 0, 0, 8, 0, reader_cb, r);
 		while (r->rc == 0 && r->calls == 0) {
 			int n = nvmk_qpair_wait(r->f->qp, -1);
 
@@ -130,8 +130,7 @@ static void reset_wakes_waiter(int use_wait, int how)
 		struct nvme_sqe c = {.opc = NVME_ADM_GET_FEATURES, .cdw10 = NVME_FEAT_NUM_QUEUES};
 
 		add_fault(&f, NVMK_FAULT_HANG, 0, NVME_ADM_GET_FEATURES, 0, 1);
-		assert_int_equal(nvmk_ctrl_admin_passthru(f.t.ctrl, &c, NULL, 0, NULL),
-				 -ETIMEDOUT);
+		assert_int_equal(nvmk_ctrl_admin_passthru(f.t.ctrl, &c, NULL, 0, NULL), -ETIMEDOUT);
 	}
 	if (!reader_join(&r, 4000)) {
 		fprintf(stderr, "the waiter did not return after the reset failed its read\n");
@@ -175,8 +174,10 @@ static void test_dead_qpair_revives(void **state)
 	(void)state;
 	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 300), 0);
 	/* the device refuses the re-creation after the first reset */
-	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS, .qid = 0,
-				    .opcode = NVME_ADM_CREATE_CQ, .count = 1,
+	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS,
+				    .qid = 0,
+				    .opcode = NVME_ADM_CREATE_CQ,
+				    .count = 1,
 				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
 	assert_true(nvmk_emu_fault_add(f.t.emu, &ft) >= 0);
 	assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
@@ -215,8 +216,10 @@ static void test_destroy_refused_delete(void **state)
 	(void)state;
 	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 5000), 0);
 	add_fault(&f, NVMK_FAULT_DELAY, nvmk_qpair_id(f.qp), NVME_CMD_READ, 0, 1);
-	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS, .qid = 0,
-				    .opcode = NVME_ADM_DELETE_SQ, .count = 1,
+	struct nvmk_emu_fault ft = {.kind = NVMK_FAULT_STATUS,
+				    .qid = 0,
+				    .opcode = NVME_ADM_DELETE_SQ,
+				    .count = 1,
 				    .status = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL)};
 	assert_true(nvmk_emu_fault_add(f.t.emu, &ft) >= 0);
 	assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 8, 0, acb_count, &r), 0);
@@ -345,9 +348,8 @@ static void test_close_with_io_in_flight(void **state)
 		assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, (size_t)i * 4096, i, 1, 0,
 						     counted_cb, &c[i]),
 				 0);
-		assert_int_equal(nvmk_ns_submit_read(f.ns, shared, &f.buf,
-						     (size_t)(i + 3) * 4096, i, 1, 0, counted_cb,
-						     &c[i + 3]),
+		assert_int_equal(nvmk_ns_submit_read(f.ns, shared, &f.buf, (size_t)(i + 3) * 4096,
+						     i, 1, 0, counted_cb, &c[i + 3]),
 				 0);
 	}
 	nvmk_qpair_process_completions(f.qp, 0);
@@ -379,8 +381,7 @@ static void test_release_after_failure(void **state)
 	g_closed = 0;
 	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 20000), 0);
 	add_fault(&f, NVMK_FAULT_HANG, NVMK_FAULT_ANY_QID, NVME_CMD_READ, 0, 0);
-	assert_int_equal(
-	    nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 1, 0, counted_cb, &c), 0);
+	assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 1, 0, counted_cb, &c), 0);
 	nvmk_emu_set_fatal(f.t.emu);
 	for (int i = 0; i < 100 && !nvmk_ctrl_failed(f.t.ctrl); i++)
 		tsleep_ms(10);

@@ -325,8 +325,8 @@ int hostile_create(const struct nvmk_emu_config *ecfg, const struct hostile_cfg 
 	h->b.bar0 = NULL; /* every access through the ops, where it is checked */
 	h->b.bar0_size = h->cfg.bar0_size ? h->cfg.bar0_size : h->emu_bar0_size;
 	h->b.pool = h->inner->pool;
-	t = (struct nvmk_emu_tamper){.ctx = h, .fetched = t_fetched, .cqe = t_cqe,
-				     .admin_data = t_admin_data};
+	t = (struct nvmk_emu_tamper){
+	    .ctx = h, .fetched = t_fetched, .cqe = t_cqe, .admin_data = t_admin_data};
 	nvmk_emu_set_tamper(h->emu, &t);
 	*out = h;
 	return 0;

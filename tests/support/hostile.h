@@ -40,7 +40,7 @@ struct hostile_cfg {
 	 * (with __atomic_store_n) */
 	uint32_t csts_set;
 	uint32_t csts_clear;
-	size_t bar0_size;    /* declared BAR0 size, 0 = the emulator's */
+	size_t bar0_size; /* declared BAR0 size, 0 = the emulator's */
 	bool set_rtd3e;
 	uint32_t rtd3e; /* Identify Controller RTD3E (microseconds) */
 	bool set_aerl;
@@ -70,14 +70,14 @@ struct hostile {
 	pthread_mutex_t lock; /* script position, opcode table */
 	size_t pos, data_pos;
 	uint64_t ncqe;
-	uint8_t admin_opc[65536]; /* admin CID -> opcode of the last fetch */
-	uint64_t admin_prp1[256]; /* opcode -> PRP1 of its last admin fetch */
+	uint8_t admin_opc[65536];   /* admin CID -> opcode of the last fetch */
+	uint64_t admin_prp1[256];   /* opcode -> PRP1 of its last admin fetch */
 	uint64_t admin_resets[256]; /* opcode -> controller resets before that fetch */
 	/* counters */
 	_Atomic uint64_t oob_accesses; /* register accesses outside the declared BAR0 */
 	_Atomic uint32_t oob_last_off;
 	_Atomic uint64_t reg_accesses;
-	_Atomic uint64_t forged; /* completions changed, dropped or repeated */
+	_Atomic uint64_t forged;  /* completions changed, dropped or repeated */
 	_Atomic uint64_t mutated; /* admin transfers changed */
 };
 
