@@ -94,6 +94,10 @@
  *   -ECANCELED  the qpair was destroyed with the command outstanding.
  *  Every submitted command completes exactly once. A submit function that
  *  returns an error has not queued anything and will not call the callback.
+ *  Once the controller failed, every call that needs the device (submit,
+ *  process, wait, the synchronous wrappers, qpair create, namespace open,
+ *  admin commands, reset) returns nvmk_ctrl_failed()'s error (-EIO or
+ *  -ENODEV) without blocking, and nvmk_ctrl_get_qpair returns NULL.
  *
  * ---------------------------------------------------------------------------
  * Timeouts and recovery (Linux-like: admin 60 s, I/O 30 s by default)

@@ -401,6 +401,67 @@ static void test_release_after_failure(void **state)
 	assert_int_equal(c.calls, 1);
 }
 
+/* driver.h's error lists, held: after a fatal status (-EIO) or a removal
+ * (-ENODEV) every call returns that error (or NULL / nothing), never another
+ * one, and never blocks. */
+static void errors_after(bool removal)
+{
+	struct fx f;
+	struct counted c = {0};
+	int want = removal ? -ENODEV : -EIO;
+	struct nvmk_qpair *qp2 = NULL;
+	struct nvmk_ns *ns2 = NULL;
+	struct nvme_sqe idc = {.opc = NVME_ADM_IDENTIFY, .cdw10 = NVME_ID_CNS_CTRL};
+	char b[4096];
+	uint32_t ids[4];
+
+	g_closed = 0;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 20000), 0);
+	if (removal)
+		nvmk_emu_surprise_remove(f.t.emu);
+	else
+		nvmk_emu_set_fatal(f.t.emu);
+	for (int i = 0; i < 300 && nvmk_ctrl_failed(f.t.ctrl) == 0; i++)
+		tsleep_ms(10);
+	assert_int_equal(nvmk_ctrl_failed(f.t.ctrl), want);
+	/* the epoch bump follows the stop of the device (bounded by CAP.TO) */
+	for (int i = 0; i < 300; i++) {
+		int rc = nvmk_qpair_process_completions(f.qp, 0);
+
+		if (rc < 0) {
+			assert_int_equal(rc, want);
+			break;
+		}
+		tsleep_ms(10);
+	}
+	assert_int_equal(nvmk_ns_submit_read(f.ns, f.qp, &f.buf, 0, 0, 1, 0, counted_cb, &c),
+			 want);
+	assert_int_equal(nvmk_ns_read(f.ns, f.qp, b, 0, 1), want);
+	assert_int_equal(nvmk_ns_write(f.ns, f.qp, b, 0, 1), want);
+	assert_int_equal(nvmk_ns_flush(f.ns, f.qp), want);
+	assert_int_equal(nvmk_qpair_wait(f.qp, 10), want);
+	assert_int_equal(nvmk_qpair_create(f.t.ctrl, NULL, &qp2), want);
+	assert_int_equal(nvmk_ns_open(f.t.ctrl, 1, NVMK_NS_SHARED, &ns2), want);
+	assert_int_equal(nvmk_ctrl_admin_passthru(f.t.ctrl, &idc, b, sizeof(b), NULL), want);
+	assert_int_equal(nvmk_ctrl_active_ns(f.t.ctrl, ids, 4), want);
+	assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), want);
+	assert_null(nvmk_ctrl_get_qpair(f.t.ctrl));
+	assert_int_equal(c.calls, 0); /* a refused submit never calls back */
+	close_fx(&f);
+}
+
+static void test_errors_after_fatal(void **state)
+{
+	(void)state;
+	errors_after(false);
+}
+
+static void test_errors_after_removal(void **state)
+{
+	(void)state;
+	errors_after(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +473,8 @@ int main(void)
 	    cmocka_unit_test(test_races_reset_shared_create),
 	    cmocka_unit_test(test_close_with_io_in_flight),
 	    cmocka_unit_test(test_release_after_failure),
+	    cmocka_unit_test(test_errors_after_fatal),
+	    cmocka_unit_test(test_errors_after_removal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
