@@ -7,8 +7,9 @@
  * BAR0 is backed by a memfd of the BAR's size; only [0x1000, end) is offered
  * for mmap. A poller thread compares every doorbell with the value it last
  * forwarded and hands changes to the emulator as register writes, so a
- * doorbell is one store for the client. It spins for a short while after
- * activity, then sleeps in short steps (a core is not burnt when idle).
+ * doorbell is one store for the client. It spins for 200 us after a change,
+ * then looks every 20 us, and after 20 ms of quiet every 1 ms (an idle
+ * device costs ~1000 wakeups a second, not a core).
  *
  * A store of the value a doorbell already holds is invisible here: the
  * client backing sends such a store as a trapped REGION_WRITE (see
@@ -27,8 +28,9 @@
 #include "nvmekeep/spec.h"
 #include "server.h"
 
-#define DB_SPIN_NS  200000L /* keep spinning this long after the last change */
-#define DB_SLEEP_NS 20000L  /* then look every 20 us */
+#define DB_SPIN_NS  200000L  /* keep spinning this long after the last change */
+#define DB_SLEEP_NS 20000L   /* then look every 20 us */
+#define DB_IDLE_NS  20000000L /* after 20 ms without a change, every 1 ms */
 
 static inline void cpu_relax(void)
 {
@@ -75,15 +77,22 @@ static bool db_scan(struct srv *s)
 static void *db_poller(void *arg)
 {
 	struct srv *s = arg;
-	struct timespec nap = {0, DB_SLEEP_NS};
+	struct timespec nap = {0, DB_SLEEP_NS}, idle = {0, 1000000L};
 	uint64_t last = 0;
 
 	/* short sleeps are only worth it with a small timer slack */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load(&s->stopping)) {
-		if (db_scan(s))
+		uint64_t quiet;
+
+		if (db_scan(s)) {
 			last = now_ns();
-		else if (now_ns() - last > (uint64_t)DB_SPIN_NS)
+			continue;
+		}
+		quiet = now_ns() - last;
+		if (quiet > (uint64_t)DB_IDLE_NS)
+			nanosleep(&idle, NULL);
+		else if (quiet > (uint64_t)DB_SPIN_NS)
 			nanosleep(&nap, NULL);
 		else
 			cpu_relax();

@@ -187,8 +187,9 @@ static int bar0_access(struct srv *s, uint64_t off, uint32_t count, uint8_t *dat
 		}
 		return 0;
 	}
-	/* a register write: this client drives the controller now */
-	srv_resume_window(s, false);
+	/* a register write: this client drives the controller now (the window
+	 * closes after the write, so a reset is requested before a held access
+	 * fails) */
 	if (off == NVME_REG_CC && count == 4) {
 		uint32_t old = nvmk_emu_reg_read32(s->emu, NVME_REG_CC), v;
 
@@ -200,9 +201,7 @@ static int bar0_access(struct srv *s, uint64_t off, uint32_t count, uint8_t *dat
 			srv_db_clear(s);
 		}
 		nvmk_emu_reg_write32(s->emu, NVME_REG_CC, v);
-		return 0;
-	}
-	if (count == 4) {
+	} else if (count == 4) {
 		uint32_t v;
 
 		memcpy(&v, data, 4);
@@ -213,6 +212,7 @@ static int bar0_access(struct srv *s, uint64_t off, uint32_t count, uint8_t *dat
 		memcpy(&v, data, 8);
 		nvmk_emu_reg_write64(s->emu, (uint32_t)off, v);
 	}
+	srv_resume_window(s, false);
 	return 0;
 }
 
@@ -345,9 +345,9 @@ void srv_function_reset(struct srv *s)
 	struct timespec ms = {0, 1000000};
 
 	atomic_fetch_add(&s->stats.function_resets, 1);
+	nvmk_emu_reg_write32(s->emu, NVME_REG_CC, 0);
 	srv_resume_window(s, false);
 	srv_rpc_fail(s);
-	nvmk_emu_reg_write32(s->emu, NVME_REG_CC, 0);
 	for (unsigned i = 0; i < to_ms; i++) {
 		uint32_t csts = nvmk_emu_reg_read32(s->emu, NVME_REG_CSTS);
 
