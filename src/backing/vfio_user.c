@@ -1105,8 +1105,8 @@ int nvmk_vfio_user_handover_parse(const char *s, struct nvmk_vfio_user_handover 
 		if (ho->nirqs == NVMK_VFIO_USER_MAX_IRQS || !parse_int(&p, &fd, ',', ';'))
 			return -EINVAL;
 		ho->irq_fds[ho->nirqs++] = fd;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == ';')
+			return -EINVAL; /* a trailing comma */
 	}
 	if (!expect(&p, ";maps="))
 		return -EINVAL;
@@ -1120,8 +1120,8 @@ int nvmk_vfio_user_handover_parse(const char *s, struct nvmk_vfio_user_handover 
 		    m->iova + m->size < m->iova)
 			return -EINVAL;
 		ho->nmaps++;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == ';')
+			return -EINVAL;
 	}
 	if (!expect(&p, ";path=") || !*p || strlen(p) >= sizeof(ho->path))
 		return -EINVAL;
