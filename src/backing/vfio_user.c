@@ -751,6 +751,13 @@ static int vfu_hello(struct vfu_backing *v)
 	rc = exchange_locked(v, NVMK_VFU_VERSION, req, (size_t)n, NULL, 0, rep, sizeof(rep), &len,
 			     NULL, VFU_HELLO_TIMEOUT_MS);
 	pthread_mutex_unlock(&v->lock);
+	if (rc == -EBUSY) {
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "the server at %s is in use by another client (one at a time): stop "
+			 "that one first",
+			 v->path);
+		return -EBUSY;
+	}
 	if (rc == -ENOTSUP || rc == -EPROTONOSUPPORT) {
 		nvmk_err(v->b.name, NVMK_LOG_NOQ,
 			 "the server refused protocol version %u.%u: version mismatch (update "

@@ -86,6 +86,13 @@ static void io_session(bool trap_doorbells)
 	assert_true(tsrv_stat(&t, "io.0x01") >= 12);	/* Write */
 	assert_true(tsrv_stat(&t, "mapped_dma_bytes") > 0);
 	assert_int_equal(tsrv_stat(&t, "client.connected"), 1);
+	{
+		/* one client at a time: a second one is told so */
+		struct nvmk_backing *b2 = NULL;
+
+		assert_int_equal(nvmk_backing_vfio_user_open(t.sock, NULL, &b2), -EBUSY);
+		assert_null(b2);
+	}
 	for (unsigned i = 0; i < 3; i++)
 		nvmk_qpair_destroy(qp[i]);
 

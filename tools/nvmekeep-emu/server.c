@@ -495,6 +495,33 @@ static void client_accept(struct srv *s)
 	nvmk_info(s->name, NVMK_LOG_NOQ, "client connected (pid %d)", (int)s->client_pid);
 }
 
+/* A second client while one is attached: answer its first message (VERSION)
+ * with EBUSY so it can say why, and hang up. */
+static void refuse_busy(struct srv *s, uint8_t *buf)
+{
+	struct timeval tv = {1, 0};
+	int fds[SRV_MAX_MSG_FDS];
+	unsigned nfds = 0;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (nvmk_vfu_recv(fd, buf, SRV_MSG_MAX, fds, SRV_MAX_MSG_FDS, &nfds) > 0) {
+		struct nvmk_vfu_hdr h, r;
+
+		memcpy(&h, buf, sizeof(h));
+		r = (struct nvmk_vfu_hdr){.msg_id = h.msg_id, .cmd = h.cmd,
+					  .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
+					  .error = EBUSY};
+		nvmk_vfu_send(fd, &r, NULL, 0, NULL, 0);
+		close_fds(fds, nfds);
+	}
+	nvmk_warn(s->name, NVMK_LOG_NOQ, "second client refused: pid %d is attached",
+		  (int)s->client_pid);
+	close(fd);
+}
+
 int srv_serve(struct srv *s)
 {
 	uint8_t *buf = malloc(SRV_MSG_MAX);
@@ -514,11 +541,13 @@ int srv_serve(struct srv *s)
 	}
 	while (!atomic_load(&s->stopping)) {
 		int cfd = atomic_load(&s->client_fd);
-		struct pollfd pf[2] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct pollfd pf[3] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0},
+				       {sfd, POLLIN, 0},
+				       {cfd >= 0 ? s->listen_fd : -1, POLLIN, 0}};
 		unsigned nfds = 0;
 		int n;
 
-		if (poll(pf, 2, -1) < 0) {
+		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -527,6 +556,11 @@ int srv_serve(struct srv *s)
 			nvmk_info(s->name, NVMK_LOG_NOQ, "signal: stopping");
 			break;
 		}
+		/* The attached client first: a client that just closed and a new one
+		 * that just connected are both pending; the new one then gets the
+		 * device on the next round, not a refusal. */
+		if (pf[2].revents && !pf[0].revents)
+			refuse_busy(s, buf);
 		if (!pf[0].revents)
 			continue;
 		if (cfd < 0) {
