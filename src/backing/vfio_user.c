@@ -137,9 +137,9 @@ static void dma_write_ordered(uint8_t *dst, const uint8_t *src, size_t len)
 		memcpy(dst, src, len - 8);
 		memcpy(&last, src + len - 8, 8);
 		__atomic_store_n((uint64_t *)(dst + len - 8), last, __ATOMIC_RELEASE);
-	} else {
-		memcpy(dst, src, len);
-		__atomic_thread_fence(__ATOMIC_RELEASE);
+	} else if (len) {
+		memcpy(dst, src, len - 1);
+		__atomic_store_n(dst + len - 1, src[len - 1], __ATOMIC_RELEASE);
 	}
 }
 
