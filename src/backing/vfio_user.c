@@ -43,14 +43,14 @@
 #include "nvmekeep/spec.h"
 #include "nvmekeep/vfio_user.h"
 
-#define VFU_PREFIX	    "vfio-user:"
-#define VFU_IOVA_BASE	    0x100000000ull
-#define VFU_TIMEOUT_MS	    10000u
+#define VFU_PREFIX	     "vfio-user:"
+#define VFU_IOVA_BASE	     0x100000000ull
+#define VFU_TIMEOUT_MS	     10000u
 #define VFU_HELLO_TIMEOUT_MS 5000u
-#define VFU_MAX_XFER	    (1u << 20)
-#define VFU_MSG_MAX	    NVMK_VFU_MSG_MAX(VFU_MAX_XFER)
-#define VFU_REPLY_FDS	    4
-#define NVME_CLASS	    0x010802u
+#define VFU_MAX_XFER	     (1u << 20)
+#define VFU_MSG_MAX	     NVMK_VFU_MSG_MAX(VFU_MAX_XFER)
+#define VFU_REPLY_FDS	     4
+#define NVME_CLASS	     0x010802u
 
 struct vfu_map {
 	uint64_t iova, size;
@@ -101,8 +101,8 @@ static void mark_gone(struct vfu_backing *v, const char *what, int rc)
 {
 	if (!atomic_exchange(&v->gone, true))
 		nvmk_err(v->b.name, NVMK_LOG_NOQ,
-			 "vfio-user server at %s is gone (%s: %s): the controller is failed", v->path,
-			 what, strerror(-rc));
+			 "vfio-user server at %s is gone (%s: %s): the controller is failed",
+			 v->path, what, strerror(-rc));
 }
 
 /* ---- serving the server's DMA_READ/WRITE ---- */
@@ -143,10 +143,11 @@ static void dma_write_ordered(uint8_t *dst, const uint8_t *src, size_t len)
 	}
 }
 
-static void serve_server_cmd(struct vfu_backing *v, const struct nvmk_vfu_hdr *h,
-			     const uint8_t *p, size_t len)
+static void serve_server_cmd(struct vfu_backing *v, const struct nvmk_vfu_hdr *h, const uint8_t *p,
+			     size_t len)
 {
-	struct nvmk_vfu_hdr r = {.msg_id = h->msg_id, .cmd = h->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
+	struct nvmk_vfu_hdr r = {
+	    .msg_id = h->msg_id, .cmd = h->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
 	struct nvmk_vfu_dma_rw rw;
 	uint8_t *host;
 	int rc;
@@ -267,8 +268,9 @@ static int exchange_locked(struct vfu_backing *v, uint16_t cmd, const void *req,
 		if (len > rmax) {
 			for (unsigned i = 0; i < ngot; i++)
 				close(got[i]);
-			nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s: reply of %zu bytes (expected <= %zu)",
-				 nvmk_vfu_cmd_name(cmd), len, rmax);
+			nvmk_err(v->b.name, NVMK_LOG_NOQ,
+				 "%s: reply of %zu bytes (expected <= %zu)", nvmk_vfu_cmd_name(cmd),
+				 len, rmax);
 			return -EPROTO;
 		}
 		if (reply)
@@ -291,8 +293,7 @@ static int exchange(struct vfu_backing *v, uint16_t cmd, const void *req, size_t
 	int rc;
 
 	pthread_mutex_lock(&v->lock);
-	rc = exchange_locked(v, cmd, req, reqlen, fds, nfds, reply, rmax, rlen, rfd,
-			     v->timeout_ms);
+	rc = exchange_locked(v, cmd, req, reqlen, fds, nfds, reply, rmax, rlen, rfd, v->timeout_ms);
 	pthread_mutex_unlock(&v->lock);
 	return rc;
 }
@@ -314,7 +315,8 @@ static int region_read(struct vfu_backing *v, uint32_t region, uint64_t off, voi
 	if (rc)
 		return rc;
 	if (len != sizeof(rw) + count) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "REGION_READ reply of %zu bytes for %u", len, count);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ, "REGION_READ reply of %zu bytes for %u", len,
+			 count);
 		return -EPROTO;
 	}
 	memcpy(data, out + sizeof(rw), count);
@@ -460,7 +462,8 @@ static int vfu_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 static void vfu_dma_unmap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 {
 	struct vfu_backing *v = to_vfu(b);
-	struct nvmk_vfu_dma_unmap u = {.argsz = sizeof(u), .addr = buf->iova, .size = buf->mem.size};
+	struct nvmk_vfu_dma_unmap u = {
+	    .argsz = sizeof(u), .addr = buf->iova, .size = buf->mem.size};
 	uint8_t out[sizeof(u)];
 	int i, rc;
 
@@ -492,10 +495,12 @@ static int vfu_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	pthread_mutex_lock(&v->map_lock);
 	i = map_index(v, buf->iova);
 	if (i >= 0) {
-		if (v->maps[i].size != buf->mem.size || v->maps[i].fd_offset != buf->mem.fd_offset) {
+		if (v->maps[i].size != buf->mem.size ||
+		    v->maps[i].fd_offset != buf->mem.fd_offset) {
 			pthread_mutex_unlock(&v->map_lock);
 			nvmk_err(b->name, NVMK_LOG_NOQ,
-				 "remap of 0x%" PRIx64 ": the inherited map has another size/offset",
+				 "remap of 0x%" PRIx64
+				 ": the inherited map has another size/offset",
 				 buf->iova);
 			return -EINVAL;
 		}
@@ -530,8 +535,11 @@ static unsigned vfu_irq_count(struct nvmk_backing *b)
 static int set_irqs(struct vfu_backing *v, uint32_t flags, uint32_t start, uint32_t count,
 		    const int *fds, unsigned nfds)
 {
-	struct nvmk_vfu_irq_set s = {.argsz = sizeof(s), .flags = flags,
-				     .index = NVMK_VFU_IRQ_MSIX, .start = start, .count = count};
+	struct nvmk_vfu_irq_set s = {.argsz = sizeof(s),
+				     .flags = flags,
+				     .index = NVMK_VFU_IRQ_MSIX,
+				     .start = start,
+				     .count = count};
 
 	return exchange(v, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s), fds, nfds, NULL, 0, NULL, NULL);
 }
@@ -717,8 +725,8 @@ static int vfu_connect(struct vfu_backing *v)
 		return rc;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s is not a socket: give the server's socket path",
-			 v->path);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "%s is not a socket: give the server's socket path", v->path);
 		return -ENOTSOCK;
 	}
 	strcpy(sa.sun_path, v->path);
@@ -727,9 +735,9 @@ static int vfu_connect(struct vfu_backing *v)
 		return -errno;
 	if (connect(v->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		rc = -errno;
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "cannot connect to %s: %s%s", v->path, strerror(-rc),
-			 rc == -ECONNREFUSED ? " (nobody listens: is the server still running?)"
-					     : "");
+		nvmk_err(
+		    v->b.name, NVMK_LOG_NOQ, "cannot connect to %s: %s%s", v->path, strerror(-rc),
+		    rc == -ECONNREFUSED ? " (nobody listens: is the server still running?)" : "");
 		return rc;
 	}
 	return 0;
@@ -737,7 +745,8 @@ static int vfu_connect(struct vfu_backing *v)
 
 static int vfu_hello(struct vfu_backing *v)
 {
-	struct nvmk_vfu_caps ours = {VFU_REPLY_FDS, VFU_MAX_XFER, NVMK_VFU_DEFAULT_MAX_DMA_MAPS, 4096};
+	struct nvmk_vfu_caps ours = {VFU_REPLY_FDS, VFU_MAX_XFER, NVMK_VFU_DEFAULT_MAX_DMA_MAPS,
+				     4096};
 	uint8_t req[512], rep[NVMK_VFU_JSON_MAX + 8];
 	struct nvmk_vfu_version ver;
 	size_t len = 0;
@@ -775,8 +784,8 @@ static int vfu_hello(struct vfu_backing *v)
 		return rc;
 	rc = nvmk_vfu_version_parse(rep, len, &ver, &v->server, why, sizeof(why));
 	if (rc) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s is not a vfio-user server (VERSION reply: %s)",
-			 v->path, why);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "%s is not a vfio-user server (VERSION reply: %s)", v->path, why);
 		return -EPROTO;
 	}
 	if (ver.major != NVMK_VFU_MAJOR || ver.minor > NVMK_VFU_MINOR) {
@@ -826,13 +835,14 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 		return -ENODEV;
 	}
 
-	rc = exchange(v, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, rep, sizeof(rep),
-		      &len, &fd);
+	rc = exchange(v, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, rep,
+		      sizeof(rep), &len, &fd);
 	if (rc || len < sizeof(ri))
 		return rc ? rc : -EPROTO;
 	memcpy(&ri, rep, sizeof(ri));
 	if (ri.size < NVME_REG_DBS + 8) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "BAR0 of %" PRIu64 " bytes is too small", ri.size);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ, "BAR0 of %" PRIu64 " bytes is too small",
+			 ri.size);
 		if (fd >= 0)
 			close(fd);
 		return -ENODEV;
@@ -840,8 +850,8 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 	v->bar0_region_size = ri.size;
 	/* walk the capability chain inside the reply for the sparse-mmap area
 	 * that holds the doorbells (offsets relative to the region info) */
-	if (fd >= 0 && !(opts && opts->no_doorbell_mmap) && (ri.flags & NVMK_VFU_REGION_FLAG_MMAP) &&
-	    (ri.flags & NVMK_VFU_REGION_FLAG_CAPS)) {
+	if (fd >= 0 && !(opts && opts->no_doorbell_mmap) &&
+	    (ri.flags & NVMK_VFU_REGION_FLAG_MMAP) && (ri.flags & NVMK_VFU_REGION_FLAG_CAPS)) {
 		uint32_t off = ri.cap_offset;
 
 		for (unsigned hops = 0; off && hops < 16; hops++) {
@@ -849,7 +859,8 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 
 			if (off < sizeof(ri) || off > len || len - off < sizeof(cap.hdr))
 				break;
-			memcpy(&cap, rep + off, len - off < sizeof(cap) ? sizeof(cap.hdr) : sizeof(cap));
+			memcpy(&cap, rep + off,
+			       len - off < sizeof(cap) ? sizeof(cap.hdr) : sizeof(cap));
 			if (cap.hdr.id == NVMK_VFU_CAP_SPARSE_MMAP && len - off >= sizeof(cap)) {
 				for (uint32_t a = 0; a < cap.nr_areas; a++) {
 					struct nvmk_vfu_sparse_area ar;
@@ -861,9 +872,9 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 					if (ar.offset <= NVME_REG_DBS && ar.size > 0 &&
 					    ar.offset + ar.size > NVME_REG_DBS &&
 					    ar.offset + ar.size <= ri.size && !(ar.offset & 4095)) {
-						void *p = mmap(NULL, ar.size, PROT_READ | PROT_WRITE,
-							       MAP_SHARED, fd,
-							       (off_t)(ri.offset + ar.offset));
+						void *p = mmap(NULL, ar.size,
+							       PROT_READ | PROT_WRITE, MAP_SHARED,
+							       fd, (off_t)(ri.offset + ar.offset));
 
 						if (p != MAP_FAILED) {
 							v->db_map = p;
@@ -885,12 +896,13 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 	v->b.bar0 = NULL;
 	v->b.bar0_size = ri.size;
 
-	rc = exchange(v, NVMK_VFU_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL, 0, &ii, sizeof(ii), &len,
-		      NULL);
+	rc = exchange(v, NVMK_VFU_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL, 0, &ii, sizeof(ii),
+		      &len, NULL);
 	if (rc || len != sizeof(ii))
 		return rc ? rc : -EPROTO;
 	if (!(ii.flags & NVMK_VFU_IRQ_INFO_EVENTFD) || ii.count == 0) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "MSI-X without eventfd signalling is not supported");
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "MSI-X without eventfd signalling is not supported");
 		return -ENODEV;
 	}
 	v->irq_max = ii.count;
@@ -1022,8 +1034,7 @@ int nvmk_backing_vfio_user_export_abort(struct nvmk_backing *b,
 	return export_cloexec(ho, true);
 }
 
-int nvmk_vfio_user_handover_format(const struct nvmk_vfio_user_handover *ho, char *buf,
-				   size_t len)
+int nvmk_vfio_user_handover_format(const struct nvmk_vfio_user_handover *ho, char *buf, size_t len)
 {
 	size_t off = 0;
 	int n;
@@ -1146,7 +1157,8 @@ int nvmk_backing_vfio_user_adopt(const struct nvmk_vfio_user_handover *ho,
 	    ho->nmaps > NVMK_VFIO_USER_MAX_MAPS)
 		return -EINVAL;
 	if (fcntl(ho->sock_fd, F_GETFD) < 0) {
-		nvmk_err(VFU_PREFIX, NVMK_LOG_NOQ, "inherited socket fd %d is not open", ho->sock_fd);
+		nvmk_err(VFU_PREFIX, NVMK_LOG_NOQ, "inherited socket fd %d is not open",
+			 ho->sock_fd);
 		return -EBADF;
 	}
 	v = vfu_alloc(ho->path, opts);

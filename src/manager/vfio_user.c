@@ -8,8 +8,7 @@
 #include "manager/mgr_internal.h"
 #include "nvmekeep/backing.h"
 
-int nvmk_mgr_vfio_user_backing(void *ctx, const char *id, bool restoring,
-			       struct nvmk_backing **out)
+int nvmk_mgr_vfio_user_backing(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
 {
 	/* restoring: the controller is live with our queues in it; a reset
 	 * would lose the commands in flight */

@@ -83,7 +83,7 @@ static void io_session(bool trap_doorbells)
 	/* the device saw it: enable, queue creation, writes, mapped memory */
 	assert_int_equal(tsrv_stat(&t, "cc_enables"), 1);
 	assert_true(tsrv_stat(&t, "admin.0x05") >= 3); /* Create I/O CQ */
-	assert_true(tsrv_stat(&t, "io.0x01") >= 12);	/* Write */
+	assert_true(tsrv_stat(&t, "io.0x01") >= 12);   /* Write */
 	assert_true(tsrv_stat(&t, "mapped_dma_bytes") > 0);
 	assert_int_equal(tsrv_stat(&t, "client.connected"), 1);
 	{
@@ -219,9 +219,8 @@ static void test_server_gone(void **state)
 	assert_true(tsrv_ok(&t, "{\"cmd\":\"fault\",\"kind\":\"hang\",\"opcode\":1}"));
 	for (uintptr_t i = 0; i < NREQ; i++) {
 		atomic_store(&done_count[i], 0);
-		assert_int_equal(nvmk_ns_submit_write(ns, qp, &d, i * 4096, i * 8, 8, 0, gone_cb,
-						      (void *)i),
-				 0);
+		assert_int_equal(
+		    nvmk_ns_submit_write(ns, qp, &d, i * 4096, i * 8, 8, 0, gone_cb, (void *)i), 0);
 	}
 	atomic_store(&err_count, 0);
 	tsleep_ms(50);
@@ -451,7 +450,8 @@ static void test_user_errors(void **state)
 	}
 	/* a vfio-user server that refuses our version */
 	{
-		struct nvmk_vfu_hdr h = {.cmd = NVMK_VFU_VERSION, .size = 16,
+		struct nvmk_vfu_hdr h = {.cmd = NVMK_VFU_VERSION,
+					 .size = 16,
 					 .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
 					 .error = ENOTSUP};
 		struct fake f = {.reply = &h, .len = sizeof(h), .echo_header = true};
@@ -521,8 +521,9 @@ static void test_manager_device(void **state)
 	nvmk_mgr_destroy(mgr);
 	assert_int_equal(tsrv_stop(&t), 0);
 	/* a bad id is refused by the factory */
-	assert_int_equal(nvmk_mgr_vfio_user_backing(NULL, "vfio-user:", false, &(struct nvmk_backing *){0}),
-			 -EINVAL);
+	assert_int_equal(
+	    nvmk_mgr_vfio_user_backing(NULL, "vfio-user:", false, &(struct nvmk_backing *){0}),
+	    -EINVAL);
 }
 
 int main(void)

@@ -171,7 +171,8 @@ static inline long long tsrv_stat(struct tsrv *t, const char *key)
 		if (!strncmp(key, "admin.", 6) || !strncmp(key, "io.", 3)) {
 			bool admin = key[0] == 'a';
 
-			if (json_object_object_get_ex(c, admin ? "admin_commands" : "io_commands", &m))
+			if (json_object_object_get_ex(c, admin ? "admin_commands" : "io_commands",
+						      &m))
 				out = json_object_object_get_ex(m, key + (admin ? 6 : 3), &v)
 					  ? json_object_get_int64(v)
 					  : 0;

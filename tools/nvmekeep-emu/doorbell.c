@@ -28,8 +28,8 @@
 #include "nvmekeep/spec.h"
 #include "server.h"
 
-#define DB_SPIN_NS  200000L  /* keep spinning this long after the last change */
-#define DB_SLEEP_NS 20000L   /* then look every 20 us */
+#define DB_SPIN_NS  200000L   /* keep spinning this long after the last change */
+#define DB_SLEEP_NS 20000L    /* then look every 20 us */
 #define DB_IDLE_NS  20000000L /* after 20 ms without a change, every 1 ms */
 
 static inline void cpu_relax(void)

@@ -30,8 +30,8 @@
 static int send_reply(struct srv *s, const struct nvmk_vfu_hdr *req, const void *p, size_t len,
 		      const int *fds, unsigned nfds)
 {
-	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id, .cmd = req->cmd,
-				 .flags = NVMK_VFU_F_TYPE_REPLY};
+	struct nvmk_vfu_hdr h = {
+	    .msg_id = req->msg_id, .cmd = req->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
 	int fd = atomic_load(&s->client_fd), rc;
 
 	if (req->flags & NVMK_VFU_F_NO_REPLY)
@@ -45,7 +45,8 @@ static int send_reply(struct srv *s, const struct nvmk_vfu_hdr *req, const void 
 /* "If an error occurs, the reply message must only include the reply header." */
 static int send_error(struct srv *s, const struct nvmk_vfu_hdr *req, int err, const char *why)
 {
-	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id, .cmd = req->cmd,
+	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id,
+				 .cmd = req->cmd,
 				 .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
 				 .error = (uint32_t)err};
 	int fd = atomic_load(&s->client_fd), rc;
@@ -84,8 +85,9 @@ static int do_version(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t
 	}
 	if (s->peer.max_data_xfer_size > NVMK_VFU_LIMIT_MAX_XFER)
 		s->peer.max_data_xfer_size = NVMK_VFU_LIMIT_MAX_XFER;
-	n = nvmk_vfu_version_format(NVMK_VFU_MAJOR, v.minor < NVMK_VFU_MINOR ? v.minor : NVMK_VFU_MINOR,
-				    &ours, out, sizeof(out));
+	n = nvmk_vfu_version_format(NVMK_VFU_MAJOR,
+				    v.minor < NVMK_VFU_MINOR ? v.minor : NVMK_VFU_MINOR, &ours, out,
+				    sizeof(out));
 	if (n < 0)
 		return send_error(s, h, EINVAL, "reply does not fit");
 	s->versioned = true;
@@ -241,8 +243,9 @@ static int do_region_rw(struct srv *s, const struct nvmk_vfu_hdr *h, uint8_t *p,
 	if (rc) {
 		char why[128];
 
-		snprintf(why, sizeof(why), "%u bytes at 0x%llx of region %u: out of bounds or width",
-			 rw.count, (unsigned long long)rw.offset, rw.region);
+		snprintf(why, sizeof(why),
+			 "%u bytes at 0x%llx of region %u: out of bounds or width", rw.count,
+			 (unsigned long long)rw.offset, rw.region);
 		return send_error(s, h, -rc, why);
 	}
 	/* read reply: head + data; write reply: head only */
@@ -427,11 +430,11 @@ static int handle(struct srv *s, uint8_t *msg, int *fds, unsigned nfds)
 		return send_reply(s, &h, p, sizeof(u), NULL, 0);
 	}
 	case NVMK_VFU_DEVICE_GET_INFO: {
-		struct nvmk_vfu_device_info di = {
-		    .argsz = sizeof(di),
-		    .flags = NVMK_VFU_DEV_FLAG_RESET | NVMK_VFU_DEV_FLAG_PCI,
-		    .num_regions = NVMK_VFU_PCI_NUM_REGIONS,
-		    .num_irqs = NVMK_VFU_NUM_IRQS};
+		struct nvmk_vfu_device_info di = {.argsz = sizeof(di),
+						  .flags = NVMK_VFU_DEV_FLAG_RESET |
+							   NVMK_VFU_DEV_FLAG_PCI,
+						  .num_regions = NVMK_VFU_PCI_NUM_REGIONS,
+						  .num_irqs = NVMK_VFU_NUM_IRQS};
 
 		return send_reply(s, &h, &di, sizeof(di), NULL, 0);
 	}
@@ -511,7 +514,8 @@ static void refuse_busy(struct srv *s, uint8_t *buf)
 		struct nvmk_vfu_hdr h, r;
 
 		memcpy(&h, buf, sizeof(h));
-		r = (struct nvmk_vfu_hdr){.msg_id = h.msg_id, .cmd = h.cmd,
+		r = (struct nvmk_vfu_hdr){.msg_id = h.msg_id,
+					  .cmd = h.cmd,
 					  .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
 					  .error = EBUSY};
 		nvmk_vfu_send(fd, &r, NULL, 0, NULL, 0);
@@ -577,14 +581,15 @@ int srv_serve(struct srv *s)
 		if (n == -E2BIG) {
 			char why[96];
 
-			snprintf(why, sizeof(why), "message of %u bytes (at most %zu): disconnecting",
+			snprintf(why, sizeof(why),
+				 "message of %u bytes (at most %zu): disconnecting",
 				 ((struct nvmk_vfu_hdr *)buf)->size, (size_t)SRV_MSG_MAX);
 			send_error(s, (struct nvmk_vfu_hdr *)buf, EMSGSIZE, why);
 		}
 		if (n <= 0) {
 			if (n < 0 && n != -E2BIG)
-				nvmk_warn(s->name, NVMK_LOG_NOQ, "receive failed (%s): disconnecting",
-					  strerror(-n));
+				nvmk_warn(s->name, NVMK_LOG_NOQ,
+					  "receive failed (%s): disconnecting", strerror(-n));
 			client_gone(s);
 			continue;
 		}
