@@ -32,6 +32,7 @@
 #include "nvmekeep/dma.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/manager.h"
 #include "vfu_test.h"
 
 #define NINFLIGHT 8
@@ -114,9 +115,13 @@ static int child_main(int argc, char **argv)
 	if (!strcmp(mode, "handover")) {
 		struct nvmk_vfio_user_handover ho;
 
+		char id[128];
+
+		/* the manager's factory with the handover string: adopt */
+		snprintf(id, sizeof(id), "vfio-user:%s", t.sock);
 		rc = nvmk_vfio_user_handover_parse(argv[13], &ho);
 		if (!rc)
-			rc = nvmk_backing_vfio_user_adopt(&ho, NULL, &b);
+			rc = nvmk_mgr_vfio_user_backing(argv[13], id, true, &b);
 	} else {
 		struct nvmk_vfio_user_opts vo = {.no_reset = true};
 
