@@ -66,7 +66,7 @@ struct srv {
 
 	int listen_fd;
 	_Atomic int client_fd; /* -1 when none */
-	pid_t client_pid;
+	_Atomic int client_pid; /* 0 when none */
 	pthread_mutex_t send_lock;
 	bool versioned;
 	struct nvmk_vfu_caps peer;
