@@ -113,8 +113,8 @@ static void io_session(bool trap_doorbells)
 	nvmk_ns_close(ns);
 	nvmk_ctrl_close(ctrl);
 	nvmk_backing_destroy(b);
-	assert_int_equal(tsrv_stat(&t, "client.connected"), 0);
-	assert_int_equal(tsrv_stat(&t, "dma_maps"), 0);
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+	assert_int_equal(tsrv_wait_stat(&t, "dma_maps", 0), 0);
 	assert_int_equal(tsrv_stop(&t), 0);
 }
 
@@ -307,12 +307,11 @@ static void crash_and_reconnect(bool persist)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
 	assert_true(atomic_load(&acked[KBLOCKS]) >= 1);
-	for (int i = 0; i < 500 && tsrv_stat(&t, "client.connected") != 0; i++)
-		tsleep_ms(10);
-	assert_int_equal(tsrv_stat(&t, "client.connected"), 0);
-	assert_int_equal(tsrv_stat(&t, "dma_maps"), 0); /* the dead client's maps are dropped */
-	resets0 = tsrv_stat(&t, "function_resets");
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+	/* the dead client's maps are dropped */
+	assert_int_equal(tsrv_wait_stat(&t, "dma_maps", 0), 0);
 	/* with --persist the controller was left enabled; without, reset */
+	resets0 = tsrv_wait_stat(&t, "function_resets", persist ? 1 : 2);
 	assert_int_equal(resets0, persist ? 1 : 2);
 
 	/* a new client: every acknowledged write is there */

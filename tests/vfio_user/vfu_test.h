@@ -188,6 +188,19 @@ static inline long long tsrv_stat(struct tsrv *t, const char *key)
 	return out;
 }
 
+/* Wait up to 5 s for stat @key to read @want (the server handles a
+ * disconnect asynchronously); returns the last value read. */
+static inline long long tsrv_wait_stat(struct tsrv *t, const char *key, long long want)
+{
+	long long v = tsrv_stat(t, key);
+
+	for (int i = 0; i < 500 && v != want; i++) {
+		tsleep_ms(10);
+		v = tsrv_stat(t, key);
+	}
+	return v;
+}
+
 /* {"ok":true} for @line? */
 static inline bool tsrv_ok(struct tsrv *t, const char *line)
 {
