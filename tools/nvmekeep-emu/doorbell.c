@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -95,7 +96,7 @@ static void *db_poller(void *arg)
 		else if (quiet > (uint64_t)DB_SPIN_NS)
 			nanosleep(&nap, NULL);
 		else
-			cpu_relax();
+			sched_yield();
 	}
 	return NULL;
 }
