@@ -198,9 +198,21 @@ int main(int argc, char **argv)
 		case 's':
 			sock_path = optarg;
 			break;
-		case 'f':
-			listen_fd = atoi(optarg);
+		case 'f': {
+			struct stat st;
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 0 || v > INT32_MAX || fstat((int)v, &st) ||
+			    !S_ISSOCK(st.st_mode)) {
+				fprintf(stderr,
+					"nvmekeep-emu: --fd %s is not an open listening socket\n",
+					optarg);
+				return 2;
+			}
+			listen_fd = (int)v;
 			break;
+		}
 		case 'n':
 			if (nns == NVMK_EMU_MAX_NS) {
 				fprintf(stderr, "nvmekeep-emu: at most %d --ns\n", NVMK_EMU_MAX_NS);
