@@ -277,34 +277,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	s->name = cfg.name;
-	atomic_store(&s->client_fd, -1);
-	pthread_mutex_init(&s->send_lock, NULL);
-	srv_dma_init(s);
-	cfg.dma = srv_dma_translate;
-	cfg.dma_done = srv_dma_done;
-	cfg.dma_ctx = s;
-	rc = nvmk_emu_create(&cfg, &s->emu);
+	rc = srv_setup(s, &cfg);
 	if (rc) {
 		fprintf(stderr, "nvmekeep-emu: cannot create the controller: %s\n", strerror(-rc));
-		return 1;
-	}
-	s->bar0_size = nvmk_emu_bar_size(s->emu);
-	s->db_stride = 4u << cfg.dstrd;
-	s->db_count = (unsigned)((s->bar0_size - NVME_REG_DBS) / s->db_stride);
-	s->nvec = nvmk_emu_irq_count(s->emu);
-	s->irq_fds = malloc(s->nvec * sizeof(int));
-	s->msix_table = calloc((size_t)s->nvec * 4, sizeof(uint32_t));
-	if (!s->irq_fds || !s->msix_table) {
-		fprintf(stderr, "nvmekeep-emu: out of memory\n");
-		return 1;
-	}
-	for (unsigned v = 0; v < s->nvec; v++)
-		s->irq_fds[v] = -1;
-	srv_pci_init(s);
-	rc = srv_db_init(s);
-	if (rc) {
-		fprintf(stderr, "nvmekeep-emu: doorbell page: %s\n", strerror(-rc));
 		return 1;
 	}
 	if (listen_fd < 0) {
@@ -313,6 +288,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	s->listen_fd = listen_fd;
+	s->stop_fd = -1;
 	if (control && srv_control_start(s, control))
 		return 1;
 	nvmk_log(NVMK_LOG_WARN, s->name, NVMK_LOG_NOQ,
@@ -321,12 +297,8 @@ int main(int argc, char **argv)
 
 	srv_serve(s);
 
-	atomic_store(&s->stopping, true);
 	srv_control_stop();
-	srv_db_stop(s);
-	srv_irqs_drop(s);
-	nvmk_emu_destroy(s->emu);
-	srv_dma_unmap_all(s);
+	srv_teardown(s);
 	/* file namespaces: make what was written durable before exiting */
 	for (unsigned i = 0; i < nns; i++) {
 		if (paths[i]) {
@@ -344,7 +316,5 @@ int main(int argc, char **argv)
 	if (sock_path)
 		unlink(sock_path);
 	close(listen_fd);
-	free(s->irq_fds);
-	free(s->msix_table);
 	return 0;
 }
