@@ -63,5 +63,6 @@ int cmd_write(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_emu(int argc, char **argv);
 
 #endif /* NVMK_CLI_H */

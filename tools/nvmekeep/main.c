@@ -26,6 +26,7 @@ static const struct subcommand subcommands[] = {
     {"bench", cmd_bench, "IOPS, bandwidth and latency percentiles"},
     {"config", cmd_config, "effective configuration (OpenHCL variables)"},
     {"setup", cmd_setup, "list NVMe PCI functions, bind to / unbind from vfio-pci"},
+    {"emu", cmd_emu, "stats of / faults into a running nvmekeep-emu (--control)"},
 };
 
 static void usage(FILE *f)
@@ -36,7 +37,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].help);
 	fprintf(f, "\nDEVICE is 'emu' (the built-in emulated controller, default), 'emu:FILE'\n"
 		   "(emulated, namespace 1 stored in FILE), a PCI address (0000:00:03.0)\n"
-		   "bound to vfio-pci (the userspace driver), or for read/write a kernel block\n"
+		   "bound to vfio-pci (the userspace driver), 'vfio-user:SOCKET' (a controller\n"
+		   "served by nvmekeep-emu), or for read/write a kernel block\n"
 		   "device /dev/nvmeXnY (io_uring). read/write also take a PCI address bound to\n"
 		   "the kernel nvme driver through the kernel when OPENHCL_NVME_VFIO is off\n"
 		   "(the default); with OPENHCL_NVME_VFIO=1 it must be bound to vfio-pci.\n"
