@@ -94,6 +94,10 @@
  *   -ECANCELED  the qpair was destroyed with the command outstanding.
  *  Every submitted command completes exactly once. A submit function that
  *  returns an error has not queued anything and will not call the callback.
+ *  Once the controller failed, every call that needs the device (submit,
+ *  process, wait, the synchronous wrappers, qpair create, namespace open,
+ *  admin commands, reset) returns nvmk_ctrl_failed()'s error (-EIO or
+ *  -ENODEV) without blocking, and nvmk_ctrl_get_qpair returns NULL.
  *
  * ---------------------------------------------------------------------------
  * Timeouts and recovery (Linux-like: admin 60 s, I/O 30 s by default)
@@ -232,8 +236,18 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 
 /**
  * nvmk_ctrl_close - shut down and free: delete remaining I/O queues, CC.SHN =
- * normal, wait CSTS.SHST = complete (bounded by RTD3E or the default), then
- * CC.EN = 0. The backing is left to the caller. NULL is a no-op.
+ * normal, wait CSTS.SHST = complete (bounded by opts.shutdown_timeout_ms, or
+ * by RTD3E clamped to 60 s, or 10 s without RTD3E), then CC.EN = 0. The
+ * backing is left to the caller. NULL is a no-op.
+ *
+ * Commands still outstanding on any qpair complete exactly once, with
+ * -ECANCELED, before close returns (their callbacks run in the closing
+ * thread); no callback runs after. Queue memory is freed only once the
+ * device let go of it (queues deleted, or CSTS.RDY = 0 after CC.EN = 0); a
+ * device that never stops keeps it (leaked, logged). Namespace handles still
+ * open stay valid for nvmk_ns_close and nvmk_ns_info (which then reports
+ * removed) only; DMA buffers from nvmk_ctrl_dma_alloc are freed afterwards
+ * with nvmk_ctrl_dma_free(NULL, buf) while the backing exists.
  */
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl);
 
@@ -289,7 +303,9 @@ int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max);
  * Return: 0 or negative errno.
  */
 int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf *buf);
-/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc. */
+/** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc; also
+ *  after the controller failed, and after nvmk_ctrl_close with @ctrl NULL
+ *  (the backing is found from the block; it must not be destroyed yet). */
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
 
 /* ------------------------------------------------------------------------ */
@@ -320,12 +336,18 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
 /**
  * nvmk_qpair_create - create an I/O queue pair (Create I/O CQ + SQ).
  * @opts: NULL for defaults (interrupt mode, exclusive)
- * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, or the admin error.
+ * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, -EINVAL (its
+ * doorbells would lie beyond BAR0), -EIO/-ENODEV (controller failed),
+ * -EAGAIN (being saved), or the admin error of Create I/O CQ/SQ (a device
+ * that neither creates nor refuses the queue is reset before its memory is
+ * freed).
  */
 int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts,
 		      struct nvmk_qpair **out);
 /** nvmk_qpair_destroy - delete the queues; outstanding commands complete with
- *  -ECANCELED. Not for qpairs from nvmk_ctrl_get_qpair. NULL is a no-op. */
+ *  -ECANCELED before it returns. A device that refuses (or does not answer)
+ *  Delete I/O SQ/CQ is reset first, so that it no longer writes the queue
+ *  memory. Not for qpairs from nvmk_ctrl_get_qpair. NULL is a no-op. */
 void nvmk_qpair_destroy(struct nvmk_qpair *qp);
 
 /** nvmk_qpair_id - the queue ID on the device (1..granted). */
@@ -347,8 +369,13 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
  * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
  * internally by the next command deadline) and process again. In poll mode it
  * polls until something completes or @timeout_ms passes.
+ * Commands that recovery completes (a reset or failure since the last call)
+ * count as completed. -1 waits as long as nothing completes: only while a
+ * command is outstanding does something eventually complete (at the latest
+ * through the timeouts above).
  * Return: number completed (> 0), -ETIMEDOUT when none within @timeout_ms,
- * or negative errno.
+ * or negative errno (-EIO/-ENODEV: controller failed, or the qpair could not
+ * be re-created; -EAGAIN: being saved).
  */
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms);
 
@@ -395,7 +422,8 @@ struct nvmk_ns_info {
  *         -EINVAL (unsupported format, e.g. metadata), or admin error.
  */
 int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct nvmk_ns **out);
-/** nvmk_ns_close - close a handle (no I/O may be outstanding on it). NULL: no-op. */
+/** nvmk_ns_close - close a handle (no I/O may be outstanding on it); also
+ *  after its controller failed or was closed. NULL: no-op. */
 void nvmk_ns_close(struct nvmk_ns *ns);
 /** nvmk_ns_info - current size and format (updated by resize events). */
 void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
@@ -420,8 +448,11 @@ struct nvmk_range {
  * 65536-block limit of one command) are split (at most depth - 2 parts,
  * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
- * @qp: process completions and retry), -ENODEV (namespace removed or
- * controller gone), -EIO (controller failed), -EINVAL (bad arguments).
+ * @qp: process completions and retry; also while the controller is being
+ * saved), -ENODEV (namespace removed or controller gone), -EIO (controller
+ * failed, or the device refused to re-create @qp's queues after a reset: then
+ * until a later reset succeeds), -EINVAL (bad arguments), -E2BIG (a split
+ * request that can never fit @qp).
  */
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
 			size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
@@ -456,8 +487,12 @@ int nvmk_ns_submit_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struc
 /*
  * Synchronous wrappers: any buffer (bounced when not DMA memory of the
  * controller), @qp NULL = the calling thread's nvmk_ctrl_get_qpair. They wait
- * in the qpair's mode. Return: 0 or negative errno; nvmk_last_status() gives
- * the NVMe status.
+ * in the qpair's mode, never longer than the command's own bound: the I/O
+ * timeout, then an Abort (admin timeout), then a reset (CAP.TO per state and
+ * the admin timeout per command) or the controller's failure, each of which
+ * completes the command. Return: 0, the completion error of the table above,
+ * or a submit error (-EAGAIN is retried, not returned); nvmk_last_status()
+ * gives the NVMe status.
  */
 int nvmk_ns_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, uint64_t slba, uint32_t nlb);
 int nvmk_ns_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,

@@ -15,10 +15,18 @@
 
 /* ---- creation on the device ---- */
 
+/* The device answered the command itself (with an error status): it did not
+ * act on it. A timeout or a failed controller leaves that unknown. */
+static bool qp_device_refused(const struct nvmk_cpl *cpl)
+{
+	return cpl->status != 0 && cpl->status != DRV_SF_HOST_ABORTED;
+}
+
 static int qp_create_on_device(struct nvmk_qpair *qp)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
+	struct nvmk_cpl cpl = {0};
 	struct nvme_sqe c;
 	int rc;
 
@@ -34,6 +42,10 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 				return -EINVAL;
 	}
 	drv_queue_reset_ring(q);
+	/* from here on the device may hold the queue memory */
+	qp->dev_released = false;
+	/* acquire: pairs with the release bumps (recovery.c) */
+	qp->dev_gen = atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire);
 	/* Base 2.0 5.4: Create I/O Completion Queue. */
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_CREATE_CQ;
@@ -42,9 +54,11 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 	c.cdw11 = NVME_CQ_FLAGS_PC;
 	if (qp->mode == NVMK_CPL_INTERRUPT && qp->irq_fd >= 0)
 		c.cdw11 |= NVME_CQ_FLAGS_IEN | ((uint32_t)qp->vector << 16);
-	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	rc = drv_admin_sync(ctrl, &c, NULL, 0, &cpl);
 	if (rc) {
 		nvmk_err(ctrl->name, q->qid, "Create I/O CQ failed: %d", rc);
+		if (qp_device_refused(&cpl))
+			qp->dev_released = true;
 		return rc;
 	}
 	/* Base 2.0 5.5: Create I/O Submission Queue bound to it. */
@@ -53,42 +67,101 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 	c.prp1 = nvmk_dma_buf_iova(&q->sq_mem, 0);
 	c.cdw10 = NVME_CREATE_Q_CDW10(q->qid, q->depth - 1);
 	c.cdw11 = NVME_SQ_FLAGS_PC | ((uint32_t)q->qid << 16);
-	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	rc = drv_admin_sync(ctrl, &c, NULL, 0, &cpl);
 	if (rc) {
+		bool sq_refused = qp_device_refused(&cpl);
+
 		nvmk_err(ctrl->name, q->qid, "Create I/O SQ failed: %d", rc);
 		memset(&c, 0, sizeof(c));
 		c.opc = NVME_ADM_DELETE_CQ;
 		c.cdw10 = q->qid;
-		drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+		if (drv_admin_sync(ctrl, &c, NULL, 0, NULL) == 0 && sq_refused)
+			qp->dev_released = true;
 		return rc;
 	}
 	return 0;
 }
 
+static bool qp_gone(struct nvmk_qpair *qp);
+
+/* Base 2.0 5.6/5.7: Delete I/O SQ, then its CQ; both done means the device
+ * no longer holds the queue memory. */
 static void qp_delete_on_device(struct nvmk_qpair *qp)
 {
 	struct nvme_sqe c = {.opc = NVME_ADM_DELETE_SQ, .cdw10 = qp->q.qid};
+	int rc;
 
-	if (drv_failed(qp->ctrl) || qp->dead)
+	if (drv_failed(qp->ctrl) || qp_gone(qp))
 		return;
-	if (drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL) == 0) {
+	rc = drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
+	if (rc == 0) {
 		c.opc = NVME_ADM_DELETE_CQ;
-		drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
+		rc = drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
 	}
+	if (rc == 0)
+		qp->dev_released = true;
+	else
+		nvmk_err(qp->ctrl->name, qp->q.qid, "deleting the queue pair failed: %d", rc);
 }
 
-static void qp_free(struct nvmk_qpair *qp)
+/*
+ * Whether the device can no longer write the qpair's queue memory: it never
+ * had the queues, deleted them, or the controller was reset since (a reset
+ * passes through CSTS.RDY = 0, Base 2.0 3.7.2) or failed and stopped (a
+ * removed device does no more DMA).
+ */
+static bool qp_gone(struct nvmk_qpair *qp)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 
-	drv_queue_free(ctrl, &qp->q);
+	if (qp->dev_released || drv_failed(ctrl) == -ENODEV)
+		return true;
+	/* acquire: pairs with the release bumps (recovery.c) */
+	return atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire) != qp->dev_gen;
+}
+
+/* Make sure the device lets go of the qpair's queues before their memory is
+ * freed: when it would not delete them (or did not answer), reset the
+ * controller, which drops every I/O queue. Returns qp_gone() after it. */
+static bool qp_release_device(struct nvmk_qpair *qp)
+{
+	if (qp_gone(qp))
+		return true;
+	nvmk_err(qp->ctrl->name, qp->q.qid,
+		 "the device may still use the queue pair's memory: resetting the controller "
+		 "before it is freed");
+	/* acquire: the epoch to reset from, see drv_ctrl_reset */
+	drv_ctrl_reset(qp->ctrl, -EIO,
+		       atomic_load_explicit(&qp->ctrl->epoch, memory_order_acquire));
+	if (qp_gone(qp))
+		return true;
+	nvmk_err(qp->ctrl->name, qp->q.qid,
+		 "the controller did not stop: the queue pair's memory and queue ID are left "
+		 "to it (leaked)");
+	return false;
+}
+
+/* Free the qpair; its rings and queue ID only when @rings_free (the device
+ * let go of them), else they are leaked on purpose. */
+static void qp_free(struct nvmk_qpair *qp, bool rings_free)
+{
+	struct nvmk_ctrl *ctrl = qp->ctrl;
+
+	if (rings_free) {
+		drv_queue_free(ctrl, &qp->q);
+	} else {
+		free(qp->q.trk);
+		qp->q.trk = NULL;
+	}
 	free(qp->segs);
 	free(qp->parts);
 	if (qp->shared)
 		pthread_mutex_destroy(&qp->lock);
-	pthread_mutex_lock(&ctrl->qp_lock);
-	ctrl->qid_used[qp->q.qid] = 0;
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	if (rings_free) {
+		pthread_mutex_lock(&ctrl->qp_lock);
+		ctrl->qid_used[qp->q.qid] = 0;
+		pthread_mutex_unlock(&ctrl->qp_lock);
+	}
 	free(qp);
 }
 
@@ -126,6 +199,18 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		free(qp);
 		return -EBUSY;
 	}
+	/* granted was cut to what BAR0 holds (ctrl.c); a backing's size may
+	 * not be, so check what is about to be written (Base 2.0 3.1.3.21) */
+	if (ctrl->b->bar0_size &&
+	    (uint64_t)nvme_cq_doorbell(qid, ctrl->dstrd) + 4u > ctrl->b->bar0_size) {
+		nvmk_err(ctrl->name, qid, "the doorbells of queue %u lie beyond BAR0 (%zu bytes)",
+			 qid, ctrl->b->bar0_size);
+		pthread_mutex_lock(&ctrl->qp_lock);
+		ctrl->qid_used[qid] = 0;
+		pthread_mutex_unlock(&ctrl->qp_lock);
+		free(qp);
+		return -EINVAL;
+	}
 	qp->ctrl = ctrl;
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
@@ -143,14 +228,14 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	rc = drv_queue_alloc(ctrl, &qp->q, qid, depth, tag);
 	if (rc) {
 		qp->q.qid = qid;
-		qp_free(qp);
+		qp_free(qp, true);
 		return rc;
 	}
 	qp->max_segs = (unsigned)(ctrl->max_xfer / DRV_PAGE_SIZE) + 1;
 	qp->segs = calloc(qp->max_segs, sizeof(*qp->segs));
 	qp->parts = calloc(qp->q.ntrk, sizeof(*qp->parts));
 	if (!qp->segs || !qp->parts) {
-		qp_free(qp);
+		qp_free(qp, true);
 		return -ENOMEM;
 	}
 	/* Vector: its own while they last, else shared (then waits poll in
@@ -175,7 +260,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
 	rc = qp_create_on_device(qp);
 	if (rc) {
-		qp_free(qp);
+		qp_free(qp, qp_release_device(qp));
 		return rc;
 	}
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
@@ -205,6 +290,8 @@ static void qp_unlink(struct nvmk_qpair *qp)
 
 static void qp_destroy(struct nvmk_qpair *qp)
 {
+	bool rings_free;
+
 	qp_unlink(qp);
 	/* a failed device may still be running: stop it before freeing */
 	pthread_mutex_lock(&qp->ctrl->qp_lock);
@@ -212,10 +299,12 @@ static void qp_destroy(struct nvmk_qpair *qp)
 	pthread_mutex_unlock(&qp->ctrl->qp_lock);
 	drv_qp_lock(qp);
 	qp_delete_on_device(qp);
+	/* before the commands complete: their buffers are the caller's again */
+	rings_free = qp_release_device(qp);
 	drv_queue_doom_all(&qp->q);
 	drv_queue_fail_doomed(&qp->q, -ECANCELED);
 	drv_qp_unlock(qp);
-	qp_free(qp);
+	qp_free(qp, rings_free);
 }
 
 void nvmk_qpair_destroy(struct nvmk_qpair *qp)
@@ -251,7 +340,14 @@ uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp)
 
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 {
-	return qp->q.ntrk - qp->q.nfree;
+	/* a SHARED qpair's trackers change under its lock */
+	struct nvmk_qpair *q = (struct nvmk_qpair *)qp;
+	unsigned n;
+
+	drv_qp_lock(q);
+	n = qp->q.ntrk - qp->q.nfree;
+	drv_qp_unlock(q);
+	return n;
 }
 
 /* ---- per-thread qpairs ---- */
@@ -322,29 +418,39 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	/* acquire: pairs with the release bump in reset/fail */
 	uint32_t epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
 	int failed = drv_failed(ctrl);
+	unsigned n;
 	int rc = 0;
 
 	/* acquire: pairs with the release store of save (servicing): the queue
 	 * is frozen for the snapshot, nothing may change on it */
 	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_acquire))
 		return -EAGAIN;
-	if (qp->dead && !failed)
+	/* refused in this epoch already: wait for the next reset to try again */
+	if (qp->dead && qp->dead_epoch == epoch && !failed)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);
 	if (!failed) {
 		rc = qp_create_on_device(qp);
 		if (rc) {
-			nvmk_err(ctrl->name, qp->q.qid, "re-creating the queue pair failed: %d",
+			nvmk_err(ctrl->name, qp->q.qid,
+				 "re-creating the queue pair failed: %d; unusable (-EIO) until the "
+				 "next controller reset",
 				 rc);
-			qp->dead = rc;
+			/* submit's documented error, whatever the admin command got */
+			qp->dead = rc == -ENODEV ? -ENODEV : -EIO;
+			qp->dead_epoch = epoch;
+			rc = qp->dead;
 		} else {
+			qp->dead = 0;
 			drv_qp_set_epoch(qp, epoch);
 		}
 	}
-	drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
+	/* Counted: a waiter whose command this was must see a completion, or it
+	 * sleeps on with nothing outstanding (issue 11, defect 1). */
+	n = drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
 	if (failed)
 		return failed;
-	return rc;
+	return rc ? rc : (int)n;
 }
 
 /* ---- completion processing ---- */
@@ -365,11 +471,19 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 		return -EIO;
 	}
 	drv_qpair_check_timeouts(qp, now);
-	if (drv_qp_check(qp) == 0) {
+	if (drv_qp_current(qp)) {
 		int m = drv_q_drain(q, 0); /* an aborted command completes now */
 
 		if (m > 0)
 			n += m;
+	} else {
+		/* the scan reset the controller: recovery completes the commands */
+		int m = drv_qpair_recover(qp);
+
+		if (m > 0)
+			n += m;
+		else if (m < 0 && n == 0)
+			n = m;
 	}
 	q->batching--;
 	drv_q_ring_sq(q);
@@ -397,10 +511,13 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 
 drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
-	int rc = drv_qp_check(qp);
+	if (drv_unlikely(!drv_qp_current(qp))) {
+		/* what recovery completed counts as completed by this call */
+		int rc = drv_qpair_recover(qp);
 
-	if (drv_unlikely(rc))
-		return rc;
+		if (rc != 0)
+			return rc;
+	}
 	return qp_process_current(qp, max);
 }
 

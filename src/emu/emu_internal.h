@@ -115,6 +115,7 @@ struct emu_fault_rule {
 	struct nvmk_emu_fault f;
 	uint64_t seen;
 	uint64_t hits;
+	uint64_t order; /* when it was added: rules apply in this order */
 	bool used;
 };
 
@@ -188,10 +189,14 @@ struct nvmk_emu {
 	unsigned nr_preempt;
 	bool preempt_overflow;
 
+	/* ---- tampering hooks (tests), set while idle, read by the worker ---- */
+	struct nvmk_emu_tamper tamper;
+
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
 	struct emu_fault_rule faults[EMU_MAX_FAULTS];
-	unsigned nr_faults;
+	unsigned nr_faults; /* slots ever used (a used-up rule's slot is reused) */
+	uint64_t fault_seq;
 
 	/* ---- statistics ---- */
 	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
@@ -298,6 +303,9 @@ struct emu_result emu_io_exec(struct nvmk_emu *emu, uint16_t sqid, const struct 
 /* Copy between a linear buffer and the host memory described by PRP1/PRP2. */
 uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
 			 size_t len);
+/* Admin data to the host through the tampering hook (when installed). */
+uint16_t emu_admin_data_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
+				size_t srclen, size_t len);
 /* As emu_dma_to_host, transferring @len bytes: @srclen from @buf, then zeroes. */
 uint16_t emu_dma_to_host_padded(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
 				size_t srclen, size_t len);

@@ -138,6 +138,17 @@ bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t sta
 	e.sqid = sqid;
 	e.cid = cid;
 	e.status = status & 0x7fff;
+	if (emu->tamper.cqe) {
+		bool flip = false;
+		unsigned copies = emu->tamper.cqe(emu->tamper.ctx, sqid, &e, &flip);
+
+		e.status &= 0x7fff;
+		for (unsigned i = 0; i < copies; i++)
+			cq_write(emu, cq, &e, flip);
+		if (cq->ien)
+			emu_irq_signal(emu, cq->iv);
+		return copies > 0;
+	}
 	if (fault_kind == NVMK_FAULT_BAD_CID)
 		e.cid = cid ^ 0x8000; /* a CID the host did not submit (with high probability) */
 	if (fault_kind == NVMK_FAULT_BAD_SQHD)
@@ -427,6 +438,8 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 	struct emu_result r;
 
 	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1, memory_order_relaxed);
+	if (emu->tamper.fetched)
+		emu->tamper.fetched(emu->tamper.ctx, sq->qid, sqe);
 	/* Aborted while still in the SQ: completes before any fault applies. */
 	if (sq_take_abort(sq, sqe->cid)) {
 		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);

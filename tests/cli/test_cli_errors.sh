@@ -33,8 +33,8 @@ expect 2 "invalid DEVICE 'nvme0'.*/dev/nvme0n1.*PCI address" -- id-ctrl nvme0
 expect 2 "invalid DEVICE '0000:00:3.0': not a PCI address" -- id-ctrl 0000:00:3.0
 expect 1 "no PCI function 0000:00:1f.0.*setup list" -- id-ctrl 0000:00:1f.0
 expect 2 "unknown action 'frob': expected list, bind or unbind" -- setup frob
-expect 2 "bind needs a PCI address like 0000:00:03.0, not 'xx'" -- setup bind xx
-expect 2 "unbind needs a PCI address"            -- setup unbind
+expect 2 "bind needs the PCI address \\(DDDD:BB:DD.F\\) of an NVMe function from .nvmekeep setup list., not 'xx'" -- setup bind xx
+expect 2 "unbind needs the PCI address"           -- setup unbind
 expect 1 "setup bind 0000:00:1f.0: No such device" -- setup bind 0000:00:1f.0
 expect 2 "'list' takes no address"               -- setup list 0000:00:1f.0
 expect 2 "invalid output format 'xml'.*'normal' or 'json'" -- id-ctrl -o xml
