@@ -166,18 +166,6 @@ static int subsys_create(const struct nvmk_emu_config *cfg, const char *name,
 
 /* ---- worker ---- */
 
-void emu_kick(struct nvmk_emu *emu)
-{
-	/* seq_cst store/load pair with the worker's sleeping/kick pair: either the
-	 * worker sees kick, or we see it sleeping and signal it (Dekker). */
-	atomic_store(&emu->kick, true);
-	if (atomic_load(&emu->sleeping)) {
-		pthread_mutex_lock(&emu->wake_lock);
-		pthread_cond_signal(&emu->wake_cond);
-		pthread_mutex_unlock(&emu->wake_lock);
-	}
-}
-
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why)
 {
 	if (!atomic_exchange(&emu->fatal, true))
@@ -358,32 +346,6 @@ static uint64_t emu_keep_alive_check(struct nvmk_emu *emu)
 	return 0;
 }
 
-static void emu_sleep(struct nvmk_emu *emu, uint64_t deadline)
-{
-	uint64_t spin_end = emu_now_ns() + EMU_SPIN_NS;
-
-	/* Spin briefly: a doorbell often follows a completion within microseconds. */
-	while (emu_now_ns() < spin_end) {
-		if (atomic_exchange(&emu->kick, false))
-			return;
-		if (atomic_load_explicit(&emu->stop, memory_order_relaxed))
-			return;
-	}
-	pthread_mutex_lock(&emu->wake_lock);
-	atomic_store(&emu->sleeping, true);
-	if (!atomic_exchange(&emu->kick, false) && !atomic_load(&emu->stop)) {
-		if (deadline) {
-			struct timespec ts = {.tv_sec = deadline / 1000000000ull,
-					      .tv_nsec = deadline % 1000000000ull};
-			pthread_cond_timedwait(&emu->wake_cond, &emu->wake_lock, &ts);
-		} else {
-			pthread_cond_wait(&emu->wake_cond, &emu->wake_lock);
-		}
-	}
-	atomic_store(&emu->sleeping, false);
-	pthread_mutex_unlock(&emu->wake_lock);
-}
-
 static void *emu_worker(void *arg)
 {
 	struct nvmk_emu *emu = arg;
@@ -394,7 +356,7 @@ static void *emu_worker(void *arg)
 		bool busy = false;
 
 		if (atomic_load(&emu->removed)) {
-			emu_sleep(emu, 0);
+			emu_wait(emu, 0);
 			continue;
 		}
 		next = emu_ctrl_step(emu, now);
@@ -420,7 +382,7 @@ static void *emu_worker(void *arg)
 				next = poll;
 		}
 		if (!busy)
-			emu_sleep(emu, next);
+			emu_wait(emu, next);
 	}
 	return NULL;
 }
@@ -442,8 +404,6 @@ static void emu_free(struct nvmk_emu *emu)
 	free(emu->irq_pending);
 	free(emu->bounce);
 	pthread_mutex_destroy(&emu->reg_lock);
-	pthread_mutex_destroy(&emu->wake_lock);
-	pthread_cond_destroy(&emu->wake_cond);
 	pthread_mutex_destroy(&emu->irq_lock);
 	pthread_mutex_destroy(&emu->aer_lock);
 	pthread_mutex_destroy(&emu->fault_lock);
@@ -454,7 +414,6 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 {
 	const char *name = cfg && cfg->name ? cfg->name : "emu";
 	struct nvmk_emu *emu;
-	pthread_condattr_t ca;
 	unsigned nq;
 	int rc;
 
@@ -475,11 +434,6 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	emu->nq = cfg->max_io_queues;
 	nq = emu->nq + 1u;
 	pthread_mutex_init(&emu->reg_lock, NULL);
-	pthread_mutex_init(&emu->wake_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&emu->wake_cond, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&emu->irq_lock, NULL);
 	pthread_mutex_init(&emu->aer_lock, NULL);
 	pthread_mutex_init(&emu->fault_lock, NULL);

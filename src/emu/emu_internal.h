@@ -163,10 +163,7 @@ struct nvmk_emu {
 	pthread_t worker;
 	bool worker_started;
 	atomic_bool stop;
-	atomic_bool kick;
-	atomic_bool sleeping;
-	pthread_mutex_t wake_lock;
-	pthread_cond_t wake_cond;
+	_Atomic uint32_t wake; /* EMU_WAKE_*: the doorbell/worker protocol of wake.c */
 
 	/* ---- MSI-X (irq_lock) ---- */
 	pthread_mutex_t irq_lock;
@@ -260,8 +257,15 @@ static inline uint64_t emu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- ctrl.c ---- */
+/* ---- wake.c ---- */
+enum { EMU_WAKE_RUN, EMU_WAKE_KICK, EMU_WAKE_SLEEP };
+/* Make the worker look at the controller again (doorbell, register, event). */
 void emu_kick(struct nvmk_emu *emu);
+/* Worker with nothing to do: spin briefly, then sleep until a kick or the
+ * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. */
+void emu_wait(struct nvmk_emu *emu, uint64_t deadline);
+
+/* ---- ctrl.c ---- */
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
 /* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
 void emu_keep_alive_restart(struct nvmk_emu *emu);

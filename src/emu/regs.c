@@ -38,15 +38,15 @@ static void emu_bad_access(struct nvmk_emu *emu, uint32_t off, unsigned width, b
 /* Doorbell index: even = SQ tail of qid idx/2, odd = CQ head. -1 if not a doorbell. */
 static int emu_db_index(struct nvmk_emu *emu, uint32_t off)
 {
-	uint32_t stride = 4u << emu->cfg.dstrd;
+	unsigned shift = 2u + emu->cfg.dstrd; /* stride 4 << CAP.DSTRD (Base 2.0 3.1.4.21) */
 	uint32_t rel;
 
 	if (off < NVME_REG_DBS)
 		return -1;
 	rel = off - NVME_REG_DBS;
-	if (rel % stride)
+	if (rel & ((1u << shift) - 1))
 		return -1; /* padding between strided doorbells */
-	rel /= stride;
+	rel >>= shift;
 	if (rel >= 2u * (emu->nq + 1u))
 		return -1;
 	return (int)rel;
@@ -239,6 +239,14 @@ void nvmk_emu_reg_write32(struct nvmk_emu *emu, uint32_t off, uint32_t val)
 		return;
 	if ((off & 3) || off > emu->bar_size - 4) {
 		emu_bad_access(emu, off, 32, true);
+		return;
+	}
+	if (off >= NVME_REG_DBS) {
+		/* The doorbells, the common case: straight there. */
+		int idx = emu_db_index(emu, off);
+
+		if (idx >= 0)
+			emu_db_write(emu, idx, val);
 		return;
 	}
 	emu_reg_write(emu, off, val);
