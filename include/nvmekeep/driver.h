@@ -365,6 +365,32 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
 
 /**
+ * nvmk_qpair_batch_begin - defer the SQ tail doorbell of @qp.
+ *
+ * Commands submitted on @qp from here until the matching
+ * nvmk_qpair_batch_end are written into the submission queue but the device
+ * is told about them once, by one SQ tail doorbell write at the end (as the
+ * block layer's plug or SPDK's delayed doorbell). Every submit path (the
+ * contiguous, iovec, PRP-list and split ones) honours it. Batches nest; the
+ * outermost end rings. Processing completions on @qp (also inside a wait or
+ * a synchronous call) rings for what was submitted so far, so a caller that
+ * waits inside a batch never waits for a command the device has not seen.
+ * On a SHARED qpair the batch holds back every thread's submissions on it
+ * until its end or the next completion processing; no lock is held between
+ * begin and end. A submit that finds the queue full returns -EAGAIN as
+ * usual: end the batch (or process completions) and submit again.
+ * Return: 0, or -EOVERFLOW when batches nest more than 127 deep.
+ */
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp);
+
+/**
+ * nvmk_qpair_batch_end - end a batch of nvmk_qpair_batch_begin; the outermost
+ * end writes the SQ tail doorbell once if anything was submitted.
+ * Return: 0, or -EINVAL when no batch was open on @qp.
+ */
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp);
+
+/**
  * nvmk_qpair_wait - interrupt mode: process completions; if there were none,
  * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
  * internally by the next command deadline) and process again. In poll mode it

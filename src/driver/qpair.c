@@ -546,6 +546,52 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	return qp_process_current(qp, max);
 }
 
+/* ---- batched submission ---- */
+
+/*
+ * A user batch shares q->batching with completion processing (which also
+ * defers the SQ doorbell while callbacks submit): every submit path tests
+ * only "batching != 0", and whoever brings the count back to 0 rings. A
+ * batch stays open across a reset (recovery re-creates the queues; what was
+ * written and not rung is failed by it like everything else outstanding).
+ */
+#define QP_BATCH_MAX 127 /* below the uint8_t counter, leaving room for process nesting */
+
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp)
+{
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern)) /* io_uring submits per call: nothing to defer */
+		return 0;
+	drv_qp_lock(qp);
+	if (qp->q.batching >= QP_BATCH_MAX)
+		rc = -EOVERFLOW;
+	else
+		qp->q.batching++;
+	drv_qp_unlock(qp);
+	return rc;
+}
+
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp)
+{
+	struct drv_queue *q = &qp->q;
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern))
+		return 0;
+	drv_qp_lock(qp);
+	if (q->batching == 0) {
+		rc = -EINVAL;
+		nvmk_warn(qp->ctrl->name, q->qid, "batch end without a batch begin");
+	} else if (--q->batching == 0 && drv_qp_current(qp)) {
+		/* a stale qpair rings nothing: its queues are re-created by the
+		 * next call, which fails what was written */
+		drv_q_ring_sq(q);
+	}
+	drv_qp_unlock(qp);
+	return rc;
+}
+
 static void qp_irq_clear(struct nvmk_qpair *qp)
 {
 	uint64_t v;
