@@ -314,10 +314,17 @@ void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
 
 #define NVMK_QPAIR_SHARED (1u << 0) /* usable from many threads (takes a lock) */
 
+#define NVMK_HYBRID_POLL_MAX_US 1000000u /* largest hybrid_poll_us accepted */
+
 struct nvmk_qpair_opts {
 	enum nvmk_cpl_mode mode; /* interrupt (default) or poll */
 	uint32_t depth;		 /* entries, 0 = controller's io_queue_depth */
 	uint32_t flags;		 /* NVMK_QPAIR_* */
+	/* Hybrid polling (interrupt mode only): nvmk_qpair_wait polls the CQ for
+	 * up to this many microseconds, then sleeps on the interrupt as usual.
+	 * 0 = sleep at once (plain interrupt mode). Not kept across a restore
+	 * (a restored qpair waits in plain interrupt mode). */
+	uint32_t hybrid_poll_us;
 };
 
 /**
@@ -337,7 +344,8 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
  * nvmk_qpair_create - create an I/O queue pair (Create I/O CQ + SQ).
  * @opts: NULL for defaults (interrupt mode, exclusive)
  * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, -EINVAL (its
- * doorbells would lie beyond BAR0), -EIO/-ENODEV (controller failed),
+ * doorbells would lie beyond BAR0; hybrid_poll_us on a polled qpair or
+ * above NVMK_HYBRID_POLL_MAX_US), -EIO/-ENODEV (controller failed),
  * -EAGAIN (being saved), or the admin error of Create I/O CQ/SQ (a device
  * that neither creates nor refuses the queue is reset before its memory is
  * freed).
@@ -392,7 +400,8 @@ int nvmk_qpair_batch_end(struct nvmk_qpair *qp);
 
 /**
  * nvmk_qpair_wait - interrupt mode: process completions; if there were none,
- * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
+ * (hybrid: poll up to hybrid_poll_us first, then) sleep on the queue's eventfd
+ * up to @timeout_ms (-1 = forever, bounded
  * internally by the next command deadline) and process again. In poll mode it
  * polls until something completes or @timeout_ms passes.
  * Commands that recovery completes (a reset or failure since the last call)

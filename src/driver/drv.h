@@ -169,6 +169,7 @@ struct nvmk_qpair {
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
 	enum nvmk_cpl_mode mode;
+	uint32_t hybrid_poll_us; /* interrupt mode: poll this long before sleeping */
 	/* Re-creation failed in epoch dead_epoch: every call returns this
 	 * (-EIO or -ENODEV) until a later reset, when creation is tried again. */
 	int dead;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "driver/queue.h"
@@ -178,6 +179,18 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		return -EINVAL;
 	if (opts)
 		o = *opts;
+	if (o.hybrid_poll_us && o.mode != NVMK_CPL_INTERRUPT) {
+		nvmk_err(
+		    ctrl->name, NVMK_LOG_NOQ,
+		    "qpair: hybrid_poll_us needs interrupt mode (a polled qpair never sleeps)");
+		return -EINVAL;
+	}
+	if (o.hybrid_poll_us > NVMK_HYBRID_POLL_MAX_US) {
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "qpair: hybrid_poll_us %u too large (accepted 0..%u)", o.hybrid_poll_us,
+			 NVMK_HYBRID_POLL_MAX_US);
+		return -EINVAL;
+	}
 	rc = drv_failed(ctrl);
 	if (rc)
 		return rc;
@@ -214,6 +227,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp->ctrl = ctrl;
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
+	qp->hybrid_poll_us = o.hybrid_poll_us;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
@@ -600,6 +614,44 @@ static void qp_irq_clear(struct nvmk_qpair *qp)
 		(void)0; /* nothing pending (nonblocking eventfd) */
 }
 
+static uint64_t qp_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Hybrid polling: poll the CQ for up to hybrid_poll_us (not past the wait's
+ * end, @end_ms) before the caller sleeps on the interrupt. A completion
+ * arriving within the bound costs no system call and no wake-up latency;
+ * one that takes longer leaves the core to others (on a machine with fewer
+ * cores than busy threads, a pure poller starves the device's thread).
+ * The interrupt that may have fired meanwhile is cleared by the caller
+ * after its sleep (the eventfd stays readable, so that sleep ends at once).
+ * Returns the first non-zero result of processing, or 0.
+ */
+static int qp_hybrid_poll(struct nvmk_qpair *qp, uint64_t end_ms)
+{
+	uint64_t stop = qp_clock_ns() + (uint64_t)qp->hybrid_poll_us * 1000u;
+
+	/* drv_clock_ms is CLOCK_MONOTONIC too */
+	if (end_ms < stop / 1000000u)
+		stop = end_ms * 1000000u;
+
+	do {
+		int n = nvmk_qpair_process_completions(qp, 0);
+
+		if (n != 0)
+			return n;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause(); /* spin-wait hint: leave the pipeline to an SMT sibling */
+#endif
+	} while (qp_clock_ns() < stop);
+	return 0;
+}
+
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
@@ -624,6 +676,11 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		if (qp->mode == NVMK_CPL_POLL) {
 			sched_yield();
 			continue;
+		}
+		if (qp->hybrid_poll_us) {
+			n = qp_hybrid_poll(qp, end);
+			if (n != 0)
+				return n;
 		}
 		/* Sleep until an interrupt, bounded by the clock tick so that
 		 * deadlines are checked (and a completion whose interrupt was lost
