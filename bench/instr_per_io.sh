@@ -18,14 +18,14 @@
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
-#   MODE: excl batch shared shadow (default: all four)
+#   MODE: excl batch shared locked shadow (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 n=${2:-5000}
 shift $(($# < 2 ? $# : 2))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared shadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -72,7 +72,8 @@ label() {
 	case $1 in
 	excl) echo "exclusive polled qpair, QD 1, submit + complete (MMIO doorbells)" ;;
 	batch) echo "batch of 32 (one SQ doorbell), then polls until all done" ;;
-	shared) echo "shared qpair (nvmk_ctrl_get_qpair), QD 1, mutex included" ;;
+	shared) echo "per-thread qpair (nvmk_ctrl_get_qpair: sync calls, CLI), QD 1" ;;
+	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, mutex included" ;;
 	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;
 	esac
 }

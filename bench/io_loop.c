@@ -9,8 +9,10 @@
  *   batch   exclusive polled queue pair: nvmk_qpair_batch_begin, 32 reads,
  *           nvmk_qpair_batch_end (one SQ doorbell), then process until all
  *           32 are done; N is rounded down to a multiple of 32
- *   shared  as excl, on the thread's SHARED qpair (nvmk_ctrl_get_qpair, the
- *           one the synchronous calls and the CLI use), its mutex included
+ *   shared  as excl, on the thread's own qpair from nvmk_ctrl_get_qpair
+ *           (the one the synchronous calls and the CLI use)
+ *   locked  as excl, on a SHARED qpair (NVMK_QPAIR_SHARED), its mutex
+ *           included
  *   shadow  as excl with shadow doorbells (Base 2.0 5.8), the emulator's
  *           and the driver's default
  *
@@ -29,7 +31,7 @@
  * answered by then and almost no empty polls are made: their cost, however
  * well estimated, then no longer dominates the measurement.
  *
- * Usage: io_loop [-m excl|batch|shared|shadow] [N [K [S]]]
+ * Usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]
  *        (default excl, N = 20000, K = 0, S = 0)
  */
 #include <errno.h>
@@ -57,8 +59,8 @@ static void on_done(void *arg, const struct nvmk_cpl *cpl)
 
 #define BATCH 32
 
-enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW };
-static const char *const mode_names[] = {"excl", "batch", "shared", "shadow"};
+enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW, M_LOCKED };
+static const char *const mode_names[] = {"excl", "batch", "shared", "shadow", "locked"};
 
 static void fail(const char *what, int ret)
 {
@@ -84,11 +86,12 @@ int main(int argc, char **argv)
 	while ((c = getopt(argc, argv, "m:")) != -1) {
 		unsigned i;
 
-		for (i = 0; i < 4 && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
+		for (i = 0; i < 5 && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
 			;
-		if (i == 4) {
-			fprintf(stderr,
-				"usage: io_loop [-m excl|batch|shared|shadow] [N [K [S]]]\n");
+		if (i == 5) {
+			fprintf(
+			    stderr,
+			    "usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]\n");
 			return 2;
 		}
 		mode = (enum loop_mode)i;
@@ -114,6 +117,8 @@ int main(int argc, char **argv)
 	    (ret = nvmk_ctrl_open(b, &co, &ctrl)) || (ret = nvmk_ns_open(ctrl, 1, 0, &ns)) ||
 	    (ret = nvmk_ctrl_dma_alloc(ctrl, 4096 * BATCH, &buf)))
 		fail("setup", ret);
+	if (mode == M_LOCKED)
+		qo.flags = NVMK_QPAIR_SHARED;
 	if (mode == M_SHARED) {
 		qp = nvmk_ctrl_get_qpair(ctrl);
 		if (!qp)

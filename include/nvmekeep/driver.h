@@ -24,9 +24,13 @@
  *    to one thread at a time: submit, process and wait on it from that thread
  *    only. It takes no lock, no atomic read-modify-write, and never allocates:
  *    this is the fast path.
- *  - A SHARED qpair (NVMK_QPAIR_SHARED, and every qpair returned by
- *    nvmk_ctrl_get_qpair) may be used by any number of threads: every submit
- *    and process call takes the qpair's (recursive) mutex.
+ *  - A SHARED qpair (NVMK_QPAIR_SHARED) may be used by any number of
+ *    threads: every submit and process call takes the qpair's (recursive)
+ *    mutex.
+ *  - nvmk_ctrl_get_qpair gives the calling thread its own qpair: use it from
+ *    that thread only. It is EXCLUSIVE (no lock) while the controller has a
+ *    queue for the thread, else SHARED with the other threads left without
+ *    one.
  *  - Completion callbacks run in the thread that called
  *    nvmk_qpair_process_completions / nvmk_qpair_wait (or a sync wrapper) on
  *    that qpair, with the qpair's mutex held when it is SHARED. A callback may
@@ -328,15 +332,21 @@ struct nvmk_qpair_opts {
 };
 
 /**
- * nvmk_ctrl_get_qpair - the calling thread's queue pair.
+ * nvmk_ctrl_get_qpair - the calling thread's queue pair (the one the
+ * synchronous calls use when given NULL).
  *
- * Created on first use in that thread, in the controller's default mode; one
- * per thread while the granted queue count lasts. Further threads share the
- * existing ones round robin (thread k gets qpair k mod granted). These qpairs
- * are SHARED (they take their mutex, uncontended while one thread uses them)
- * because a qpair handed to one thread may later be handed to another; use
- * nvmk_qpair_create for a lock-free exclusive one. They live until close.
- * Return: the qpair, or NULL (controller failed, out of memory).
+ * Created on the thread's first call, in the controller's default mode, and
+ * EXCLUSIVE: the thread's calls on it take no lock. The first call also
+ * creates one SHARED qpair for the threads that will find no queue left
+ * (granted too few, or the device refused a creation); those threads share
+ * it (and any other SHARED per-thread qpair, round robin). With a single
+ * queue, or when no second queue can be created, that first qpair is the
+ * shared one. Use the qpair from the calling thread only. They live until
+ * close: a thread that exits does not give its qpair back (later threads
+ * share instead), and a thread using more than 8 controllers may be given a
+ * new one for a controller it used before.
+ * Return: the qpair, or NULL (controller failed, out of memory, or every
+ * queue taken by nvmk_qpair_create and none left to share).
  */
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
 

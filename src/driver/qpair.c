@@ -366,15 +366,70 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 
 /* ---- per-thread qpairs ---- */
 
-#define DRV_TLS_SLOTS 4
+/*
+ * Each thread's synchronous calls run on its own queue pair, EXCLUSIVE (no
+ * lock on the fast path), created on the thread's first call while the
+ * controller has queues for it. One SHARED per-thread qpair is kept for the
+ * threads that find none left (granted too few, or the device refused a
+ * creation): it is created together with the first exclusive one, while a
+ * queue is still there for it; if it cannot be, that first qpair becomes the
+ * shared one before any thread has it. With a single granted queue every
+ * thread shares it, as before. Restored per-thread qpairs are handed out
+ * again first, an exclusive one to one thread only.
+ *
+ * A thread's exclusive qpair stays its own until the controller closes (a
+ * thread that exits does not give it back), and a thread that uses more
+ * controllers than DRV_TLS_SLOTS may be given a new one for an evicted
+ * controller; both only cost queues, which later threads then share.
+ */
+#define DRV_TLS_SLOTS 8
 static __thread struct {
 	uint64_t uid;
 	struct nvmk_qpair *qp;
 } drv_tls_qp[DRV_TLS_SLOTS];
 
+/* The SHARED per-thread qpair number @idx modulo their count, or NULL. */
+static struct nvmk_qpair *get_pick_shared(struct nvmk_ctrl *ctrl, unsigned idx)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		n += ctrl->get_qps[i]->shared;
+	if (!n)
+		return NULL;
+	idx %= n;
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		if (ctrl->get_qps[i]->shared && idx-- == 0)
+			return ctrl->get_qps[i];
+	return NULL;
+}
+
+/* Create a per-thread qpair (@shared or exclusive); get_lock held. */
+static int get_create(struct nvmk_ctrl *ctrl, bool shared, struct nvmk_qpair **out)
+{
+	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode,
+				    .flags = shared ? NVMK_QPAIR_SHARED : 0};
+	int rc = nvmk_qpair_create(ctrl, &o, out);
+
+	if (rc == 0) {
+		(*out)->from_get = true;
+		ctrl->get_qps[ctrl->n_get_qps++] = *out;
+	}
+	return rc;
+}
+
+/* A new exclusive qpair nobody has yet becomes the one to share: its lock
+ * and its fast_epoch (never equal to an epoch) are set before any thread
+ * sees it (get_lock, then the TLS of the thread it goes to). */
+static void get_make_shared(struct nvmk_qpair *qp)
+{
+	drv_mutex_init_recursive(&qp->lock);
+	qp->shared = true;
+	drv_qp_set_epoch(qp, qp->epoch);
+}
+
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 {
-	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode, .flags = NVMK_QPAIR_SHARED};
 	struct nvmk_qpair *qp = NULL;
 	unsigned idx;
 
@@ -386,26 +441,38 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	 * concurrent first calls see each other's queues (control path). */
 	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
-	if (idx < ctrl->n_get_qps) {
-		qp = ctrl->get_qps[idx]; /* restored: hand them out again first */
-	} else if (ctrl->n_get_qps < ctrl->get_budget) {
-		int rc = nvmk_qpair_create(ctrl, &o, &qp);
+	/* restored: an exclusive one nobody has yet goes first */
+	for (unsigned i = 0; i < ctrl->n_get_qps && !qp; i++)
+		if (!ctrl->get_qps[i]->shared && !ctrl->get_qps[i]->get_taken)
+			qp = ctrl->get_qps[i];
+	if (!qp && ctrl->n_get_qps < ctrl->get_budget) {
+		bool have_shared = get_pick_shared(ctrl, 0) != NULL;
+		int rc = get_create(ctrl, false, &qp);
 
-		if (rc == 0) {
-			qp->from_get = true;
-			ctrl->get_qps[ctrl->n_get_qps++] = qp;
+		if (rc == 0 && !have_shared) {
+			struct nvmk_qpair *spare = NULL;
+			int rs = ctrl->n_get_qps < ctrl->get_budget ? get_create(ctrl, true, &spare)
+								    : -EBUSY;
+
+			if (rs) {
+				/* no queue to spare: this one is the one threads share */
+				get_make_shared(qp);
+				if (rs != -EAGAIN)
+					ctrl->get_budget = ctrl->n_get_qps;
+			}
 		} else if (rc == -EAGAIN) {
 			ctrl->n_threads--; /* servicing: not a lack of queues */
-		} else {
-			/* no more queues: from now on threads share the existing ones */
+		} else if (rc) {
+			/* no more queues: from now on threads share the shared ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "no new I/O queue for thread %u (%s): sharing %u queue(s)", idx,
-				  strerror(-rc), ctrl->n_get_qps);
+				  "no new I/O queue for thread %u (%s): sharing", idx, strerror(-rc));
 			ctrl->get_budget = ctrl->n_get_qps;
 		}
 	}
-	if (!qp && ctrl->n_get_qps)
-		qp = ctrl->get_qps[idx % ctrl->n_get_qps];
+	if (qp && !qp->shared)
+		qp->get_taken = true;
+	if (!qp)
+		qp = get_pick_shared(ctrl, idx);
 	pthread_mutex_unlock(&ctrl->get_lock);
 	if (!qp)
 		return NULL;
