@@ -465,7 +465,8 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 		} else if (rc) {
 			/* no more queues: from now on threads share the shared ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "no new I/O queue for thread %u (%s): sharing", idx, strerror(-rc));
+				  "no new I/O queue for thread %u (%s): sharing", idx,
+				  strerror(-rc));
 			ctrl->get_budget = ctrl->n_get_qps;
 		}
 	}
