@@ -7,7 +7,7 @@
  */
 #include <errno.h>
 
-#include "driver/drv.h" /* drv_shutdown_wait_ms */
+#include "driver/queue.h" /* drv_shutdown_wait_ms, drv_queue_set_doorbells */
 #include "drv_test.h"
 #include "hostile.h"
 
@@ -246,6 +246,34 @@ static void test_admin_buffer_not_reused_after_timeout(void **state)
 	hclose(&f);
 }
 
+/* Defense in depth for defect 2: a queue whose doorbells lie beyond BAR0
+ * (a restored state could name one) gets a doorbell writer that writes
+ * nothing, on the register path and on the shadow doorbell path. */
+static void test_doorbell_beyond_bar0_never_written(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o;
+	struct hostile_cfg hc = {.bar0_size = 0x1000 + 3 * 2 * 4};
+	struct hfx f;
+	struct drv_queue q;
+
+	(void)state;
+	tlog_reset();
+	tcfg_default(&cfg, "emu-dbref");
+	topts_default(&o);
+	assert_int_equal(hopen(&f, &cfg, &hc, &o), 0);
+	memset(&q, 0, sizeof(q));
+	q.b = &f.h->b;
+	drv_queue_set_doorbells(&q, 5, 0); /* 0x1028 and 0x102c: beyond 0x1018 */
+	drv_db_ring(&q, false, 1);
+	drv_db_ring(&q, true, 1);
+	assert_int_equal(atomic_load(&f.h->oob_accesses), 0);
+	assert_true(tlog_has("beyond BAR0"));
+	drv_queue_set_doorbells(&q, 2, 0); /* inside: the backing's write */
+	assert_ptr_equal(q.db_write32, f.h->b.ops->write32);
+	hclose(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +285,7 @@ int main(void)
 	    cmocka_unit_test(test_device_mqes_1),
 	    cmocka_unit_test(test_close_device_never_stops),
 	    cmocka_unit_test(test_admin_buffer_not_reused_after_timeout),
+	    cmocka_unit_test(test_doorbell_beyond_bar0_never_written),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
