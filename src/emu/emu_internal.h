@@ -141,6 +141,10 @@ struct nvmk_emu {
 	uint16_t nq; /* I/O queues supported (max_io_queues) */
 	uint64_t cap;
 	size_t bar_size;
+	/* Doorbell decoding, set once by emu_regs_init: the doorbells span
+	 * [NVME_REG_DBS, NVME_REG_DBS + db_span), one per 1 << db_shift bytes. */
+	uint32_t db_span;
+	uint32_t db_shift;
 
 	/* ---- registers (any thread) ---- */
 	pthread_mutex_t reg_lock; /* serialises read-modify-write of CC, AQA, ASQ, ACQ, INTM */
