@@ -472,17 +472,22 @@ void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev)
 		ctrl->opts.event_cb(ctrl->opts.event_ctx, ctrl, ev);
 }
 
-/* Wake every waiter: each qpair's eventfd gets a token, so that a thread
- * blocked in nvmk_qpair_wait notices a reset or failure now. */
+/* Wake every waiter: each I/O vector's eventfd (what the qpairs sleep on)
+ * gets a token, so that a thread blocked in nvmk_qpair_wait notices a reset
+ * or failure now. By vector, not by qpair: no list to walk, so no lock.
+ * Recovery calls this with a SHARED qpair's lock held, and statistics and
+ * save take ctrl->qp_lock before qpair locks: walking the qpair list here
+ * under ctrl->qp_lock deadlocked against them (issue 11). */
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl)
 {
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&ctrl->qp_lock);
-	for (struct nvmk_qpair *qp = ctrl->qpairs; qp; qp = qp->next)
-		if (qp->irq_fd >= 0 && write(qp->irq_fd, &one, sizeof(one)) < 0)
+	for (unsigned v = 1; v < ctrl->nvec; v++) {
+		int fd = ctrl->b->ops->irq_fd(ctrl->b, v);
+
+		if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
 			(void)0; /* counter saturated: already signalled */
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	}
 	if (ctrl->wake_fd >= 0 && write(ctrl->wake_fd, &one, sizeof(one)) < 0)
 		(void)0;
 }

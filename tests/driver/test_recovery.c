@@ -462,6 +462,73 @@ static void test_errors_after_removal(void **state)
 	errors_after(true);
 }
 
+/* A SHARED qpair's user resets the controller under the qpair's lock (its
+ * read and the Abort hang) while another thread takes queue statistics
+ * (ctrl->qp_lock, then each SHARED qpair's lock, as save does). The reset
+ * woke waiters through ctrl->qp_lock: the opposite order, a deadlock TSan
+ * reports as a lock-order inversion. */
+static void *stats_loop(void *arg)
+{
+	struct racer *r = arg;
+	struct nvmk_queue_stat st[8];
+
+	while (!atomic_load(&r->stop))
+		nvmk_ctrl_queue_stats(r->f->t.ctrl, st, 8);
+	return NULL;
+}
+
+struct lock_order {
+	struct racer *r;
+	struct counted *c;
+	atomic_int done;
+};
+
+static void *wait_read(void *arg)
+{
+	struct lock_order *lo = arg;
+
+	for (int i = 0; i < 400 && !lo->c->calls; i++)
+		nvmk_qpair_wait(lo->r->shared, 10);
+	atomic_store(&lo->done, 1);
+	return NULL;
+}
+
+static void test_reset_under_qpair_lock_vs_stats(void **state)
+{
+	struct fx f;
+	struct racer r = {.f = &f};
+	struct counted c = {0};
+	struct lock_order lo = {.r = &r, .c = &c};
+	pthread_t th, tw;
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_INTERRUPT, .flags = NVMK_QPAIR_SHARED};
+
+	(void)state;
+	g_closed = 0;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 100), 0);
+	assert_int_equal(nvmk_qpair_create(f.t.ctrl, &qo, &r.shared), 0);
+	add_fault(&f, NVMK_FAULT_HANG, nvmk_qpair_id(r.shared), NVME_CMD_READ, 0, 1);
+	add_fault(&f, NVMK_FAULT_HANG, 0, NVME_ADM_ABORT, 0, 1);
+	assert_int_equal(pthread_create(&th, NULL, stats_loop, &r), 0);
+	assert_int_equal(
+	    nvmk_ns_submit_read(f.ns, r.shared, &f.buf, 0, 0, 1, 0, counted_cb, &c), 0);
+	assert_int_equal(pthread_create(&tw, NULL, wait_read, &lo), 0);
+	for (int i = 0; i < 800 && !atomic_load(&lo.done); i++)
+		tsleep_ms(10);
+	if (!atomic_load(&lo.done)) {
+		fprintf(stderr, "deadlock: the reset under the qpair lock and the statistics "
+				"under ctrl->qp_lock wait for each other\n");
+		_exit(1); /* two threads stuck in the driver: no clean teardown */
+	}
+	pthread_join(tw, NULL);
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.err, -ETIMEDOUT);
+	assert_true(nvmk_emu_reset_count(f.t.emu) >= 1);
+	nvmk_qpair_destroy(r.shared);
+	close_fx(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +542,7 @@ int main(void)
 	    cmocka_unit_test(test_release_after_failure),
 	    cmocka_unit_test(test_errors_after_fatal),
 	    cmocka_unit_test(test_errors_after_removal),
+	    cmocka_unit_test(test_reset_under_qpair_lock_vs_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
