@@ -541,10 +541,11 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
  * values live across the callbacks (fewer callee-saved registers to save):
  * an invalid CQE (@n < 0) fails the controller; a due deadline scan runs
  * and drains what it aborted. Returns the poll's result. */
-static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n, uint64_t now)
+static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
+	uint64_t now = drv_now(ctrl);
 
 	if (n < 0) {
 		drv_ctrl_fail(ctrl, -EIO, "invalid completion");
@@ -576,16 +577,18 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
-	uint64_t now;
 	int n;
 
 	q->batching++;
 	n = drv_q_drain(q, max);
-	/* qp->ctrl is read again here rather than kept from before the drain:
-	 * one load instead of a callee-saved register across the callbacks */
-	now = drv_now(qp->ctrl);
-	if (drv_unlikely(n < 0 || (now >= qp->next_check && q->nfree != q->ntrk)))
-		return qp_process_rare(qp, n, now);
+	/* A deadline scan only when something is outstanding: tested first, so
+	 * that a qpair with nothing in flight (QD 1 after its completion, an
+	 * idle poll) does not read the clock. qp->ctrl is read again here
+	 * rather than kept from before the drain: one load instead of a
+	 * callee-saved register across the callbacks. */
+	if (drv_unlikely(n < 0 ||
+			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);
 	return n;
