@@ -259,8 +259,8 @@ static void emu_ctrl_enable(struct nvmk_emu *emu, uint64_t now)
 				      .ien = true,
 				      .iv = 0,
 				      .nr_sq = 1};
-	atomic_store(&emu->sq_db[0], 0);
-	atomic_store(&emu->cq_db[0], 0);
+	atomic_store(emu_sq_db(emu, 0), 0);
+	atomic_store(emu_cq_db(emu, 0), 0);
 	if (emu->cfg.rdy_never) {
 		nvmk_warn(emu->name, NVMK_LOG_NOQ, "configured never to become ready");
 		return;
@@ -395,8 +395,7 @@ static void emu_free(struct nvmk_emu *emu)
 		emu->pending = c->next;
 		free(c);
 	}
-	free(emu->sq_db);
-	free(emu->cq_db);
+	free(emu->db);
 	free(emu->sqs);
 	free(emu->cqs);
 	free(emu->irq_fd);
@@ -437,15 +436,14 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	pthread_mutex_init(&emu->irq_lock, NULL);
 	pthread_mutex_init(&emu->aer_lock, NULL);
 	pthread_mutex_init(&emu->fault_lock, NULL);
-	emu->sq_db = calloc(nq, sizeof(*emu->sq_db));
-	emu->cq_db = calloc(nq, sizeof(*emu->cq_db));
+	emu->db = calloc(2u * nq, sizeof(*emu->db));
 	emu->sqs = calloc(nq, sizeof(*emu->sqs));
 	emu->cqs = calloc(nq, sizeof(*emu->cqs));
 	emu->irq_fd = malloc(cfg->msix_vectors * sizeof(int));
 	emu->irq_masked = calloc(cfg->msix_vectors, sizeof(bool));
 	emu->irq_pending = calloc(cfg->msix_vectors, sizeof(bool));
 	emu->bounce = malloc(EMU_BOUNCE);
-	if (!emu->sq_db || !emu->cq_db || !emu->sqs || !emu->cqs || !emu->irq_fd ||
+	if (!emu->db || !emu->sqs || !emu->cqs || !emu->irq_fd ||
 	    !emu->irq_masked || !emu->irq_pending || !emu->bounce) {
 		emu_free(emu);
 		return -ENOMEM;

@@ -160,8 +160,9 @@ struct nvmk_emu {
 	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
 	atomic_bool stray_db_logged; /* Write to Invalid Doorbell logged since reset */
-	_Atomic uint32_t *sq_db;     /* [nq + 1] MMIO SQ tail doorbells */
-	_Atomic uint32_t *cq_db;     /* [nq + 1] MMIO CQ head doorbells */
+	/* [2 * (nq + 1)] MMIO doorbells in register order (emu_db_*): SQ y tail
+	 * at 2y, CQ y head at 2y + 1, so a doorbell index is the array index */
+	_Atomic uint32_t *db;
 
 	/* ---- worker wake-up ---- */
 	pthread_t worker;
@@ -259,6 +260,17 @@ static inline uint64_t emu_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The MMIO SQ tail / CQ head doorbell register of queue @qid. */
+static inline _Atomic uint32_t *emu_sq_db(struct nvmk_emu *emu, unsigned qid)
+{
+	return &emu->db[2u * qid];
+}
+
+static inline _Atomic uint32_t *emu_cq_db(struct nvmk_emu *emu, unsigned qid)
+{
+	return &emu->db[2u * qid + 1u];
 }
 
 /* ---- wake.c ---- */

@@ -170,8 +170,7 @@ static void emu_db_stray(struct nvmk_emu *emu, int idx)
 
 static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 {
-	unsigned qid = (unsigned)idx / 2;
-	_Atomic uint32_t *db = (idx & 1) ? &emu->cq_db[qid] : &emu->sq_db[qid];
+	_Atomic uint32_t *db = &emu->db[idx];
 	uint32_t old = atomic_load_explicit(db, memory_order_relaxed);
 
 	/* Only bits 15:0 are defined; the worker validates against the queue size.
