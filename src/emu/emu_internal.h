@@ -275,8 +275,22 @@ static inline _Atomic uint32_t *emu_cq_db(struct nvmk_emu *emu, unsigned qid)
 
 /* ---- wake.c ---- */
 enum { EMU_WAKE_RUN, EMU_WAKE_KICK, EMU_WAKE_SLEEP };
-/* Make the worker look at the controller again (doorbell, register, event). */
-void emu_kick(struct nvmk_emu *emu);
+/* FUTEX_WAKE of the sleeping worker (emu_kick found it asleep). */
+void emu_kick_wake(struct nvmk_emu *emu);
+
+/* Make the worker look at the controller again (doorbell, register, event).
+ * Inline: it runs on every doorbell write; the protocol is in wake.c. */
+static inline void emu_kick(struct nvmk_emu *emu)
+{
+	/* seq_cst exchange: release, so everything the caller wrote before the
+	 * kick (the doorbell value, queue entries behind it) is visible to the
+	 * worker's acquire exchange that consumes the kick; and a full barrier,
+	 * so the read of the old state cannot be satisfied before our earlier
+	 * stores leave the store buffer (the worker might otherwise go to sleep
+	 * after reading the doorbell's old value, and we see RUN, not SLEEP). */
+	if (atomic_exchange(&emu->wake, EMU_WAKE_KICK) == EMU_WAKE_SLEEP)
+		emu_kick_wake(emu);
+}
 /* Worker with nothing to do: spin briefly, then sleep until a kick or the
  * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. */
 void emu_wait(struct nvmk_emu *emu, uint64_t deadline);

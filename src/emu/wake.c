@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Waking the emulator's worker thread: a doorbell write (or any other event
- * that needs the worker: CC, AER, removal, destroy) calls emu_kick(); the
- * worker, with nothing to do, calls emu_wait().
+ * that needs the worker: CC, AER, removal, destroy) calls emu_kick() (inline
+ * in emu_internal.h: one exchange, then emu_kick_wake() only when the worker
+ * sleeps); the worker, with nothing to do, calls emu_wait().
  *
  * One 32-bit word, emu->wake, carries the whole protocol:
  *   EMU_WAKE_RUN   the worker is awake and no kick is pending
@@ -58,16 +59,10 @@ static void emu_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadli
 		NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
-void emu_kick(struct nvmk_emu *emu)
+/* emu_kick (emu_internal.h, inline) found the worker asleep. */
+void emu_kick_wake(struct nvmk_emu *emu)
 {
-	/* seq_cst exchange: release, so everything the caller wrote before the
-	 * kick (the doorbell value, queue entries behind it) is visible to the
-	 * worker's acquire exchange that consumes the kick; and a full barrier,
-	 * so the read of the old state cannot be satisfied before our earlier
-	 * stores leave the store buffer (the worker might otherwise go to sleep
-	 * after reading the doorbell's old value, and we see RUN, not SLEEP). */
-	if (atomic_exchange(&emu->wake, EMU_WAKE_KICK) == EMU_WAKE_SLEEP)
-		emu_futex_wake(&emu->wake);
+	emu_futex_wake(&emu->wake);
 }
 
 /*
