@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -44,7 +45,8 @@ struct bench_cfg {
 	enum cli_output out;
 };
 
-#define BENCH_HYBRID_US 20 /* default poll time of --mode hybrid */
+#define BENCH_HYBRID_US	    20	  /* default poll time of --mode hybrid */
+#define BENCH_POLL_YIELD_NS 50000 /* --mode poll: yield the core after this long idle */
 
 static const char *mode_name(const struct bench_cfg *cfg)
 {
@@ -197,6 +199,7 @@ static void *bench_thread_main(void *arg)
 	const struct bench_cfg *cfg = t->cfg;
 	uint64_t ios_limit = cfg->ios ? (cfg->ios + cfg->threads - 1) / cfg->threads : UINT64_MAX;
 	uint64_t last_reported = 0;
+	uint64_t idle_since = 0; /* poll mode: first empty poll of the current run, 0 = none */
 	int ret;
 
 	for (;;) {
@@ -217,9 +220,21 @@ static void *bench_thread_main(void *arg)
 		}
 		if (t->nfree == cfg->qd && (stopping || t->first_err))
 			break;
-		if (cfg->mode == NVMK_CPL_POLL)
+		if (cfg->mode == NVMK_CPL_POLL) {
 			ret = nvmk_qpair_process_completions(t->qp, 0);
-		else
+			/* A polled qpair has no interrupt to sleep on: after
+			 * BENCH_POLL_YIELD_NS without a completion, give the core to
+			 * whatever else is runnable there (the device's thread, on a
+			 * machine with fewer cores than busy threads). */
+			if (ret != 0) {
+				idle_since = 0;
+			} else if (!idle_since) {
+				idle_since = now_ns();
+			} else if (now_ns() - idle_since >= BENCH_POLL_YIELD_NS) {
+				sched_yield();
+				idle_since = 0;
+			}
+		} else
 			ret = nvmk_qpair_wait(t->qp, 100);
 		if (ret < 0 && ret != -ETIMEDOUT) {
 			if (!t->first_err)
@@ -541,9 +556,11 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 			       " us per wait, then sleeps on the interrupt\n",
 			       cfg->hybrid_us);
 		else if (cfg->mode == NVMK_CPL_POLL)
-			printf("  mode      : poll, busy-polls a core per thread (on a busy "
-			       "machine the "
-			       "device's thread starves: compare --mode hybrid)\n");
+			printf(
+			    "  mode      : poll, busy-polls a core per thread, yielding it after "
+			    "%u us without a completion (on a busy machine compare --mode "
+			    "hybrid)\n",
+			    BENCH_POLL_YIELD_NS / 1000);
 		else
 			printf("  mode      : irq, sleeps on the interrupt\n");
 		printf("  IOPS      : %.0f\n", iops);
