@@ -24,9 +24,13 @@
  *    to one thread at a time: submit, process and wait on it from that thread
  *    only. It takes no lock, no atomic read-modify-write, and never allocates:
  *    this is the fast path.
- *  - A SHARED qpair (NVMK_QPAIR_SHARED, and every qpair returned by
- *    nvmk_ctrl_get_qpair) may be used by any number of threads: every submit
- *    and process call takes the qpair's (recursive) mutex.
+ *  - A SHARED qpair (NVMK_QPAIR_SHARED) may be used by any number of
+ *    threads: every submit and process call takes the qpair's (recursive)
+ *    mutex.
+ *  - nvmk_ctrl_get_qpair gives the calling thread its own qpair: use it from
+ *    that thread only. It is EXCLUSIVE (no lock) while the controller has a
+ *    queue for the thread, else SHARED with the other threads left without
+ *    one.
  *  - Completion callbacks run in the thread that called
  *    nvmk_qpair_process_completions / nvmk_qpair_wait (or a sync wrapper) on
  *    that qpair, with the qpair's mutex held when it is SHARED. A callback may
@@ -338,22 +342,35 @@ int nvmk_ctrl_dma_alloc_tagged(struct nvmk_ctrl *ctrl, size_t size, const char *
 
 #define NVMK_QPAIR_SHARED (1u << 0) /* usable from many threads (takes a lock) */
 
+#define NVMK_HYBRID_POLL_MAX_US 1000000u /* largest hybrid_poll_us accepted */
+
 struct nvmk_qpair_opts {
 	enum nvmk_cpl_mode mode; /* interrupt (default) or poll */
 	uint32_t depth;		 /* entries, 0 = controller's io_queue_depth */
 	uint32_t flags;		 /* NVMK_QPAIR_* */
+	/* Hybrid polling (interrupt mode only): nvmk_qpair_wait polls the CQ for
+	 * up to this many microseconds, then sleeps on the interrupt as usual.
+	 * 0 = sleep at once (plain interrupt mode). Not kept across a restore
+	 * (a restored qpair waits in plain interrupt mode). */
+	uint32_t hybrid_poll_us;
 };
 
 /**
- * nvmk_ctrl_get_qpair - the calling thread's queue pair.
+ * nvmk_ctrl_get_qpair - the calling thread's queue pair (the one the
+ * synchronous calls use when given NULL).
  *
- * Created on first use in that thread, in the controller's default mode; one
- * per thread while the granted queue count lasts. Further threads share the
- * existing ones round robin (thread k gets qpair k mod granted). These qpairs
- * are SHARED (they take their mutex, uncontended while one thread uses them)
- * because a qpair handed to one thread may later be handed to another; use
- * nvmk_qpair_create for a lock-free exclusive one. They live until close.
- * Return: the qpair, or NULL (controller failed, out of memory).
+ * Created on the thread's first call, in the controller's default mode, and
+ * EXCLUSIVE: the thread's calls on it take no lock. The first call also
+ * creates one SHARED qpair for the threads that will find no queue left
+ * (granted too few, or the device refused a creation); those threads share
+ * it (and any other SHARED per-thread qpair, round robin). With a single
+ * queue, or when no second queue can be created, that first qpair is the
+ * shared one. Use the qpair from the calling thread only. They live until
+ * close: a thread that exits does not give its qpair back (later threads
+ * share instead), and a thread using more than 8 controllers may be given a
+ * new one for a controller it used before.
+ * Return: the qpair, or NULL (controller failed, out of memory, or every
+ * queue taken by nvmk_qpair_create and none left to share).
  */
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
 
@@ -361,7 +378,8 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
  * nvmk_qpair_create - create an I/O queue pair (Create I/O CQ + SQ).
  * @opts: NULL for defaults (interrupt mode, exclusive)
  * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, -EINVAL (its
- * doorbells would lie beyond BAR0), -EIO/-ENODEV (controller failed),
+ * doorbells would lie beyond BAR0; hybrid_poll_us on a polled qpair or
+ * above NVMK_HYBRID_POLL_MAX_US), -EIO/-ENODEV (controller failed),
  * -EAGAIN (being saved), or the admin error of Create I/O CQ/SQ (a device
  * that neither creates nor refuses the queue is reset before its memory is
  * freed).
@@ -391,8 +409,35 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
 
 /**
+ * nvmk_qpair_batch_begin - defer the SQ tail doorbell of @qp.
+ *
+ * Commands submitted on @qp from here until the matching
+ * nvmk_qpair_batch_end are written into the submission queue but the device
+ * is told about them once, by one SQ tail doorbell write at the end (as the
+ * block layer's plug or SPDK's delayed doorbell). Every submit path (the
+ * contiguous, iovec, PRP-list and split ones) honours it. Batches nest; the
+ * outermost end rings. Processing completions on @qp (also inside a wait or
+ * a synchronous call) rings for what was submitted so far, so a caller that
+ * waits inside a batch never waits for a command the device has not seen.
+ * On a SHARED qpair the batch holds back every thread's submissions on it
+ * until its end or the next completion processing; no lock is held between
+ * begin and end. A submit that finds the queue full returns -EAGAIN as
+ * usual: end the batch (or process completions) and submit again.
+ * Return: 0, or -EOVERFLOW when batches nest more than 127 deep.
+ */
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp);
+
+/**
+ * nvmk_qpair_batch_end - end a batch of nvmk_qpair_batch_begin; the outermost
+ * end writes the SQ tail doorbell once if anything was submitted.
+ * Return: 0, or -EINVAL when no batch was open on @qp.
+ */
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp);
+
+/**
  * nvmk_qpair_wait - interrupt mode: process completions; if there were none,
- * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
+ * (hybrid: poll up to hybrid_poll_us first, then) sleep on the queue's eventfd
+ * up to @timeout_ms (-1 = forever, bounded
  * internally by the next command deadline) and process again. In poll mode it
  * polls until something completes or @timeout_ms passes.
  * Commands that recovery completes (a reset or failure since the last call)

@@ -166,9 +166,11 @@ struct nvmk_qpair {
 	 * drv_qp_set_epoch, after shared. */
 	uint64_t fast_epoch;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
+	bool get_taken;	 /* from_get, EXCLUSIVE: a thread has it (get_lock) */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
 	enum nvmk_cpl_mode mode;
+	uint32_t hybrid_poll_us; /* interrupt mode: poll this long before sleeping */
 	/* Re-creation failed in epoch dead_epoch: every call returns this
 	 * (-EIO or -ENODEV) until a later reset, when creation is tried again. */
 	int dead;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "driver/queue.h"
@@ -178,6 +179,18 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		return -EINVAL;
 	if (opts)
 		o = *opts;
+	if (o.hybrid_poll_us && o.mode != NVMK_CPL_INTERRUPT) {
+		nvmk_err(
+		    ctrl->name, NVMK_LOG_NOQ,
+		    "qpair: hybrid_poll_us needs interrupt mode (a polled qpair never sleeps)");
+		return -EINVAL;
+	}
+	if (o.hybrid_poll_us > NVMK_HYBRID_POLL_MAX_US) {
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "qpair: hybrid_poll_us %u too large (accepted 0..%u)", o.hybrid_poll_us,
+			 NVMK_HYBRID_POLL_MAX_US);
+		return -EINVAL;
+	}
 	rc = drv_failed(ctrl);
 	if (rc)
 		return rc;
@@ -214,6 +227,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp->ctrl = ctrl;
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
+	qp->hybrid_poll_us = o.hybrid_poll_us;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
@@ -359,15 +373,70 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 
 /* ---- per-thread qpairs ---- */
 
-#define DRV_TLS_SLOTS 4
+/*
+ * Each thread's synchronous calls run on its own queue pair, EXCLUSIVE (no
+ * lock on the fast path), created on the thread's first call while the
+ * controller has queues for it. One SHARED per-thread qpair is kept for the
+ * threads that find none left (granted too few, or the device refused a
+ * creation): it is created together with the first exclusive one, while a
+ * queue is still there for it; if it cannot be, that first qpair becomes the
+ * shared one before any thread has it. With a single granted queue every
+ * thread shares it, as before. Restored per-thread qpairs are handed out
+ * again first, an exclusive one to one thread only.
+ *
+ * A thread's exclusive qpair stays its own until the controller closes (a
+ * thread that exits does not give it back), and a thread that uses more
+ * controllers than DRV_TLS_SLOTS may be given a new one for an evicted
+ * controller; both only cost queues, which later threads then share.
+ */
+#define DRV_TLS_SLOTS 8
 static __thread struct {
 	uint64_t uid;
 	struct nvmk_qpair *qp;
 } drv_tls_qp[DRV_TLS_SLOTS];
 
+/* The SHARED per-thread qpair number @idx modulo their count, or NULL. */
+static struct nvmk_qpair *get_pick_shared(struct nvmk_ctrl *ctrl, unsigned idx)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		n += ctrl->get_qps[i]->shared;
+	if (!n)
+		return NULL;
+	idx %= n;
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		if (ctrl->get_qps[i]->shared && idx-- == 0)
+			return ctrl->get_qps[i];
+	return NULL;
+}
+
+/* Create a per-thread qpair (@shared or exclusive); get_lock held. */
+static int get_create(struct nvmk_ctrl *ctrl, bool shared, struct nvmk_qpair **out)
+{
+	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode,
+				    .flags = shared ? NVMK_QPAIR_SHARED : 0};
+	int rc = nvmk_qpair_create(ctrl, &o, out);
+
+	if (rc == 0) {
+		(*out)->from_get = true;
+		ctrl->get_qps[ctrl->n_get_qps++] = *out;
+	}
+	return rc;
+}
+
+/* A new exclusive qpair nobody has yet becomes the one to share: its lock
+ * and its fast_epoch (never equal to an epoch) are set before any thread
+ * sees it (get_lock, then the TLS of the thread it goes to). */
+static void get_make_shared(struct nvmk_qpair *qp)
+{
+	drv_mutex_init_recursive(&qp->lock);
+	qp->shared = true;
+	drv_qp_set_epoch(qp, qp->epoch);
+}
+
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 {
-	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode, .flags = NVMK_QPAIR_SHARED};
 	struct nvmk_qpair *qp = NULL;
 	unsigned idx;
 
@@ -379,26 +448,39 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	 * concurrent first calls see each other's queues (control path). */
 	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
-	if (idx < ctrl->n_get_qps) {
-		qp = ctrl->get_qps[idx]; /* restored: hand them out again first */
-	} else if (ctrl->n_get_qps < ctrl->get_budget) {
-		int rc = nvmk_qpair_create(ctrl, &o, &qp);
+	/* restored: an exclusive one nobody has yet goes first */
+	for (unsigned i = 0; i < ctrl->n_get_qps && !qp; i++)
+		if (!ctrl->get_qps[i]->shared && !ctrl->get_qps[i]->get_taken)
+			qp = ctrl->get_qps[i];
+	if (!qp && ctrl->n_get_qps < ctrl->get_budget) {
+		bool have_shared = get_pick_shared(ctrl, 0) != NULL;
+		int rc = get_create(ctrl, false, &qp);
 
-		if (rc == 0) {
-			qp->from_get = true;
-			ctrl->get_qps[ctrl->n_get_qps++] = qp;
+		if (rc == 0 && !have_shared) {
+			struct nvmk_qpair *spare = NULL;
+			int rs = ctrl->n_get_qps < ctrl->get_budget ? get_create(ctrl, true, &spare)
+								    : -EBUSY;
+
+			if (rs) {
+				/* no queue to spare: this one is the one threads share */
+				get_make_shared(qp);
+				if (rs != -EAGAIN)
+					ctrl->get_budget = ctrl->n_get_qps;
+			}
 		} else if (rc == -EAGAIN) {
 			ctrl->n_threads--; /* servicing: not a lack of queues */
-		} else {
-			/* no more queues: from now on threads share the existing ones */
+		} else if (rc) {
+			/* no more queues: from now on threads share the shared ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "no new I/O queue for thread %u (%s): sharing %u queue(s)", idx,
-				  strerror(-rc), ctrl->n_get_qps);
+				  "no new I/O queue for thread %u (%s): sharing", idx,
+				  strerror(-rc));
 			ctrl->get_budget = ctrl->n_get_qps;
 		}
 	}
-	if (!qp && ctrl->n_get_qps)
-		qp = ctrl->get_qps[idx % ctrl->n_get_qps];
+	if (qp && !qp->shared)
+		qp->get_taken = true;
+	if (!qp)
+		qp = get_pick_shared(ctrl, idx);
 	pthread_mutex_unlock(&ctrl->get_lock);
 	if (!qp)
 		return NULL;
@@ -466,10 +548,11 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
  * values live across the callbacks (fewer callee-saved registers to save):
  * an invalid CQE (@n < 0) fails the controller; a due deadline scan runs
  * and drains what it aborted. Returns the poll's result. */
-static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n, uint64_t now)
+static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
+	uint64_t now = drv_now(ctrl);
 
 	if (n < 0) {
 		drv_ctrl_fail(ctrl, -EIO, "invalid completion");
@@ -501,16 +584,18 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
-	uint64_t now;
 	int n;
 
 	q->batching++;
 	n = drv_q_drain(q, max);
-	/* qp->ctrl is read again here rather than kept from before the drain:
-	 * one load instead of a callee-saved register across the callbacks */
-	now = drv_now(qp->ctrl);
-	if (drv_unlikely(n < 0 || (now >= qp->next_check && q->nfree != q->ntrk)))
-		return qp_process_rare(qp, n, now);
+	/* A deadline scan only when something is outstanding: tested first, so
+	 * that a qpair with nothing in flight (QD 1 after its completion, an
+	 * idle poll) does not read the clock. qp->ctrl is read again here
+	 * rather than kept from before the drain: one load instead of a
+	 * callee-saved register across the callbacks. */
+	if (drv_unlikely(n < 0 ||
+			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);
 	return n;
@@ -553,12 +638,96 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	return qp_process_current(qp, max);
 }
 
+/* ---- batched submission ---- */
+
+/*
+ * A user batch shares q->batching with completion processing (which also
+ * defers the SQ doorbell while callbacks submit): every submit path tests
+ * only "batching != 0", and whoever brings the count back to 0 rings. A
+ * batch stays open across a reset (recovery re-creates the queues; what was
+ * written and not rung is failed by it like everything else outstanding).
+ */
+#define QP_BATCH_MAX 127 /* below the uint8_t counter, leaving room for process nesting */
+
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp)
+{
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern)) /* io_uring submits per call: nothing to defer */
+		return 0;
+	drv_qp_lock(qp);
+	if (qp->q.batching >= QP_BATCH_MAX)
+		rc = -EOVERFLOW;
+	else
+		qp->q.batching++;
+	drv_qp_unlock(qp);
+	return rc;
+}
+
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp)
+{
+	struct drv_queue *q = &qp->q;
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern))
+		return 0;
+	drv_qp_lock(qp);
+	if (q->batching == 0) {
+		rc = -EINVAL;
+		nvmk_warn(qp->ctrl->name, q->qid, "batch end without a batch begin");
+	} else if (--q->batching == 0 && drv_qp_current(qp)) {
+		/* a stale qpair rings nothing: its queues are re-created by the
+		 * next call, which fails what was written */
+		drv_q_ring_sq(q);
+	}
+	drv_qp_unlock(qp);
+	return rc;
+}
+
 static void qp_irq_clear(struct nvmk_qpair *qp)
 {
 	uint64_t v;
 
 	if (qp->irq_fd >= 0 && read(qp->irq_fd, &v, sizeof(v)) < 0)
 		(void)0; /* nothing pending (nonblocking eventfd) */
+}
+
+static uint64_t qp_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Hybrid polling: poll the CQ for up to hybrid_poll_us (not past the wait's
+ * end, @end_ms) before the caller sleeps on the interrupt. A completion
+ * arriving within the bound costs no system call and no wake-up latency;
+ * one that takes longer leaves the core to others (on a machine with fewer
+ * cores than busy threads, a pure poller starves the device's thread).
+ * The interrupt that may have fired meanwhile is cleared by the caller
+ * after its sleep (the eventfd stays readable, so that sleep ends at once).
+ * Returns the first non-zero result of processing, or 0.
+ */
+static int qp_hybrid_poll(struct nvmk_qpair *qp, uint64_t end_ms)
+{
+	uint64_t stop = qp_clock_ns() + (uint64_t)qp->hybrid_poll_us * 1000u;
+
+	/* drv_clock_ms is CLOCK_MONOTONIC too */
+	if (end_ms < stop / 1000000u)
+		stop = end_ms * 1000000u;
+
+	do {
+		int n = nvmk_qpair_process_completions(qp, 0);
+
+		if (n != 0)
+			return n;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause(); /* spin-wait hint: leave the pipeline to an SMT sibling */
+#endif
+	} while (qp_clock_ns() < stop);
+	return 0;
 }
 
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
@@ -585,6 +754,11 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		if (qp->mode == NVMK_CPL_POLL) {
 			sched_yield();
 			continue;
+		}
+		if (qp->hybrid_poll_us) {
+			n = qp_hybrid_poll(qp, end);
+			if (n != 0)
+				return n;
 		}
 		/* Sleep until an interrupt, bounded by the clock tick so that
 		 * deadlines are checked (and a completion whose interrupt was lost

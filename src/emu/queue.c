@@ -377,7 +377,7 @@ static bool dbbuf_store(struct nvmk_emu *emu, uint64_t base, unsigned idx, uint3
  */
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
 {
-	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
+	_Atomic uint32_t *mmio = &emu->db[idx];
 
 	if (!emu->dbbuf_shadow || idx < 2) {
 		/* Acquire: pairs with the release in the register write, so the SQEs
@@ -653,7 +653,7 @@ uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64
 			      .ien = ien,
 			      .iv = iv,
 			      .phase = 1};
-	atomic_store(&emu->cq_db[qid], 0);
+	atomic_store(emu_cq_db(emu, qid), 0);
 	emu_dbbuf_init_slot(emu, 2u * qid + 1u, 0);
 	emu->queues_created = true;
 	return 0;
@@ -665,7 +665,7 @@ uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32
 	struct emu_sq *sq = &emu->sqs[qid];
 
 	*sq = (struct emu_sq){.valid = true, .qid = qid, .cqid = cqid, .size = size, .base = base};
-	atomic_store(&emu->sq_db[qid], 0);
+	atomic_store(emu_sq_db(emu, qid), 0);
 	emu_dbbuf_init_slot(emu, 2u * qid, 0);
 	emu->cqs[cqid].nr_sq++;
 	emu->queues_created = true;
@@ -693,7 +693,7 @@ uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
 			emu_cq_post(emu, qid, e.cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
 	}
 	sq->valid = false;
-	atomic_store(&emu->sq_db[qid], EMU_DB_NOQ);
+	atomic_store(emu_sq_db(emu, qid), EMU_DB_NOQ);
 	if (cq->nr_sq)
 		cq->nr_sq--;
 	return 0;
@@ -704,7 +704,7 @@ uint16_t emu_cq_delete(struct nvmk_emu *emu, uint16_t qid)
 	if (emu->cqs[qid].nr_sq)
 		return SF_CMD(NVME_SC_INVALID_QUEUE_DELETION);
 	emu->cqs[qid].valid = false;
-	atomic_store(&emu->cq_db[qid], EMU_DB_NOQ);
+	atomic_store(emu_cq_db(emu, qid), EMU_DB_NOQ);
 	return 0;
 }
 
@@ -712,11 +712,11 @@ void emu_db_reset(struct nvmk_emu *emu)
 {
 	/* The admin doorbells belong to the admin queues, which exist whenever
 	 * the controller is enabled; they are not checked. */
-	atomic_store(&emu->sq_db[0], 0);
-	atomic_store(&emu->cq_db[0], 0);
+	atomic_store(emu_sq_db(emu, 0), 0);
+	atomic_store(emu_cq_db(emu, 0), 0);
 	for (unsigned q = 1; q <= emu->nq; q++) {
-		atomic_store(&emu->sq_db[q], EMU_DB_NOQ);
-		atomic_store(&emu->cq_db[q], EMU_DB_NOQ);
+		atomic_store(emu_sq_db(emu, q), EMU_DB_NOQ);
+		atomic_store(emu_cq_db(emu, q), EMU_DB_NOQ);
 	}
 	atomic_store(&emu->stray_db_logged, false);
 }

@@ -61,7 +61,7 @@ expect 2 "holds more than the 512 bytes"         -- write -s 0 -d "$TMP/long"
 expect 2 "invalid --rw 'randrw'"                 -- bench --rw randrw
 expect 2 "invalid value '0' for --qd"            -- bench --qd 0
 expect 2 "invalid value '65' for --threads"      -- bench --threads 65
-expect 2 "invalid --mode 'spin'.*poll or irq"    -- bench --mode spin
+expect 2 "invalid --mode 'spin'.*poll, irq or hybrid"    -- bench --mode spin
 expect 2 "--bs 1000 is not a multiple"           -- bench --bs 1000 -n 1 --time 1
 expect 2 "invalid size '0' for --bs"             -- bench --bs 0
 

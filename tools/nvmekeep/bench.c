@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,9 +39,21 @@ struct bench_cfg {
 	enum bench_rw rw;
 	uint64_t bs, qd, threads, time_s, ios;
 	enum nvmk_cpl_mode mode;
+	uint64_t hybrid_us; /* --mode hybrid: interrupt mode, poll this long first */
+	bool hybrid_us_set;
 	enum nvmk_dbbuf_mode dbbuf;
 	enum cli_output out;
 };
+
+#define BENCH_HYBRID_US	    20	  /* default poll time of --mode hybrid */
+#define BENCH_POLL_YIELD_NS 50000 /* --mode poll: yield the core after this long idle */
+
+static const char *mode_name(const struct bench_cfg *cfg)
+{
+	if (cfg->mode == NVMK_CPL_POLL)
+		return "poll";
+	return cfg->hybrid_us ? "hybrid" : "irq";
+}
 
 struct bench_thread;
 
@@ -186,6 +199,7 @@ static void *bench_thread_main(void *arg)
 	const struct bench_cfg *cfg = t->cfg;
 	uint64_t ios_limit = cfg->ios ? (cfg->ios + cfg->threads - 1) / cfg->threads : UINT64_MAX;
 	uint64_t last_reported = 0;
+	uint64_t idle_since = 0; /* poll mode: first empty poll of the current run, 0 = none */
 	int ret;
 
 	for (;;) {
@@ -206,9 +220,21 @@ static void *bench_thread_main(void *arg)
 		}
 		if (t->nfree == cfg->qd && (stopping || t->first_err))
 			break;
-		if (cfg->mode == NVMK_CPL_POLL)
+		if (cfg->mode == NVMK_CPL_POLL) {
 			ret = nvmk_qpair_process_completions(t->qp, 0);
-		else
+			/* A polled qpair has no interrupt to sleep on: after
+			 * BENCH_POLL_YIELD_NS without a completion, give the core to
+			 * whatever else is runnable there (the device's thread, on a
+			 * machine with fewer cores than busy threads). */
+			if (ret != 0) {
+				idle_since = 0;
+			} else if (!idle_since) {
+				idle_since = now_ns();
+			} else if (now_ns() - idle_since >= BENCH_POLL_YIELD_NS) {
+				sched_yield();
+				idle_since = 0;
+			}
+		} else
 			ret = nvmk_qpair_wait(t->qp, 100);
 		if (ret < 0 && ret != -ETIMEDOUT) {
 			if (!t->first_err)
@@ -232,6 +258,7 @@ static int thread_setup(struct bench_thread *t, unsigned index, const struct nvm
 	const struct bench_cfg *cfg = t->cfg;
 	struct nvmk_qpair_opts qo = {
 	    .mode = cfg->mode,
+	    .hybrid_poll_us = (uint32_t)cfg->hybrid_us,
 	    /* a queue of N entries holds N-1 commands (Base 2.0 4.1.3) */
 	    .depth = (uint32_t)cfg->qd + 1,
 	};
@@ -311,6 +338,7 @@ static const struct option bench_opts[] = {
     {"time", required_argument, NULL, 'T'},
     {"ios", required_argument, NULL, 'i'},
     {"mode", required_argument, NULL, 'm'},
+    {"hybrid-poll-us", required_argument, NULL, 'H'},
     {"dbbuf", required_argument, NULL, 'D'},
     {"output-format", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
@@ -327,7 +355,12 @@ static const char bench_usage[] =
     "      --threads N           threads, each with its own queue pair, 1..64 (default 1)\n"
     "      --time SEC            run time, 1..3600 (default 5)\n"
     "      --ios N               stop after N I/Os instead of after --time\n"
-    "      --mode poll|irq       completion by polling (default) or MSI-X interrupts\n"
+    "      --mode poll|irq|hybrid  completion by polling (default), MSI-X interrupts,\n"
+    "                            or hybrid: poll a bounded time, then sleep on the\n"
+    "                            interrupt (polling starves the device's thread when\n"
+    "                            the cores are busy; hybrid and irq leave them)\n"
+    "      --hybrid-poll-us N    hybrid: poll this long before sleeping, 1..1000000\n"
+    "                            (default 20)\n"
     "      --dbbuf auto|off      shadow doorbells when offered (default), or always\n"
     "                            MMIO doorbell writes\n"
     "  -o, --output-format normal|json\n"
@@ -335,6 +368,7 @@ static const char bench_usage[] =
 
 static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 {
+	uint64_t hybrid_us = 0;
 	int c;
 
 	*cfg = (struct bench_cfg){.rw = RW_RANDREAD,
@@ -384,17 +418,27 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 			ok = cli_parse_u64("--ios", optarg, 1, UINT64_MAX / 2, &cfg->ios);
 			break;
 		case 'm':
+			cfg->hybrid_us = 0;
 			if (!strcmp(optarg, "poll")) {
 				cfg->mode = NVMK_CPL_POLL;
 			} else if (!strcmp(optarg, "irq")) {
 				cfg->mode = NVMK_CPL_INTERRUPT;
+			} else if (!strcmp(optarg, "hybrid")) {
+				cfg->mode = NVMK_CPL_INTERRUPT;
+				cfg->hybrid_us = BENCH_HYBRID_US;
 			} else {
 				fprintf(stderr,
-					"nvmekeep bench: invalid --mode '%s': expected poll "
-					"or irq\n",
+					"nvmekeep bench: invalid --mode '%s': expected poll, "
+					"irq or hybrid\n",
 					optarg);
 				ok = -EINVAL;
 			}
+			break;
+		case 'H':
+			ok = cli_parse_u64("--hybrid-poll-us", optarg, 1, NVMK_HYBRID_POLL_MAX_US,
+					   &v);
+			cfg->hybrid_us_set = true;
+			hybrid_us = v;
 			break;
 		case 'D':
 			if (!strcmp(optarg, "auto")) {
@@ -421,6 +465,13 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 		}
 		if (ok)
 			return CLI_EXIT_USAGE;
+	}
+	if (cfg->hybrid_us_set) {
+		if (!cfg->hybrid_us) {
+			fprintf(stderr, "nvmekeep bench: --hybrid-poll-us needs --mode hybrid\n");
+			return CLI_EXIT_USAGE;
+		}
+		cfg->hybrid_us = hybrid_us;
 	}
 	if (cli_take_args("bench", argc, argv, (const char **[]){&cfg->dev}, 1))
 		return CLI_EXIT_USAGE;
@@ -472,8 +523,10 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 		json_object_object_add(o, "bs", json_object_new_uint64(cfg->bs));
 		json_object_object_add(o, "qd", json_object_new_uint64(cfg->qd));
 		json_object_object_add(o, "threads", json_object_new_uint64(cfg->threads));
-		json_object_object_add(
-		    o, "mode", json_object_new_string(cfg->mode == NVMK_CPL_POLL ? "poll" : "irq"));
+		json_object_object_add(o, "mode", json_object_new_string(mode_name(cfg)));
+		if (cfg->hybrid_us)
+			json_object_object_add(o, "hybrid_poll_us",
+					       json_object_new_uint64(cfg->hybrid_us));
 		json_object_object_add(o, "seconds", json_fixed(secs, 3));
 		json_object_object_add(o, "ios", json_object_new_uint64(done));
 		json_object_object_add(o, "errors", json_object_new_uint64(errors));
@@ -497,7 +550,19 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 		printf("bench: %s nsid %u, %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64
 		       " mode=%s, %.2f s\n",
 		       cfg->dev ? cfg->dev : "emu", info->nsid, rw_names[cfg->rw], cfg->bs, cfg->qd,
-		       cfg->threads, cfg->mode == NVMK_CPL_POLL ? "poll" : "irq", secs);
+		       cfg->threads, mode_name(cfg), secs);
+		if (cfg->hybrid_us)
+			printf("  mode      : hybrid, polls %" PRIu64
+			       " us per wait, then sleeps on the interrupt\n",
+			       cfg->hybrid_us);
+		else if (cfg->mode == NVMK_CPL_POLL)
+			printf(
+			    "  mode      : poll, busy-polls a core per thread, yielding it after "
+			    "%u us without a completion (on a busy machine compare --mode "
+			    "hybrid)\n",
+			    BENCH_POLL_YIELD_NS / 1000);
+		else
+			printf("  mode      : irq, sleeps on the interrupt\n");
 		printf("  IOPS      : %.0f\n", iops);
 		printf("  bandwidth : %.1f MiB/s\n", mibs);
 		printf("  latency   : min %.1f us, mean %.1f us, p50 %.1f us, p99 %.1f us, "
