@@ -82,6 +82,12 @@ struct nvmk_backing {
 	volatile uint8_t *bar0;    /* mapped BAR0, or NULL: use ops */
 	size_t bar0_size;
 	struct nvmk_dma_pool *pool; /* DMA source for nvmk_backing_dma_alloc (NULL = ephemeral) */
+	/* The driver's controller on this device (nvmk_ctrl_open/_restore set it,
+	 * close/detach clear it), NULL when none: one owner per device in a
+	 * process. Across processes the VFIO group file is the lock (the kernel
+	 * lets one process open it; a successor inherits the open fd). Backings
+	 * start it NULL (zeroed allocation); only the driver writes it. */
+	void *ctrl_owner;
 };
 
 /* ---- register access: fast path through the mapping when there is one ---- */
@@ -138,6 +144,12 @@ void nvmk_backing_dma_free(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t iova,
 			     struct nvmk_dma_buf *buf);
 /**
+ * nvmk_backing_dma_unclaim - servicing: undo nvmk_backing_dma_reclaim after a
+ * refused restore: the host record is dropped and the pool block waits to be
+ * reclaimed again (nvmk_dma_unclaim); the device keeps its mapping.
+ */
+void nvmk_backing_dma_unclaim(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
+/**
  * nvmk_backing_dma_forget - servicing: drop the host-side record of a block
  * from nvmk_backing_dma_alloc without unmapping or freeing it: the device
  * keeps using it and a successor reclaims it by its tag.
@@ -151,6 +163,10 @@ void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
  * Return: 0, or -EFAULT when @vaddr is not inside any mapped block.
  */
 int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova, size_t *contig);
+
+/** nvmk_backing_of - the backing a block from nvmk_backing_dma_alloc that
+ *  contains @vaddr was mapped through, or NULL. */
+struct nvmk_backing *nvmk_backing_of(const void *vaddr);
 
 /* ---- construction ---- */
 
@@ -271,6 +287,102 @@ int nvmk_vfio_handover_parse(const char *s, struct nvmk_vfio_handover *ho);
 int nvmk_backing_vfio_adopt(const struct nvmk_vfio_handover *ho, const struct nvmk_vfio_opts *opts,
 			    struct nvmk_backing **out);
 
+/* ---- vfio-user client (a device served by another process, e.g. nvmekeep-emu) ---- */
+
+/* Options of nvmk_backing_vfio_user_open(); zeroed (or NULL) = defaults. */
+struct nvmk_vfio_user_opts {
+	bool no_reset;		/* skip DEVICE_RESET at open (re-attach to a live controller) */
+	bool no_doorbell_mmap;	/* trap doorbells too (REGION_WRITE), e.g. to measure the cost */
+	unsigned timeout_ms;	/* reply timeout per request, 0 = 10 s */
+};
+
+/**
+ * nvmk_backing_vfio_user_open - connect to the vfio-user server at @path.
+ * @path: the server's UNIX socket
+ * @opts: options, or NULL
+ * @out:  the backing on success; its name is "vfio-user:@path" (cut to fit)
+ *
+ * Negotiates the version, checks that the function is an NVMe controller
+ * (class 010802h), maps the doorbells when the server offers them as a
+ * sparse-mmap area, enables bus mastering and resets the function. Device
+ * addresses are handed out from 4 GiB up (never equal to host addresses);
+ * every DMA block is shared with the server through its memfd.
+ *
+ * Return: 0; -ENOENT (no socket at @path), -ENOTSOCK (@path is not a
+ *         socket), -ECONNREFUSED (nobody listens: stale socket), -EPROTO (not
+ *         a vfio-user server, or it answered nonsense), -EPROTONOSUPPORT
+ *         (version mismatch), -ENODEV (not an NVMe function), -EBUSY (another
+ *         client is attached), -ETIMEDOUT;
+ *         each with a log line saying what to do.
+ * After the server goes away, register reads return all ones (as a
+ * surprise-removed PCI function) and every request fails with -ENODEV.
+ */
+int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_opts *opts,
+				struct nvmk_backing **out);
+
+/** nvmk_backing_is_vfio_user - whether @b was made by nvmk_backing_vfio_user_open/_adopt. */
+bool nvmk_backing_is_vfio_user(const struct nvmk_backing *b);
+
+/** nvmk_backing_vfio_user_spec_path - "vfio-user:PATH" -> PATH, or NULL if @spec is not one. */
+const char *nvmk_backing_vfio_user_spec_path(const char *spec);
+
+/*
+ * Handover across execve without a reset (the servicing path). The server
+ * never sees it: the connection (socket fd), the MSI-X eventfds and the
+ * memfds of the DMA blocks stay open in the successor, and the server's DMA
+ * maps stay in place. The successor re-attaches with
+ * nvmk_backing_vfio_user_adopt(): it maps the doorbells again and takes the
+ * DMA maps back with dma_remap (nvmk_backing_dma_reclaim) at their saved
+ * IOVAs, with no message to the server.
+ */
+#define NVMK_VFIO_USER_MAX_IRQS 64
+#define NVMK_VFIO_USER_MAX_MAPS 256
+
+struct nvmk_vfio_user_handover {
+	char path[108];	   /* the server's socket (for log lines and a later reconnect) */
+	int sock_fd;	   /* the connected socket */
+	uint16_t next_msg_id;
+	uint64_t next_iova; /* device addresses below this may be in use */
+	unsigned nirqs;
+	int irq_fds[NVMK_VFIO_USER_MAX_IRQS];
+	unsigned nmaps;
+	struct nvmk_vfio_handover_map maps[NVMK_VFIO_USER_MAX_MAPS]; /* iova, size, memfd, offset */
+};
+
+/**
+ * nvmk_backing_vfio_user_export_fds - prepare @b for execve and describe it.
+ * Clears FD_CLOEXEC on the socket, the eventfds and the memfds of mapped
+ * blocks. Afterwards @b must not map DMA nor be destroyed (closing the socket
+ * would look like a client crash to the server): exec, or call
+ * nvmk_backing_vfio_user_export_abort().
+ * Return: 0, -ENOSPC (more maps or vectors than the handover holds), -ENODEV
+ *         (server gone), or another negative errno.
+ */
+int nvmk_backing_vfio_user_export_fds(struct nvmk_backing *b, struct nvmk_vfio_user_handover *ho);
+/** nvmk_backing_vfio_user_export_abort - undo an export that did not lead to exec. */
+int nvmk_backing_vfio_user_export_abort(struct nvmk_backing *b,
+					const struct nvmk_vfio_user_handover *ho);
+/**
+ * nvmk_vfio_user_handover_format - @ho as one printable string for argv/env:
+ * "vfu1;sock=FD;msgid=N;iova=HEX;irqs=FD,...;maps=IOVA:SIZE:FD:OFF,...;path=PATH"
+ * (hex without 0x for the 64-bit values; the path comes last and may hold ';').
+ * Return: length, or -ENOSPC.
+ */
+int nvmk_vfio_user_handover_format(const struct nvmk_vfio_user_handover *ho, char *buf,
+				   size_t len);
+/** nvmk_vfio_user_handover_parse - inverse of _format, strict. Return: 0 or -EINVAL. */
+int nvmk_vfio_user_handover_parse(const char *s, struct nvmk_vfio_user_handover *ho);
+/**
+ * nvmk_backing_vfio_user_adopt - re-attach to the connection of @ho without
+ * any message that changes the device (no reset, no SET_IRQS, no DMA_MAP):
+ * region information is read again and the doorbells mmap'd again.
+ * irq_enable() with at most @ho->nirqs vectors reuses the inherited
+ * eventfds; dma_remap of a block at a saved IOVA reuses the server's map.
+ * Return: 0 or negative errno; the inherited fds are not closed on failure.
+ */
+int nvmk_backing_vfio_user_adopt(const struct nvmk_vfio_user_handover *ho,
+				 const struct nvmk_vfio_user_opts *opts, struct nvmk_backing **out);
+
 /* ---- PCI setup (the CLI's `nvmekeep setup`) ---- */
 
 struct nvmk_pci_func {
@@ -288,14 +400,41 @@ struct nvmk_pci_func {
  */
 int nvmk_pci_list_nvme(const char *sysfs_root, struct nvmk_pci_func *out, size_t max, size_t *n);
 
+/* Options of nvmk_pci_setup_bind / _unbind. Zeroed: real /sys and /proc,
+ * no force, act. */
+struct nvmk_pci_setup_opts {
+	const char *sysfs_root; /* NULL = "/sys" */
+	const char *proc_root;  /* NULL = "/proc" (mounts, swaps, PID/fd) */
+	bool force;             /* act even when the function is in use (data may be lost) */
+	bool dry_run;           /* check everything, say what would be done, change nothing */
+	char *report;           /* optional: the steps done (or that would be), "; " separated */
+	size_t report_len;
+};
+
 /**
- * nvmk_pci_bind_vfio - bind @addr to vfio-pci (driver_override, unbind, drivers_probe).
- * Refuses (-EBUSY) when a namespace of the function has a mounted
- * filesystem, unless @force.
- * @proc_root: NULL = "/proc" (for /proc/mounts)
+ * nvmk_pci_setup_bind - hand NVMe function @addr to vfio-pci
+ * (driver_override, unbind, drivers_probe).
+ *
+ * Only a function of class 010802h (NVMe) is touched, with or without
+ * force. While on nvme, a function is in use when a namespace or one of its
+ * partitions is mounted or used as swap, has a holder (LVM, device mapper,
+ * MD: /sys/block/X/holders), or a process has the block device or the
+ * controller's character device open (/proc/PID/fd): refused unless forced.
+ * Return: 0 (done, or nothing to do, or dry run), -EINVAL (malformed address,
+ * or not an NVMe controller), -ENODEV (no such function, driver not loaded),
+ * -EBUSY (in use), -EIO (did not bind), or the errno of a sysfs write.
  */
+int nvmk_pci_setup_bind(const char *addr, const struct nvmk_pci_setup_opts *opts);
+/** nvmk_pci_setup_unbind - give NVMe function @addr back to the kernel nvme
+ *  driver. In use (refused unless forced): a process has its VFIO group file
+ *  open. Return: as nvmk_pci_setup_bind. */
+int nvmk_pci_setup_unbind(const char *addr, const struct nvmk_pci_setup_opts *opts);
+/** nvmk_pci_is_nvme - whether @addr is a PCI function of class 010802h. */
+bool nvmk_pci_is_nvme(const char *sysfs_root, const char *addr);
+
+/** nvmk_pci_bind_vfio - nvmk_pci_setup_bind with @force and the roots (NULL = real). */
 int nvmk_pci_bind_vfio(const char *sysfs_root, const char *proc_root, const char *addr, bool force);
-/** nvmk_pci_unbind_to_nvme - give @addr back to the kernel nvme driver. Same checks. */
+/** nvmk_pci_unbind_to_nvme - nvmk_pci_setup_unbind with @force and the roots. */
 int nvmk_pci_unbind_to_nvme(const char *sysfs_root, const char *proc_root, const char *addr,
 			    bool force);
 /** nvmk_pci_addr_valid - whether @addr is a well-formed "DDDD:BB:DD.F". */

@@ -161,6 +161,34 @@ int nvmk_dma_reclaim(struct nvmk_dma_pool *pool, const char *owner, const char *
 		     struct nvmk_dma_mem *out);
 
 /**
+ * nvmk_dma_reclaim_check - whether nvmk_dma_reclaim(@pool, @owner, @tag) would
+ * succeed, without claiming anything (a restore checks every block first).
+ * @size: optional, receives the block's size in bytes
+ * Return: 0, or the error nvmk_dma_reclaim would return.
+ */
+int nvmk_dma_reclaim_check(struct nvmk_dma_pool *pool, const char *owner, const char *tag,
+			   uint64_t *size);
+
+/**
+ * nvmk_dma_unclaim - undo nvmk_dma_reclaim: the block waits to be reclaimed
+ * again (by a later restore on the same pool handle), its contents and the
+ * device's use of it untouched. Only for a block taken with nvmk_dma_reclaim
+ * (a block allocated by this process is freed, not unclaimed). @mem is
+ * cleared.
+ * Return: 0, or -EINVAL (not a reclaimed block; logged, nothing changed).
+ */
+int nvmk_dma_unclaim(struct nvmk_dma_mem *mem);
+
+/**
+ * nvmk_dma_tag - the tag a pool block is recorded under (what a successor
+ * passes to nvmk_dma_reclaim), into @tag of @len bytes (NVMK_DMA_TAG_MAX + 1
+ * is always enough).
+ * Return: 0, -EINVAL (ephemeral memory, or not a block this process holds),
+ *         -ENOSPC (@len too small).
+ */
+int nvmk_dma_tag(const struct nvmk_dma_mem *mem, char *tag, size_t len);
+
+/**
  * nvmk_dma_pool_finish_restore - end the reclaim phase after an open.
  *
  * Every block the predecessor allocated and this process has not reclaimed is
@@ -198,5 +226,34 @@ size_t nvmk_dma_pool_leaked(struct nvmk_dma_pool *pool, struct nvmk_dma_slot_inf
  * Return: 0, -ENOENT (no Leaked block with that owner and tag), -EINVAL.
  */
 int nvmk_dma_pool_release_leaked(struct nvmk_dma_pool *pool, const char *owner, const char *tag);
+
+/* ---- Saved-state generations (servicing) --------------------------------------------- */
+/*
+ * The slot table keeps, per owner (device), the generation of its latest
+ * saved controller state and whether that state was restored already. The
+ * driver's save writes a new generation (and puts it in the state); its
+ * restore accepts only a state of the recorded generation that was not
+ * restored yet, and marks it restored. The record sits in the table because
+ * the table survives exec together with the queues whose ring contents a
+ * stale state would misread. A record takes one slot and no pages; it is
+ * not counted in the stats' used_slots.
+ */
+
+/**
+ * nvmk_dma_pool_gen_get - read @owner's generation record.
+ * Return: 0 (*@gen >= 1, *@restored filled), -ENOENT (no record: no state of
+ *         this device was saved by a binary that keeps records), -EINVAL.
+ */
+int nvmk_dma_pool_gen_get(struct nvmk_dma_pool *pool, const char *owner, uint64_t *gen,
+			  bool *restored);
+
+/**
+ * nvmk_dma_pool_gen_set - write @owner's generation record (creating it).
+ * Generations only go up: @gen below the recorded one is refused.
+ * Return: 0, -ESTALE (@gen older than the record), -ENOMEM (no free slot),
+ *         -EINVAL (@gen 0, bad owner).
+ */
+int nvmk_dma_pool_gen_set(struct nvmk_dma_pool *pool, const char *owner, uint64_t gen,
+			  bool restored);
 
 #endif /* NVMEKEEP_DMA_H */

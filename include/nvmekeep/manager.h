@@ -198,6 +198,20 @@ enum nvmk_mgr_backing_kind {
 typedef int (*nvmk_mgr_backing_fn)(void *ctx, const char *id, bool restoring,
 				   struct nvmk_backing **out);
 
+/**
+ * nvmk_mgr_vfio_user_backing - a factory for devices named "vfio-user:PATH":
+ * connects to the server at PATH (nvmk_backing_vfio_user_open), without a
+ * reset when @restoring. @ctx: NULL, or (servicing) the predecessor's
+ * handover string for this device (nvmk_vfio_user_handover_format, after
+ * nvmk_backing_vfio_user_export_fds on the backing from nvmk_mgr_take_backing):
+ * when restoring, the inherited connection is adopted instead of opening a
+ * new one (a --persist server is needed for the new-connection path). Such
+ * devices count as keep-alive capable ("host") in the inference of
+ * nvmk_mgr_create_from_env.
+ */
+int nvmk_mgr_vfio_user_backing(void *ctx, const char *id, bool restoring,
+			       struct nvmk_backing **out);
+
 /* What the caller registers for one device. Copied by nvmk_mgr_add_device. */
 struct nvmk_mgr_device_spec {
 	const char *id; /* PCI address or emulator name, 1..NVMK_MGR_ID_MAX bytes */
@@ -508,13 +522,22 @@ struct nvmk_mgr_restore_opts {
  * tag.
  * A saved device that is not registered in @mgr is not restored (logged,
  * -ENOENT); with keep-alive its blocks are then reported leaked.
+ * Each device's driver state restores only if it is the latest saved state
+ * of that device and was not restored before (the generation recorded in
+ * the pool, see "Restore safety" in driver.h): a fresh manager handed an
+ * older manager state, or the same state a second time (a successor re-run
+ * after a crash), gets -ESTALE for those devices, which are marked FAILED
+ * without any completion being delivered again; their pool blocks are then
+ * reported leaked (the device runs the queues of the newer state until it
+ * is brought up afresh).
  * While it runs, loads (get_namespace, ...) fail with -EBUSY; a manager on
  * which a load was ever asked for cannot restore (it might have reset a live
  * device), and one restore per manager.
  * Return: 0; -EBADMSG (corrupt state), -EPROTONOSUPPORT (newer format: a
  * downgrade), -EINVAL (wrong pool, or @mgr was used already), or,
- * with every other device restored: the first device's error, else -EUCLEAN
- * (pool blocks leaked).
+ * with every other device restored: the first device's error (-ESTALE for a
+ * state that is not the latest, or restored already), else -EUCLEAN (pool
+ * blocks leaked).
  */
 int nvmk_mgr_restore(struct nvmk_mgr *mgr, const void *blob, size_t len,
 		     const struct nvmk_mgr_restore_opts *opts);

@@ -112,6 +112,16 @@ int nvmk_backing_dma_reclaim(struct nvmk_backing *b, const char *tag, uint64_t i
 	return vaddr_register(b, buf);
 }
 
+void nvmk_backing_dma_unclaim(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	if (!b || !buf || !buf->mem.vaddr)
+		return;
+	bk_registry_remove(&vaddr_registry, (uintptr_t)buf->mem.vaddr, b);
+	if (buf->mem.pool)
+		nvmk_dma_unclaim(&buf->mem);
+	memset(buf, 0, sizeof(*buf));
+}
+
 void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 {
 	if (!b || !buf || !buf->mem.vaddr)
@@ -150,6 +160,16 @@ int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova,
 	if (contig)
 		*contig = run;
 	return 0;
+}
+
+struct nvmk_backing *nvmk_backing_of(const void *vaddr)
+{
+	struct bk_range r;
+
+	if (!vaddr || bk_registry_find(&vaddr_registry, (uintptr_t)vaddr, &r))
+		return NULL;
+	/* registered as a (non-const) struct nvmk_backing by vaddr_register */
+	return (struct nvmk_backing *)(uintptr_t)r.owner;
 }
 
 void nvmk_backing_destroy(struct nvmk_backing *b)

@@ -58,11 +58,16 @@ struct nvmk_dma_pool {
 	struct pool_slot *slots;
 	uint32_t slot_count;
 	uint64_t data_offset;
-	uint8_t *live;	    /* per slot: held by this process (allocated here or reclaimed) */
+	uint8_t *live;	    /* per slot: held by this process (LIVE_ALLOCATED or LIVE_RECLAIMED) */
 	uint32_t *order;    /* Allocated/Leaked slot indices sorted by offset */
 	uint32_t n_order;   /* entries in @order */
 	uint32_t free_hint; /* no Free slot below this index */
 };
+
+/* Values of @live: 0 = not held (Free, Leaked, or a predecessor's block
+ * waiting to be reclaimed). */
+#define LIVE_ALLOCATED 1 /* allocated by this process */
+#define LIVE_RECLAIMED 2 /* a predecessor's block taken back with nvmk_dma_reclaim */
 
 static bool names_ok(const char *owner, const char *tag)
 {
@@ -234,7 +239,7 @@ int dma_pool_alloc(struct nvmk_dma_pool *pool, size_t size, const char *owner, c
 		(pool->n_order - pos) * sizeof(pool->order[0]));
 	pool->order[pos] = idx;
 	pool->n_order++;
-	pool->live[idx] = 1;
+	pool->live[idx] = LIVE_ALLOCATED;
 	pool->free_hint = idx + 1;
 	table_commit(pool);
 	fill_mem(pool, idx, out);
@@ -515,7 +520,7 @@ int nvmk_dma_reclaim(struct nvmk_dma_pool *pool, const char *owner, const char *
 	else if (pool->live[idx])
 		err = -EBUSY;
 	if (!err) {
-		pool->live[idx] = 1;
+		pool->live[idx] = LIVE_RECLAIMED;
 		fill_mem(pool, (uint32_t)idx, out);
 	}
 	pthread_mutex_unlock(&pool->lock);
@@ -598,4 +603,154 @@ int nvmk_dma_pool_release_leaked(struct nvmk_dma_pool *pool, const char *owner, 
 		release_slot(pool, (uint32_t)idx);
 	pthread_mutex_unlock(&pool->lock);
 	return idx >= 0 ? 0 : -ENOENT;
+}
+
+/* The slot of a block this process holds (@how: LIVE_*, or 0 for either)
+ * that @mem describes exactly, or -1. Lock held. */
+static int held_slot(struct nvmk_dma_pool *pool, const struct nvmk_dma_mem *mem, uint8_t how)
+{
+	uint32_t idx = mem->slot;
+	const struct pool_slot *s;
+
+	if (idx >= pool->slot_count)
+		return -1;
+	s = &pool->slots[idx];
+	if (s->state != POOL_SLOT_ALLOCATED || !pool->live[idx] ||
+	    (how && pool->live[idx] != how) || s->offset != mem->fd_offset ||
+	    s->pages * NVMK_DMA_PAGE_SIZE != mem->size ||
+	    (uint8_t *)mem->vaddr != pool->base + s->offset)
+		return -1;
+	return (int)idx;
+}
+
+int nvmk_dma_reclaim_check(struct nvmk_dma_pool *pool, const char *owner, const char *tag,
+			   uint64_t *size)
+{
+	int idx, err = 0;
+
+	if (!pool || !names_ok(owner, tag))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	idx = find_slot(pool, owner, tag, POOL_SLOT_ALLOCATED);
+	if (idx < 0)
+		err = find_slot(pool, owner, tag, POOL_SLOT_LEAKED) >= 0 ? -ESTALE : -ENOENT;
+	else if (pool->live[idx])
+		err = -EBUSY;
+	else if (size)
+		*size = pool->slots[idx].pages * NVMK_DMA_PAGE_SIZE;
+	pthread_mutex_unlock(&pool->lock);
+	return err;
+}
+
+int nvmk_dma_unclaim(struct nvmk_dma_mem *mem)
+{
+	struct nvmk_dma_pool *pool = mem ? mem->pool : NULL;
+	int idx;
+
+	if (!pool)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	idx = held_slot(pool, mem, LIVE_RECLAIMED);
+	if (idx >= 0)
+		pool->live[idx] = 0;
+	pthread_mutex_unlock(&pool->lock);
+	if (idx < 0) {
+		nvmk_err(POOL_LOG, NVMK_LOG_NOQ,
+			 "unclaim of a block that was not reclaimed (slot %u, offset 0x%llx): "
+			 "ignored",
+			 mem->slot, (unsigned long long)mem->fd_offset);
+		return -EINVAL;
+	}
+	memset(mem, 0, sizeof(*mem));
+	mem->fd = -1;
+	return 0;
+}
+
+int nvmk_dma_tag(const struct nvmk_dma_mem *mem, char *tag, size_t len)
+{
+	struct nvmk_dma_pool *pool = mem ? mem->pool : NULL;
+	int idx, n = -EINVAL;
+
+	if (!pool || !tag || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	idx = held_slot(pool, mem, 0);
+	if (idx >= 0)
+		n = snprintf(tag, len, "%s", pool->slots[idx].tag);
+	pthread_mutex_unlock(&pool->lock);
+	if (n < 0)
+		return n;
+	return (size_t)n < len ? 0 : -ENOSPC;
+}
+
+/* ---- saved-state generations ---- */
+
+/* The Generation slot of @owner, or -1. Lock held. Not in @order: no pages. */
+static int find_gen(struct nvmk_dma_pool *pool, const char *owner)
+{
+	for (uint32_t i = 0; i < pool->slot_count; i++)
+		if (pool->slots[i].state == POOL_SLOT_GENERATION &&
+		    strcmp(pool->slots[i].owner, owner) == 0)
+			return (int)i;
+	return -1;
+}
+
+int nvmk_dma_pool_gen_get(struct nvmk_dma_pool *pool, const char *owner, uint64_t *gen,
+			  bool *restored)
+{
+	int idx;
+
+	if (!pool || !names_ok(owner, POOL_GEN_TAG) || !gen || !restored)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	idx = find_gen(pool, owner);
+	if (idx >= 0) {
+		*gen = pool->slots[idx].generation;
+		*restored = pool->slots[idx].gen_flags & POOL_GEN_RESTORED;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return idx >= 0 ? 0 : -ENOENT;
+}
+
+int nvmk_dma_pool_gen_set(struct nvmk_dma_pool *pool, const char *owner, uint64_t gen,
+			  bool restored)
+{
+	struct pool_slot *s;
+	int idx, err = 0;
+
+	if (!pool || !names_ok(owner, POOL_GEN_TAG) || gen == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	idx = find_gen(pool, owner);
+	if (idx >= 0 && pool->slots[idx].generation > gen) {
+		err = -ESTALE;
+	} else if (idx < 0) {
+		for (uint32_t i = pool->free_hint; i < pool->slot_count; i++)
+			if (pool->slots[i].state == POOL_SLOT_FREE) {
+				idx = (int)i;
+				break;
+			}
+		if (idx < 0) {
+			err = -ENOMEM;
+		} else {
+			s = &pool->slots[idx];
+			strcpy(s->owner, owner); /* length checked by names_ok() */
+			strcpy(s->tag, POOL_GEN_TAG);
+			s->state = POOL_SLOT_GENERATION;
+			pool->free_hint = (uint32_t)idx + 1;
+			/* a table inherited in format 1 takes the format that has records */
+			pool->hdr->version = POOL_FORMAT_VERSION_GEN;
+		}
+	}
+	if (!err) {
+		s = &pool->slots[idx];
+		s->generation = gen;
+		s->gen_flags = restored ? POOL_GEN_RESTORED : 0;
+		table_commit(pool);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (err == -ENOMEM)
+		nvmk_err(owner, NVMK_LOG_NOQ,
+			 "no free pool slot for the saved-state generation record");
+	return err;
 }

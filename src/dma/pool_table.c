@@ -73,7 +73,7 @@ static int check_header(const struct pool_hdr *h, uint64_t fd_size, int hugetlb,
 		snprintf(why, why_len, "bad magic (not an nvmekeep DMA pool)");
 		return -EBADMSG;
 	}
-	if (h->version != POOL_FORMAT_VERSION) {
+	if (h->version == 0 || h->version > POOL_FORMAT_VERSION) {
 		snprintf(why, why_len, "slot table format version %u, this binary knows version %u",
 			 h->version, POOL_FORMAT_VERSION);
 		return h->version > POOL_FORMAT_VERSION ? -EPROTONOSUPPORT : -EBADMSG;
@@ -117,6 +117,31 @@ static int check_header(const struct pool_hdr *h, uint64_t fd_size, int hugetlb,
 	return 0;
 }
 
+/* A Generation record: no pages, the fixed tag, a known flag, a generation. */
+static int check_gen_slot(const struct pool_hdr *h, const struct pool_slot *s, uint32_t i,
+			  char *why, size_t why_len)
+{
+	if (h->version < POOL_FORMAT_VERSION_GEN) {
+		snprintf(why, why_len, "slot %u is a generation record in a format %u table", i,
+			 h->version);
+		return -EBADMSG;
+	}
+	if (!string_ok(s->owner, sizeof(s->owner)) || strcmp(s->tag, POOL_GEN_TAG) != 0 ||
+	    memchr(s->tag, '\0', sizeof(s->tag)) == NULL) {
+		snprintf(why, why_len, "generation record in slot %u has a bad owner or tag", i);
+		return -EBADMSG;
+	}
+	if (s->offset || s->pages || (s->gen_flags & ~POOL_GEN_RESTORED) || s->generation == 0) {
+		snprintf(why, why_len,
+			 "generation record of %s in slot %u: offset %llu, %llu pages, flags "
+			 "0x%x, generation %llu (want 0, 0, at most 0x%x, at least 1)",
+			 s->owner, i, (unsigned long long)s->offset, (unsigned long long)s->pages,
+			 s->gen_flags, (unsigned long long)s->generation, POOL_GEN_RESTORED);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 static int check_slot(const struct pool_hdr *h, const struct pool_slot *s, uint32_t i, char *why,
 		      size_t why_len)
 {
@@ -129,6 +154,8 @@ static int check_slot(const struct pool_hdr *h, const struct pool_slot *s, uint3
 			return -EBADMSG;
 		}
 		return 0;
+	case POOL_SLOT_GENERATION:
+		return check_gen_slot(h, s, i, why, why_len);
 	case POOL_SLOT_ALLOCATED:
 	case POOL_SLOT_LEAKED:
 		break;
@@ -159,9 +186,9 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 			uint32_t *n_order, char *why, size_t why_len)
 {
 	struct pool_slot *slots = NULL;
-	struct occupied *occ = NULL;
+	struct occupied *occ = NULL, *gens = NULL;
 	struct pool_hdr h;
-	uint32_t n = 0;
+	uint32_t n = 0, ng = 0;
 	int err;
 
 	if (n_order)
@@ -188,7 +215,8 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 	/* One private copy: checksum and checks see the same bytes. */
 	slots = malloc((size_t)h.slot_count * sizeof(*slots));
 	occ = malloc((size_t)h.slot_count * sizeof(*occ));
-	if (!slots || !occ) {
+	gens = malloc((size_t)h.slot_count * sizeof(*gens));
+	if (!slots || !occ || !gens) {
 		snprintf(why, why_len, "out of memory for a copy of %u slots", h.slot_count);
 		err = -ENOMEM;
 		goto out;
@@ -207,6 +235,11 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 			goto out;
 		if (slots[i].state == POOL_SLOT_FREE)
 			continue;
+		if (slots[i].state == POOL_SLOT_GENERATION) {
+			gens[ng].idx = i;
+			gens[ng++].slot = &slots[i];
+			continue;
+		}
 		occ[n].start = slots[i].offset;
 		occ[n].end = slots[i].offset + slots[i].pages * NVMK_DMA_PAGE_SIZE;
 		occ[n].idx = i;
@@ -228,6 +261,18 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 		prev = i;
 	}
 
+	/* One generation record per owner, or which state is the latest is ambiguous. */
+	qsort(gens, ng, sizeof(*gens), by_owner_tag);
+	for (uint32_t i = 0; i + 1 < ng; i++) {
+		if (strcmp(gens[i].slot->owner, gens[i + 1].slot->owner) == 0) {
+			snprintf(why, why_len,
+				 "slots %u and %u are both the generation record of %s",
+				 gens[i].idx, gens[i + 1].idx, gens[i].slot->owner);
+			err = -EBADMSG;
+			goto out;
+		}
+	}
+
 	qsort(occ, n, sizeof(*occ), by_offset);
 	for (uint32_t i = 0; i + 1 < n; i++) {
 		if (occ[i].end > occ[i + 1].start) {
@@ -245,5 +290,6 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 out:
 	free(slots);
 	free(occ);
+	free(gens);
 	return err;
 }

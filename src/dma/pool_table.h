@@ -13,7 +13,11 @@
  *
  * A slot is Free (unused entry, all zero), Allocated{offset, pages, owner,
  * tag} or Leaked (was Allocated, was not reclaimed by the successor; its
- * memory stays reserved because the device may still write to it). Free
+ * memory stays reserved because the device may still write to it), or
+ * (format 2) the Generation record of an owner: which saved controller
+ * state of that device is the latest and whether it was restored already.
+ * The record lives here because the table survives exec together with the
+ * queues it protects; it holds no pages (offset 0, pages 0). Free
  * *ranges* are not stored: they are the gaps between Allocated and Leaked
  * slots, so freeing a slot coalesces its range with its neighbours by
  * construction and the table cannot disagree with itself about free space.
@@ -28,7 +32,11 @@
 #include <stdint.h>
 
 #define POOL_MAGIC	    "NVMKPOOL" /* 8 bytes, no terminator stored */
-#define POOL_FORMAT_VERSION 1u
+/* Format history: 1 first format; 2 adds Generation slots (a table of format
+ * 1 is still opened, and becomes format 2 when its first record is written;
+ * a binary that knows only format 1 refuses format 2: downgrade refused). */
+#define POOL_FORMAT_VERSION_GEN 2u
+#define POOL_FORMAT_VERSION	2u	  /* the newest this binary reads and writes */
 #define POOL_F_HUGETLB	    (1u << 0) /* the memfd is on hugetlbfs (2 MiB pages) */
 #define POOL_HUGE_PAGE_SIZE (2u << 20)
 
@@ -36,7 +44,11 @@ enum pool_slot_state {
 	POOL_SLOT_FREE = 0,
 	POOL_SLOT_ALLOCATED = 1,
 	POOL_SLOT_LEAKED = 2,
+	POOL_SLOT_GENERATION = 3, /* format 2 */
 };
+
+#define POOL_GEN_TAG	  "state.gen" /* tag of every Generation slot */
+#define POOL_GEN_RESTORED (1u << 0)   /* gen_flags: the state was restored */
 
 #define POOL_OWNER_LEN 64 /* including the terminating NUL */
 #define POOL_TAG_LEN   32 /* including the terminating NUL */
@@ -60,10 +72,16 @@ struct pool_slot {
 	uint64_t offset; /* bytes from the start of the pool fd; page aligned */
 	uint64_t pages;	 /* length in NVMK_DMA_PAGE_SIZE pages */
 	uint32_t state;	 /* enum pool_slot_state */
-	uint32_t reserved0;
+	union {
+		uint32_t reserved0; /* Allocated, Leaked: 0 */
+		uint32_t gen_flags; /* Generation: POOL_GEN_* */
+	};
 	char owner[POOL_OWNER_LEN]; /* NUL terminated */
 	char tag[POOL_TAG_LEN];	    /* NUL terminated */
-	uint64_t reserved1;
+	union {
+		uint64_t reserved1;  /* Allocated, Leaked: 0 */
+		uint64_t generation; /* Generation: the latest saved state's, >= 1 */
+	};
 };
 
 _Static_assert(sizeof(struct pool_hdr) == 64, "pool header layout is part of the format");

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "driver/queue.h"
+#include "driver/servicing.h"
 #include "driver/state.h"
 
 static _Atomic uint64_t restore_next_uid = 1;
@@ -118,18 +119,77 @@ static int restore_check_device(struct nvmk_backing *b, const Nvmk__CtrlState *s
 	return 0;
 }
 
+/* Read only: the block is in the pool, unclaimed, of the saved size. */
+static int restore_check_block(struct nvmk_backing *b, const Nvmk__DmaBlock *m)
+{
+	uint64_t size = 0;
+	int rc;
+
+	if (!m)
+		return 0;
+	rc = nvmk_dma_reclaim_check(b->pool, b->name, m->tag, &size);
+	if (rc) {
+		nvmk_err(b->name, NVMK_LOG_NOQ, "restore refused: DMA block %s %s (%d)", m->tag,
+			 rc == -ENOENT	 ? "is not in the pool"
+			 : rc == -ESTALE ? "was declared leaked by an earlier restore"
+			 : rc == -EBUSY	 ? "is already held by this process"
+					 : "cannot be reclaimed",
+			 rc);
+		return rc;
+	}
+	if (size != m->size) {
+		nvmk_err(b->name, NVMK_LOG_NOQ,
+			 "restore refused: DMA block %s is %llu bytes in the pool, %llu saved",
+			 m->tag, (unsigned long long)size, (unsigned long long)m->size);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int restore_check_queue_blocks(struct nvmk_backing *b, const Nvmk__Queue *q)
+{
+	int rc;
+
+	if ((rc = restore_check_block(b, q->sq)) || (rc = restore_check_block(b, q->cq)) ||
+	    (rc = restore_check_block(b, q->prp)))
+		return rc;
+	return 0;
+}
+
+/* Every pool block of the state, before any is claimed: a refusal claims nothing. */
+static int restore_check_blocks(struct nvmk_backing *b, const Nvmk__CtrlState *st)
+{
+	int rc;
+
+	if ((st->dbbuf && (rc = restore_check_block(b, st->dbbuf_mem))) ||
+	    (rc = restore_check_block(b, st->admin_data)) ||
+	    (rc = restore_check_queue_blocks(b, st->admin)))
+		return rc;
+	for (size_t i = 0; i < st->n_qpairs; i++) {
+		rc = restore_check_queue_blocks(b, st->qpairs[i]->queue);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int restore_block(struct nvmk_ctrl *ctrl, const Nvmk__DmaBlock *m, struct nvmk_dma_buf *buf)
 {
 	int rc = nvmk_backing_dma_reclaim(ctrl->b, m->tag, m->iova, buf);
 
 	if (rc) {
 		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "restore: DMA block %s: %d", m->tag, rc);
+		/* reclaimed but not remapped: give the claim back */
+		if (buf->mem.vaddr)
+			nvmk_dma_unclaim(&buf->mem);
+		memset(buf, 0, sizeof(*buf));
 		return rc;
 	}
 	if (buf->mem.size != m->size) {
 		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
 			 "restore: DMA block %s is %zu bytes in the pool, %llu saved", m->tag,
 			 buf->mem.size, (unsigned long long)m->size);
+		nvmk_backing_dma_unclaim(ctrl->b, buf);
 		return -EBADMSG;
 	}
 	return 0;
@@ -365,6 +425,39 @@ static int restore_interrupts(struct nvmk_ctrl *ctrl, unsigned nvec)
 	return 0;
 }
 
+/*
+ * The first device access after the state was consumed: find a controller
+ * that was reset and enabled again behind the state (restore_probe.c) and
+ * bring it up afresh. The reset fails every command that was in flight,
+ * once, with -ETIMEDOUT: admin ones here, I/O ones when their qpair is next
+ * used (which restore does itself unless completions are deferred). A
+ * controller that fails here is returned failed: its requests then complete
+ * with its error.
+ */
+static void restore_probe_or_reset(struct nvmk_ctrl *ctrl)
+{
+	/* relaxed: no other thread runs yet */
+	uint32_t epoch = atomic_load_explicit(&ctrl->epoch, memory_order_relaxed);
+	int rc;
+
+	pthread_mutex_lock(&ctrl->admin_lock);
+	rc = drv_restore_probe(ctrl);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	if (rc < 0) {
+		drv_ctrl_fail(ctrl, rc == -ENODEV ? -ENODEV : -EIO,
+			      "device gone or fatal status at restore");
+		return;
+	}
+	if (rc == 0)
+		return;
+	nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+		  "restore: the controller was reset behind the saved state: bringing it up "
+		  "afresh; the commands that were in flight fail with -ETIMEDOUT");
+	if (drv_ctrl_reset(ctrl, -EIO, epoch) == 0)
+		nvmk_info(ctrl->name, NVMK_LOG_NOQ,
+			  "restore: brought up afresh after the reset behind the saved state");
+}
+
 static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 			      const struct nvmk_restore_opts *ro, struct nvmk_ctrl **out)
 {
@@ -374,9 +467,8 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 	unsigned delivered = 0;
 	int rc;
 
-	rc = restore_check_device(b, st);
-	if (rc)
-		return rc;
+	/* Everything that can refuse the state first, reading only: the
+	 * generation, the device's registers, every pool block. */
 	if (!b->pool || !b->ops->dma_remap) {
 		nvmk_err(b->name, NVMK_LOG_NOQ,
 			 "restore refused: keep-alive state needs the handed-over DMA pool and a "
@@ -384,6 +476,15 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 			 b->pool ? "backing cannot remap" : "no pool");
 		return -EOPNOTSUPP;
 	}
+	rc = drv_gen_check(b, st->has_generation, st->generation, true);
+	if (rc)
+		return rc;
+	rc = restore_check_device(b, st);
+	if (rc)
+		return rc;
+	rc = restore_check_blocks(b, st);
+	if (rc)
+		return rc;
 	/* a uid never handed out before in this process: stale per-thread
 	 * qpair caches of the old controller must not match (top bit: apart
 	 * from ctrl.c's counter) */
@@ -391,6 +492,11 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 									  memory_order_relaxed));
 	if (!ctrl)
 		return -ENOMEM;
+	rc = drv_owner_claim(ctrl, "restore");
+	if (rc) {
+		drv_ctrl_free_host(ctrl);
+		return rc;
+	}
 	restore_opts(st->options, ro, &o);
 	drv_opts_resolve(ctrl, &o);
 	drv_now_refresh(ctrl);
@@ -414,9 +520,10 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 		goto fail;
 	}
 	memcpy(ctrl->id, st->identify_ctrl.data, sizeof(*ctrl->id));
-	/* From here on the saved memory is this controller's: a failure leaves
-	 * it reclaimed and mapped (the device still uses it), never freed. */
-	ctrl->saved = DRV_SAVED_KEEP_ALIVE;
+	/* From here on blocks are claimed: a failure gives every claim back
+	 * (detach unclaims, the device keeps its mappings), never frees one, so
+	 * that the restore can be tried again on the same pool handle. */
+	ctrl->saved = DRV_SAVED_RESTORE_REFUSED;
 	rc = restore_interrupts(ctrl, st->nvec);
 	if (rc)
 		goto fail;
@@ -430,7 +537,7 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 				   ctrl->opts.admin_timeout_ms);
 	if (rc) {
 		for (int i = 0; i < 3; i++)
-			nvmk_backing_dma_forget(b, &amem[i]);
+			nvmk_backing_dma_unclaim(b, &amem[i]);
 		goto fail;
 	}
 	/* the admin queue never uses shadow doorbells (Base 2.0 5.8: I/O queues only) */
@@ -450,14 +557,21 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 				ctrl->get_qps[ctrl->n_get_qps++] = qp;
 	ctrl->get_budget = st->get_budget > ctrl->n_get_qps ? st->get_budget : ctrl->n_get_qps;
 
-	/* Live again: completions that arrived during the blackout go to their
-	 * original requests now (or at the first process call). */
+	/* Point of no return: the state is consumed (it never restores again),
+	 * then the device is written to for the first time: the probe. */
+	rc = drv_gen_consume(b, st->has_generation, st->generation);
+	if (rc)
+		goto fail;
 	ctrl->saved = 0;
+	restore_probe_or_reset(ctrl);
 	rc = pthread_create(&ctrl->thread, NULL, drv_admin_thread, ctrl);
 	if (rc) {
-		ctrl->saved = DRV_SAVED_KEEP_ALIVE;
-		rc = -rc;
-		goto fail;
+		/* Consumed and live, but no admin thread: shut it down; every
+		 * pending request completes once (-ECANCELED) as its qpair goes. */
+		nvmk_err(b->name, NVMK_LOG_NOQ,
+			 "restore: cannot start the admin thread (%d): closing the controller", rc);
+		nvmk_ctrl_close(ctrl);
+		return -rc;
 	}
 	ctrl->thread_started = true;
 	pthread_mutex_lock(&ctrl->admin_lock);
@@ -492,7 +606,11 @@ static int restore_bringup(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 	struct nvmk_ctrl *ctrl;
 	int rc;
 
+	rc = drv_gen_check(b, st->has_generation, st->generation, false);
+	if (rc)
+		return rc;
 	restore_opts(st->options, ro, &o);
+	/* claims the device first; its bring-up marks the state consumed */
 	rc = nvmk_ctrl_open(b, &o, &ctrl);
 	if (rc)
 		return rc;
@@ -566,6 +684,13 @@ int nvmk_ctrl_restore(struct nvmk_backing *b, const void *blob, size_t len,
 			 st->name);
 		nvmk__ctrl_state__free_unpacked(st, NULL);
 		return -ENODEV;
+	}
+	/* a device in use is never touched, whatever the state (the claim
+	 * itself comes with the controller object) */
+	rc = drv_owner_busy(b, "restore");
+	if (rc) {
+		nvmk__ctrl_state__free_unpacked(st, NULL);
+		return rc;
 	}
 	if (st->keep_alive)
 		rc = restore_keep_alive(b, st, opts, out);

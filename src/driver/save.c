@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "driver/queue.h"
+#include "driver/servicing.h"
 #include "driver/state.h"
 
 /* ---- namespace handle list (ns.c links, under ns_lock) ---- */
@@ -330,7 +331,8 @@ static int save_qpairs(struct arena *a, struct nvmk_ctrl *ctrl, Nvmk__CtrlState 
 }
 
 /* Admin lock, qp_lock, ns_lock and every qpair lock held; admin thread stopped. */
-static int save_snapshot(struct nvmk_ctrl *ctrl, bool keep_alive, void **blob, size_t *len)
+static int save_snapshot(struct nvmk_ctrl *ctrl, bool keep_alive, uint64_t gen, void **blob,
+			 size_t *len)
 {
 	struct arena a = {0};
 	Nvmk__CtrlState *st = ARENA_NEW(&a, Nvmk__CtrlState, NVMK__CTRL_STATE__INIT);
@@ -341,6 +343,8 @@ static int save_snapshot(struct nvmk_ctrl *ctrl, bool keep_alive, void **blob, s
 	st->name = (char *)ctrl->name;
 	st->has_keep_alive = true;
 	st->keep_alive = keep_alive;
+	st->has_generation = gen != 0;
+	st->generation = gen;
 	st->options = save_options(&a, &ctrl->opts);
 	if (!st->options)
 		goto out;
@@ -505,6 +509,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 		   size_t *len)
 {
 	bool keep_alive = opts ? opts->keep_alive : true;
+	uint64_t gen;
 	uint32_t epoch;
 	int rc;
 
@@ -516,7 +521,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 	}
 	rc = drv_failed(ctrl);
 	if (rc) {
-		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "save: controller failed (%d)", rc);
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "save: controller failed: %s", strerror(-rc));
 		return rc;
 	}
 	if (keep_alive && (!ctrl->b->pool || !ctrl->b->ops->dma_remap)) {
@@ -554,9 +559,19 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 		save_drain_and_shutdown(ctrl, opts && opts->drain_timeout_ms
 						  ? opts->drain_timeout_ms
 						  : ctrl->opts.io_timeout_ms);
+	/* the next generation: recorded in the pool once the state exists, so
+	 * that from then on only this state restores (generation.c) */
+	gen = drv_gen_next(ctrl->b);
 	save_lock_all(ctrl);
-	rc = save_snapshot(ctrl, keep_alive, blob, len);
+	rc = save_snapshot(ctrl, keep_alive, gen, blob, len);
 	save_unlock_all(ctrl);
+	if (!rc) {
+		rc = drv_gen_record(ctrl->b, gen);
+		if (rc) {
+			free(*blob);
+			*blob = NULL;
+		}
+	}
 	if (rc) {
 		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "save failed: %d", rc);
 		if (keep_alive)
@@ -566,8 +581,8 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 		return rc;
 	}
 	ctrl->saved = keep_alive ? DRV_SAVED_KEEP_ALIVE : DRV_SAVED_SHUTDOWN;
-	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "saved (%s): %zu bytes",
-		  keep_alive ? "keep-alive" : "shut down", *len);
+	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "saved (%s): %zu bytes, generation %llu",
+		  keep_alive ? "keep-alive" : "shut down", *len, (unsigned long long)gen);
 	return 0;
 }
 
@@ -575,10 +590,12 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 
 static void detach_buf(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf, bool keep)
 {
-	if (keep)
-		nvmk_backing_dma_forget(ctrl->b, buf);
-	else
+	if (!keep)
 		nvmk_backing_dma_free(ctrl->b, buf);
+	else if (ctrl->saved == DRV_SAVED_RESTORE_REFUSED)
+		nvmk_backing_dma_unclaim(ctrl->b, buf); /* waits for the next restore */
+	else
+		nvmk_backing_dma_forget(ctrl->b, buf);
 }
 
 static void detach_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, bool keep)
@@ -600,7 +617,8 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 	/* Memory the device may still use stays allocated and mapped: always
 	 * after a keep-alive save, and for an unsaved controller whose memory a
 	 * successor can reclaim (pool). */
-	keep = ctrl->saved == DRV_SAVED_KEEP_ALIVE || (!ctrl->saved && ctrl->b->pool);
+	keep = ctrl->saved == DRV_SAVED_KEEP_ALIVE || ctrl->saved == DRV_SAVED_RESTORE_REFUSED ||
+	       (!ctrl->saved && ctrl->b->pool);
 	while (ctrl->qpairs) {
 		struct nvmk_qpair *qp = ctrl->qpairs;
 
@@ -620,10 +638,12 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 	}
 	if (ctrl->dbbuf_mem.mem.vaddr)
 		detach_buf(ctrl, &ctrl->dbbuf_mem, keep);
-	if (ctrl->aq.trk) {
+	/* separately: a restore that failed on the admin queue has the admin
+	 * data page already (found by fuzz/fuzz_ctrl_restore.c) */
+	if (ctrl->admin_buf.mem.vaddr)
 		detach_buf(ctrl, &ctrl->admin_buf, keep);
+	if (ctrl->aq.trk)
 		detach_queue(ctrl, &ctrl->aq, keep);
-	}
 	/* Interrupts stay enabled for the device that keeps running: its
 	 * eventfds are what the successor waits on. */
 	if (ctrl->nvec && !keep)

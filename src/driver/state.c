@@ -90,6 +90,7 @@ static uint64_t round_page(uint64_t v)
 
 struct tagset {
 	const char *tags[MAX_TAGS];
+	uint64_t iovas[MAX_TAGS];
 	unsigned n;
 };
 
@@ -111,11 +112,19 @@ static int check_block(struct vctx *v, struct tagset *ts, const Nvmk__DmaBlock *
 	if (blk->iova & (DRV_PAGE_SIZE - 1) || blk->iova + size < blk->iova)
 		return bad(v, "%s: DMA block %s at IOVA 0x%llx not page aligned or wrapping", what,
 			   blk->tag, (unsigned long long)blk->iova);
-	for (unsigned i = 0; i < ts->n; i++)
+	/* Two blocks never start at one device address. (Only the start: without
+	 * an IOMMU a block's pages are scattered, so ranges may interleave.) A
+	 * restore would otherwise remap one block's address onto another's. */
+	for (unsigned i = 0; i < ts->n; i++) {
 		if (strcmp(ts->tags[i], blk->tag) == 0)
 			return bad(v, "%s: DMA tag %s used twice", what, blk->tag);
+		if (ts->iovas[i] == blk->iova)
+			return bad(v, "%s: DMA blocks %s and %s both at IOVA 0x%llx", what,
+				   ts->tags[i], blk->tag, (unsigned long long)blk->iova);
+	}
 	if (ts->n == MAX_TAGS)
 		return bad(v, "%s: too many DMA blocks", what);
+	ts->iovas[ts->n] = blk->iova;
 	ts->tags[ts->n++] = blk->tag;
 	return 0;
 }
@@ -453,6 +462,7 @@ static int check_state(struct vctx *v, const Nvmk__CtrlState *st)
 	NEED(st->name && st->name[0] && strlen(st->name) < sizeof(((struct nvmk_backing *)0)->name),
 	     "device name missing or too long");
 	NEED(st->has_keep_alive, "keep-alive flag missing");
+	NEED(!st->has_generation || st->generation >= 1, "generation 0 (generations start at 1)");
 	rc = check_options(v, st->options);
 	if (rc)
 		return rc;

@@ -67,6 +67,9 @@ static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool v
 	 * its NvmeManager drives through VFIO */
 	return s->kind == NVMK_MGR_BACKING_EMU || s->kind == NVMK_MGR_BACKING_KERNEL ||
 	       (s->kind == NVMK_MGR_BACKING_FACTORY && !vfio && nvmk_pci_addr_valid(s->id)) ||
+	       /* vfio-user: the connection and eventfds are inherited across exec
+		* and the server keeps its maps (nvmk_backing_vfio_user_export_fds) */
+	       (s->kind == NVMK_MGR_BACKING_FACTORY && nvmk_backing_vfio_user_spec_path(s->id)) ||
 	       s->factory.keep_alive_capable;
 }
 
@@ -114,9 +117,9 @@ int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
 		if (rc) {
 			/* no pool is a working (if not keep-alive) configuration */
 			nvmk_warn(MGR_LOG, NVMK_LOG_NOQ,
-				  "private DMA pool of %llu pages could not be created (%d): "
+				  "private DMA pool of %llu pages could not be created (%s): "
 				  "running without it",
-				  (unsigned long long)cfg.private_pool.pages, rc);
+				  (unsigned long long)cfg.private_pool.pages, strerror(-rc));
 			pool = NULL;
 		}
 	}

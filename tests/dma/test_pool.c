@@ -515,6 +515,12 @@ enum mutation {
 	MUT_DUPLICATE_NAME,
 	MUT_DIRTY_FREE_SLOT,
 	MUT_HUGETLB_FLAG,
+	MUT_GEN_IN_V1,
+	MUT_GEN_PAGES,
+	MUT_GEN_FLAGS,
+	MUT_GEN_ZERO,
+	MUT_GEN_TAG,
+	MUT_GEN_TWICE,
 	MUT_COUNT,
 };
 
@@ -526,7 +532,7 @@ static const struct {
     [MUT_MAGIC] = {"magic", -EBADMSG, "bad magic"},
     [MUT_FLIP_SLOT_BYTE] = {"flip slot byte", -EBADMSG, "checksum mismatch"},
     [MUT_FLIP_CHECKSUM] = {"flip checksum", -EBADMSG, "checksum mismatch"},
-    [MUT_VERSION_NEWER] = {"newer version", -EPROTONOSUPPORT, "format version 2"},
+    [MUT_VERSION_NEWER] = {"newer version", -EPROTONOSUPPORT, "format version 3"},
     [MUT_VERSION_ZERO] = {"version 0", -EBADMSG, "format version 0"},
     [MUT_POOL_SIZE] = {"pool size", -EBADMSG, "the pool fd has"},
     [MUT_FD_GREW] = {"fd grew", -EBADMSG, "the pool fd has"},
@@ -543,7 +549,23 @@ static const struct {
     [MUT_DUPLICATE_NAME] = {"duplicate name", -EBADMSG, "both allocated to nvme0/a"},
     [MUT_DIRTY_FREE_SLOT] = {"dirty free slot", -EBADMSG, "is not empty"},
     [MUT_HUGETLB_FLAG] = {"hugetlb flag", -EBADMSG, "huge pages"},
+    [MUT_GEN_IN_V1] = {"generation record, format 1", -EBADMSG, "in a format 1 table"},
+    [MUT_GEN_PAGES] = {"generation record with pages", -EBADMSG, "generation record of nvme0"},
+    [MUT_GEN_FLAGS] = {"generation record flags", -EBADMSG, "flags 0x4"},
+    [MUT_GEN_ZERO] = {"generation 0", -EBADMSG, "generation 0"},
+    [MUT_GEN_TAG] = {"generation record tag", -EBADMSG, "bad owner or tag"},
+    [MUT_GEN_TWICE] = {"two generation records", -EBADMSG, "both the generation record"},
 };
+
+/* slot @i as a valid generation record of nvme0 (format 2) */
+static void gen_record(struct pool_slot *s, const char *owner)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = POOL_SLOT_GENERATION;
+	strcpy(s->owner, owner);
+	strcpy(s->tag, POOL_GEN_TAG);
+	s->generation = 7;
+}
 
 static void apply(enum mutation mu, int fd, uint8_t *p, uint64_t size)
 {
@@ -565,7 +587,7 @@ static void apply(enum mutation mu, int fd, uint8_t *p, uint64_t size)
 		rechecksum = false;
 		break;
 	case MUT_VERSION_NEWER:
-		h->version = 2;
+		h->version = 3;
 		break;
 	case MUT_VERSION_ZERO:
 		h->version = 0;
@@ -615,6 +637,30 @@ static void apply(enum mutation mu, int fd, uint8_t *p, uint64_t size)
 		break;
 	case MUT_HUGETLB_FLAG:
 		h->flags |= POOL_F_HUGETLB;
+		break;
+	case MUT_GEN_IN_V1:
+		gen_record(&s[5], "nvme0");
+		h->version = 1;
+		break;
+	case MUT_GEN_PAGES:
+		gen_record(&s[5], "nvme0");
+		s[5].pages = 1;
+		break;
+	case MUT_GEN_FLAGS:
+		gen_record(&s[5], "nvme0");
+		s[5].gen_flags = 4;
+		break;
+	case MUT_GEN_ZERO:
+		gen_record(&s[5], "nvme0");
+		s[5].generation = 0;
+		break;
+	case MUT_GEN_TAG:
+		gen_record(&s[5], "nvme0");
+		strcpy(s[5].tag, "other");
+		break;
+	case MUT_GEN_TWICE:
+		gen_record(&s[5], "nvme0");
+		gen_record(&s[6], "nvme0");
 		break;
 	case MUT_COUNT:
 		break;
@@ -667,6 +713,95 @@ static void test_corrupted_table_rejected(void **state)
 		munmap(p, size);
 		close(fd);
 	}
+}
+
+/* ---- saved-state generation records, reclaim check and unclaim --------------------------- */
+
+static void test_generations_and_unclaim(void **state)
+{
+	struct nvmk_dma_pool *pool;
+	struct nvmk_dma_mem a, r, r2, mine;
+	struct nvmk_dma_pool_stats st;
+	struct pool_hdr *h;
+	struct stat sb;
+	uint64_t gen = 0, size = 0;
+	bool restored = true;
+	uint8_t *p;
+	int fd;
+
+	(void)state;
+	assert_int_equal(nvmk_dma_pool_create(64, 0, &pool), 0);
+	assert_int_equal(nvmk_dma_pool_gen_get(pool, "nvme0", &gen, &restored), -ENOENT);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 0, false), -EINVAL);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 3, false), 0);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme1", 1, true), 0);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 2, false), -ESTALE); /* only up */
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 4, false), 0);
+	assert_int_equal(nvmk_dma_alloc(pool, 8192, "nvme0", "io1.sq", &a), 0);
+	fill(&a, 0x31);
+	/* records take no pages and are not counted as used slots */
+	nvmk_dma_pool_get_stats(pool, &st);
+	assert_int_equal(st.used_slots, 1);
+	assert_int_equal(st.used_pages, 2);
+
+	/* after exec: the records are there, the block waits */
+	fd = simulate_exec(pool);
+	assert_int_equal(nvmk_dma_pool_open(fd, &pool), 0);
+	assert_int_equal(nvmk_dma_pool_gen_get(pool, "nvme0", &gen, &restored), 0);
+	assert_int_equal(gen, 4);
+	assert_false(restored);
+	assert_int_equal(nvmk_dma_pool_gen_get(pool, "nvme1", &gen, &restored), 0);
+	assert_int_equal(gen, 1);
+	assert_true(restored);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 4, true), 0);
+	assert_int_equal(nvmk_dma_pool_gen_get(pool, "nvme0", &gen, &restored), 0);
+	assert_true(restored);
+
+	/* checking a block claims nothing */
+	assert_int_equal(nvmk_dma_reclaim_check(pool, "nvme0", "io1.sq", &size), 0);
+	assert_int_equal(size, 8192);
+	assert_int_equal(nvmk_dma_reclaim_check(pool, "nvme0", "io9.sq", NULL), -ENOENT);
+	nvmk_dma_pool_get_stats(pool, &st);
+	assert_int_equal(st.unclaimed_slots, 1);
+	/* a claim undone can be made again, by a later restore */
+	assert_int_equal(nvmk_dma_reclaim(pool, "nvme0", "io1.sq", &r), 0);
+	assert_int_equal(nvmk_dma_reclaim_check(pool, "nvme0", "io1.sq", NULL), -EBUSY);
+	assert_int_equal(nvmk_dma_unclaim(&r), 0);
+	assert_null(r.vaddr);
+	nvmk_dma_pool_get_stats(pool, &st);
+	assert_int_equal(st.unclaimed_slots, 1);
+	assert_int_equal(nvmk_dma_reclaim(pool, "nvme0", "io1.sq", &r2), 0);
+	assert_true(check(&r2, 0x31));
+	/* only reclaimed blocks can be unclaimed, and only once */
+	assert_int_equal(nvmk_dma_alloc(pool, 4096, "nvme0", "mine", &mine), 0);
+	cap.len = 0;
+	assert_int_equal(nvmk_dma_unclaim(&mine), -EINVAL);
+	assert_true(logged("was not reclaimed"));
+	assert_int_equal(nvmk_dma_unclaim(&r), -EINVAL);
+	assert_int_equal(nvmk_dma_pool_finish_restore(pool), 0);
+	nvmk_dma_free(&mine);
+	nvmk_dma_free(&r2);
+
+	/* a format 1 table (no records) is still opened, and upgraded when the
+	 * first record is written */
+	fd = simulate_exec(pool);
+	assert_int_equal(fstat(fd, &sb), 0);
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(p != MAP_FAILED);
+	h = (struct pool_hdr *)p;
+	assert_true(sizeof(*h) + (size_t)h->slot_count * sizeof(struct pool_slot) <=
+		    (size_t)sb.st_size);
+	for (uint32_t i = 0; i < h->slot_count; i++)
+		memset((uint8_t *)p + sizeof(*h) + i * sizeof(struct pool_slot), 0,
+		       sizeof(struct pool_slot));
+	h->version = 1;
+	h->checksum = pool_table_checksum(h, (struct pool_slot *)(p + sizeof(*h)), h->slot_count);
+	assert_int_equal(nvmk_dma_pool_open(fd, &pool), 0);
+	assert_int_equal(nvmk_dma_pool_gen_get(pool, "nvme0", &gen, &restored), -ENOENT);
+	assert_int_equal(nvmk_dma_pool_gen_set(pool, "nvme0", 1, true), 0);
+	assert_int_equal(h->version, POOL_FORMAT_VERSION_GEN);
+	munmap(p, (size_t)sb.st_size);
+	nvmk_dma_pool_destroy(pool);
 }
 
 static void test_not_a_pool_rejected(void **state)
@@ -852,6 +987,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_survives_simulated_exec, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_leak_detection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupted_table_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_generations_and_unclaim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_a_pool_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_exec, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),

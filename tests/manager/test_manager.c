@@ -455,10 +455,18 @@ static void test_status_json(void **state)
 	assert_int_equal(json_object_get_int(jget(d0, "error")), 0);
 	assert_true(json_object_get_int(jget(d0, "io_queues_granted")) >= 1);
 	qs = jget(d0, "queues");
-	assert_int_equal(json_object_array_length(qs), 1); /* this thread's qpair */
-	assert_true(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "qid")) >= 1);
-	assert_int_equal(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "outstanding")),
-			 0);
+	/* this thread's qpair (exclusive: outstanding not read, null) and the
+	 * shared one kept for threads that find no queue of their own (0) */
+	assert_int_equal(json_object_array_length(qs), 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct json_object *q = json_object_array_get_idx(qs, i);
+
+		assert_true(json_object_get_int(jget(q, "qid")) >= 1);
+		if (json_object_get_boolean(jget(q, "shared")))
+			assert_int_equal(json_object_get_int(jget(q, "outstanding")), 0);
+		else
+			assert_null(jget(q, "outstanding"));
+	}
 	assert_int_equal(json_object_array_length(jget(d0, "namespaces")), 1);
 	assert_int_equal(json_object_get_int(json_object_array_get_idx(jget(d0, "namespaces"), 0)),
 			 1);
@@ -1034,6 +1042,96 @@ static void corrupt_device_state(void **blob, size_t *len, const char *id)
 	nvmk_mgr__mgr_state_envelope__free_unpacked(env, NULL);
 }
 
+/*
+ * Completions delivered inside nvmk_mgr_restore (not deferred), a keep-alive
+ * servicing that resets nothing and sends no admin command but the driver's
+ * one probe; then a fresh manager handed the older state is refused and
+ * calls back nothing a second time (issue 14: it called back all of them).
+ */
+static void test_older_state_refused(void **state)
+{
+	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = false};
+	struct handover h[2];
+	struct sr_client cl[2];
+	struct nvmk_config cfg;
+	struct nvmk_mgr *mgr1, *mgr2, *mgr3;
+	struct nvmk_mgr_status st;
+	struct timespec blackout = {0, 150 * 1000000L};
+	uint64_t adm[2][256], resets[2];
+	void *a = NULL, *b = NULL;
+	size_t la = 0, lb = 0;
+
+	(void)state;
+	mgr1 = sr_prepare(&cfg, h, 2, cl, &a, &la);
+	for (unsigned d = 0; d < 2; d++) {
+		for (unsigned k = 0; k < 256; k++)
+			adm[d][k] = nvmk_emu_cmd_count(h[d].emu, true, (uint8_t)k);
+		resets[d] = nvmk_emu_reset_count(h[d].emu);
+	}
+	nanosleep(&blackout, NULL); /* the delayed requests finish meanwhile */
+	mgr2 = sr_successor(&cfg, mgr1, h, 2);
+	assert_int_equal(nvmk_mgr_restore(mgr2, a, la, &ro), 0);
+	/* delivered by the restore itself, before any client called in */
+	unsigned delivered = 0;
+	for (unsigned i = 0; i < 2 * SR_REQS; i++) {
+		assert_true(sr_reqs[i].completions <= 1);
+		delivered += (unsigned)sr_reqs[i].completions;
+	}
+	assert_true(delivered > 0);
+	for (unsigned d = 0; d < 2; d++) {
+		assert_int_equal(nvmk_emu_reset_count(h[d].emu), resets[d]);
+		for (unsigned k = 0; k < 256; k++)
+			if (nvmk_emu_cmd_count(h[d].emu, true, (uint8_t)k) !=
+			    adm[d][k] + (k == NVME_ADM_GET_FEATURES))
+				fail_msg("%s: admin opcode 0x%02x count changed", sr_ids[d], k);
+	}
+	/* reap the rest on the restored qpairs, which stay (and are saved in B
+	 * with A's consumed completions still in their rings) */
+	for (unsigned d = 0; d < 2; d++) {
+		struct nvmk_ns *ns;
+		struct nvmk_qpair *qp;
+		unsigned done = 0;
+
+		assert_int_equal(nvmk_mgr_get_namespace(mgr2, sr_ids[d], 1, &ns), 0);
+		qp = nvmk_ctrl_restored_qpair(nvmk_ns_ctrl(ns), cl[d].qid);
+		assert_non_null(qp);
+		for (int spins = 0; spins < 500 && done < SR_REQS; spins++) {
+			assert_true(nvmk_qpair_process_completions(qp, 0) >= 0);
+			done = 0;
+			for (unsigned i = 0; i < SR_REQS; i++)
+				done += sr_reqs[d * SR_REQS + i].completions > 0;
+			if (done < SR_REQS)
+				usleep(5000);
+		}
+	}
+	for (unsigned i = 0; i < 2 * SR_REQS; i++) {
+		assert_int_equal(sr_reqs[i].completions, 1);
+		assert_int_equal(sr_reqs[i].err, 0);
+		if (!sr_reqs[i].write)
+			assert_true(sr_reqs[i].data_ok);
+	}
+
+	/* the successor saves (B); a fresh manager gets the older A */
+	assert_int_equal(nvmk_mgr_save(mgr2, &b, &lb), 0);
+	for (unsigned d = 0; d < 2; d++)
+		assert_int_equal(nvmk_mgr_take_backing(mgr2, sr_ids[d], &h[d].b), 0);
+	mgr3 = sr_successor(&cfg, mgr2, h, 2);
+	assert_int_equal(nvmk_mgr_restore(mgr3, a, la, &ro), -ESTALE);
+	assert_true(log_has("older than the latest save"));
+	for (unsigned i = 0; i < 2 * SR_REQS; i++)
+		assert_int_equal(sr_reqs[i].completions, 1);
+	assert_int_equal(nvmk_mgr_status(mgr3, &st), 0);
+	assert_int_equal(st.devices[0].state, NVMK_MGR_DEV_FAILED);
+	assert_int_equal(st.devices[0].err, -ESTALE);
+	nvmk_mgr_status_free(&st);
+	/* the devices still run B's queues: their memory goes last */
+	nvmk_mgr_destroy(mgr3);
+	nvmk_mgr_destroy(mgr2);
+	nvmk_mgr_destroy(mgr1);
+	free(a);
+	free(b);
+}
+
 static void test_restore_failure_isolated(void **state)
 {
 	struct nvmk_mgr_restore_opts ro = {.resolve = sr_resolve, .defer_completions = true};
@@ -1377,6 +1475,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_create_from_env, setup),
 	    cmocka_unit_test_setup(test_save_restore_modes, setup),
 	    cmocka_unit_test_setup(test_restore_failure_isolated, setup),
+	    cmocka_unit_test_setup(test_older_state_refused, setup),
 	    cmocka_unit_test_setup(test_restore_leak_unregistered, setup),
 	    cmocka_unit_test_setup(test_state_refused, setup),
 	    cmocka_unit_test_setup(test_kernel_device, setup),

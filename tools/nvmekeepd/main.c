@@ -24,6 +24,7 @@
 #include "nvmekeep/export.h"
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
+#include "nvmekeep/version.h"
 #include "runtime_dir.h"
 
 #define MAX_DEVICES   16
@@ -50,6 +51,7 @@ static void usage(FILE *f)
 		"  --tls-creds DIR      X.509: DIR/server-cert.pem, server-key.pem [, ca-cert.pem]\n"
 		"  --tls-psk FILE       PSK: lines 'username:hexkey' (psktool)\n"
 		"  -q, -v               log warnings only / debug lines\n"
+		"  -V, --version        print the version\n"
 		"Configuration: OPENHCL_NVME_KEEP_ALIVE, OPENHCL_NVME_VFIO,\n"
 		"OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG (see nvmekeepd(8)).\n");
 }
@@ -94,11 +96,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"tls-creds", required_argument, NULL, 'X'},
 	    {"tls-psk", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "d:l:c:rt:m:i:qvh", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "d:l:c:rt:m:i:qvhV", lo, NULL)) != -1) {
 		switch (o) {
 		case 'd':
 			if (a->ndevices == MAX_DEVICES) {
@@ -160,6 +163,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("nvmekeepd %s\n", NVMK_VERSION);
 			exit(0);
 		default:
 			usage(stderr);
