@@ -202,6 +202,23 @@ kill -TERM "$k_pid"
 wait "$k_pid" || fail "kernel-path daemon exit status"
 cmp -n $((8 << 20)) "$d/in8.img" "$d/kdisk.img" || fail "data not in the file"
 
+step "vfio-user: nvmekeepd drives a controller served by nvmekeep-emu"
+"$build/tools/nvmekeep-emu" --socket "$d/vfu.sock" --ns ram:64M:512 >"$d/vfu-emu.log" 2>&1 &
+vfu_emu=$!
+for _ in $(seq 50); do [ -S "$d/vfu.sock" ] && break; sleep 0.1; done
+"$nvmekeepd" --device "vfio-user:$d/vfu.sock" --listen "unix:$d/v.sock" --control "$d/v-ctl.sock" \
+	--threads 1 >"$d/v.log" 2>&1 &
+v_pid=$!
+for _ in $(seq 100); do [ -S "$d/v-ctl.sock" ] && break; sleep 0.1; done
+vuri="nbd+unix:///vfio-user:$d/vfu.sock/1?socket=$d/v.sock"
+qemu-img convert -n -f raw -O raw "$d/in8.img" "$vuri" || fail "convert into vfio-user: $(tail -5 "$d/v.log")"
+qemu-img convert -f raw -O raw "$vuri" "$d/v-out.img" || fail "convert out of vfio-user"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/v-out.img" || fail "vfio-user round trip differs"
+kill -TERM "$v_pid"
+wait "$v_pid" || fail "vfio-user daemon exit status"
+kill -TERM "$vfu_emu"
+wait "$vfu_emu" || true
+
 step "SIGTERM with fio running"
 fio --name=bg --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=32 \
 	--size=64M --time_based --runtime=20 >/dev/null 2>&1 &

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Device names -> manager device specs. The built-in emulated controller is
+ * Device names -> manager device specs ("vfio-user:SOCKET": a controller
+ * served by nvmekeep-emu or another vfio-user server). The built-in emulated controller is
  * the CLI's: namespace 1 = 1 GiB of RAM (or FILE for "emu:FILE") with 512 B
  * blocks, namespace 2 = a 64 GiB null namespace with 4 KiB blocks.
  */
@@ -66,6 +67,11 @@ int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_
 		/* the manager makes it a kernel device when OPENHCL_NVME_VFIO is off */
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
 		out->spec.factory.create = vfio_factory;
+	} else if (nvmk_backing_vfio_user_spec_path(name)) {
+		/* a controller served by a vfio-user server (nvmekeep-emu) */
+		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
+		out->spec.factory.create = nvmk_mgr_vfio_user_backing;
+		out->spec.factory.keep_alive_capable = true;
 	} else if (name[0] == '/') {
 		out->spec.kind = NVMK_MGR_BACKING_KERNEL;
 		snprintf(out->path, sizeof(out->path), "%s", name);
@@ -73,7 +79,8 @@ int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_
 	} else {
 		fprintf(stderr,
 			"nvmekeepd: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-			"address like 0000:00:03.0 or a block device /dev/nvmeXnY\n",
+			"address like 0000:00:03.0, 'vfio-user:SOCKET' or a block device "
+			"/dev/nvmeXnY\n",
 			name);
 		return -EINVAL;
 	}
