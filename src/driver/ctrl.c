@@ -861,12 +861,18 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 		ctrl->keep_dev_mem = true;
 	}
 	/* Handles still open outlive the controller as orphans: the caller
-	 * may still close them (and read their info) afterwards. */
+	 * may still close them (and read their info) afterwards. Handles a
+	 * restore made that nobody took back (nvmk_ctrl_restored_ns) have no
+	 * caller: they stay on the list and drv_ns_fini frees them. */
 	pthread_mutex_lock(&ctrl->ns_lock);
-	while (ctrl->handles) {
-		struct nvmk_ns *ns = ctrl->handles;
+	for (struct nvmk_ns **pp = &ctrl->handles; *pp;) {
+		struct nvmk_ns *ns = *pp;
 
-		ctrl->handles = ns->next_handle;
+		if (ns->restored) {
+			pp = &ns->next_handle;
+			continue;
+		}
+		*pp = ns->next_handle;
 		ns->ctrl = NULL;
 		ns->s = NULL;
 	}
