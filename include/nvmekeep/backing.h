@@ -283,6 +283,101 @@ int nvmk_vfio_handover_parse(const char *s, struct nvmk_vfio_handover *ho);
 int nvmk_backing_vfio_adopt(const struct nvmk_vfio_handover *ho, const struct nvmk_vfio_opts *opts,
 			    struct nvmk_backing **out);
 
+/* ---- vfio-user client (a device served by another process, e.g. nvmekeep-emu) ---- */
+
+/* Options of nvmk_backing_vfio_user_open(); zeroed (or NULL) = defaults. */
+struct nvmk_vfio_user_opts {
+	bool no_reset;		/* skip DEVICE_RESET at open (re-attach to a live controller) */
+	bool no_doorbell_mmap;	/* trap doorbells too (REGION_WRITE), e.g. to measure the cost */
+	unsigned timeout_ms;	/* reply timeout per request, 0 = 10 s */
+};
+
+/**
+ * nvmk_backing_vfio_user_open - connect to the vfio-user server at @path.
+ * @path: the server's UNIX socket
+ * @opts: options, or NULL
+ * @out:  the backing on success; its name is "vfio-user:@path" (cut to fit)
+ *
+ * Negotiates the version, checks that the function is an NVMe controller
+ * (class 010802h), maps the doorbells when the server offers them as a
+ * sparse-mmap area, enables bus mastering and resets the function. Device
+ * addresses are handed out from 4 GiB up (never equal to host addresses);
+ * every DMA block is shared with the server through its memfd.
+ *
+ * Return: 0; -ENOENT (no socket at @path), -ENOTSOCK (@path is not a
+ *         socket), -ECONNREFUSED (nobody listens: stale socket), -EPROTO (not
+ *         a vfio-user server, or it answered nonsense), -EPROTONOSUPPORT
+ *         (version mismatch), -ENODEV (not an NVMe function), -ETIMEDOUT;
+ *         each with a log line saying what to do.
+ * After the server goes away, register reads return all ones (as a
+ * surprise-removed PCI function) and every request fails with -ENODEV.
+ */
+int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_opts *opts,
+				struct nvmk_backing **out);
+
+/** nvmk_backing_is_vfio_user - whether @b was made by nvmk_backing_vfio_user_open/_adopt. */
+bool nvmk_backing_is_vfio_user(const struct nvmk_backing *b);
+
+/** nvmk_backing_vfio_user_spec_path - "vfio-user:PATH" -> PATH, or NULL if @spec is not one. */
+const char *nvmk_backing_vfio_user_spec_path(const char *spec);
+
+/*
+ * Handover across execve without a reset (the servicing path). The server
+ * never sees it: the connection (socket fd), the MSI-X eventfds and the
+ * memfds of the DMA blocks stay open in the successor, and the server's DMA
+ * maps stay in place. The successor re-attaches with
+ * nvmk_backing_vfio_user_adopt(): it maps the doorbells again and takes the
+ * DMA maps back with dma_remap (nvmk_backing_dma_reclaim) at their saved
+ * IOVAs, with no message to the server.
+ */
+#define NVMK_VFIO_USER_MAX_IRQS 64
+#define NVMK_VFIO_USER_MAX_MAPS 256
+
+struct nvmk_vfio_user_handover {
+	char path[108];	   /* the server's socket (for log lines and a later reconnect) */
+	int sock_fd;	   /* the connected socket */
+	uint16_t next_msg_id;
+	uint64_t next_iova; /* device addresses below this may be in use */
+	unsigned nirqs;
+	int irq_fds[NVMK_VFIO_USER_MAX_IRQS];
+	unsigned nmaps;
+	struct nvmk_vfio_handover_map maps[NVMK_VFIO_USER_MAX_MAPS]; /* iova, size, memfd, offset */
+};
+
+/**
+ * nvmk_backing_vfio_user_export_fds - prepare @b for execve and describe it.
+ * Clears FD_CLOEXEC on the socket, the eventfds and the memfds of mapped
+ * blocks. Afterwards @b must not map DMA nor be destroyed (closing the socket
+ * would look like a client crash to the server): exec, or call
+ * nvmk_backing_vfio_user_export_abort().
+ * Return: 0, -ENOSPC (more maps or vectors than the handover holds), -ENODEV
+ *         (server gone), or another negative errno.
+ */
+int nvmk_backing_vfio_user_export_fds(struct nvmk_backing *b, struct nvmk_vfio_user_handover *ho);
+/** nvmk_backing_vfio_user_export_abort - undo an export that did not lead to exec. */
+int nvmk_backing_vfio_user_export_abort(struct nvmk_backing *b,
+					const struct nvmk_vfio_user_handover *ho);
+/**
+ * nvmk_vfio_user_handover_format - @ho as one printable string for argv/env:
+ * "vfu1;sock=FD;msgid=N;iova=HEX;irqs=FD,...;maps=IOVA:SIZE:FD:OFF,...;path=PATH"
+ * (hex without 0x for the 64-bit values; the path comes last and may hold ';').
+ * Return: length, or -ENOSPC.
+ */
+int nvmk_vfio_user_handover_format(const struct nvmk_vfio_user_handover *ho, char *buf,
+				   size_t len);
+/** nvmk_vfio_user_handover_parse - inverse of _format, strict. Return: 0 or -EINVAL. */
+int nvmk_vfio_user_handover_parse(const char *s, struct nvmk_vfio_user_handover *ho);
+/**
+ * nvmk_backing_vfio_user_adopt - re-attach to the connection of @ho without
+ * any message that changes the device (no reset, no SET_IRQS, no DMA_MAP):
+ * region information is read again and the doorbells mmap'd again.
+ * irq_enable() with at most @ho->nirqs vectors reuses the inherited
+ * eventfds; dma_remap of a block at a saved IOVA reuses the server's map.
+ * Return: 0 or negative errno; the inherited fds are not closed on failure.
+ */
+int nvmk_backing_vfio_user_adopt(const struct nvmk_vfio_user_handover *ho,
+				 const struct nvmk_vfio_user_opts *opts, struct nvmk_backing **out);
+
 /* ---- PCI setup (the CLI's `nvmekeep setup`) ---- */
 
 struct nvmk_pci_func {

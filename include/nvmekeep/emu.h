@@ -37,6 +37,19 @@ struct nvmk_emu;
  */
 typedef void *(*nvmk_emu_dma_fn)(void *ctx, uint64_t iova, size_t len, bool write);
 
+/**
+ * nvmk_emu_dma_done_fn - optional: the controller has finished with a pointer
+ * that nvmk_emu_dma_fn returned (same @iova, @len and @write).
+ *
+ * For owners whose memory is not directly addressable (a vfio-user client that
+ * shares no file descriptor: the translation hands out a bounce buffer filled
+ * by a copy, and this hook writes it back when @write and frees it). The
+ * controller calls it exactly once per successful translation, before it
+ * signals the completion or interrupt that depends on the access. When NULL
+ * (every in-process owner) nothing changes.
+ */
+typedef void (*nvmk_emu_dma_done_fn)(void *ctx, void *host, uint64_t iova, size_t len, bool write);
+
 enum nvmk_emu_backing {
 	NVMK_EMU_BACK_RAM = 0, /* sparse, allocated on first write */
 	NVMK_EMU_BACK_FILE,    /* a regular file, pread/pwrite */
@@ -83,6 +96,7 @@ struct nvmk_emu_config {
 	struct nvmk_emu *subsystem_of;
 	nvmk_emu_dma_fn dma;
 	void *dma_ctx;
+	nvmk_emu_dma_done_fn dma_done; /* optional, see nvmk_emu_dma_done_fn */
 };
 
 /** nvmk_emu_config_default - fill @cfg with sane defaults: one 1 GiB RAM

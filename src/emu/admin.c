@@ -57,6 +57,7 @@ static uint16_t seg_from_host(void *a, void *host, size_t len)
 static struct emu_prp_ctx prp_ctx(struct nvmk_emu *emu, bool write)
 {
 	return (struct emu_prp_ctx){.dma = emu->cfg.dma,
+				    .done = emu->cfg.dma_done,
 				    .dma_ctx = emu->cfg.dma_ctx,
 				    .page_size = emu->page_size,
 				    .write = write};
@@ -751,8 +752,8 @@ static struct emu_result admin_dbbuf(struct nvmk_emu *emu, const struct nvme_sqe
 	if (!sqe->prp1 || !sqe->prp2 || !page_aligned(emu, sqe->prp1) ||
 	    !page_aligned(emu, sqe->prp2))
 		return res(INVALID_FIELD, 0);
-	if (!emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp1, emu->page_size, false) ||
-	    !emu->cfg.dma(emu->cfg.dma_ctx, sqe->prp2, emu->page_size, true))
+	if (!emu_dma_probe(emu, sqe->prp1, emu->page_size, false) ||
+	    !emu_dma_probe(emu, sqe->prp2, emu->page_size, true))
 		return res(SF_GEN(NVME_SC_DATA_XFER_ERROR), 0);
 	emu->dbbuf_shadow = sqe->prp1;
 	emu->dbbuf_eventidx = sqe->prp2;

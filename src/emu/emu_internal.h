@@ -322,4 +322,24 @@ bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0);
 /* Look up the rule for a fetched command; returns the fault (kind 0 = none). */
 struct nvmk_emu_fault emu_fault_match(struct nvmk_emu *emu, uint16_t sqid, uint8_t opc);
 
+/* Release a translation of cfg.dma once the access is over (see
+ * nvmk_emu_dma_done_fn); a no-op for owners without the hook. */
+static inline void emu_dma_done(struct nvmk_emu *emu, void *host, uint64_t iova, size_t len,
+				bool write)
+{
+	if (emu->cfg.dma_done)
+		emu->cfg.dma_done(emu->cfg.dma_ctx, host, iova, len, write);
+}
+
+/* Whether [iova, iova + len) translates (nothing is accessed). */
+static inline bool emu_dma_probe(struct nvmk_emu *emu, uint64_t iova, size_t len, bool write)
+{
+	void *p = emu->cfg.dma(emu->cfg.dma_ctx, iova, len, write);
+
+	if (!p)
+		return false;
+	emu_dma_done(emu, p, iova, len, false);
+	return true;
+}
+
 #endif /* NVMK_EMU_INTERNAL_H */

@@ -82,6 +82,7 @@ static uint16_t io_rw(struct nvmk_emu *emu, struct emu_ns *ns, const struct nvme
 	uint8_t shift = emu_ns_lba_shift(ns);
 	uint64_t bytes = nlb << shift;
 	struct emu_prp_ctx ctx = {.dma = emu->cfg.dma,
+				  .done = emu->cfg.dma_done,
 				  .dma_ctx = emu->cfg.dma_ctx,
 				  .page_size = emu->page_size,
 				  .write = sqe->opc == NVME_CMD_READ};

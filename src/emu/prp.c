@@ -21,10 +21,14 @@ static uint16_t prp_data(const struct emu_prp_ctx *ctx, uint64_t iova, size_t le
 			 emu_prp_seg_fn fn, void *arg)
 {
 	void *host = ctx->dma(ctx->dma_ctx, iova, len, ctx->write);
+	uint16_t st;
 
 	if (!host)
 		return PRP_SF(NVME_SC_DATA_XFER_ERROR);
-	return fn ? fn(arg, host, len) : 0;
+	st = fn ? fn(arg, host, len) : 0;
+	if (ctx->done)
+		ctx->done(ctx->dma_ctx, host, iova, len, ctx->write);
+	return st;
 }
 
 static uint64_t prp_list_entry(const struct emu_prp_ctx *ctx, uint64_t list, bool *ok)
@@ -40,6 +44,8 @@ static uint64_t prp_list_entry(const struct emu_prp_ctx *ctx, uint64_t list, boo
 	/* Host memory the guest may change concurrently: one relaxed 8-byte load,
 	 * no ordering needed beyond the command fetch that preceded the walk. */
 	v = __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+	if (ctx->done)
+		ctx->done(ctx->dma_ctx, (void *)p, list, sizeof(uint64_t), false);
 	*ok = true;
 	return v;
 }

@@ -19,6 +19,7 @@ typedef uint16_t (*emu_prp_seg_fn)(void *arg, void *host, size_t len);
 
 struct emu_prp_ctx {
 	nvmk_emu_dma_fn dma;
+	nvmk_emu_dma_done_fn done; /* optional: release each translation after use */
 	void *dma_ctx;
 	uint32_t page_size; /* memory page size, 2 ^ (12 + CC.MPS) */
 	bool write;	    /* device-to-host transfer (the controller writes host memory) */

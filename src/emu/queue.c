@@ -104,8 +104,9 @@ static bool cq_write(struct nvmk_emu *emu, struct emu_cq *cq, const struct nvme_
 		nvmk_warn(emu->name, cq->qid, "CQ full, completion for cid %u lost", e->cid);
 		return false;
 	}
-	slot = emu->cfg.dma(emu->cfg.dma_ctx, cq->base + (uint64_t)cq->tail * sizeof(*slot),
-			    sizeof(*slot), true);
+	uint64_t iova = cq->base + (uint64_t)cq->tail * sizeof(*slot);
+
+	slot = emu->cfg.dma(emu->cfg.dma_ctx, iova, sizeof(*slot), true);
 	if (!slot) {
 		emu_fatal(emu, cq->qid, "CQ memory not translatable");
 		return false;
@@ -114,6 +115,7 @@ static bool cq_write(struct nvmk_emu *emu, struct emu_cq *cq, const struct nvme_
 	st = (uint16_t)(e->status << 1) | (uint16_t)(bad_phase ? !cq->phase : cq->phase);
 	/* Release: the CQE body must be visible before the phase tag that marks it new. */
 	__atomic_store_n(&slot->status, st, __ATOMIC_RELEASE);
+	emu_dma_done(emu, slot, iova, sizeof(*slot), true);
 	if (++cq->tail == cq->size) {
 		cq->tail = 0;
 		cq->phase ^= 1;
@@ -262,10 +264,17 @@ bool emu_aer_complete_one(struct nvmk_emu *emu, uint32_t dw0)
 	return true;
 }
 
-static const struct nvme_sqe *sq_entry(struct nvmk_emu *emu, struct emu_sq *sq, uint32_t idx)
+/* Copy SQ entry @idx out of host memory; false when it does not translate. */
+static bool sq_entry(struct nvmk_emu *emu, struct emu_sq *sq, uint32_t idx, struct nvme_sqe *out)
 {
-	return emu->cfg.dma(emu->cfg.dma_ctx, sq->base + (uint64_t)idx * sizeof(struct nvme_sqe),
-			    sizeof(struct nvme_sqe), false);
+	uint64_t iova = sq->base + (uint64_t)idx * sizeof(struct nvme_sqe);
+	void *p = emu->cfg.dma(emu->cfg.dma_ctx, iova, sizeof(struct nvme_sqe), false);
+
+	if (!p)
+		return false;
+	memcpy(out, p, sizeof(*out));
+	emu_dma_done(emu, p, iova, sizeof(struct nvme_sqe), false);
+	return true;
 }
 
 bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid)
@@ -290,11 +299,11 @@ bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid)
 	if (!sq_refresh_tail(emu, sq))
 		return false;
 	for (uint32_t i = sq->head; i != sq->tail; i = (i + 1) % sq->size) {
-		const struct nvme_sqe *e = sq_entry(emu, sq, i);
+		struct nvme_sqe e;
 
-		if (!e)
+		if (!sq_entry(emu, sq, i, &e))
 			return false;
-		if (e->cid == cid && sq->nr_abort < EMU_SQ_ABORT_SLOTS) {
+		if (e.cid == cid && sq->nr_abort < EMU_SQ_ABORT_SLOTS) {
 			sq->abort_cid[sq->nr_abort++] = cid;
 			return true;
 		}
@@ -315,11 +324,36 @@ static bool sq_take_abort(struct emu_sq *sq, uint16_t cid)
 
 /* ---- doorbells ---- */
 
-static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigned idx, bool write)
+static uint64_t dbbuf_iova(struct nvmk_emu *emu, uint64_t base, unsigned idx)
 {
-	uint64_t stride = 4ull << emu->cfg.dstrd;
+	return base + idx * (4ull << emu->cfg.dstrd);
+}
 
-	return emu->cfg.dma(emu->cfg.dma_ctx, base + idx * stride, 4, write);
+/* Load slot @idx of a doorbell buffer with memory order @mo; false when the
+ * buffer does not translate. */
+static bool dbbuf_load(struct nvmk_emu *emu, uint64_t base, unsigned idx, int mo, uint32_t *v)
+{
+	uint64_t iova = dbbuf_iova(emu, base, idx);
+	uint32_t *p = emu->cfg.dma(emu->cfg.dma_ctx, iova, 4, false);
+
+	if (!p)
+		return false;
+	*v = __atomic_load_n(p, mo);
+	emu_dma_done(emu, p, iova, 4, false);
+	return true;
+}
+
+/* Store @v into slot @idx of a doorbell buffer with memory order @mo. */
+static bool dbbuf_store(struct nvmk_emu *emu, uint64_t base, unsigned idx, uint32_t v, int mo)
+{
+	uint64_t iova = dbbuf_iova(emu, base, idx);
+	uint32_t *p = emu->cfg.dma(emu->cfg.dma_ctx, iova, 4, true);
+
+	if (!p)
+		return false;
+	__atomic_store_n(p, v, mo);
+	emu_dma_done(emu, p, iova, 4, true);
+	return true;
 }
 
 /*
@@ -333,7 +367,6 @@ static _Atomic uint32_t *dbbuf_slot(struct nvmk_emu *emu, uint64_t base, unsigne
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
 {
 	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
-	_Atomic uint32_t *sh;
 
 	if (!emu->dbbuf_shadow || idx < 2) {
 		/* Acquire: pairs with the release in the register write, so the SQEs
@@ -341,31 +374,23 @@ static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t 
 		*val = atomic_load_explicit(mmio, memory_order_acquire);
 		return true;
 	}
-	sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, false);
-	if (!sh) {
+	/* Acquire: the host wrote the SQEs (or consumed the CQEs) before the value. */
+	if (!dbbuf_load(emu, emu->dbbuf_shadow, idx, __ATOMIC_ACQUIRE, last_shadow)) {
 		emu_fatal(emu, (int)(idx / 2), "shadow doorbell buffer not translatable");
 		return false;
 	}
-	/* Acquire: the host wrote the SQEs (or consumed the CQEs) before the value. */
-	*last_shadow = __atomic_load_n((uint32_t *)sh, __ATOMIC_ACQUIRE);
 	*val = *last_shadow;
 	return true;
 }
 
 static void eventidx_write(struct nvmk_emu *emu, unsigned idx, uint32_t v)
 {
-	_Atomic uint32_t *ev;
-
 	if (!emu->dbbuf_eventidx || idx < 2)
 		return;
-	ev = dbbuf_slot(emu, emu->dbbuf_eventidx, idx, true);
-	if (!ev) {
-		emu_fatal(emu, (int)(idx / 2), "EventIdx buffer not translatable");
-		return;
-	}
 	/* seq_cst: this store must be ordered before the shadow re-read that
 	 * follows it (store->load), or a host update racing with it is missed. */
-	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_SEQ_CST);
+	if (!dbbuf_store(emu, emu->dbbuf_eventidx, idx, v, __ATOMIC_SEQ_CST))
+		emu_fatal(emu, (int)(idx / 2), "EventIdx buffer not translatable");
 }
 
 /*
@@ -377,19 +402,16 @@ static void eventidx_write(struct nvmk_emu *emu, unsigned idx, uint32_t v)
  */
 void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v)
 {
-	_Atomic uint32_t *sh, *ev;
-
 	if (!emu->dbbuf_shadow || idx < 2)
 		return;
-	sh = dbbuf_slot(emu, emu->dbbuf_shadow, idx, true);
-	ev = dbbuf_slot(emu, emu->dbbuf_eventidx, idx, true);
-	if (!sh || !ev) {
+	/* Release: published with (before) the completion of the causing command.
+	 * Both buffers were checked by Doorbell Buffer Config; a failure here means
+	 * the host unmapped them since. */
+	if (!dbbuf_store(emu, emu->dbbuf_shadow, idx, v, __ATOMIC_RELEASE) ||
+	    !dbbuf_store(emu, emu->dbbuf_eventidx, idx, v, __ATOMIC_RELEASE)) {
 		emu_fatal(emu, (int)(idx / 2), "doorbell buffers not translatable");
 		return;
 	}
-	/* Release: published with (before) the completion of the causing command. */
-	__atomic_store_n((uint32_t *)sh, v, __ATOMIC_RELEASE);
-	__atomic_store_n((uint32_t *)ev, v, __ATOMIC_RELEASE);
 	if (idx & 1)
 		emu->cqs[idx / 2].last_shadow = v;
 	else
@@ -500,13 +522,13 @@ static bool sq_refresh_tail(struct nvmk_emu *emu, struct emu_sq *sq)
 /* After EventIdx was written: did the host move the shadow tail meanwhile? */
 static bool sq_shadow_moved(struct nvmk_emu *emu, struct emu_sq *sq)
 {
-	_Atomic uint32_t *sh;
+	uint32_t v;
 
 	if (!emu->dbbuf_shadow || sq->qid == 0)
 		return false;
-	sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * sq->qid, false);
 	/* seq_cst: pairs with the seq_cst EventIdx store (see eventidx_write). */
-	return sh && __atomic_load_n((uint32_t *)sh, __ATOMIC_SEQ_CST) != sq->last_shadow;
+	return dbbuf_load(emu, emu->dbbuf_shadow, 2u * sq->qid, __ATOMIC_SEQ_CST, &v) &&
+	       v != sq->last_shadow;
 }
 
 static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
@@ -517,7 +539,6 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 	if (!sq_refresh_tail(emu, sq))
 		return false;
 	while (sq->head != sq->tail && n < EMU_BATCH) {
-		const struct nvme_sqe *src;
 		struct nvme_sqe sqe;
 
 		if (!cq_room(cq)) {
@@ -526,12 +547,10 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 				n++; /* shadow head moved meanwhile: go round again */
 			break;
 		}
-		src = sq_entry(emu, sq, sq->head);
-		if (!src) {
+		if (!sq_entry(emu, sq, sq->head, &sqe)) {
 			emu_fatal(emu, sq->qid, "SQ memory not translatable");
 			return false;
 		}
-		memcpy(&sqe, src, sizeof(sqe));
 		sq->head = (sq->head + 1) % sq->size;
 		n++;
 		cmd_process(emu, sq, &sqe);
@@ -559,15 +578,15 @@ static void cq_eventidx(struct nvmk_emu *emu, struct emu_cq *cq)
  * head in case the host moved it before it could see the request. */
 static bool cq_wait_room(struct nvmk_emu *emu, struct emu_cq *cq)
 {
-	_Atomic uint32_t *sh;
+	uint32_t v;
 
 	cq->blocked = true;
 	if (!emu->dbbuf_shadow || cq->qid == 0)
 		return false;
 	cq_eventidx(emu, cq);
-	sh = dbbuf_slot(emu, emu->dbbuf_shadow, 2u * cq->qid + 1u, false);
 	/* seq_cst: pairs with the seq_cst EventIdx store just made. */
-	return sh && __atomic_load_n((uint32_t *)sh, __ATOMIC_SEQ_CST) != cq->last_shadow;
+	return dbbuf_load(emu, emu->dbbuf_shadow, 2u * cq->qid + 1u, __ATOMIC_SEQ_CST, &v) &&
+	       v != cq->last_shadow;
 }
 
 static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
@@ -653,11 +672,12 @@ uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
 	if (db_read(emu, 2u * qid, &tail, &sq->last_shadow) && tail < sq->size)
 		sq->tail = tail;
 	while (sq->head != sq->tail && cq_room(cq)) {
-		const struct nvme_sqe *e = sq_entry(emu, sq, sq->head);
+		struct nvme_sqe e;
+		bool ok = sq_entry(emu, sq, sq->head, &e);
 
 		sq->head = (sq->head + 1) % sq->size;
-		if (e)
-			emu_cq_post(emu, qid, e->cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
+		if (ok)
+			emu_cq_post(emu, qid, e.cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
 	}
 	sq->valid = false;
 	atomic_store(&emu->sq_db[qid], EMU_DB_NOQ);

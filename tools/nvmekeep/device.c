@@ -7,6 +7,9 @@
  *   "emu:FILE"       as above, but namespace 1 is FILE (created 1 GiB if
  *                    missing), so data outlives the process
  *   "DDDD:BB:DD.F"   a PCI NVMe function driven through VFIO
+ *   "vfio-user:PATH" a controller served by a vfio-user server on socket PATH
+ *                    (nvmekeep-emu); NVMEKEEP_VFIO_USER_DOORBELLS=trap makes
+ *                    every doorbell a message (to measure what mmap saves)
  *   "/dev/nvmeXnY"   (any path) a namespace of the Linux kernel NVMe driver,
  *                    reached through io_uring (kernel_ns.h); read/write only
  * A PCI address bound to the kernel's nvme driver (not vfio-pci) is taken
@@ -17,6 +20,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -111,6 +115,16 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 		if (ret)
 			fprintf(stderr, "nvmekeep: cannot open %s through VFIO: %s\n", spec,
 				strerror(-ret));
+	} else if (nvmk_backing_vfio_user_spec_path(spec)) {
+		struct nvmk_vfio_user_opts vo = {0};
+		const char *db = getenv("NVMEKEEP_VFIO_USER_DOORBELLS");
+
+		vo.no_doorbell_mmap = db && !strcmp(db, "trap");
+		/* the backing logs what is wrong (no socket, not a server, version) */
+		ret = nvmk_backing_vfio_user_open(nvmk_backing_vfio_user_spec_path(spec), &vo,
+						  &dev->backing);
+		if (ret)
+			fprintf(stderr, "nvmekeep: cannot attach to %s: %s\n", spec, strerror(-ret));
 	} else if (spec[0] == '/') {
 		fprintf(stderr,
 			"nvmekeep: %s is a kernel block device: only read and write work on it "
@@ -121,7 +135,8 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 	} else {
 		fprintf(stderr,
 			"nvmekeep: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-			"address like 0000:00:03.0 or a block device /dev/nvmeXnY\n",
+			"address like 0000:00:03.0, 'vfio-user:SOCKET' or a block device "
+			"/dev/nvmeXnY\n",
 			spec);
 		return -EINVAL;
 	}

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Client memory for the emulator ("Client memory access", DMA_MAP/UNMAP,
+ * DMA_READ/WRITE).
+ *
+ * A map with an fd is mmap'd here and translated to a pointer into it. A map
+ * without one is reached by messages: the translation hands the emulator a
+ * bounce buffer (filled with DMA_READ when the controller reads) and
+ * srv_dma_done() writes it back with DMA_WRITE and frees it. The emulator
+ * calls srv_dma_done() once per translation (nvmk_emu_dma_done_fn), before it
+ * signals anything that depends on the access.
+ *
+ * Every access must lie inside one map, in a direction the map allows;
+ * anything else is NULL (the emulator fails the command, or the controller
+ * for queue memory): the server never touches memory outside a mapping.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nvmekeep/log.h"
+#include "server.h"
+
+#define RPC_TIMEOUT_MS 5000
+
+int srv_dma_init(struct srv *s)
+{
+	pthread_rwlock_init(&s->map_lock, NULL);
+	pthread_mutex_init(&s->wait_lock, NULL);
+	pthread_cond_init(&s->wait_cv, NULL);
+	pthread_mutex_init(&s->rpc_lock, NULL);
+	pthread_mutex_init(&s->rpc_mx, NULL);
+	pthread_cond_init(&s->rpc_cv, NULL);
+	pthread_mutex_init(&s->bounce_lock, NULL);
+	return 0;
+}
+
+/* Index of the map containing [iova, iova + len), or -1. Caller holds map_lock. */
+static int map_find(struct srv *s, uint64_t iova, size_t len)
+{
+	unsigned lo = 0, hi = s->nmaps;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		const struct srv_map *m = &s->maps[mid];
+
+		if (iova < m->iova)
+			hi = mid;
+		else if (iova - m->iova >= m->size)
+			lo = mid + 1;
+		else
+			return (len <= m->size - (iova - m->iova)) ? (int)mid : -1;
+	}
+	return -1;
+}
+
+static void deadline_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* ---- messages to the client (worker thread) ---- */
+
+void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload,
+		   size_t len)
+{
+	pthread_mutex_lock(&s->rpc_mx);
+	if (s->rpc_wait && !s->rpc_done && h->msg_id == s->rpc_id) {
+		s->rpc_err = (h->flags & NVMK_VFU_F_ERROR) ? (h->error ? (int)h->error : EIO) : 0;
+		if (!s->rpc_err && s->rpc_buf && len > s->rpc_len)
+			s->rpc_err = EPROTO;
+		if (!s->rpc_err && s->rpc_buf)
+			memcpy(s->rpc_buf, payload, len < s->rpc_len ? len : s->rpc_len);
+		if (!s->rpc_err && s->rpc_buf && len < s->rpc_len)
+			s->rpc_err = EPROTO; /* a short DMA_READ reply */
+		s->rpc_done = true;
+		pthread_cond_broadcast(&s->rpc_cv);
+	} else {
+		nvmk_warn(s->name, NVMK_LOG_NOQ, "reply id %u (%s) matches no request: ignored",
+			  h->msg_id, nvmk_vfu_cmd_name(h->cmd));
+	}
+	pthread_mutex_unlock(&s->rpc_mx);
+}
+
+/* The client went away or the device is being reset: fail a pending request. */
+void srv_rpc_fail(struct srv *s)
+{
+	pthread_mutex_lock(&s->rpc_mx);
+	if (s->rpc_wait && !s->rpc_done) {
+		s->rpc_err = ECONNRESET;
+		s->rpc_done = true;
+		pthread_cond_broadcast(&s->rpc_cv);
+	}
+	pthread_mutex_unlock(&s->rpc_mx);
+}
+
+/*
+ * One DMA_READ (@out != NULL) or DMA_WRITE (@in) of at most max_data_xfer_size
+ * bytes. The reply comes through the main thread. Return 0 or -errno.
+ */
+static int rpc_one(struct srv *s, uint64_t iova, void *out, const void *in, size_t len)
+{
+	struct nvmk_vfu_hdr h = {0};
+	struct nvmk_vfu_dma_rw rw = {.addr = iova, .count = len};
+	uint8_t *msg = NULL;
+	struct timespec ts;
+	int fd, rc;
+
+	fd = atomic_load(&s->client_fd);
+	if (fd < 0)
+		return -ENOTCONN;
+	/* DMA_READ replies repeat the 16-byte head before the data: the reply
+	 * lands in a scratch buffer of head + data, then the data is copied. */
+	if (out) {
+		msg = malloc(sizeof(rw) + len);
+		if (!msg)
+			return -ENOMEM;
+	}
+	pthread_mutex_lock(&s->rpc_mx);
+	h.msg_id = s->rpc_id = (uint16_t)(s->next_id++ | 0x8000u);
+	s->rpc_wait = true;
+	s->rpc_done = false;
+	s->rpc_err = 0;
+	s->rpc_buf = msg;
+	s->rpc_len = out ? sizeof(rw) + len : 0;
+	pthread_mutex_unlock(&s->rpc_mx);
+	h.cmd = out ? NVMK_VFU_DMA_READ : NVMK_VFU_DMA_WRITE;
+	h.flags = NVMK_VFU_F_TYPE_CMD;
+	pthread_mutex_lock(&s->send_lock);
+	if (out) {
+		rc = nvmk_vfu_send(fd, &h, &rw, sizeof(rw), NULL, 0);
+	} else {
+		uint8_t *buf = malloc(sizeof(rw) + len);
+
+		rc = -ENOMEM;
+		if (buf) {
+			memcpy(buf, &rw, sizeof(rw));
+			memcpy(buf + sizeof(rw), in, len);
+			rc = nvmk_vfu_send(fd, &h, buf, sizeof(rw) + len, NULL, 0);
+			free(buf);
+		}
+	}
+	pthread_mutex_unlock(&s->send_lock);
+	if (rc) {
+		pthread_mutex_lock(&s->rpc_mx);
+		s->rpc_wait = false;
+		s->rpc_buf = NULL;
+		pthread_mutex_unlock(&s->rpc_mx);
+		goto out;
+	}
+
+	deadline_after(&ts, RPC_TIMEOUT_MS);
+	pthread_mutex_lock(&s->rpc_mx);
+	while (!s->rpc_done && !atomic_load(&s->stopping))
+		if (pthread_cond_timedwait(&s->rpc_cv, &s->rpc_mx, &ts) == ETIMEDOUT)
+			break;
+	rc = s->rpc_done ? -s->rpc_err : -ETIMEDOUT;
+	s->rpc_wait = false;
+	s->rpc_buf = NULL;
+	pthread_mutex_unlock(&s->rpc_mx);
+	if (!rc && out) {
+		struct nvmk_vfu_dma_rw back;
+
+		memcpy(&back, msg, sizeof(back));
+		if (back.addr != iova || back.count != len)
+			rc = -EPROTO;
+		else
+			memcpy(out, msg + sizeof(rw), len);
+	}
+out:
+	free(msg);
+	if (rc)
+		nvmk_warn(s->name, NVMK_LOG_NOQ, "%s of %zu bytes at IOVA 0x%llx failed: %d",
+			  out ? "DMA_READ" : "DMA_WRITE", len, (unsigned long long)iova, rc);
+	return rc;
+}
+
+static int rpc_xfer(struct srv *s, uint64_t iova, void *out, const void *in, size_t len)
+{
+	size_t max = s->peer.max_data_xfer_size, done = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->rpc_lock);
+	while (!rc && done < len) {
+		size_t n = len - done < max ? len - done : max;
+
+		rc = rpc_one(s, iova + done, out ? (uint8_t *)out + done : NULL,
+			     in ? (const uint8_t *)in + done : NULL, n);
+		done += n;
+	}
+	pthread_mutex_unlock(&s->rpc_lock);
+	return rc;
+}
+
+/* ---- translation (emulator worker) ---- */
+
+static void *bounce_get(struct srv *s, uint64_t iova, size_t len)
+{
+	void *buf = calloc(1, len);
+
+	if (!buf)
+		return NULL;
+	pthread_mutex_lock(&s->bounce_lock);
+	for (unsigned i = 0; i < SRV_BOUNCE_SLOTS; i++) {
+		if (!s->bounce[i].buf) {
+			s->bounce[i] = (struct srv_bounce){buf, iova, len};
+			pthread_mutex_unlock(&s->bounce_lock);
+			return buf;
+		}
+	}
+	pthread_mutex_unlock(&s->bounce_lock);
+	free(buf);
+	nvmk_err(s->name, NVMK_LOG_NOQ, "more than %d bounce buffers in use", SRV_BOUNCE_SLOTS);
+	return NULL;
+}
+
+/* Take @buf out of the bounce table; false if it is not a bounce buffer. */
+static bool bounce_take(struct srv *s, void *buf)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&s->bounce_lock);
+	for (unsigned i = 0; i < SRV_BOUNCE_SLOTS; i++) {
+		if (s->bounce[i].buf == buf) {
+			s->bounce[i].buf = NULL;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->bounce_lock);
+	return found;
+}
+
+/* Wait while the resume window is open and the map generation is @gen.
+ * Return true to retry the lookup. */
+static bool resume_wait(struct srv *s, uint64_t gen)
+{
+	bool retry = false;
+
+	pthread_mutex_lock(&s->wait_lock);
+	while (s->resuming && s->map_gen == gen && !atomic_load(&s->stopping))
+		pthread_cond_wait(&s->wait_cv, &s->wait_lock);
+	retry = s->map_gen != gen && !atomic_load(&s->stopping);
+	pthread_mutex_unlock(&s->wait_lock);
+	return retry;
+}
+
+void srv_resume_window(struct srv *s, bool open)
+{
+	pthread_mutex_lock(&s->wait_lock);
+	if (s->resuming != open)
+		nvmk_info(s->name, NVMK_LOG_NOQ, "%s", open ? "quiesced: waiting for a client to map memory"
+						     : "resumed");
+	s->resuming = open;
+	pthread_cond_broadcast(&s->wait_cv);
+	pthread_mutex_unlock(&s->wait_lock);
+}
+
+void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
+{
+	struct srv *s = ctx;
+	uint32_t need = write ? NVMK_VFU_DMA_WRITE_OK : NVMK_VFU_DMA_READ_OK;
+	uint64_t gen;
+	void *p;
+	int i;
+
+	if (len == 0 || iova + len < iova)
+		return NULL;
+	for (;;) {
+		pthread_mutex_lock(&s->wait_lock);
+		gen = s->map_gen;
+		pthread_mutex_unlock(&s->wait_lock);
+		pthread_rwlock_rdlock(&s->map_lock);
+		i = map_find(s, iova, len);
+		if (i >= 0)
+			break;
+		pthread_rwlock_unlock(&s->map_lock);
+		if (!resume_wait(s, gen))
+			return NULL;
+	}
+	if (!(s->maps[i].flags & need)) {
+		pthread_rwlock_unlock(&s->map_lock);
+		nvmk_warn(s->name, NVMK_LOG_NOQ, "%s of IOVA 0x%llx refused: map is not %s",
+			  write ? "write" : "read", (unsigned long long)iova,
+			  write ? "writeable" : "readable");
+		return NULL;
+	}
+	if (s->maps[i].host) {
+		p = s->maps[i].host + (iova - s->maps[i].iova);
+		/* counted before the lock drops: an unmap waits for it */
+		atomic_fetch_add(&s->inflight, 1);
+		pthread_rwlock_unlock(&s->map_lock);
+		return p;
+	}
+	pthread_rwlock_unlock(&s->map_lock);
+	p = bounce_get(s, iova, len);
+	if (p && !write && rpc_xfer(s, iova, p, NULL, len)) {
+		bounce_take(s, p);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void srv_dma_done(void *ctx, void *host, uint64_t iova, size_t len, bool write)
+{
+	struct srv *s = ctx;
+
+	if (!bounce_take(s, host)) {
+		atomic_fetch_sub(&s->inflight, 1);
+		return;
+	}
+	if (write)
+		rpc_xfer(s, iova, NULL, host, len); /* failure logged; the data is lost */
+	free(host);
+}
+
+/* ---- DMA_MAP / DMA_UNMAP (main thread) ---- */
+
+int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
+{
+	struct srv_map nm = {.iova = m->addr, .size = m->size, .flags = m->flags};
+	unsigned pos;
+	int prot = 0;
+
+	if (s->nmaps >= SRV_MAX_DMA_MAPS) {
+		nvmk_warn(s->name, NVMK_LOG_NOQ, "DMA_MAP refused: already %u maps (max_dma_maps)",
+			  s->nmaps);
+		return -ENOSPC;
+	}
+	pthread_rwlock_rdlock(&s->map_lock);
+	for (pos = 0; pos < s->nmaps && s->maps[pos].iova < m->addr; pos++)
+		;
+	/* "A command to map over an existing region must be failed ... EEXIST" */
+	if ((pos < s->nmaps && s->maps[pos].iova < m->addr + m->size) ||
+	    (pos > 0 && s->maps[pos - 1].iova + s->maps[pos - 1].size > m->addr)) {
+		pthread_rwlock_unlock(&s->map_lock);
+		nvmk_warn(s->name, NVMK_LOG_NOQ, "DMA_MAP 0x%llx+0x%llx overlaps a map",
+			  (unsigned long long)m->addr, (unsigned long long)m->size);
+		return -EEXIST;
+	}
+	pthread_rwlock_unlock(&s->map_lock);
+	if (fd >= 0) {
+		if (m->flags & NVMK_VFU_DMA_READ_OK)
+			prot |= PROT_READ;
+		if (m->flags & NVMK_VFU_DMA_WRITE_OK)
+			prot |= PROT_WRITE;
+		if (m->size > SIZE_MAX)
+			return -EINVAL;
+		nm.host = mmap(NULL, m->size, prot ? prot : PROT_NONE, MAP_SHARED, fd,
+			       (off_t)m->offset);
+		if (nm.host == MAP_FAILED) {
+			int rc = -errno;
+
+			nvmk_warn(s->name, NVMK_LOG_NOQ,
+				  "DMA_MAP 0x%llx+0x%llx: mmap of the fd at 0x%llx failed: %d",
+				  (unsigned long long)m->addr, (unsigned long long)m->size,
+				  (unsigned long long)m->offset, rc);
+			return rc;
+		}
+	}
+	pthread_rwlock_wrlock(&s->map_lock);
+	memmove(&s->maps[pos + 1], &s->maps[pos], (s->nmaps - pos) * sizeof(s->maps[0]));
+	s->maps[pos] = nm;
+	s->nmaps++;
+	pthread_rwlock_unlock(&s->map_lock);
+	atomic_fetch_add(&s->mapped_bytes, m->size);
+	pthread_mutex_lock(&s->wait_lock);
+	s->map_gen++;
+	pthread_cond_broadcast(&s->wait_cv);
+	pthread_mutex_unlock(&s->wait_lock);
+	return 0;
+}
+
+/* Wait until no translation of an fd map is in use ("the server must release
+ * all references to that DMA region before replying"). */
+static void wait_inflight(struct srv *s)
+{
+	struct timespec ts = {0, 20000};
+
+	for (unsigned i = 0; atomic_load(&s->inflight) > 0; i++) {
+		if (i == 250000) /* 5 s: a translation is a few copies long */
+			nvmk_err(s->name, NVMK_LOG_NOQ, "DMA unmap still waiting for the emulator");
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void map_release(struct srv *s, struct srv_map *m)
+{
+	if (m->host)
+		munmap(m->host, m->size);
+	atomic_fetch_sub(&s->mapped_bytes, m->size);
+}
+
+int srv_dma_unmap(struct srv *s, uint64_t iova, uint64_t size)
+{
+	struct srv_map m;
+	unsigned i;
+
+	pthread_rwlock_wrlock(&s->map_lock);
+	for (i = 0; i < s->nmaps; i++)
+		if (s->maps[i].iova == iova && s->maps[i].size == size)
+			break;
+	if (i == s->nmaps) {
+		pthread_rwlock_unlock(&s->map_lock);
+		nvmk_warn(s->name, NVMK_LOG_NOQ,
+			  "DMA_UNMAP 0x%llx+0x%llx matches no map (must match one exactly)",
+			  (unsigned long long)iova, (unsigned long long)size);
+		return -ENOENT;
+	}
+	m = s->maps[i];
+	memmove(&s->maps[i], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof(s->maps[0]));
+	s->nmaps--;
+	pthread_rwlock_unlock(&s->map_lock);
+	wait_inflight(s);
+	map_release(s, &m);
+	return 0;
+}
+
+void srv_dma_unmap_all(struct srv *s)
+{
+	unsigned n;
+
+	pthread_rwlock_wrlock(&s->map_lock);
+	n = s->nmaps;
+	s->nmaps = 0;
+	pthread_rwlock_unlock(&s->map_lock);
+	wait_inflight(s);
+	for (unsigned i = 0; i < n; i++)
+		map_release(s, &s->maps[i]);
+}
