@@ -357,6 +357,15 @@ uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp);
  *  request split into several commands counts once). Same thread rules as
  *  submit on @qp; walks the queue's trackers (control path). */
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp);
+/**
+ * nvmk_qpair_irq_fd - the eventfd the qpair's interrupt signals, for callers
+ * that wait in their own epoll/poll loop: when it is readable, read it (8
+ * bytes, nonblocking) and call nvmk_qpair_process_completions. Also process
+ * at least every io_timeout / 4 while commands are outstanding, so that
+ * deadlines are checked. Return: the fd, or -1 (polled qpair, vector shared
+ * with other queues, kernel qpair): then poll with a short timeout.
+ */
+int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp);
 
 /**
  * nvmk_qpair_process_completions - reap up to @max completions (0 = all that

@@ -253,6 +253,19 @@ int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_dev
 			     unsigned n, struct nvmk_mgr **out);
 
 /**
+ * nvmk_mgr_create_from_env_sized - nvmk_mgr_create_from_env for a caller that
+ * also keeps client buffers (nvmk_mgr_dma_alloc) in the private pool, such as
+ * the NBD export's request buffers.
+ * @client_pages: 4 KiB pages added to the pool when its size comes from the
+ *                heuristic ("release"/"debug", which counts queue memory
+ *                only); an explicit page count is used as given.
+ * Return: as nvmk_mgr_create_from_env.
+ */
+int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
+				   const struct nvmk_mgr_device_spec *specs, unsigned n,
+				   uint64_t client_pages, struct nvmk_mgr **out);
+
+/**
  * nvmk_mgr_destroy - shut every device down (as nvmk_mgr_shutdown, unless done),
  * stop the workers, destroy the backings and the pool. NULL is a no-op.
  */

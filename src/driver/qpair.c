@@ -439,6 +439,13 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	return qp_process_current(qp, max);
 }
 
+int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)
+{
+	if (qp->kern || qp->mode != NVMK_CPL_INTERRUPT || qp->irq_shared || qp->shared)
+		return -1;
+	return qp->irq_fd;
+}
+
 static void qp_irq_clear(struct nvmk_qpair *qp)
 {
 	uint64_t v;

@@ -73,6 +73,13 @@ static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool v
 int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_device_spec *specs,
 			     unsigned n, struct nvmk_mgr **out)
 {
+	return nvmk_mgr_create_from_env_sized(getenv_fn, specs, n, 0, out);
+}
+
+int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
+				   const struct nvmk_mgr_device_spec *specs, unsigned n,
+				   uint64_t client_pages, struct nvmk_mgr **out)
+{
 	struct nvmk_config_facts facts = {0};
 	struct nvmk_dma_pool *pool = NULL;
 	struct nvmk_config cfg;
@@ -98,6 +105,10 @@ int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_dev
 	rc = nvmk_config_load(getenv_fn, &facts, &cfg);
 	if (rc)
 		return rc;
+	/* the heuristic counts queue memory only; client buffers come on top */
+	if (cfg.private_pool.spec_kind == NVMK_POOL_HEURISTIC_RELEASE ||
+	    cfg.private_pool.spec_kind == NVMK_POOL_HEURISTIC_DEBUG)
+		cfg.private_pool.pages += client_pages;
 	if (cfg.private_pool.pages > 0) {
 		rc = nvmk_dma_pool_create(cfg.private_pool.pages, NVMK_DMA_POOL_HUGETLB_TRY, &pool);
 		if (rc) {

@@ -58,5 +58,9 @@ int cmd_write(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 
 #endif /* NVMK_CLI_H */

@@ -25,6 +25,10 @@ static const struct subcommand subcommands[] = {
     {"bench", cmd_bench, "IOPS, bandwidth and latency percentiles"},
     {"config", cmd_config, "effective configuration (OpenHCL variables)"},
     {"setup", cmd_setup, "list NVMe PCI functions, bind to / unbind from vfio-pci"},
+    {"status", cmd_status, "nvmekeepd: devices, exports, connections, counters"},
+    {"add", cmd_add, "nvmekeepd: export a device"},
+    {"remove", cmd_remove, "nvmekeepd: stop exporting a device"},
+    {"stop", cmd_stop, "nvmekeepd: stop the daemon"},
 };
 
 static void usage(FILE *f)

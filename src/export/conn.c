@@ -1,0 +1,828 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One NBD connection on its I/O thread: the fixed newstyle handshake
+ * (proto.md "Handshake") as a nonblocking state machine, so a slow client
+ * holds nobody up, then the transmission phase: request headers are read
+ * 28 bytes at a time and a WRITE's payload is received straight into its
+ * request buffer (DMA memory of the device); replies are gathered with
+ * sendmsg straight from the buffers.
+ *
+ * A connection reads only while it may start a request (a free slot in its
+ * thread's table and fewer than max_inflight of its own), so a client cannot
+ * take more than its share of memory or queue space; epoll interest follows
+ * that (level triggered).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "export_internal.h"
+#include "nvmekeep/log.h"
+
+#define HS_BUF_MAX (256u << 10) /* handshake replies buffered before reads pause */
+#define TX_IOV_MAX 64
+
+static const char *cname(const struct exp_conn *c)
+{
+	return c->exp ? c->exp->name : EXP_LOG;
+}
+
+static int conn_state(const struct exp_conn *c)
+{
+	return atomic_load_explicit(&c->state, memory_order_relaxed);
+}
+
+static void set_state(struct exp_conn *c, enum exp_conn_state s)
+{
+	/* release: the status reader sees c->exp once it sees transmission */
+	atomic_store_explicit(&c->state, (int)s, memory_order_release);
+}
+
+void exp_conn_mark_dirty(struct exp_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->t->dirty;
+	c->t->dirty = c;
+}
+
+static void conn_kill(struct exp_conn *c, const char *why)
+{
+	if (!c->dead)
+		nvmk_info(cname(c), NVMK_LOG_NOQ, "nbd conn %llu (%s): closing: %s",
+			  (unsigned long long)c->id, c->peer, why);
+	c->dead = true;
+	exp_conn_mark_dirty(c);
+}
+
+/* ---- handshake output ---- */
+
+static int hs_append(struct exp_conn *c, const void *p, size_t n)
+{
+	if (c->hs_len + n > c->hs_cap) {
+		size_t cap = c->hs_cap ? c->hs_cap : 1024;
+		uint8_t *nb;
+
+		while (cap < c->hs_len + n)
+			cap *= 2;
+		nb = realloc(c->hs_buf, cap);
+		if (!nb) {
+			conn_kill(c, "out of memory");
+			return -ENOMEM;
+		}
+		c->hs_buf = nb;
+		c->hs_cap = cap;
+	}
+	memcpy(c->hs_buf + c->hs_len, p, n);
+	c->hs_len += n;
+	exp_conn_mark_dirty(c);
+	return 0;
+}
+
+static void opt_reply(struct exp_conn *c, uint32_t type, const void *data, uint32_t len)
+{
+	uint8_t h[NVMK_NBD_OPT_REPLY_LEN];
+
+	nvmk_nbd_put_opt_reply(h, c->opt.option, type, len);
+	if (hs_append(c, h, sizeof(h)) == 0 && len)
+		hs_append(c, data, len);
+}
+
+/* An error reply with a message for the user (proto.md: error replies MAY carry one). */
+static void opt_error(struct exp_conn *c, uint32_t type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void opt_error(struct exp_conn *c, uint32_t type, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	nvmk_debug(EXP_LOG, NVMK_LOG_NOQ, "nbd conn %llu: option %s refused: %s",
+		   (unsigned long long)c->id, nvmk_nbd_opt_name(c->opt.option), msg);
+	opt_reply(c, type, msg, (uint32_t)n);
+}
+
+/* ---- exports ---- */
+
+static struct exp_export *resolve(struct exp_conn *c, const char *name, uint32_t len)
+{
+	struct nvmk_export_server *srv = c->t->srv;
+
+	if (len == 0) {
+		unsigned n = atomic_load(&srv->nexports);
+
+		for (unsigned i = 0; i < n; i++)
+			if (atomic_load(&srv->exports[i].live))
+				return &srv->exports[i];
+		return NULL;
+	}
+	return exp_find_export(srv, name, len);
+}
+
+static uint16_t conn_tflags(const struct exp_conn *c, const struct exp_export *e)
+{
+	/* DF: a read is always answered with one data chunk */
+	return (uint16_t)(e->tflags | (c->structured ? NVMK_NBD_FLAG_SEND_DF : 0));
+}
+
+static int export_index(const struct exp_conn *c, const struct exp_export *e)
+{
+	return (int)(e - c->t->srv->exports);
+}
+
+static bool export_usable(const struct exp_conn *c, const struct exp_export *e)
+{
+	const struct exp_device *d = e->dev;
+
+	return atomic_load(&e->live) && !atomic_load(&d->removing) &&
+	       atomic_load(&c->t->tdev[d->idx].ready);
+}
+
+static void enter_transmission(struct exp_conn *c, struct exp_export *e, bool export_name)
+{
+	c->exp = e;
+	c->td = &c->t->tdev[e->dev->idx];
+	c->lim = (struct nvmk_nbd_limits){
+	    .size = e->size,
+	    .min_block = e->lba_size,
+	    .max_block = e->dev->slot_size, /* accepted: see add_export */
+	    .tflags = conn_tflags(c, e),
+	    .structured = c->structured,
+	    .meta_base_allocation = c->meta_export == export_index(c, e),
+	};
+	if (export_name) {
+		/* proto.md NBD_OPT_EXPORT_NAME: size, flags, 124 zeroes unless NO_ZEROES */
+		uint8_t b[8 + 2 + 124] = {0};
+
+		nvmk_nbd_put64(b, e->size);
+		nvmk_nbd_put16(b + 8, c->lim.tflags);
+		hs_append(c, b, c->no_zeroes ? 10 : sizeof(b));
+	}
+	atomic_fetch_add(&e->dev->conns, 1);
+	free(c->opt_data);
+	c->opt_data = NULL;
+	c->hdr_have = 0;
+	c->deadline_ms = 0;
+	set_state(c, CONN_TRANS);
+	nvmk_info(e->name, NVMK_LOG_NOQ, "nbd conn %llu (%s): transmission%s%s", (unsigned long long)c->id,
+		  c->peer, c->structured ? ", structured replies" : "",
+		  c->lim.meta_base_allocation ? ", base:allocation" : "");
+}
+
+static void opt_list(struct exp_conn *c)
+{
+	struct nvmk_export_server *srv = c->t->srv;
+	unsigned n = atomic_load(&srv->nexports);
+
+	if (c->opt.length) {
+		opt_error(c, NVMK_NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct exp_export *e = &srv->exports[i];
+		uint8_t b[4 + sizeof(e->name) + sizeof(e->description)];
+		size_t nl = strlen(e->name), dl = strlen(e->description);
+
+		if (!atomic_load(&e->live))
+			continue;
+		nvmk_nbd_put32(b, (uint32_t)nl);
+		memcpy(b + 4, e->name, nl);
+		memcpy(b + 4 + nl, e->description, dl);
+		opt_reply(c, NVMK_NBD_REP_SERVER, b, (uint32_t)(4 + nl + dl));
+	}
+	opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+}
+
+static void send_info(struct exp_conn *c, uint16_t type, const void *s, size_t n)
+{
+	uint8_t b[2 + 256];
+
+	nvmk_nbd_put16(b, type);
+	memcpy(b + 2, s, n);
+	opt_reply(c, NVMK_NBD_REP_INFO, b, (uint32_t)(2 + n));
+}
+
+static void opt_info_go(struct exp_conn *c, bool go)
+{
+	struct nvmk_nbd_info_req q;
+	struct exp_export *e;
+	uint8_t b[16];
+	bool name = false, desc = false;
+
+	if (nvmk_nbd_info_req_parse(c->opt_data, c->opt.length, &q)) {
+		opt_error(c, NVMK_NBD_REP_ERR_INVALID,
+			  "malformed %s data: expected name length, name, request count, requests",
+			  go ? "NBD_OPT_GO" : "NBD_OPT_INFO");
+		return;
+	}
+	e = resolve(c, q.name, q.name_len);
+	if (!e) {
+		opt_error(c, NVMK_NBD_REP_ERR_UNKNOWN,
+			  "no export '%.*s': exports are DEVICE/NSID (NBD_OPT_LIST lists them)",
+			  (int)(q.name_len > 200 ? 200 : q.name_len), q.name);
+		return;
+	}
+	if (!export_usable(c, e)) {
+		opt_error(c, NVMK_NBD_REP_ERR_SHUTDOWN, "export %s is being removed", e->name);
+		return;
+	}
+	for (unsigned i = 0; i < q.ninfo && i < NVMK_NBD_MAX_INFO_REQS; i++) {
+		if (q.info[i] == NVMK_NBD_INFO_NAME)
+			name = true;
+		else if (q.info[i] == NVMK_NBD_INFO_DESCRIPTION)
+			desc = true;
+	}
+	nvmk_nbd_put_info_export(b, e->size, conn_tflags(c, e));
+	opt_reply(c, NVMK_NBD_REP_INFO, b, 12);
+	if (name)
+		send_info(c, NVMK_NBD_INFO_NAME, e->name, strlen(e->name));
+	if (desc)
+		send_info(c, NVMK_NBD_INFO_DESCRIPTION, e->description, strlen(e->description));
+	/* always sent: the minimum is the LBA size, smaller requests are refused */
+	nvmk_nbd_put_info_block_size(b, e->lba_size, e->pref_block, e->max_block);
+	opt_reply(c, NVMK_NBD_REP_INFO, b, 14);
+	opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+	if (go)
+		enter_transmission(c, e, false);
+}
+
+static void opt_meta(struct exp_conn *c, bool list)
+{
+	static const char ctx[] = NVMK_NBD_META_BASE_ALLOCATION;
+	struct nvmk_nbd_meta_req q;
+	struct exp_export *e;
+	uint8_t b[4 + sizeof(ctx)];
+
+	if (!c->structured) {
+		opt_error(c, NVMK_NBD_REP_ERR_INVALID,
+			  "meta contexts need structured replies (NBD_OPT_STRUCTURED_REPLY first)");
+		return;
+	}
+	if (nvmk_nbd_meta_req_parse(c->opt_data, c->opt.length, list, &q)) {
+		opt_error(c, NVMK_NBD_REP_ERR_INVALID,
+			  "malformed meta context data: expected name length, name, query "
+			  "count, then length + query each");
+		return;
+	}
+	e = resolve(c, q.name, q.name_len);
+	if (!e) {
+		opt_error(c, NVMK_NBD_REP_ERR_UNKNOWN, "no export '%.*s'",
+			  (int)(q.name_len > 200 ? 200 : q.name_len), q.name);
+		return;
+	}
+	if (!list)
+		c->meta_export = q.base_allocation ? export_index(c, e) : -1;
+	if (q.base_allocation) {
+		/* LIST: the id is reserved, SHOULD be 0 (proto.md) */
+		nvmk_nbd_put32(b, list ? 0 : NVMK_NBD_META_ID_BASE_ALLOCATION);
+		memcpy(b + 4, ctx, sizeof(ctx) - 1);
+		opt_reply(c, NVMK_NBD_REP_META_CONTEXT, b, (uint32_t)(4 + sizeof(ctx) - 1));
+	}
+	opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+}
+
+static void handle_option(struct exp_conn *c)
+{
+	struct nvmk_export_server *srv = c->t->srv;
+	uint32_t o = c->opt.option;
+
+	nvmk_debug(EXP_LOG, NVMK_LOG_NOQ, "nbd conn %llu: option %s (%u), %u bytes",
+		   (unsigned long long)c->id, nvmk_nbd_opt_name(o), o, c->opt.length);
+	if (o == NVMK_NBD_OPT_EXPORT_NAME) {
+		struct exp_export *e = resolve(c, (const char *)c->opt_data, c->opt.length);
+
+		/* this option cannot be refused: the session ends (proto.md) */
+		if (!e || !export_usable(c, e) || c->shutting) {
+			conn_kill(c, "NBD_OPT_EXPORT_NAME names no usable export");
+			return;
+		}
+		enter_transmission(c, e, true);
+		return;
+	}
+	if (!c->fixed_newstyle) {
+		conn_kill(c, "an option other than EXPORT_NAME without fixed newstyle");
+		return;
+	}
+	if (o == NVMK_NBD_OPT_ABORT) {
+		opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+		c->abort_after_tx = true;
+		return;
+	}
+	if (c->shutting || atomic_load(&srv->stopping)) {
+		opt_error(c, NVMK_NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+		return;
+	}
+	switch (o) {
+	case NVMK_NBD_OPT_LIST:
+		opt_list(c);
+		break;
+	case NVMK_NBD_OPT_STARTTLS:
+		opt_error(c, NVMK_NBD_REP_ERR_POLICY, "TLS is not configured on this server");
+		break;
+	case NVMK_NBD_OPT_INFO:
+	case NVMK_NBD_OPT_GO:
+		opt_info_go(c, o == NVMK_NBD_OPT_GO);
+		break;
+	case NVMK_NBD_OPT_STRUCTURED_REPLY:
+		if (c->opt.length) {
+			opt_error(c, NVMK_NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+			break;
+		}
+		c->structured = true;
+		opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+		break;
+	case NVMK_NBD_OPT_LIST_META_CONTEXT:
+	case NVMK_NBD_OPT_SET_META_CONTEXT:
+		opt_meta(c, o == NVMK_NBD_OPT_LIST_META_CONTEXT);
+		break;
+	default:
+		opt_error(c, NVMK_NBD_REP_ERR_UNSUP, "option %u is not supported", o);
+		break;
+	}
+}
+
+/* ---- reading ---- */
+
+/* recv into @p: bytes read (> 0), or 0 when nothing can be read now (EOF,
+ * EAGAIN or an error: flags set). */
+static size_t rx(struct exp_conn *c, void *p, size_t n)
+{
+	ssize_t r = recv(c->fd, p, n, 0);
+
+	if (r > 0) {
+		c->rx_idle = false;
+		return (size_t)r;
+	}
+	if (r == 0) {
+		c->rx_eof = true;
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		c->rx_idle = true;
+	} else if (errno != EINTR) {
+		c->rx_eof = true;
+		conn_kill(c, strerror(errno));
+	}
+	return 0;
+}
+
+bool exp_conn_can_read(const struct exp_conn *c)
+{
+	int s = conn_state(c);
+
+	if (c->dead || c->rx_eof || c->abort_after_tx)
+		return false;
+	if (s < CONN_TRANS)
+		return c->hs_len - c->hs_off < HS_BUF_MAX;
+	if (c->disc)
+		return false;
+	if (c->rx_req)
+		return true;
+	return atomic_load_explicit(&c->inflight, memory_order_relaxed) <
+		   c->t->srv->opts.max_inflight &&
+	       c->t->nfree > 0;
+}
+
+/* Returns false when nothing more can be read now. */
+static bool read_handshake(struct exp_conn *c)
+{
+	struct nvmk_export_server *srv = c->t->srv;
+	uint8_t scratch[4096];
+	size_t n;
+
+	switch (conn_state(c)) {
+	case CONN_HS_FLAGS:
+		n = rx(c, c->hdr + c->hdr_have, 4 - c->hdr_have);
+		if (!n)
+			return false;
+		c->hdr_have += (uint32_t)n;
+		if (c->hdr_have < 4)
+			return true;
+		{
+			uint32_t f = nvmk_nbd_get32(c->hdr);
+
+			/* proto.md "Client flags": unknown flags drop the connection */
+			if (f & ~(NVMK_NBD_FLAG_C_FIXED_NEWSTYLE | NVMK_NBD_FLAG_C_NO_ZEROES)) {
+				conn_kill(c, "unknown client flags");
+				return false;
+			}
+			c->fixed_newstyle = f & NVMK_NBD_FLAG_C_FIXED_NEWSTYLE;
+			c->no_zeroes = f & NVMK_NBD_FLAG_C_NO_ZEROES;
+		}
+		c->hdr_have = 0;
+		set_state(c, CONN_OPT_HDR);
+		return true;
+	case CONN_OPT_HDR:
+		n = rx(c, c->hdr + c->hdr_have, NVMK_NBD_OPT_HDR_LEN - c->hdr_have);
+		if (!n)
+			return false;
+		c->hdr_have += (uint32_t)n;
+		if (c->hdr_have < NVMK_NBD_OPT_HDR_LEN)
+			return true;
+		c->hdr_have = 0;
+		if (nvmk_nbd_opt_hdr_decode(c->hdr, &c->opt)) {
+			conn_kill(c, "option header without the IHAVEOPT magic");
+			return false;
+		}
+		if (c->opt.length > srv->opts.max_option_len) {
+			if (c->opt.option == NVMK_NBD_OPT_EXPORT_NAME) {
+				conn_kill(c, "NBD_OPT_EXPORT_NAME name too long");
+				return false;
+			}
+			c->discard_left = c->opt.length;
+			set_state(c, CONN_OPT_DISCARD);
+			return true;
+		}
+		c->opt_have = 0;
+		set_state(c, CONN_OPT_DATA);
+		if (c->opt.length == 0) {
+			set_state(c, CONN_OPT_HDR);
+			handle_option(c);
+		}
+		return true;
+	case CONN_OPT_DATA:
+		n = rx(c, c->opt_data + c->opt_have, c->opt.length - c->opt_have);
+		if (!n)
+			return false;
+		c->opt_have += (uint32_t)n;
+		if (c->opt_have < c->opt.length)
+			return true;
+		set_state(c, CONN_OPT_HDR);
+		handle_option(c);
+		return true;
+	case CONN_OPT_DISCARD:
+		n = rx(c, scratch,
+		       c->discard_left < sizeof(scratch) ? (size_t)c->discard_left : sizeof(scratch));
+		if (!n)
+			return false;
+		c->discard_left -= n;
+		if (c->discard_left)
+			return true;
+		set_state(c, CONN_OPT_HDR);
+		opt_error(c, NVMK_NBD_REP_ERR_TOO_BIG, "option data of %u bytes exceeds the limit of %u",
+			  c->opt.length, srv->opts.max_option_len);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void request_refuse(struct exp_conn *c, struct exp_req *r, uint32_t err, const char *msg)
+{
+	r->nbd_err = err;
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	nvmk_debug(cname(c), NVMK_LOG_NOQ,
+		   "nbd conn %llu: %s flags %#x offset %llu length %u refused: %s",
+		   (unsigned long long)c->id, nvmk_nbd_cmd_name(r->r.type), r->r.flags,
+		   (unsigned long long)r->r.offset, r->r.length, msg);
+	if (r->r.type == NVMK_NBD_CMD_WRITE && r->r.length) {
+		/* the payload is on the wire: drain it to keep the framing */
+		r->state = REQ_DISCARD;
+		r->rx_done = 0;
+		c->rx_req = r;
+		return;
+	}
+	exp_req_reply(r);
+}
+
+static const char *refusal_text(uint32_t err, const struct nvmk_nbd_request *q,
+				const struct nvmk_nbd_limits *lim)
+{
+	switch (err) {
+	case NVMK_NBD_EPERM:
+		return "the export is read-only";
+	case NVMK_NBD_ENOSPC:
+		return "the request goes past the end of the export";
+	case NVMK_NBD_EOVERFLOW:
+		return "longer than the maximum block size";
+	default:
+		break;
+	}
+	if (q->flags & 0xffe0u)
+		return "unknown command flags";
+	if (q->type > NVMK_NBD_CMD_BLOCK_STATUS)
+		return "unknown command";
+	if (q->offset > lim->size || q->length > lim->size - q->offset)
+		return "the request goes past the end of the export";
+	if ((q->type == NVMK_NBD_CMD_READ || q->type == NVMK_NBD_CMD_WRITE) &&
+	    q->length > lim->max_block)
+		return "longer than the maximum block size";
+	if (q->type == NVMK_NBD_CMD_BLOCK_STATUS && !lim->meta_base_allocation)
+		return "no meta context was negotiated";
+	return "invalid flags, length or alignment (see NBD_INFO_BLOCK_SIZE)";
+}
+
+static bool read_transmission(struct exp_conn *c)
+{
+	struct exp_req *r = c->rx_req;
+	uint8_t scratch[4096];
+	size_t n;
+
+	if (r) {
+		uint32_t left = r->r.length - r->rx_done;
+
+		if (r->state == REQ_RX)
+			n = rx(c, (uint8_t *)exp_req_buf(r) + r->rx_done, left);
+		else
+			n = rx(c, scratch, left < sizeof(scratch) ? left : sizeof(scratch));
+		if (!n)
+			return false;
+		r->rx_done += (uint32_t)n;
+		if (r->rx_done < r->r.length)
+			return true;
+		c->rx_req = NULL;
+		if (r->state == REQ_RX)
+			exp_req_payload_done(r);
+		else
+			exp_req_reply(r);
+		return true;
+	}
+	n = rx(c, c->hdr + c->hdr_have, NVMK_NBD_REQ_LEN - c->hdr_have);
+	if (!n)
+		return false;
+	c->hdr_have += (uint32_t)n;
+	if (c->hdr_have < NVMK_NBD_REQ_LEN)
+		return true;
+	c->hdr_have = 0;
+
+	struct nvmk_nbd_request q;
+	uint32_t err;
+
+	if (nvmk_nbd_request_decode(c->hdr, &q)) {
+		/* framing lost: nothing after this can be trusted */
+		nvmk_warn(cname(c), NVMK_LOG_NOQ,
+			  "nbd conn %llu (%s): request without NBD_REQUEST_MAGIC: closing",
+			  (unsigned long long)c->id, c->peer);
+		c->rx_eof = true;
+		conn_kill(c, "bad request magic");
+		return false;
+	}
+	atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
+	if (q.type == NVMK_NBD_CMD_DISC) {
+		/* proto.md: handle the outstanding requests, then close */
+		c->disc = true;
+		exp_conn_mark_dirty(c);
+		return false;
+	}
+	r = exp_req_alloc(c->t, c); /* exp_conn_can_read guaranteed a slot */
+	if (!r) {
+		conn_kill(c, "no request slot");
+		return false;
+	}
+	r->r = q;
+	if (q.type == NVMK_NBD_CMD_WRITE && q.length > NVMK_NBD_WRITE_DISCARD_MAX &&
+	    q.length > c->lim.max_block) {
+		nvmk_warn(cname(c), NVMK_LOG_NOQ,
+			  "nbd conn %llu (%s): WRITE of %u bytes (maximum %u): closing",
+			  (unsigned long long)c->id, c->peer, q.length, c->lim.max_block);
+		exp_req_free(c->t, r);
+		c->rx_eof = true;
+		conn_kill(c, "oversized write");
+		return false;
+	}
+	if (c->shutting) {
+		request_refuse(c, r, NVMK_NBD_ESHUTDOWN, "the server is shutting down");
+		return true;
+	}
+	err = nvmk_nbd_request_check(&q, &c->lim);
+	if (err) {
+		request_refuse(c, r, err, refusal_text(err, &q, &c->lim));
+		return true;
+	}
+	if (q.type == NVMK_NBD_CMD_WRITE) {
+		r->state = REQ_RX;
+		r->rx_done = 0;
+		if (q.length == 0) {
+			exp_req_payload_done(r);
+			return true;
+		}
+		c->rx_req = r;
+		return true;
+	}
+	exp_req_start(c, r);
+	return true;
+}
+
+void exp_conn_readable(struct exp_conn *c)
+{
+	/* bounded so that one busy connection does not starve the others */
+	for (int i = 0; i < 64 && exp_conn_can_read(c); i++) {
+		bool more = conn_state(c) < CONN_TRANS ? read_handshake(c) : read_transmission(c);
+
+		if (!more)
+			break;
+	}
+	exp_conn_mark_dirty(c);
+}
+
+/* ---- writing ---- */
+
+static bool tx_pending(const struct exp_conn *c)
+{
+	return c->hs_off < c->hs_len || c->txq_head != EXP_NONE;
+}
+
+/* Drop queued replies of a dead connection. */
+static void tx_drop(struct exp_conn *c)
+{
+	while (c->txq_head != EXP_NONE) {
+		struct exp_req *r = &c->t->reqs[c->txq_head];
+
+		c->txq_head = r->next;
+		exp_req_free(c->t, r);
+	}
+	c->txq_tail = EXP_NONE;
+	c->hs_off = c->hs_len = 0;
+}
+
+void exp_conn_flush(struct exp_conn *c)
+{
+	if (c->dead) {
+		tx_drop(c);
+		return;
+	}
+	while (c->hs_off < c->hs_len) {
+		ssize_t n = send(c->fd, c->hs_buf + c->hs_off, c->hs_len - c->hs_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR)
+				continue;
+			conn_kill(c, strerror(errno));
+			tx_drop(c);
+			return;
+		}
+		c->hs_off += (size_t)n;
+	}
+	c->hs_off = c->hs_len = 0;
+	while (c->txq_head != EXP_NONE) {
+		struct iovec iov[TX_IOV_MAX];
+		int cnt = 0;
+		ssize_t n;
+
+		for (uint32_t s = c->txq_head; s != EXP_NONE && cnt + 2 <= TX_IOV_MAX;
+		     s = c->t->reqs[s].next) {
+			struct exp_req *r = &c->t->reqs[s];
+			uint32_t done = r->tx_done;
+
+			if (done < r->hdr_len) {
+				iov[cnt].iov_base = r->hdr + done;
+				iov[cnt++].iov_len = r->hdr_len - done;
+				done = r->hdr_len;
+			}
+			if (r->data_len && done < r->hdr_len + r->data_len) {
+				iov[cnt].iov_base = (uint8_t *)r->data + (done - r->hdr_len);
+				iov[cnt++].iov_len = r->hdr_len + r->data_len - done;
+			}
+		}
+		n = sendmsg(c->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)cnt},
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR)
+				continue;
+			conn_kill(c, strerror(errno));
+			tx_drop(c);
+			return;
+		}
+		while (n > 0 && c->txq_head != EXP_NONE) {
+			struct exp_req *r = &c->t->reqs[c->txq_head];
+			uint32_t left = r->hdr_len + r->data_len - r->tx_done;
+
+			if ((size_t)n < left) {
+				r->tx_done += (uint32_t)n;
+				break;
+			}
+			n -= left;
+			c->txq_head = r->next;
+			if (c->txq_head == EXP_NONE)
+				c->txq_tail = EXP_NONE;
+			exp_req_free(c->t, r);
+		}
+	}
+}
+
+/* ---- lifecycle ---- */
+
+void exp_conn_start(struct exp_conn *c)
+{
+	uint8_t b[18];
+
+	c->kind = EP_CONN;
+	c->txq_head = c->txq_tail = EXP_NONE;
+	c->meta_export = -1;
+	c->deadline_ms = exp_now_ms() + c->t->srv->opts.handshake_timeout_ms;
+	set_state(c, CONN_HS_FLAGS);
+	/* proto.md "Newstyle negotiation": NBDMAGIC, IHAVEOPT, handshake flags */
+	nvmk_nbd_put64(b, NVMK_NBD_INIT_MAGIC);
+	nvmk_nbd_put64(b + 8, NVMK_NBD_OPTS_MAGIC);
+	nvmk_nbd_put16(b + 16, NVMK_NBD_FLAG_FIXED_NEWSTYLE | NVMK_NBD_FLAG_NO_ZEROES);
+	hs_append(c, b, sizeof(b));
+}
+
+void exp_conn_close(struct exp_conn *c)
+{
+	struct exp_thread *t = c->t;
+	struct exp_conn **pp;
+
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	atomic_fetch_sub(&t->nconns, 1);
+	atomic_fetch_sub(&t->srv->nconns, 1);
+	if (c->exp)
+		atomic_fetch_sub(&c->exp->dev->conns, 1);
+	nvmk_info(cname(c), NVMK_LOG_NOQ, "nbd conn %llu (%s): closed after %llu requests",
+		  (unsigned long long)c->id, c->peer,
+		  (unsigned long long)atomic_load(&c->requests));
+	free(c->opt_data);
+	free(c->hs_buf);
+	free(c);
+}
+
+/* Whether @c is done: closed by the caller when true. */
+static bool conn_finished(struct exp_conn *c, uint64_t now)
+{
+	unsigned inflight = atomic_load_explicit(&c->inflight, memory_order_relaxed);
+	int s = conn_state(c);
+
+	if (c->deadline_ms && now >= c->deadline_ms && !c->dead)
+		conn_kill(c, s < CONN_TRANS ? "handshake timed out" : "grace period over");
+	if (c->dead) {
+		if (c->rx_req) {
+			struct exp_req *r = c->rx_req;
+
+			c->rx_req = NULL;
+			exp_req_free(c->t, r);
+		}
+		tx_drop(c);
+		/* NVMe commands still in flight reference the connection */
+		return atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
+	}
+	if (tx_pending(c))
+		return false;
+	if (s < CONN_TRANS)
+		return c->abort_after_tx || c->rx_eof || c->shutting;
+	if (inflight)
+		return false;
+	return c->disc || c->rx_eof || (c->shutting && c->rx_idle);
+}
+
+static void update_events(struct exp_conn *c)
+{
+	uint32_t ev = (exp_conn_can_read(c) ? EPOLLIN : 0) | (tx_pending(c) ? EPOLLOUT : 0);
+
+	if (ev == c->ep_events)
+		return;
+	c->ep_events = ev;
+	epoll_ctl(c->t->epfd, EPOLL_CTL_MOD, c->fd,
+		  &(struct epoll_event){.events = ev, .data.ptr = c});
+}
+
+void exp_conn_finish_iteration(struct exp_thread *t)
+{
+	uint64_t now = exp_now_ms();
+	bool slots_were_short = t->nfree == 0;
+
+	while (t->dirty) {
+		struct exp_conn *c = t->dirty;
+
+		/* c->dirty stays set while it is handled, so that nothing puts it on
+		 * the list again (it may be closed and freed here) */
+		t->dirty = c->dirty_next;
+		if (!c->dead && tx_pending(c))
+			exp_conn_flush(c);
+		if (conn_finished(c, now)) {
+			exp_conn_close(c);
+			continue;
+		}
+		c->dirty = false;
+		update_events(c);
+	}
+	/* slots came back: connections that waited for one may read again */
+	if (slots_were_short || t->nfree > 0) {
+		for (struct exp_conn *c = t->conns; c; c = c->next)
+			if (!c->dirty)
+				update_events(c);
+	}
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# nvmekeepd with real, unmodified clients: nbdinfo (list, --map), qemu-img
+# convert in and out + cmp, qemu-io pattern writes on four connections at
+# once then reads on others (multi-conn flush), nbdcopy, fio's nbd engine with
+# crc32c verification, nbdfuse + mkfs.ext4 + a file copied in + e2fsck (skipped
+# with a reason without FUSE), the CLI over the control socket (status, remove
+# refused then forced, add, malformed request), SIGTERM with fio running: exit
+# 0, sockets removed. Usage: test_clients.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "${1:?build dir}" && pwd)
+nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
+nvmekeep=$build/tools/nvmekeep
+d=$(mktemp -d)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+	mountpoint -q "$d/fuse" 2>/dev/null && fusermount3 -u "$d/fuse" 2>/dev/null || true
+	rm -rf "$d"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$d/log" ] && tail -20 "$d/log" >&2; exit 1; }
+step() { echo "== $*"; }
+
+sock=$d/nbd.sock ctl=$d/ctl.sock
+export NVMEKEEP_CONTROL=$ctl
+uri() { echo "nbd+unix:///$1?socket=$sock"; }
+
+"$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" --threads 2 >"$d/log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -S "$ctl" ] && break; sleep 0.1; done
+[ -S "$ctl" ] || fail "nvmekeepd did not start"
+[ "$(stat -c %a "$ctl")" = 600 ] || fail "control socket mode $(stat -c %a "$ctl"), expected 600"
+grep -q "OPENHCL_NVME_KEEP_ALIVE=" "$d/log" || fail "keep-alive string not logged"
+
+step nbdinfo
+nbdinfo --list "$(uri '')" >"$d/list" || fail "nbdinfo --list"
+grep -q 'export="emu/1"' "$d/list" && grep -q 'export="emu/2"' "$d/list" || fail "exports not listed"
+grep -q "serial NVMKEMU0001" "$d/list" || fail "description missing"
+nbdinfo --map "$(uri emu/1)" | grep -q "1073741824 *0 *data" || fail "nbdinfo --map"
+
+step "qemu-img convert in and out"
+head -c $((24 << 20)) /dev/urandom >"$d/in.img"
+qemu-img convert -n -f raw -O raw "$d/in.img" "$(uri emu/1)" || fail "convert in"
+qemu-img convert -f raw -O raw "$(uri emu/1)" "$d/out.img" || fail "convert out"
+cmp -n $((24 << 20)) "$d/in.img" "$d/out.img" || fail "qemu-img round trip differs"
+
+step "qemu-io: four writers at once, readers on other connections"
+qpids=()
+for i in 1 2 3 4; do
+	qemu-io -f raw -c "write -P 0x$i$i $((64 + i))M 1M" -c flush "$(uri emu/1)" >"$d/qio$i" &
+	qpids+=($!)
+done
+wait "${qpids[@]}" || true
+for i in 1 2 3 4; do
+	grep -q "wrote 1048576" "$d/qio$i" || fail "qemu-io writer $i: $(cat "$d/qio$i")"
+done
+for i in 1 2 3 4; do
+	qemu-io -f raw -c "read -P 0x$i$i $((64 + i))M 1M" "$(uri emu/1)" >"$d/qr$i" || fail "read $i"
+	grep -q "Pattern verification failed" "$d/qr$i" && fail "qemu-io pattern $i"
+done
+
+step nbdcopy
+nbdcopy "$(uri emu/1)" "$d/copy.img" || fail "nbdcopy"
+cmp -n $((24 << 20)) "$d/in.img" "$d/copy.img" || fail "nbdcopy data differs"
+
+step "fio nbd engine, crc32c verify"
+fio --name=v --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=16 \
+	--size=16M --offset=128M --verify=crc32c --do_verify=1 --output="$d/fio" >/dev/null ||
+	fail "fio: $(cat "$d/fio")"
+grep -q "err= 0" "$d/fio" || fail "fio reported errors"
+
+step "CLI"
+"$nvmekeep" status >"$d/st" || fail "status"
+grep -q "emu/1" "$d/st" || fail "status lists no export"
+"$nvmekeep" status -o json | grep -q '"connections"' || fail "status -o json"
+qemu-io -f raw -c "sleep 3000" "$(uri emu/2)" >/dev/null 2>&1 &
+sleeper=$!
+sleep 0.5
+"$nvmekeep" status | grep -q "transmission *emu/2" || fail "status shows no connection"
+"$nvmekeep" remove emu 2>"$d/err" && fail "remove with a client connected succeeded"
+grep -q "clients are connected" "$d/err" || fail "remove refusal: $(cat "$d/err")"
+"$nvmekeep" remove --force emu || fail "remove --force"
+nbdinfo "$(uri emu/1)" >/dev/null 2>&1 && fail "removed export still served"
+"$nvmekeep" add emu || fail "add"
+nbdinfo "$(uri emu/1)" >/dev/null || fail "export back after add"
+"$nvmekeep" add nonsense 2>/dev/null && fail "add of a bad name succeeded"
+wait "$sleeper" || true
+
+step "nbdfuse + mkfs.ext4 + copy + e2fsck"
+if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null || ! command -v mkfs.ext4 >/dev/null; then
+	echo "SKIP nbdfuse: /dev/fuse, fusermount3 or mkfs.ext4 missing"
+else
+	mkdir "$d/fuse"
+	nbdfuse "$d/fuse" "$(uri emu/1)" 2>"$d/fuse.err" &
+	fuse_pid=$!
+	for _ in $(seq 50); do [ -e "$d/fuse/nbd" ] && break; sleep 0.1; done
+	if [ ! -e "$d/fuse/nbd" ]; then
+		echo "SKIP nbdfuse: mount failed: $(cat "$d/fuse.err")"
+	else
+		mkfs.ext4 -q -F "$d/fuse/nbd" 256M >/dev/null || fail "mkfs.ext4"
+		debugfs -w -R "write $d/in.img in.img" "$d/fuse/nbd" >/dev/null 2>&1 || fail "debugfs write"
+		e2fsck -fn "$d/fuse/nbd" >/dev/null 2>&1 || fail "e2fsck"
+		debugfs -R "dump in.img $d/back.img" "$d/fuse/nbd" >/dev/null 2>&1 || fail "debugfs dump"
+		cmp "$d/in.img" "$d/back.img" || fail "file copied through ext4 on NBD differs"
+		fusermount3 -u "$d/fuse"
+	fi
+	wait "$fuse_pid" || true
+fi
+
+step "SIGTERM with fio running"
+fio --name=bg --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=32 \
+	--size=64M --time_based --runtime=20 >/dev/null 2>&1 &
+fio_pid=$!
+sleep 1
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] || fail "nvmekeepd exited $rc after SIGTERM"
+wait "$fio_pid" || true
+[ -e "$sock" ] && fail "NBD socket left behind"
+[ -e "$ctl" ] && fail "control socket left behind"
+grep -q "emu: shut down" "$d/log" || fail "controller not shut down"
+echo "OK"

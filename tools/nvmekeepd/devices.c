@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Device names -> manager device specs. The built-in emulated controller is
+ * the CLI's: namespace 1 = 1 GiB of RAM (or FILE for "emu:FILE") with 512 B
+ * blocks, namespace 2 = a 64 GiB null namespace with 4 KiB blocks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "devices.h"
+#include "nvmekeep/backing.h"
+
+#define EMU_RAM_BYTES  (1ull << 30)
+#define EMU_NULL_BYTES (64ull << 30)
+
+static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
+{
+	(void)ctx;
+	(void)restoring; /* servicing (issue 10) reopens without a reset */
+	return nvmk_backing_vfio_open(id, NULL, out);
+}
+
+static void emu_spec(struct nvmkd_dev_spec *d, const char *file)
+{
+	struct nvmk_emu_config *cfg = &d->spec.emu;
+	struct stat st;
+
+	d->spec.kind = NVMK_MGR_BACKING_EMU;
+	nvmk_emu_config_default(cfg);
+	cfg->serial = "NVMKEMU0001";
+	cfg->model = "nvmekeep emulated controller";
+	cfg->nr_ns = 2;
+	cfg->ns[0] = (struct nvmk_emu_ns_config){
+	    .nsid = 1, .nblocks = EMU_RAM_BYTES >> 9, .lba_shift = 9, .backing = NVMK_EMU_BACK_RAM};
+	if (file) {
+		cfg->ns[0].backing = NVMK_EMU_BACK_FILE;
+		cfg->ns[0].path = d->path;
+		if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 512)
+			cfg->ns[0].nblocks = (uint64_t)st.st_size >> 9;
+	}
+	cfg->ns[1] = (struct nvmk_emu_ns_config){.nsid = 2,
+						 .nblocks = EMU_NULL_BYTES >> 12,
+						 .lba_shift = 12,
+						 .backing = NVMK_EMU_BACK_NULL};
+}
+
+int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!name || !*name || strlen(name) > NVMK_MGR_ID_MAX) {
+		fprintf(stderr, "nvmekeepd: device '%s': a name of 1..%d bytes is expected\n",
+			name ? name : "", NVMK_MGR_ID_MAX);
+		return -EINVAL;
+	}
+	snprintf(out->id, sizeof(out->id), "%s", name);
+	out->spec.id = out->id;
+	out->spec.ctrl_opts.max_io_queues = (uint16_t)io_queues;
+	if (!strcmp(name, "emu")) {
+		emu_spec(out, NULL);
+	} else if (!strncmp(name, "emu:", 4) && name[4]) {
+		snprintf(out->path, sizeof(out->path), "%s", name + 4);
+		emu_spec(out, out->path);
+	} else if (nvmk_pci_addr_valid(name)) {
+		/* the manager makes it a kernel device when OPENHCL_NVME_VFIO is off */
+		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
+		out->spec.factory.create = vfio_factory;
+	} else if (name[0] == '/') {
+		out->spec.kind = NVMK_MGR_BACKING_KERNEL;
+		snprintf(out->path, sizeof(out->path), "%s", name);
+		out->spec.kernel.path = out->path;
+	} else {
+		fprintf(stderr,
+			"nvmekeepd: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
+			"address like 0000:00:03.0 or a block device /dev/nvmeXnY\n",
+			name);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device names of the daemon, as the CLI takes them: "emu", "emu:FILE", a PCI
+ * address, "/dev/nvmeXnY". Each becomes a manager device spec.
+ */
+#ifndef NVMKD_DEVICES_H
+#define NVMKD_DEVICES_H
+
+#include "nvmekeep/manager.h"
+
+/* Storage behind one spec; the spec's pointers point into it. */
+struct nvmkd_dev_spec {
+	struct nvmk_mgr_device_spec spec;
+	char id[NVMK_MGR_ID_MAX + 1];
+	char path[4096];
+};
+
+/**
+ * nvmkd_dev_spec_parse - make the manager spec of device name @name.
+ * @io_queues: I/O queue pairs to ask the controller for
+ * Return: 0, or -EINVAL with a message on stderr naming the accepted forms.
+ */
+int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out);
+
+#endif /* NVMKD_DEVICES_H */
