@@ -383,6 +383,8 @@ bool exp_conn_can_read(const struct exp_conn *c)
 
 	if (c->dead || c->rx_eof || c->abort_after_tx)
 		return false;
+	if (exp_conn_quiesced(c))
+		return false; /* servicing: at a request boundary, read nothing more */
 	if (s < CONN_TRANS)
 		return c->hs_len - c->hs_off < HS_BUF_MAX;
 	if (c->disc)

@@ -180,6 +180,7 @@ struct exp_thread {
 	struct exp_conn *dirty;
 	struct exp_tdev tdev[EXP_MAX_DEVICES];
 	_Atomic bool quit;
+	_Atomic bool parked; /* servicing: left its loop, idle (export_state.c) */
 };
 
 struct exp_listener {
@@ -212,6 +213,10 @@ struct nvmk_export_server {
 	_Atomic bool stopping;
 	bool stopped, started;
 	uint64_t stop_deadline_ms;
+	/* servicing (export_state.c): stop reading at request boundaries, then
+	 * the I/O threads and the acceptor leave their loops once idle */
+	_Atomic bool quiescing, parking;
+	const struct exp_restore_map *restoring; /* nvmk_export_restore in progress */
 };
 
 /* server.c */
@@ -244,5 +249,11 @@ void exp_io_process(struct exp_thread *t, bool all);
 void exp_io_process_tdev(struct exp_thread *t, struct exp_tdev *td);
 void exp_io_retry_pending(struct exp_thread *t);
 void *exp_req_buf(const struct exp_req *r);
+
+/* export_state.c (servicing, include/nvmekeep/export_state.h) */
+void *exp_io_thread_main(void *arg); /* server.c */
+bool exp_conn_quiesced(const struct exp_conn *c);
+bool exp_thread_may_park(const struct exp_thread *t);
+int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td);
 
 #endif /* NVMK_EXPORT_INTERNAL_H */

@@ -174,6 +174,11 @@ static int tdev_setup(struct nvmk_export_server *srv, struct exp_device *d, stru
 	int rc;
 
 	snprintf(td->tag, sizeof(td->tag), "nbd.t%u", td->t->idx);
+	rc = exp_restore_tdev(srv, d, td); /* servicing: the predecessor's, if any */
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		goto ready;
 	rc = nvmk_mgr_create_qpair(srv->mgr, d->id, &qo, &td->qp);
 	if (rc) {
 		nvmk_err(d->id, NVMK_LOG_NOQ, "nbd thread %u: no I/O queue pair: %s", td->t->idx,
@@ -198,6 +203,7 @@ static int tdev_setup(struct nvmk_export_server *srv, struct exp_device *d, stru
 		td->qp = NULL;
 		return rc;
 	}
+ready:
 	td->irq_fd = nvmk_qpair_irq_fd(td->qp);
 	if (td->irq_fd >= 0 &&
 	    epoll_ctl(td->t->epfd, EPOLL_CTL_ADD, td->irq_fd,
@@ -547,7 +553,7 @@ static bool any_polled_outstanding(const struct exp_thread *t)
 	return false;
 }
 
-static void *io_thread_main(void *arg)
+void *exp_io_thread_main(void *arg)
 {
 	struct exp_thread *t = arg;
 	struct epoll_event ev[64];
@@ -602,6 +608,10 @@ static void *io_thread_main(void *arg)
 		}
 		exp_conn_finish_iteration(t);
 		release_removed(t);
+		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t)) {
+			atomic_store(&t->parked, true); /* servicing: idle, hand over */
+			break;
+		}
 		if (atomic_load(&t->quit) && !t->conns) {
 			pthread_mutex_lock(&t->lock);
 			bool empty = t->inbox == NULL;
@@ -633,7 +643,7 @@ int nvmk_export_start(struct nvmk_export_server *srv)
 	srv->acceptor_started = true;
 	pthread_mutex_unlock(&srv->lock);
 	for (unsigned i = 0; i < srv->nthreads; i++) {
-		if (pthread_create(&srv->threads[i].th, NULL, io_thread_main, &srv->threads[i]))
+		if (pthread_create(&srv->threads[i].th, NULL, exp_io_thread_main, &srv->threads[i]))
 			return -EAGAIN;
 		srv->threads[i].started = true;
 	}

@@ -25,6 +25,7 @@
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
 #include "runtime_dir.h"
+#include "servicing.h"
 
 #define MAX_DEVICES   16
 #define MAX_LISTENERS 8
@@ -46,6 +47,8 @@ static void usage(FILE *f)
 		"  --max-connections N  simultaneous NBD connections (default 64)\n"
 		"  --max-inflight N     requests in flight per connection (default 64)\n"
 		"  -q, -v               log warnings only / debug lines\n"
+		"Servicing (nvmekeep service, docs/servicing.md): --service-check FORMAT,\n"
+		"--restore-fd N are used between a daemon and its successor.\n"
 		"Configuration: OPENHCL_NVME_KEEP_ALIVE, OPENHCL_NVME_VFIO,\n"
 		"OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG (see nvmekeepd(8)).\n");
 }
@@ -73,6 +76,7 @@ struct args {
 	unsigned nlisteners;
 	const char *control;
 	struct nvmk_export_opts eo;
+	int restore_fd; /* servicing: the successor's state memfd, -1 */
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -86,6 +90,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"max-connections", required_argument, NULL, 'm'},
 	    {"max-inflight", required_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"service-check", required_argument, NULL, 'S'},
+	    {"restore-fd", required_argument, NULL, 'R'},
 	    {0},
 	};
 	int o;
@@ -133,6 +139,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'S': /* servicing: can this binary restore a state of this format? */
+			exit(nvmkd_service_check(optarg));
+		case 'R': {
+			unsigned fd;
+
+			if (parse_uint("--restore-fd", optarg, 3, 1u << 20, &fd))
+				return 2;
+			a->restore_fd = (int)fd;
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;
@@ -152,7 +168,7 @@ int main(int argc, char **argv)
 {
 	static struct nvmkd_dev_spec ds[MAX_DEVICES];
 	struct nvmk_mgr_device_spec specs[MAX_DEVICES];
-	struct args a = {0};
+	struct args a = {.restore_fd = -1};
 	struct nvmkd_ctx ctx = {0};
 	struct nvmkd_control *ctl = NULL;
 	const struct nvmk_config *cfg;
@@ -165,6 +181,19 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc;
+	ctx.req_fd = -1;
+	if (a.restore_fd >= 0) {
+		/* the successor of a servicing: everything comes from the state */
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigprocmask(SIG_BLOCK, &mask, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (nvmkd_service_restore(a.restore_fd, &ctx, &ctl))
+			return 1;
+		goto serve;
+	}
 	threads = a.eo.threads ? a.eo.threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	ctx.io_queues = threads + 2;
 	for (unsigned i = 0; i < a.ndevices; i++) {
@@ -229,6 +258,12 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	sd_notifyf(0, "READY=1\nSTATUS=serving %u device(s) on %s", a.ndevices,
 		   nvmk_export_listener_addr(ctx.srv, 0));
+	nvmkd_service_init(&ctx, &(struct nvmkd_service_cfg){.devices = a.devices,
+							   .ndevices = a.ndevices,
+							   .eo = a.eo,
+							   .control_path = a.control,
+							   .ctl = ctl});
+serve:
 
 	while (!ctx.stop) {
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},

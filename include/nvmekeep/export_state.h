@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Servicing of the NBD export (docs/servicing.md): hand the listening
+ * sockets and the client connections of a running server to a successor
+ * process across execve, so that clients see a pause and not a disconnect.
+ *
+ *   predecessor: nvmk_export_quiesce -> nvmk_export_save -> (nvmk_mgr_save,
+ *                execve with the saved fds inherited)
+ *   successor:   nvmk_export_create (same options) -> nvmk_mgr_restore ->
+ *                nvmk_export_restore -> nvmk_export_start
+ *
+ * Quiesce stops reading at request boundaries (a request whose header or
+ * payload is partly read is read to its end), lets every request already
+ * read complete and its reply go out, stops accepting connections (new ones
+ * wait in the listen backlog, which the successor inherits), and parks the
+ * I/O threads and the acceptor. So no NBD request is in flight when the
+ * state is saved: the NVMe queues are empty, and the requests a client sent
+ * meanwhile wait, unread, in the socket buffers that the successor reads.
+ */
+#ifndef NVMEKEEP_EXPORT_STATE_H
+#define NVMEKEEP_EXPORT_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct nvmk_export_server;
+
+/* Format of the export state this binary writes and reads up to. */
+#define NVMK_EXPORT_STATE_VERSION 1
+
+/**
+ * nvmk_export_quiesce - bring a started server to rest (see above).
+ * @timeout_ms: bound on the wait for requests in flight and partly read ones
+ * Return: 0 (threads parked: only save, resume or destroy may follow), or
+ *         -ETIMEDOUT / -EINVAL; on failure the server is resumed.
+ */
+int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms);
+
+/** nvmk_export_resume - undo a quiesce (servicing abandoned before exec). */
+int nvmk_export_resume(struct nvmk_export_server *srv);
+
+/**
+ * nvmk_export_save - after nvmk_export_quiesce, record the listeners, the
+ * connections in transmission (negotiated options, export, limits) and each
+ * I/O thread's queue pair (qid) and request buffer (pool tag) per device, and
+ * clear FD_CLOEXEC on every socket recorded. Connections still in their
+ * handshake, or closing, are closed (the client retries its connect).
+ * @blob/@len: receives the state (malloc'd)
+ * Return: 0, -ENOMEM, -EINVAL (not quiesced).
+ */
+int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len);
+
+/** nvmk_export_save_abort - set FD_CLOEXEC again on what a save cleared. */
+void nvmk_export_save_abort(struct nvmk_export_server *srv);
+
+/**
+ * nvmk_export_restore - in the successor, before nvmk_export_start: export
+ * the saved devices again, taking each I/O thread's restored queue pair
+ * (nvmk_ctrl_restored_qpair: no queue is created) and request buffer
+ * (nvmk_mgr_dma_get) back, adopt the listening sockets and the connections.
+ * The state is checked first (format version, every fd open and a socket,
+ * thread numbers, export names known, limits against the export).
+ * Return: 0, -EBADMSG (corrupt), -EPROTONOSUPPORT (newer format), -EINVAL
+ *         (does not fit this server: other thread count), or the error of
+ *         adding a device. Connections whose export is gone are closed
+ *         (logged); the others are adopted.
+ */
+int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len);
+
+/** nvmk_export_state_check - validate an export state without a server (tests). */
+int nvmk_export_state_check(const void *blob, size_t len);
+
+#endif /* NVMEKEEP_EXPORT_STATE_H */
