@@ -254,6 +254,8 @@ void *exp_req_buf(const struct exp_req *r);
 void *exp_io_thread_main(void *arg); /* server.c */
 bool exp_conn_quiesced(const struct exp_conn *c);
 bool exp_thread_may_park(const struct exp_thread *t);
+int exp_restore_nsids(struct nvmk_export_server *srv, const struct exp_device *d, uint32_t *nsids,
+		      unsigned max);
 int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td);
 
 #endif /* NVMK_EXPORT_INTERNAL_H */

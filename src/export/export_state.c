@@ -196,6 +196,8 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	NvmkExp__ExpListener *ls = NULL, **lsp = NULL;
 	NvmkExp__ExpQpair *qs = NULL, **qsp = NULL;
 	NvmkExp__ExpConn *cs = NULL, **csp = NULL;
+	NvmkExp__ExpExport *xs = NULL, **xsp = NULL;
+	unsigned nexp = atomic_load(&srv->nexports);
 	int rc = -ENOMEM;
 
 	if (!srv || !blob || !len || !quiesced(srv))
@@ -235,8 +237,23 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	qsp = calloc((size_t)nd * srv->nthreads + 1, sizeof(*qsp));
 	cs = calloc(nconn + 1, sizeof(*cs));
 	csp = calloc(nconn + 1, sizeof(*csp));
-	if (!devs || !ls || !lsp || !qs || !qsp || !cs || !csp)
+	xs = calloc(nexp + 1, sizeof(*xs));
+	xsp = calloc(nexp + 1, sizeof(*xsp));
+	if (!devs || !ls || !lsp || !qs || !qsp || !cs || !csp || !xs || !xsp)
 		goto out;
+	for (unsigned k = 0; k < nexp; k++) {
+		struct exp_export *e = &srv->exports[k];
+
+		if (!atomic_load(&e->live))
+			continue;
+		nvmk_exp__exp_export__init(&xs[st.n_exports]);
+		xs[st.n_exports].device = e->dev->id;
+		xs[st.n_exports].has_nsid = 1;
+		xs[st.n_exports].nsid = e->nsid;
+		xsp[st.n_exports] = &xs[st.n_exports];
+		st.n_exports++;
+	}
+	st.exports = xsp;
 	st.has_version = st.has_threads = st.has_slots_per_thread = st.has_next_conn_id = 1;
 	st.version = NVMK_EXPORT_STATE_VERSION;
 	st.threads = srv->nthreads;
@@ -327,6 +344,8 @@ out:
 	free(qsp);
 	free(cs);
 	free(csp);
+	free(xs);
+	free(xsp);
 	return rc;
 }
 
@@ -370,6 +389,16 @@ static int state_check(const NvmkExp__ExpState *st, char *why, size_t wl)
 			return -EBADMSG;
 		}
 	}
+	if (st->n_exports > EXP_MAX_EXPORTS) {
+		snprintf(why, wl, "%zu exports: at most %d", st->n_exports, EXP_MAX_EXPORTS);
+		return -EBADMSG;
+	}
+	for (size_t i = 0; i < st->n_exports; i++)
+		if (!st->exports[i]->device || !st->exports[i]->has_nsid || !st->exports[i]->nsid ||
+		    st->exports[i]->nsid == 0xffffffffu) {
+			snprintf(why, wl, "export %zu: device or nsid missing or out of range", i);
+			return -EBADMSG;
+		}
 	for (size_t i = 0; i < st->n_qpairs; i++) {
 		const NvmkExp__ExpQpair *q = st->qpairs[i];
 
@@ -404,6 +433,18 @@ int nvmk_export_state_check(const void *blob, size_t len)
 	rc = state_check(st, why, sizeof(why));
 	nvmk_exp__exp_state__free_unpacked(st, NULL);
 	return rc;
+}
+
+int exp_restore_nsids(struct nvmk_export_server *srv, const struct exp_device *d, uint32_t *nsids,
+		      unsigned max)
+{
+	const NvmkExp__ExpState *st = srv->restoring ? srv->restoring->st : NULL;
+	unsigned n = 0;
+
+	for (size_t i = 0; st && i < st->n_exports && n < max; i++)
+		if (!strcmp(st->exports[i]->device, d->id))
+			nsids[n++] = st->exports[i]->nsid;
+	return (int)n;
 }
 
 int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td)

@@ -294,8 +294,11 @@ static int find_namespaces(struct nvmk_export_server *srv, struct exp_device *d,
 {
 	struct nvmk_ns *ns = NULL;
 	uint32_t first = 0;
-	int rc = -ENODEV;
+	int rc = exp_restore_nsids(srv, d, nsids, max);
 
+	if (rc > 0)
+		return rc; /* servicing: the predecessor's list, no Identify */
+	rc = -ENODEV;
 	/* a first handle gives the controller; NSID 1 nearly always exists */
 	for (uint32_t nsid = 1; nsid <= 32 && rc; nsid++) {
 		rc = nvmk_mgr_get_namespace(srv->mgr, d->id, nsid, &ns);
