@@ -10,18 +10,25 @@
  *                nvmk_export_restore -> nvmk_export_start
  *
  * Quiesce stops reading at request boundaries (a request whose header or
- * payload is partly read is read to its end), lets every request already
- * read complete and its reply go out, stops accepting connections (new ones
- * wait in the listen backlog, which the successor inherits), and parks the
- * I/O threads and the acceptor. So no NBD request is in flight when the
- * state is saved: the NVMe queues are empty, and the requests a client sent
- * meanwhile wait, unread, in the socket buffers that the successor reads.
+ * payload is partly read is read to its end), sends every reply that is
+ * ready, stops accepting connections (new ones wait in the listen backlog,
+ * which the successor inherits), and parks the I/O threads and the acceptor.
+ * Requests whose NVMe command is at the device stay there with keep-alive:
+ * the state records each one (thread, slot = its token and its buffer slot,
+ * connection, NBD handle, command, offset, length), the driver saves the
+ * command with its token, and the successor answers it with its original
+ * handle when the completion comes (during the blackout or after). Requests
+ * a client sends meanwhile wait, unread, in the socket buffers that the
+ * successor reads.
  */
 #ifndef NVMEKEEP_EXPORT_STATE_H
 #define NVMEKEEP_EXPORT_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nvmekeep/driver.h"
 
 struct nvmk_export_server;
 
@@ -30,11 +37,15 @@ struct nvmk_export_server;
 
 /**
  * nvmk_export_quiesce - bring a started server to rest (see above).
- * @timeout_ms: bound on the wait for requests in flight and partly read ones
+ * @timeout_ms:    bound on the wait for partly read requests, replies to send
+ *                 and (see @keep_inflight) commands at the device
+ * @keep_inflight: leave NVMe commands at the device (keep-alive: the driver
+ *                 saves them, the successor answers them); false: wait until
+ *                 every request is answered (the save drains the device)
  * Return: 0 (threads parked: only save, resume or destroy may follow), or
  *         -ETIMEDOUT / -EINVAL; on failure the server is resumed.
  */
-int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms);
+int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms, bool keep_inflight);
 
 /** nvmk_export_resume - undo a quiesce (servicing abandoned before exec). */
 int nvmk_export_resume(struct nvmk_export_server *srv);
@@ -66,6 +77,14 @@ void nvmk_export_save_abort(struct nvmk_export_server *srv);
  *         (logged); the others are adopted.
  */
 int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len);
+
+/**
+ * nvmk_export_resolve - resolver for nvmk_mgr_restore (struct
+ * nvmk_mgr_restore_opts.resolve, with defer_completions = true): maps the
+ * token of an NBD request's NVMe command to the server's completion
+ * callback, which the successor's I/O thread runs at its first process call.
+ */
+int nvmk_export_resolve(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg);
 
 /** nvmk_export_state_check - validate an export state without a server (tests). */
 int nvmk_export_state_check(const void *blob, size_t len);

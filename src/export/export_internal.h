@@ -216,6 +216,7 @@ struct nvmk_export_server {
 	/* servicing (export_state.c): stop reading at request boundaries, then
 	 * the I/O threads and the acceptor leave their loops once idle */
 	_Atomic bool quiescing, parking;
+	bool park_keep_inflight; /* NVMe commands may stay at the device (keep-alive) */
 	const struct exp_restore_map *restoring; /* nvmk_export_restore in progress */
 };
 
@@ -249,6 +250,7 @@ void exp_io_process(struct exp_thread *t, bool all);
 void exp_io_process_tdev(struct exp_thread *t, struct exp_tdev *td);
 void exp_io_retry_pending(struct exp_thread *t);
 void *exp_req_buf(const struct exp_req *r);
+nvmk_cpl_fn exp_req_done_fn(void);
 
 /* export_state.c (servicing, include/nvmekeep/export_state.h) */
 void *exp_io_thread_main(void *arg); /* server.c */

@@ -47,15 +47,36 @@ bool exp_conn_quiesced(const struct exp_conn *c)
 	       (s == CONN_TRANS || s == CONN_OPT_HDR || s == CONN_HS_FLAGS);
 }
 
+static bool conn_saveable(const struct exp_conn *c)
+{
+	return conn_state(c) == CONN_TRANS && !c->dead && !c->rx_eof && !c->disc &&
+	       !c->shutting && c->exp && !c->rx_req && !c->hdr_have;
+}
+
+/*
+ * The thread may leave its loop: nothing partly read, no reply waiting to be
+ * sent, no submission waiting for a queue entry. Requests whose NVMe command
+ * is at the device may stay there with keep-alive (the driver saves them with
+ * their tokens and the successor answers them), except those of connections
+ * that will not be handed over (closing, handshake), which complete first.
+ * Without keep-alive every command completes first: the save drains the
+ * device, and a completion with no I/O thread to take it would be lost.
+ */
 bool exp_thread_may_park(const struct exp_thread *t)
 {
+	bool keep = t->srv->park_keep_inflight;
+
 	if (t->pend_head != EXP_NONE)
 		return false;
-	for (unsigned d = 0; d < EXP_MAX_DEVICES; d++)
+	for (unsigned d = 0; !keep && d < EXP_MAX_DEVICES; d++)
 		if (t->tdev[d].outstanding)
 			return false;
 	for (const struct exp_conn *c = t->conns; c; c = c->next) {
-		if (atomic_load_explicit(&c->inflight, memory_order_relaxed))
+		bool handed_over = conn_state(c) == CONN_TRANS && !c->dead && !c->rx_eof &&
+				   !c->disc && !c->shutting && c->exp;
+
+		if ((!keep || !handed_over) &&
+		    atomic_load_explicit(&c->inflight, memory_order_relaxed))
 			return false;
 		if (c->dead)
 			continue;
@@ -63,6 +84,10 @@ bool exp_thread_may_park(const struct exp_thread *t)
 		    (c->rx_req || c->hdr_have || c->txq_head != EXP_NONE))
 			return false;
 	}
+	/* what is left in the table is at the device */
+	for (uint32_t s = 0; keep && s < t->nslots; s++)
+		if (t->reqs[s].state != REQ_FREE && t->reqs[s].state != REQ_NVME)
+			return false;
 	return true;
 }
 
@@ -120,7 +145,7 @@ int nvmk_export_resume(struct nvmk_export_server *srv)
 	return rc;
 }
 
-int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms)
+int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms, bool keep_inflight)
 {
 	struct timespec ts;
 	uint64_t one = 1;
@@ -129,6 +154,7 @@ int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms)
 	    atomic_load(&srv->parking))
 		return -EINVAL;
 	abs_deadline(&ts, timeout_ms);
+	srv->park_keep_inflight = keep_inflight; /* published by the stores below */
 	atomic_store(&srv->quiescing, true);
 	atomic_store(&srv->parking, true);
 	/* the acceptor leaves first: new connections wait in the backlog */
@@ -170,12 +196,6 @@ static bool quiesced(const struct nvmk_export_server *srv)
 	return true;
 }
 
-static bool conn_saveable(const struct exp_conn *c)
-{
-	return conn_state(c) == CONN_TRANS && !c->dead && !c->rx_eof && !c->disc &&
-	       !c->shutting && c->exp && !c->rx_req && !c->hdr_have;
-}
-
 void nvmk_export_save_abort(struct nvmk_export_server *srv)
 {
 	if (!srv)
@@ -197,6 +217,8 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	NvmkExp__ExpQpair *qs = NULL, **qsp = NULL;
 	NvmkExp__ExpConn *cs = NULL, **csp = NULL;
 	NvmkExp__ExpExport *xs = NULL, **xsp = NULL;
+	NvmkExp__ExpRequest *rs = NULL, **rsp = NULL;
+	size_t nreq = 0;
 	unsigned nexp = atomic_load(&srv->nexports);
 	int rc = -ENOMEM;
 
@@ -237,10 +259,42 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	qsp = calloc((size_t)nd * srv->nthreads + 1, sizeof(*qsp));
 	cs = calloc(nconn + 1, sizeof(*cs));
 	csp = calloc(nconn + 1, sizeof(*csp));
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		for (uint32_t k = 0; k < srv->threads[i].nslots; k++)
+			if (srv->threads[i].reqs[k].state == REQ_NVME)
+				nreq++;
+	rs = calloc(nreq + 1, sizeof(*rs));
+	rsp = calloc(nreq + 1, sizeof(*rsp));
 	xs = calloc(nexp + 1, sizeof(*xs));
 	xsp = calloc(nexp + 1, sizeof(*xsp));
-	if (!devs || !ls || !lsp || !qs || !qsp || !cs || !csp || !xs || !xsp)
+	if (!devs || !ls || !lsp || !qs || !qsp || !cs || !csp || !xs || !xsp || !rs || !rsp)
 		goto out;
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		struct exp_thread *t = &srv->threads[i];
+
+		for (uint32_t k = 0; k < t->nslots; k++) {
+			struct exp_req *r = &t->reqs[k];
+			NvmkExp__ExpRequest *m = &rs[st.n_requests];
+
+			if (r->state != REQ_NVME || !r->conn)
+				continue;
+			nvmk_exp__exp_request__init(m);
+			m->has_thread = m->has_slot = m->has_conn_id = m->has_handle = 1;
+			m->has_type = m->has_flags = m->has_offset = m->has_length = 1;
+			m->has_flush_after = 1;
+			m->thread = i;
+			m->slot = k;
+			m->conn_id = r->conn->id;
+			m->handle = r->r.handle;
+			m->type = r->r.type;
+			m->flags = r->r.flags;
+			m->offset = r->r.offset;
+			m->length = r->r.length;
+			m->flush_after = r->flush_after;
+			rsp[st.n_requests++] = m;
+		}
+	}
+	st.requests = rsp;
 	for (unsigned k = 0; k < nexp; k++) {
 		struct exp_export *e = &srv->exports[k];
 
@@ -333,8 +387,9 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	}
 	nvmk_exp__exp_state__pack(&st, *blob);
 	nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
-		  "servicing: saved %zu listener(s), %zu connection(s), %u queue pair(s)",
-		  st.n_listeners, st.n_conns, nqp);
+		  "servicing: saved %zu listener(s), %zu connection(s), %u queue pair(s), %zu "
+		  "request(s) at the device",
+		  st.n_listeners, st.n_conns, nqp, st.n_requests);
 	rc = 0;
 out:
 	free(devs);
@@ -346,6 +401,8 @@ out:
 	free(csp);
 	free(xs);
 	free(xsp);
+	free(rs);
+	free(rsp);
 	return rc;
 }
 
@@ -407,6 +464,25 @@ static int state_check(const NvmkExp__ExpState *st, char *why, size_t wl)
 			snprintf(why, wl, "queue pair %zu: fields missing or out of range", i);
 			return -EBADMSG;
 		}
+	}
+	for (size_t i = 0; i < st->n_requests; i++) {
+		const NvmkExp__ExpRequest *r = st->requests[i];
+
+		if (!r->has_thread || r->thread >= st->threads || !r->has_slot ||
+		    !r->has_conn_id || !r->has_handle || !r->has_type || !r->has_offset ||
+		    !r->has_length || r->length > EXP_MAX_BLOCK_CAP ||
+		    (r->type != NVMK_NBD_CMD_READ && r->type != NVMK_NBD_CMD_WRITE &&
+		     r->type != NVMK_NBD_CMD_FLUSH && r->type != NVMK_NBD_CMD_TRIM &&
+		     r->type != NVMK_NBD_CMD_WRITE_ZEROES)) {
+			snprintf(why, wl, "request %zu: fields missing or out of range", i);
+			return -EBADMSG;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (st->requests[j]->thread == r->thread && st->requests[j]->slot == r->slot) {
+				snprintf(why, wl, "request %zu: slot %u of thread %u twice", i,
+					 r->slot, r->thread);
+				return -EBADMSG;
+			}
 	}
 	for (size_t i = 0; i < st->n_conns; i++) {
 		const NvmkExp__ExpConn *c = st->conns[i];
@@ -556,6 +632,74 @@ static int adopt_conn(struct nvmk_export_server *srv, const NvmkExp__ExpConn *m)
 	return 0;
 }
 
+/* Take slot @slot of @t out of the free list. */
+static bool claim_slot(struct exp_thread *t, uint32_t slot)
+{
+	for (uint32_t k = 0; k < t->nfree; k++)
+		if (t->free_slots[k] == slot) {
+			t->free_slots[k] = t->free_slots[--t->nfree];
+			return true;
+		}
+	return false;
+}
+
+/*
+ * A request whose NVMe command is at the device: rebuilt in the same slot
+ * (its token and its data buffer slot), answered when the completion comes
+ * (the driver delivers it to req_done through nvmk_export_resolve). A
+ * request whose connection was not adopted keeps its slot, without a
+ * connection: its completion is then dropped and the slot is not reused by
+ * another request while the old command may still complete.
+ */
+static void adopt_request(struct nvmk_export_server *srv, const NvmkExp__ExpRequest *m)
+{
+	struct exp_thread *t = &srv->threads[m->thread];
+	struct exp_conn *c = NULL;
+	struct exp_req *r;
+
+	if (m->slot >= t->nslots || !claim_slot(t, m->slot)) {
+		nvmk_err(EXP_LOG, NVMK_LOG_NOQ,
+			 "servicing: request handle %#llx: slot %u of thread %u is not free: "
+			 "state refused for this request",
+			 (unsigned long long)m->handle, m->slot, m->thread);
+		return;
+	}
+	for (c = t->conns; c && c->id != m->conn_id; c = c->next)
+		;
+	r = &t->reqs[m->slot];
+	memset(r, 0, sizeof(*r));
+	r->slot = m->slot;
+	r->next = EXP_NONE;
+	r->state = REQ_NVME;
+	r->conn = c;
+	r->r = (struct nvmk_nbd_request){.flags = (uint16_t)m->flags,
+					 .type = (uint16_t)m->type,
+					 .handle = m->handle,
+					 .offset = m->offset,
+					 .length = m->length};
+	r->flush_after = m->flush_after;
+	if (!c) {
+		nvmk_err(EXP_LOG, NVMK_LOG_NOQ,
+			 "servicing: request handle %#llx: connection %llu was not adopted: its "
+			 "completion is dropped",
+			 (unsigned long long)m->handle, (unsigned long long)m->conn_id);
+		return;
+	}
+	atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+	c->td->outstanding++;
+}
+
+int nvmk_export_resolve(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg)
+{
+	(void)ctx;
+	/* (thread + 1) << 32 | slot, as io.c submits; checked again at completion */
+	if ((token >> 32) == 0 || (token >> 32) > EXP_MAX_THREADS)
+		return -ENOENT;
+	*cb = exp_req_done_fn();
+	*cb_arg = (void *)(uintptr_t)token;
+	return 0;
+}
+
 int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len)
 {
 	NvmkExp__ExpState *st;
@@ -616,11 +760,25 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
 	for (size_t i = 0; i < st->n_conns; i++)
 		if (!adopt_conn(srv, st->conns[i]))
 			adopted++;
+	for (size_t i = 0; i < st->n_requests; i++)
+		adopt_request(srv, st->requests[i]);
+	/* completions that came during the blackout may have raised an interrupt
+	 * nobody took: make each thread look at its queue pairs at once */
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		for (unsigned d = 0; d < EXP_MAX_DEVICES; d++) {
+			struct exp_tdev *td = &srv->threads[i].tdev[d];
+			uint64_t one = 1;
+
+			if (td->outstanding && td->irq_fd >= 0 &&
+			    write(td->irq_fd, &one, sizeof(one)) < 0)
+				(void)0; /* the 100 ms tick processes it then */
+		}
 	if (st->has_next_conn_id)
 		atomic_store(&srv->next_conn_id, st->next_conn_id);
 	nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
-		  "servicing: adopted %zu listener(s), %u of %zu connection(s)", st->n_listeners,
-		  adopted, st->n_conns);
+		  "servicing: adopted %zu listener(s), %u of %zu connection(s), %zu request(s) "
+		  "at the device",
+		  st->n_listeners, adopted, st->n_conns, st->n_requests);
 	nvmk_exp__exp_state__free_unpacked(st, NULL);
 	return 0;
 }

@@ -62,3 +62,19 @@ else:
     print(c[k])
 PY
 }
+
+# emu_fault JSON: arm a fault rule in the emulator ({"kind":"delay",...})
+emu_fault() {
+	python3 - "$d/emu.ctl" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+req = json.loads(sys.argv[2])
+req["cmd"] = "fault"
+s.sendall(json.dumps(req).encode() + b"\n")
+r = json.loads(s.recv(65536))
+if not r.get("ok"):
+    sys.exit("fault refused: %s" % r)
+PY
+}

@@ -26,6 +26,46 @@ qemu-img convert -n -f raw -O raw "$d/before.img" "$(uri)" >/dev/null || fail "w
 resets0=$(emu_stat resets) en0=$(emu_stat cc_enables)
 id0=$(emu_stat admin:0x06) csq0=$(emu_stat admin:0x01) ccq0=$(emu_stat admin:0x05)
 
+if [ "$mode" = on ]; then
+	step "requests at the device during the servicing are answered by the successor"
+	head -c 65536 /dev/urandom >"$d/inflight.img"
+	qemu-io -f raw -c "write -s $d/inflight.img 150M 64k" "$(uri)" >/dev/null || fail "write"
+	# every I/O queue (one per nbd thread) holds its next read and write 800 ms
+	for q in 1 2; do
+		for opc in 1 2; do
+			emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":$opc,\"count\":1,\"delay_us\":800000}"
+		done
+	done
+	qemu-io -f raw -c "write -P 0x5a 200M 64k" "$(uri)" >"$d/qw" 2>&1 &
+	qw=$!
+	qemu-io -f raw -c "read -v 150M 64k" "$(uri)" >"$d/qr" 2>&1 &
+	qr=$!
+	bg_pids+=("$qw" "$qr")
+	sleep 0.3
+	timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing: $(cat "$d/svc.out")"
+	grep -q "saved .* [1-9][0-9]* request(s) at the device" "$d/log" ||
+		fail "no request was at the device when the state was saved"
+	grep "saved .* request(s) at the device" "$d/log" | tail -1
+	wait "$qw" || fail "delayed write: $(cat "$d/qw")"
+	wait "$qr" || fail "delayed read: $(cat "$d/qr")"
+	grep -q "wrote 65536" "$d/qw" || fail "delayed write: $(cat "$d/qw")"
+	qemu-io -f raw -c "read -P 0x5a 200M 64k" "$(uri)" >"$d/qv" 2>&1 || fail "read back"
+	grep -q "Pattern verification failed" "$d/qv" && fail "the write answered by the successor is not on the device"
+	# the read was answered from the request buffer the successor inherited
+	python3 - "$d/qr" "$d/inflight.img" <<'PY' || fail "the read answered by the successor returned other data"
+import sys, re
+got = bytearray()
+for line in open(sys.argv[1]):
+    if re.match(r"^[0-9a-f]{8}:  ", line):
+        got += bytes(int(x, 16) for x in line[11:11 + 48].split())
+want = open(sys.argv[2], "rb").read()
+sys.exit(0 if got == want else "got %d bytes, %s" % (len(got), "differ" if len(got) == len(want) else "short"))
+PY
+	before_fio=1
+else
+	before_fio=0
+fi
+
 step "fio: 2 connections, randwrite QD16, crc32c verify (backlog reads), $count servicings"
 cat >"$d/job.fio" <<JOB
 [global]
@@ -54,7 +94,8 @@ for i in $(seq "$count"); do
 	kill -0 "$fio_pid" 2>/dev/null && under_load=$((under_load + 1))
 	timeout 60 "$nvmekeep" service --timeout 10 >"$d/svc.out" 2>&1 ||
 		fail "servicing $i: $(cat "$d/svc.out")"
-	grep -q "servicing $i, keep-alive $mode" "$d/svc.out" || fail "servicing $i: $(cat "$d/svc.out")"
+	grep -q "servicing $((i + before_fio)), keep-alive $mode" "$d/svc.out" ||
+		fail "servicing $i: $(cat "$d/svc.out")"
 	sed -n 's/.*blackout \([0-9.]*\) ms.*/\1/p' "$d/svc.out" >>"$d/blackouts"
 	sleep 0.05
 done
@@ -63,6 +104,9 @@ kill -0 "$fio_pid" 2>/dev/null && fail "fio still running 60 s after the last se
 wait "$fio_pid" || fail "fio failed: $(cat "$d/fio.err"; grep -i err "$d/fio.out")"
 [ "$(grep -c 'err= 0' "$d/fio.out")" = 2 ] || fail "fio errors: $(cat "$d/fio.out")"
 [ "$under_load" -ge 1 ] || fail "fio ended before the first servicing"
+carried=$(sed -n 's/.*servicing: saved .*, \([0-9]*\) request(s) at the device/\1/p' "$d/log" |
+	awk '{s += $1} END {print s + 0}')
+echo "NBD requests at the device across the exec, all servicings: $carried"
 echo "$under_load of $count servicings ran with fio running;" \
 	"blackouts (ms): $(sort -n "$d/blackouts" | tr '\n' ' ')"
 
@@ -88,7 +132,7 @@ fi
 
 step "status and stop"
 "$nvmekeep" status -o json >"$d/st" || fail "status"
-grep -q "\"count\":$count" "$d/st" || fail "status does not show $count servicings"
+grep -q "\"count\":$((count + before_fio))" "$d/st" || fail "status does not show the servicings"
 "$nvmekeep" stop >/dev/null || fail "stop"
 for _ in $(seq 200); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.05; done
 wait "$daemon_pid" || fail "nvmekeepd exited with an error after servicing"

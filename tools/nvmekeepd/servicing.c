@@ -279,7 +279,11 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	sd_notify(0, "RELOADING=1\nSTATUS=servicing");
 	nvmk_info(SVC_LOG, NVMK_LOG_NOQ, "servicing %u: quiescing, successor %s", S.servicings + 1,
 		  path);
-	rc = nvmk_export_quiesce(ctx->srv, timeout_ms);
+	/* with keep-alive, commands at the device stay there and are answered by
+	 * the successor; otherwise the save drains the device, so every request
+	 * is answered first */
+	keep_alive = nvmk_mgr_config(ctx->mgr)->keep_alive.enabled && nvmk_mgr_pool(ctx->mgr);
+	rc = nvmk_export_quiesce(ctx->srv, timeout_ms, keep_alive);
 	if (rc) {
 		sd_notify(0, "READY=1\nSTATUS=serving (servicing abandoned)");
 		return reply_error(-rc,
@@ -302,7 +306,6 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 		return reply_error(-rc, "manager state not saved: %s; still serving", strerror(-rc));
 	}
 	/* No way back from here: the controllers belong to the saved state. */
-	keep_alive = nvmk_mgr_config(ctx->mgr)->keep_alive.enabled;
 	for (unsigned i = 0; i < S.ndevices; i++) {
 		struct nvmk_vfio_user_handover *ho = calloc(1, sizeof(*ho));
 		struct nvmk_backing *b = NULL;
@@ -550,7 +553,11 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 			goto fail;
 		}
 	}
-	rc = nvmk_mgr_restore(ctx->mgr, st->mgr_state.data, st->mgr_state.len, NULL);
+	/* commands that were at the device complete into the restored requests,
+	 * in the I/O threads (deferred to their first process call) */
+	rc = nvmk_mgr_restore(ctx->mgr, st->mgr_state.data, st->mgr_state.len,
+			      &(struct nvmk_mgr_restore_opts){.resolve = nvmk_export_resolve,
+							      .defer_completions = true});
 	t_mgr = mono_ns();
 	if (rc) {
 		snprintf(mgr_err, sizeof(mgr_err), "manager restore: %s", strerror(-rc));
