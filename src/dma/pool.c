@@ -615,8 +615,9 @@ static int held_slot(struct nvmk_dma_pool *pool, const struct nvmk_dma_mem *mem,
 	if (idx >= pool->slot_count)
 		return -1;
 	s = &pool->slots[idx];
-	if (s->state != POOL_SLOT_ALLOCATED || !pool->live[idx] || (how && pool->live[idx] != how) ||
-	    s->offset != mem->fd_offset || s->pages * NVMK_DMA_PAGE_SIZE != mem->size ||
+	if (s->state != POOL_SLOT_ALLOCATED || !pool->live[idx] ||
+	    (how && pool->live[idx] != how) || s->offset != mem->fd_offset ||
+	    s->pages * NVMK_DMA_PAGE_SIZE != mem->size ||
 	    (uint8_t *)mem->vaddr != pool->base + s->offset)
 		return -1;
 	return (int)idx;

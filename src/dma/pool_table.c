@@ -265,7 +265,8 @@ int pool_table_validate(const uint8_t *base, uint64_t fd_size, int hugetlb,
 	qsort(gens, ng, sizeof(*gens), by_owner_tag);
 	for (uint32_t i = 0; i + 1 < ng; i++) {
 		if (strcmp(gens[i].slot->owner, gens[i + 1].slot->owner) == 0) {
-			snprintf(why, why_len, "slots %u and %u are both the generation record of %s",
+			snprintf(why, why_len,
+				 "slots %u and %u are both the generation record of %s",
 				 gens[i].idx, gens[i + 1].idx, gens[i].slot->owner);
 			err = -EBADMSG;
 			goto out;

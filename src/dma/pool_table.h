@@ -36,7 +36,7 @@
  * 1 is still opened, and becomes format 2 when its first record is written;
  * a binary that knows only format 1 refuses format 2: downgrade refused). */
 #define POOL_FORMAT_VERSION_GEN 2u
-#define POOL_FORMAT_VERSION	2u /* the newest this binary reads and writes */
+#define POOL_FORMAT_VERSION	2u	  /* the newest this binary reads and writes */
 #define POOL_F_HUGETLB	    (1u << 0) /* the memfd is on hugetlbfs (2 MiB pages) */
 #define POOL_HUGE_PAGE_SIZE (2u << 20)
 
@@ -47,8 +47,8 @@ enum pool_slot_state {
 	POOL_SLOT_GENERATION = 3, /* format 2 */
 };
 
-#define POOL_GEN_TAG	   "state.gen" /* tag of every Generation slot */
-#define POOL_GEN_RESTORED  (1u << 0)   /* gen_flags: the state was restored */
+#define POOL_GEN_TAG	  "state.gen" /* tag of every Generation slot */
+#define POOL_GEN_RESTORED (1u << 0)   /* gen_flags: the state was restored */
 
 #define POOL_OWNER_LEN 64 /* including the terminating NUL */
 #define POOL_TAG_LEN   32 /* including the terminating NUL */

@@ -295,7 +295,7 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
-	atomic_bool quiesced;	 /* failed device confirmed disabled (qp_lock) */
+	atomic_bool quiesced;	 /* failed device confirmed disabled */
 	atomic_bool need_reset;
 	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
@@ -319,7 +319,7 @@ struct nvmk_ctrl {
 
 	/* servicing (save.c, restore.c) */
 	atomic_bool svc_quiesced; /* save in progress or done: qpair calls get -EAGAIN */
-	int saved;		 /* 0 or DRV_SAVED_* */
+	int saved;		  /* 0 or DRV_SAVED_* */
 	struct nvmk_ns *handles; /* open namespace handles, ns_lock */
 
 	/* admin thread */

@@ -251,16 +251,20 @@ uint16_t nvmk_qpair_id(const struct nvmk_qpair *qp)
 
 /* Requests, not trackers: a split request holds a PARENT tracker plus one
  * per part on the device; the parts are not counted. A scan of the trackers
- * (control path: callers poll it while draining, not per I/O). */
+ * (control path: callers poll it while draining, not per I/O), under a
+ * SHARED qpair's lock since its trackers change under it. */
 unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 {
+	struct nvmk_qpair *lq = (struct nvmk_qpair *)qp;
 	const struct drv_queue *q = &qp->q;
-	unsigned busy = q->ntrk - q->nfree, parts = 0;
+	unsigned busy, parts = 0;
 
-	if (!busy || !q->trk) /* kernel-path qpairs keep only the counts */
-		return busy;
-	for (uint32_t i = 0; i < q->ntrk; i++)
-		parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].parent != NULL;
+	drv_qp_lock(lq);
+	busy = q->ntrk - q->nfree;
+	if (busy && q->trk) /* kernel-path qpairs keep only the counts */
+		for (uint32_t i = 0; i < q->ntrk; i++)
+			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].parent != NULL;
+	drv_qp_unlock(lq);
 	return busy - parts;
 }
 

@@ -569,8 +569,7 @@ static int restore_keep_alive(struct nvmk_backing *b, const Nvmk__CtrlState *st,
 		/* Consumed and live, but no admin thread: shut it down; every
 		 * pending request completes once (-ECANCELED) as its qpair goes. */
 		nvmk_err(b->name, NVMK_LOG_NOQ,
-			 "restore: cannot start the admin thread (%d): closing the controller",
-			 rc);
+			 "restore: cannot start the admin thread (%d): closing the controller", rc);
 		nvmk_ctrl_close(ctrl);
 		return -rc;
 	}

@@ -31,7 +31,7 @@ static void crc32c_init(void)
  * table made those take a few hundred microseconds.
  */
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
-							      size_t len)
+							    size_t len)
 {
 	uint64_t c = crc;
 

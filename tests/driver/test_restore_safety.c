@@ -14,7 +14,10 @@
  *    requests that were in flight exactly once.
  *  - nvmk_qpair_outstanding counts requests, not the parts of a split one. */
 #include <dirent.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
+#include "dma/pool_table.h"
 #include "sr_test.h"
 
 /* A second handle on the pool, as a successor gets after exec; the old one
@@ -347,7 +350,7 @@ static void test_one_owner(void **state)
 
 /* ---- 4. reset and re-enabled by someone else behind a saved state ---- */
 
-static void test_reset_behind_state(void **state)
+static void reset_behind_state(bool defer)
 {
 	struct nvmk_emu_config cfg;
 	struct nvmk_ctrl_opts o = sopts();
@@ -365,9 +368,9 @@ static void test_reset_behind_state(void **state)
 	uint64_t asq, acq, identify0;
 	char buf[4096];
 
-	(void)state;
 	tcfg_default(&cfg, "emu-reset-behind");
 	senv_open(&s, &cfg, &o);
+	s.ro.defer_completions = defer;
 	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
 	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
 	qid = nvmk_qpair_id(qp);
@@ -405,6 +408,10 @@ static void test_reset_behind_state(void **state)
 	assert_non_null(qp);
 	assert_non_null(ns);
 	assert_int_equal(nvmk_emu_cmd_count(s.emu, true, NVME_ADM_IDENTIFY), identify0);
+	if (defer) { /* failed at the qpair's first call instead */
+		assert_done(ids, 4, 0);
+		assert_true(nvmk_qpair_process_completions(qp, 0) >= 0);
+	}
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(req_done(ids[i]), 1);
 		assert_true(reqs[ids[i]].err < 0);
@@ -425,6 +432,18 @@ static void test_reset_behind_state(void **state)
 	nvmk_backing_dma_free(s.b, &d);
 	senv_close(&s);
 	nvmk_dma_pool_destroy(old);
+}
+
+static void test_reset_behind_state(void **state)
+{
+	(void)state;
+	reset_behind_state(false);
+}
+
+static void test_reset_behind_state_deferred(void **state)
+{
+	(void)state;
+	reset_behind_state(true);
 }
 
 /* ---- 6. outstanding requests, not parts ---- */
@@ -726,6 +745,141 @@ static void test_cycles_straddling_blackout(void **state)
 	senv_close(&s);
 }
 
+/* ---- keep-alive off: with a pool a state restores once; without one it is a bring-up ---- */
+
+static void test_keep_alive_off_states(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct senv s;
+	struct nvmk_dma_pool *pool;
+	void *blob;
+	size_t len;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-off-gen");
+	senv_open(&s, &cfg, &o);
+	/* with a pool: recorded; restored once, then stale (even after a close) */
+	save_detach(&s, false, &blob, &len);
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+	nvmk_ctrl_close(s.ctrl);
+	s.ctrl = NULL;
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), -ESTALE);
+	assert_true(tlog_has("already restored"));
+	free(blob);
+
+	/* ephemeral memory (no pool): nothing recorded, nothing replayed; the
+	 * same state brings the device up again each time it is given */
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	pool = s.b->pool;
+	s.b->pool = NULL;
+	save_detach(&s, false, &blob, &len);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &s.ctrl), 0);
+		/* and never while a controller runs */
+		struct nvmk_ctrl *c2 = NULL;
+		assert_int_equal(nvmk_ctrl_restore(s.b, blob, len, &s.ro, &c2), -EBUSY);
+		nvmk_ctrl_close(s.ctrl);
+		s.ctrl = NULL;
+	}
+	free(blob);
+	s.b->pool = pool;
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	senv_close(&s);
+}
+
+/* ---- a state of format 1 (no generation), as an older binary wrote it ---- */
+
+static void m_format1(Nvmk__CtrlState *st)
+{
+	st->has_generation = false;
+	st->generation = 0;
+}
+
+/* Remove @owner's generation record from the pool behind @fd, as a pool an
+ * older binary used never had one (re-sealing the table's checksum). */
+static void drop_gen_record(int fd, const char *owner)
+{
+	struct stat sb;
+	struct pool_hdr *h;
+	struct pool_slot *sl;
+	uint8_t *p;
+	bool found = false;
+
+	assert_int_equal(fstat(fd, &sb), 0);
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(p != MAP_FAILED);
+	h = (struct pool_hdr *)p;
+	sl = (struct pool_slot *)(p + sizeof(*h));
+	for (uint32_t i = 0; i < h->slot_count; i++)
+		if (sl[i].state == POOL_SLOT_GENERATION && strcmp(sl[i].owner, owner) == 0) {
+			memset(&sl[i], 0, sizeof(sl[i]));
+			found = true;
+		}
+	assert_true(found);
+	h->checksum = pool_table_checksum(h, sl, h->slot_count);
+	munmap(p, (size_t)sb.st_size);
+}
+
+static void test_format1_state(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct nvmk_ctrl_opts o = sopts();
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct senv s;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf d;
+	struct nvmk_dma_pool *old[3];
+	unsigned ids[4];
+	uint16_t qid;
+	void *blob, *v1;
+	size_t len, l1;
+
+	(void)state;
+	tcfg_default(&cfg, "emu-format1");
+	senv_open(&s, &cfg, &o);
+	assert_int_equal(nvmk_ns_open(s.ctrl, 1, 0, &ns), 0);
+	assert_int_equal(nvmk_qpair_create(s.ctrl, &qo, &qp), 0);
+	qid = nvmk_qpair_id(qp);
+	dbuf_alloc(&s, 8 * 4096, &d);
+	delayed_reads(&s, ns, qp, &d, 4, 30, ids);
+	save_detach(&s, true, &blob, &len);
+	v1 = remake(blob, len, m_format1, 1, &l1);
+	free(blob);
+
+	/* a pool that has a record of the device: the format-1 state is older
+	 * than that save, refused */
+	old[0] = handover(&s);
+	tlog_reset();
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_true(tlog_has("no generation (format 1)"));
+
+	/* the pool as an older binary left it, without records: the first
+	 * restore after the upgrade is accepted, and every request completes */
+	drop_gen_record(nvmk_dma_pool_fd(s.pool), "emu-format1");
+	old[1] = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), 0);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), 0);
+	qp = nvmk_ctrl_restored_qpair(s.ctrl, qid);
+	assert_non_null(qp);
+	wait_all(&qp, 1, ids, 4);
+	/* ... once: a re-run with it is refused */
+	nvmk_ctrl_detach(s.ctrl);
+	s.ctrl = NULL;
+	old[2] = handover(&s);
+	assert_int_equal(nvmk_ctrl_restore(s.b, v1, l1, &s.ro, &s.ctrl), -ESTALE);
+	assert_done(ids, 4, 1);
+	free(v1);
+	assert_int_equal(nvmk_dma_pool_finish_restore(s.pool), -EUCLEAN);
+	assert_int_equal(nvmk_ctrl_open(s.b, &o, &s.ctrl), 0);
+	nvmk_backing_dma_free(s.b, &d);
+	senv_close(&s);
+	for (int i = 0; i < 3; i++)
+		nvmk_dma_pool_destroy(old[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,9 +887,12 @@ int main(void)
 	    cmocka_unit_test(test_refused_restore_claims_nothing),
 	    cmocka_unit_test(test_one_owner),
 	    cmocka_unit_test(test_reset_behind_state),
+	    cmocka_unit_test(test_reset_behind_state_deferred),
 	    cmocka_unit_test(test_outstanding_counts_requests),
 	    cmocka_unit_test(test_pool_data_buffers),
 	    cmocka_unit_test(test_cycles_straddling_blackout),
+	    cmocka_unit_test(test_keep_alive_off_states),
+	    cmocka_unit_test(test_format1_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
