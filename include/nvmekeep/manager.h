@@ -198,6 +198,15 @@ enum nvmk_mgr_backing_kind {
 typedef int (*nvmk_mgr_backing_fn)(void *ctx, const char *id, bool restoring,
 				   struct nvmk_backing **out);
 
+/**
+ * nvmk_mgr_vfio_user_backing - a factory for devices named "vfio-user:PATH":
+ * connects to the server at PATH (nvmk_backing_vfio_user_open), without a
+ * reset when @restoring. @ctx is ignored. Such devices count as keep-alive
+ * capable ("host") in the inference of nvmk_mgr_create_from_env.
+ */
+int nvmk_mgr_vfio_user_backing(void *ctx, const char *id, bool restoring,
+			       struct nvmk_backing **out);
+
 /* What the caller registers for one device. Copied by nvmk_mgr_add_device. */
 struct nvmk_mgr_device_spec {
 	const char *id; /* PCI address or emulator name, 1..NVMK_MGR_ID_MAX bytes */

@@ -67,6 +67,9 @@ static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool v
 	 * its NvmeManager drives through VFIO */
 	return s->kind == NVMK_MGR_BACKING_EMU || s->kind == NVMK_MGR_BACKING_KERNEL ||
 	       (s->kind == NVMK_MGR_BACKING_FACTORY && !vfio && nvmk_pci_addr_valid(s->id)) ||
+	       /* vfio-user: the connection and eventfds are inherited across exec
+		* and the server keeps its maps (nvmk_backing_vfio_user_export_fds) */
+	       (s->kind == NVMK_MGR_BACKING_FACTORY && nvmk_backing_vfio_user_spec_path(s->id)) ||
 	       s->factory.keep_alive_capable;
 }
 

@@ -20,6 +20,7 @@
 #include "nvmekeep/backing.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/manager.h"
 #include "nvmekeep/vfio_user.h"
 #include "vfu_test.h"
 
@@ -466,6 +467,57 @@ static void test_user_errors(void **state)
 	rmdir(dir);
 }
 
+/* The manager serves "vfio-user:PATH" devices and infers keep-alive "host"
+ * for them (with no pool configured: "host,noprivatepool"). */
+static const char *env_none(const char *name)
+{
+	(void)name;
+	return NULL;
+}
+
+static const char *env_no_pool(const char *name)
+{
+	return !strcmp(name, "OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG") ? "off" : NULL;
+}
+
+static void test_manager_device(void **state)
+{
+	char id[128];
+	struct nvmk_mgr_device_spec spec = {.kind = NVMK_MGR_BACKING_FACTORY};
+	struct nvmk_mgr *mgr;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	static unsigned char w[4096], r[4096];
+	struct tsrv t;
+	char *json = NULL;
+
+	(void)state;
+	(void)env_none;
+	assert_int_equal(tsrv_start(&t, "--ns", "ram:16M", NULL), 0);
+	snprintf(id, sizeof(id), "vfio-user:%s", t.sock);
+	spec.id = id;
+	spec.factory.create = nvmk_mgr_vfio_user_backing;
+	spec.ctrl_opts = topts();
+	assert_int_equal(nvmk_mgr_create_from_env(env_no_pool, &spec, 1, &mgr), 0);
+	assert_string_equal(nvmk_mgr_config(mgr)->keep_alive.mode, "host,noprivatepool");
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, id, 1, &ns), 0);
+	assert_int_equal(nvmk_mgr_create_qpair(mgr, id, NULL, &qp), 0);
+	pattern(w, sizeof(w), 9);
+	assert_int_equal(nvmk_ns_write(ns, qp, w, 0, 8), 0);
+	assert_int_equal(nvmk_ns_read(ns, qp, r, 0, 8), 0);
+	assert_memory_equal(w, r, sizeof(w));
+	assert_int_equal(nvmk_mgr_status_json(mgr, &json), 0);
+	assert_non_null(strstr(json, "\"vfio-user\""));
+	free(json);
+	nvmk_qpair_destroy(qp);
+	assert_int_equal(nvmk_mgr_shutdown(mgr), 0);
+	nvmk_mgr_destroy(mgr);
+	assert_int_equal(tsrv_stop(&t), 0);
+	/* a bad id is refused by the factory */
+	assert_int_equal(nvmk_mgr_vfio_user_backing(NULL, "vfio-user:", false, &(struct nvmk_backing *){0}),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +528,7 @@ int main(void)
 	    cmocka_unit_test(test_client_killed_persist),
 	    cmocka_unit_test(test_client_killed_no_persist),
 	    cmocka_unit_test(test_user_errors),
+	    cmocka_unit_test(test_manager_device),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

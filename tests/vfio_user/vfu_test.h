@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -82,6 +83,8 @@ static inline int tsrv_start(struct tsrv *t, ...)
 	if (t->pid < 0)
 		return -errno;
 	if (t->pid == 0) {
+		/* a failed test must not leave a server behind */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,6 +351,19 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 	}
 	pthread_rwlock_unlock(&s->map_lock);
 	if (fd >= 0) {
+		struct stat st;
+
+		/* A map past the end of a file would SIGBUS on first touch. (A client
+		 * that shrinks the file later still can: see docs/vfio-user.md.) */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (m->offset > (uint64_t)st.st_size || m->size > (uint64_t)st.st_size - m->offset)) {
+			nvmk_warn(s->name, NVMK_LOG_NOQ,
+				  "DMA_MAP 0x%llx+0x%llx: fd holds %lld bytes, map needs offset 0x%llx "
+				  "+ size",
+				  (unsigned long long)m->addr, (unsigned long long)m->size,
+				  (long long)st.st_size, (unsigned long long)m->offset);
+			return -EINVAL;
+		}
 		if (m->flags & NVMK_VFU_DMA_READ_OK)
 			prot |= PROT_READ;
 		if (m->flags & NVMK_VFU_DMA_WRITE_OK)

@@ -30,6 +30,7 @@ static const struct subcommand subcommands[] = {
     {"remove", cmd_remove, "nvmekeepd: stop exporting a device"},
     {"stop", cmd_stop, "nvmekeepd: stop the daemon"},
     {"service", cmd_service, "nvmekeepd: replace the daemon by a new binary, clients kept"},
+    {"emu", cmd_emu, "stats of / faults into a running nvmekeep-emu (--control)"},
 };
 
 static void usage(FILE *f)
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].help);
 	fprintf(f, "\nDEVICE is 'emu' (the built-in emulated controller, default), 'emu:FILE'\n"
 		   "(emulated, namespace 1 stored in FILE), a PCI address (0000:00:03.0)\n"
-		   "bound to vfio-pci (the userspace driver), or for read/write a kernel block\n"
+		   "bound to vfio-pci (the userspace driver), 'vfio-user:SOCKET' (a controller\n"
+		   "served by nvmekeep-emu), or for read/write a kernel block\n"
 		   "device /dev/nvmeXnY (io_uring). read/write also take a PCI address bound to\n"
 		   "the kernel nvme driver through the kernel when OPENHCL_NVME_VFIO is off\n"
 		   "(the default); with OPENHCL_NVME_VFIO=1 it must be bound to vfio-pci.\n"
