@@ -292,7 +292,17 @@ static inline uint64_t nvmk_nbd_get64(const uint8_t *p)
 struct nvmk_mgr;
 struct nvmk_export_server;
 
+/* TLS on TCP listeners (unix listeners never use it). */
+enum nvmk_export_tls {
+	NVMK_EXPORT_TLS_OFF = 0, /* STARTTLS refused (NBD_REP_ERR_POLICY) */
+	NVMK_EXPORT_TLS_ON,	 /* offered: the client may upgrade */
+	NVMK_EXPORT_TLS_REQUIRE, /* every option but STARTTLS/ABORT gets ERR_TLS_REQD */
+};
+
 struct nvmk_export_opts {
+	enum nvmk_export_tls tls;
+	const char *tls_creds_dir; /* X.509: server-cert.pem, server-key.pem [, ca-cert.pem] */
+	const char *tls_psk_file;  /* PSK: "username:hexkey" lines */
 	bool read_only;		  /* every export read-only */
 	unsigned threads;	  /* I/O threads, 0 = online CPUs */
 	unsigned max_connections; /* 0 = 64 */

@@ -43,6 +43,11 @@ static void set_state(struct exp_conn *c, enum exp_conn_state s)
 	atomic_store_explicit(&c->state, (int)s, memory_order_release);
 }
 
+static uint32_t staged(const struct exp_conn *c)
+{
+	return c->stage_len - c->stage_off;
+}
+
 void exp_conn_mark_dirty(struct exp_conn *c)
 {
 	if (c->dirty)
@@ -294,6 +299,11 @@ static void opt_meta(struct exp_conn *c, bool list)
 	opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
 }
 
+static bool tls_required(const struct exp_conn *c)
+{
+	return c->tcp && !c->tls_ok && c->t->srv->opts.tls == NVMK_EXPORT_TLS_REQUIRE;
+}
+
 static void handle_option(struct exp_conn *c)
 {
 	struct nvmk_export_server *srv = c->t->srv;
@@ -305,7 +315,7 @@ static void handle_option(struct exp_conn *c)
 		struct exp_export *e = resolve(c, (const char *)c->opt_data, c->opt.length);
 
 		/* this option cannot be refused: the session ends (proto.md) */
-		if (!e || !export_usable(c, e) || c->shutting) {
+		if (!e || !export_usable(c, e) || c->shutting || tls_required(c)) {
 			conn_kill(c, "NBD_OPT_EXPORT_NAME names no usable export");
 			return;
 		}
@@ -325,12 +335,27 @@ static void handle_option(struct exp_conn *c)
 		opt_error(c, NVMK_NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
 		return;
 	}
+	/* proto.md FORCEDTLS: every option but STARTTLS (and ABORT) needs TLS */
+	if (o != NVMK_NBD_OPT_STARTTLS && tls_required(c)) {
+		opt_error(c, NVMK_NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS");
+		return;
+	}
 	switch (o) {
 	case NVMK_NBD_OPT_LIST:
 		opt_list(c);
 		break;
 	case NVMK_NBD_OPT_STARTTLS:
-		opt_error(c, NVMK_NBD_REP_ERR_POLICY, "TLS is not configured on this server");
+		if (c->tls_ok)
+			opt_error(c, NVMK_NBD_REP_ERR_INVALID, "TLS is already established");
+		else if (!srv->tls || !c->tcp)
+			opt_error(c, NVMK_NBD_REP_ERR_POLICY,
+				  "TLS is not configured for this listener (TCP with --tls)");
+		else if (c->opt.length)
+			opt_error(c, NVMK_NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+		else {
+			opt_reply(c, NVMK_NBD_REP_ACK, NULL, 0);
+			c->tls_pending = true;
+		}
 		break;
 	case NVMK_NBD_OPT_INFO:
 	case NVMK_NBD_OPT_GO:
@@ -360,7 +385,7 @@ static void handle_option(struct exp_conn *c)
  * EAGAIN or an error: flags set). */
 static size_t rx(struct exp_conn *c, void *p, size_t n)
 {
-	ssize_t r = recv(c->fd, p, n, 0);
+	ssize_t r = c->tls_ok ? exp_tls_recv(c, p, n) : recv(c->fd, p, n, 0);
 
 	if (r > 0) {
 		c->rx_idle = false;
@@ -381,12 +406,14 @@ bool exp_conn_can_read(const struct exp_conn *c)
 {
 	int s = conn_state(c);
 
-	if (c->dead || c->rx_eof || c->abort_after_tx)
+	if (c->dead || c->abort_after_tx)
 		return false;
 	if (exp_conn_quiesced(c))
 		return false; /* servicing: at a request boundary, read nothing more */
 	if (s < CONN_TRANS)
-		return c->hs_len - c->hs_off < HS_BUF_MAX;
+		return !c->rx_eof && !c->tls_pending && c->hs_len - c->hs_off < HS_BUF_MAX;
+	if (c->rx_eof && !staged(c))
+		return false;
 	if (c->disc)
 		return false;
 	if (c->rx_req)
@@ -394,6 +421,26 @@ bool exp_conn_can_read(const struct exp_conn *c)
 	return atomic_load_explicit(&c->inflight, memory_order_relaxed) <
 		   c->t->srv->opts.max_inflight &&
 	       c->t->nfree > 0;
+}
+
+/* One step of the TLS handshake; false while it waits for the peer. */
+static bool tls_step(struct exp_conn *c)
+{
+	int rc = exp_tls_handshake(c);
+
+	if (rc < 0) {
+		conn_kill(c, "TLS handshake failed");
+		return false;
+	}
+	exp_conn_mark_dirty(c);
+	if (rc == 0)
+		return false;
+	c->tls_ok = true;
+	c->hdr_have = 0;
+	set_state(c, CONN_OPT_HDR);
+	nvmk_info(EXP_LOG, NVMK_LOG_NOQ, "nbd conn %llu (%s): TLS established",
+		  (unsigned long long)c->id, c->peer);
+	return true;
 }
 
 /* Returns false when nothing more can be read now. */
@@ -404,6 +451,8 @@ static bool read_handshake(struct exp_conn *c)
 	size_t n;
 
 	switch (conn_state(c)) {
+	case CONN_TLS_HANDSHAKE:
+		return tls_step(c);
 	case CONN_HS_FLAGS:
 		n = rx(c, c->hdr + c->hdr_have, 4 - c->hdr_have);
 		if (!n)
@@ -525,19 +574,59 @@ static const char *refusal_text(uint32_t err, const struct nvmk_nbd_request *q,
 	return "invalid flags, length or alignment (see NBD_INFO_BLOCK_SIZE)";
 }
 
+/* Receive more into the staging buffer; false when nothing came. */
+static bool stage_fill(struct exp_conn *c)
+{
+	size_t n;
+
+	if (!c->stage) {
+		c->stage = malloc(EXP_STAGE_LEN);
+		if (!c->stage) {
+			conn_kill(c, "out of memory");
+			return false;
+		}
+	}
+	if (c->stage_off == c->stage_len) {
+		c->stage_off = c->stage_len = 0;
+	} else if (c->stage_off) {
+		memmove(c->stage, c->stage + c->stage_off, staged(c));
+		c->stage_len -= c->stage_off;
+		c->stage_off = 0;
+	}
+	n = rx(c, c->stage + c->stage_len, EXP_STAGE_LEN - c->stage_len);
+	c->stage_len += (uint32_t)n;
+	return n > 0;
+}
+
+/* Payload bytes into @dst (NULL: dropped): staged ones first, then straight
+ * from the socket. Returns bytes taken, 0 when nothing is there now. */
+static size_t take_payload(struct exp_conn *c, uint8_t *dst, size_t want)
+{
+	uint8_t scratch[4096];
+	size_t n;
+
+	if (staged(c)) {
+		n = staged(c) < want ? staged(c) : want;
+		if (dst)
+			memcpy(dst, c->stage + c->stage_off, n);
+		c->stage_off += (uint32_t)n;
+		return n;
+	}
+	if (dst)
+		return rx(c, dst, want);
+	return rx(c, scratch, want < sizeof(scratch) ? want : sizeof(scratch));
+}
+
 static bool read_transmission(struct exp_conn *c)
 {
 	struct exp_req *r = c->rx_req;
-	uint8_t scratch[4096];
 	size_t n;
 
 	if (r) {
 		uint32_t left = r->r.length - r->rx_done;
 
-		if (r->state == REQ_RX)
-			n = rx(c, (uint8_t *)exp_req_buf(r) + r->rx_done, left);
-		else
-			n = rx(c, scratch, left < sizeof(scratch) ? left : sizeof(scratch));
+		n = take_payload(c, r->state == REQ_RX ? (uint8_t *)exp_req_buf(r) + r->rx_done : NULL,
+				 left);
 		if (!n)
 			return false;
 		r->rx_done += (uint32_t)n;
@@ -550,13 +639,12 @@ static bool read_transmission(struct exp_conn *c)
 			exp_req_reply(r);
 		return true;
 	}
-	n = rx(c, c->hdr + c->hdr_have, NVMK_NBD_REQ_LEN - c->hdr_have);
-	if (!n)
+	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
 		return false;
-	c->hdr_have += (uint32_t)n;
-	if (c->hdr_have < NVMK_NBD_REQ_LEN)
-		return true;
-	c->hdr_have = 0;
+	if (staged(c) < NVMK_NBD_REQ_LEN)
+		return true; /* a partial header: more may be there already */
+	memcpy(c->hdr, c->stage + c->stage_off, NVMK_NBD_REQ_LEN);
+	c->stage_off += NVMK_NBD_REQ_LEN;
 
 	struct nvmk_nbd_request q;
 	uint32_t err;
@@ -630,6 +718,13 @@ void exp_conn_readable(struct exp_conn *c)
 
 /* ---- writing ---- */
 
+static ssize_t tx(struct exp_conn *c, const void *p, size_t n)
+{
+	if (c->tls_ok)
+		return exp_tls_send(c, p, n);
+	return send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static bool tx_pending(const struct exp_conn *c)
 {
 	return c->hs_off < c->hs_len || c->txq_head != EXP_NONE;
@@ -655,8 +750,7 @@ void exp_conn_flush(struct exp_conn *c)
 		return;
 	}
 	while (c->hs_off < c->hs_len) {
-		ssize_t n = send(c->fd, c->hs_buf + c->hs_off, c->hs_len - c->hs_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = tx(c, c->hs_buf + c->hs_off, c->hs_len - c->hs_off);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -670,6 +764,19 @@ void exp_conn_flush(struct exp_conn *c)
 		c->hs_off += (size_t)n;
 	}
 	c->hs_off = c->hs_len = 0;
+	if (c->tls_pending) {
+		/* the ACK of STARTTLS is out: everything from here on is TLS */
+		c->tls_pending = false;
+		if (exp_tls_start(c)) {
+			conn_kill(c, "TLS session setup failed");
+			return;
+		}
+		set_state(c, CONN_TLS_HANDSHAKE);
+	}
+	if (conn_state(c) == CONN_TLS_HANDSHAKE) {
+		tls_step(c);
+		return;
+	}
 	while (c->txq_head != EXP_NONE) {
 		struct iovec iov[TX_IOV_MAX];
 		int cnt = 0;
@@ -690,8 +797,12 @@ void exp_conn_flush(struct exp_conn *c)
 				iov[cnt++].iov_len = r->hdr_len + r->data_len - done;
 			}
 		}
-		n = sendmsg(c->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)cnt},
-			    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (c->tls_ok) /* one record per buffer: GnuTLS has no gather send */
+			n = exp_tls_send(c, iov[0].iov_base, iov[0].iov_len);
+		else
+			n = sendmsg(c->fd,
+				    &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)cnt},
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
@@ -742,6 +853,7 @@ void exp_conn_close(struct exp_conn *c)
 	struct exp_conn **pp;
 
 	epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	exp_tls_close(c);
 	close(c->fd);
 	pthread_mutex_lock(&t->lock);
 	for (pp = &t->conns; *pp; pp = &(*pp)->next)
@@ -759,6 +871,7 @@ void exp_conn_close(struct exp_conn *c)
 		  (unsigned long long)atomic_load(&c->requests));
 	free(c->opt_data);
 	free(c->hs_buf);
+	free(c->stage);
 	free(c);
 }
 
@@ -787,12 +900,15 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 		return c->abort_after_tx || c->rx_eof || c->shutting;
 	if (inflight)
 		return false;
-	return c->disc || c->rx_eof || (c->shutting && c->rx_idle);
+	return c->disc || (c->rx_eof && !staged(c)) || (c->shutting && c->rx_idle && !staged(c));
 }
 
 static void update_events(struct exp_conn *c)
 {
-	uint32_t ev = (exp_conn_can_read(c) ? EPOLLIN : 0) | (tx_pending(c) ? EPOLLOUT : 0);
+	uint32_t ev = (exp_conn_can_read(c) ? EPOLLIN : 0) |
+		      (tx_pending(c) || (conn_state(c) == CONN_TLS_HANDSHAKE && exp_tls_wants_write(c))
+			   ? EPOLLOUT
+			   : 0);
 
 	if (ev == c->ep_events)
 		return;
@@ -801,11 +917,18 @@ static void update_events(struct exp_conn *c)
 		  &(struct epoll_event){.events = ev, .data.ptr = c});
 }
 
-void exp_conn_finish_iteration(struct exp_thread *t)
+bool exp_conn_finish_iteration(struct exp_thread *t)
 {
 	uint64_t now = exp_now_ms();
-	bool slots_were_short = t->nfree == 0;
+	bool more = false;
 
+	/* requests already staged that may start now (slots came back): the
+	 * socket may have nothing more, so epoll would not say so */
+	for (struct exp_conn *c = t->conns; c; c = c->next)
+		if (((conn_state(c) >= CONN_TRANS && staged(c) >= NVMK_NBD_REQ_LEN && !c->rx_req) ||
+		     exp_tls_pending(c)) &&
+		    exp_conn_can_read(c))
+			exp_conn_readable(c);
 	while (t->dirty) {
 		struct exp_conn *c = t->dirty;
 
@@ -822,9 +945,12 @@ void exp_conn_finish_iteration(struct exp_thread *t)
 		update_events(c);
 	}
 	/* slots came back: connections that waited for one may read again */
-	if (slots_were_short || t->nfree > 0) {
-		for (struct exp_conn *c = t->conns; c; c = c->next)
-			if (!c->dirty)
-				update_events(c);
+	for (struct exp_conn *c = t->conns; c; c = c->next) {
+		update_events(c);
+		if (((conn_state(c) >= CONN_TRANS && staged(c) >= NVMK_NBD_REQ_LEN) ||
+		     exp_tls_pending(c)) &&
+		    exp_conn_can_read(c))
+			more = true;
 	}
+	return more;
 }

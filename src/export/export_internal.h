@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "nvmekeep/driver.h"
 #include "nvmekeep/export.h"
@@ -37,6 +38,7 @@
 #define EXP_NONE	 UINT32_MAX
 #define EXP_HDR_MAX	 96 /* longest reply header kept with a request */
 #define EXP_ERRMSG_MAX	 64 /* longest error message in an ERROR chunk */
+#define EXP_STAGE_LEN	 4096 /* transmission receive staging, bytes */
 
 /* What an epoll event's data.ptr points at: each of these starts with it. */
 enum exp_ep_kind { EP_WAKE = 1, EP_CONN, EP_QPAIR, EP_LISTENER };
@@ -117,6 +119,7 @@ enum exp_conn_state {
 	CONN_OPT_HDR,
 	CONN_OPT_DATA,
 	CONN_OPT_DISCARD,  /* option data too long: skipped, then ERR_TOO_BIG */
+	CONN_TLS_HANDSHAKE, /* after STARTTLS */
 	CONN_TRANS,	   /* transmission */
 	CONN_CLOSING,	   /* answering what is left, then closed */
 };
@@ -137,6 +140,11 @@ struct exp_conn {
 	struct nvmk_nbd_opt_hdr opt;
 	uint64_t discard_left;
 	struct exp_req *rx_req; /* request whose payload is being received */
+	/* transmission: one recv takes several request headers (EXP_STAGE_LEN);
+	 * payload bytes that came with them are copied out, the rest of a
+	 * payload is received in place */
+	uint8_t *stage;
+	uint32_t stage_off, stage_len;
 	/* handshake transmit buffer */
 	uint8_t *hs_buf;
 	size_t hs_len, hs_off, hs_cap;
@@ -144,6 +152,10 @@ struct exp_conn {
 	uint32_t txq_head, txq_tail;
 	/* negotiated */
 	bool fixed_newstyle, no_zeroes, structured, abort_after_tx;
+	bool tcp;	  /* came through a TCP listener: TLS applies */
+	bool tls_pending; /* STARTTLS acknowledged: the handshake starts once it is sent */
+	bool tls_ok;	  /* TLS established */
+	void *tls;	  /* gnutls_session_t */
 	int meta_export; /* export base:allocation was set for, -1 none */
 	struct exp_export *exp;
 	struct exp_tdev *td;
@@ -210,6 +222,7 @@ struct nvmk_export_server {
 	struct exp_thread acc_wake; /* only .kind used */
 	_Atomic unsigned nconns;
 	_Atomic uint64_t next_conn_id;
+	void *tls; /* struct exp_tls_creds, NULL without TLS */
 	_Atomic bool stopping;
 	bool stopped, started;
 	uint64_t stop_deadline_ms;
@@ -234,9 +247,20 @@ void exp_conn_start(struct exp_conn *c);
 void exp_conn_readable(struct exp_conn *c);
 void exp_conn_flush(struct exp_conn *c);
 void exp_conn_mark_dirty(struct exp_conn *c);
-void exp_conn_finish_iteration(struct exp_thread *t);
+bool exp_conn_finish_iteration(struct exp_thread *t);
 void exp_conn_close(struct exp_conn *c);
 bool exp_conn_can_read(const struct exp_conn *c);
+
+/* tls.c */
+int exp_tls_init(struct nvmk_export_server *srv);
+void exp_tls_fini(struct nvmk_export_server *srv);
+int exp_tls_start(struct exp_conn *c);
+int exp_tls_handshake(struct exp_conn *c);
+bool exp_tls_wants_write(const struct exp_conn *c);
+ssize_t exp_tls_recv(struct exp_conn *c, void *buf, size_t n);
+ssize_t exp_tls_send(struct exp_conn *c, const void *buf, size_t n);
+size_t exp_tls_pending(const struct exp_conn *c);
+void exp_tls_close(struct exp_conn *c);
 
 /* io.c */
 int exp_thread_table_init(struct exp_thread *t, uint32_t nslots);

@@ -49,8 +49,9 @@ bool exp_conn_quiesced(const struct exp_conn *c)
 
 static bool conn_saveable(const struct exp_conn *c)
 {
+	/* a TLS session lives in this process (GnuTLS): it is closed, not handed over */
 	return conn_state(c) == CONN_TRANS && !c->dead && !c->rx_eof && !c->disc &&
-	       !c->shutting && c->exp && !c->rx_req && !c->hdr_have;
+	       !c->shutting && c->exp && !c->rx_req && !c->hdr_have && !c->tls;
 }
 
 /*
@@ -73,7 +74,7 @@ bool exp_thread_may_park(const struct exp_thread *t)
 			return false;
 	for (const struct exp_conn *c = t->conns; c; c = c->next) {
 		bool handed_over = conn_state(c) == CONN_TRANS && !c->dead && !c->rx_eof &&
-				   !c->disc && !c->shutting && c->exp;
+				   !c->disc && !c->shutting && c->exp && !c->tls;
 
 		if ((!keep || !handed_over) &&
 		    atomic_load_explicit(&c->inflight, memory_order_relaxed))

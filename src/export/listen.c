@@ -215,7 +215,8 @@ static void accept_one(struct nvmk_export_server *srv, struct exp_listener *l)
 		close(fd);
 		return;
 	}
-	if (!strncmp(l->addr, "tcp:", 4))
+	c->tcp = !strncmp(l->addr, "tcp:", 4);
+	if (c->tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->id = atomic_fetch_add(&srv->next_conn_id, 1) + 1;

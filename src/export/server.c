@@ -561,12 +561,13 @@ void *exp_io_thread_main(void *arg)
 	struct exp_thread *t = arg;
 	struct epoll_event ev[64];
 	uint64_t next_tick = exp_now_ms() + TICK_MS;
+	bool more = false;
 	char name[16];
 
 	snprintf(name, sizeof(name), "nbd-io%u", t->idx);
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
-		int timeout = any_polled_outstanding(t) ? 1 : TICK_MS;
+		int timeout = more ? 0 : any_polled_outstanding(t) ? 1 : TICK_MS;
 		int n = epoll_wait(t->epfd, ev, 64, timeout);
 		uint64_t now;
 
@@ -609,7 +610,7 @@ void *exp_io_thread_main(void *arg)
 			for (struct exp_conn *c = t->conns; c; c = c->next)
 				exp_conn_mark_dirty(c);
 		}
-		exp_conn_finish_iteration(t);
+		more = exp_conn_finish_iteration(t);
 		release_removed(t);
 		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t)) {
 			atomic_store(&t->parked, true); /* servicing: idle, hand over */
@@ -631,6 +632,8 @@ void *exp_io_thread_main(void *arg)
 int nvmk_export_start(struct nvmk_export_server *srv)
 {
 	if (!srv || srv->started)
+		return -EINVAL;
+	if (exp_tls_init(srv))
 		return -EINVAL;
 	srv->acc_epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->acc_wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -735,6 +738,7 @@ void nvmk_export_destroy(struct nvmk_export_server *srv)
 	if (srv->acc_wakefd >= 0)
 		close(srv->acc_wakefd);
 	free(srv->threads);
+	exp_tls_fini(srv);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
@@ -747,7 +751,7 @@ unsigned nvmk_export_connections(const struct nvmk_export_server *srv)
 /* ---- status ---- */
 
 static const char *const conn_state_names[] = {"handshake", "options", "options", "options",
-					       "transmission", "closing"};
+					       "tls",	    "transmission", "closing"};
 
 static json_object *u64(uint64_t v)
 {

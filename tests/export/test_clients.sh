@@ -5,7 +5,7 @@
 # crc32c verification, nbdfuse + mkfs.ext4 + a file copied in + e2fsck (skipped
 # with a reason without FUSE), the CLI over the control socket (status, remove
 # refused then forced, add, malformed request), SIGTERM with fio running: exit
-# 0, sockets removed. Usage: test_clients.sh BUILD_DIR
+# 0, sockets removed; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
 nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
@@ -106,6 +106,28 @@ else
 	fi
 	wait "$fuse_pid" || true
 fi
+
+step "TLS (PSK) on a TCP listener: nbdinfo, qemu-img in and out; plaintext refused"
+printf 'alice:%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$d/keys.psk"
+"$nvmekeepd" --device emu --listen tcp:127.0.0.1:0 --control "$d/tls-ctl.sock" --threads 1 \
+	--tls require --tls-psk "$d/keys.psk" >"$d/tls.log" 2>&1 &
+tls_pid=$!
+for _ in $(seq 100); do grep -q "serving NBD on tcp:" "$d/tls.log" && break; sleep 0.1; done
+port=$(sed -n 's/.*serving NBD on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$d/tls.log")
+[ -n "$port" ] || fail "TLS daemon: no port: $(cat "$d/tls.log")"
+nbdinfo "nbds://alice@127.0.0.1:$port/emu/1?tls-psk-file=$d/keys.psk" | grep -q "with TLS" ||
+	fail "nbdinfo over TLS"
+nbdinfo "nbd://127.0.0.1:$port/emu/1" >/dev/null 2>&1 && fail "plaintext accepted with --tls require"
+tlsobj="tls-creds-psk,id=tls0,dir=$d,endpoint=client,username=alice"
+qemu-img convert -n --object "$tlsobj" -f raw "$d/in.img" \
+	--target-image-opts "driver=nbd,host=127.0.0.1,port=$port,export=emu/1,tls-creds=tls0" ||
+	fail "qemu-img convert in over TLS"
+qemu-img convert --object "$tlsobj" --image-opts \
+	"driver=nbd,host=127.0.0.1,port=$port,export=emu/1,tls-creds=tls0" -O raw "$d/tls-out.img" ||
+	fail "qemu-img convert out over TLS"
+cmp -n $((24 << 20)) "$d/in.img" "$d/tls-out.img" || fail "TLS round trip differs"
+kill -TERM "$tls_pid"
+wait "$tls_pid" || fail "TLS daemon exit status"
 
 step "SIGTERM with fio running"
 fio --name=bg --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=32 \

@@ -824,6 +824,74 @@ static void test_stop_inflight(void **state)
 	fx_stop(&g);
 }
 
+/* TLS with a pre-shared key on a TCP listener, required: libnbd upgrades and
+ * moves data; a plaintext client is refused; the unix listener stays plain. */
+static void test_tls_psk(void **state)
+{
+	struct fx g;
+	struct nvmk_export_opts o = base_opts();
+	char psk[128], host[64], port[16];
+	const char *addr;
+	struct nbd_handle *h;
+	uint8_t w[65536], r[65536];
+	FILE *f;
+
+	(void)state;
+	snprintf(psk, sizeof(psk), "/tmp/nvmk-psk-%d", getpid());
+	f = fopen(psk, "w");
+	assert_non_null(f);
+	fprintf(f, "alice:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+	fclose(f);
+	o.tls = NVMK_EXPORT_TLS_REQUIRE;
+	o.tls_psk_file = psk;
+	assert_int_equal(fx_start(&g, &o), 0);
+	assert_int_equal(nvmk_export_listen(g.srv, "tcp:127.0.0.1:0"), 0);
+	addr = nvmk_export_listener_addr(g.srv, 1);
+	assert_non_null(addr);
+	assert_int_equal(sscanf(addr, "tcp:%63[^:]:%15s", host, port), 2);
+
+	h = nbd_create();
+	assert_int_equal(nbd_set_export_name(h, "emu/1"), 0);
+	assert_int_equal(nbd_set_tls(h, LIBNBD_TLS_REQUIRE), 0);
+	assert_int_equal(nbd_set_tls_psk_file(h, psk), 0);
+	assert_int_equal(nbd_set_tls_username(h, "alice"), 0);
+	assert_int_equal(nbd_connect_tcp(h, host, port), 0);
+	assert_int_equal(nbd_get_tls_negotiated(h), 1);
+	fill(w, sizeof(w), 77);
+	assert_int_equal(nbd_pwrite(h, w, sizeof(w), 1 << 20, 0), 0);
+	assert_int_equal(nbd_pread(h, r, sizeof(r), 1 << 20, 0), 0);
+	assert_memory_equal(w, r, sizeof(r));
+	nbd_close(h);
+	/* plaintext on TCP: every option refused with TLS_REQD, so GO fails */
+	h = nbd_create();
+	assert_int_equal(nbd_set_export_name(h, "emu/1"), 0);
+	assert_int_equal(nbd_connect_tcp(h, host, port), -1);
+	nbd_close(h);
+	/* a wrong key (the client's own file: GnuTLS reads the server's file at
+	 * each handshake): the handshake fails */
+	char bad[160];
+
+	snprintf(bad, sizeof(bad), "%s.bad", psk);
+	f = fopen(bad, "w");
+	fprintf(f, "alice:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n");
+	fclose(f);
+	h = nbd_create();
+	assert_int_equal(nbd_set_tls(h, LIBNBD_TLS_REQUIRE), 0);
+	assert_int_equal(nbd_set_tls_psk_file(h, bad), 0);
+	assert_int_equal(nbd_set_tls_username(h, "alice"), 0);
+	assert_int_equal(nbd_connect_tcp(h, host, port), -1);
+	nbd_close(h);
+	/* unix sockets do not use TLS */
+	h = open_h(&g, "emu/1", true, false);
+	assert_non_null(h);
+	assert_int_equal(nbd_pread(h, r, sizeof(r), 1 << 20, 0), 0);
+	assert_memory_equal(w, r, sizeof(r));
+	nbd_close(h);
+	unlink(psk);
+	unlink(bad);
+	fx_stop(&g);
+}
+
 /* ---- the daemon's control requests ---- */
 
 static void test_control_requests(void **state)
@@ -928,6 +996,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test(test_read_only),
 	    cmocka_unit_test(test_stop_inflight),
+	    cmocka_unit_test(test_tls_psk),
 	    cmocka_unit_test_setup_teardown(test_control_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_control_socket, setup, teardown),
 	};

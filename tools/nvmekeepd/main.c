@@ -35,7 +35,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: nvmekeepd [--device SPEC]... [--listen unix:PATH|tcp:HOST:PORT]...\n"
 		"                 [--control PATH] [--read-only] [--threads N]\n"
-		"                 [--max-connections N] [--max-inflight N] [-q|-v]\n\n"
+		"                 [--max-connections N] [--max-inflight N]\n"
+		"                 [--tls off|on|require] [--tls-creds DIR] [--tls-psk FILE] [-q|-v]\n\n"
 		"Exports every namespace of each device over NBD as DEVICE/NSID.\n"
 		"  --device SPEC        emu (default), emu:FILE, a PCI address, /dev/nvmeXnY\n"
 		"  --listen ADDR        unix:PATH or tcp:HOST:PORT (default: unix socket\n"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		"  --threads N          I/O threads (default: online CPUs)\n"
 		"  --max-connections N  simultaneous NBD connections (default 64)\n"
 		"  --max-inflight N     requests in flight per connection (default 64)\n"
+		"  --tls MODE           STARTTLS on TCP listeners: off, on (offered), require\n"
+		"  --tls-creds DIR      X.509: DIR/server-cert.pem, server-key.pem [, ca-cert.pem]\n"
+		"  --tls-psk FILE       PSK: lines 'username:hexkey' (psktool)\n"
 		"  -q, -v               log warnings only / debug lines\n"
 		"Servicing (nvmekeep service, docs/servicing.md): --service-check FORMAT,\n"
 		"--restore-fd N are used between a daemon and its successor.\n"
@@ -75,6 +79,7 @@ struct args {
 	const char *listeners[MAX_LISTENERS];
 	unsigned nlisteners;
 	const char *control;
+	bool tls_set;
 	struct nvmk_export_opts eo;
 	int restore_fd; /* servicing: the successor's state memfd, -1 */
 };
@@ -89,6 +94,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"threads", required_argument, NULL, 't'},
 	    {"max-connections", required_argument, NULL, 'm'},
 	    {"max-inflight", required_argument, NULL, 'i'},
+	    {"tls", required_argument, NULL, 'T'},
+	    {"tls-creds", required_argument, NULL, 'X'},
+	    {"tls-psk", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"service-check", required_argument, NULL, 'S'},
 	    {"restore-fd", required_argument, NULL, 'R'},
@@ -130,6 +138,26 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (parse_uint("--max-inflight", optarg, 1, 1024, &a->eo.max_inflight))
 				return 2;
 			break;
+		case 'T':
+			if (!strcmp(optarg, "off"))
+				a->eo.tls = NVMK_EXPORT_TLS_OFF;
+			else if (!strcmp(optarg, "on"))
+				a->eo.tls = NVMK_EXPORT_TLS_ON;
+			else if (!strcmp(optarg, "require"))
+				a->eo.tls = NVMK_EXPORT_TLS_REQUIRE;
+			else {
+				fprintf(stderr, "nvmekeepd: --tls '%s': expected off, on or require\n",
+					optarg);
+				return 2;
+			}
+			a->tls_set = true;
+			break;
+		case 'X':
+			a->eo.tls_creds_dir = optarg;
+			break;
+		case 'P':
+			a->eo.tls_psk_file = optarg;
+			break;
 		case 'q':
 			nvmk_log_set_level(NVMK_LOG_WARN);
 			break;
@@ -161,6 +189,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 	}
 	if (!a->ndevices)
 		a->devices[a->ndevices++] = "emu";
+	/* credentials alone mean TLS offered */
+	if (!a->tls_set && (a->eo.tls_creds_dir || a->eo.tls_psk_file))
+		a->eo.tls = NVMK_EXPORT_TLS_ON;
+	if (a->eo.tls != NVMK_EXPORT_TLS_OFF && !a->eo.tls_creds_dir && !a->eo.tls_psk_file) {
+		fprintf(stderr, "nvmekeepd: --tls %s needs --tls-creds DIR or --tls-psk FILE\n",
+			a->eo.tls == NVMK_EXPORT_TLS_ON ? "on" : "require");
+		return 2;
+	}
 	return 0;
 }
 

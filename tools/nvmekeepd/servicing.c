@@ -365,6 +365,10 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	st.keep_alive = keep_alive;
 	st.self_exe = S.self_exe;
 	st.log_level = (uint32_t)nvmk_log_get_level();
+	st.has_tls = 1;
+	st.tls = (uint32_t)S.eo.tls;
+	st.tls_creds_dir = (char *)S.eo.tls_creds_dir;
+	st.tls_psk_file = (char *)S.eo.tls_psk_file;
 	st.saved_ns = mono_ns();
 	sfd = state_memfd(&st);
 	if (sfd < 0) {
@@ -513,7 +517,12 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 					 .max_connections = st->max_connections,
 					 .max_inflight = st->max_inflight,
 					 .slots_per_thread = st->slots_per_thread,
-					 .read_only = st->read_only};
+					 .read_only = st->read_only,
+					 .tls = (enum nvmk_export_tls)st->tls,
+					 .tls_creds_dir = st->tls_creds_dir ? strdup(st->tls_creds_dir)
+									    : NULL,
+					 .tls_psk_file = st->tls_psk_file ? strdup(st->tls_psk_file)
+									  : NULL};
 	snprintf(S.control_path, sizeof(S.control_path), "%s", st->control_path);
 	ctx->io_queues = st->threads + 2;
 	ctx->req_fd = -1;
