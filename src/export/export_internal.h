@@ -192,7 +192,7 @@ struct exp_thread {
 	struct exp_conn *dirty;
 	struct exp_tdev tdev[EXP_MAX_DEVICES];
 	_Atomic bool quit;
-	_Atomic bool parked; /* servicing: left its loop, idle (export_state.c) */
+	_Atomic bool parked; /* servicing: idle, resting in exp_thread_park */
 };
 
 struct exp_listener {
@@ -230,6 +230,8 @@ struct nvmk_export_server {
 	 * the I/O threads and the acceptor leave their loops once idle */
 	_Atomic bool quiescing, parking;
 	bool park_keep_inflight; /* NVMe commands may stay at the device (keep-alive) */
+	pthread_mutex_t park_lock; /* parked threads wait on park_cond */
+	pthread_cond_t park_cond;
 	const struct exp_restore_map *restoring; /* nvmk_export_restore in progress */
 };
 
@@ -277,9 +279,9 @@ void *exp_req_buf(const struct exp_req *r);
 nvmk_cpl_fn exp_req_done_fn(void);
 
 /* export_state.c (servicing, include/nvmekeep/export_state.h) */
-void *exp_io_thread_main(void *arg); /* server.c */
 bool exp_conn_quiesced(const struct exp_conn *c);
 bool exp_thread_may_park(const struct exp_thread *t);
+void exp_thread_park(struct exp_thread *t);
 int exp_restore_nsids(struct nvmk_export_server *srv, const struct exp_device *d, uint32_t *nsids,
 		      unsigned max);
 int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td);

@@ -92,6 +92,19 @@ bool exp_thread_may_park(const struct exp_thread *t)
 	return true;
 }
 
+void exp_thread_park(struct exp_thread *t)
+{
+	struct nvmk_export_server *srv = t->srv;
+
+	pthread_mutex_lock(&srv->park_lock);
+	atomic_store(&t->parked, true);
+	pthread_cond_broadcast(&srv->park_cond);
+	while (atomic_load(&srv->parking))
+		pthread_cond_wait(&srv->park_cond, &srv->park_lock);
+	atomic_store(&t->parked, false);
+	pthread_mutex_unlock(&srv->park_lock);
+}
+
 static void set_cloexec(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFD);
@@ -118,23 +131,15 @@ int nvmk_export_resume(struct nvmk_export_server *srv)
 
 	if (!srv || !srv->started)
 		return -EINVAL;
+	pthread_mutex_lock(&srv->park_lock);
 	atomic_store(&srv->parking, false);
 	atomic_store(&srv->quiescing, false);
+	pthread_cond_broadcast(&srv->park_cond);
+	pthread_mutex_unlock(&srv->park_lock);
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		exp_thread_wake(&srv->threads[i]); /* connections read again */
 	if (read(srv->acc_wakefd, &v, sizeof(v)) < 0)
 		(void)0; /* nothing to drain */
-	for (unsigned i = 0; i < srv->nthreads; i++) {
-		struct exp_thread *t = &srv->threads[i];
-
-		atomic_store(&t->parked, false);
-		if (t->started) {
-			exp_thread_wake(t);
-			continue;
-		}
-		if (pthread_create(&t->th, NULL, exp_io_thread_main, t))
-			rc = -EAGAIN;
-		else
-			t->started = true;
-	}
 	if (!srv->acceptor_started) {
 		if (pthread_create(&srv->acceptor, NULL, exp_acceptor_main, srv))
 			rc = -EAGAIN;
@@ -142,14 +147,23 @@ int nvmk_export_resume(struct nvmk_export_server *srv)
 			srv->acceptor_started = true;
 	}
 	nvmk_info(EXP_LOG, NVMK_LOG_NOQ, "servicing abandoned: serving again%s",
-		  rc ? " (a thread could not be restarted)" : "");
+		  rc ? " (the acceptor could not be restarted)" : "");
 	return rc;
+}
+
+static bool all_parked(const struct nvmk_export_server *srv)
+{
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		if (srv->threads[i].started && !atomic_load(&srv->threads[i].parked))
+			return false;
+	return true;
 }
 
 int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms, bool keep_inflight)
 {
 	struct timespec ts;
 	uint64_t one = 1;
+	int rc = 0;
 
 	if (!srv || !srv->started || srv->stopped || atomic_load(&srv->stopping) ||
 	    atomic_load(&srv->parking))
@@ -167,34 +181,28 @@ int nvmk_export_quiesce(struct nvmk_export_server *srv, unsigned timeout_ms, boo
 	}
 	for (unsigned i = 0; i < srv->nthreads; i++)
 		exp_thread_wake(&srv->threads[i]);
-	for (unsigned i = 0; i < srv->nthreads; i++) {
-		struct exp_thread *t = &srv->threads[i];
-		int rc;
-
-		if (!t->started)
-			continue;
-		rc = pthread_timedjoin_np(t->th, NULL, &ts);
-		if (rc) {
-			nvmk_warn(EXP_LOG, NVMK_LOG_NOQ,
-				  "quiesce: I/O thread %u still has requests after %u ms: "
-				  "servicing abandoned",
-				  i, timeout_ms);
-			nvmk_export_resume(srv);
-			return -ETIMEDOUT;
-		}
-		t->started = false;
+	pthread_mutex_lock(&srv->park_lock);
+	while (!all_parked(srv) && !rc)
+		rc = pthread_cond_timedwait(&srv->park_cond, &srv->park_lock, &ts);
+	rc = all_parked(srv) ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&srv->park_lock);
+	if (rc) {
+		nvmk_warn(EXP_LOG, NVMK_LOG_NOQ,
+			  "quiesce: requests still in flight after %u ms: servicing abandoned",
+			  timeout_ms);
+		nvmk_export_resume(srv);
 	}
-	return 0;
+	return rc;
 }
 
-static bool quiesced(const struct nvmk_export_server *srv)
+static bool quiesced(struct nvmk_export_server *srv)
 {
-	if (!atomic_load(&srv->parking) || srv->acceptor_started)
-		return false;
-	for (unsigned i = 0; i < srv->nthreads; i++)
-		if (srv->threads[i].started)
-			return false;
-	return true;
+	bool q;
+
+	pthread_mutex_lock(&srv->park_lock);
+	q = atomic_load(&srv->parking) && !srv->acceptor_started && all_parked(srv);
+	pthread_mutex_unlock(&srv->park_lock);
+	return q;
 }
 
 void nvmk_export_save_abort(struct nvmk_export_server *srv)

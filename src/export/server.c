@@ -108,6 +108,8 @@ int nvmk_export_create(struct nvmk_mgr *mgr, const struct nvmk_export_opts *opts
 		srv->opts = *opts;
 	opts_defaults(&srv->opts);
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->park_lock, NULL);
+	pthread_cond_init(&srv->park_cond, NULL);
 	srv->acc_epfd = srv->acc_wakefd = -1;
 	srv->nthreads = srv->opts.threads;
 	srv->threads = calloc(srv->nthreads, sizeof(*srv->threads));
@@ -556,7 +558,7 @@ static bool any_polled_outstanding(const struct exp_thread *t)
 	return false;
 }
 
-void *exp_io_thread_main(void *arg)
+static void *io_thread_main(void *arg)
 {
 	struct exp_thread *t = arg;
 	struct epoll_event ev[64];
@@ -612,10 +614,8 @@ void *exp_io_thread_main(void *arg)
 		}
 		more = exp_conn_finish_iteration(t);
 		release_removed(t);
-		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t)) {
-			atomic_store(&t->parked, true); /* servicing: idle, hand over */
-			break;
-		}
+		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t))
+			exp_thread_park(t); /* servicing: rests until exec or resume */
 		if (atomic_load(&t->quit) && !t->conns) {
 			pthread_mutex_lock(&t->lock);
 			bool empty = t->inbox == NULL;
@@ -649,7 +649,7 @@ int nvmk_export_start(struct nvmk_export_server *srv)
 	srv->acceptor_started = true;
 	pthread_mutex_unlock(&srv->lock);
 	for (unsigned i = 0; i < srv->nthreads; i++) {
-		if (pthread_create(&srv->threads[i].th, NULL, exp_io_thread_main, &srv->threads[i]))
+		if (pthread_create(&srv->threads[i].th, NULL, io_thread_main, &srv->threads[i]))
 			return -EAGAIN;
 		srv->threads[i].started = true;
 	}

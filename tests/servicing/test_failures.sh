@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Servicing refused or failing (issue 10): nvmekeep-emu + nvmekeepd over
+# vfio-user. Refused before anything stops (the daemon goes on serving,
+# nothing lost): new binary missing, not executable, refusing the state
+# format; a quiesce that times out (keep-alive off, a command held at the
+# device) is abandoned. After the exec: a corrupted state memfd is refused by
+# the successor's checks, and a successor that exits during the restore;
+# either way no client is left hanging (its connection closes, fio ends with
+# an error instead of waiting) and `nvmekeep service` reports the failure.
+# Usage: test_failures.sh BUILD_DIR
+build=$(cd "${1:?build dir}" && pwd)
+. "$(dirname "$0")/lib.sh"
+
+still_serving() {
+	qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/q" 2>&1 || fail "$1: read failed: $(cat "$d/q")"
+	grep -q "Pattern verification failed" "$d/q" && fail "$1: data changed"
+	"$nvmekeep" status >/dev/null || fail "$1: status failed"
+	return 0
+}
+
+refused() { # refused NAME EXPECTED-TEXT ARGS...
+	local name=$1 want=$2
+	shift 2
+	timeout 60 "$nvmekeep" service "$@" >"$d/svc.out" 2>&1 && fail "$name: servicing succeeded"
+	grep -q -- "$want" "$d/svc.out" || fail "$name: expected '$want' in: $(cat "$d/svc.out")"
+	echo "$name: $(head -1 "$d/svc.out")"
+	still_serving "$name"
+}
+
+start_emu
+start_daemon
+qemu-io -f raw -c "write -P 0x77 1M 64k" "$(uri)" >/dev/null || fail "write"
+
+step "refused before anything stops"
+refused "missing binary" "No such file" --exec "$d/nope"
+printf '#!/bin/sh\nexit 0\n' >"$d/noexec" && chmod 644 "$d/noexec"
+refused "not executable" "not executable" --exec "$d/noexec"
+printf '#!/bin/sh\necho "refused: this build reads state formats up to 0"\nexit 3\n' >"$d/old"
+chmod 755 "$d/old"
+refused "refusing the format" "reads state formats up to 0" --exec "$d/old"
+"$nvmekeepd" --service-check 99 >"$d/chk" && fail "--service-check 99 accepted"
+grep -q "newer than this binary" "$d/chk" || fail "--service-check 99: $(cat "$d/chk")"
+"$nvmekeepd" --service-check 1 >/dev/null || fail "--service-check 1 refused"
+"$nvmekeep" status -o json | grep -q '"servicing"' && fail "a refused servicing was counted"
+
+step "a quiesce that times out is abandoned (keep-alive off: every request must finish first)"
+"$nvmekeep" stop >/dev/null
+wait "$daemon_pid" || true
+OPENHCL_NVME_KEEP_ALIVE=disabled start_daemon
+for q in 1 2; do
+	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":2500000}"
+done
+qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/slow" 2>&1 &
+slow=$!
+bg_pids+=("$slow")
+sleep 0.3
+refused "quiesce timeout" "did not complete within" --timeout 1
+wait "$slow" || fail "the request held during the abandoned servicing failed: $(cat "$d/slow")"
+grep -q "Pattern verification failed" "$d/slow" && fail "held read: wrong data"
+"$nvmekeep" stop >/dev/null
+wait "$daemon_pid" || true
+
+# a successor that breaks after the exec: the real binary for --service-check
+after_exec_case() { # NAME SCRIPT-BODY
+	local name=$1
+	printf '#!/bin/sh\n[ "$1" = --restore-fd ] && { %s; }\nexec %s "$@"\n' "$2" "$nvmekeepd" >"$d/succ"
+	chmod 755 "$d/succ"
+	start_daemon
+	qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 1500" -c "read -P 0x77 1M 64k" "$(uri)" \
+		>"$d/idle" 2>&1 &
+	local idle=$!
+	(cd "$d" && exec timeout 60 fio --name=l --ioengine=nbd --uri="$(uri)" --rw=randrw --bs=4k \
+		--iodepth=16 --size=16m --offset=32m --time_based --runtime=30 --output="$d/fio" \
+		>/dev/null 2>&1) &
+	local fio=$!
+	bg_pids+=("$idle" "$fio")
+	sleep 0.7
+	timeout 60 "$nvmekeep" service --exec "$d/succ" >"$d/svc.out" 2>&1 &&
+		fail "$name: servicing reported success"
+	echo "$name: $(head -1 "$d/svc.out")"
+	for _ in $(seq 200); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$daemon_pid" 2>/dev/null && fail "$name: the successor still runs"
+	daemon_pid=
+	# no client waits forever: the connections closed with the process
+	local rc=0
+	wait "$fio" || rc=$?
+	[ "$rc" = 124 ] && fail "$name: fio hung"
+	rc=0
+	wait "$idle" || rc=$?
+	[ "$rc" = 124 ] && fail "$name: idle client hung"
+	grep -q "read 65536/65536 bytes" "$d/idle" || fail "$name: first read: $(cat "$d/idle")"
+	[ "$(grep -c "read 65536/65536 bytes" "$d/idle")" = 1 ] ||
+		fail "$name: the read after the failed servicing succeeded?"
+	echo "$name: fio exit $rc and the idle client ended: $(grep -m1 -i "error\|fail" "$d/idle" || true)"
+}
+
+step "corrupted state memfd"
+after_exec_case "corrupted state" \
+	"printf XXXXXXXXXXXXXXXX | dd of=/proc/self/fd/\$2 bs=1 seek=64 conv=notrunc 2>/dev/null"
+grep -q "servicing state refused: checksum mismatch" "$d/log" ||
+	fail "corruption not reported: $(grep -i servicing "$d/log" | tail -3)"
+
+step "successor exits during the restore"
+after_exec_case "successor exits" "exit 1"
+echo "PASS"
