@@ -71,12 +71,16 @@ void nvmk_export_save_abort(struct nvmk_export_server *srv);
  * (nvmk_mgr_dma_get) back, adopt the listening sockets and the connections.
  * The state is checked first (format version, every fd open and a socket,
  * thread numbers, export names known, limits against the export).
+ * @fail_inflight: the devices were brought up afresh instead of restored:
+ *        every request that was at the device is answered with EIO (its
+ *        command is gone with the old queues)
  * Return: 0, -EBADMSG (corrupt), -EPROTONOSUPPORT (newer format), -EINVAL
  *         (does not fit this server: other thread count), or the error of
  *         adding a device. Connections whose export is gone are closed
  *         (logged); the others are adopted.
  */
-int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len);
+int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len,
+			bool fail_inflight);
 
 /**
  * nvmk_export_resolve - resolver for nvmk_mgr_restore (struct

@@ -660,7 +660,8 @@ static bool claim_slot(struct exp_thread *t, uint32_t slot)
  * connection: its completion is then dropped and the slot is not reused by
  * another request while the old command may still complete.
  */
-static void adopt_request(struct nvmk_export_server *srv, const NvmkExp__ExpRequest *m)
+static void adopt_request(struct nvmk_export_server *srv, const NvmkExp__ExpRequest *m,
+			  bool fail)
 {
 	struct exp_thread *t = &srv->threads[m->thread];
 	struct exp_conn *c = NULL;
@@ -695,6 +696,13 @@ static void adopt_request(struct nvmk_export_server *srv, const NvmkExp__ExpRequ
 		return;
 	}
 	atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+	if (fail) {
+		/* answered once, with an error: the command died with the old queues */
+		r->nbd_err = NVMK_NBD_EIO;
+		snprintf(r->msg, sizeof(r->msg), "device brought up afresh after servicing");
+		exp_req_reply(r);
+		return;
+	}
 	c->td->outstanding++;
 }
 
@@ -709,7 +717,8 @@ int nvmk_export_resolve(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_ar
 	return 0;
 }
 
-int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len)
+int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t len,
+			bool fail_inflight)
 {
 	NvmkExp__ExpState *st;
 	struct exp_restore_map map;
@@ -770,7 +779,7 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
 		if (!adopt_conn(srv, st->conns[i]))
 			adopted++;
 	for (size_t i = 0; i < st->n_requests; i++)
-		adopt_request(srv, st->requests[i]);
+		adopt_request(srv, st->requests[i], fail_inflight);
 	/* completions that came during the blackout may have raised an interrupt
 	 * nobody took: make each thread look at its queue pairs at once */
 	for (unsigned i = 0; i < srv->nthreads; i++)

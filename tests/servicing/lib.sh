@@ -78,3 +78,16 @@ if not r.get("ok"):
     sys.exit("fault refused: %s" % r)
 PY
 }
+
+# wait_conns N: until nvmekeepd has N NBD connections in transmission (10 s)
+wait_conns() {
+	for _ in $(seq 200); do
+		n=$("$nvmekeep" status -o json 2>/dev/null | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(sum(1 for c in j["export"]["connections"] if c.get("state") == "transmission"))' 2>/dev/null || echo 0)
+		[ "$n" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	fail "only $n of $1 NBD connections after 10 s"
+}

@@ -33,7 +33,7 @@ if [ "$mode" = on ]; then
 	# every I/O queue (one per nbd thread) holds its next read and write 800 ms
 	for q in 1 2; do
 		for opc in 1 2; do
-			emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":$opc,\"count\":1,\"delay_us\":800000}"
+			emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":$opc,\"count\":1,\"delay_us\":1500000}"
 		done
 	done
 	qemu-io -f raw -c "write -P 0x5a 200M 64k" "$(uri)" >"$d/qw" 2>&1 &
@@ -41,6 +41,7 @@ if [ "$mode" = on ]; then
 	qemu-io -f raw -c "read -v 150M 64k" "$(uri)" >"$d/qr" 2>&1 &
 	qr=$!
 	bg_pids+=("$qw" "$qr")
+	wait_conns 2
 	sleep 0.3
 	timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing: $(cat "$d/svc.out")"
 	grep -q "saved .* [1-9][0-9]* request(s) at the device" "$d/log" ||

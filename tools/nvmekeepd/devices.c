@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "devices.h"
 #include "nvmekeep/backing.h"
@@ -43,6 +44,26 @@ int nvmkd_dev_set_handover(const char *id, const char *handover)
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+void nvmkd_dev_drop_handovers(void)
+{
+	for (int i = 0; i < MAX_HANDOVERS; i++) {
+		struct nvmk_vfio_user_handover *ho;
+
+		if (!handovers[i].handover)
+			continue;
+		ho = calloc(1, sizeof(*ho));
+		/* the connection and its vectors; the DMA memfds are the pool's */
+		if (ho && !nvmk_vfio_user_handover_parse(handovers[i].handover, ho)) {
+			close(ho->sock_fd);
+			for (unsigned k = 0; k < ho->nirqs; k++)
+				close(ho->irq_fds[k]);
+		}
+		free(ho);
+		free(handovers[i].handover);
+		handovers[i].handover = NULL;
+	}
 }
 
 static char *take_handover(const char *id)

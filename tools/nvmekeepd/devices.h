@@ -29,4 +29,8 @@ int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_
  */
 int nvmkd_dev_set_handover(const char *id, const char *handover);
 
+/** nvmkd_dev_drop_handovers - close the inherited connections nobody adopted
+ *  (a restore given up: the devices are brought up afresh). */
+void nvmkd_dev_drop_handovers(void);
+
 #endif /* NVMKD_DEVICES_H */

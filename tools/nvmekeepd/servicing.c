@@ -400,6 +400,21 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 
 /* ---- successor ---- */
 
+/* Whether a device is failed after the restore (or none was restored). */
+static bool need_fresh(struct nvmk_mgr *mgr)
+{
+	struct nvmk_mgr_status ms;
+	bool any = false;
+
+	if (nvmk_mgr_status(mgr, &ms))
+		return true;
+	for (unsigned i = 0; i < ms.ndevices; i++)
+		if (ms.devices[i].state != NVMK_MGR_DEV_READY)
+			any = true;
+	nvmk_mgr_status_free(&ms);
+	return any;
+}
+
 static void *read_fd(int fd, size_t *len)
 {
 	struct stat sb;
@@ -473,6 +488,7 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 	struct nvmk_config cfg;
 	uint64_t t_start = mono_ns(), t_mgr, t_up;
 	char why[256] = "", mgr_err[256] = "";
+	bool fresh = false;
 	json_object *o;
 	size_t len = 0;
 	void *buf;
@@ -575,9 +591,32 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 			 "connections are closed",
 			 mgr_err);
 	}
+	if (rc && rc != -EUCLEAN && need_fresh(ctx->mgr)) {
+		/* A device could not be restored: bring every device up afresh
+		 * (the inherited connections are closed, a vfio-user server
+		 * without --persist resets its controller) and answer what was at
+		 * the device with an error; the clients stay connected. */
+		nvmk_err(SVC_LOG, NVMK_LOG_NOQ,
+			 "%s: every device is brought up afresh; requests that were at the "
+			 "device are answered with EIO",
+			 mgr_err);
+		nvmk_mgr_destroy(ctx->mgr);
+		ctx->mgr = NULL;
+		nvmkd_dev_drop_handovers();
+		rc = nvmk_mgr_create_from_env_sized(NULL, specs, (unsigned)st->n_devices,
+						    (nvmk_export_buffer_pages(&S.eo) + 512) *
+							st->n_devices,
+						    &ctx->mgr);
+		if (rc) {
+			nvmk_err(SVC_LOG, NVMK_LOG_NOQ, "fresh manager: %s", strerror(-rc));
+			goto fail;
+		}
+		fresh = true;
+	}
 	rc = nvmk_export_create(ctx->mgr, &S.eo, &ctx->srv);
 	if (!rc)
-		rc = nvmk_export_restore(ctx->srv, st->export_state.data, st->export_state.len);
+		rc = nvmk_export_restore(ctx->srv, st->export_state.data, st->export_state.len,
+					 fresh);
 	if (!rc)
 		rc = nvmkd_control_adopt(st->control_fd, st->control_path, ctx, ctl);
 	if (!rc)
@@ -606,6 +645,7 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 			       json_object_new_int64((int64_t)((t_mgr - t_start) / 1000)));
 	if (mgr_err[0])
 		json_object_object_add(o, "error", json_object_new_string(mgr_err));
+	json_object_object_add(o, "fresh_bringup", json_object_new_boolean(fresh));
 	set_status(ctx, json_object_get(o));
 	nvmk_info(SVC_LOG, NVMK_LOG_NOQ,
 		  "servicing %u done: blackout %llu us (save %llu, exec %llu, restore %llu), "
