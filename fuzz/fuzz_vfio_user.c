@@ -88,8 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(s, p, len);
 			s[len] = 0;
 			if (nvmk_vfio_user_handover_parse(s, &ho) == 0 &&
-			    (ho.nirqs > NVMK_VFIO_USER_MAX_IRQS || ho.nmaps > NVMK_VFIO_USER_MAX_MAPS ||
-			     !ho.path[0]))
+			    (ho.nirqs > NVMK_VFIO_USER_MAX_IRQS ||
+			     ho.nmaps > NVMK_VFIO_USER_MAX_MAPS || !ho.path[0]))
 				__builtin_trap();
 			free(s);
 		}

@@ -37,7 +37,8 @@ static size_t make(uint8_t *out, uint8_t nfds, uint16_t cmd, const void *p, size
 
 	out[0] = nfds;
 	memcpy(out + 1, &h, sizeof(h));
-	memcpy(out + 17, p, len);
+	if (len)
+		memcpy(out + 17, p, len);
 	return 17 + len;
 }
 

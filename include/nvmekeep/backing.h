@@ -307,7 +307,8 @@ struct nvmk_vfio_user_opts {
  * Return: 0; -ENOENT (no socket at @path), -ENOTSOCK (@path is not a
  *         socket), -ECONNREFUSED (nobody listens: stale socket), -EPROTO (not
  *         a vfio-user server, or it answered nonsense), -EPROTONOSUPPORT
- *         (version mismatch), -ENODEV (not an NVMe function), -ETIMEDOUT;
+ *         (version mismatch), -ENODEV (not an NVMe function), -EBUSY (another
+ *         client is attached), -ETIMEDOUT;
  *         each with a log line saying what to do.
  * After the server goes away, register reads return all ones (as a
  * surprise-removed PCI function) and every request fails with -ENODEV.

@@ -201,8 +201,13 @@ typedef int (*nvmk_mgr_backing_fn)(void *ctx, const char *id, bool restoring,
 /**
  * nvmk_mgr_vfio_user_backing - a factory for devices named "vfio-user:PATH":
  * connects to the server at PATH (nvmk_backing_vfio_user_open), without a
- * reset when @restoring. @ctx is ignored. Such devices count as keep-alive
- * capable ("host") in the inference of nvmk_mgr_create_from_env.
+ * reset when @restoring. @ctx: NULL, or (servicing) the predecessor's
+ * handover string for this device (nvmk_vfio_user_handover_format, after
+ * nvmk_backing_vfio_user_export_fds on the backing from nvmk_mgr_take_backing):
+ * when restoring, the inherited connection is adopted instead of opening a
+ * new one (a --persist server is needed for the new-connection path). Such
+ * devices count as keep-alive capable ("host") in the inference of
+ * nvmk_mgr_create_from_env.
  */
 int nvmk_mgr_vfio_user_backing(void *ctx, const char *id, bool restoring,
 			       struct nvmk_backing **out);

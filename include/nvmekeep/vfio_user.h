@@ -49,11 +49,11 @@ enum nvmk_vfu_cmd {
 };
 
 /* "Header": flags bits. */
-#define NVMK_VFU_F_TYPE_MASK 0xfu
-#define NVMK_VFU_F_TYPE_CMD  0x0u
+#define NVMK_VFU_F_TYPE_MASK  0xfu
+#define NVMK_VFU_F_TYPE_CMD   0x0u
 #define NVMK_VFU_F_TYPE_REPLY 0x1u
-#define NVMK_VFU_F_NO_REPLY  (1u << 4)
-#define NVMK_VFU_F_ERROR     (1u << 5)
+#define NVMK_VFU_F_NO_REPLY   (1u << 4)
+#define NVMK_VFU_F_ERROR      (1u << 5)
 
 struct nvmk_vfu_hdr {
 	uint16_t msg_id;
@@ -78,7 +78,7 @@ struct nvmk_vfu_dma_map {
 	uint32_t argsz;
 	uint32_t flags;
 	uint64_t offset; /* in the passed fd, 0 without one */
-	uint64_t addr;   /* DMA address (IOVA) */
+	uint64_t addr;	 /* DMA address (IOVA) */
 	uint64_t size;
 };
 _Static_assert(sizeof(struct nvmk_vfu_dma_map) == 32, "DMA_MAP is 32 bytes");
@@ -205,13 +205,13 @@ _Static_assert(sizeof(struct nvmk_vfu_dma_rw) == 16, "DMA access head");
 /* ---- capabilities ("Version" section) ---- */
 
 /* Defaults when a capability is absent. */
-#define NVMK_VFU_DEFAULT_MAX_FDS       1
-#define NVMK_VFU_DEFAULT_MAX_XFER      (1u << 20)
-#define NVMK_VFU_DEFAULT_MAX_DMA_MAPS  65535
-#define NVMK_VFU_DEFAULT_PGSIZES       4096
+#define NVMK_VFU_DEFAULT_MAX_FDS      1
+#define NVMK_VFU_DEFAULT_MAX_XFER     (1u << 20)
+#define NVMK_VFU_DEFAULT_MAX_DMA_MAPS 65535
+#define NVMK_VFU_DEFAULT_PGSIZES      4096
 /* What we accept of a peer's values (anything larger is a lie or a DoS). */
-#define NVMK_VFU_LIMIT_MAX_FDS	       253 /* SCM_MAX_FD */
-#define NVMK_VFU_LIMIT_MAX_XFER	       (16u << 20)
+#define NVMK_VFU_LIMIT_MAX_FDS	253 /* SCM_MAX_FD */
+#define NVMK_VFU_LIMIT_MAX_XFER (16u << 20)
 /* Largest message we read: header + a region/DMA head + one transfer. */
 #define NVMK_VFU_MSG_MAX(xfer) (sizeof(struct nvmk_vfu_hdr) + 16 + (size_t)(xfer))
 /* The VERSION JSON we accept, bytes. */
@@ -278,8 +278,8 @@ const char *nvmk_vfu_cmd_name(uint16_t cmd);
  * is -EPIPE, never SIGPIPE.
  * Return: 0 or negative errno.
  */
-int nvmk_vfu_send(int sock, struct nvmk_vfu_hdr *h, const void *payload, size_t len,
-		  const int *fds, unsigned nfds);
+int nvmk_vfu_send(int sock, struct nvmk_vfu_hdr *h, const void *payload, size_t len, const int *fds,
+		  unsigned nfds);
 
 /**
  * nvmk_vfu_recv - receive one message into @buf (header first, then payload).

@@ -42,53 +42,7 @@
 #include "nvmekeep/log.h"
 #include "nvmekeep/spec.h"
 #include "nvmekeep/vfio_user.h"
-
-#define VFU_PREFIX	    "vfio-user:"
-#define VFU_IOVA_BASE	    0x100000000ull
-#define VFU_TIMEOUT_MS	    10000u
-#define VFU_HELLO_TIMEOUT_MS 5000u
-#define VFU_MAX_XFER	    (1u << 20)
-#define VFU_MSG_MAX	    NVMK_VFU_MSG_MAX(VFU_MAX_XFER)
-#define VFU_REPLY_FDS	    4
-#define NVME_CLASS	    0x010802u
-
-struct vfu_map {
-	uint64_t iova, size;
-	uint8_t *vaddr; /* NULL: inherited, not reclaimed yet */
-	int fd;		/* memfd (not owned) */
-	uint64_t fd_offset;
-};
-
-struct vfu_backing {
-	struct nvmk_backing b;
-	char path[108];
-	int sock;
-	unsigned timeout_ms;
-	pthread_mutex_t lock; /* one exchange at a time; guards msg_id and buf */
-	uint16_t msg_id;
-	uint8_t *buf; /* VFU_MSG_MAX */
-	_Atomic bool gone;
-	bool exported;
-	struct nvmk_vfu_caps server;
-
-	uint64_t bar0_region_size;
-	uint8_t *db_map; /* the sparse-mmap area, or NULL */
-	uint64_t db_off, db_len;
-
-	unsigned irq_max, nvec;
-	int *irq_fds;
-	bool irqs_inherited;
-
-	pthread_mutex_t map_lock; /* guards maps[] and next_iova */
-	struct vfu_map *maps;
-	unsigned nmaps, maps_cap;
-	uint64_t next_iova;
-};
-
-static struct vfu_backing *to_vfu(struct nvmk_backing *b)
-{
-	return (struct vfu_backing *)b;
-}
+#include "vfio_user_internal.h"
 
 const char *nvmk_backing_vfio_user_spec_path(const char *spec)
 {
@@ -101,8 +55,8 @@ static void mark_gone(struct vfu_backing *v, const char *what, int rc)
 {
 	if (!atomic_exchange(&v->gone, true))
 		nvmk_err(v->b.name, NVMK_LOG_NOQ,
-			 "vfio-user server at %s is gone (%s: %s): the controller is failed", v->path,
-			 what, strerror(-rc));
+			 "vfio-user server at %s is gone (%s: %s): the controller is failed",
+			 v->path, what, strerror(-rc));
 }
 
 /* ---- serving the server's DMA_READ/WRITE ---- */
@@ -137,16 +91,17 @@ static void dma_write_ordered(uint8_t *dst, const uint8_t *src, size_t len)
 		memcpy(dst, src, len - 8);
 		memcpy(&last, src + len - 8, 8);
 		__atomic_store_n((uint64_t *)(dst + len - 8), last, __ATOMIC_RELEASE);
-	} else {
-		memcpy(dst, src, len);
-		__atomic_thread_fence(__ATOMIC_RELEASE);
+	} else if (len) {
+		memcpy(dst, src, len - 1);
+		__atomic_store_n(dst + len - 1, src[len - 1], __ATOMIC_RELEASE);
 	}
 }
 
-static void serve_server_cmd(struct vfu_backing *v, const struct nvmk_vfu_hdr *h,
-			     const uint8_t *p, size_t len)
+static void serve_server_cmd(struct vfu_backing *v, const struct nvmk_vfu_hdr *h, const uint8_t *p,
+			     size_t len)
 {
-	struct nvmk_vfu_hdr r = {.msg_id = h->msg_id, .cmd = h->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
+	struct nvmk_vfu_hdr r = {
+	    .msg_id = h->msg_id, .cmd = h->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
 	struct nvmk_vfu_dma_rw rw;
 	uint8_t *host;
 	int rc;
@@ -267,8 +222,9 @@ static int exchange_locked(struct vfu_backing *v, uint16_t cmd, const void *req,
 		if (len > rmax) {
 			for (unsigned i = 0; i < ngot; i++)
 				close(got[i]);
-			nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s: reply of %zu bytes (expected <= %zu)",
-				 nvmk_vfu_cmd_name(cmd), len, rmax);
+			nvmk_err(v->b.name, NVMK_LOG_NOQ,
+				 "%s: reply of %zu bytes (expected <= %zu)", nvmk_vfu_cmd_name(cmd),
+				 len, rmax);
 			return -EPROTO;
 		}
 		if (reply)
@@ -291,8 +247,7 @@ static int exchange(struct vfu_backing *v, uint16_t cmd, const void *req, size_t
 	int rc;
 
 	pthread_mutex_lock(&v->lock);
-	rc = exchange_locked(v, cmd, req, reqlen, fds, nfds, reply, rmax, rlen, rfd,
-			     v->timeout_ms);
+	rc = exchange_locked(v, cmd, req, reqlen, fds, nfds, reply, rmax, rlen, rfd, v->timeout_ms);
 	pthread_mutex_unlock(&v->lock);
 	return rc;
 }
@@ -314,7 +269,8 @@ static int region_read(struct vfu_backing *v, uint32_t region, uint64_t off, voi
 	if (rc)
 		return rc;
 	if (len != sizeof(rw) + count) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "REGION_READ reply of %zu bytes for %u", len, count);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ, "REGION_READ reply of %zu bytes for %u", len,
+			 count);
 		return -EPROTO;
 	}
 	memcpy(data, out + sizeof(rw), count);
@@ -385,7 +341,7 @@ static void vfu_write64(struct nvmk_backing *b, uint32_t off, uint64_t val)
 
 /* ---- DMA ---- */
 
-static int maps_add(struct vfu_backing *v, const struct vfu_map *m)
+int vfu_maps_add(struct vfu_backing *v, const struct vfu_map *m)
 {
 	if (v->nmaps == v->maps_cap) {
 		unsigned cap = v->maps_cap ? v->maps_cap * 2 : 64;
@@ -448,7 +404,7 @@ static int vfu_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	}
 	m = (struct vfu_map){iova, buf->mem.size, buf->mem.vaddr, buf->mem.fd, buf->mem.fd_offset};
 	pthread_mutex_lock(&v->map_lock);
-	rc = maps_add(v, &m);
+	rc = vfu_maps_add(v, &m);
 	pthread_mutex_unlock(&v->map_lock);
 	if (rc)
 		return rc;
@@ -460,7 +416,8 @@ static int vfu_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 static void vfu_dma_unmap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 {
 	struct vfu_backing *v = to_vfu(b);
-	struct nvmk_vfu_dma_unmap u = {.argsz = sizeof(u), .addr = buf->iova, .size = buf->mem.size};
+	struct nvmk_vfu_dma_unmap u = {
+	    .argsz = sizeof(u), .addr = buf->iova, .size = buf->mem.size};
 	uint8_t out[sizeof(u)];
 	int i, rc;
 
@@ -492,10 +449,12 @@ static int vfu_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	pthread_mutex_lock(&v->map_lock);
 	i = map_index(v, buf->iova);
 	if (i >= 0) {
-		if (v->maps[i].size != buf->mem.size || v->maps[i].fd_offset != buf->mem.fd_offset) {
+		if (v->maps[i].size != buf->mem.size ||
+		    v->maps[i].fd_offset != buf->mem.fd_offset) {
 			pthread_mutex_unlock(&v->map_lock);
 			nvmk_err(b->name, NVMK_LOG_NOQ,
-				 "remap of 0x%" PRIx64 ": the inherited map has another size/offset",
+				 "remap of 0x%" PRIx64
+				 ": the inherited map has another size/offset",
 				 buf->iova);
 			return -EINVAL;
 		}
@@ -514,7 +473,7 @@ static int vfu_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	m = (struct vfu_map){buf->iova, buf->mem.size, buf->mem.vaddr, buf->mem.fd,
 			     buf->mem.fd_offset};
 	pthread_mutex_lock(&v->map_lock);
-	rc = maps_add(v, &m);
+	rc = vfu_maps_add(v, &m);
 	pthread_mutex_unlock(&v->map_lock);
 	buf->page_iova = NULL;
 	return rc;
@@ -530,8 +489,11 @@ static unsigned vfu_irq_count(struct nvmk_backing *b)
 static int set_irqs(struct vfu_backing *v, uint32_t flags, uint32_t start, uint32_t count,
 		    const int *fds, unsigned nfds)
 {
-	struct nvmk_vfu_irq_set s = {.argsz = sizeof(s), .flags = flags,
-				     .index = NVMK_VFU_IRQ_MSIX, .start = start, .count = count};
+	struct nvmk_vfu_irq_set s = {.argsz = sizeof(s),
+				     .flags = flags,
+				     .index = NVMK_VFU_IRQ_MSIX,
+				     .start = start,
+				     .count = count};
 
 	return exchange(v, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s), fds, nfds, NULL, 0, NULL, NULL);
 }
@@ -620,7 +582,7 @@ static int vfu_reset(struct nvmk_backing *b)
 	return rc;
 }
 
-static void vfu_free(struct vfu_backing *v, bool close_fds)
+void vfu_free(struct vfu_backing *v, bool close_fds)
 {
 	if (v->db_map)
 		munmap(v->db_map, v->db_len);
@@ -674,7 +636,7 @@ bool nvmk_backing_is_vfio_user(const struct nvmk_backing *b)
 
 /* ---- bring-up ---- */
 
-static struct vfu_backing *vfu_alloc(const char *path, const struct nvmk_vfio_user_opts *opts)
+struct vfu_backing *vfu_alloc(const char *path, const struct nvmk_vfio_user_opts *opts)
 {
 	struct vfu_backing *v = calloc(1, sizeof(*v));
 
@@ -717,8 +679,8 @@ static int vfu_connect(struct vfu_backing *v)
 		return rc;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s is not a socket: give the server's socket path",
-			 v->path);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "%s is not a socket: give the server's socket path", v->path);
 		return -ENOTSOCK;
 	}
 	strcpy(sa.sun_path, v->path);
@@ -727,9 +689,9 @@ static int vfu_connect(struct vfu_backing *v)
 		return -errno;
 	if (connect(v->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		rc = -errno;
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "cannot connect to %s: %s%s", v->path, strerror(-rc),
-			 rc == -ECONNREFUSED ? " (nobody listens: is the server still running?)"
-					     : "");
+		nvmk_err(
+		    v->b.name, NVMK_LOG_NOQ, "cannot connect to %s: %s%s", v->path, strerror(-rc),
+		    rc == -ECONNREFUSED ? " (nobody listens: is the server still running?)" : "");
 		return rc;
 	}
 	return 0;
@@ -737,7 +699,8 @@ static int vfu_connect(struct vfu_backing *v)
 
 static int vfu_hello(struct vfu_backing *v)
 {
-	struct nvmk_vfu_caps ours = {VFU_REPLY_FDS, VFU_MAX_XFER, NVMK_VFU_DEFAULT_MAX_DMA_MAPS, 4096};
+	struct nvmk_vfu_caps ours = {VFU_REPLY_FDS, VFU_MAX_XFER, NVMK_VFU_DEFAULT_MAX_DMA_MAPS,
+				     4096};
 	uint8_t req[512], rep[NVMK_VFU_JSON_MAX + 8];
 	struct nvmk_vfu_version ver;
 	size_t len = 0;
@@ -751,6 +714,13 @@ static int vfu_hello(struct vfu_backing *v)
 	rc = exchange_locked(v, NVMK_VFU_VERSION, req, (size_t)n, NULL, 0, rep, sizeof(rep), &len,
 			     NULL, VFU_HELLO_TIMEOUT_MS);
 	pthread_mutex_unlock(&v->lock);
+	if (rc == -EBUSY) {
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "the server at %s is in use by another client (one at a time): stop "
+			 "that one first",
+			 v->path);
+		return -EBUSY;
+	}
 	if (rc == -ENOTSUP || rc == -EPROTONOSUPPORT) {
 		nvmk_err(v->b.name, NVMK_LOG_NOQ,
 			 "the server refused protocol version %u.%u: version mismatch (update "
@@ -768,8 +738,8 @@ static int vfu_hello(struct vfu_backing *v)
 		return rc;
 	rc = nvmk_vfu_version_parse(rep, len, &ver, &v->server, why, sizeof(why));
 	if (rc) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "%s is not a vfio-user server (VERSION reply: %s)",
-			 v->path, why);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "%s is not a vfio-user server (VERSION reply: %s)", v->path, why);
 		return -EPROTO;
 	}
 	if (ver.major != NVMK_VFU_MAJOR || ver.minor > NVMK_VFU_MINOR) {
@@ -784,8 +754,7 @@ static int vfu_hello(struct vfu_backing *v)
 	return 0;
 }
 
-/* Device info, NVMe class, BAR0 (doorbell mmap), MSI-X count. */
-static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *opts)
+int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *opts)
 {
 	struct nvmk_vfu_device_info di = {.argsz = sizeof(di)};
 	struct nvmk_vfu_region_info ri = {.argsz = 256, .index = NVMK_VFU_PCI_BAR0};
@@ -819,13 +788,14 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 		return -ENODEV;
 	}
 
-	rc = exchange(v, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, rep, sizeof(rep),
-		      &len, &fd);
+	rc = exchange(v, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, rep,
+		      sizeof(rep), &len, &fd);
 	if (rc || len < sizeof(ri))
 		return rc ? rc : -EPROTO;
 	memcpy(&ri, rep, sizeof(ri));
 	if (ri.size < NVME_REG_DBS + 8) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "BAR0 of %" PRIu64 " bytes is too small", ri.size);
+		nvmk_err(v->b.name, NVMK_LOG_NOQ, "BAR0 of %" PRIu64 " bytes is too small",
+			 ri.size);
 		if (fd >= 0)
 			close(fd);
 		return -ENODEV;
@@ -833,8 +803,8 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 	v->bar0_region_size = ri.size;
 	/* walk the capability chain inside the reply for the sparse-mmap area
 	 * that holds the doorbells (offsets relative to the region info) */
-	if (fd >= 0 && !(opts && opts->no_doorbell_mmap) && (ri.flags & NVMK_VFU_REGION_FLAG_MMAP) &&
-	    (ri.flags & NVMK_VFU_REGION_FLAG_CAPS)) {
+	if (fd >= 0 && !(opts && opts->no_doorbell_mmap) &&
+	    (ri.flags & NVMK_VFU_REGION_FLAG_MMAP) && (ri.flags & NVMK_VFU_REGION_FLAG_CAPS)) {
 		uint32_t off = ri.cap_offset;
 
 		for (unsigned hops = 0; off && hops < 16; hops++) {
@@ -842,7 +812,8 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 
 			if (off < sizeof(ri) || off > len || len - off < sizeof(cap.hdr))
 				break;
-			memcpy(&cap, rep + off, len - off < sizeof(cap) ? sizeof(cap.hdr) : sizeof(cap));
+			memcpy(&cap, rep + off,
+			       len - off < sizeof(cap) ? sizeof(cap.hdr) : sizeof(cap));
 			if (cap.hdr.id == NVMK_VFU_CAP_SPARSE_MMAP && len - off >= sizeof(cap)) {
 				for (uint32_t a = 0; a < cap.nr_areas; a++) {
 					struct nvmk_vfu_sparse_area ar;
@@ -854,9 +825,9 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 					if (ar.offset <= NVME_REG_DBS && ar.size > 0 &&
 					    ar.offset + ar.size > NVME_REG_DBS &&
 					    ar.offset + ar.size <= ri.size && !(ar.offset & 4095)) {
-						void *p = mmap(NULL, ar.size, PROT_READ | PROT_WRITE,
-							       MAP_SHARED, fd,
-							       (off_t)(ri.offset + ar.offset));
+						void *p = mmap(NULL, ar.size,
+							       PROT_READ | PROT_WRITE, MAP_SHARED,
+							       fd, (off_t)(ri.offset + ar.offset));
 
 						if (p != MAP_FAILED) {
 							v->db_map = p;
@@ -878,12 +849,13 @@ static int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *op
 	v->b.bar0 = NULL;
 	v->b.bar0_size = ri.size;
 
-	rc = exchange(v, NVMK_VFU_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL, 0, &ii, sizeof(ii), &len,
-		      NULL);
+	rc = exchange(v, NVMK_VFU_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL, 0, &ii, sizeof(ii),
+		      &len, NULL);
 	if (rc || len != sizeof(ii))
 		return rc ? rc : -EPROTO;
 	if (!(ii.flags & NVMK_VFU_IRQ_INFO_EVENTFD) || ii.count == 0) {
-		nvmk_err(v->b.name, NVMK_LOG_NOQ, "MSI-X without eventfd signalling is not supported");
+		nvmk_err(v->b.name, NVMK_LOG_NOQ,
+			 "MSI-X without eventfd signalling is not supported");
 		return -ENODEV;
 	}
 	v->irq_max = ii.count;
@@ -933,261 +905,4 @@ int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_op
 		  v->db_map ? "doorbells mmap'd" : "doorbells trapped");
 	*out = &v->b;
 	return 0;
-}
-
-/* ---- handover ---- */
-
-static int cloexec(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFD);
-
-	if (fl < 0)
-		return -errno;
-	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
-	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
-}
-
-static int export_cloexec(const struct nvmk_vfio_user_handover *ho, bool on)
-{
-	int rc = cloexec(ho->sock_fd, on);
-
-	for (unsigned i = 0; !rc && i < ho->nirqs; i++)
-		rc = cloexec(ho->irq_fds[i], on);
-	for (unsigned i = 0; !rc && i < ho->nmaps; i++)
-		rc = cloexec(ho->maps[i].fd, on);
-	return rc;
-}
-
-int nvmk_backing_vfio_user_export_fds(struct nvmk_backing *b, struct nvmk_vfio_user_handover *ho)
-{
-	struct vfu_backing *v;
-	int rc;
-
-	if (!nvmk_backing_is_vfio_user(b) || !ho)
-		return -EINVAL;
-	v = to_vfu(b);
-	if (atomic_load(&v->gone))
-		return -ENODEV;
-	memset(ho, 0, sizeof(*ho));
-	snprintf(ho->path, sizeof(ho->path), "%s", v->path);
-	if (v->nvec > NVMK_VFIO_USER_MAX_IRQS) {
-		nvmk_err(b->name, NVMK_LOG_NOQ, "%u vectors: the handover holds %d", v->nvec,
-			 NVMK_VFIO_USER_MAX_IRQS);
-		return -ENOSPC;
-	}
-	pthread_mutex_lock(&v->lock); /* no exchange may be half done */
-	pthread_mutex_lock(&v->map_lock);
-	if (v->nmaps > NVMK_VFIO_USER_MAX_MAPS) {
-		pthread_mutex_unlock(&v->map_lock);
-		pthread_mutex_unlock(&v->lock);
-		nvmk_err(b->name, NVMK_LOG_NOQ, "%u DMA maps: the handover holds %d", v->nmaps,
-			 NVMK_VFIO_USER_MAX_MAPS);
-		return -ENOSPC;
-	}
-	ho->sock_fd = v->sock;
-	ho->next_msg_id = v->msg_id;
-	ho->next_iova = v->next_iova;
-	ho->nirqs = v->nvec;
-	for (unsigned i = 0; i < v->nvec; i++)
-		ho->irq_fds[i] = v->irq_fds[i];
-	ho->nmaps = v->nmaps;
-	for (unsigned i = 0; i < v->nmaps; i++)
-		ho->maps[i] = (struct nvmk_vfio_handover_map){v->maps[i].iova, v->maps[i].size,
-							      v->maps[i].fd, v->maps[i].fd_offset};
-	pthread_mutex_unlock(&v->map_lock);
-	rc = export_cloexec(ho, false);
-	if (rc) {
-		export_cloexec(ho, true);
-		pthread_mutex_unlock(&v->lock);
-		return rc;
-	}
-	v->exported = true;
-	pthread_mutex_unlock(&v->lock);
-	return 0;
-}
-
-int nvmk_backing_vfio_user_export_abort(struct nvmk_backing *b,
-					const struct nvmk_vfio_user_handover *ho)
-{
-	if (!nvmk_backing_is_vfio_user(b) || !ho)
-		return -EINVAL;
-	to_vfu(b)->exported = false;
-	return export_cloexec(ho, true);
-}
-
-int nvmk_vfio_user_handover_format(const struct nvmk_vfio_user_handover *ho, char *buf,
-				   size_t len)
-{
-	size_t off = 0;
-	int n;
-
-#define HO_PUT(...)                                                                                \
-	do {                                                                                       \
-		n = snprintf(buf + off, off < len ? len - off : 0, __VA_ARGS__);                   \
-		if (n < 0)                                                                         \
-			return -ENOSPC;                                                            \
-		off += (size_t)n;                                                                  \
-	} while (0)
-
-	if (!ho || !buf)
-		return -EINVAL;
-	HO_PUT("vfu1;sock=%d;msgid=%u;iova=%" PRIx64 ";irqs=", ho->sock_fd, ho->next_msg_id,
-	       ho->next_iova);
-	for (unsigned i = 0; i < ho->nirqs; i++)
-		HO_PUT("%s%d", i ? "," : "", ho->irq_fds[i]);
-	HO_PUT(";maps=");
-	for (unsigned i = 0; i < ho->nmaps; i++)
-		HO_PUT("%s%" PRIx64 ":%" PRIx64 ":%d:%" PRIx64, i ? "," : "", ho->maps[i].iova,
-		       ho->maps[i].size, ho->maps[i].fd, ho->maps[i].fd_offset);
-	HO_PUT(";path=%s", ho->path);
-#undef HO_PUT
-	if (off >= len)
-		return -ENOSPC;
-	return (int)off;
-}
-
-static bool parse_int(const char **p, int *out, char stop1, char stop2)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(*p, &end, 10);
-	if (errno || end == *p || v < 0 || v > 1 << 24 || (*end != stop1 && *end != stop2))
-		return false;
-	*out = (int)v;
-	*p = end;
-	return true;
-}
-
-static bool parse_hex(const char **p, uint64_t *out, char stop1, char stop2)
-{
-	char *end;
-	unsigned long long v;
-
-	if (**p == '-' || **p == '+' || **p == ' ')
-		return false;
-	errno = 0;
-	v = strtoull(*p, &end, 16);
-	if (errno || end == *p || (*end != stop1 && *end != stop2))
-		return false;
-	*out = v;
-	*p = end;
-	return true;
-}
-
-static bool expect(const char **p, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if (strncmp(*p, lit, n))
-		return false;
-	*p += n;
-	return true;
-}
-
-int nvmk_vfio_user_handover_parse(const char *s, struct nvmk_vfio_user_handover *ho)
-{
-	const char *p = s;
-	int fd;
-
-	if (!s || !ho)
-		return -EINVAL;
-	memset(ho, 0, sizeof(*ho));
-	if (!expect(&p, "vfu1;sock=") || !parse_int(&p, &ho->sock_fd, ';', ';') ||
-	    !expect(&p, ";msgid=") || !parse_int(&p, &fd, ';', ';') || fd > 0xffff)
-		return -EINVAL;
-	ho->next_msg_id = (uint16_t)fd;
-	if (!expect(&p, ";iova=") || !parse_hex(&p, &ho->next_iova, ';', ';') ||
-	    !expect(&p, ";irqs="))
-		return -EINVAL;
-	while (*p != ';') {
-		if (ho->nirqs == NVMK_VFIO_USER_MAX_IRQS || !parse_int(&p, &fd, ',', ';'))
-			return -EINVAL;
-		ho->irq_fds[ho->nirqs++] = fd;
-		if (*p == ',' && *++p == ';')
-			return -EINVAL; /* a trailing comma */
-	}
-	if (!expect(&p, ";maps="))
-		return -EINVAL;
-	while (*p != ';') {
-		struct nvmk_vfio_handover_map *m = &ho->maps[ho->nmaps];
-
-		if (ho->nmaps == NVMK_VFIO_USER_MAX_MAPS || !parse_hex(&p, &m->iova, ':', ':') ||
-		    !expect(&p, ":") || !parse_hex(&p, &m->size, ':', ':') || !expect(&p, ":") ||
-		    !parse_int(&p, &m->fd, ':', ':') || !expect(&p, ":") ||
-		    !parse_hex(&p, &m->fd_offset, ',', ';') || m->size == 0 ||
-		    m->iova + m->size < m->iova)
-			return -EINVAL;
-		ho->nmaps++;
-		if (*p == ',' && *++p == ';')
-			return -EINVAL;
-	}
-	if (!expect(&p, ";path=") || !*p || strlen(p) >= sizeof(ho->path))
-		return -EINVAL;
-	strcpy(ho->path, p);
-	return 0;
-}
-
-int nvmk_backing_vfio_user_adopt(const struct nvmk_vfio_user_handover *ho,
-				 const struct nvmk_vfio_user_opts *opts, struct nvmk_backing **out)
-{
-	struct vfu_backing *v;
-	int rc;
-
-	if (!ho || !out || ho->sock_fd < 0 || ho->nirqs > NVMK_VFIO_USER_MAX_IRQS ||
-	    ho->nmaps > NVMK_VFIO_USER_MAX_MAPS)
-		return -EINVAL;
-	if (fcntl(ho->sock_fd, F_GETFD) < 0) {
-		nvmk_err(VFU_PREFIX, NVMK_LOG_NOQ, "inherited socket fd %d is not open", ho->sock_fd);
-		return -EBADF;
-	}
-	v = vfu_alloc(ho->path, opts);
-	if (!v)
-		return -ENOMEM;
-	v->sock = ho->sock_fd;
-	v->msg_id = ho->next_msg_id;
-	v->next_iova = ho->next_iova > VFU_IOVA_BASE ? ho->next_iova : VFU_IOVA_BASE;
-	for (unsigned i = 0; i < ho->nmaps; i++) {
-		struct vfu_map m = {ho->maps[i].iova, ho->maps[i].size, NULL, ho->maps[i].fd,
-				    ho->maps[i].fd_offset};
-
-		if (maps_add(v, &m))
-			goto nomem;
-		if (v->next_iova < m.iova + m.size + NVMK_DMA_PAGE_SIZE)
-			v->next_iova = m.iova + m.size + NVMK_DMA_PAGE_SIZE;
-	}
-	if (ho->nirqs) {
-		v->irq_fds = malloc(ho->nirqs * sizeof(int));
-		if (!v->irq_fds)
-			goto nomem;
-		memcpy(v->irq_fds, ho->irq_fds, ho->nirqs * sizeof(int));
-		v->nvec = ho->nirqs;
-		v->irqs_inherited = true;
-	}
-	/* the server's caps are not in the handover: defaults until a VERSION,
-	 * which must not be sent again on this connection; 1 fd per SET_IRQS is
-	 * what the spec lets a client assume */
-	rc = vfu_probe(v, opts);
-	if (rc) {
-		/* leave the inherited fds open (the caller decides) */
-		v->nvec = 0;
-		free(v->irq_fds);
-		v->irq_fds = NULL;
-		v->sock = -1;
-		vfu_free(v, true);
-		return rc;
-	}
-	for (unsigned i = 0; i < v->nvec; i++)
-		cloexec(v->irq_fds[i], true);
-	cloexec(v->sock, true);
-	nvmk_info(v->b.name, NVMK_LOG_NOQ, "adopted: %u DMA maps, %u vectors, no reset", v->nmaps,
-		  v->nvec);
-	*out = &v->b;
-	return 0;
-nomem:
-	v->nvec = 0;
-	v->sock = -1;
-	vfu_free(v, true);
-	return -ENOMEM;
 }

@@ -15,7 +15,7 @@
 #include "nvmekeep/vfio_user.h"
 
 static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
 {
@@ -78,9 +78,8 @@ static int cap_uint(json_object *caps, const char *key, uint64_t lo, uint64_t hi
 	errno = 0;
 	i = json_object_get_int64(v);
 	if (errno || i < 0 || (uint64_t)i < lo || (uint64_t)i > hi)
-		return why_set(why, whylen, -EINVAL,
-			       "capability %s = %lld is outside [%llu, %llu]", key, (long long)i,
-			       (unsigned long long)lo, (unsigned long long)hi);
+		return why_set(why, whylen, -EINVAL, "capability %s = %lld is outside [%llu, %llu]",
+			       key, (long long)i, (unsigned long long)lo, (unsigned long long)hi);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -199,14 +198,15 @@ int nvmk_vfu_cmd_check(uint16_t cmd, const void *payload, size_t len, unsigned n
 		struct nvmk_vfu_dma_map m;
 
 		if (len != sizeof(m))
-			return why_set(why, whylen, -EINVAL, "DMA_MAP payload %zu bytes (must be 32)",
-				       len);
+			return why_set(why, whylen, -EINVAL,
+				       "DMA_MAP payload %zu bytes (must be 32)", len);
 		memcpy(&m, payload, sizeof(m));
 		if (m.argsz != sizeof(m))
 			return why_set(why, whylen, -EINVAL, "DMA_MAP argsz %u (must be 32)",
 				       m.argsz);
 		if (nfds > 1)
-			return why_set(why, whylen, -EINVAL, "DMA_MAP with %u fds (at most 1)", nfds);
+			return why_set(why, whylen, -EINVAL, "DMA_MAP with %u fds (at most 1)",
+				       nfds);
 		if (m.flags & ~(NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK))
 			return why_set(why, whylen, -EINVAL, "DMA_MAP flags 0x%x (only bits 0-1)",
 				       m.flags);
@@ -252,19 +252,21 @@ int nvmk_vfu_cmd_check(uint16_t cmd, const void *payload, size_t len, unsigned n
 				       name, len, need);
 		/* argsz is the room for the reply: at least the fixed part */
 		if (argsz < need)
-			return why_set(why, whylen, -EINVAL, "%s argsz %u < %zu", name, argsz, need);
+			return why_set(why, whylen, -EINVAL, "%s argsz %u < %zu", name, argsz,
+				       need);
 		break;
 	case NVMK_VFU_DEVICE_SET_IRQS: {
 		struct nvmk_vfu_irq_set s;
 		size_t want;
 
 		if (len < sizeof(s))
-			return why_set(why, whylen, -EINVAL, "SET_IRQS payload %zu bytes < 20", len);
+			return why_set(why, whylen, -EINVAL, "SET_IRQS payload %zu bytes < 20",
+				       len);
 		memcpy(&s, payload, sizeof(s));
 		if (s.argsz != len)
 			return why_set(why, whylen, -EINVAL,
-				       "SET_IRQS argsz %u differs from the payload size %zu", s.argsz,
-				       len);
+				       "SET_IRQS argsz %u differs from the payload size %zu",
+				       s.argsz, len);
 		if (!one_bit(s.flags, NVMK_VFU_IRQ_DATA_TYPES) ||
 		    !one_bit(s.flags, NVMK_VFU_IRQ_ACTIONS) ||
 		    (s.flags & ~(NVMK_VFU_IRQ_DATA_TYPES | NVMK_VFU_IRQ_ACTIONS)))
@@ -275,14 +277,16 @@ int nvmk_vfu_cmd_check(uint16_t cmd, const void *payload, size_t len, unsigned n
 			return why_set(why, whylen, -EINVAL, "SET_IRQS start+count overflows");
 		want = sizeof(s) + ((s.flags & NVMK_VFU_IRQ_DATA_BOOL) ? s.count : 0);
 		if (len != want)
-			return why_set(why, whylen, -EINVAL, "SET_IRQS payload %zu bytes (must be %zu)",
-				       len, want);
+			return why_set(why, whylen, -EINVAL,
+				       "SET_IRQS payload %zu bytes (must be %zu)", len, want);
 		if (s.flags & NVMK_VFU_IRQ_DATA_EVENTFD) {
 			if (nfds != 0 && nfds != s.count)
 				return why_set(why, whylen, -EINVAL,
-					       "SET_IRQS with %u fds for %u vectors", nfds, s.count);
+					       "SET_IRQS with %u fds for %u vectors", nfds,
+					       s.count);
 		} else if (nfds) {
-			return why_set(why, whylen, -EINVAL, "SET_IRQS without DATA_EVENTFD carries fds");
+			return why_set(why, whylen, -EINVAL,
+				       "SET_IRQS without DATA_EVENTFD carries fds");
 		}
 		return 0;
 	}
@@ -291,21 +295,22 @@ int nvmk_vfu_cmd_check(uint16_t cmd, const void *payload, size_t len, unsigned n
 		struct nvmk_vfu_region_rw r;
 
 		if (len < sizeof(r))
-			return why_set(why, whylen, -EINVAL, "%s payload %zu bytes < 16", name, len);
+			return why_set(why, whylen, -EINVAL, "%s payload %zu bytes < 16", name,
+				       len);
 		memcpy(&r, payload, sizeof(r));
 		if (r.count == 0 || r.count > max_xfer)
 			return why_set(why, whylen, -EINVAL, "%s count %u outside [1, %u]", name,
 				       r.count, max_xfer);
 		need = sizeof(r) + (cmd == NVMK_VFU_REGION_WRITE ? r.count : 0);
 		if (len != need)
-			return why_set(why, whylen, -EINVAL, "%s payload %zu bytes (count says %zu)",
-				       name, len, need);
+			return why_set(why, whylen, -EINVAL,
+				       "%s payload %zu bytes (count says %zu)", name, len, need);
 		break;
 	}
 	case NVMK_VFU_DEVICE_RESET:
 		if (len)
-			return why_set(why, whylen, -EINVAL, "DEVICE_RESET carries %zu payload bytes",
-				       len);
+			return why_set(why, whylen, -EINVAL,
+				       "DEVICE_RESET carries %zu payload bytes", len);
 		break;
 	default:
 		return why_set(why, whylen, -ENOSYS, "command %u (%s) is not supported", cmd, name);

@@ -13,8 +13,8 @@
 
 #define FDS_MAX NVMK_VFU_LIMIT_MAX_FDS
 
-int nvmk_vfu_send(int sock, struct nvmk_vfu_hdr *h, const void *payload, size_t len,
-		  const int *fds, unsigned nfds)
+int nvmk_vfu_send(int sock, struct nvmk_vfu_hdr *h, const void *payload, size_t len, const int *fds,
+		  unsigned nfds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
@@ -99,7 +99,9 @@ int nvmk_vfu_recv(int sock, void *buf, size_t bufsz, int *fds, unsigned maxfds, 
 	} ctl;
 	struct nvmk_vfu_hdr h;
 	struct iovec iov = {&h, sizeof(h)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
 			     .msg_controllen = sizeof(ctl.buf)};
 	int tmp[FDS_MAX];
 	unsigned n = 0;

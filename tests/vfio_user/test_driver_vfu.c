@@ -83,9 +83,16 @@ static void io_session(bool trap_doorbells)
 	/* the device saw it: enable, queue creation, writes, mapped memory */
 	assert_int_equal(tsrv_stat(&t, "cc_enables"), 1);
 	assert_true(tsrv_stat(&t, "admin.0x05") >= 3); /* Create I/O CQ */
-	assert_true(tsrv_stat(&t, "io.0x01") >= 12);	/* Write */
+	assert_true(tsrv_stat(&t, "io.0x01") >= 12);   /* Write */
 	assert_true(tsrv_stat(&t, "mapped_dma_bytes") > 0);
 	assert_int_equal(tsrv_stat(&t, "client.connected"), 1);
+	{
+		/* one client at a time: a second one is told so */
+		struct nvmk_backing *b2 = NULL;
+
+		assert_int_equal(nvmk_backing_vfio_user_open(t.sock, NULL, &b2), -EBUSY);
+		assert_null(b2);
+	}
 	for (unsigned i = 0; i < 3; i++)
 		nvmk_qpair_destroy(qp[i]);
 
@@ -106,8 +113,8 @@ static void io_session(bool trap_doorbells)
 	nvmk_ns_close(ns);
 	nvmk_ctrl_close(ctrl);
 	nvmk_backing_destroy(b);
-	assert_int_equal(tsrv_stat(&t, "client.connected"), 0);
-	assert_int_equal(tsrv_stat(&t, "dma_maps"), 0);
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+	assert_int_equal(tsrv_wait_stat(&t, "dma_maps", 0), 0);
 	assert_int_equal(tsrv_stop(&t), 0);
 }
 
@@ -212,9 +219,8 @@ static void test_server_gone(void **state)
 	assert_true(tsrv_ok(&t, "{\"cmd\":\"fault\",\"kind\":\"hang\",\"opcode\":1}"));
 	for (uintptr_t i = 0; i < NREQ; i++) {
 		atomic_store(&done_count[i], 0);
-		assert_int_equal(nvmk_ns_submit_write(ns, qp, &d, i * 4096, i * 8, 8, 0, gone_cb,
-						      (void *)i),
-				 0);
+		assert_int_equal(
+		    nvmk_ns_submit_write(ns, qp, &d, i * 4096, i * 8, 8, 0, gone_cb, (void *)i), 0);
 	}
 	atomic_store(&err_count, 0);
 	tsleep_ms(50);
@@ -301,12 +307,11 @@ static void crash_and_reconnect(bool persist)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
 	assert_true(atomic_load(&acked[KBLOCKS]) >= 1);
-	for (int i = 0; i < 500 && tsrv_stat(&t, "client.connected") != 0; i++)
-		tsleep_ms(10);
-	assert_int_equal(tsrv_stat(&t, "client.connected"), 0);
-	assert_int_equal(tsrv_stat(&t, "dma_maps"), 0); /* the dead client's maps are dropped */
-	resets0 = tsrv_stat(&t, "function_resets");
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+	/* the dead client's maps are dropped */
+	assert_int_equal(tsrv_wait_stat(&t, "dma_maps", 0), 0);
 	/* with --persist the controller was left enabled; without, reset */
+	resets0 = tsrv_wait_stat(&t, "function_resets", persist ? 1 : 2);
 	assert_int_equal(resets0, persist ? 1 : 2);
 
 	/* a new client: every acknowledged write is there */
@@ -444,7 +449,8 @@ static void test_user_errors(void **state)
 	}
 	/* a vfio-user server that refuses our version */
 	{
-		struct nvmk_vfu_hdr h = {.cmd = NVMK_VFU_VERSION, .size = 16,
+		struct nvmk_vfu_hdr h = {.cmd = NVMK_VFU_VERSION,
+					 .size = 16,
 					 .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
 					 .error = ENOTSUP};
 		struct fake f = {.reply = &h, .len = sizeof(h), .echo_header = true};
@@ -514,8 +520,9 @@ static void test_manager_device(void **state)
 	nvmk_mgr_destroy(mgr);
 	assert_int_equal(tsrv_stop(&t), 0);
 	/* a bad id is refused by the factory */
-	assert_int_equal(nvmk_mgr_vfio_user_backing(NULL, "vfio-user:", false, &(struct nvmk_backing *){0}),
-			 -EINVAL);
+	assert_int_equal(
+	    nvmk_mgr_vfio_user_backing(NULL, "vfio-user:", false, &(struct nvmk_backing *){0}),
+	    -EINVAL);
 }
 
 int main(void)

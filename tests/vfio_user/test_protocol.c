@@ -47,7 +47,8 @@ static void serve(int fd, const uint8_t *msg)
 	memcpy(&h, msg, sizeof(h));
 	memcpy(&rw, msg + sizeof(h), sizeof(rw));
 	assert_true(h.cmd == NVMK_VFU_DMA_READ || h.cmd == NVMK_VFU_DMA_WRITE);
-	assert_true(rw.addr >= dma_base && rw.count <= dma_len && rw.addr - dma_base <= dma_len - rw.count);
+	assert_true(rw.addr >= dma_base && rw.count <= dma_len &&
+		    rw.addr - dma_base <= dma_len - rw.count);
 	dma_msgs++;
 	h.flags = NVMK_VFU_F_TYPE_REPLY;
 	if (h.cmd == NVMK_VFU_DMA_READ) {
@@ -95,7 +96,8 @@ static int raw_reply(int fd, void *out, size_t max, size_t *len)
 			return h.error ? (int)h.error : 9999;
 		}
 		if (out)
-			memcpy(out, buf + sizeof(h), h.size - sizeof(h) < max ? h.size - sizeof(h) : max);
+			memcpy(out, buf + sizeof(h),
+			       h.size - sizeof(h) < max ? h.size - sizeof(h) : max);
 		if (len)
 			*len = h.size - sizeof(h);
 		return 0;
@@ -110,7 +112,8 @@ static int cmd(int fd, uint16_t c, const void *p, size_t len)
 
 static int hello(int fd)
 {
-	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":65536}}";
+	static const char json[] =
+	    "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":65536}}";
 	uint8_t p[4 + sizeof(json)] = {0, 0, 1, 0};
 
 	memcpy(p + 4, json, sizeof(json));
@@ -145,8 +148,8 @@ static int reg_rw(int fd, uint32_t region, uint64_t off, uint32_t count, void *d
 	memcpy(p, &rw, 16);
 	if (write)
 		memcpy(p + 16, data, count);
-	raw_send(fd, write ? NVMK_VFU_REGION_WRITE : NVMK_VFU_REGION_READ, p, 16 + (write ? count : 0),
-		 NULL, 0);
+	raw_send(fd, write ? NVMK_VFU_REGION_WRITE : NVMK_VFU_REGION_READ, p,
+		 16 + (write ? count : 0), NULL, 0);
 	rc = raw_reply(fd, p, sizeof(p), &len);
 	if (!rc && !write) {
 		assert_int_equal(len, 16 + count);
@@ -248,10 +251,11 @@ static void test_malformed_messages(void **state)
 	assert_int_equal(cmd(fd, NVMK_VFU_REGION_WRITE_MULTI, junk, 16), ENOSYS);
 	/* a reply nobody asked for is ignored; a message of type 7 is refused */
 	{
-		struct nvmk_vfu_hdr h = {.msg_id = 4242, .cmd = NVMK_VFU_DMA_READ,
-					 .flags = NVMK_VFU_F_TYPE_REPLY};
+		struct nvmk_vfu_hdr h = {
+		    .msg_id = 4242, .cmd = NVMK_VFU_DMA_READ, .flags = NVMK_VFU_F_TYPE_REPLY};
 		assert_int_equal(nvmk_vfu_send(fd, &h, NULL, 0, NULL, 0), 0);
-		h = (struct nvmk_vfu_hdr){.msg_id = next_id++, .cmd = NVMK_VFU_DEVICE_RESET, .flags = 7};
+		h = (struct nvmk_vfu_hdr){
+		    .msg_id = next_id++, .cmd = NVMK_VFU_DEVICE_RESET, .flags = 7};
 		assert_int_equal(nvmk_vfu_send(fd, &h, NULL, 0, NULL, 0), 0);
 		assert_int_equal(raw_reply(fd, NULL, 0, NULL), EINVAL);
 	}
@@ -270,8 +274,9 @@ static void test_malformed_messages(void **state)
 	}
 	/* SET_IRQS: beyond the table, fd count mismatch, two actions */
 	{
-		struct nvmk_vfu_irq_set s = {20, NVMK_VFU_IRQ_DATA_EVENTFD | NVMK_VFU_IRQ_ACTION_TRIGGER,
-					     NVMK_VFU_IRQ_MSIX, 60, 10};
+		struct nvmk_vfu_irq_set s = {
+		    20, NVMK_VFU_IRQ_DATA_EVENTFD | NVMK_VFU_IRQ_ACTION_TRIGGER, NVMK_VFU_IRQ_MSIX,
+		    60, 10};
 
 		raw_send(fd, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s), fds, 10);
 		assert_int_equal(raw_reply(fd, NULL, 0, NULL), EINVAL);
@@ -280,9 +285,11 @@ static void test_malformed_messages(void **state)
 		assert_int_equal(raw_reply(fd, NULL, 0, NULL), EINVAL);
 		s.flags |= NVMK_VFU_IRQ_ACTION_MASK;
 		assert_int_equal(cmd(fd, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s)), EINVAL);
-		s = (struct nvmk_vfu_irq_set){21, NVMK_VFU_IRQ_DATA_EVENTFD | NVMK_VFU_IRQ_ACTION_TRIGGER,
-					      NVMK_VFU_IRQ_MSIX, 0, 1};
-		assert_int_equal(cmd(fd, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s)), EINVAL); /* argsz */
+		s = (struct nvmk_vfu_irq_set){
+		    21, NVMK_VFU_IRQ_DATA_EVENTFD | NVMK_VFU_IRQ_ACTION_TRIGGER, NVMK_VFU_IRQ_MSIX,
+		    0, 1};
+		assert_int_equal(cmd(fd, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s)),
+				 EINVAL); /* argsz */
 		s.argsz = 20;
 		raw_send(fd, NVMK_VFU_DEVICE_SET_IRQS, &s, sizeof(s), fds, 1);
 		assert_int_equal(raw_reply(fd, NULL, 0, NULL), 0);
@@ -304,8 +311,10 @@ static void test_malformed_messages(void **state)
 	fd = unix_connect(t.sock);
 	assert_int_equal(hello(fd), 0);
 	{
-		struct nvmk_vfu_hdr h = {.msg_id = next_id++, .cmd = NVMK_VFU_REGION_WRITE,
-					 .size = 0x80000000u, .flags = 0};
+		struct nvmk_vfu_hdr h = {.msg_id = next_id++,
+					 .cmd = NVMK_VFU_REGION_WRITE,
+					 .size = 0x80000000u,
+					 .flags = 0};
 
 		assert_int_equal(write(fd, &h, sizeof(h)), (ssize_t)sizeof(h));
 		assert_int_equal(raw_reply(fd, NULL, 0, NULL), EMSGSIZE);
@@ -373,11 +382,11 @@ static void test_dma_and_region_limits(void **state)
 	assert_int_equal(ftruncate(mfd, 1 << 20), 0);
 
 	/* maps that cannot be */
-	assert_int_equal(dma_map(fd, 0x1000, 0, 0, -1, rw), EINVAL);		  /* empty */
-	assert_int_equal(dma_map(fd, ~0xfffull, 0x2000, 0, -1, rw), EINVAL);	  /* wraps */
-	assert_int_equal(dma_map(fd, 0x1800, 0x1000, 0, -1, rw), EINVAL);	  /* unaligned */
-	assert_int_equal(dma_map(fd, 0x1000, 0x1000, 0x1000, -1, rw), EINVAL);	  /* offset, no fd */
-	assert_int_equal(dma_map(fd, 0x1000, 0x1000, 0, -1, 0x10), EINVAL);	  /* flags */
+	assert_int_equal(dma_map(fd, 0x1000, 0, 0, -1, rw), EINVAL);		 /* empty */
+	assert_int_equal(dma_map(fd, ~0xfffull, 0x2000, 0, -1, rw), EINVAL);	 /* wraps */
+	assert_int_equal(dma_map(fd, 0x1800, 0x1000, 0, -1, rw), EINVAL);	 /* unaligned */
+	assert_int_equal(dma_map(fd, 0x1000, 0x1000, 0x1000, -1, rw), EINVAL);	 /* offset, no fd */
+	assert_int_equal(dma_map(fd, 0x1000, 0x1000, 0, -1, 0x10), EINVAL);	 /* flags */
 	assert_int_equal(dma_map(fd, 0x100000, 4ull << 20, 0, mfd, rw), EINVAL); /* beyond the fd */
 	{
 		struct nvmk_vfu_dma_map m = {32, rw, 0, 0x1000, 0x1000};
@@ -430,7 +439,7 @@ static void test_dma_and_region_limits(void **state)
 	v32 = 0xffffffff;
 	assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_CONFIG, 0x10, 4, &v32, true), 0);
 	assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_CONFIG, 0x10, 4, &v32, false), 0);
-	assert_int_equal(v32 & 0xf, 0x4);		/* 64-bit memory BAR */
+	assert_int_equal(v32 & 0xf, 0x4);	     /* 64-bit memory BAR */
 	assert_int_equal(~(v32 & ~0xfu) + 1, 16384); /* the BAR's size */
 	close(fd);
 	close(mfd);
@@ -465,9 +474,8 @@ static void test_dma_without_fd(void **state)
 	dma_base = base;
 	dma_len = sizeof(mem);
 	dma_msgs = 0;
-	assert_int_equal(dma_map(fd, base, sizeof(mem), 0, -1,
-				 NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK),
-			 0);
+	assert_int_equal(
+	    dma_map(fd, base, sizeof(mem), 0, -1, NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK), 0);
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	raw_send(fd, NVMK_VFU_DEVICE_SET_IRQS, &is, sizeof(is), &efd, 1);
 	assert_int_equal(raw_reply(fd, NULL, 0, NULL), 0);

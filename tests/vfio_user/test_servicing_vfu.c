@@ -32,6 +32,7 @@
 #include "nvmekeep/dma.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/manager.h"
 #include "vfu_test.h"
 
 #define NINFLIGHT 8
@@ -114,9 +115,13 @@ static int child_main(int argc, char **argv)
 	if (!strcmp(mode, "handover")) {
 		struct nvmk_vfio_user_handover ho;
 
+		char id[128];
+
+		/* the manager's factory with the handover string: adopt */
+		snprintf(id, sizeof(id), "vfio-user:%s", t.sock);
 		rc = nvmk_vfio_user_handover_parse(argv[13], &ho);
 		if (!rc)
-			rc = nvmk_backing_vfio_user_adopt(&ho, NULL, &b);
+			rc = nvmk_mgr_vfio_user_backing(argv[13], id, true, &b);
 	} else {
 		struct nvmk_vfio_user_opts vo = {.no_reset = true};
 
@@ -180,8 +185,10 @@ static int child_main(int argc, char **argv)
 
 static void service_across_exec(bool handover)
 {
-	struct nvmk_ctrl_opts o = {.admin_timeout_ms = 5000, .io_timeout_ms = 10000,
-				   .health_check_ms = 20, .max_io_queues = 2};
+	struct nvmk_ctrl_opts o = {.admin_timeout_ms = 5000,
+				   .io_timeout_ms = 10000,
+				   .health_check_ms = 20,
+				   .max_io_queues = 2};
 	struct nvmk_save_opts so = {.keep_alive = true};
 	struct nvmk_vfio_user_handover ho;
 	struct nvmk_backing *b;
@@ -310,24 +317,24 @@ static void test_handover_string(void **state)
 	assert_int_equal(nvmk_vfio_user_handover_format(&a, s, 20), -ENOSPC);
 	/* malformed strings are refused */
 	assert_int_equal(nvmk_vfio_user_handover_parse("vfu2;sock=1", &b), -EINVAL);
-	assert_int_equal(nvmk_vfio_user_handover_parse("vfu1;sock=-1;msgid=0;iova=0;irqs=;maps=;path=x",
-						       &b),
-			 -EINVAL);
-	assert_int_equal(nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=70000;iova=0;irqs=;maps=;path=x",
-						       &b),
-			 -EINVAL);
-	assert_int_equal(nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=4,;maps=;path=x",
-						       &b),
+	assert_int_equal(
+	    nvmk_vfio_user_handover_parse("vfu1;sock=-1;msgid=0;iova=0;irqs=;maps=;path=x", &b),
+	    -EINVAL);
+	assert_int_equal(
+	    nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=70000;iova=0;irqs=;maps=;path=x", &b),
+	    -EINVAL);
+	assert_int_equal(
+	    nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=4,;maps=;path=x", &b),
+	    -EINVAL);
+	assert_int_equal(nvmk_vfio_user_handover_parse(
+			     "vfu1;sock=3;msgid=1;iova=0;irqs=;maps=1000:0:5:0;path=x", &b),
 			 -EINVAL);
 	assert_int_equal(
-	    nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=;maps=1000:0:5:0;path=x", &b),
+	    nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=;maps=;path=", &b),
 	    -EINVAL);
-	assert_int_equal(nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=;maps=;path=",
-						       &b),
-			 -EINVAL);
-	assert_int_equal(nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=4;maps=;path=/s",
-						       &b),
-			 0);
+	assert_int_equal(
+	    nvmk_vfio_user_handover_parse("vfu1;sock=3;msgid=1;iova=0;irqs=4;maps=;path=/s", &b),
+	    0);
 }
 
 int main(int argc, char **argv)

@@ -171,7 +171,8 @@ static inline long long tsrv_stat(struct tsrv *t, const char *key)
 		if (!strncmp(key, "admin.", 6) || !strncmp(key, "io.", 3)) {
 			bool admin = key[0] == 'a';
 
-			if (json_object_object_get_ex(c, admin ? "admin_commands" : "io_commands", &m))
+			if (json_object_object_get_ex(c, admin ? "admin_commands" : "io_commands",
+						      &m))
 				out = json_object_object_get_ex(m, key + (admin ? 6 : 3), &v)
 					  ? json_object_get_int64(v)
 					  : 0;
@@ -185,6 +186,19 @@ static inline long long tsrv_stat(struct tsrv *t, const char *key)
 	}
 	json_object_put(r);
 	return out;
+}
+
+/* Wait up to 5 s for stat @key to read @want (the server handles a
+ * disconnect asynchronously); returns the last value read. */
+static inline long long tsrv_wait_stat(struct tsrv *t, const char *key, long long want)
+{
+	long long v = tsrv_stat(t, key);
+
+	for (int i = 0; i < 500 && v != want; i++) {
+		tsleep_ms(10);
+		v = tsrv_stat(t, key);
+	}
+	return v;
 }
 
 /* {"ok":true} for @line? */

@@ -12,8 +12,8 @@
  * Served on its own thread; one request line is at most 4 KiB.
  */
 #include <errno.h>
-#include <json-c/json.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +42,11 @@ static const struct {
 	const char *name;
 	enum nvmk_emu_fault_kind kind;
 } fault_kinds[] = {
-    {"delay", NVMK_FAULT_DELAY},	 {"hang", NVMK_FAULT_HANG},
-    {"drop-irq", NVMK_FAULT_DROP_IRQ},	 {"status", NVMK_FAULT_STATUS},
-    {"bad-cid", NVMK_FAULT_BAD_CID},	 {"bad-phase", NVMK_FAULT_BAD_PHASE},
-    {"bad-sqhd", NVMK_FAULT_BAD_SQHD},	 {"duplicate", NVMK_FAULT_DUPLICATE},
-    {"fatal", NVMK_FAULT_FATAL},	 {"remove", NVMK_FAULT_REMOVE},
+    {"delay", NVMK_FAULT_DELAY},       {"hang", NVMK_FAULT_HANG},
+    {"drop-irq", NVMK_FAULT_DROP_IRQ}, {"status", NVMK_FAULT_STATUS},
+    {"bad-cid", NVMK_FAULT_BAD_CID},   {"bad-phase", NVMK_FAULT_BAD_PHASE},
+    {"bad-sqhd", NVMK_FAULT_BAD_SQHD}, {"duplicate", NVMK_FAULT_DUPLICATE},
+    {"fatal", NVMK_FAULT_FATAL},       {"remove", NVMK_FAULT_REMOVE},
 };
 
 static json_object *error_reply(const char *fmt, const char *arg)
@@ -134,7 +134,8 @@ static json_object *fault_reply(struct srv *s, json_object *req)
 	const char *kind;
 	int id;
 
-	if (!json_object_object_get_ex(req, "kind", &k) || !json_object_is_type(k, json_type_string))
+	if (!json_object_object_get_ex(req, "kind", &k) ||
+	    !json_object_is_type(k, json_type_string))
 		return error_reply("%s", "fault needs \"kind\" (a string)");
 	kind = json_object_get_string(k);
 	if (!strcmp(kind, "clear")) {
@@ -157,10 +158,11 @@ static json_object *fault_reply(struct srv *s, json_object *req)
 		if (!strcmp(kind, fault_kinds[i].name))
 			f.kind = fault_kinds[i].kind;
 	if (!f.kind)
-		return error_reply("unknown fault kind '%s': expected delay, hang, drop-irq, status, "
-				   "bad-cid, bad-phase, bad-sqhd, duplicate, fatal, remove, clear, "
-				   "fatal-now or remove-now",
-				   kind);
+		return error_reply(
+		    "unknown fault kind '%s': expected delay, hang, drop-irq, status, "
+		    "bad-cid, bad-phase, bad-sqhd, duplicate, fatal, remove, clear, "
+		    "fatal-now or remove-now",
+		    kind);
 	if (!opt_u64(req, "qid", &qid) || !opt_u64(req, "opcode", &opc) ||
 	    !opt_u64(req, "skip", &skip) || !opt_u64(req, "count", &count) ||
 	    !opt_u64(req, "delay_us", &delay) || !opt_u64(req, "status", &status) ||

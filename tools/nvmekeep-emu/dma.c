@@ -71,8 +71,7 @@ static void deadline_after(struct timespec *ts, unsigned ms)
 
 /* ---- messages to the client (worker thread) ---- */
 
-void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload,
-		   size_t len)
+void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload, size_t len)
 {
 	pthread_mutex_lock(&s->rpc_mx);
 	if (s->rpc_wait && !s->rpc_done && h->msg_id == s->rpc_id) {
@@ -259,8 +258,8 @@ void srv_resume_window(struct srv *s, bool open)
 {
 	pthread_mutex_lock(&s->wait_lock);
 	if (s->resuming != open)
-		nvmk_info(s->name, NVMK_LOG_NOQ, "%s", open ? "quiesced: waiting for a client to map memory"
-						     : "resumed");
+		nvmk_info(s->name, NVMK_LOG_NOQ, "%s",
+			  open ? "quiesced: waiting for a client to map memory" : "resumed");
 	s->resuming = open;
 	pthread_cond_broadcast(&s->wait_cv);
 	pthread_mutex_unlock(&s->wait_lock);
@@ -356,12 +355,14 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 		/* A map past the end of a file would SIGBUS on first touch. (A client
 		 * that shrinks the file later still can: see docs/vfio-user.md.) */
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (m->offset > (uint64_t)st.st_size || m->size > (uint64_t)st.st_size - m->offset)) {
-			nvmk_warn(s->name, NVMK_LOG_NOQ,
-				  "DMA_MAP 0x%llx+0x%llx: fd holds %lld bytes, map needs offset 0x%llx "
-				  "+ size",
-				  (unsigned long long)m->addr, (unsigned long long)m->size,
-				  (long long)st.st_size, (unsigned long long)m->offset);
+		    (m->offset > (uint64_t)st.st_size ||
+		     m->size > (uint64_t)st.st_size - m->offset)) {
+			nvmk_warn(
+			    s->name, NVMK_LOG_NOQ,
+			    "DMA_MAP 0x%llx+0x%llx: fd holds %lld bytes, map needs offset 0x%llx "
+			    "+ size",
+			    (unsigned long long)m->addr, (unsigned long long)m->size,
+			    (long long)st.st_size, (unsigned long long)m->offset);
 			return -EINVAL;
 		}
 		if (m->flags & NVMK_VFU_DMA_READ_OK)
@@ -370,8 +371,8 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 			prot |= PROT_WRITE;
 		if (m->size > SIZE_MAX)
 			return -EINVAL;
-		nm.host = mmap(NULL, m->size, prot ? prot : PROT_NONE, MAP_SHARED, fd,
-			       (off_t)m->offset);
+		nm.host =
+		    mmap(NULL, m->size, prot ? prot : PROT_NONE, MAP_SHARED, fd, (off_t)m->offset);
 		if (nm.host == MAP_FAILED) {
 			int rc = -errno;
 

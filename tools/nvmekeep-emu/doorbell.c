@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -28,8 +29,8 @@
 #include "nvmekeep/spec.h"
 #include "server.h"
 
-#define DB_SPIN_NS  200000L  /* keep spinning this long after the last change */
-#define DB_SLEEP_NS 20000L   /* then look every 20 us */
+#define DB_SPIN_NS  200000L   /* keep spinning this long after the last change */
+#define DB_SLEEP_NS 20000L    /* then look every 20 us */
 #define DB_IDLE_NS  20000000L /* after 20 ms without a change, every 1 ms */
 
 static inline void cpu_relax(void)
@@ -95,7 +96,7 @@ static void *db_poller(void *arg)
 		else if (quiet > (uint64_t)DB_SPIN_NS)
 			nanosleep(&nap, NULL);
 		else
-			cpu_relax();
+			sched_yield();
 	}
 	return NULL;
 }

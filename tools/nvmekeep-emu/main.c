@@ -56,11 +56,28 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end || v == 0 || v > (UINT64_MAX >> shift))
 		return -EINVAL;
@@ -156,12 +173,16 @@ static int listen_on(const char *path)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'}, {"socket-path", required_argument, NULL, 's'},
-	    {"fd", required_argument, NULL, 'f'},     {"ns", required_argument, NULL, 'n'},
-	    {"serial", required_argument, NULL, 'S'}, {"persist", no_argument, NULL, 'p'},
-	    {"control", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"socket-path", required_argument, NULL, 's'},
+					     {"fd", required_argument, NULL, 'f'},
+					     {"ns", required_argument, NULL, 'n'},
+					     {"serial", required_argument, NULL, 'S'},
+					     {"persist", no_argument, NULL, 'p'},
+					     {"control", required_argument, NULL, 'c'},
+					     {"verbose", no_argument, NULL, 'v'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	static struct srv srv;
 	struct srv *s = &srv;
 	struct nvmk_emu_config cfg;
@@ -192,7 +213,8 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			if (strlen(optarg) > 20) {
-				fprintf(stderr, "nvmekeep-emu: --serial is at most 20 characters\n");
+				fprintf(stderr,
+					"nvmekeep-emu: --serial is at most 20 characters\n");
 				return 2;
 			}
 			serial = optarg;
@@ -220,9 +242,12 @@ int main(int argc, char **argv)
 	}
 	nvmk_log_set_level(verbose >= 2 ? NVMK_LOG_DEBUG : verbose ? NVMK_LOG_INFO : NVMK_LOG_WARN);
 	if (nns == 0) {
-		cfg.ns[0] = (struct nvmk_emu_ns_config){.nsid = 1, .nblocks = DEFAULT_RAM_BYTES >> 9,
-							.lba_shift = 9, .backing = NVMK_EMU_BACK_RAM};
-		cfg.ns[1] = (struct nvmk_emu_ns_config){.nsid = 2, .nblocks = DEFAULT_NULL_BYTES >> 12,
+		cfg.ns[0] = (struct nvmk_emu_ns_config){.nsid = 1,
+							.nblocks = DEFAULT_RAM_BYTES >> 9,
+							.lba_shift = 9,
+							.backing = NVMK_EMU_BACK_RAM};
+		cfg.ns[1] = (struct nvmk_emu_ns_config){.nsid = 2,
+							.nblocks = DEFAULT_NULL_BYTES >> 12,
 							.lba_shift = 12,
 							.backing = NVMK_EMU_BACK_NULL};
 		nns = 2;

@@ -73,7 +73,7 @@ void srv_pci_init(struct srv *s)
 	c[SRV_MSIX_CAP] = 0x11;
 	c[SRV_MSIX_CAP + 1] = 0; /* last capability */
 	put16(c + MSIX_CTRL, (uint16_t)(s->nvec - 1));
-	put32(c + SRV_MSIX_CAP + 4, 0 | 4);			 /* table offset, BIR 4 */
+	put32(c + SRV_MSIX_CAP + 4, 0 | 4);		    /* table offset, BIR 4 */
 	put32(c + SRV_MSIX_CAP + 8, (uint32_t)pba_off | 4); /* PBA offset, BIR 4 */
 	s->bar0_addr = 0;
 	s->bar4_addr = 0;
@@ -155,7 +155,8 @@ int srv_cfg_write(struct srv *s, uint64_t off, uint32_t count, const uint8_t *in
 			uint16_t ctl, old;
 
 			memcpy(&old, s->cfg + MSIX_CTRL, 2);
-			ctl = (uint16_t)((old & ~MSIX_CTRL_WRITABLE) | ((d >> 16) & MSIX_CTRL_WRITABLE));
+			ctl = (uint16_t)((old & ~MSIX_CTRL_WRITABLE) |
+					 ((d >> 16) & MSIX_CTRL_WRITABLE));
 			put16(s->cfg + MSIX_CTRL, ctl);
 			break;
 		}

@@ -30,8 +30,8 @@
 static int send_reply(struct srv *s, const struct nvmk_vfu_hdr *req, const void *p, size_t len,
 		      const int *fds, unsigned nfds)
 {
-	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id, .cmd = req->cmd,
-				 .flags = NVMK_VFU_F_TYPE_REPLY};
+	struct nvmk_vfu_hdr h = {
+	    .msg_id = req->msg_id, .cmd = req->cmd, .flags = NVMK_VFU_F_TYPE_REPLY};
 	int fd = atomic_load(&s->client_fd), rc;
 
 	if (req->flags & NVMK_VFU_F_NO_REPLY)
@@ -45,7 +45,8 @@ static int send_reply(struct srv *s, const struct nvmk_vfu_hdr *req, const void 
 /* "If an error occurs, the reply message must only include the reply header." */
 static int send_error(struct srv *s, const struct nvmk_vfu_hdr *req, int err, const char *why)
 {
-	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id, .cmd = req->cmd,
+	struct nvmk_vfu_hdr h = {.msg_id = req->msg_id,
+				 .cmd = req->cmd,
 				 .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
 				 .error = (uint32_t)err};
 	int fd = atomic_load(&s->client_fd), rc;
@@ -84,8 +85,9 @@ static int do_version(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t
 	}
 	if (s->peer.max_data_xfer_size > NVMK_VFU_LIMIT_MAX_XFER)
 		s->peer.max_data_xfer_size = NVMK_VFU_LIMIT_MAX_XFER;
-	n = nvmk_vfu_version_format(NVMK_VFU_MAJOR, v.minor < NVMK_VFU_MINOR ? v.minor : NVMK_VFU_MINOR,
-				    &ours, out, sizeof(out));
+	n = nvmk_vfu_version_format(NVMK_VFU_MAJOR,
+				    v.minor < NVMK_VFU_MINOR ? v.minor : NVMK_VFU_MINOR, &ours, out,
+				    sizeof(out));
 	if (n < 0)
 		return send_error(s, h, EINVAL, "reply does not fit");
 	s->versioned = true;
@@ -241,8 +243,9 @@ static int do_region_rw(struct srv *s, const struct nvmk_vfu_hdr *h, uint8_t *p,
 	if (rc) {
 		char why[128];
 
-		snprintf(why, sizeof(why), "%u bytes at 0x%llx of region %u: out of bounds or width",
-			 rw.count, (unsigned long long)rw.offset, rw.region);
+		snprintf(why, sizeof(why),
+			 "%u bytes at 0x%llx of region %u: out of bounds or width", rw.count,
+			 (unsigned long long)rw.offset, rw.region);
 		return send_error(s, h, -rc, why);
 	}
 	/* read reply: head + data; write reply: head only */
@@ -427,11 +430,11 @@ static int handle(struct srv *s, uint8_t *msg, int *fds, unsigned nfds)
 		return send_reply(s, &h, p, sizeof(u), NULL, 0);
 	}
 	case NVMK_VFU_DEVICE_GET_INFO: {
-		struct nvmk_vfu_device_info di = {
-		    .argsz = sizeof(di),
-		    .flags = NVMK_VFU_DEV_FLAG_RESET | NVMK_VFU_DEV_FLAG_PCI,
-		    .num_regions = NVMK_VFU_PCI_NUM_REGIONS,
-		    .num_irqs = NVMK_VFU_NUM_IRQS};
+		struct nvmk_vfu_device_info di = {.argsz = sizeof(di),
+						  .flags = NVMK_VFU_DEV_FLAG_RESET |
+							   NVMK_VFU_DEV_FLAG_PCI,
+						  .num_regions = NVMK_VFU_PCI_NUM_REGIONS,
+						  .num_irqs = NVMK_VFU_NUM_IRQS};
 
 		return send_reply(s, &h, &di, sizeof(di), NULL, 0);
 	}
@@ -495,6 +498,34 @@ static void client_accept(struct srv *s)
 	nvmk_info(s->name, NVMK_LOG_NOQ, "client connected (pid %d)", (int)s->client_pid);
 }
 
+/* A second client while one is attached: answer its first message (VERSION)
+ * with EBUSY so it can say why, and hang up. */
+static void refuse_busy(struct srv *s, uint8_t *buf)
+{
+	struct timeval tv = {1, 0};
+	int fds[SRV_MAX_MSG_FDS];
+	unsigned nfds = 0;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (nvmk_vfu_recv(fd, buf, SRV_MSG_MAX, fds, SRV_MAX_MSG_FDS, &nfds) > 0) {
+		struct nvmk_vfu_hdr h, r;
+
+		memcpy(&h, buf, sizeof(h));
+		r = (struct nvmk_vfu_hdr){.msg_id = h.msg_id,
+					  .cmd = h.cmd,
+					  .flags = NVMK_VFU_F_TYPE_REPLY | NVMK_VFU_F_ERROR,
+					  .error = EBUSY};
+		nvmk_vfu_send(fd, &r, NULL, 0, NULL, 0);
+		close_fds(fds, nfds);
+	}
+	nvmk_warn(s->name, NVMK_LOG_NOQ, "second client refused: pid %d is attached",
+		  (int)s->client_pid);
+	close(fd);
+}
+
 int srv_serve(struct srv *s)
 {
 	uint8_t *buf = malloc(SRV_MSG_MAX);
@@ -514,11 +545,13 @@ int srv_serve(struct srv *s)
 	}
 	while (!atomic_load(&s->stopping)) {
 		int cfd = atomic_load(&s->client_fd);
-		struct pollfd pf[2] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct pollfd pf[3] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0},
+				       {sfd, POLLIN, 0},
+				       {cfd >= 0 ? s->listen_fd : -1, POLLIN, 0}};
 		unsigned nfds = 0;
 		int n;
 
-		if (poll(pf, 2, -1) < 0) {
+		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -527,6 +560,11 @@ int srv_serve(struct srv *s)
 			nvmk_info(s->name, NVMK_LOG_NOQ, "signal: stopping");
 			break;
 		}
+		/* The attached client first: a client that just closed and a new one
+		 * that just connected are both pending; the new one then gets the
+		 * device on the next round, not a refusal. */
+		if (pf[2].revents && !pf[0].revents)
+			refuse_busy(s, buf);
 		if (!pf[0].revents)
 			continue;
 		if (cfd < 0) {
@@ -543,14 +581,15 @@ int srv_serve(struct srv *s)
 		if (n == -E2BIG) {
 			char why[96];
 
-			snprintf(why, sizeof(why), "message of %u bytes (at most %zu): disconnecting",
+			snprintf(why, sizeof(why),
+				 "message of %u bytes (at most %zu): disconnecting",
 				 ((struct nvmk_vfu_hdr *)buf)->size, (size_t)SRV_MSG_MAX);
 			send_error(s, (struct nvmk_vfu_hdr *)buf, EMSGSIZE, why);
 		}
 		if (n <= 0) {
 			if (n < 0 && n != -E2BIG)
-				nvmk_warn(s->name, NVMK_LOG_NOQ, "receive failed (%s): disconnecting",
-					  strerror(-n));
+				nvmk_warn(s->name, NVMK_LOG_NOQ,
+					  "receive failed (%s): disconnecting", strerror(-n));
 			client_gone(s);
 			continue;
 		}

@@ -27,18 +27,18 @@
 #include "nvmekeep/vfio_user.h"
 
 /* What the server offers in VERSION. */
-#define SRV_MAX_MSG_FDS	  16
-#define SRV_MAX_XFER	  (1u << 20)
-#define SRV_MAX_DMA_MAPS  1024
-#define SRV_MSG_MAX	  NVMK_VFU_MSG_MAX(SRV_MAX_XFER)
-#define SRV_CFG_SIZE	  256
-#define SRV_MSIX_CAP	  0x40
-#define SRV_BOUNCE_SLOTS  8
+#define SRV_MAX_MSG_FDS	 16
+#define SRV_MAX_XFER	 (1u << 20)
+#define SRV_MAX_DMA_MAPS 1024
+#define SRV_MSG_MAX	 NVMK_VFU_MSG_MAX(SRV_MAX_XFER)
+#define SRV_CFG_SIZE	 256
+#define SRV_MSIX_CAP	 0x40
+#define SRV_BOUNCE_SLOTS 8
 
 struct srv_map {
 	uint64_t iova, size;
-	uint8_t *host;	 /* mmap of the client's fd; NULL = reach it by DMA_READ/WRITE */
-	uint32_t flags;	 /* NVMK_VFU_DMA_READ_OK / WRITE_OK */
+	uint8_t *host;	/* mmap of the client's fd; NULL = reach it by DMA_READ/WRITE */
+	uint32_t flags; /* NVMK_VFU_DMA_READ_OK / WRITE_OK */
 };
 
 struct srv_bounce {
@@ -58,15 +58,15 @@ struct srv {
 	const char *name;
 	struct nvmk_emu *emu;
 	bool persist;
-	size_t bar0_size;     /* emulator registers + doorbells */
-	size_t bar0_region;   /* BAR0 as a power of two */
+	size_t bar0_size;   /* emulator registers + doorbells */
+	size_t bar0_region; /* BAR0 as a power of two */
 	uint32_t db_stride;
 	unsigned db_count;
 	unsigned nvec;
 
 	int listen_fd;
 	_Atomic int client_fd; /* -1 when none */
-	pid_t client_pid;
+	_Atomic int client_pid; /* 0 when none */
 	pthread_mutex_t send_lock;
 	bool versioned;
 	struct nvmk_vfu_caps peer;
@@ -126,8 +126,7 @@ void srv_dma_done(void *ctx, void *host, uint64_t iova, size_t len, bool write);
 int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd);
 int srv_dma_unmap(struct srv *s, uint64_t iova, uint64_t size);
 void srv_dma_unmap_all(struct srv *s);
-void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload,
-		   size_t len);
+void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload, size_t len);
 void srv_rpc_fail(struct srv *s);
 void srv_resume_window(struct srv *s, bool open);
 

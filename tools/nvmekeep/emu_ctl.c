@@ -89,7 +89,7 @@ static int reply_ok(json_object *r)
 		return 0;
 	fprintf(stderr, "nvmekeep emu: refused: %s\n",
 		json_object_object_get_ex(r, "error", &err) ? json_object_get_string(err)
-							     : "(no reason given)");
+							    : "(no reason given)");
 	return CLI_EXIT_FAIL;
 }
 
@@ -103,20 +103,34 @@ static long long field(json_object *o, const char *k)
 static const char *admin_name(unsigned opc)
 {
 	switch (opc) {
-	case 0x00: return "delete-sq";
-	case 0x01: return "create-sq";
-	case 0x02: return "get-log-page";
-	case 0x04: return "delete-cq";
-	case 0x05: return "create-cq";
-	case 0x06: return "identify";
-	case 0x08: return "abort";
-	case 0x09: return "set-features";
-	case 0x0a: return "get-features";
-	case 0x0c: return "async-event";
-	case 0x0d: return "ns-management";
-	case 0x15: return "ns-attachment";
-	case 0x7c: return "doorbell-buffer-config";
-	default: return NULL;
+	case 0x00:
+		return "delete-sq";
+	case 0x01:
+		return "create-sq";
+	case 0x02:
+		return "get-log-page";
+	case 0x04:
+		return "delete-cq";
+	case 0x05:
+		return "create-cq";
+	case 0x06:
+		return "identify";
+	case 0x08:
+		return "abort";
+	case 0x09:
+		return "set-features";
+	case 0x0a:
+		return "get-features";
+	case 0x0c:
+		return "async-event";
+	case 0x0d:
+		return "ns-management";
+	case 0x15:
+		return "ns-attachment";
+	case 0x7c:
+		return "doorbell-buffer-config";
+	default:
+		return NULL;
 	}
 }
 
@@ -150,7 +164,8 @@ static void print_stats(json_object *r)
 				unsigned opc = (unsigned)strtoul(k, NULL, 16);
 				const char *n = admin_name(opc);
 
-				printf("    %s %-24s %lld\n", k, n ? n : "", (long long)json_object_get_int64(v));
+				printf("    %s %-24s %lld\n", k, n ? n : "",
+				       (long long)json_object_get_int64(v));
 			}
 		}
 	}
@@ -211,17 +226,19 @@ static int emu_stats(int argc, char **argv)
 static int emu_fault(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"control", required_argument, NULL, 'c'}, {"kind", required_argument, NULL, 'k'},
-	    {"qid", required_argument, NULL, 'q'},     {"opcode", required_argument, NULL, 'O'},
-	    {"skip", required_argument, NULL, 's'},    {"count", required_argument, NULL, 'n'},
+	    {"control", required_argument, NULL, 'c'},	{"kind", required_argument, NULL, 'k'},
+	    {"qid", required_argument, NULL, 'q'},	{"opcode", required_argument, NULL, 'O'},
+	    {"skip", required_argument, NULL, 's'},	{"count", required_argument, NULL, 'n'},
 	    {"delay-us", required_argument, NULL, 'd'}, {"status", required_argument, NULL, 'S'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0}};
 	static const struct {
 		int opt;
 		const char *key, *name;
 		uint64_t max;
-	} nums[] = {{'q', "qid", "--qid", 65535},	    {'O', "opcode", "--opcode", 255},
-		    {'s', "skip", "--skip", UINT32_MAX},    {'n', "count", "--count", UINT32_MAX},
+	} nums[] = {{'q', "qid", "--qid", 65535},
+		    {'O', "opcode", "--opcode", 255},
+		    {'s', "skip", "--skip", UINT32_MAX},
+		    {'n', "count", "--count", UINT32_MAX},
 		    {'d', "delay_us", "--delay-us", 3600000000ull},
 		    {'S', "status", "--status", 65535}};
 	const char *path = NULL, *kind = NULL;
