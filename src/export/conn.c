@@ -594,6 +594,11 @@ static bool stage_fill(struct exp_conn *c)
 		c->stage_off = 0;
 	}
 	n = rx(c, c->stage + c->stage_len, EXP_STAGE_LEN - c->stage_len);
+	/* a short read emptied the socket: another recv now would only say
+	 * EAGAIN (TLS may hold more: ask it) */
+	c->rx_short = n && n < EXP_STAGE_LEN - c->stage_len && !exp_tls_pending(c);
+	if (c->rx_short)
+		c->rx_idle = true;
 	c->stage_len += (uint32_t)n;
 	return n > 0;
 }
@@ -638,6 +643,10 @@ static bool read_transmission(struct exp_conn *c)
 		else
 			exp_req_reply(r);
 		return true;
+	}
+	if (staged(c) < NVMK_NBD_REQ_LEN && c->rx_short) {
+		c->rx_short = false; /* the next readiness event reads again */
+		return false;
 	}
 	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
 		return false;
@@ -893,6 +902,11 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 		tx_drop(c);
 		/* NVMe commands still in flight reference the connection */
 		return atomic_load_explicit(&c->inflight, memory_order_relaxed) == 0;
+	}
+	if (c->rx_eof && c->rx_req && !staged(c)) {
+		/* the client went away in the middle of a payload */
+		conn_kill(c, "end of stream inside a request payload");
+		return false;
 	}
 	if (tx_pending(c))
 		return false;

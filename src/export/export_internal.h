@@ -167,6 +167,8 @@ struct exp_conn {
 	bool shutting;	  /* stop or removal: later requests get ESHUTDOWN */
 	bool rx_eof;	  /* peer closed or a framing error: read nothing more */
 	bool rx_idle;	  /* last read found nothing buffered */
+	bool rx_short;	  /* last staging read got less than asked: the socket is
+			     drained, wait for epoll instead of trying again */
 	bool dead;	  /* close now (I/O error, framing error) */
 	bool dirty;	  /* on the thread's dirty list */
 	uint32_t ep_events;

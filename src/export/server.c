@@ -385,6 +385,9 @@ int nvmk_export_add_device(struct nvmk_export_server *srv, const char *id)
 		if (rc)
 			goto out;
 	}
+	/* before the queue pairs are handed to the threads: a thread that still
+	 * saw "removing" would give a fresh one back at once (release_removed) */
+	atomic_store(&d->removing, false);
 	for (unsigned t = 0; t < srv->nthreads; t++) {
 		rc = tdev_setup(srv, d, &srv->threads[t].tdev[d->idx]);
 		if (rc) {
@@ -393,7 +396,6 @@ int nvmk_export_add_device(struct nvmk_export_server *srv, const char *id)
 			goto out;
 		}
 	}
-	atomic_store(&d->removing, false);
 	atomic_store(&d->live, true);
 	for (unsigned k = 0; k < atomic_load(&srv->nexports); k++)
 		if (srv->exports[k].dev == d) {

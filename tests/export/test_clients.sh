@@ -5,7 +5,7 @@
 # crc32c verification, nbdfuse + mkfs.ext4 + a file copied in + e2fsck (skipped
 # with a reason without FUSE), the CLI over the control socket (status, remove
 # refused then forced, add, malformed request), SIGTERM with fio running: exit
-# 0, sockets removed; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
+# 0, sockets removed; sd_notify READY=1/STATUS=; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
 nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
@@ -21,14 +21,41 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$d/log" ] && tail -20 "$d/log" >&2; exit 1; }
 step() { echo "== $*"; }
 
+step "bad arguments: exit 2 with a message naming what is wrong"
+expect_usage() { # expected-text command...
+	local want=$1 rc=0
+	shift
+	"$@" >/dev/null 2>"$d/err" || rc=$?
+	[ "$rc" = 2 ] || fail "$* exited $rc, expected 2"
+	grep -q -- "$want" "$d/err" || fail "$*: message lacks '$want': $(cat "$d/err")"
+}
+expect_usage "--threads" "$nvmekeepd" --threads 0
+expect_usage "unknown device 'bogus'" "$nvmekeepd" --device bogus
+expect_usage "needs --tls-creds" "$nvmekeepd" --tls require
+expect_usage "expected off, on or require" "$nvmekeepd" --tls maybe
+expect_usage "unexpected argument" "$nvmekeepd" emu
+expect_usage "DEVICE is required" "$nvmekeep" add
+expect_usage "remove only" "$nvmekeep" status --force
+rc=0
+NVMEKEEP_CONTROL=$d/none.sock "$nvmekeep" status 2>"$d/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot reach nvmekeepd" "$d/err" || fail "status without a daemon: rc $rc"
+"$nvmekeepd" --listen bogus:x --control "$d/x.sock" >/dev/null 2>"$d/err" && fail "bad --listen accepted"
+grep -q "unix:PATH" "$d/err" || fail "bad --listen: $(cat "$d/err")"
+
 sock=$d/nbd.sock ctl=$d/ctl.sock
 export NVMEKEEP_CONTROL=$ctl
 uri() { echo "nbd+unix:///$1?socket=$sock"; }
 
-"$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" --threads 2 >"$d/log" 2>&1 &
+"$build/tests/export/notify_listen" "$d/notify.sock" 10000 >"$d/notify" &
+notify_pid=$!
+for _ in $(seq 50); do [ -S "$d/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$d/notify.sock "$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" \
+	--threads 2 >"$d/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$ctl" ] && break; sleep 0.1; done
 [ -S "$ctl" ] || fail "nvmekeepd did not start"
+wait "$notify_pid" || fail "no READY=1 on NOTIFY_SOCKET: $(cat "$d/notify")"
+grep -q "STATUS=serving" "$d/notify" || fail "no STATUS= with READY=1"
 [ "$(stat -c %a "$ctl")" = 600 ] || fail "control socket mode $(stat -c %a "$ctl"), expected 600"
 grep -q "OPENHCL_NVME_KEEP_ALIVE=" "$d/log" || fail "keep-alive string not logged"
 

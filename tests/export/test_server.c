@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "control.h"
+#include "nvmekeep/emu.h"
 #include "nvmekeep/export.h"
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
@@ -410,6 +411,53 @@ static void test_multi_conn(void **state)
 	}
 	for (int i = 0; i < 4; i++)
 		nbd_close(h[i]);
+}
+
+/* NVMe errors reach the client as the protocol's errors (the status is
+ * logged): write protected -> EPERM, capacity exceeded -> ENOSPC, internal
+ * error -> EIO; the connection goes on. */
+static void test_nvme_errors(void **state)
+{
+	struct fx *f = *state;
+	struct nbd_handle *h = open_h(f, "emu/1", true, false);
+	struct nvmk_emu *emu = nvmk_mgr_device_emu(f->mgr, "emu");
+	static const struct {
+		uint8_t opcode;
+		uint16_t status;
+		int err;
+	} cases[] = {
+	    {NVME_CMD_WRITE, NVME_SF(0, NVME_SC_NS_WRITE_PROTECTED), EPERM},
+	    {NVME_CMD_WRITE, NVME_SF(0, NVME_SC_CAP_EXCEEDED), ENOSPC},
+	    {NVME_CMD_READ, NVME_SF(0, NVME_SC_INTERNAL), EIO},
+	    {NVME_CMD_FLUSH, NVME_SF(2, 0x81), EIO}, /* media: unrecovered read error */
+	};
+	uint8_t b[4096] = {0};
+
+	assert_non_null(h);
+	assert_non_null(emu);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc;
+
+		assert_true(nvmk_emu_fault_add(emu, &(struct nvmk_emu_fault){
+							.kind = NVMK_FAULT_STATUS,
+							.qid = NVMK_FAULT_ANY_QID,
+							.opcode = cases[i].opcode,
+							.count = 1,
+							.status = cases[i].status}) >= 0);
+		if (cases[i].opcode == NVME_CMD_WRITE)
+			rc = nbd_pwrite(h, b, sizeof(b), 0, 0);
+		else if (cases[i].opcode == NVME_CMD_READ)
+			rc = nbd_pread(h, b, sizeof(b), 0, 0);
+		else
+			rc = nbd_flush(h, 0);
+		assert_int_equal(rc, -1);
+		assert_int_equal(nbd_get_errno(), cases[i].err);
+	}
+	/* the rules were for one command each: everything works again */
+	assert_int_equal(nbd_pwrite(h, b, sizeof(b), 0, 0), 0);
+	assert_int_equal(nbd_pread(h, b, sizeof(b), 0, 0), 0);
+	assert_int_equal(nbd_flush(h, 0), 0);
+	nbd_close(h);
 }
 
 /* ---- raw socket ---- */
@@ -989,6 +1037,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_commands_simple, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inflight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_conn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nvme_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_handshake_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_transmission, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup, teardown),
