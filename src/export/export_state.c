@@ -301,6 +301,12 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 			m->length = r->r.length;
 			m->flush_after = r->flush_after;
 			rsp[st.n_requests++] = m;
+			nvmk_debug(EXP_LOG, NVMK_LOG_NOQ,
+				   "servicing: at the device: conn %llu handle %#llx %s offset %llu "
+				   "length %u (thread %u slot %u)",
+				   (unsigned long long)r->conn->id, (unsigned long long)r->r.handle,
+				   nvmk_nbd_cmd_name(r->r.type), (unsigned long long)r->r.offset,
+				   r->r.length, i, k);
 		}
 	}
 	st.requests = rsp;

@@ -32,7 +32,7 @@ start_emu() {
 start_daemon() {
 	rm -f "$ctl"
 	"$nvmekeepd" --device "vfio-user:$d/emu.sock" --listen "unix:$sock" --control "$ctl" \
-		--threads 2 >>"$d/log" 2>&1 &
+		--threads 2 -v >>"$d/log" 2>&1 &
 	daemon_pid=$!
 	for _ in $(seq 200); do [ -S "$ctl" ] && [ -S "$sock" ] && break; sleep 0.05; done
 	[ -S "$ctl" ] || fail "nvmekeepd did not start"
