@@ -10,6 +10,8 @@
 # Usage: test_failures.sh BUILD_DIR
 build=$(cd "${1:?build dir}" && pwd)
 . "$(dirname "$0")/lib.sh"
+# room in the private pool for a device added at run time (request buffers)
+export OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG=40000
 
 still_serving() {
 	qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/q" 2>&1 || fail "$1: read failed: $(cat "$d/q")"
@@ -31,6 +33,20 @@ start_emu
 start_daemon
 qemu-io -f raw -c "write -P 0x77 1M 64k" "$(uri)" >/dev/null || fail "write"
 
+step "a device added at run time is serviced with the others"
+"$emu" --socket "$d/emu2.sock" --ns ram:64M:512 >"$d/emu2.log" 2>&1 &
+bg_pids+=($!)
+for _ in $(seq 100); do [ -S "$d/emu2.sock" ] && break; sleep 0.05; done
+"$nvmekeep" add "vfio-user:$d/emu2.sock" >/dev/null || fail "add a second device"
+uri2="nbd+unix:///vfio-user:$d/emu2.sock/1?socket=$sock"
+qemu-io -f raw -c "write -P 0x42 0 64k" "$uri2" >/dev/null || fail "write to the added device"
+timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing with an added device: $(cat "$d/svc.out")"
+qemu-io -f raw -c "read -P 0x42 0 64k" "$uri2" >"$d/q2" 2>&1 || fail "added device after servicing: $(cat "$d/q2")"
+grep -q "Pattern verification failed" "$d/q2" && fail "added device: data differs"
+"$nvmekeep" remove "vfio-user:$d/emu2.sock" >/dev/null || fail "remove the added device"
+timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing after a removal: $(cat "$d/svc.out")"
+still_serving "after add, servicing, remove, servicing"
+
 step "refused before anything stops"
 refused "missing binary" "No such file" --exec "$d/nope"
 printf '#!/bin/sh\nexit 0\n' >"$d/noexec" && chmod 644 "$d/noexec"
@@ -41,7 +57,7 @@ refused "refusing the format" "reads state formats up to 0" --exec "$d/old"
 "$nvmekeepd" --service-check 99 >"$d/chk" && fail "--service-check 99 accepted"
 grep -q "newer than this binary" "$d/chk" || fail "--service-check 99: $(cat "$d/chk")"
 "$nvmekeepd" --service-check 1 >/dev/null || fail "--service-check 1 refused"
-"$nvmekeep" status -o json | grep -q '"servicing"' && fail "a refused servicing was counted"
+"$nvmekeep" status -o json | grep -q '"count":2,' || fail "a refused servicing was counted"
 
 step "a quiesce that times out is abandoned (keep-alive off: every request must finish first)"
 "$nvmekeep" stop >/dev/null

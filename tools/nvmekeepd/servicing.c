@@ -216,6 +216,24 @@ static bool device_serviceable(const char *spec)
 	return nvmk_backing_vfio_user_spec_path(spec) != NULL;
 }
 
+static int refresh_devices(struct nvmkd_ctx *ctx)
+{
+	struct nvmk_mgr_status ms;
+
+	if (nvmk_mgr_status(ctx->mgr, &ms))
+		return -ENOMEM;
+	for (unsigned i = 0; i < S.ndevices; i++)
+		free(S.devices[i]);
+	S.ndevices = 0;
+	for (unsigned i = 0; i < ms.ndevices && i < MAX_DEVICES; i++)
+		S.devices[S.ndevices++] = strdup(ms.devices[i].id);
+	nvmk_mgr_status_free(&ms);
+	for (unsigned i = 0; i < S.ndevices; i++)
+		if (!S.devices[i])
+			return -ENOMEM;
+	return 0;
+}
+
 /* Write the envelope into a memfd without FD_CLOEXEC. Return the fd or -errno. */
 static int state_memfd(const NvmkdSvc__ServiceState *st)
 {
@@ -262,6 +280,10 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	bool keep_alive;
 	int rc, sfd;
 
+	/* the devices as they are now (nvmekeep add / remove change them): a
+	 * device's id is its --device spec (devices.c) */
+	if (refresh_devices(ctx))
+		return reply_error(ENOMEM, "device list not available; still serving");
 	for (unsigned i = 0; i < S.ndevices; i++)
 		if (!device_serviceable(S.devices[i]))
 			return reply_error(EOPNOTSUPP,
