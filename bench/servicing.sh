@@ -7,7 +7,9 @@
 #   server blackout  quiesce start -> the successor serving again (its I/O
 #                    threads running with the adopted connections and
 #                    requests), measured by the daemon (CLOCK_MONOTONIC,
-#                    across the exec) and returned to `nvmekeep service`
+#                    across the exec) and returned to `nvmekeep service`;
+#                    and quiesce start -> the first reply the successor sent
+#                    (status "first_reply_us", read before the next servicing)
 #   client latency   per servicing, the longest completion latency of an I/O
 #                    completing between the request to service and 100 ms
 #                    after its answer (fio's per-I/O latency log, Unix time)
@@ -55,9 +57,11 @@ run_mode() {
 		"$nvmekeep" service --control "$m/ctl.sock" -o json >"$m/one" 2>&1 ||
 			{ echo "servicing $i failed: $(cat "$m/one")" >&2; exit 1; }
 		t1=$(now_ms)
-		python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["blackout_us"], j["save_us"], j["exec_us"], j["restore_us"])' "$m/one" |
-			sed "s/^/$t0 $t1 /" >>"$m/svc"
 		sleep 0.2
+		# the first reply after the restore is known once it went out
+		"$nvmekeep" status --control "$m/ctl.sock" -o json >"$m/st"
+		python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); k=json.load(open(sys.argv[2]))["servicing"]; print(j["blackout_us"], j["save_us"], j["exec_us"], j["restore_us"], k.get("first_reply_us", -1))' "$m/one" "$m/st" |
+			sed "s/^/$t0 $t1 /" >>"$m/svc"
 	done
 	sleep 0.3
 	kill -INT "$fio" 2>/dev/null || true
@@ -83,8 +87,12 @@ for t0, t1, *_ in rows:
     a, b = bisect.bisect_left(times, t0), bisect.bisect_right(times, t1 + 100)
     client.append(max((comp[k][1] for k in range(a, b)), default=0.0))
 server = [r[2] / 1000.0 for r in rows]
+first = [r[6] / 1000.0 for r in rows if r[6] >= 0]
 print("keep-alive %-3s %4d servicings  server blackout ms p50 %7.2f  p99 %7.2f  max %7.2f"
       % (mode, len(rows), pct(server, .5), pct(server, .99), max(server)))
+if first:
+    print("                          to the first reply ms p50 %7.2f  p99 %7.2f  max %7.2f  (%d)"
+          % (pct(first, .5), pct(first, .99), max(first), len(first)))
 print("                                client latency ms p50 %7.2f  p99 %7.2f  max %7.2f"
       % (pct(client, .5) / 1000, pct(client, .99) / 1000, max(client) / 1000))
 print("                                blackout parts, p50 ms: save %.2f, exec %.2f, restore %.2f"

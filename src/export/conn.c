@@ -821,6 +821,8 @@ void exp_conn_flush(struct exp_conn *c)
 			tx_drop(c);
 			return;
 		}
+		if (atomic_load_explicit(&c->t->srv->watch_first_reply, memory_order_relaxed))
+			exp_note_first_reply(c->t->srv); /* servicing: the blackout ends */
 		while (n > 0 && c->txq_head != EXP_NONE) {
 			struct exp_req *r = &c->t->reqs[c->txq_head];
 			uint32_t left = r->hdr_len + r->data_len - r->tx_done;

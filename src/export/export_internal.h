@@ -232,6 +232,8 @@ struct nvmk_export_server {
 	 * the I/O threads and the acceptor leave their loops once idle */
 	_Atomic bool quiescing, parking;
 	bool park_keep_inflight; /* NVMe commands may stay at the device (keep-alive) */
+	_Atomic bool watch_first_reply;	  /* restored: note the first reply sent */
+	_Atomic uint64_t first_reply_ns;  /* CLOCK_MONOTONIC, 0 = none yet */
 	pthread_mutex_t park_lock; /* parked threads wait on park_cond */
 	pthread_cond_t park_cond;
 	const struct exp_restore_map *restoring; /* nvmk_export_restore in progress */
@@ -284,6 +286,7 @@ nvmk_cpl_fn exp_req_done_fn(void);
 bool exp_conn_quiesced(const struct exp_conn *c);
 bool exp_thread_may_park(const struct exp_thread *t);
 void exp_thread_park(struct exp_thread *t);
+void exp_note_first_reply(struct nvmk_export_server *srv);
 int exp_restore_nsids(struct nvmk_export_server *srv, const struct exp_device *d, uint32_t *nsids,
 		      unsigned max);
 int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td);

@@ -92,6 +92,22 @@ bool exp_thread_may_park(const struct exp_thread *t)
 	return true;
 }
 
+void exp_note_first_reply(struct nvmk_export_server *srv)
+{
+	struct timespec ts;
+	bool yes = true;
+
+	if (!atomic_compare_exchange_strong(&srv->watch_first_reply, &yes, false))
+		return; /* another thread was first */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	atomic_store(&srv->first_reply_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+uint64_t nvmk_export_first_reply_ns(const struct nvmk_export_server *srv)
+{
+	return srv ? atomic_load(&srv->first_reply_ns) : 0;
+}
+
 void exp_thread_park(struct exp_thread *t)
 {
 	struct nvmk_export_server *srv = t->srv;
@@ -227,7 +243,7 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	NvmkExp__ExpConn *cs = NULL, **csp = NULL;
 	NvmkExp__ExpExport *xs = NULL, **xsp = NULL;
 	NvmkExp__ExpRequest *rs = NULL, **rsp = NULL;
-	size_t nreq = 0;
+	size_t nreq = 0, staged_bytes = 0;
 	unsigned nexp = atomic_load(&srv->nexports);
 	int rc = -ENOMEM;
 
@@ -389,6 +405,14 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 			m->min_block = c->lim.min_block;
 			m->max_block = c->lim.max_block;
 			m->requests = atomic_load(&c->requests);
+			/* bytes read from the socket ahead of the request boundary (the
+			 * staging buffer): the successor parses them before reading more */
+			if (c->stage && c->stage_len > c->stage_off) {
+				m->has_staged = 1;
+				m->staged.data = c->stage + c->stage_off;
+				m->staged.len = c->stage_len - c->stage_off;
+				staged_bytes += m->staged.len;
+			}
 			csp[st.n_conns++] = m;
 			set_cloexec(c->fd, false);
 		}
@@ -402,9 +426,9 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	}
 	nvmk_exp__exp_state__pack(&st, *blob);
 	nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
-		  "servicing: saved %zu listener(s), %zu connection(s), %u queue pair(s), %zu "
-		  "request(s) at the device",
-		  st.n_listeners, st.n_conns, nqp, st.n_requests);
+		  "servicing: saved %zu listener(s), %zu connection(s) (%zu bytes received "
+		  "ahead), %u queue pair(s), %zu request(s) at the device",
+		  st.n_listeners, st.n_conns, staged_bytes, nqp, st.n_requests);
 	rc = 0;
 out:
 	free(devs);
@@ -505,7 +529,8 @@ static int state_check(const NvmkExp__ExpState *st, char *why, size_t wl)
 		if (!c->has_fd || !c->has_thread || c->thread >= st->threads || !c->export_name ||
 		    !c->has_size || !c->has_min_block || !c->min_block || !c->has_max_block ||
 		    c->max_block < c->min_block || c->max_block > EXP_MAX_BLOCK_CAP ||
-		    !c->has_tflags || c->tflags > 0xffff) {
+		    !c->has_tflags || c->tflags > 0xffff ||
+		    (c->has_staged && c->staged.len > EXP_STAGE_LEN)) {
 			snprintf(why, wl, "connection %zu: fields missing or out of range", i);
 			return -EBADMSG;
 		}
@@ -626,6 +651,16 @@ static int adopt_conn(struct nvmk_export_server *srv, const NvmkExp__ExpConn *m)
 	    .meta_base_allocation = m->meta_base_allocation,
 	};
 	atomic_store(&c->requests, m->requests);
+	if (m->has_staged && m->staged.len) {
+		c->stage = malloc(EXP_STAGE_LEN);
+		if (!c->stage) {
+			close(c->fd);
+			free(c);
+			return -ENOMEM;
+		}
+		memcpy(c->stage, m->staged.data, m->staged.len);
+		c->stage_len = (uint32_t)m->staged.len;
+	}
 	atomic_store(&c->state, CONN_TRANS);
 	set_cloexec(c->fd, true);
 	c->ep_events = EPOLLIN;
@@ -799,6 +834,8 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
 		}
 	if (st->has_next_conn_id)
 		atomic_store(&srv->next_conn_id, st->next_conn_id);
+	atomic_store(&srv->first_reply_ns, 0);
+	atomic_store(&srv->watch_first_reply, true);
 	nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
 		  "servicing: adopted %zu listener(s), %u of %zu connection(s), %zu request(s) "
 		  "at the device",

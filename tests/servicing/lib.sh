@@ -14,7 +14,8 @@ cleanup() {
 trap cleanup EXIT
 fail() {
 	echo "FAIL: $*" >&2
-	[ -f "$d/log" ] && { echo "--- nvmekeepd log (tail)"; tail -25 "$d/log"; } >&2
+	[ -f "$d/log" ] && { echo "--- nvmekeepd log (tail)"; grep -v "debug:" "$d/log" | tail -25; } >&2
+	[ -n "${NVMKD_KEEP_LOG:-}" ] && cp "$d/log" "$NVMKD_KEEP_LOG"
 	exit 1
 }
 step() { echo "== $*"; }
@@ -32,7 +33,7 @@ start_emu() {
 start_daemon() {
 	rm -f "$ctl"
 	"$nvmekeepd" --device "vfio-user:$d/emu.sock" --listen "unix:$sock" --control "$ctl" \
-		--threads 2 -v >>"$d/log" 2>&1 &
+		--threads 2 -v ${NVMKD_EXTRA:-} >>"$d/log" 2>&1 &
 	daemon_pid=$!
 	for _ in $(seq 200); do [ -S "$ctl" ] && [ -S "$sock" ] && break; sleep 0.05; done
 	[ -S "$ctl" ] || fail "nvmekeepd did not start"

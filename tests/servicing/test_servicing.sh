@@ -135,6 +135,7 @@ step "status and stop"
 "$nvmekeep" status -o json >"$d/st" || fail "status"
 grep -q "\"count\":$((count + before_fio))" "$d/st" || fail "status does not show the servicings"
 "$nvmekeep" status | grep "^servicing: $((count + before_fio)) done" || fail "status (text): no servicing line"
+grep -q '"first_reply_us":[0-9]' "$d/st" || fail "status: no first reply after the last servicing"
 "$nvmekeep" stop >/dev/null || fail "stop"
 for _ in $(seq 200); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.05; done
 wait "$daemon_pid" || fail "nvmekeepd exited with an error after servicing"

@@ -82,6 +82,8 @@ static char *verb_status(struct nvmkd_ctx *ctx)
 	}
 	json_object_object_add(o, "manager", json_tokener_parse(mj));
 	json_object_object_add(o, "export", json_tokener_parse(ej));
+	if (ctx->service_refresh)
+		ctx->service_refresh(ctx);
 	if (ctx->service_status[0])
 		json_object_object_add(o, "servicing", json_tokener_parse(ctx->service_status));
 	free(mj);

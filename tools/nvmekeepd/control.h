@@ -22,6 +22,7 @@ struct nvmkd_ctx {
 	bool stop; /* set by the "stop" verb */
 	/* servicing (tools/nvmekeepd/servicing.c); NULL: the verb is refused */
 	char *(*service_fn)(struct nvmkd_ctx *ctx, const char *exec, unsigned timeout_ms);
+	void (*service_refresh)(struct nvmkd_ctx *ctx); /* before status shows service_status */
 	int req_fd; /* control connection of the request being answered, -1 */
 	char service_status[512]; /* JSON object shown by status as "servicing", or "" */
 };

@@ -55,6 +55,8 @@ static struct {
 	char control_path[108];
 	struct nvmkd_control *ctl;
 	unsigned servicings;
+	json_object *status;	   /* the last servicing, as status shows it */
+	uint64_t quiesce_start_ns; /* of the last servicing */
 } S;
 
 static uint64_t mono_ns(void)
@@ -85,7 +87,22 @@ static void set_status(struct nvmkd_ctx *ctx, json_object *o)
 	snprintf(ctx->service_status, sizeof(ctx->service_status), "%s",
 		 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	json_object_put(S.status);
+	S.status = o;
+}
+
+/* The blackout as clients see it ends with the first reply sent after the
+ * restore, which comes after the answer to `nvmekeep service`: status adds it
+ * once it is known. */
+static void service_refresh(struct nvmkd_ctx *ctx)
+{
+	uint64_t t = nvmk_export_first_reply_ns(ctx->srv);
+
+	if (!S.status || !t || json_object_object_get_ex(S.status, "first_reply_us", NULL))
+		return;
+	json_object_object_add(S.status, "first_reply_us",
+			       json_object_new_int64((int64_t)((t - S.quiesce_start_ns) / 1000)));
+	set_status(ctx, json_object_get(S.status));
 }
 
 void nvmkd_service_init(struct nvmkd_ctx *ctx, const struct nvmkd_service_cfg *cfg);
@@ -649,7 +666,9 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 	}
 	t_up = mono_ns();
 	S.ctl = *ctl;
+	S.quiesce_start_ns = st->quiesce_start_ns;
 	ctx->service_fn = service_run;
+	ctx->service_refresh = service_refresh;
 
 	o = json_object_new_object();
 	json_object_object_add(o, "count", json_object_new_int((int)S.servicings));
