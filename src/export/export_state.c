@@ -405,6 +405,8 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 			m->min_block = c->lim.min_block;
 			m->max_block = c->lim.max_block;
 			m->requests = atomic_load(&c->requests);
+			m->has_tcp = 1;
+			m->tcp = c->tcp;
 			/* bytes read from the socket ahead of the request boundary (the
 			 * staging buffer): the successor parses them before reading more */
 			if (c->stage && c->stage_len > c->stage_off) {
@@ -638,6 +640,7 @@ static int adopt_conn(struct nvmk_export_server *srv, const NvmkExp__ExpConn *m)
 	c->txq_head = c->txq_tail = EXP_NONE;
 	c->fixed_newstyle = m->fixed_newstyle;
 	c->no_zeroes = m->no_zeroes;
+	c->tcp = m->tcp;
 	c->structured = m->structured;
 	c->exp = e;
 	c->td = &t->tdev[e->dev->idx];
