@@ -90,6 +90,13 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
  */
 int nvmk_export_resolve(void *ctx, uint64_t token, nvmk_cpl_fn *cb, void **cb_arg);
 
+/**
+ * nvmk_export_first_reply_ns - after nvmk_export_restore: when the first
+ * reply (of any connection) was sent, CLOCK_MONOTONIC ns, 0 = none yet. The
+ * end of the blackout as clients see it.
+ */
+uint64_t nvmk_export_first_reply_ns(const struct nvmk_export_server *srv);
+
 /** nvmk_export_state_check - validate an export state without a server (tests). */
 int nvmk_export_state_check(const void *blob, size_t len);
 
