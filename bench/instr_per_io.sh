@@ -1,49 +1,92 @@
 #!/usr/bin/env bash
-# Driver instructions per I/O (submit + complete, 4 KiB read, one PRP entry),
-# counted by callgrind inside nvmk_ns_submit_read and
-# nvmk_qpair_process_completions, attributing only instructions in the
-# driver's own code (src/driver/ and the inline fast path in
-# include/nvmekeep/). Emulator and backing instructions are excluded.
+# Instructions per I/O (4 KiB read, one PRP entry) counted by callgrind, in
+# the five configurations of issue 13, each as two figures:
+#   driver  instructions in the driver's own code (src/driver/ and the inline
+#           fast path in include/nvmekeep/): submit + complete
+#   caller  everything the calling thread executed inside the driver calls
+#           of the loop: the driver, the built-in emulator's doorbell
+#           handling (it runs on the caller's thread when a doorbell is
+#           written), the backing, libc (mutex, futex wake), io_loop's
+#           callback. The emulator's worker thread is not counted, nor the
+#           kernel side of a system call.
+# Collection is on only inside nvmk_ns_submit_read,
+# nvmk_qpair_process_completions and nvmk_qpair_batch_begin/_end.
 #
-# Three runs: C = setup only; B = K polls of an idle queue; A = N reads at
-# QD 1, sleeping 100 us before each poll so that nearly every poll finds the
-# completion; the E polls that still found nothing are subtracted.
+# Per mode three runs: C = setup only; B = K polls of an idle queue; A = N
+# reads, sleeping 100 us before each poll so that nearly every poll finds
+# its completion; the E polls that still found nothing are subtracted:
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
-# Usage: bench/instr_per_io.sh [BUILD_DIR] [N]
+# Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
+#   MODE: excl batch shared locked shadow (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-n=${2:-20000}
+n=${2:-5000}
+shift $(($# < 2 ? $# : 2))
+modes=("$@")
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow)
+n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-run() { # name args...
-	local name=$1
-	shift
-	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$name" \
+run() { # mode name args...
+	local mode=$1 name=$2
+	shift 2
+	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$mode.$name" \
 		--toggle-collect='nvmk_ns_submit_read' \
 		--toggle-collect='nvmk_qpair_process_completions' \
-		"$build/bench/io_loop" "$@" >"$out/stdout.$name" 2>"$out/vg.$name"
+		--toggle-collect='nvmk_qpair_batch_begin' \
+		--toggle-collect='nvmk_qpair_batch_end' \
+		"$build/bench/io_loop" -m "$mode" "$@" >"$out/stdout.$mode.$name" 2>"$out/vg.$mode.$name"
 }
 driver_ir() {
-	callgrind_annotate --threshold=100 --inclusive=no "$out/cg.$1" 2>/dev/null |
+	callgrind_annotate --auto=no --threshold=100 --inclusive=no "$out/cg.$1" 2>/dev/null |
 		awk '/src\/driver\/|include\/nvmekeep\// { gsub(",", "", $1); s += $1 } END { print s + 0 }'
 }
+total_ir() {
+	callgrind_annotate --inclusive=no "$out/cg.$1" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 + 0; exit }'
+}
+per_io() { # mode driver|total -> figure
+	local m=$1 f=${2}_ir
+	local a b c e
+	a=$($f "$m.A")
+	b=$($f "$m.B")
+	c=$($f "$m.C")
+	e=$(sed -n 's/^empty_polls=//p' "$out/stdout.$m.A")
+	awk -v a="$a" -v b="$b" -v c="$c" -v e="$e" -v n="$n" \
+		'BEGIN { printf "%.1f", (a - c - e * (b - c) / n) / n }'
+}
 
-run C 0 0
-run B 0 "$n"
-run A "$n" 0 100
-C=$(driver_ir C)
-B=$(driver_ir B)
-A=$(driver_ir A)
-E=$(sed -n 's/^empty_polls=//p' "$out/stdout.A")
-echo "setup: $C, idle polls: $B for $n polls, reads: $A for $n reads with $E empty polls"
-awk -v a="$A" -v b="$B" -v c="$C" -v e="$E" -v n="$n" 'BEGIN {
-	ep = (b - c) / n
-	printf "empty poll: %.1f instructions\n", ep
-	printf "driver instructions per I/O (submit + complete): %.1f\n", (a - c - e * ep) / n
-}'
-echo "top driver functions in the read run (self instructions):"
-callgrind_annotate --threshold=100 --inclusive=no "$out/cg.A" 2>/dev/null |
+declare -A drv tot
+for m in "${modes[@]}"; do
+	run "$m" C 0 0
+	run "$m" B 0 "$n"
+	run "$m" A "$n" 0 100
+	drv[$m]=$(per_io "$m" driver)
+	tot[$m]=$(per_io "$m" total)
+	echo "$m: $(sed -n 's/^empty_polls=/empty polls in the read run: /p' "$out/stdout.$m.A")" >&2
+done
+label() {
+	case $1 in
+	excl) echo "exclusive polled qpair, QD 1, submit + complete (MMIO doorbells)" ;;
+	batch) echo "batch of 32 (one SQ doorbell), then polls until all done" ;;
+	shared) echo "per-thread qpair (nvmk_ctrl_get_qpair: sync calls, CLI), QD 1" ;;
+	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, mutex included" ;;
+	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;
+	esac
+}
+echo "instructions per 4 KiB read, N = $n, $(git describe --always --dirty 2>/dev/null || echo '?')"
+printf '%-68s %8s %8s\n' path driver caller
+for m in "${modes[@]}"; do
+	printf '%-68s %8s %8s\n' "$(label "$m")" "${drv[$m]}" "${tot[$m]}"
+done
+for m in excl shadow; do
+	[ -n "${tot[$m]:-}" ] &&
+		printf '%-68s %8s %8s\n' "caller's thread total, built-in emulator ($([ $m = excl ] && echo MMIO || echo shadow) doorbells)" "-" "${tot[$m]}"
+done
+first=${modes[0]}
+echo "top driver functions in the $first read run (self instructions for $n reads):"
+callgrind_annotate --auto=no --threshold=100 --inclusive=no "$out/cg.$first.A" 2>/dev/null |
 	grep -E 'src/driver/|include/nvmekeep/' | head -12

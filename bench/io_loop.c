@@ -1,27 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * io_loop: a minimal driver loop for instruction counting. Opens the
- * built-in emulated controller with a null namespace, creates one exclusive
- * polled queue pair and issues N 4 KiB reads (one PRP entry) at queue depth
- * 1: submit, then process completions until the read is done.
+ * built-in emulated controller with a null namespace and issues N 4 KiB
+ * reads (one PRP entry each), in one of these modes (-m):
  *
- * bench/instr_per_io.sh runs it under callgrind, collecting only inside
- * nvmk_ns_submit_read and nvmk_qpair_process_completions and counting only
- * instructions attributed to the driver's source files (the emulator's
- * doorbell handling and the backing are excluded).
+ *   excl    exclusive polled queue pair, QD 1: submit, then process
+ *           completions until the read is done; MMIO doorbells (default)
+ *   batch   exclusive polled queue pair: nvmk_qpair_batch_begin, 32 reads,
+ *           nvmk_qpair_batch_end (one SQ doorbell), then process until all
+ *           32 are done; N is rounded down to a multiple of 32
+ *   shared  as excl, on the thread's own qpair from nvmk_ctrl_get_qpair
+ *           (the one the synchronous calls and the CLI use)
+ *   locked  as excl, on a SHARED qpair (NVMK_QPAIR_SHARED), its mutex
+ *           included
+ *   shadow  as excl with shadow doorbells (Base 2.0 5.8), the emulator's
+ *           and the driver's default
+ *
+ * bench/instr_per_io.sh runs it under callgrind, collecting only inside the
+ * driver's API calls of the loop (submit, process, batch begin/end), and
+ * reads both the driver's own instructions and everything the calling
+ * thread executed inside those calls (the emulator's doorbell handling, the
+ * backing, libc's mutex: the caller's-thread total).
  *
  * Polls that find nothing (the emulator had not answered yet) are counted
- * and printed as "empty_polls=E"; `io_loop 0 K` makes K polls on an idle
- * queue so the script can subtract their cost.
+ * and printed as "empty_polls=E"; `io_loop -m MODE 0 K` makes K polls on an
+ * idle queue so the script can subtract their cost.
  *
  * With a third argument S, the loop sleeps S microseconds before each poll,
  * so the emulator (which valgrind runs on the same host thread slot) has
  * answered by then and almost no empty polls are made: their cost, however
  * well estimated, then no longer dominates the measurement.
  *
- * Usage: io_loop [N [K [S]]]   (default N = 20000, K = 0, S = 0)
+ * Usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]
+ *        (default excl, N = 20000, K = 0, S = 0)
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,34 +57,74 @@ static void on_done(void *arg, const struct nvmk_cpl *cpl)
 	completed++;
 }
 
+#define BATCH 32
+
+enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW, M_LOCKED };
+static const char *const mode_names[] = {"excl", "batch", "shared", "shadow", "locked"};
+
+static void fail(const char *what, int ret)
+{
+	fprintf(stderr, "io_loop: %s failed: %s\n", what, strerror(-ret));
+	exit(1);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 20000;
-	unsigned idle = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 0;
-	unsigned sleep_us = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 0) : 0;
+	enum loop_mode mode = M_EXCL;
+	unsigned n, idle, sleep_us;
 	unsigned long empty_polls = 0;
 	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL, .depth = 64};
+	struct nvmk_ctrl_opts co = {.cpl_mode = NVMK_CPL_POLL};
 	struct nvmk_emu_config cfg;
 	struct nvmk_backing *b;
 	struct nvmk_ctrl *ctrl;
-	struct nvmk_qpair *qp;
+	struct nvmk_qpair *qp = NULL;
 	struct nvmk_ns *ns;
 	struct nvmk_dma_buf buf;
-	int ret;
+	int ret, c;
+
+	while ((c = getopt(argc, argv, "m:")) != -1) {
+		unsigned i;
+
+		for (i = 0; i < 5 && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
+			;
+		if (i == 5) {
+			fprintf(
+			    stderr,
+			    "usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]\n");
+			return 2;
+		}
+		mode = (enum loop_mode)i;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
+	n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 20000;
+	idle = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 0;
+	sleep_us = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 0) : 0;
+	if (mode == M_BATCH)
+		n -= n % BATCH;
 
 	nvmk_emu_config_default(&cfg);
 	cfg.name = "bench-emu";
 	cfg.nr_ns = 1;
 	cfg.ns[0] = (struct nvmk_emu_ns_config){
-		.nsid = 1, .nblocks = 1ull << 24, .lba_shift = 12, .backing = NVMK_EMU_BACK_NULL};
-	/* shadow doorbells off: count the plain MMIO doorbell path */
-	cfg.no_dbbuf = true;
+	    .nsid = 1, .nblocks = 1ull << 24, .lba_shift = 12, .backing = NVMK_EMU_BACK_NULL};
+	/* shadow doorbells only in shadow mode: the others count the plain
+	 * MMIO doorbell path */
+	cfg.no_dbbuf = mode != M_SHADOW;
+	co.dbbuf = mode == M_SHADOW ? NVMK_DBBUF_AUTO : NVMK_DBBUF_OFF;
 	if ((ret = nvmk_backing_local_create(&cfg, &b, NULL)) ||
-	    (ret = nvmk_ctrl_open(b, NULL, &ctrl)) || (ret = nvmk_ns_open(ctrl, 1, 0, &ns)) ||
-	    (ret = nvmk_qpair_create(ctrl, &qo, &qp)) ||
-	    (ret = nvmk_ctrl_dma_alloc(ctrl, 4096, &buf))) {
-		fprintf(stderr, "io_loop: setup failed: %s\n", strerror(-ret));
-		return 1;
+	    (ret = nvmk_ctrl_open(b, &co, &ctrl)) || (ret = nvmk_ns_open(ctrl, 1, 0, &ns)) ||
+	    (ret = nvmk_ctrl_dma_alloc(ctrl, 4096 * BATCH, &buf)))
+		fail("setup", ret);
+	if (mode == M_LOCKED)
+		qo.flags = NVMK_QPAIR_SHARED;
+	if (mode == M_SHARED) {
+		qp = nvmk_ctrl_get_qpair(ctrl);
+		if (!qp)
+			fail("nvmk_ctrl_get_qpair", -ENOMEM);
+	} else if ((ret = nvmk_qpair_create(ctrl, &qo, &qp))) {
+		fail("nvmk_qpair_create", ret);
 	}
 	for (unsigned i = 0; i < idle; i++) {
 		if (nvmk_qpair_process_completions(qp, 0) != 0) {
@@ -78,31 +132,35 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	for (unsigned i = 0; i < n; i++) {
-		unsigned want = completed + 1;
+	for (unsigned i = 0; i < n;) {
+		unsigned per = mode == M_BATCH ? BATCH : 1;
+		unsigned want = completed + per;
 
-		ret = nvmk_ns_submit_read(ns, qp, &buf, 0, (i * 7919u) & 0xffffff, 1, 0, on_done,
-					  NULL);
-		if (ret) {
-			fprintf(stderr, "io_loop: submit failed: %s\n", strerror(-ret));
-			return 1;
+		if (mode == M_BATCH && (ret = nvmk_qpair_batch_begin(qp)))
+			fail("batch begin", ret);
+		for (unsigned k = 0; k < per; k++, i++) {
+			ret = nvmk_ns_submit_read(ns, qp, &buf, (size_t)k * 4096u,
+						  (i * 7919u) & 0xffffff, 1, 0, on_done, NULL);
+			if (ret)
+				fail("submit", ret);
 		}
+		if (mode == M_BATCH && (ret = nvmk_qpair_batch_end(qp)))
+			fail("batch end", ret);
 		while (completed < want) {
 			if (sleep_us)
 				usleep(sleep_us);
 			ret = nvmk_qpair_process_completions(qp, 0);
-			if (ret < 0) {
-				fprintf(stderr, "io_loop: completion failed: %s\n", strerror(-ret));
-				return 1;
-			}
+			if (ret < 0)
+				fail("process completions", ret);
 			if (ret == 0)
 				empty_polls++;
 		}
 	}
-	printf("io_loop: %u reads completed\n", completed);
+	printf("io_loop: mode %s, %u reads completed\n", mode_names[mode], completed);
 	printf("empty_polls=%lu\n", empty_polls);
 	nvmk_ctrl_dma_free(ctrl, &buf);
-	nvmk_qpair_destroy(qp);
+	if (mode != M_SHARED)
+		nvmk_qpair_destroy(qp);
 	nvmk_ns_close(ns);
 	nvmk_ctrl_close(ctrl);
 	nvmk_backing_destroy(b);

@@ -8,7 +8,8 @@ pkgs=(
   libcmocka-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler libjson-c-dev
   libnbd-dev libnbd-bin qemu-utils fio valgrind
   clang libclang-rt-14-dev
-  libsystemd-dev libgnutls28-dev nbdkit fuse3
+  libsystemd-dev libgnutls28-dev libunistring-dev nbdkit fuse3 openssl
+  bash-completion libpci-dev
 )
 
 missing=()

@@ -164,6 +164,10 @@ void nvmk_backing_dma_forget(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
  */
 int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova, size_t *contig);
 
+/** nvmk_backing_of - the backing a block from nvmk_backing_dma_alloc that
+ *  contains @vaddr was mapped through, or NULL. */
+struct nvmk_backing *nvmk_backing_of(const void *vaddr);
+
 /* ---- construction ---- */
 
 /**
@@ -396,14 +400,41 @@ struct nvmk_pci_func {
  */
 int nvmk_pci_list_nvme(const char *sysfs_root, struct nvmk_pci_func *out, size_t max, size_t *n);
 
+/* Options of nvmk_pci_setup_bind / _unbind. Zeroed: real /sys and /proc,
+ * no force, act. */
+struct nvmk_pci_setup_opts {
+	const char *sysfs_root; /* NULL = "/sys" */
+	const char *proc_root;  /* NULL = "/proc" (mounts, swaps, PID/fd) */
+	bool force;             /* act even when the function is in use (data may be lost) */
+	bool dry_run;           /* check everything, say what would be done, change nothing */
+	char *report;           /* optional: the steps done (or that would be), "; " separated */
+	size_t report_len;
+};
+
 /**
- * nvmk_pci_bind_vfio - bind @addr to vfio-pci (driver_override, unbind, drivers_probe).
- * Refuses (-EBUSY) when a namespace of the function has a mounted
- * filesystem, unless @force.
- * @proc_root: NULL = "/proc" (for /proc/mounts)
+ * nvmk_pci_setup_bind - hand NVMe function @addr to vfio-pci
+ * (driver_override, unbind, drivers_probe).
+ *
+ * Only a function of class 010802h (NVMe) is touched, with or without
+ * force. While on nvme, a function is in use when a namespace or one of its
+ * partitions is mounted or used as swap, has a holder (LVM, device mapper,
+ * MD: /sys/block/X/holders), or a process has the block device or the
+ * controller's character device open (/proc/PID/fd): refused unless forced.
+ * Return: 0 (done, or nothing to do, or dry run), -EINVAL (malformed address,
+ * or not an NVMe controller), -ENODEV (no such function, driver not loaded),
+ * -EBUSY (in use), -EIO (did not bind), or the errno of a sysfs write.
  */
+int nvmk_pci_setup_bind(const char *addr, const struct nvmk_pci_setup_opts *opts);
+/** nvmk_pci_setup_unbind - give NVMe function @addr back to the kernel nvme
+ *  driver. In use (refused unless forced): a process has its VFIO group file
+ *  open. Return: as nvmk_pci_setup_bind. */
+int nvmk_pci_setup_unbind(const char *addr, const struct nvmk_pci_setup_opts *opts);
+/** nvmk_pci_is_nvme - whether @addr is a PCI function of class 010802h. */
+bool nvmk_pci_is_nvme(const char *sysfs_root, const char *addr);
+
+/** nvmk_pci_bind_vfio - nvmk_pci_setup_bind with @force and the roots (NULL = real). */
 int nvmk_pci_bind_vfio(const char *sysfs_root, const char *proc_root, const char *addr, bool force);
-/** nvmk_pci_unbind_to_nvme - give @addr back to the kernel nvme driver. Same checks. */
+/** nvmk_pci_unbind_to_nvme - nvmk_pci_setup_unbind with @force and the roots. */
 int nvmk_pci_unbind_to_nvme(const char *sysfs_root, const char *proc_root, const char *addr,
 			    bool force);
 /** nvmk_pci_addr_valid - whether @addr is a well-formed "DDDD:BB:DD.F". */

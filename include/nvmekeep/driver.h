@@ -24,9 +24,13 @@
  *    to one thread at a time: submit, process and wait on it from that thread
  *    only. It takes no lock, no atomic read-modify-write, and never allocates:
  *    this is the fast path.
- *  - A SHARED qpair (NVMK_QPAIR_SHARED, and every qpair returned by
- *    nvmk_ctrl_get_qpair) may be used by any number of threads: every submit
- *    and process call takes the qpair's (recursive) mutex.
+ *  - A SHARED qpair (NVMK_QPAIR_SHARED) may be used by any number of
+ *    threads: every submit and process call takes the qpair's (recursive)
+ *    mutex.
+ *  - nvmk_ctrl_get_qpair gives the calling thread its own qpair: use it from
+ *    that thread only. It is EXCLUSIVE (no lock) while the controller has a
+ *    queue for the thread, else SHARED with the other threads left without
+ *    one.
  *  - Completion callbacks run in the thread that called
  *    nvmk_qpair_process_completions / nvmk_qpair_wait (or a sync wrapper) on
  *    that qpair, with the qpair's mutex held when it is SHARED. A callback may
@@ -94,6 +98,10 @@
  *   -ECANCELED  the qpair was destroyed with the command outstanding.
  *  Every submitted command completes exactly once. A submit function that
  *  returns an error has not queued anything and will not call the callback.
+ *  Once the controller failed, every call that needs the device (submit,
+ *  process, wait, the synchronous wrappers, qpair create, namespace open,
+ *  admin commands, reset) returns nvmk_ctrl_failed()'s error (-EIO or
+ *  -ENODEV) without blocking, and nvmk_ctrl_get_qpair returns NULL.
  *
  * ---------------------------------------------------------------------------
  * Timeouts and recovery (Linux-like: admin 60 s, I/O 30 s by default)
@@ -197,7 +205,8 @@ typedef void (*nvmk_event_fn)(void *ctx, struct nvmk_ctrl *ctrl, const struct nv
  */
 struct nvmk_ctrl_opts {
 	uint16_t admin_queue_depth;   /* entries, 0 = 32; clamped to [2, min(4096, MQES+1)] */
-	uint32_t io_queue_depth;      /* entries, 0 = 256; clamped to [2, MQES+1] (<= 65536) */
+	uint32_t io_queue_depth;      /* entries, 0 = 256 (64 on no-IOMMU VFIO without a
+				       * private pool: one page); clamped to [2, MQES+1] */
 	uint16_t max_io_queues;	      /* 0 = number of online CPUs; the device may grant fewer */
 	enum nvmk_cpl_mode cpl_mode;  /* default for nvmk_ctrl_get_qpair qpairs */
 	uint32_t admin_timeout_ms;    /* 0 = 60000 */
@@ -234,8 +243,18 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 
 /**
  * nvmk_ctrl_close - shut down and free: delete remaining I/O queues, CC.SHN =
- * normal, wait CSTS.SHST = complete (bounded by RTD3E or the default), then
- * CC.EN = 0. The backing is left to the caller. NULL is a no-op.
+ * normal, wait CSTS.SHST = complete (bounded by opts.shutdown_timeout_ms, or
+ * by RTD3E clamped to 60 s, or 10 s without RTD3E), then CC.EN = 0. The
+ * backing is left to the caller. NULL is a no-op.
+ *
+ * Commands still outstanding on any qpair complete exactly once, with
+ * -ECANCELED, before close returns (their callbacks run in the closing
+ * thread); no callback runs after. Queue memory is freed only once the
+ * device let go of it (queues deleted, or CSTS.RDY = 0 after CC.EN = 0); a
+ * device that never stops keeps it (leaked, logged). Namespace handles still
+ * open stay valid for nvmk_ns_close and nvmk_ns_info (which then reports
+ * removed) only; DMA buffers from nvmk_ctrl_dma_alloc are freed afterwards
+ * with nvmk_ctrl_dma_free(NULL, buf) while the backing exists.
  */
 void nvmk_ctrl_close(struct nvmk_ctrl *ctrl);
 
@@ -292,7 +311,9 @@ int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max);
  */
 int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf *buf);
 /** nvmk_ctrl_dma_free - release a block from nvmk_ctrl_dma_alloc(_tagged),
- *  or one reclaimed with nvmk_backing_dma_reclaim. */
+ *  or one reclaimed with nvmk_backing_dma_reclaim; also after the controller
+ *  failed, and after nvmk_ctrl_close with @ctrl NULL (the backing is found
+ *  from the block; it must not be destroyed yet). */
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf);
 
 #define NVMK_CTRL_DMA_TAG_PREFIX "user." /* caller-named tags start with it */
@@ -321,34 +342,54 @@ int nvmk_ctrl_dma_alloc_tagged(struct nvmk_ctrl *ctrl, size_t size, const char *
 
 #define NVMK_QPAIR_SHARED (1u << 0) /* usable from many threads (takes a lock) */
 
+#define NVMK_HYBRID_POLL_MAX_US 1000000u /* largest hybrid_poll_us accepted */
+
 struct nvmk_qpair_opts {
 	enum nvmk_cpl_mode mode; /* interrupt (default) or poll */
 	uint32_t depth;		 /* entries, 0 = controller's io_queue_depth */
 	uint32_t flags;		 /* NVMK_QPAIR_* */
+	/* Hybrid polling (interrupt mode only): nvmk_qpair_wait polls the CQ for
+	 * up to this many microseconds, then sleeps on the interrupt as usual.
+	 * 0 = sleep at once (plain interrupt mode). Not kept across a restore
+	 * (a restored qpair waits in plain interrupt mode). */
+	uint32_t hybrid_poll_us;
 };
 
 /**
- * nvmk_ctrl_get_qpair - the calling thread's queue pair.
+ * nvmk_ctrl_get_qpair - the calling thread's queue pair (the one the
+ * synchronous calls use when given NULL).
  *
- * Created on first use in that thread, in the controller's default mode; one
- * per thread while the granted queue count lasts. Further threads share the
- * existing ones round robin (thread k gets qpair k mod granted). These qpairs
- * are SHARED (they take their mutex, uncontended while one thread uses them)
- * because a qpair handed to one thread may later be handed to another; use
- * nvmk_qpair_create for a lock-free exclusive one. They live until close.
- * Return: the qpair, or NULL (controller failed, out of memory).
+ * Created on the thread's first call, in the controller's default mode, and
+ * EXCLUSIVE: the thread's calls on it take no lock. The first call also
+ * creates one SHARED qpair for the threads that will find no queue left
+ * (granted too few, or the device refused a creation); those threads share
+ * it (and any other SHARED per-thread qpair, round robin). With a single
+ * queue, or when no second queue can be created, that first qpair is the
+ * shared one. Use the qpair from the calling thread only. They live until
+ * close: a thread that exits does not give its qpair back (later threads
+ * share instead), and a thread using more than 8 controllers may be given a
+ * new one for a controller it used before.
+ * Return: the qpair, or NULL (controller failed, out of memory, or every
+ * queue taken by nvmk_qpair_create and none left to share).
  */
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl);
 
 /**
  * nvmk_qpair_create - create an I/O queue pair (Create I/O CQ + SQ).
  * @opts: NULL for defaults (interrupt mode, exclusive)
- * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, or the admin error.
+ * Return: 0, -EBUSY (all granted queues in use), -ENOMEM, -EINVAL (its
+ * doorbells would lie beyond BAR0; hybrid_poll_us on a polled qpair or
+ * above NVMK_HYBRID_POLL_MAX_US), -EIO/-ENODEV (controller failed),
+ * -EAGAIN (being saved), or the admin error of Create I/O CQ/SQ (a device
+ * that neither creates nor refuses the queue is reset before its memory is
+ * freed).
  */
 int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts,
 		      struct nvmk_qpair **out);
 /** nvmk_qpair_destroy - delete the queues; outstanding commands complete with
- *  -ECANCELED. Not for qpairs from nvmk_ctrl_get_qpair. NULL is a no-op. */
+ *  -ECANCELED before it returns. A device that refuses (or does not answer)
+ *  Delete I/O SQ/CQ is reset first, so that it no longer writes the queue
+ *  memory. Not for qpairs from nvmk_ctrl_get_qpair. NULL is a no-op. */
 void nvmk_qpair_destroy(struct nvmk_qpair *qp);
 
 /** nvmk_qpair_id - the queue ID on the device (1..granted). */
@@ -377,12 +418,44 @@ int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp);
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max);
 
 /**
+ * nvmk_qpair_batch_begin - defer the SQ tail doorbell of @qp.
+ *
+ * Commands submitted on @qp from here until the matching
+ * nvmk_qpair_batch_end are written into the submission queue but the device
+ * is told about them once, by one SQ tail doorbell write at the end (as the
+ * block layer's plug or SPDK's delayed doorbell). Every submit path (the
+ * contiguous, iovec, PRP-list and split ones) honours it. Batches nest; the
+ * outermost end rings. Processing completions on @qp (also inside a wait or
+ * a synchronous call) rings for what was submitted so far, so a caller that
+ * waits inside a batch never waits for a command the device has not seen.
+ * On a SHARED qpair the batch holds back every thread's submissions on it
+ * until its end or the next completion processing; no lock is held between
+ * begin and end. A submit that finds the queue full returns -EAGAIN as
+ * usual: end the batch (or process completions) and submit again.
+ * Return: 0, or -EOVERFLOW when batches nest more than 127 deep.
+ */
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp);
+
+/**
+ * nvmk_qpair_batch_end - end a batch of nvmk_qpair_batch_begin; the outermost
+ * end writes the SQ tail doorbell once if anything was submitted.
+ * Return: 0, or -EINVAL when no batch was open on @qp.
+ */
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp);
+
+/**
  * nvmk_qpair_wait - interrupt mode: process completions; if there were none,
- * sleep on the queue's eventfd up to @timeout_ms (-1 = forever, bounded
+ * (hybrid: poll up to hybrid_poll_us first, then) sleep on the queue's eventfd
+ * up to @timeout_ms (-1 = forever, bounded
  * internally by the next command deadline) and process again. In poll mode it
  * polls until something completes or @timeout_ms passes.
+ * Commands that recovery completes (a reset or failure since the last call)
+ * count as completed. -1 waits as long as nothing completes: only while a
+ * command is outstanding does something eventually complete (at the latest
+ * through the timeouts above).
  * Return: number completed (> 0), -ETIMEDOUT when none within @timeout_ms,
- * or negative errno.
+ * or negative errno (-EIO/-ENODEV: controller failed, or the qpair could not
+ * be re-created; -EAGAIN: being saved).
  */
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms);
 
@@ -429,7 +502,8 @@ struct nvmk_ns_info {
  *         -EINVAL (unsupported format, e.g. metadata), or admin error.
  */
 int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct nvmk_ns **out);
-/** nvmk_ns_close - close a handle (no I/O may be outstanding on it). NULL: no-op. */
+/** nvmk_ns_close - close a handle (no I/O may be outstanding on it); also
+ *  after its controller failed or was closed. NULL: no-op. */
 void nvmk_ns_close(struct nvmk_ns *ns);
 /** nvmk_ns_info - current size and format (updated by resize events). */
 void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
@@ -454,8 +528,11 @@ struct nvmk_range {
  * 65536-block limit of one command) are split (at most depth - 2 parts,
  * else -E2BIG); @cb is called once, after all parts, with the first error.
  * Return: 0 (queued; @cb will be called), -EAGAIN (not enough free slots on
- * @qp: process completions and retry), -ENODEV (namespace removed or
- * controller gone), -EIO (controller failed), -EINVAL (bad arguments).
+ * @qp: process completions and retry; also while the controller is being
+ * saved), -ENODEV (namespace removed or controller gone), -EIO (controller
+ * failed, or the device refused to re-create @qp's queues after a reset: then
+ * until a later reset succeeds), -EINVAL (bad arguments), -E2BIG (a split
+ * request that can never fit @qp).
  */
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
 			size_t off, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
@@ -490,8 +567,12 @@ int nvmk_ns_submit_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struc
 /*
  * Synchronous wrappers: any buffer (bounced when not DMA memory of the
  * controller), @qp NULL = the calling thread's nvmk_ctrl_get_qpair. They wait
- * in the qpair's mode. Return: 0 or negative errno; nvmk_last_status() gives
- * the NVMe status.
+ * in the qpair's mode, never longer than the command's own bound: the I/O
+ * timeout, then an Abort (admin timeout), then a reset (CAP.TO per state and
+ * the admin timeout per command) or the controller's failure, each of which
+ * completes the command. Return: 0, the completion error of the table above,
+ * or a submit error (-EAGAIN is retried, not returned); nvmk_last_status()
+ * gives the NVMe status.
  */
 int nvmk_ns_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, uint64_t slba, uint32_t nlb);
 int nvmk_ns_write(struct nvmk_ns *ns, struct nvmk_qpair *qp, const void *buf, uint64_t slba,

@@ -165,7 +165,9 @@ struct nvmk_emu_fault {
 };
 
 /** nvmk_emu_fault_add - arm a fault rule. Rules are checked in the order
- *  added; the first match applies. Return: rule id (>= 0) or -ENOSPC/-EINVAL. */
+ *  added; the first match applies. A rule used up (applied @count times)
+ *  frees its slot: its id may be given to a later rule. Return: rule id
+ *  (>= 0) or -ENOSPC (32 live rules) / -EINVAL. */
 int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f);
 /** nvmk_emu_fault_hits - how many times rule @id applied. */
 uint64_t nvmk_emu_fault_hits(struct nvmk_emu *emu, int id);
@@ -174,6 +176,30 @@ void nvmk_emu_fault_clear(struct nvmk_emu *emu);
 void nvmk_emu_set_fatal(struct nvmk_emu *emu);
 /** Surprise removal now: registers read all ones, no more DMA or interrupts. */
 void nvmk_emu_surprise_remove(struct nvmk_emu *emu);
+
+/*
+ * Tampering (tests only: a hostile device, tests/support/hostile.h). The
+ * hooks run on the emulator's worker thread, every call with the worker's
+ * state consistent; install them before the controller is enabled (or with
+ * no command in flight) and keep @ctx alive until the emulator is destroyed
+ * or the hooks are cleared. Any hook may be NULL.
+ */
+struct nvmk_emu_tamper {
+	void *ctx;
+	/* A command of queue @sqid was fetched, before it is processed. */
+	void (*fetched)(void *ctx, uint16_t sqid, const struct nvme_sqe *sqe);
+	/* A completion for queue @sqid is about to be written: edit @cqe (status
+	 * is the field without the phase bit, as in NVME_CQE_SF). Return the
+	 * number of copies to write: 0 drops it, 1 is normal, more repeat it.
+	 * *@flip_phase = true writes it with the wrong phase tag. */
+	unsigned (*cqe)(void *ctx, uint16_t sqid, struct nvme_cqe *cqe, bool *flip_phase);
+	/* Data an admin command returns (Identify, Get Log Page, Get Features)
+	 * is about to be transferred: edit @buf (@len bytes) in place. */
+	void (*admin_data)(void *ctx, const struct nvme_sqe *sqe, void *buf, size_t len);
+};
+
+/** nvmk_emu_set_tamper - install (@t) or clear (NULL) the tampering hooks. */
+void nvmk_emu_set_tamper(struct nvmk_emu *emu, const struct nvmk_emu_tamper *t);
 
 /* ---- Statistics ---- */
 /** Number of commands of @opcode fetched on the admin queue (@admin) or on any

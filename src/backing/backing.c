@@ -162,6 +162,16 @@ int nvmk_backing_iova(struct nvmk_backing *b, const void *vaddr, uint64_t *iova,
 	return 0;
 }
 
+struct nvmk_backing *nvmk_backing_of(const void *vaddr)
+{
+	struct bk_range r;
+
+	if (!vaddr || bk_registry_find(&vaddr_registry, (uintptr_t)vaddr, &r))
+		return NULL;
+	/* registered as a (non-const) struct nvmk_backing by vaddr_register */
+	return (struct nvmk_backing *)(uintptr_t)r.owner;
+}
+
 void nvmk_backing_destroy(struct nvmk_backing *b)
 {
 	size_t left;

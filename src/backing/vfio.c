@@ -237,9 +237,16 @@ static int vfio_open_group(struct vfio_backing *vb, const char *addr)
 	}
 	err = vfio_sysfs_driver(vb->sysfs_root, addr, drv, sizeof(drv));
 	if (err || strcmp(drv, "vfio-pci") != 0) {
-		nvmk_err(addr, NVMK_LOG_NOQ,
-			 "%s is %s%s, not to vfio-pci: bind it with `nvmekeep setup bind %s`", addr,
-			 drv[0] ? "bound to " : "not bound to any driver", drv, addr);
+		/* the bind hint names NVMe functions only: never suggest taking
+		 * a network card or a disk controller of another class */
+		if (nvmk_pci_is_nvme(vb->sysfs_root, addr))
+			nvmk_err(addr, NVMK_LOG_NOQ,
+				 "%s is %s%s, not to vfio-pci: bind it with `nvmekeep setup bind "
+				 "%s`",
+				 addr, drv[0] ? "bound to " : "not bound to any driver", drv, addr);
+		else
+			nvmk_err(addr, NVMK_LOG_NOQ,
+				 "%s is not an NVMe controller (see `nvmekeep setup list`)", addr);
 		return -EBUSY;
 	}
 	err = vfio_sysfs_iommu_group(vb->sysfs_root, addr, vb->group_name, sizeof(vb->group_name));

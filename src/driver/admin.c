@@ -47,8 +47,51 @@ int drv_admin_init(struct nvmk_ctrl *ctrl)
 
 void drv_admin_fini(struct nvmk_ctrl *ctrl)
 {
+	/* the controller is stopped (or its memory was kept, ctrl.c) */
+	for (unsigned i = 0; i < DRV_RETIRED_BUFS; i++)
+		nvmk_backing_dma_free(ctrl->b, &ctrl->retired[i]);
 	nvmk_backing_dma_free(ctrl->b, &ctrl->admin_buf);
 	drv_queue_free(ctrl, &ctrl->aq);
+}
+
+/* admin_lock held: give back what the device can no longer write, since it
+ * was stopped after the command that left it behind timed out. */
+static void admin_reap(struct nvmk_ctrl *ctrl)
+{
+	/* acquire: pairs with the release bumps (recovery.c) */
+	uint32_t gen = atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire);
+
+	if (ctrl->admin_buf_busy && ctrl->admin_buf_gen != gen)
+		ctrl->admin_buf_busy = false;
+	for (unsigned i = 0; i < DRV_RETIRED_BUFS; i++)
+		if (ctrl->retired[i].mem.vaddr && ctrl->retired_gen[i] != gen)
+			nvmk_backing_dma_free(ctrl->b, &ctrl->retired[i]);
+}
+
+/* admin_lock held: @buf belonged to a command given up on; the device may
+ * still write it. Keep it until the device is stopped (admin_reap). */
+static void admin_retire(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf)
+{
+	/* acquire: as in admin_reap */
+	uint32_t gen = atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire);
+
+	if (buf == &ctrl->admin_buf) {
+		ctrl->admin_buf_busy = true;
+		ctrl->admin_buf_gen = gen;
+		return;
+	}
+	for (unsigned i = 0; i < DRV_RETIRED_BUFS; i++)
+		if (!ctrl->retired[i].mem.vaddr) {
+			ctrl->retired[i] = *buf;
+			ctrl->retired_gen[i] = gen;
+			memset(buf, 0, sizeof(*buf));
+			return;
+		}
+	nvmk_err(ctrl->name, 0,
+		 "%u timed-out admin data buffers already wait for a reset: leaking one (%zu "
+		 "bytes)",
+		 DRV_RETIRED_BUFS, buf->mem.size);
+	nvmk_backing_dma_forget(ctrl->b, buf);
 }
 
 void drv_admin_poll_locked(struct nvmk_ctrl *ctrl)
@@ -89,28 +132,32 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	unsigned xfer = NVME_OPC_XFER(cmd->opc);
+	bool submitted = false;
 	uint64_t deadline;
 	int rc;
 
-	if (data && len > DRV_PAGE_SIZE) {
-		if (len > DRV_MAX_XFER)
-			return -E2BIG;
+	if (data && len > DRV_MAX_XFER)
+		return -E2BIG;
+	pthread_mutex_lock(&ctrl->admin_lock);
+	admin_reap(ctrl);
+	rc = drv_failed(ctrl);
+	if (rc)
+		goto out;
+	if (data && len && (len > DRV_PAGE_SIZE || ctrl->admin_buf_busy)) {
 		static _Atomic unsigned seq;
 		char tag[32];
 
-		/* pool tags are unique per owner: number the bounce buffers */
+		/* too big for admin_buf, or admin_buf may still be written for a
+		 * command that timed out: a buffer of its own. Pool tags are
+		 * unique per owner: number them. */
 		/* relaxed: a unique number, nothing is ordered by it */
 		snprintf(tag, sizeof(tag), "admin.big%u",
 			 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed));
 		rc = nvmk_backing_dma_alloc(ctrl->b, len, tag, &big);
 		if (rc)
-			return rc;
+			goto out;
 		dbuf = &big;
 	}
-	pthread_mutex_lock(&ctrl->admin_lock);
-	rc = drv_failed(ctrl);
-	if (rc)
-		goto out;
 	t = drv_trk_get(&ctrl->aq);
 	if (!t) {
 		rc = -EBUSY;
@@ -143,6 +190,7 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 	deadline = drv_now(ctrl) + ctrl->opts.admin_timeout_ms;
 	t->deadline = deadline;
 	drv_q_commit(&ctrl->aq, 1);
+	submitted = true;
 
 	for (;;) {
 		int n;
@@ -204,12 +252,14 @@ int drv_admin_sync(struct nvmk_ctrl *ctrl, struct nvme_sqe *cmd, void *data, siz
 		if (data && len && (xfer & NVME_XFER_CTRL_TO_HOST))
 			memcpy(data, dbuf->mem.vaddr, len);
 	}
+	/* given up on (timeout, failure): the device may still write the data
+	 * buffer, so it is neither reused nor freed before the device stops */
+	if (submitted && !w.done && data && len)
+		admin_retire(ctrl, dbuf == &big ? &big : &ctrl->admin_buf);
 out:
-	pthread_mutex_unlock(&ctrl->admin_lock);
-	/* A timed-out command's buffer is unmapped here: a late transfer by the
-	 * device then fails its translation instead of landing in freed memory. */
 	if (big.mem.vaddr)
 		nvmk_backing_dma_free(ctrl->b, &big);
+	pthread_mutex_unlock(&ctrl->admin_lock);
 	if (!w.done && cpl) {
 		/* never reached the device, or gave up on it */
 		cpl->err = rc;

@@ -78,6 +78,15 @@ static int init_wait_disabled(struct nvmk_ctrl *ctrl)
 	return (csts & NVME_CSTS_RDY) ? DRV_INIT_AGAIN : DRV_INIT_CHECK_CAP;
 }
 
+/* Whether the doorbells of queue @qid with stride @dstrd lie beyond BAR0
+ * (a backing that does not know its size, 0, is trusted). */
+static bool b_size_short(const struct nvmk_ctrl *ctrl, uint32_t dstrd, uint16_t qid)
+{
+	size_t size = ctrl->b->bar0_size;
+
+	return size && (uint64_t)nvme_cq_doorbell(qid, dstrd) + 4u > size;
+}
+
 static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 {
 	uint64_t cap = drv_reg_cap(ctrl);
@@ -102,29 +111,52 @@ static int init_check_cap(struct nvmk_ctrl *ctrl, bool reset)
 			 NVME_CAP_MPSMIN(cap), 4u << NVME_CAP_MPSMIN(cap));
 		return -EINVAL;
 	}
-	if (reset && cap != ctrl->cap)
+	if (b_size_short(ctrl, NVME_CAP_DSTRD(cap), 0)) {
+		/* Base 2.0 3.1.3.21/22: the doorbells are registers of BAR0 */
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "CAP.DSTRD %u puts the admin queue doorbells at 0x%x, beyond BAR0 (%zu "
+			 "bytes)",
+			 NVME_CAP_DSTRD(cap), nvme_cq_doorbell(0, NVME_CAP_DSTRD(cap)),
+			 ctrl->b->bar0_size);
+		return -EINVAL;
+	}
+	if (reset) {
+		/* Queue pairs were sized and their doorbells placed with the CAP
+		 * of bring-up, and other threads read these fields without a
+		 * lock: a reset never rewrites them. A device whose queue
+		 * geometry changed cannot be resumed. */
+		const uint64_t geom = 0xffffull | (0xfull << 32) | (0xffull << 37) | (0xfull << 48);
+
+		if (cap == ctrl->cap)
+			return DRV_INIT_ADMIN_QUEUE;
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "CAP changed across reset: 0x%llx -> 0x%llx",
 			  (unsigned long long)ctrl->cap, (unsigned long long)cap);
+		if ((cap ^ ctrl->cap) & geom) {
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "CAP.MQES, DSTRD, CSS or MPSMIN changed across reset: the queues "
+				 "cannot be re-created as they were");
+			return -EIO;
+		}
+		return DRV_INIT_ADMIN_QUEUE;
+	}
 	ctrl->cap = cap;
 	ctrl->dstrd = NVME_CAP_DSTRD(cap);
 	ctrl->ready_timeout_ms = (NVME_CAP_TO(cap) ? NVME_CAP_TO(cap) : 1) * 500u;
 	ctrl->max_io_depth = mqes + 1;
-	if (!reset) {
-		want = ctrl->opts.admin_queue_depth;
-		if (want > NVME_AQ_MAX_ENTRIES)
-			want = NVME_AQ_MAX_ENTRIES;
-		if (want > mqes + 1)
-			want = mqes + 1;
-		if (want < NVME_AQ_MIN_ENTRIES)
-			want = NVME_AQ_MIN_ENTRIES;
-		ctrl->admin_depth = want;
-		want = ctrl->opts.io_queue_depth;
-		if (want > mqes + 1)
-			want = mqes + 1;
-		if (want < 2)
-			want = 2;
-		ctrl->io_depth = want;
-	}
+	want = ctrl->opts.admin_queue_depth;
+	if (want > NVME_AQ_MAX_ENTRIES)
+		want = NVME_AQ_MAX_ENTRIES;
+	if (want > mqes + 1)
+		want = mqes + 1;
+	if (want < NVME_AQ_MIN_ENTRIES)
+		want = NVME_AQ_MIN_ENTRIES;
+	ctrl->admin_depth = want;
+	want = ctrl->opts.io_queue_depth;
+	if (want > mqes + 1)
+		want = mqes + 1;
+	if (want < 2)
+		want = 2;
+	ctrl->io_depth = want;
 	return DRV_INIT_ADMIN_QUEUE;
 }
 
@@ -206,6 +238,22 @@ static int init_identify(struct nvmk_ctrl *ctrl)
 	ctrl->aer_limit = (unsigned)id->aerl + 1u;
 	if (ctrl->aer_limit > DRV_MAX_AERS)
 		ctrl->aer_limit = DRV_MAX_AERS;
+	/* AERs stay outstanding: keep one admin slot for commands, or every
+	 * command would find the queue full (depth 2 or 3, or CAP.MQES = 1) */
+	if (ctrl->aer_limit > ctrl->aq.ntrk - 1u) {
+		ctrl->aer_limit = ctrl->aq.ntrk - 1u;
+		if (ctrl->aer_limit)
+			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+				  "admin queue of %u entries: %u Asynchronous Event Request(s) "
+				  "posted, one slot kept for commands",
+				  ctrl->aq.depth, ctrl->aer_limit);
+		else
+			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+				  "admin queue of %u entries: no Asynchronous Event Request "
+				  "posted (its one slot is kept for commands); namespace "
+				  "changes are not reported",
+				  ctrl->aq.depth);
+	}
 	return DRV_INIT_NUM_QUEUES;
 }
 
@@ -227,6 +275,17 @@ static int init_num_queues(struct nvmk_ctrl *ctrl, bool reset)
 		got = want; /* 65535 would be 65536 queues: more than we asked */
 	if (got > want)
 		got = want;
+	if (got && b_size_short(ctrl, ctrl->dstrd, got)) {
+		uint16_t fit = got;
+
+		while (fit && b_size_short(ctrl, ctrl->dstrd, fit))
+			fit--;
+		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
+			  "the doorbells of only %u of %u I/O queues lie inside BAR0 (%zu bytes, "
+			  "CAP.DSTRD %u): using %u",
+			  fit, got, ctrl->b->bar0_size, ctrl->dstrd, fit);
+		got = fit;
+	}
 	if (reset) {
 		if (got < ctrl->granted)
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
@@ -261,7 +320,8 @@ static int init_aec(struct nvmk_ctrl *ctrl)
 	rc = drv_set_features(ctrl, NVME_FEAT_ASYNC_EVENT, NVME_AEC_NS_ATTR, NULL, 0, NULL);
 	if (rc)
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-			  "Async Event Configuration refused (%d): no namespace notices", rc);
+			  "Async Event Configuration refused (%s): no namespace notices",
+			  strerror(-rc));
 	return DRV_INIT_POST_AERS;
 }
 
@@ -294,15 +354,26 @@ static int init_dbbuf(struct nvmk_ctrl *ctrl, bool reset)
 	c.prp1 = nvmk_dma_buf_iova(&ctrl->dbbuf_mem, 0);
 	c.prp2 = nvmk_dma_buf_iova(&ctrl->dbbuf_mem, DRV_PAGE_SIZE);
 	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	if (rc && reset) {
+		/* the queue pairs write shadow doorbells: no way back to the
+		 * registers under them (and ctrl->dbbuf is read unlocked) */
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "Doorbell Buffer Config refused after reset (%d): the queues use shadow "
+			 "doorbells",
+			 rc);
+		return rc == -ENODEV ? rc : -EIO;
+	}
 	if (rc) {
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-			  "Doorbell Buffer Config failed (%d): using doorbell registers", rc);
+			  "Doorbell Buffer Config failed (%s): using doorbell registers",
+			  strerror(-rc));
 		ctrl->dbbuf = false;
 		if (rc == -ENODEV || rc == -EIO)
 			return rc;
 		return DRV_INIT_DONE;
 	}
-	ctrl->dbbuf = true;
+	if (!reset)
+		ctrl->dbbuf = true;
 	return DRV_INIT_DONE;
 }
 
@@ -381,9 +452,9 @@ int drv_init_run(struct nvmk_ctrl *ctrl, bool reset)
 			continue;
 		}
 		if (next < 0) {
-			nvmk_err(ctrl->name, NVMK_LOG_NOQ, "%s failed in state %s: %s (%d)",
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ, "%s failed in state %s: %s",
 				 reset ? "reset" : "bring-up", drv_init_names[state],
-				 strerror(-next), next);
+				 strerror(-next));
 			return next;
 		}
 		nvmk_debug(ctrl->name, NVMK_LOG_NOQ, "%s: %s -> %s", reset ? "reset" : "bring-up",
@@ -402,17 +473,22 @@ void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev)
 		ctrl->opts.event_cb(ctrl->opts.event_ctx, ctrl, ev);
 }
 
-/* Wake every waiter: each qpair's eventfd gets a token, so that a thread
- * blocked in nvmk_qpair_wait notices a reset or failure now. */
+/* Wake every waiter: each I/O vector's eventfd (what the qpairs sleep on)
+ * gets a token, so that a thread blocked in nvmk_qpair_wait notices a reset
+ * or failure now. By vector, not by qpair: no list to walk, so no lock.
+ * Recovery calls this with a SHARED qpair's lock held, and statistics and
+ * save take ctrl->qp_lock before qpair locks: walking the qpair list here
+ * under ctrl->qp_lock deadlocked against them (issue 11). */
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl)
 {
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&ctrl->qp_lock);
-	for (struct nvmk_qpair *qp = ctrl->qpairs; qp; qp = qp->next)
-		if (qp->irq_fd >= 0 && write(qp->irq_fd, &one, sizeof(one)) < 0)
+	for (unsigned v = 1; v < ctrl->nvec; v++) {
+		int fd = ctrl->b->ops->irq_fd(ctrl->b, v);
+
+		if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
 			(void)0; /* counter saturated: already signalled */
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	}
 	if (ctrl->wake_fd >= 0 && write(ctrl->wake_fd, &one, sizeof(one)) < 0)
 		(void)0;
 }
@@ -484,8 +560,16 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 		*o = *in;
 	if (!o->admin_queue_depth)
 		o->admin_queue_depth = DRV_DEFAULT_ADMIN_DEPTH;
-	if (!o->io_queue_depth)
+	if (!o->io_queue_depth) {
 		o->io_queue_depth = DRV_DEFAULT_IO_DEPTH;
+		/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB
+		 * pages, physically scattered, and a queue must be physically
+		 * contiguous (CAP.CQR, Base 2.0 3.1.3.1): the default I/O queue
+		 * is then one page (64 SQEs). Here, not in a program, so that
+		 * the CLI, the manager and the daemon all get it. */
+		if (nvmk_backing_vfio_is_noiommu(ctrl->b) && !ctrl->b->pool)
+			o->io_queue_depth = DRV_PAGE_SIZE / sizeof(struct nvme_sqe);
+	}
 	if (o->io_queue_depth > 65536)
 		o->io_queue_depth = 65536;
 	if (!o->max_io_queues) {
@@ -514,7 +598,13 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 
 static void drv_ctrl_free(struct nvmk_ctrl *ctrl)
 {
-	if (ctrl->dbbuf_mem.mem.vaddr)
+	if (ctrl->keep_dev_mem) {
+		/* a device that did not stop may still write the admin queue and
+		 * the shadow doorbells: leave their memory to it */
+		free(ctrl->aq.trk);
+		ctrl->aq.trk = NULL;
+	}
+	if (ctrl->dbbuf_mem.mem.vaddr && !ctrl->keep_dev_mem)
 		nvmk_backing_dma_free(ctrl->b, &ctrl->dbbuf_mem);
 	if (ctrl->aq.trk)
 		drv_admin_fini(ctrl);
@@ -644,9 +734,19 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 	return 0;
 
 fail_disable:
-	/* Leave the device disabled so that it stops touching our memory. */
-	if (drv_reg_csts(ctrl) != 0xffffffffu)
+	/* Leave the device disabled so that it stops touching our memory, and
+	 * free that memory only once it did (CSTS.RDY = 0). */
+	if (drv_reg_csts(ctrl) != 0xffffffffu) {
 		drv_reg_set_cc(ctrl, 0);
+		if (!drv_wait_csts(ctrl, NVME_CSTS_RDY, 0,
+				   ctrl->ready_timeout_ms ? ctrl->ready_timeout_ms : 500u,
+				   "CSTS.RDY = 0")) {
+			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+				 "the controller did not stop: its queue memory is left to it "
+				 "(leaked)");
+			ctrl->keep_dev_mem = true;
+		}
+	}
 fail:
 	drv_ctrl_free(ctrl);
 	return rc;
@@ -679,15 +779,34 @@ bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t
  * removed device; a failed one is only disabled. Used by close and by a save
  * without keep-alive.
  */
-void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
+/* RTD3E may say anything up to 71 minutes; like Linux, wait at most 60 s
+ * unless the caller chose a bound. */
+#define DRV_MAX_SHUTDOWN_MS 60000u
+
+uint32_t drv_shutdown_wait_ms(const struct nvmk_ctrl *ctrl)
+{
+	uint64_t ms;
+
+	if (ctrl->opts.shutdown_timeout_ms)
+		return ctrl->opts.shutdown_timeout_ms;
+	if (!ctrl->id->rtd3e)
+		return DRV_DEFAULT_SHUTDOWN_MS;
+	ms = ((uint64_t)ctrl->id->rtd3e + 999u) / 1000u; /* RTD3E is in microseconds */
+	return ms > DRV_MAX_SHUTDOWN_MS ? DRV_MAX_SHUTDOWN_MS : (uint32_t)ms;
+}
+
+bool drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
 {
 	uint32_t cc, ms;
 
 	if (drv_failed(ctrl) == -ENODEV || drv_reg_csts(ctrl) == 0xffffffffu)
-		return;
-	ms = ctrl->opts.shutdown_timeout_ms;
-	if (!ms)
-		ms = ctrl->id->rtd3e ? (ctrl->id->rtd3e + 999u) / 1000u : DRV_DEFAULT_SHUTDOWN_MS;
+		return true;
+	ms = drv_shutdown_wait_ms(ctrl);
+	if (!ctrl->opts.shutdown_timeout_ms && ms == DRV_MAX_SHUTDOWN_MS &&
+	    (uint64_t)ctrl->id->rtd3e > (uint64_t)DRV_MAX_SHUTDOWN_MS * 1000u)
+		nvmk_info(ctrl->name, NVMK_LOG_NOQ,
+			  "RTD3E %u us: the shutdown wait is clamped to %u ms", ctrl->id->rtd3e,
+			  DRV_MAX_SHUTDOWN_MS);
 	cc = drv_reg_cc(ctrl);
 	if ((cc & NVME_CC_EN) && !drv_failed(ctrl)) {
 		drv_reg_set_cc(ctrl,
@@ -696,7 +815,7 @@ void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl)
 			      "shutdown complete (CSTS.SHST)");
 	}
 	drv_reg_set_cc(ctrl, 0);
-	drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
+	return drv_wait_csts(ctrl, NVME_CSTS_RDY, 0, ctrl->ready_timeout_ms, "CSTS.RDY = 0");
 }
 
 /*
@@ -736,7 +855,22 @@ void nvmk_ctrl_close(struct nvmk_ctrl *ctrl)
 	drv_ctrl_quiesce(ctrl);
 	drv_qpair_destroy_all(ctrl);
 
-	drv_ctrl_shutdown_device(ctrl);
+	if (!drv_ctrl_shutdown_device(ctrl)) {
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "the controller did not stop: its queue memory is left to it (leaked)");
+		ctrl->keep_dev_mem = true;
+	}
+	/* Handles still open outlive the controller as orphans: the caller
+	 * may still close them (and read their info) afterwards. */
+	pthread_mutex_lock(&ctrl->ns_lock);
+	while (ctrl->handles) {
+		struct nvmk_ns *ns = ctrl->handles;
+
+		ctrl->handles = ns->next_handle;
+		ns->ctrl = NULL;
+		ns->s = NULL;
+	}
+	pthread_mutex_unlock(&ctrl->ns_lock);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "closed");
 	drv_ctrl_free(ctrl);
 }
@@ -792,7 +926,8 @@ int nvmk_ctrl_dma_alloc(struct nvmk_ctrl *ctrl, size_t size, struct nvmk_dma_buf
 
 void nvmk_ctrl_dma_free(struct nvmk_ctrl *ctrl, struct nvmk_dma_buf *buf)
 {
-	nvmk_backing_dma_free(ctrl->b, buf);
+	/* after close: the backing that mapped it (which outlives the ctrl) */
+	nvmk_backing_dma_free(ctrl ? ctrl->b : nvmk_backing_of(buf ? buf->mem.vaddr : NULL), buf);
 }
 
 int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max)

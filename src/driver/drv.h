@@ -166,10 +166,15 @@ struct nvmk_qpair {
 	 * drv_qp_set_epoch, after shared. */
 	uint64_t fast_epoch;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
+	bool get_taken;	 /* from_get, EXCLUSIVE: a thread has it (get_lock) */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
 	bool lost_irq_warned;
 	enum nvmk_cpl_mode mode;
-	int dead; /* re-creation failed: every call returns this */
+	uint32_t hybrid_poll_us; /* interrupt mode: poll this long before sleeping */
+	/* Re-creation failed in epoch dead_epoch: every call returns this
+	 * (-EIO or -ENODEV) until a later reset, when creation is tried again. */
+	int dead;
+	uint32_t dead_epoch;
 	int irq_fd;
 	uint16_t vector;
 	uint64_t next_check;	  /* next deadline scan, controller clock */
@@ -181,6 +186,14 @@ struct nvmk_qpair {
 	struct nvmk_qpair *next;    /* ctrl->qpairs list */
 	bool restored;		    /* restore: not handed back yet (save.c, restore.c) */
 	uint16_t saved_qid;	    /* restore: the qid it had when saved */
+	/* The device may hold this qpair's queues (their memory) from a Create
+	 * I/O CQ (sent when ctrl->disable_gen was dev_gen) until it refused
+	 * the creation or both Delete commands succeeded (dev_released), or
+	 * the controller was stopped since (disable_gen moved on). Until then
+	 * the memory is never freed (qpair.c, qp_gone). A restored qpair
+	 * starts owned. */
+	bool dev_released;
+	uint32_t dev_gen;
 	/* Kernel queue pair (kernel_ns.c, an io_uring ring), else NULL; such a
 	 * qpair never passes drv_qp_fast, so only general paths look here. */
 	struct drv_kqp *kern;
@@ -191,7 +204,13 @@ struct nvmk_qpair {
 drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 {
 	qp->epoch = epoch;
-	qp->fast_epoch = qp->shared ? UINT64_MAX : epoch;
+	/* A SHARED qpair's fast_epoch is read without its lock by every caller
+	 * (drv_qp_fast): written once, before the qpair is handed out, and
+	 * never again (a recovery runs under the lock while others read). */
+	if (!qp->shared)
+		qp->fast_epoch = epoch;
+	else if (qp->fast_epoch != UINT64_MAX)
+		qp->fast_epoch = UINT64_MAX;
 }
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
@@ -282,6 +301,15 @@ struct nvmk_ctrl {
 	struct drv_queue aq;
 	int admin_irq_fd;
 	struct nvmk_dma_buf admin_buf; /* 4 KiB data scratch, under admin_lock */
+	/* Data buffers of admin commands that timed out may still be written
+	 * by the device until it is stopped (disable_gen moves on): admin_buf
+	 * is then not used (admin_buf_busy, since admin_buf_gen) and a
+	 * bounce buffer is retired, not freed (admin.c, under admin_lock). */
+	bool admin_buf_busy;
+	uint32_t admin_buf_gen;
+#define DRV_RETIRED_BUFS 8
+	struct nvmk_dma_buf retired[DRV_RETIRED_BUFS];
+	uint32_t retired_gen[DRV_RETIRED_BUFS];
 	unsigned aer_limit;
 	unsigned aers_outstanding;
 	uint32_t aer_pending[DRV_AER_PENDING];
@@ -295,7 +323,11 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
-	atomic_bool quiesced;	 /* failed device confirmed disabled */
+	atomic_bool quiesced;	 /* failed device confirmed disabled (qp_lock) */
+	bool keep_dev_mem;	 /* close: the device did not stop, its memory is leaked */
+	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
+	 * CC.EN = 0, by a reset or a failure): the queues it had are gone. */
+	_Atomic uint32_t disable_gen;
 	atomic_bool need_reset;
 	_Atomic uint32_t reset_req_epoch; /* epoch when the reset was asked for */
 	atomic_bool fail_event_pending;
@@ -408,7 +440,10 @@ int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
 void drv_ctrl_wake_all(struct nvmk_ctrl *ctrl);
 void drv_ctrl_emit(struct nvmk_ctrl *ctrl, const struct nvmk_event *ev);
 void drv_ctrl_quiesce(struct nvmk_ctrl *ctrl);
-void drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
+/* Returns true when the controller is known stopped (CSTS.RDY = 0, or removed). */
+bool drv_ctrl_shutdown_device(struct nvmk_ctrl *ctrl);
+/* The bound on the wait for CSTS.SHST = complete (ms). */
+uint32_t drv_shutdown_wait_ms(const struct nvmk_ctrl *ctrl);
 struct nvmk_ctrl *drv_ctrl_alloc(struct nvmk_backing *b, uint64_t uid);
 void drv_mutex_init_recursive(pthread_mutex_t *m);
 void drv_ctrl_free_host(struct nvmk_ctrl *ctrl);
@@ -428,6 +463,8 @@ void drv_aer_post_all(struct nvmk_ctrl *ctrl);
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
 
 /* qpair.c */
+/* Return: commands it completed (>= 0), or negative errno when the qpair
+ * cannot be used (its outstanding commands were completed all the same). */
 int drv_qpair_recover(struct nvmk_qpair *qp);
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
 

@@ -49,10 +49,14 @@ static int read_sysfs_u64(const char *path, uint64_t *v)
 {
 	char buf[32];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	/* *v is defined on every return: a failed open can leave errno 0 as
+	 * far as the compiler knows, so "return -errno" may be 0 to it. */
+	*v = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return errno ? -errno : -EIO;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)

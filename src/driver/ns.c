@@ -257,6 +257,10 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 		return;
 	if (drv_unlikely(ns->kern))
 		return drv_kns_close(ns);
+	if (!ns->ctrl) { /* orphaned by nvmk_ctrl_close */
+		free(ns);
+		return;
+	}
 	pthread_mutex_lock(&ns->ctrl->ns_lock);
 	if (ns->s->nopen)
 		ns->s->nopen--;
@@ -273,6 +277,10 @@ void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 	info->nsid = ns->nsid;
 	info->lba_shift = ns->lba_shift;
 	info->block_size = 1u << ns->lba_shift;
+	if (!ns->ctrl) { /* orphaned by nvmk_ctrl_close: no device behind it */
+		info->removed = true;
+		return;
+	}
 	/* relaxed: a size snapshot; acquire on removed pairs with the release in rescan */
 	info->nblocks = atomic_load_explicit(&ns->s->nblocks, memory_order_relaxed);
 	info->capacity = info->nblocks << ns->lba_shift;

@@ -9,16 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "driver/queue.h"
 
 /* ---- creation on the device ---- */
 
+/* The device answered the command itself (with an error status): it did not
+ * act on it. A timeout or a failed controller leaves that unknown. */
+static bool qp_device_refused(const struct nvmk_cpl *cpl)
+{
+	return cpl->status != 0 && cpl->status != DRV_SF_HOST_ABORTED;
+}
+
 static int qp_create_on_device(struct nvmk_qpair *qp)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
+	struct nvmk_cpl cpl = {0};
 	struct nvme_sqe c;
 	int rc;
 
@@ -34,6 +43,10 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 				return -EINVAL;
 	}
 	drv_queue_reset_ring(q);
+	/* from here on the device may hold the queue memory */
+	qp->dev_released = false;
+	/* acquire: pairs with the release bumps (recovery.c) */
+	qp->dev_gen = atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire);
 	/* Base 2.0 5.4: Create I/O Completion Queue. */
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_CREATE_CQ;
@@ -42,9 +55,11 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 	c.cdw11 = NVME_CQ_FLAGS_PC;
 	if (qp->mode == NVMK_CPL_INTERRUPT && qp->irq_fd >= 0)
 		c.cdw11 |= NVME_CQ_FLAGS_IEN | ((uint32_t)qp->vector << 16);
-	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	rc = drv_admin_sync(ctrl, &c, NULL, 0, &cpl);
 	if (rc) {
 		nvmk_err(ctrl->name, q->qid, "Create I/O CQ failed: %d", rc);
+		if (qp_device_refused(&cpl))
+			qp->dev_released = true;
 		return rc;
 	}
 	/* Base 2.0 5.5: Create I/O Submission Queue bound to it. */
@@ -53,42 +68,101 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 	c.prp1 = nvmk_dma_buf_iova(&q->sq_mem, 0);
 	c.cdw10 = NVME_CREATE_Q_CDW10(q->qid, q->depth - 1);
 	c.cdw11 = NVME_SQ_FLAGS_PC | ((uint32_t)q->qid << 16);
-	rc = drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+	rc = drv_admin_sync(ctrl, &c, NULL, 0, &cpl);
 	if (rc) {
+		bool sq_refused = qp_device_refused(&cpl);
+
 		nvmk_err(ctrl->name, q->qid, "Create I/O SQ failed: %d", rc);
 		memset(&c, 0, sizeof(c));
 		c.opc = NVME_ADM_DELETE_CQ;
 		c.cdw10 = q->qid;
-		drv_admin_sync(ctrl, &c, NULL, 0, NULL);
+		if (drv_admin_sync(ctrl, &c, NULL, 0, NULL) == 0 && sq_refused)
+			qp->dev_released = true;
 		return rc;
 	}
 	return 0;
 }
 
+static bool qp_gone(struct nvmk_qpair *qp);
+
+/* Base 2.0 5.6/5.7: Delete I/O SQ, then its CQ; both done means the device
+ * no longer holds the queue memory. */
 static void qp_delete_on_device(struct nvmk_qpair *qp)
 {
 	struct nvme_sqe c = {.opc = NVME_ADM_DELETE_SQ, .cdw10 = qp->q.qid};
+	int rc;
 
-	if (drv_failed(qp->ctrl) || qp->dead)
+	if (drv_failed(qp->ctrl) || qp_gone(qp))
 		return;
-	if (drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL) == 0) {
+	rc = drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
+	if (rc == 0) {
 		c.opc = NVME_ADM_DELETE_CQ;
-		drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
+		rc = drv_admin_sync(qp->ctrl, &c, NULL, 0, NULL);
 	}
+	if (rc == 0)
+		qp->dev_released = true;
+	else
+		nvmk_err(qp->ctrl->name, qp->q.qid, "deleting the queue pair failed: %d", rc);
 }
 
-static void qp_free(struct nvmk_qpair *qp)
+/*
+ * Whether the device can no longer write the qpair's queue memory: it never
+ * had the queues, deleted them, or the controller was reset since (a reset
+ * passes through CSTS.RDY = 0, Base 2.0 3.7.2) or failed and stopped (a
+ * removed device does no more DMA).
+ */
+static bool qp_gone(struct nvmk_qpair *qp)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 
-	drv_queue_free(ctrl, &qp->q);
+	if (qp->dev_released || drv_failed(ctrl) == -ENODEV)
+		return true;
+	/* acquire: pairs with the release bumps (recovery.c) */
+	return atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire) != qp->dev_gen;
+}
+
+/* Make sure the device lets go of the qpair's queues before their memory is
+ * freed: when it would not delete them (or did not answer), reset the
+ * controller, which drops every I/O queue. Returns qp_gone() after it. */
+static bool qp_release_device(struct nvmk_qpair *qp)
+{
+	if (qp_gone(qp))
+		return true;
+	nvmk_err(qp->ctrl->name, qp->q.qid,
+		 "the device may still use the queue pair's memory: resetting the controller "
+		 "before it is freed");
+	/* acquire: the epoch to reset from, see drv_ctrl_reset */
+	drv_ctrl_reset(qp->ctrl, -EIO,
+		       atomic_load_explicit(&qp->ctrl->epoch, memory_order_acquire));
+	if (qp_gone(qp))
+		return true;
+	nvmk_err(qp->ctrl->name, qp->q.qid,
+		 "the controller did not stop: the queue pair's memory and queue ID are left "
+		 "to it (leaked)");
+	return false;
+}
+
+/* Free the qpair; its rings and queue ID only when @rings_free (the device
+ * let go of them), else they are leaked on purpose. */
+static void qp_free(struct nvmk_qpair *qp, bool rings_free)
+{
+	struct nvmk_ctrl *ctrl = qp->ctrl;
+
+	if (rings_free) {
+		drv_queue_free(ctrl, &qp->q);
+	} else {
+		free(qp->q.trk);
+		qp->q.trk = NULL;
+	}
 	free(qp->segs);
 	free(qp->parts);
 	if (qp->shared)
 		pthread_mutex_destroy(&qp->lock);
-	pthread_mutex_lock(&ctrl->qp_lock);
-	ctrl->qid_used[qp->q.qid] = 0;
-	pthread_mutex_unlock(&ctrl->qp_lock);
+	if (rings_free) {
+		pthread_mutex_lock(&ctrl->qp_lock);
+		ctrl->qid_used[qp->q.qid] = 0;
+		pthread_mutex_unlock(&ctrl->qp_lock);
+	}
 	free(qp);
 }
 
@@ -105,6 +179,18 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		return -EINVAL;
 	if (opts)
 		o = *opts;
+	if (o.hybrid_poll_us && o.mode != NVMK_CPL_INTERRUPT) {
+		nvmk_err(
+		    ctrl->name, NVMK_LOG_NOQ,
+		    "qpair: hybrid_poll_us needs interrupt mode (a polled qpair never sleeps)");
+		return -EINVAL;
+	}
+	if (o.hybrid_poll_us > NVMK_HYBRID_POLL_MAX_US) {
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ,
+			 "qpair: hybrid_poll_us %u too large (accepted 0..%u)", o.hybrid_poll_us,
+			 NVMK_HYBRID_POLL_MAX_US);
+		return -EINVAL;
+	}
 	rc = drv_failed(ctrl);
 	if (rc)
 		return rc;
@@ -126,9 +212,22 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		free(qp);
 		return -EBUSY;
 	}
+	/* granted was cut to what BAR0 holds (ctrl.c); a backing's size may
+	 * not be, so check what is about to be written (Base 2.0 3.1.3.21) */
+	if (ctrl->b->bar0_size &&
+	    (uint64_t)nvme_cq_doorbell(qid, ctrl->dstrd) + 4u > ctrl->b->bar0_size) {
+		nvmk_err(ctrl->name, qid, "the doorbells of queue %u lie beyond BAR0 (%zu bytes)",
+			 qid, ctrl->b->bar0_size);
+		pthread_mutex_lock(&ctrl->qp_lock);
+		ctrl->qid_used[qid] = 0;
+		pthread_mutex_unlock(&ctrl->qp_lock);
+		free(qp);
+		return -EINVAL;
+	}
 	qp->ctrl = ctrl;
 	qp->io_timeout_ms = ctrl->opts.io_timeout_ms;
 	qp->mode = o.mode;
+	qp->hybrid_poll_us = o.hybrid_poll_us;
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
@@ -143,14 +242,14 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	rc = drv_queue_alloc(ctrl, &qp->q, qid, depth, tag);
 	if (rc) {
 		qp->q.qid = qid;
-		qp_free(qp);
+		qp_free(qp, true);
 		return rc;
 	}
 	qp->max_segs = (unsigned)(ctrl->max_xfer / DRV_PAGE_SIZE) + 1;
 	qp->segs = calloc(qp->max_segs, sizeof(*qp->segs));
 	qp->parts = calloc(qp->q.ntrk, sizeof(*qp->parts));
 	if (!qp->segs || !qp->parts) {
-		qp_free(qp);
+		qp_free(qp, true);
 		return -ENOMEM;
 	}
 	/* Vector: its own while they last, else shared (then waits poll in
@@ -175,7 +274,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
 	rc = qp_create_on_device(qp);
 	if (rc) {
-		qp_free(qp);
+		qp_free(qp, qp_release_device(qp));
 		return rc;
 	}
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
@@ -205,6 +304,8 @@ static void qp_unlink(struct nvmk_qpair *qp)
 
 static void qp_destroy(struct nvmk_qpair *qp)
 {
+	bool rings_free;
+
 	qp_unlink(qp);
 	/* a failed device may still be running: stop it before freeing */
 	pthread_mutex_lock(&qp->ctrl->qp_lock);
@@ -212,10 +313,12 @@ static void qp_destroy(struct nvmk_qpair *qp)
 	pthread_mutex_unlock(&qp->ctrl->qp_lock);
 	drv_qp_lock(qp);
 	qp_delete_on_device(qp);
+	/* before the commands complete: their buffers are the caller's again */
+	rings_free = qp_release_device(qp);
 	drv_queue_doom_all(&qp->q);
 	drv_queue_fail_doomed(&qp->q, -ECANCELED);
 	drv_qp_unlock(qp);
-	qp_free(qp);
+	qp_free(qp, rings_free);
 }
 
 void nvmk_qpair_destroy(struct nvmk_qpair *qp)
@@ -270,15 +373,70 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 
 /* ---- per-thread qpairs ---- */
 
-#define DRV_TLS_SLOTS 4
+/*
+ * Each thread's synchronous calls run on its own queue pair, EXCLUSIVE (no
+ * lock on the fast path), created on the thread's first call while the
+ * controller has queues for it. One SHARED per-thread qpair is kept for the
+ * threads that find none left (granted too few, or the device refused a
+ * creation): it is created together with the first exclusive one, while a
+ * queue is still there for it; if it cannot be, that first qpair becomes the
+ * shared one before any thread has it. With a single granted queue every
+ * thread shares it, as before. Restored per-thread qpairs are handed out
+ * again first, an exclusive one to one thread only.
+ *
+ * A thread's exclusive qpair stays its own until the controller closes (a
+ * thread that exits does not give it back), and a thread that uses more
+ * controllers than DRV_TLS_SLOTS may be given a new one for an evicted
+ * controller; both only cost queues, which later threads then share.
+ */
+#define DRV_TLS_SLOTS 8
 static __thread struct {
 	uint64_t uid;
 	struct nvmk_qpair *qp;
 } drv_tls_qp[DRV_TLS_SLOTS];
 
+/* The SHARED per-thread qpair number @idx modulo their count, or NULL. */
+static struct nvmk_qpair *get_pick_shared(struct nvmk_ctrl *ctrl, unsigned idx)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		n += ctrl->get_qps[i]->shared;
+	if (!n)
+		return NULL;
+	idx %= n;
+	for (unsigned i = 0; i < ctrl->n_get_qps; i++)
+		if (ctrl->get_qps[i]->shared && idx-- == 0)
+			return ctrl->get_qps[i];
+	return NULL;
+}
+
+/* Create a per-thread qpair (@shared or exclusive); get_lock held. */
+static int get_create(struct nvmk_ctrl *ctrl, bool shared, struct nvmk_qpair **out)
+{
+	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode,
+				    .flags = shared ? NVMK_QPAIR_SHARED : 0};
+	int rc = nvmk_qpair_create(ctrl, &o, out);
+
+	if (rc == 0) {
+		(*out)->from_get = true;
+		ctrl->get_qps[ctrl->n_get_qps++] = *out;
+	}
+	return rc;
+}
+
+/* A new exclusive qpair nobody has yet becomes the one to share: its lock
+ * and its fast_epoch (never equal to an epoch) are set before any thread
+ * sees it (get_lock, then the TLS of the thread it goes to). */
+static void get_make_shared(struct nvmk_qpair *qp)
+{
+	drv_mutex_init_recursive(&qp->lock);
+	qp->shared = true;
+	drv_qp_set_epoch(qp, qp->epoch);
+}
+
 struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 {
-	struct nvmk_qpair_opts o = {.mode = ctrl->opts.cpl_mode, .flags = NVMK_QPAIR_SHARED};
 	struct nvmk_qpair *qp = NULL;
 	unsigned idx;
 
@@ -290,26 +448,39 @@ struct nvmk_qpair *nvmk_ctrl_get_qpair(struct nvmk_ctrl *ctrl)
 	 * concurrent first calls see each other's queues (control path). */
 	pthread_mutex_lock(&ctrl->get_lock);
 	idx = ctrl->n_threads++;
-	if (idx < ctrl->n_get_qps) {
-		qp = ctrl->get_qps[idx]; /* restored: hand them out again first */
-	} else if (ctrl->n_get_qps < ctrl->get_budget) {
-		int rc = nvmk_qpair_create(ctrl, &o, &qp);
+	/* restored: an exclusive one nobody has yet goes first */
+	for (unsigned i = 0; i < ctrl->n_get_qps && !qp; i++)
+		if (!ctrl->get_qps[i]->shared && !ctrl->get_qps[i]->get_taken)
+			qp = ctrl->get_qps[i];
+	if (!qp && ctrl->n_get_qps < ctrl->get_budget) {
+		bool have_shared = get_pick_shared(ctrl, 0) != NULL;
+		int rc = get_create(ctrl, false, &qp);
 
-		if (rc == 0) {
-			qp->from_get = true;
-			ctrl->get_qps[ctrl->n_get_qps++] = qp;
+		if (rc == 0 && !have_shared) {
+			struct nvmk_qpair *spare = NULL;
+			int rs = ctrl->n_get_qps < ctrl->get_budget ? get_create(ctrl, true, &spare)
+								    : -EBUSY;
+
+			if (rs) {
+				/* no queue to spare: this one is the one threads share */
+				get_make_shared(qp);
+				if (rs != -EAGAIN)
+					ctrl->get_budget = ctrl->n_get_qps;
+			}
 		} else if (rc == -EAGAIN) {
 			ctrl->n_threads--; /* servicing: not a lack of queues */
-		} else {
-			/* no more queues: from now on threads share the existing ones */
+		} else if (rc) {
+			/* no more queues: from now on threads share the shared ones */
 			nvmk_warn(ctrl->name, NVMK_LOG_NOQ,
-				  "no new I/O queue for thread %u (%d): sharing %u queue(s)", idx,
-				  rc, ctrl->n_get_qps);
+				  "no new I/O queue for thread %u (%s): sharing", idx,
+				  strerror(-rc));
 			ctrl->get_budget = ctrl->n_get_qps;
 		}
 	}
-	if (!qp && ctrl->n_get_qps)
-		qp = ctrl->get_qps[idx % ctrl->n_get_qps];
+	if (qp && !qp->shared)
+		qp->get_taken = true;
+	if (!qp)
+		qp = get_pick_shared(ctrl, idx);
 	pthread_mutex_unlock(&ctrl->get_lock);
 	if (!qp)
 		return NULL;
@@ -336,29 +507,39 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 	/* acquire: pairs with the release bump in reset/fail */
 	uint32_t epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
 	int failed = drv_failed(ctrl);
+	unsigned n;
 	int rc = 0;
 
 	/* acquire: pairs with the release store of save (servicing): the queue
 	 * is frozen for the snapshot, nothing may change on it */
 	if (atomic_load_explicit(&ctrl->svc_quiesced, memory_order_acquire))
 		return -EAGAIN;
-	if (qp->dead && !failed)
+	/* refused in this epoch already: wait for the next reset to try again */
+	if (qp->dead && qp->dead_epoch == epoch && !failed)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);
 	if (!failed) {
 		rc = qp_create_on_device(qp);
 		if (rc) {
-			nvmk_err(ctrl->name, qp->q.qid, "re-creating the queue pair failed: %d",
+			nvmk_err(ctrl->name, qp->q.qid,
+				 "re-creating the queue pair failed: %d; unusable (-EIO) until the "
+				 "next controller reset",
 				 rc);
-			qp->dead = rc;
+			/* submit's documented error, whatever the admin command got */
+			qp->dead = rc == -ENODEV ? -ENODEV : -EIO;
+			qp->dead_epoch = epoch;
+			rc = qp->dead;
 		} else {
+			qp->dead = 0;
 			drv_qp_set_epoch(qp, epoch);
 		}
 	}
-	drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
+	/* Counted: a waiter whose command this was must see a completion, or it
+	 * sleeps on with nothing outstanding (issue 11, defect 1). */
+	n = drv_queue_fail_doomed(&qp->q, failed ? failed : -ETIMEDOUT);
 	if (failed)
 		return failed;
-	return rc;
+	return rc ? rc : (int)n;
 }
 
 /* ---- completion processing ---- */
@@ -367,10 +548,11 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
  * values live across the callbacks (fewer callee-saved registers to save):
  * an invalid CQE (@n < 0) fails the controller; a due deadline scan runs
  * and drains what it aborted. Returns the poll's result. */
-static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n, uint64_t now)
+static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int n)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
+	uint64_t now = drv_now(ctrl);
 
 	if (n < 0) {
 		drv_ctrl_fail(ctrl, -EIO, "invalid completion");
@@ -379,11 +561,19 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 		return -EIO;
 	}
 	drv_qpair_check_timeouts(qp, now);
-	if (drv_qp_check(qp) == 0) {
+	if (drv_qp_current(qp)) {
 		int m = drv_q_drain(q, 0); /* an aborted command completes now */
 
 		if (m > 0)
 			n += m;
+	} else {
+		/* the scan reset the controller: recovery completes the commands */
+		int m = drv_qpair_recover(qp);
+
+		if (m > 0)
+			n += m;
+		else if (m < 0 && n == 0)
+			n = m;
 	}
 	q->batching--;
 	drv_q_ring_sq(q);
@@ -394,16 +584,18 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
-	uint64_t now;
 	int n;
 
 	q->batching++;
 	n = drv_q_drain(q, max);
-	/* qp->ctrl is read again here rather than kept from before the drain:
-	 * one load instead of a callee-saved register across the callbacks */
-	now = drv_now(qp->ctrl);
-	if (drv_unlikely(n < 0 || (now >= qp->next_check && q->nfree != q->ntrk)))
-		return qp_process_rare(qp, n, now);
+	/* A deadline scan only when something is outstanding: tested first, so
+	 * that a qpair with nothing in flight (QD 1 after its completion, an
+	 * idle poll) does not read the clock. qp->ctrl is read again here
+	 * rather than kept from before the drain: one load instead of a
+	 * callee-saved register across the callbacks. */
+	if (drv_unlikely(n < 0 ||
+			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);
 	return n;
@@ -411,10 +603,13 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 
 drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
-	int rc = drv_qp_check(qp);
+	if (drv_unlikely(!drv_qp_current(qp))) {
+		/* what recovery completed counts as completed by this call */
+		int rc = drv_qpair_recover(qp);
 
-	if (drv_unlikely(rc))
-		return rc;
+		if (rc != 0)
+			return rc;
+	}
 	return qp_process_current(qp, max);
 }
 
@@ -450,12 +645,96 @@ int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)
 	return qp->irq_fd;
 }
 
+/* ---- batched submission ---- */
+
+/*
+ * A user batch shares q->batching with completion processing (which also
+ * defers the SQ doorbell while callbacks submit): every submit path tests
+ * only "batching != 0", and whoever brings the count back to 0 rings. A
+ * batch stays open across a reset (recovery re-creates the queues; what was
+ * written and not rung is failed by it like everything else outstanding).
+ */
+#define QP_BATCH_MAX 127 /* below the uint8_t counter, leaving room for process nesting */
+
+int nvmk_qpair_batch_begin(struct nvmk_qpair *qp)
+{
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern)) /* io_uring submits per call: nothing to defer */
+		return 0;
+	drv_qp_lock(qp);
+	if (qp->q.batching >= QP_BATCH_MAX)
+		rc = -EOVERFLOW;
+	else
+		qp->q.batching++;
+	drv_qp_unlock(qp);
+	return rc;
+}
+
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp)
+{
+	struct drv_queue *q = &qp->q;
+	int rc = 0;
+
+	if (drv_unlikely(qp->kern))
+		return 0;
+	drv_qp_lock(qp);
+	if (q->batching == 0) {
+		rc = -EINVAL;
+		nvmk_warn(qp->ctrl->name, q->qid, "batch end without a batch begin");
+	} else if (--q->batching == 0 && drv_qp_current(qp)) {
+		/* a stale qpair rings nothing: its queues are re-created by the
+		 * next call, which fails what was written */
+		drv_q_ring_sq(q);
+	}
+	drv_qp_unlock(qp);
+	return rc;
+}
+
 static void qp_irq_clear(struct nvmk_qpair *qp)
 {
 	uint64_t v;
 
 	if (qp->irq_fd >= 0 && read(qp->irq_fd, &v, sizeof(v)) < 0)
 		(void)0; /* nothing pending (nonblocking eventfd) */
+}
+
+static uint64_t qp_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Hybrid polling: poll the CQ for up to hybrid_poll_us (not past the wait's
+ * end, @end_ms) before the caller sleeps on the interrupt. A completion
+ * arriving within the bound costs no system call and no wake-up latency;
+ * one that takes longer leaves the core to others (on a machine with fewer
+ * cores than busy threads, a pure poller starves the device's thread).
+ * The interrupt that may have fired meanwhile is cleared by the caller
+ * after its sleep (the eventfd stays readable, so that sleep ends at once).
+ * Returns the first non-zero result of processing, or 0.
+ */
+static int qp_hybrid_poll(struct nvmk_qpair *qp, uint64_t end_ms)
+{
+	uint64_t stop = qp_clock_ns() + (uint64_t)qp->hybrid_poll_us * 1000u;
+
+	/* drv_clock_ms is CLOCK_MONOTONIC too */
+	if (end_ms < stop / 1000000u)
+		stop = end_ms * 1000000u;
+
+	do {
+		int n = nvmk_qpair_process_completions(qp, 0);
+
+		if (n != 0)
+			return n;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause(); /* spin-wait hint: leave the pipeline to an SMT sibling */
+#endif
+	} while (qp_clock_ns() < stop);
+	return 0;
 }
 
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
@@ -482,6 +761,11 @@ int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 		if (qp->mode == NVMK_CPL_POLL) {
 			sched_yield();
 			continue;
+		}
+		if (qp->hybrid_poll_us) {
+			n = qp_hybrid_poll(qp, end);
+			if (n != 0)
+				return n;
 		}
 		/* Sleep until an interrupt, bounded by the clock tick so that
 		 * deadlines are checked (and a completion whose interrupt was lost

@@ -32,7 +32,27 @@ void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
 	 * errs towards writing the register at a wrap */
 	if ((uint16_t)(val - ev - 1) >= (uint16_t)(val - old))
 		return;
-	nvmk_backing_write32(q->b, cq ? q->cq_db : q->sq_db, val);
+	/* as drv_db_ring: the choice drv_queue_set_doorbells made */
+	volatile uint32_t *reg = cq ? q->cq_db_reg : q->sq_db_reg;
+
+	if (reg)
+		*reg = val;
+	else
+		q->db_write32(q->b, cq ? q->cq_db : q->sq_db, val);
+}
+
+/* The doorbell writer of a queue whose doorbells lie beyond BAR0: nothing
+ * is written (the queue then makes no progress, and recovery takes over). */
+static void drv_db_refuse(struct nvmk_backing *b, uint32_t off, uint32_t val)
+{
+	static atomic_bool logged;
+
+	(void)val;
+	/* relaxed: a log-once flag */
+	if (!atomic_exchange_explicit(&logged, true, memory_order_relaxed))
+		nvmk_err(b->name, NVMK_LOG_NOQ,
+			 "doorbell write at 0x%x refused: beyond BAR0 (%zu bytes)", off,
+			 b->bar0_size);
 }
 
 /* Doorbell register offsets of queue @qid (Base 2.0 3.1.3.21/22: SQyTDBL
@@ -44,6 +64,13 @@ void drv_queue_set_doorbells(struct drv_queue *q, uint16_t qid, uint32_t dstrd)
 
 	q->sq_db = nvme_sq_doorbell(qid, dstrd);
 	q->cq_db = nvme_cq_doorbell(qid, dstrd);
+	if (b->bar0_size && (uint64_t)q->cq_db + 4u > b->bar0_size) {
+		/* Bring-up and qpair creation refuse this; a restored state
+		 * could still name such a queue: never write outside BAR0. */
+		q->sq_db_reg = q->cq_db_reg = NULL;
+		q->db_write32 = drv_db_refuse;
+		return;
+	}
 	q->sq_db_reg = b->bar0 ? (volatile uint32_t *)(b->bar0 + q->sq_db) : NULL;
 	q->cq_db_reg = b->bar0 ? (volatile uint32_t *)(b->bar0 + q->cq_db) : NULL;
 	q->db_write32 = b->ops->write32;

@@ -276,11 +276,16 @@ drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
 	       (uint64_t)atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
 }
 
+/* Submit paths: 0 when the qpair may be used, else the error (completions
+ * the recovery delivered are not the submitter's business). */
 drv_inline int drv_qp_check(struct nvmk_qpair *qp)
 {
+	int rc;
+
 	if (drv_likely(drv_qp_current(qp)))
 		return 0;
-	return drv_qpair_recover(qp);
+	rc = drv_qpair_recover(qp);
+	return rc < 0 ? rc : 0;
 }
 
 #endif /* NVMK_DRV_QUEUE_H */

@@ -42,6 +42,9 @@ void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
 			nvmk_err(ctrl->name, NVMK_LOG_NOQ,
 				 "failed controller did not stop; its last transfers may still "
 				 "land in buffers of failed commands");
+		else
+			/* release: queue memory may be freed after this (qpair.c) */
+			atomic_fetch_add_explicit(&ctrl->disable_gen, 1, memory_order_release);
 	}
 	/* relaxed: published by the release epoch bump below */
 	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
@@ -71,6 +74,9 @@ int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch)
 		drv_ctrl_fail(ctrl, rc == -ENODEV ? -ENODEV : -EIO, "reset failed");
 		goto out;
 	}
+	/* release: the bring-up passed CSTS.RDY = 0, so no I/O queue of before
+	 * is left on the device (qpair.c may free their memory) */
+	atomic_fetch_add_explicit(&ctrl->disable_gen, 1, memory_order_release);
 	/* release: the re-created admin queue and features before qpairs see
 	 * the new epoch and create their queues */
 	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);

@@ -521,7 +521,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 	}
 	rc = drv_failed(ctrl);
 	if (rc) {
-		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "save: controller failed (%d)", rc);
+		nvmk_err(ctrl->name, NVMK_LOG_NOQ, "save: controller failed: %s", strerror(-rc));
 		return rc;
 	}
 	if (keep_alive && (!ctrl->b->pool || !ctrl->b->ops->dma_remap)) {

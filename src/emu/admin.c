@@ -79,6 +79,25 @@ uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const
 	return emu_dma_to_host_padded(emu, sqe, buf, len, len);
 }
 
+uint16_t emu_admin_data_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
+				size_t srclen, size_t len)
+{
+	uint16_t st;
+	void *copy;
+
+	if (!emu->tamper.admin_data)
+		return emu_dma_to_host_padded(emu, sqe, buf, srclen, len);
+	/* the hook sees (and may change) every byte that is transferred */
+	copy = calloc(1, len ? len : 1);
+	if (!copy)
+		return emu_dma_to_host_padded(emu, sqe, buf, srclen, len);
+	memcpy(copy, buf, srclen < len ? srclen : len);
+	emu->tamper.admin_data(emu->tamper.ctx, sqe, copy, len);
+	st = emu_dma_to_host_padded(emu, sqe, copy, len, len);
+	free(copy);
+	return st;
+}
+
 uint16_t emu_dma_from_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, void *buf, size_t len)
 {
 	struct emu_prp_ctx ctx = prp_ctx(emu, false);
@@ -203,7 +222,7 @@ static struct emu_result admin_get_features(struct nvmk_emu *emu, const struct n
 			return res(INVALID_FIELD, 0);
 		if (sel == 0)
 			memcpy(id, emu->host.hostid, sizeof(id));
-		return res(emu_dma_to_host(emu, sqe, id, ext ? 16 : 8), 0);
+		return res(emu_admin_data_to_host(emu, sqe, id, ext ? 16 : 8, ext ? 16 : 8), 0);
 	}
 	if (fid == NVME_FEAT_IRQ_CONFIG) {
 		uint16_t iv = (uint16_t)sqe->cdw11;
@@ -532,7 +551,8 @@ static struct emu_result admin_identify(struct nvmk_emu *emu, const struct nvme_
 	default:
 		return res(INVALID_FIELD, 0);
 	}
-	st = emu_dma_to_host(emu, sqe, buf, NVME_IDENTIFY_DATA_SIZE);
+	st =
+	    emu_admin_data_to_host(emu, sqe, buf, NVME_IDENTIFY_DATA_SIZE, NVME_IDENTIFY_DATA_SIZE);
 	return res(st, 0);
 }
 
@@ -698,7 +718,7 @@ static struct emu_result admin_get_log(struct nvmk_emu *emu, const struct nvme_s
 	}
 	if (lpo >= logsz)
 		return res(INVALID_FIELD, 0);
-	uint16_t st = emu_dma_to_host_padded(emu, sqe, buf + lpo, logsz - lpo, len);
+	uint16_t st = emu_admin_data_to_host(emu, sqe, buf + lpo, logsz - lpo, len);
 	if (!st && !rae && aer_type != 0xff)
 		emu_aer_unmask(emu, aer_type);
 	return res(st, 0);

@@ -166,18 +166,6 @@ static int subsys_create(const struct nvmk_emu_config *cfg, const char *name,
 
 /* ---- worker ---- */
 
-void emu_kick(struct nvmk_emu *emu)
-{
-	/* seq_cst store/load pair with the worker's sleeping/kick pair: either the
-	 * worker sees kick, or we see it sleeping and signal it (Dekker). */
-	atomic_store(&emu->kick, true);
-	if (atomic_load(&emu->sleeping)) {
-		pthread_mutex_lock(&emu->wake_lock);
-		pthread_cond_signal(&emu->wake_cond);
-		pthread_mutex_unlock(&emu->wake_lock);
-	}
-}
-
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why)
 {
 	if (!atomic_exchange(&emu->fatal, true))
@@ -271,8 +259,8 @@ static void emu_ctrl_enable(struct nvmk_emu *emu, uint64_t now)
 				      .ien = true,
 				      .iv = 0,
 				      .nr_sq = 1};
-	atomic_store(&emu->sq_db[0], 0);
-	atomic_store(&emu->cq_db[0], 0);
+	atomic_store(emu_sq_db(emu, 0), 0);
+	atomic_store(emu_cq_db(emu, 0), 0);
 	if (emu->cfg.rdy_never) {
 		nvmk_warn(emu->name, NVMK_LOG_NOQ, "configured never to become ready");
 		return;
@@ -358,32 +346,6 @@ static uint64_t emu_keep_alive_check(struct nvmk_emu *emu)
 	return 0;
 }
 
-static void emu_sleep(struct nvmk_emu *emu, uint64_t deadline)
-{
-	uint64_t spin_end = emu_now_ns() + EMU_SPIN_NS;
-
-	/* Spin briefly: a doorbell often follows a completion within microseconds. */
-	while (emu_now_ns() < spin_end) {
-		if (atomic_exchange(&emu->kick, false))
-			return;
-		if (atomic_load_explicit(&emu->stop, memory_order_relaxed))
-			return;
-	}
-	pthread_mutex_lock(&emu->wake_lock);
-	atomic_store(&emu->sleeping, true);
-	if (!atomic_exchange(&emu->kick, false) && !atomic_load(&emu->stop)) {
-		if (deadline) {
-			struct timespec ts = {.tv_sec = deadline / 1000000000ull,
-					      .tv_nsec = deadline % 1000000000ull};
-			pthread_cond_timedwait(&emu->wake_cond, &emu->wake_lock, &ts);
-		} else {
-			pthread_cond_wait(&emu->wake_cond, &emu->wake_lock);
-		}
-	}
-	atomic_store(&emu->sleeping, false);
-	pthread_mutex_unlock(&emu->wake_lock);
-}
-
 static void *emu_worker(void *arg)
 {
 	struct nvmk_emu *emu = arg;
@@ -394,7 +356,7 @@ static void *emu_worker(void *arg)
 		bool busy = false;
 
 		if (atomic_load(&emu->removed)) {
-			emu_sleep(emu, 0);
+			emu_wait(emu, 0);
 			continue;
 		}
 		next = emu_ctrl_step(emu, now);
@@ -420,7 +382,7 @@ static void *emu_worker(void *arg)
 				next = poll;
 		}
 		if (!busy)
-			emu_sleep(emu, next);
+			emu_wait(emu, next);
 	}
 	return NULL;
 }
@@ -433,8 +395,7 @@ static void emu_free(struct nvmk_emu *emu)
 		emu->pending = c->next;
 		free(c);
 	}
-	free(emu->sq_db);
-	free(emu->cq_db);
+	free(emu->db);
 	free(emu->sqs);
 	free(emu->cqs);
 	free(emu->irq_fd);
@@ -442,8 +403,6 @@ static void emu_free(struct nvmk_emu *emu)
 	free(emu->irq_pending);
 	free(emu->bounce);
 	pthread_mutex_destroy(&emu->reg_lock);
-	pthread_mutex_destroy(&emu->wake_lock);
-	pthread_cond_destroy(&emu->wake_cond);
 	pthread_mutex_destroy(&emu->irq_lock);
 	pthread_mutex_destroy(&emu->aer_lock);
 	pthread_mutex_destroy(&emu->fault_lock);
@@ -454,7 +413,6 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 {
 	const char *name = cfg && cfg->name ? cfg->name : "emu";
 	struct nvmk_emu *emu;
-	pthread_condattr_t ca;
 	unsigned nq;
 	int rc;
 
@@ -475,23 +433,17 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	emu->nq = cfg->max_io_queues;
 	nq = emu->nq + 1u;
 	pthread_mutex_init(&emu->reg_lock, NULL);
-	pthread_mutex_init(&emu->wake_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&emu->wake_cond, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&emu->irq_lock, NULL);
 	pthread_mutex_init(&emu->aer_lock, NULL);
 	pthread_mutex_init(&emu->fault_lock, NULL);
-	emu->sq_db = calloc(nq, sizeof(*emu->sq_db));
-	emu->cq_db = calloc(nq, sizeof(*emu->cq_db));
+	emu->db = calloc(2u * nq, sizeof(*emu->db));
 	emu->sqs = calloc(nq, sizeof(*emu->sqs));
 	emu->cqs = calloc(nq, sizeof(*emu->cqs));
 	emu->irq_fd = malloc(cfg->msix_vectors * sizeof(int));
 	emu->irq_masked = calloc(cfg->msix_vectors, sizeof(bool));
 	emu->irq_pending = calloc(cfg->msix_vectors, sizeof(bool));
 	emu->bounce = malloc(EMU_BOUNCE);
-	if (!emu->sq_db || !emu->cq_db || !emu->sqs || !emu->cqs || !emu->irq_fd ||
+	if (!emu->db || !emu->sqs || !emu->cqs || !emu->irq_fd ||
 	    !emu->irq_masked || !emu->irq_pending || !emu->bounce) {
 		emu_free(emu);
 		return -ENOMEM;

@@ -115,6 +115,7 @@ struct emu_fault_rule {
 	struct nvmk_emu_fault f;
 	uint64_t seen;
 	uint64_t hits;
+	uint64_t order; /* when it was added: rules apply in this order */
 	bool used;
 };
 
@@ -140,6 +141,10 @@ struct nvmk_emu {
 	uint16_t nq; /* I/O queues supported (max_io_queues) */
 	uint64_t cap;
 	size_t bar_size;
+	/* Doorbell decoding, set once by emu_regs_init: the doorbells span
+	 * [NVME_REG_DBS, NVME_REG_DBS + db_span), one per 1 << db_shift bytes. */
+	uint32_t db_span;
+	uint32_t db_shift;
 
 	/* ---- registers (any thread) ---- */
 	pthread_mutex_t reg_lock; /* serialises read-modify-write of CC, AQA, ASQ, ACQ, INTM */
@@ -155,17 +160,15 @@ struct nvmk_emu {
 	atomic_bool fatal;     /* CSTS.CFS set: stop processing */
 	atomic_bool bad_access_logged;
 	atomic_bool stray_db_logged; /* Write to Invalid Doorbell logged since reset */
-	_Atomic uint32_t *sq_db;     /* [nq + 1] MMIO SQ tail doorbells */
-	_Atomic uint32_t *cq_db;     /* [nq + 1] MMIO CQ head doorbells */
+	/* [2 * (nq + 1)] MMIO doorbells in register order (emu_db_*): SQ y tail
+	 * at 2y, CQ y head at 2y + 1, so a doorbell index is the array index */
+	_Atomic uint32_t *db;
 
 	/* ---- worker wake-up ---- */
 	pthread_t worker;
 	bool worker_started;
 	atomic_bool stop;
-	atomic_bool kick;
-	atomic_bool sleeping;
-	pthread_mutex_t wake_lock;
-	pthread_cond_t wake_cond;
+	_Atomic uint32_t wake; /* EMU_WAKE_*: the doorbell/worker protocol of wake.c */
 
 	/* ---- MSI-X (irq_lock) ---- */
 	pthread_mutex_t irq_lock;
@@ -188,10 +191,14 @@ struct nvmk_emu {
 	unsigned nr_preempt;
 	bool preempt_overflow;
 
+	/* ---- tampering hooks (tests), set while idle, read by the worker ---- */
+	struct nvmk_emu_tamper tamper;
+
 	/* ---- faults (fault_lock) ---- */
 	pthread_mutex_t fault_lock;
 	struct emu_fault_rule faults[EMU_MAX_FAULTS];
-	unsigned nr_faults;
+	unsigned nr_faults; /* slots ever used (a used-up rule's slot is reused) */
+	uint64_t fault_seq;
 
 	/* ---- statistics ---- */
 	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
@@ -255,8 +262,40 @@ static inline uint64_t emu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The MMIO SQ tail / CQ head doorbell register of queue @qid. */
+static inline _Atomic uint32_t *emu_sq_db(struct nvmk_emu *emu, unsigned qid)
+{
+	return &emu->db[2u * qid];
+}
+
+static inline _Atomic uint32_t *emu_cq_db(struct nvmk_emu *emu, unsigned qid)
+{
+	return &emu->db[2u * qid + 1u];
+}
+
+/* ---- wake.c ---- */
+enum { EMU_WAKE_RUN, EMU_WAKE_KICK, EMU_WAKE_SLEEP };
+/* FUTEX_WAKE of the sleeping worker (emu_kick found it asleep). */
+void emu_kick_wake(struct nvmk_emu *emu);
+
+/* Make the worker look at the controller again (doorbell, register, event).
+ * Inline: it runs on every doorbell write; the protocol is in wake.c. */
+static inline void emu_kick(struct nvmk_emu *emu)
+{
+	/* seq_cst exchange: release, so everything the caller wrote before the
+	 * kick (the doorbell value, queue entries behind it) is visible to the
+	 * worker's acquire exchange that consumes the kick; and a full barrier,
+	 * so the read of the old state cannot be satisfied before our earlier
+	 * stores leave the store buffer (the worker might otherwise go to sleep
+	 * after reading the doorbell's old value, and we see RUN, not SLEEP). */
+	if (atomic_exchange(&emu->wake, EMU_WAKE_KICK) == EMU_WAKE_SLEEP)
+		emu_kick_wake(emu);
+}
+/* Worker with nothing to do: spin briefly, then sleep until a kick or the
+ * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. */
+void emu_wait(struct nvmk_emu *emu, uint64_t deadline);
+
 /* ---- ctrl.c ---- */
-void emu_kick(struct nvmk_emu *emu);
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
 /* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
 void emu_keep_alive_restart(struct nvmk_emu *emu);
@@ -298,6 +337,9 @@ struct emu_result emu_io_exec(struct nvmk_emu *emu, uint16_t sqid, const struct 
 /* Copy between a linear buffer and the host memory described by PRP1/PRP2. */
 uint16_t emu_dma_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
 			 size_t len);
+/* Admin data to the host through the tampering hook (when installed). */
+uint16_t emu_admin_data_to_host(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
+				size_t srclen, size_t len);
 /* As emu_dma_to_host, transferring @len bytes: @srclen from @buf, then zeroes. */
 uint16_t emu_dma_to_host_padded(struct nvmk_emu *emu, const struct nvme_sqe *sqe, const void *buf,
 				size_t srclen, size_t len);

@@ -140,6 +140,17 @@ bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t sta
 	e.sqid = sqid;
 	e.cid = cid;
 	e.status = status & 0x7fff;
+	if (emu->tamper.cqe) {
+		bool flip = false;
+		unsigned copies = emu->tamper.cqe(emu->tamper.ctx, sqid, &e, &flip);
+
+		e.status &= 0x7fff;
+		for (unsigned i = 0; i < copies; i++)
+			cq_write(emu, cq, &e, flip);
+		if (cq->ien)
+			emu_irq_signal(emu, cq->iv);
+		return copies > 0;
+	}
 	if (fault_kind == NVMK_FAULT_BAD_CID)
 		e.cid = cid ^ 0x8000; /* a CID the host did not submit (with high probability) */
 	if (fault_kind == NVMK_FAULT_BAD_SQHD)
@@ -366,7 +377,7 @@ static bool dbbuf_store(struct nvmk_emu *emu, uint64_t base, unsigned idx, uint3
  */
 static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t *last_shadow)
 {
-	_Atomic uint32_t *mmio = (idx & 1) ? &emu->cq_db[idx / 2] : &emu->sq_db[idx / 2];
+	_Atomic uint32_t *mmio = &emu->db[idx];
 
 	if (!emu->dbbuf_shadow || idx < 2) {
 		/* Acquire: pairs with the release in the register write, so the SQEs
@@ -449,6 +460,8 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 	struct emu_result r;
 
 	atomic_fetch_add_explicit(&emu->cmd_count[sq->qid == 0][sqe->opc], 1, memory_order_relaxed);
+	if (emu->tamper.fetched)
+		emu->tamper.fetched(emu->tamper.ctx, sq->qid, sqe);
 	/* Aborted while still in the SQ: completes before any fault applies. */
 	if (sq_take_abort(sq, sqe->cid)) {
 		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
@@ -640,7 +653,7 @@ uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64
 			      .ien = ien,
 			      .iv = iv,
 			      .phase = 1};
-	atomic_store(&emu->cq_db[qid], 0);
+	atomic_store(emu_cq_db(emu, qid), 0);
 	emu_dbbuf_init_slot(emu, 2u * qid + 1u, 0);
 	emu->queues_created = true;
 	return 0;
@@ -652,7 +665,7 @@ uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32
 	struct emu_sq *sq = &emu->sqs[qid];
 
 	*sq = (struct emu_sq){.valid = true, .qid = qid, .cqid = cqid, .size = size, .base = base};
-	atomic_store(&emu->sq_db[qid], 0);
+	atomic_store(emu_sq_db(emu, qid), 0);
 	emu_dbbuf_init_slot(emu, 2u * qid, 0);
 	emu->cqs[cqid].nr_sq++;
 	emu->queues_created = true;
@@ -680,7 +693,7 @@ uint16_t emu_sq_delete(struct nvmk_emu *emu, uint16_t qid)
 			emu_cq_post(emu, qid, e.cid, SF_GEN(NVME_SC_ABORT_SQ_DELETED), 0, 0);
 	}
 	sq->valid = false;
-	atomic_store(&emu->sq_db[qid], EMU_DB_NOQ);
+	atomic_store(emu_sq_db(emu, qid), EMU_DB_NOQ);
 	if (cq->nr_sq)
 		cq->nr_sq--;
 	return 0;
@@ -691,7 +704,7 @@ uint16_t emu_cq_delete(struct nvmk_emu *emu, uint16_t qid)
 	if (emu->cqs[qid].nr_sq)
 		return SF_CMD(NVME_SC_INVALID_QUEUE_DELETION);
 	emu->cqs[qid].valid = false;
-	atomic_store(&emu->cq_db[qid], EMU_DB_NOQ);
+	atomic_store(emu_cq_db(emu, qid), EMU_DB_NOQ);
 	return 0;
 }
 
@@ -699,11 +712,11 @@ void emu_db_reset(struct nvmk_emu *emu)
 {
 	/* The admin doorbells belong to the admin queues, which exist whenever
 	 * the controller is enabled; they are not checked. */
-	atomic_store(&emu->sq_db[0], 0);
-	atomic_store(&emu->cq_db[0], 0);
+	atomic_store(emu_sq_db(emu, 0), 0);
+	atomic_store(emu_cq_db(emu, 0), 0);
 	for (unsigned q = 1; q <= emu->nq; q++) {
-		atomic_store(&emu->sq_db[q], EMU_DB_NOQ);
-		atomic_store(&emu->cq_db[q], EMU_DB_NOQ);
+		atomic_store(emu_sq_db(emu, q), EMU_DB_NOQ);
+		atomic_store(emu_cq_db(emu, q), EMU_DB_NOQ);
 	}
 	atomic_store(&emu->stray_db_logged, false);
 }

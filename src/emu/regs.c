@@ -19,6 +19,8 @@ void emu_regs_init(struct nvmk_emu *emu)
 		   NVME_CAP_SET_DSTRD(c->dstrd) | NVME_CAP_SET_CSS(NVME_CAP_CSS_NVM) |
 		   NVME_CAP_SET_MPSMIN(c->mpsmin) | NVME_CAP_SET_MPSMAX(c->mpsmax);
 	emu->bar_size = (sz + 4095) & ~(size_t)4095;
+	emu->db_shift = 2u + c->dstrd; /* stride 4 << CAP.DSTRD (Base 2.0 3.1.4.21) */
+	emu->db_span = (uint32_t)(emu->nq + 1u) * 2u << emu->db_shift;
 }
 
 size_t nvmk_emu_bar_size(const struct nvmk_emu *emu)
@@ -38,18 +40,15 @@ static void emu_bad_access(struct nvmk_emu *emu, uint32_t off, unsigned width, b
 /* Doorbell index: even = SQ tail of qid idx/2, odd = CQ head. -1 if not a doorbell. */
 static int emu_db_index(struct nvmk_emu *emu, uint32_t off)
 {
-	uint32_t stride = 4u << emu->cfg.dstrd;
-	uint32_t rel;
+	/* one compare for "at or above the first doorbell and below the last
+	 * one's end" (below NVME_REG_DBS wraps to a huge value) */
+	uint32_t rel = off - NVME_REG_DBS;
 
-	if (off < NVME_REG_DBS)
+	if (rel >= emu->db_span)
 		return -1;
-	rel = off - NVME_REG_DBS;
-	if (rel % stride)
-		return -1; /* padding between strided doorbells */
-	rel /= stride;
-	if (rel >= 2u * (emu->nq + 1u))
-		return -1;
-	return (int)rel;
+	if (rel & ((1u << emu->db_shift) - 1))
+		return -1; /* padding between strided doorbells, or misaligned */
+	return (int)(rel >> emu->db_shift);
 }
 
 static uint32_t emu_reg_read(struct nvmk_emu *emu, uint32_t off)
@@ -171,8 +170,7 @@ static void emu_db_stray(struct nvmk_emu *emu, int idx)
 
 static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 {
-	unsigned qid = (unsigned)idx / 2;
-	_Atomic uint32_t *db = (idx & 1) ? &emu->cq_db[qid] : &emu->sq_db[qid];
+	_Atomic uint32_t *db = &emu->db[idx];
 	uint32_t old = atomic_load_explicit(db, memory_order_relaxed);
 
 	/* Only bits 15:0 are defined; the worker validates against the queue size.
@@ -235,8 +233,17 @@ static void emu_reg_write(struct nvmk_emu *emu, uint32_t off, uint32_t val)
 
 void nvmk_emu_reg_write32(struct nvmk_emu *emu, uint32_t off, uint32_t val)
 {
+	int idx;
+
 	if (atomic_load(&emu->removed))
 		return;
+	/* The doorbells, the common case, first: an index found implies an
+	 * aligned offset inside BAR0 (the doorbells end before bar_size). */
+	idx = emu_db_index(emu, off);
+	if (idx >= 0) {
+		emu_db_write(emu, idx, val);
+		return;
+	}
 	if ((off & 3) || off > emu->bar_size - 4) {
 		emu_bad_access(emu, off, 32, true);
 		return;

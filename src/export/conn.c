@@ -389,6 +389,8 @@ static size_t rx(struct exp_conn *c, void *p, size_t n)
 
 	if (r > 0) {
 		c->rx_idle = false;
+		if (c->shutting)
+			c->last_rx_ms = exp_now_ms();
 		return (size_t)r;
 	}
 	if (r == 0) {
@@ -895,6 +897,12 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 	if (c->deadline_ms && now >= c->deadline_ms && !c->dead)
 		conn_kill(c, s < CONN_TRANS ? "handshake timed out" : "grace period over");
 	if (c->dead) {
+		/* out of epoll: a hung-up socket would wake the loop (EPOLLHUP cannot
+		 * be masked) while its NVMe commands finish */
+		if (c->ep_events != UINT32_MAX) {
+			epoll_ctl(c->t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+			c->ep_events = UINT32_MAX;
+		}
 		if (c->rx_req) {
 			struct exp_req *r = c->rx_req;
 
@@ -916,7 +924,11 @@ static bool conn_finished(struct exp_conn *c, uint64_t now)
 		return c->abort_after_tx || c->rx_eof || c->shutting;
 	if (inflight)
 		return false;
-	return c->disc || (c->rx_eof && !staged(c)) || (c->shutting && c->rx_idle && !staged(c));
+	/* stopping: a client still sending gets ESHUTDOWN for each request it
+	 * sent, and the connection closes once it has been quiet a moment (or
+	 * disconnects, as proto.md asks of it after ESHUTDOWN) */
+	return c->disc || (c->rx_eof && !staged(c)) ||
+	       (c->shutting && c->rx_idle && !staged(c) && now - c->last_rx_ms >= EXP_QUIET_MS);
 }
 
 static void update_events(struct exp_conn *c)
@@ -926,7 +938,7 @@ static void update_events(struct exp_conn *c)
 			   ? EPOLLOUT
 			   : 0);
 
-	if (ev == c->ep_events)
+	if (ev == c->ep_events || c->ep_events == UINT32_MAX)
 		return;
 	c->ep_events = ev;
 	epoll_ctl(c->t->epfd, EPOLL_CTL_MOD, c->fd,

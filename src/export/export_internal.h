@@ -39,6 +39,7 @@
 #define EXP_HDR_MAX	 96 /* longest reply header kept with a request */
 #define EXP_ERRMSG_MAX	 64 /* longest error message in an ERROR chunk */
 #define EXP_STAGE_LEN	 4096 /* transmission receive staging, bytes */
+#define EXP_QUIET_MS	 200  /* stop: a connection closes after this long without input */
 
 /* What an epoll event's data.ptr points at: each of these starts with it. */
 enum exp_ep_kind { EP_WAKE = 1, EP_CONN, EP_QPAIR, EP_LISTENER };
@@ -167,6 +168,7 @@ struct exp_conn {
 	bool shutting;	  /* stop or removal: later requests get ESHUTDOWN */
 	bool rx_eof;	  /* peer closed or a framing error: read nothing more */
 	bool rx_idle;	  /* last read found nothing buffered */
+	uint64_t last_rx_ms; /* when bytes last came in (stop: quiet period) */
 	bool rx_short;	  /* last staging read got less than asked: the socket is
 			     drained, wait for epoll instead of trying again */
 	bool dead;	  /* close now (I/O error, framing error) */

@@ -522,6 +522,7 @@ static void shut_connections(struct exp_thread *t, uint64_t now)
 			continue;
 		c->shutting = true;
 		c->deadline_ms = now + srv->opts.stop_grace_ms;
+		c->last_rx_ms = now;
 		/* find out whether the client has more requests buffered */
 		exp_conn_readable(c);
 	}
@@ -584,6 +585,8 @@ static void *io_thread_main(void *arg)
 				if (read(t->wakefd, &v, sizeof(v)) < 0)
 					(void)0;
 				take_inbox(t);
+				/* stop and removal wake the thread: act on them now */
+				next_tick = 0;
 			} else if (k == EP_QPAIR) {
 				struct exp_tdev *td = ev[i].data.ptr;
 				uint64_t v;

@@ -117,9 +117,9 @@ int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
 		if (rc) {
 			/* no pool is a working (if not keep-alive) configuration */
 			nvmk_warn(MGR_LOG, NVMK_LOG_NOQ,
-				  "private DMA pool of %llu pages could not be created (%d): "
+				  "private DMA pool of %llu pages could not be created (%s): "
 				  "running without it",
-				  (unsigned long long)cfg.private_pool.pages, rc);
+				  (unsigned long long)cfg.private_pool.pages, strerror(-rc));
 			pool = NULL;
 		}
 	}

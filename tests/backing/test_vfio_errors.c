@@ -255,7 +255,14 @@ static void test_real_function_not_on_vfio(void **state)
 	assert_int_equal(nvmk_backing_vfio_open(addr, NULL, &b), -EBUSY);
 	assert_null(b);
 	snprintf(want, sizeof(want), "nvmekeep setup bind %s", addr);
-	assert_non_null(strstr(g_log, want));
+	/* the bind hint is for NVMe functions only (issue 11: it named the
+	 * virtio network card) */
+	if (nvmk_pci_is_nvme(NULL, addr)) {
+		assert_non_null(strstr(g_log, want));
+	} else {
+		assert_null(strstr(g_log, want));
+		assert_non_null(strstr(g_log, "is not an NVMe controller"));
+	}
 }
 
 /* ---- fake sysfs ---- */
@@ -371,12 +378,179 @@ static void test_fake_bind_refuses_mounted(void **state)
 	put("/dev/nvme0n1 /data xfs rw 0 0\n", "%s/proc/mounts", g_root);
 	g_log[0] = '\0';
 	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:03.1", true), -EIO);
-	assert_non_null(strstr(g_log, "forced unbind with mounted filesystems"));
+	assert_non_null(strstr(g_log, "forced unbind from nvme while in use"));
 
 	/* Already on vfio-pci: nothing to do. */
 	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:03.0", false), 0);
 	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:09.0", false), -ENODEV);
 	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "bogus", false), -EINVAL);
+}
+
+/* ---- `nvmekeep setup` never takes the wrong device (issue 11) ---- */
+
+static void fake_link(const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fake_link(const char *target, const char *fmt, ...)
+{
+	char p[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p, sizeof(p), fmt, ap);
+	va_end(ap);
+	assert_int_equal(symlink(target, p), 0);
+}
+
+/* nothing was written: driver_override and the driver's unbind are as made */
+static void assert_untouched(const char *addr, const char *drv)
+{
+	char buf[256];
+
+	slurp(buf, sizeof(buf), "%s/bus/pci/devices/%s/driver_override", g_root, addr);
+	assert_string_equal(buf, "\n");
+	slurp(buf, sizeof(buf), "%s/bus/pci/drivers/%s/unbind", g_root, drv);
+	assert_string_equal(buf, "");
+}
+
+static void test_fake_setup_refuses_non_nvme(void **state)
+{
+	char proc[300];
+	struct nvmk_pci_setup_opts o = {.sysfs_root = g_root, .proc_root = proc, .force = true};
+
+	(void)state;
+	snprintf(proc, sizeof(proc), "%s/proc", g_root);
+	/* the network card, even forced, even as a dry run */
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:04.0", &o), -EINVAL);
+	assert_non_null(strstr(g_log, "0000:00:04.0 is not an NVMe controller (class 020000"));
+	o.dry_run = true;
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:04.0", &o), -EINVAL);
+	assert_int_equal(nvmk_pci_setup_unbind("0000:00:04.0", &o), -EINVAL);
+	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:04.0", true), -EINVAL);
+	assert_untouched("0000:00:04.0", "e1000e");
+	assert_false(nvmk_pci_is_nvme(g_root, "0000:00:04.0"));
+	assert_true(nvmk_pci_is_nvme(g_root, "0000:00:03.1"));
+	assert_false(nvmk_pci_is_nvme(g_root, "0000:00:09.0"));
+}
+
+static void expect_busy(const char *proc, const char *why)
+{
+	g_log[0] = '\0';
+	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:03.1", false), -EBUSY);
+	if (!strstr(g_log, why))
+		fail_msg("expected '%s' in: %s", why, g_log);
+	assert_untouched("0000:00:03.1", "nvme");
+}
+
+static void test_fake_setup_refuses_in_use(void **state)
+{
+	char proc[300];
+
+	(void)state;
+	snprintf(proc, sizeof(proc), "%s/proc", g_root);
+	/* swap on a partition */
+	put("Filename\tType\tSize\tUsed\tPriority\n/dev/nvme0n1p3 partition 1048572 0 -2\n",
+	    "%s/proc/swaps", g_root);
+	expect_busy(proc, "swap on /dev/nvme0n1p3");
+	put("Filename\tType\tSize\tUsed\tPriority\n", "%s/proc/swaps", g_root);
+	/* LVM on the whole disk */
+	mkdirs("%s/block/nvme0n1/holders/dm-0", g_root);
+	expect_busy(proc, "nvme0n1 is held by dm-0");
+	{
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/block/nvme0n1/holders/dm-0", g_root);
+		assert_int_equal(rmdir(p), 0);
+	}
+	/* MD on a partition of the multipath namespace (disk nvme0n2) */
+	mkdirs("%s/block/nvme0n2/nvme0n2p1/holders/md127", g_root);
+	expect_busy(proc, "nvme0n2p1 is held by md127");
+	{
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/block/nvme0n2/nvme0n2p1/holders/md127", g_root);
+		assert_int_equal(rmdir(p), 0);
+	}
+	/* a process with the block device open */
+	mkdirs("%s/proc/4242/fd", g_root);
+	put("postgres\n", "%s/proc/4242/comm", g_root);
+	fake_link("/dev/null", "%s/proc/4242/fd/0", g_root);
+	fake_link("/dev/nvme0n1p1", "%s/proc/4242/fd/7", g_root);
+	expect_busy(proc, "/dev/nvme0n1p1 is open in process 4242 (postgres)");
+	/* ... or the controller's character device (nvme-cli, smartd) */
+	{
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/proc/4242/fd/7", g_root);
+		assert_int_equal(unlink(p), 0);
+	}
+	fake_link("/dev/nvme0", "%s/proc/4242/fd/8", g_root);
+	expect_busy(proc, "/dev/nvme0 is open in process 4242");
+	/* a look-alike name is not ours: nvme0n10 is another namespace, nvme01
+	 * another controller */
+	{
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/proc/4242/fd/8", g_root);
+		assert_int_equal(unlink(p), 0);
+	}
+	fake_link("/dev/nvme0n10", "%s/proc/4242/fd/9", g_root);
+	fake_link("/dev/nvme01", "%s/proc/4242/fd/10", g_root);
+	put("/dev/nvme0n10 /y ext4 rw 0 0\n", "%s/proc/mounts", g_root);
+	struct nvmk_pci_setup_opts o = {.sysfs_root = g_root, .proc_root = proc, .dry_run = true};
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:03.1", &o), 0);
+	assert_untouched("0000:00:03.1", "nvme");
+}
+
+static void test_fake_setup_dry_run(void **state)
+{
+	char proc[300], report[1024];
+	struct nvmk_pci_setup_opts o = {.sysfs_root = g_root,
+					.proc_root = proc,
+					.dry_run = true,
+					.report = report,
+					.report_len = sizeof(report)};
+
+	(void)state;
+	snprintf(proc, sizeof(proc), "%s/proc", g_root);
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:03.1", &o), 0);
+	assert_untouched("0000:00:03.1", "nvme");
+	assert_non_null(strstr(report, "write 'vfio-pci' to "));
+	assert_non_null(strstr(report, "0000:00:03.1/driver_override"));
+	assert_non_null(strstr(report, "unbind from nvme"));
+	assert_non_null(strstr(report, "drivers_probe"));
+	/* in use: a dry run refuses as the real thing would */
+	put("/dev/nvme0n1 /data xfs rw 0 0\n", "%s/proc/mounts", g_root);
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:03.1", &o), -EBUSY);
+	/* forced dry run: says it would force, still writes nothing */
+	o.force = true;
+	g_log[0] = '\0';
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:03.1", &o), 0);
+	assert_non_null(strstr(g_log, "would force the unbind from nvme while in use"));
+	assert_untouched("0000:00:03.1", "nvme");
+	/* already there */
+	assert_int_equal(nvmk_pci_setup_bind("0000:00:03.0", &o), 0);
+	assert_non_null(strstr(report, "already bound to vfio-pci"));
+}
+
+static void test_fake_unbind_refuses_open_vfio_group(void **state)
+{
+	char proc[300], buf[64];
+
+	(void)state;
+	snprintf(proc, sizeof(proc), "%s/proc", g_root);
+	/* 0000:00:03.0 is on vfio-pci in IOMMU group 7, whose file a process has */
+	mkdirs("%s/proc/77/fd", g_root);
+	put("nvmekeepd\n", "%s/proc/77/comm", g_root);
+	fake_link("/dev/vfio/7", "%s/proc/77/fd/5", g_root);
+	g_log[0] = '\0';
+	assert_int_equal(nvmk_pci_unbind_to_nvme(g_root, proc, "0000:00:03.0", false), -EBUSY);
+	assert_non_null(strstr(g_log, "/dev/vfio/7 is open in process 77 (nvmekeepd)"));
+	slurp(buf, sizeof(buf), "%s/bus/pci/devices/0000:00:03.0/driver_override", g_root);
+	assert_string_equal(buf, "\n");
+	/* forced: it goes ahead (the fake kernel does not rebind: -EIO) */
+	assert_int_equal(nvmk_pci_unbind_to_nvme(g_root, proc, "0000:00:03.0", true), -EIO);
+	slurp(buf, sizeof(buf), "%s/bus/pci/drivers/vfio-pci/unbind", g_root);
+	assert_string_equal(buf, "0000:00:03.0");
 }
 
 static void test_fake_unbind_without_nvme_driver(void **state)
@@ -653,6 +827,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_open_errors, setup_fake, teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_list_nvme, setup_fake, teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_bind_refuses_mounted, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_setup_refuses_non_nvme, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_setup_refuses_in_use, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_setup_dry_run, setup_fake, teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_unbind_refuses_open_vfio_group, setup_fake,
 					    teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_unbind_without_nvme_driver, setup_fake,
 					    teardown_fake),

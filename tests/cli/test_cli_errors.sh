@@ -26,14 +26,15 @@ expect() {
 }
 
 expect 2 "Usage: nvmekeep"                      -- 
+expect 0 "^nvmekeep [0-9]+\.[0-9]+\.[0-9]+$"    -- --version
 expect 2 "unknown command 'frobnicate'"          -- frobnicate
 expect 2 "unknown option '--bogus'"              -- --bogus list
-expect 1 "unknown device 'nvme0'.*PCI address"   -- id-ctrl nvme0
-expect 1 "unknown device '0000:00:3.0'"          -- id-ctrl 0000:00:3.0
+expect 2 "invalid DEVICE 'nvme0'.*/dev/nvme0n1.*PCI address" -- id-ctrl nvme0
+expect 2 "invalid DEVICE '0000:00:3.0': not a PCI address" -- id-ctrl 0000:00:3.0
 expect 1 "no PCI function 0000:00:1f.0.*setup list" -- id-ctrl 0000:00:1f.0
 expect 2 "unknown action 'frob': expected list, bind or unbind" -- setup frob
-expect 2 "bind needs a PCI address like 0000:00:03.0, not 'xx'" -- setup bind xx
-expect 2 "unbind needs a PCI address"            -- setup unbind
+expect 2 "bind needs the PCI address \\(DDDD:BB:DD.F\\) of an NVMe function from .nvmekeep setup list., not 'xx'" -- setup bind xx
+expect 2 "unbind needs the PCI address"           -- setup unbind
 expect 1 "setup bind 0000:00:1f.0: No such device" -- setup bind 0000:00:1f.0
 expect 2 "'list' takes no address"               -- setup list 0000:00:1f.0
 expect 2 "invalid output format 'xml'.*'normal' or 'json'" -- id-ctrl -o xml
@@ -60,7 +61,7 @@ expect 2 "holds more than the 512 bytes"         -- write -s 0 -d "$TMP/long"
 expect 2 "invalid --rw 'randrw'"                 -- bench --rw randrw
 expect 2 "invalid value '0' for --qd"            -- bench --qd 0
 expect 2 "invalid value '65' for --threads"      -- bench --threads 65
-expect 2 "invalid --mode 'spin'.*poll or irq"    -- bench --mode spin
+expect 2 "invalid --mode 'spin'.*poll, irq or hybrid"    -- bench --mode spin
 expect 2 "--bs 1000 is not a multiple"           -- bench --bs 1000 -n 1 --time 1
 expect 2 "invalid size '0' for --bs"             -- bench --bs 0
 
@@ -74,7 +75,7 @@ OPENHCL_NVME_KEEP_ALIVE=disabled expect 0 '"keep_alive":\{"mode":"disabled","sta
 # and the good paths still work after all that: a write read back through a file-backed ns
 head -c 4096 /dev/urandom >"$TMP/data"
 expect 0 "write: success"                        -- write "emu:$TMP/ns1.img" -s 8 -c 7 -d "$TMP/data"
-expect 0 ""                                      -- read "emu:$TMP/ns1.img" -s 8 -c 7 -d "$TMP/back"
+expect 0 "read: success \(4096 bytes from block 8\)" -- read "emu:$TMP/ns1.img" -s 8 -c 7 -d "$TMP/back"
 n=$((n + 1))
 if cmp -s "$TMP/data" "$TMP/back"; then echo "ok $n - data written then read back across two runs"; else echo "not ok $n - read-back data differs"; fail=$((fail + 1)); fi
 

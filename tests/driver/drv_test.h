@@ -83,18 +83,28 @@ static inline void topts_default(struct nvmk_ctrl_opts *o)
 	o->dbbuf = NVMK_DBBUF_AUTO;
 }
 
+#ifdef NVMK_TEST_VFIO_USER
+/* the same tests over vfio-user (tests/driver/meson.build, *-vfio-user) */
+#include "../vfio_user/vfu_loop.h"
+#define tenv_backing_create  tvfu_open
+#define tenv_backing_destroy tvfu_destroy
+#else
+#define tenv_backing_create  nvmk_backing_local_create
+#define tenv_backing_destroy nvmk_backing_destroy
+#endif
+
 static inline int tenv_open(struct tenv *t, const struct nvmk_emu_config *cfg,
 			    const struct nvmk_ctrl_opts *o)
 {
 	int rc;
 
 	memset(t, 0, sizeof(*t));
-	rc = nvmk_backing_local_create(cfg, &t->b, &t->emu);
+	rc = tenv_backing_create(cfg, &t->b, &t->emu);
 	if (rc)
 		return rc;
 	rc = nvmk_ctrl_open(t->b, o, &t->ctrl);
 	if (rc) {
-		nvmk_backing_destroy(t->b);
+		tenv_backing_destroy(t->b);
 		t->b = NULL;
 	}
 	return rc;
@@ -103,7 +113,7 @@ static inline int tenv_open(struct tenv *t, const struct nvmk_emu_config *cfg,
 static inline void tenv_close(struct tenv *t)
 {
 	nvmk_ctrl_close(t->ctrl);
-	nvmk_backing_destroy(t->b);
+	tenv_backing_destroy(t->b);
 	memset(t, 0, sizeof(*t));
 }
 

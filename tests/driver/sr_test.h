@@ -106,7 +106,7 @@ static void senv_open(struct senv *s, struct nvmk_emu_config *cfg, const struct 
 	memset(s, 0, sizeof(*s));
 	tlog_reset();
 	req_reset();
-	assert_int_equal(nvmk_backing_local_create(cfg, &s->b, &s->emu), 0);
+	assert_int_equal(tenv_backing_create(cfg, &s->b, &s->emu), 0);
 	assert_int_equal(nvmk_dma_pool_create(4096, 0, &s->pool), 0);
 	s->b->pool = s->pool;
 	assert_int_equal(nvmk_ctrl_open(s->b, o, &s->ctrl), 0);
@@ -117,7 +117,7 @@ static void senv_open(struct senv *s, struct nvmk_emu_config *cfg, const struct 
 static void senv_close(struct senv *s)
 {
 	nvmk_ctrl_close(s->ctrl);
-	nvmk_backing_destroy(s->b);
+	tenv_backing_destroy(s->b);
 	nvmk_dma_pool_destroy(s->pool);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "host.h"
 
@@ -180,11 +181,83 @@ static void test_four_queue_pairs_shadow(void **state)
 	host_destroy(h);
 }
 
+static void sleep_us(unsigned us)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Doorbell wake-up: the worker spins for a while after its last piece of
+ * work, then sleeps until a doorbell (or another event) kicks it. Ring a
+ * doorbell after idle gaps on both sides of that spin and across it, from
+ * two threads at once, so that kicks land while the worker spins, while it
+ * is deciding to sleep and while it sleeps: a lost wake-up leaves a command
+ * unanswered and host_rw() fails after its timeout (HOST_TIMEOUT_MS).
+ * Nothing here measures time.
+ */
+struct ring_arg {
+	struct host *h;
+	uint16_t qid;
+	unsigned seed;
+	int bad_sf; /* read after the join */
+	unsigned bad_round;
+};
+
+static void *ring_after_gaps(void *arg)
+{
+	struct ring_arg *a = arg;
+	struct host_buf b;
+
+	a->bad_sf = host_buf_alloc(a->h, &b, 4096) ? -ENOMEM : 0;
+	for (unsigned i = 0; i < 300 && !a->bad_sf; i++) {
+		/* 0-63 us, now and then 1 ms: the worker is surely asleep then */
+		unsigned gap = (i % 50 == 49) ? 1000 : ((i * 37u + a->seed) & 63u);
+
+		if (gap)
+			sleep_us(gap);
+		a->bad_sf = host_rw(a->h, a->qid, NVME_CMD_READ, 1, i, 8, 0, b.iova, 4096, NULL);
+		a->bad_round = i;
+	}
+	if (a->bad_sf != -ENOMEM)
+		host_buf_free(a->h, &b);
+	return NULL;
+}
+
+static void test_doorbell_wakeup(void **state)
+{
+	struct nvmk_emu_config cfg;
+	struct ring_arg args[2];
+	pthread_t tid[2];
+	struct host *h;
+
+	(void)state;
+	host_config(&cfg, "conc-wake");
+	h = host_create(&cfg);
+	assert_non_null(h);
+	assert_int_equal(host_bringup(h), 0);
+	for (unsigned t = 0; t < 2; t++) {
+		assert_int_equal(host_create_qpair(h, (uint16_t)(t + 1), 8, -1), 0);
+		args[t] = (struct ring_arg){.h = h, .qid = (uint16_t)(t + 1), .seed = t * 29u};
+		assert_int_equal(pthread_create(&tid[t], NULL, ring_after_gaps, &args[t]), 0);
+	}
+	for (unsigned t = 0; t < 2; t++)
+		pthread_join(tid[t], NULL);
+	for (unsigned t = 0; t < 2; t++) {
+		if (args[t].bad_sf)
+			fail_msg("q%u round %u: read status %d", t + 1, args[t].bad_round,
+				 args[t].bad_sf);
+	}
+	host_destroy(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_four_queue_pairs, host_destroy_all),
 	    cmocka_unit_test_teardown(test_four_queue_pairs_shadow, host_destroy_all),
+	    cmocka_unit_test_teardown(test_doorbell_wakeup, host_destroy_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -439,6 +439,45 @@ static void test_api_errors(void **state)
 	assert_ok(rw(h, 1, NVME_CMD_READ, 0));
 }
 
+/* Issue 11: the table reuses the slots of used-up rules (a long fault
+ * campaign adds far more than 32 rules over time), and a rule put in a
+ * reused slot still comes after the rules added before it. */
+static void test_used_up_slots_reused(void **state)
+{
+	struct host *h = *state;
+	uint16_t a = NVME_SF(NVME_SCT_GENERIC, NVME_SC_INTERNAL);
+	uint16_t b = NVME_SF(NVME_SCT_MEDIA, NVME_SC_READ_ERROR);
+	struct nvmk_emu_fault once = {
+	    .kind = NVMK_FAULT_STATUS, .qid = 1, .opcode = NVME_CMD_READ, .count = 1, .status = a};
+	struct nvmk_emu_fault forever = {
+	    .kind = NVMK_FAULT_STATUS, .qid = 2, .opcode = NVME_CMD_READ, .status = b};
+	int n = 0, id;
+
+	/* one rule that never runs out, then fill the table with one-shot rules */
+	assert_true(nvmk_emu_fault_add(h->emu, &forever) >= 0);
+	while ((id = nvmk_emu_fault_add(h->emu, &once)) >= 0)
+		n++;
+	assert_int_equal(id, -ENOSPC);
+	assert_true(n >= 8);
+	/* use up all but the last: each read hits the next one-shot rule */
+	for (int i = 0; i < n - 1; i++)
+		assert_int_equal(rw(h, 1, NVME_CMD_READ, 0), a);
+	/* n - 1 slots are free again; the forever rule's is not */
+	for (int i = 0; i < n - 1; i++)
+		assert_true(nvmk_emu_fault_add(h->emu, &once) >= 0);
+	assert_int_equal(nvmk_emu_fault_add(h->emu, &once), -ENOSPC);
+	/* order of addition stands: queue 2 still gets the old rule first */
+	struct nvmk_emu_fault q2 = once;
+	q2.qid = 2;
+	q2.status = a;
+	for (int i = 0; i < n; i++)
+		assert_int_equal(rw(h, 1, NVME_CMD_READ, 0), a);
+	assert_ok(rw(h, 1, NVME_CMD_READ, 0));
+	assert_true(nvmk_emu_fault_add(h->emu, &q2) >= 0);
+	assert_int_equal(rw(h, 2, NVME_CMD_READ, 0), b);
+	nvmk_emu_fault_clear(h->emu);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -452,6 +491,7 @@ int main(void)
 	    T(test_remove_on_fetch), T(test_surprise_remove_now),
 	    T(test_skip_and_count),  T(test_queue_and_opcode_match),
 	    T(test_first_rule_wins), T(test_api_errors),
+	    T(test_used_up_slots_reused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

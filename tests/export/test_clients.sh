@@ -5,7 +5,7 @@
 # crc32c verification, nbdfuse + mkfs.ext4 + a file copied in + e2fsck (skipped
 # with a reason without FUSE), the CLI over the control socket (status, remove
 # refused then forced, add, malformed request), SIGTERM with fio running: exit
-# 0, sockets removed; sd_notify READY=1/STATUS=; TLS with PSK (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
+# 0, sockets removed; sd_notify READY=1/STATUS=; TLS with PSK and X.509 (qemu-img, nbdinfo). Usage: test_clients.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
 nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
@@ -155,6 +155,69 @@ qemu-img convert --object "$tlsobj" --image-opts \
 cmp -n $((24 << 20)) "$d/in.img" "$d/tls-out.img" || fail "TLS round trip differs"
 kill -TERM "$tls_pid"
 wait "$tls_pid" || fail "TLS daemon exit status"
+
+step "TLS (X.509) on a TCP listener: nbdinfo and qemu-img verify the server"
+if ! command -v openssl >/dev/null; then
+	echo "SKIP X.509: openssl missing (it only makes the test certificates)"
+else
+	x=$d/x509
+	mkdir -p "$x/client"
+	(cd "$x" &&
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca-cert.pem \
+			-subj /CN=nvmekeep-test-ca -days 1 &&
+		openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr \
+			-subj /CN=127.0.0.1 &&
+		printf '%s\n' subjectAltName=IP:127.0.0.1 extendedKeyUsage=serverAuth \
+			basicConstraints=CA:FALSE keyUsage=digitalSignature,keyEncipherment >ext &&
+		openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+			-out server-cert.pem -days 1 -extfile ext) >/dev/null 2>&1 || fail "openssl"
+	cp "$x/ca-cert.pem" "$x/client/"
+	"$nvmekeepd" --device emu --listen tcp:127.0.0.1:0 --control "$d/x509-ctl.sock" --threads 1 \
+		--tls require --tls-creds "$x" >"$d/x509.log" 2>&1 &
+	x_pid=$!
+	for _ in $(seq 100); do grep -q "serving NBD on tcp:" "$d/x509.log" && break; sleep 0.1; done
+	port=$(sed -n 's/.*serving NBD on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$d/x509.log")
+	[ -n "$port" ] || fail "X.509 daemon: $(cat "$d/x509.log")"
+	nbdinfo "nbds://127.0.0.1:$port/emu/1?tls-certificates=$x/client" | grep -q "with TLS" ||
+		fail "nbdinfo over TLS (X.509)"
+	qemu-img info --object "tls-creds-x509,id=tls1,dir=$x/client,endpoint=client" --image-opts \
+		"driver=nbd,host=127.0.0.1,port=$port,export=emu/1,tls-creds=tls1" | grep -q "1 GiB" ||
+		fail "qemu-img over TLS (X.509)"
+	kill -TERM "$x_pid"
+	wait "$x_pid" || fail "X.509 daemon exit status"
+fi
+
+step "kernel path: a regular file as the device (io_uring), data lands in it"
+truncate -s 64M "$d/kdisk.img"
+"$nvmekeepd" --device "$d/kdisk.img" --listen "unix:$d/k.sock" --control "$d/k-ctl.sock" \
+	--threads 1 >"$d/k.log" 2>&1 &
+k_pid=$!
+for _ in $(seq 100); do [ -S "$d/k-ctl.sock" ] && break; sleep 0.1; done
+kuri="nbd+unix:///$d/kdisk.img/1?socket=$d/k.sock"
+head -c $((8 << 20)) "$d/in.img" >"$d/in8.img"
+qemu-img convert -n -f raw -O raw "$d/in8.img" "$kuri" || fail "convert into the kernel path"
+qemu-img convert -f raw -O raw "$kuri" "$d/k-out.img" || fail "convert out of the kernel path"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/k-out.img" || fail "kernel path round trip differs"
+kill -TERM "$k_pid"
+wait "$k_pid" || fail "kernel-path daemon exit status"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/kdisk.img" || fail "data not in the file"
+
+step "vfio-user: nvmekeepd drives a controller served by nvmekeep-emu"
+"$build/tools/nvmekeep-emu" --socket "$d/vfu.sock" --ns ram:64M:512 >"$d/vfu-emu.log" 2>&1 &
+vfu_emu=$!
+for _ in $(seq 50); do [ -S "$d/vfu.sock" ] && break; sleep 0.1; done
+"$nvmekeepd" --device "vfio-user:$d/vfu.sock" --listen "unix:$d/v.sock" --control "$d/v-ctl.sock" \
+	--threads 1 >"$d/v.log" 2>&1 &
+v_pid=$!
+for _ in $(seq 100); do [ -S "$d/v-ctl.sock" ] && break; sleep 0.1; done
+vuri="nbd+unix:///vfio-user:$d/vfu.sock/1?socket=$d/v.sock"
+qemu-img convert -n -f raw -O raw "$d/in8.img" "$vuri" || fail "convert into vfio-user: $(tail -5 "$d/v.log")"
+qemu-img convert -f raw -O raw "$vuri" "$d/v-out.img" || fail "convert out of vfio-user"
+cmp -n $((8 << 20)) "$d/in8.img" "$d/v-out.img" || fail "vfio-user round trip differs"
+kill -TERM "$v_pid"
+wait "$v_pid" || fail "vfio-user daemon exit status"
+kill -TERM "$vfu_emu"
+wait "$vfu_emu" || true
 
 step "SIGTERM with fio running"
 fio --name=bg --ioengine=nbd --uri="$(uri emu/1)" --rw=randwrite --bs=4k --iodepth=32 \

@@ -455,10 +455,18 @@ static void test_status_json(void **state)
 	assert_int_equal(json_object_get_int(jget(d0, "error")), 0);
 	assert_true(json_object_get_int(jget(d0, "io_queues_granted")) >= 1);
 	qs = jget(d0, "queues");
-	assert_int_equal(json_object_array_length(qs), 1); /* this thread's qpair */
-	assert_true(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "qid")) >= 1);
-	assert_int_equal(json_object_get_int(jget(json_object_array_get_idx(qs, 0), "outstanding")),
-			 0);
+	/* this thread's qpair (exclusive: outstanding not read, null) and the
+	 * shared one kept for threads that find no queue of their own (0) */
+	assert_int_equal(json_object_array_length(qs), 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct json_object *q = json_object_array_get_idx(qs, i);
+
+		assert_true(json_object_get_int(jget(q, "qid")) >= 1);
+		if (json_object_get_boolean(jget(q, "shared")))
+			assert_int_equal(json_object_get_int(jget(q, "outstanding")), 0);
+		else
+			assert_null(jget(q, "outstanding"));
+	}
 	assert_int_equal(json_object_array_length(jget(d0, "namespaces")), 1);
 	assert_int_equal(json_object_get_int(json_object_array_get_idx(jget(d0, "namespaces"), 0)),
 			 1);

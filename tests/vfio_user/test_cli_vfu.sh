@@ -61,5 +61,6 @@ PID=
 dd if="$D/disk" of="$D/ondisk" bs=512 skip=64 count=128 2>/dev/null
 cmp -s "$D/in" "$D/ondisk" && echo "ok - file namespace holds the data" || { echo "not ok - file data"; fails=$((fails + 1)); }
 check "bad --ns" 2 "$EMU" --socket "$D/s2" --ns tape:1G
+check "bad --fd" 2 "$EMU" --fd 0 </dev/null
 echo "1..$fails failures"
 [ "$fails" = 0 ]

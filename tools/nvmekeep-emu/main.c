@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "nvmekeep/version.h"
 #include "nvmekeep/log.h"
 #include "server.h"
 
@@ -43,7 +44,8 @@ static const char usage_text[] =
     "  --persist            keep the controller's state when the client disconnects\n"
     "                       (the next client carries on without a reset)\n"
     "  --control PATH       JSON control socket: stats, fault injection\n"
-    "  -v, --verbose        more log lines (repeat for debug)\n";
+    "  -v, --verbose        more log lines (repeat for debug)\n"
+    "  -V, --version        print the version\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
 					     {"control", required_argument, NULL, 'c'},
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	static struct srv srv;
 	struct srv *s = &srv;
@@ -193,14 +196,26 @@ int main(int argc, char **argv)
 	sigset_t set;
 
 	nvmk_emu_config_default(&cfg);
-	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock_path = optarg;
 			break;
-		case 'f':
-			listen_fd = atoi(optarg);
+		case 'f': {
+			struct stat st;
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 0 || v > INT32_MAX || fstat((int)v, &st) ||
+			    !S_ISSOCK(st.st_mode)) {
+				fprintf(stderr,
+					"nvmekeep-emu: --fd %s is not an open listening socket\n",
+					optarg);
+				return 2;
+			}
+			listen_fd = (int)v;
 			break;
+		}
 		case 'n':
 			if (nns == NVMK_EMU_MAX_NS) {
 				fprintf(stderr, "nvmekeep-emu: at most %d --ns\n", NVMK_EMU_MAX_NS);
@@ -230,6 +245,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("nvmekeep-emu %s\n", NVMK_VERSION);
 			return 0;
 		default:
 			fputs(usage_text, stderr);
@@ -265,34 +283,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	s->name = cfg.name;
-	atomic_store(&s->client_fd, -1);
-	pthread_mutex_init(&s->send_lock, NULL);
-	srv_dma_init(s);
-	cfg.dma = srv_dma_translate;
-	cfg.dma_done = srv_dma_done;
-	cfg.dma_ctx = s;
-	rc = nvmk_emu_create(&cfg, &s->emu);
+	rc = srv_setup(s, &cfg);
 	if (rc) {
 		fprintf(stderr, "nvmekeep-emu: cannot create the controller: %s\n", strerror(-rc));
-		return 1;
-	}
-	s->bar0_size = nvmk_emu_bar_size(s->emu);
-	s->db_stride = 4u << cfg.dstrd;
-	s->db_count = (unsigned)((s->bar0_size - NVME_REG_DBS) / s->db_stride);
-	s->nvec = nvmk_emu_irq_count(s->emu);
-	s->irq_fds = malloc(s->nvec * sizeof(int));
-	s->msix_table = calloc((size_t)s->nvec * 4, sizeof(uint32_t));
-	if (!s->irq_fds || !s->msix_table) {
-		fprintf(stderr, "nvmekeep-emu: out of memory\n");
-		return 1;
-	}
-	for (unsigned v = 0; v < s->nvec; v++)
-		s->irq_fds[v] = -1;
-	srv_pci_init(s);
-	rc = srv_db_init(s);
-	if (rc) {
-		fprintf(stderr, "nvmekeep-emu: doorbell page: %s\n", strerror(-rc));
 		return 1;
 	}
 	if (listen_fd < 0) {
@@ -301,6 +294,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	s->listen_fd = listen_fd;
+	s->stop_fd = -1;
 	if (control && srv_control_start(s, control))
 		return 1;
 	nvmk_log(NVMK_LOG_WARN, s->name, NVMK_LOG_NOQ,
@@ -309,12 +303,8 @@ int main(int argc, char **argv)
 
 	srv_serve(s);
 
-	atomic_store(&s->stopping, true);
 	srv_control_stop();
-	srv_db_stop(s);
-	srv_irqs_drop(s);
-	nvmk_emu_destroy(s->emu);
-	srv_dma_unmap_all(s);
+	srv_teardown(s);
 	/* file namespaces: make what was written durable before exiting */
 	for (unsigned i = 0; i < nns; i++) {
 		if (paths[i]) {
@@ -332,7 +322,5 @@ int main(int argc, char **argv)
 	if (sock_path)
 		unlink(sock_path);
 	close(listen_fd);
-	free(s->irq_fds);
-	free(s->msix_table);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -545,17 +546,20 @@ int srv_serve(struct srv *s)
 	}
 	while (!atomic_load(&s->stopping)) {
 		int cfd = atomic_load(&s->client_fd);
-		struct pollfd pf[3] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0},
+		struct pollfd pf[4] = {{cfd >= 0 ? cfd : s->listen_fd, POLLIN, 0},
 				       {sfd, POLLIN, 0},
-				       {cfd >= 0 ? s->listen_fd : -1, POLLIN, 0}};
+				       {cfd >= 0 ? s->listen_fd : -1, POLLIN, 0},
+				       {s->stop_fd, POLLIN, 0}};
 		unsigned nfds = 0;
 		int n;
 
-		if (poll(pf, 3, -1) < 0) {
+		if (poll(pf, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (pf[3].revents)
+			break;
 		if (pf[1].revents) {
 			nvmk_info(s->name, NVMK_LOG_NOQ, "signal: stopping");
 			break;
@@ -607,4 +611,49 @@ int srv_serve(struct srv *s)
 	close(sfd);
 	free(buf);
 	return 0;
+}
+
+int srv_setup(struct srv *s, struct nvmk_emu_config *cfg)
+{
+	int rc;
+
+	s->name = cfg->name;
+	atomic_store(&s->client_fd, -1);
+	pthread_mutex_init(&s->send_lock, NULL);
+	srv_dma_init(s);
+	cfg->dma = srv_dma_translate;
+	cfg->dma_done = srv_dma_done;
+	cfg->dma_ctx = s;
+	rc = nvmk_emu_create(cfg, &s->emu);
+	if (rc)
+		return rc;
+	s->bar0_size = nvmk_emu_bar_size(s->emu);
+	s->db_stride = 4u << cfg->dstrd;
+	s->db_count = (unsigned)((s->bar0_size - NVME_REG_DBS) / s->db_stride);
+	s->nvec = nvmk_emu_irq_count(s->emu);
+	s->irq_fds = malloc(s->nvec * sizeof(int));
+	s->msix_table = calloc((size_t)s->nvec * 4, sizeof(uint32_t));
+	if (!s->irq_fds || !s->msix_table)
+		return -ENOMEM;
+	for (unsigned v = 0; v < s->nvec; v++)
+		s->irq_fds[v] = -1;
+	srv_pci_init(s);
+	return srv_db_init(s);
+}
+
+void srv_teardown(struct srv *s)
+{
+	atomic_store(&s->stopping, true);
+	srv_db_stop(s);
+	srv_irqs_drop(s);
+	nvmk_emu_destroy(s->emu);
+	s->emu = NULL;
+	srv_dma_unmap_all(s);
+	if (s->db_map && s->db_map != MAP_FAILED)
+		munmap(s->db_map, s->bar0_size);
+	if (s->db_fd >= 0)
+		close(s->db_fd);
+	free(s->db_last);
+	free(s->irq_fds);
+	free(s->msix_table);
 }

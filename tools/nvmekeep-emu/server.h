@@ -65,6 +65,7 @@ struct srv {
 	unsigned nvec;
 
 	int listen_fd;
+	int stop_fd; /* readable = stop (an embedding test); -1 = signals only */
 	_Atomic int client_fd; /* -1 when none */
 	_Atomic int client_pid; /* 0 when none */
 	pthread_mutex_t send_lock;
@@ -144,6 +145,13 @@ void srv_db_clear(struct srv *s);
 void srv_db_store(struct srv *s, uint32_t off, uint32_t val);
 
 /* server.c */
+/* Create the controller from @cfg (its dma hooks are the server's), the PCI
+ * function and the doorbell page; start the poller. 0 or -errno. */
+int srv_setup(struct srv *s, struct nvmk_emu_config *cfg);
+/* After srv_serve returned: stop the poller, destroy the controller, drop
+ * every map and eventfd. */
+void srv_teardown(struct srv *s);
+/* Serve clients on s->listen_fd until SIGTERM/SIGINT or s->stop_fd is readable. */
 int srv_serve(struct srv *s);
 void srv_irqs_drop(struct srv *s);
 void srv_function_reset(struct srv *s);

@@ -10,6 +10,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +39,21 @@ struct bench_cfg {
 	enum bench_rw rw;
 	uint64_t bs, qd, threads, time_s, ios;
 	enum nvmk_cpl_mode mode;
+	uint64_t hybrid_us; /* --mode hybrid: interrupt mode, poll this long first */
+	bool hybrid_us_set;
 	enum nvmk_dbbuf_mode dbbuf;
 	enum cli_output out;
 };
+
+#define BENCH_HYBRID_US	    20	  /* default poll time of --mode hybrid */
+#define BENCH_POLL_YIELD_NS 50000 /* --mode poll: yield the core after this long idle */
+
+static const char *mode_name(const struct bench_cfg *cfg)
+{
+	if (cfg->mode == NVMK_CPL_POLL)
+		return "poll";
+	return cfg->hybrid_us ? "hybrid" : "irq";
+}
 
 struct bench_thread;
 
@@ -68,7 +82,17 @@ struct bench_thread {
 };
 
 static atomic_bool bench_stop;
+static atomic_bool bench_sigint;
 static atomic_uint_fast64_t bench_done_total;
+
+/* Ctrl-C: stop the run, and the summary of what ran is printed.
+ * atomic_bool is lock-free here, so setting it is async-signal-safe. */
+static void bench_on_sigint(int sig)
+{
+	(void)sig;
+	atomic_store(&bench_sigint, true);
+	atomic_store(&bench_stop, true);
+}
 
 static uint64_t now_ns(void)
 {
@@ -175,6 +199,7 @@ static void *bench_thread_main(void *arg)
 	const struct bench_cfg *cfg = t->cfg;
 	uint64_t ios_limit = cfg->ios ? (cfg->ios + cfg->threads - 1) / cfg->threads : UINT64_MAX;
 	uint64_t last_reported = 0;
+	uint64_t idle_since = 0; /* poll mode: first empty poll of the current run, 0 = none */
 	int ret;
 
 	for (;;) {
@@ -195,9 +220,21 @@ static void *bench_thread_main(void *arg)
 		}
 		if (t->nfree == cfg->qd && (stopping || t->first_err))
 			break;
-		if (cfg->mode == NVMK_CPL_POLL)
+		if (cfg->mode == NVMK_CPL_POLL) {
 			ret = nvmk_qpair_process_completions(t->qp, 0);
-		else
+			/* A polled qpair has no interrupt to sleep on: after
+			 * BENCH_POLL_YIELD_NS without a completion, give the core to
+			 * whatever else is runnable there (the device's thread, on a
+			 * machine with fewer cores than busy threads). */
+			if (ret != 0) {
+				idle_since = 0;
+			} else if (!idle_since) {
+				idle_since = now_ns();
+			} else if (now_ns() - idle_since >= BENCH_POLL_YIELD_NS) {
+				sched_yield();
+				idle_since = 0;
+			}
+		} else
 			ret = nvmk_qpair_wait(t->qp, 100);
 		if (ret < 0 && ret != -ETIMEDOUT) {
 			if (!t->first_err)
@@ -221,6 +258,7 @@ static int thread_setup(struct bench_thread *t, unsigned index, const struct nvm
 	const struct bench_cfg *cfg = t->cfg;
 	struct nvmk_qpair_opts qo = {
 	    .mode = cfg->mode,
+	    .hybrid_poll_us = (uint32_t)cfg->hybrid_us,
 	    /* a queue of N entries holds N-1 commands (Base 2.0 4.1.3) */
 	    .depth = (uint32_t)cfg->qd + 1,
 	};
@@ -300,6 +338,7 @@ static const struct option bench_opts[] = {
     {"time", required_argument, NULL, 'T'},
     {"ios", required_argument, NULL, 'i'},
     {"mode", required_argument, NULL, 'm'},
+    {"hybrid-poll-us", required_argument, NULL, 'H'},
     {"dbbuf", required_argument, NULL, 'D'},
     {"output-format", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
@@ -316,7 +355,12 @@ static const char bench_usage[] =
     "      --threads N           threads, each with its own queue pair, 1..64 (default 1)\n"
     "      --time SEC            run time, 1..3600 (default 5)\n"
     "      --ios N               stop after N I/Os instead of after --time\n"
-    "      --mode poll|irq       completion by polling (default) or MSI-X interrupts\n"
+    "      --mode poll|irq|hybrid  completion by polling (default), MSI-X interrupts,\n"
+    "                            or hybrid: poll a bounded time, then sleep on the\n"
+    "                            interrupt (polling starves the device's thread when\n"
+    "                            the cores are busy; hybrid and irq leave them)\n"
+    "      --hybrid-poll-us N    hybrid: poll this long before sleeping, 1..1000000\n"
+    "                            (default 20)\n"
     "      --dbbuf auto|off      shadow doorbells when offered (default), or always\n"
     "                            MMIO doorbell writes\n"
     "  -o, --output-format normal|json\n"
@@ -324,6 +368,7 @@ static const char bench_usage[] =
 
 static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 {
+	uint64_t hybrid_us = 0;
 	int c;
 
 	*cfg = (struct bench_cfg){.rw = RW_RANDREAD,
@@ -373,17 +418,27 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 			ok = cli_parse_u64("--ios", optarg, 1, UINT64_MAX / 2, &cfg->ios);
 			break;
 		case 'm':
+			cfg->hybrid_us = 0;
 			if (!strcmp(optarg, "poll")) {
 				cfg->mode = NVMK_CPL_POLL;
 			} else if (!strcmp(optarg, "irq")) {
 				cfg->mode = NVMK_CPL_INTERRUPT;
+			} else if (!strcmp(optarg, "hybrid")) {
+				cfg->mode = NVMK_CPL_INTERRUPT;
+				cfg->hybrid_us = BENCH_HYBRID_US;
 			} else {
 				fprintf(stderr,
-					"nvmekeep bench: invalid --mode '%s': expected poll "
-					"or irq\n",
+					"nvmekeep bench: invalid --mode '%s': expected poll, "
+					"irq or hybrid\n",
 					optarg);
 				ok = -EINVAL;
 			}
+			break;
+		case 'H':
+			ok = cli_parse_u64("--hybrid-poll-us", optarg, 1, NVMK_HYBRID_POLL_MAX_US,
+					   &v);
+			cfg->hybrid_us_set = true;
+			hybrid_us = v;
 			break;
 		case 'D':
 			if (!strcmp(optarg, "auto")) {
@@ -411,11 +466,30 @@ static int parse_bench(int argc, char **argv, struct bench_cfg *cfg)
 		if (ok)
 			return CLI_EXIT_USAGE;
 	}
-	return cli_take_args("bench", argc, argv, (const char **[]){&cfg->dev}, 1);
+	if (cfg->hybrid_us_set) {
+		if (!cfg->hybrid_us) {
+			fprintf(stderr, "nvmekeep bench: --hybrid-poll-us needs --mode hybrid\n");
+			return CLI_EXIT_USAGE;
+		}
+		cfg->hybrid_us = hybrid_us;
+	}
+	if (cli_take_args("bench", argc, argv, (const char **[]){&cfg->dev}, 1))
+		return CLI_EXIT_USAGE;
+	return cli_dev_check("bench", cfg->dev);
+}
+
+/* A double written with @decimals digits after the point: json-c's default
+ * ("%.17g") shows binary rounding noise such as 1234.5600000000002. */
+static struct json_object *json_fixed(double v, int decimals)
+{
+	char s[64];
+
+	snprintf(s, sizeof(s), "%.*f", decimals, v);
+	return json_object_new_double_s(strtod(s, NULL), s);
 }
 
 static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
-		   struct bench_thread *ts, double secs)
+		   struct bench_thread *ts, double secs, bool interrupted)
 {
 	uint64_t *hist = calloc(HIST_BUCKETS, sizeof(*hist));
 	uint64_t done = 0, errors = 0, lat_sum = 0, lat_min = UINT64_MAX, lat_max = 0;
@@ -449,13 +523,16 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 		json_object_object_add(o, "bs", json_object_new_uint64(cfg->bs));
 		json_object_object_add(o, "qd", json_object_new_uint64(cfg->qd));
 		json_object_object_add(o, "threads", json_object_new_uint64(cfg->threads));
-		json_object_object_add(
-		    o, "mode", json_object_new_string(cfg->mode == NVMK_CPL_POLL ? "poll" : "irq"));
-		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		json_object_object_add(o, "mode", json_object_new_string(mode_name(cfg)));
+		if (cfg->hybrid_us)
+			json_object_object_add(o, "hybrid_poll_us",
+					       json_object_new_uint64(cfg->hybrid_us));
+		json_object_object_add(o, "seconds", json_fixed(secs, 3));
 		json_object_object_add(o, "ios", json_object_new_uint64(done));
 		json_object_object_add(o, "errors", json_object_new_uint64(errors));
-		json_object_object_add(o, "iops", json_object_new_double(iops));
-		json_object_object_add(o, "mib_per_s", json_object_new_double(mibs));
+		json_object_object_add(o, "iops", json_fixed(iops, 1));
+		json_object_object_add(o, "mib_per_s", json_fixed(mibs, 1));
+		json_object_object_add(o, "interrupted", json_object_new_boolean(interrupted));
 		json_object_object_add(lat, "min", json_object_new_uint64(lat_min));
 		json_object_object_add(lat, "mean",
 				       json_object_new_uint64(done ? lat_sum / done : 0));
@@ -473,7 +550,19 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 		printf("bench: %s nsid %u, %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64
 		       " mode=%s, %.2f s\n",
 		       cfg->dev ? cfg->dev : "emu", info->nsid, rw_names[cfg->rw], cfg->bs, cfg->qd,
-		       cfg->threads, cfg->mode == NVMK_CPL_POLL ? "poll" : "irq", secs);
+		       cfg->threads, mode_name(cfg), secs);
+		if (cfg->hybrid_us)
+			printf("  mode      : hybrid, polls %" PRIu64
+			       " us per wait, then sleeps on the interrupt\n",
+			       cfg->hybrid_us);
+		else if (cfg->mode == NVMK_CPL_POLL)
+			printf(
+			    "  mode      : poll, busy-polls a core per thread, yielding it after "
+			    "%u us without a completion (on a busy machine compare --mode "
+			    "hybrid)\n",
+			    BENCH_POLL_YIELD_NS / 1000);
+		else
+			printf("  mode      : irq, sleeps on the interrupt\n");
 		printf("  IOPS      : %.0f\n", iops);
 		printf("  bandwidth : %.1f MiB/s\n", mibs);
 		printf("  latency   : min %.1f us, mean %.1f us, p50 %.1f us, p99 %.1f us, "
@@ -482,7 +571,8 @@ static void report(const struct bench_cfg *cfg, const struct nvmk_ns_info *info,
 		       (double)percentile(hist, done, 50) / 1e3,
 		       (double)percentile(hist, done, 99) / 1e3,
 		       (double)percentile(hist, done, 99.9) / 1e3, (double)lat_max / 1e3);
-		printf("  I/Os      : %" PRIu64 " completed, %" PRIu64 " errors\n", done, errors);
+		printf("  I/Os      : %" PRIu64 " completed, %" PRIu64 " errors%s\n", done, errors,
+		       interrupted ? " (interrupted)" : "");
 	}
 	free(hist);
 }
@@ -498,16 +588,32 @@ int cmd_bench(int argc, char **argv)
 	uint64_t t0, t1, next_progress;
 	unsigned started = 0;
 	int ret, rc = CLI_EXIT_FAIL;
-	bool tty = isatty(STDERR_FILENO);
+	bool tty = isatty(STDERR_FILENO), interrupted = false;
+	struct sigaction sa = {.sa_handler = bench_on_sigint, .sa_flags = (int)SA_RESETHAND},
+			 old_sa;
+	sigset_t sigint_set, old_mask;
 
 	ret = parse_bench(argc, argv, &cfg);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	/* SIGINT stays blocked in every thread created from here on (the
+	 * emulator's, the driver's, the bench threads), so that the main thread
+	 * takes it and its sleep ends at once. A second Ctrl-C kills
+	 * (SA_RESETHAND). */
+	atomic_store(&bench_sigint, false);
+	sigemptyset(&sigint_set);
+	sigaddset(&sigint_set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigint_set, &old_mask);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
 	opts.max_io_queues = (uint16_t)cfg.threads;
 	opts.dbbuf = cfg.dbbuf;
 	opts.io_queue_depth = (uint32_t)cfg.qd + 1;
-	if (cli_dev_open(cfg.dev, &opts, &dev))
+	if (cli_dev_open(cfg.dev, &opts, &dev)) {
+		sigaction(SIGINT, &old_sa, NULL);
+		pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 		return CLI_EXIT_FAIL;
+	}
 	if (!cfg.nsid_set)
 		cfg.nsid = dev.emu && !strcmp(dev.spec, "emu") ? CLI_EMU_NULL_NSID : 1;
 	ret = nvmk_ns_open(dev.ctrl, cfg.nsid, NVMK_NS_SHARED, &ns);
@@ -528,6 +634,19 @@ int cmd_bench(int argc, char **argv)
 	if ((cfg.bs >> info.lba_shift) > NVME_MAX_NLB) {
 		fprintf(stderr, "nvmekeep bench: --bs %" PRIu64 " is more than 65536 blocks\n",
 			cfg.bs);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	/* Each bench I/O is one command: a larger one would be split into parts
+	 * that must all fit the queue together. Refused before any I/O. */
+	if ((cfg.bs >> info.lba_shift) > info.max_xfer_blocks) {
+		uint64_t max = (uint64_t)info.max_xfer_blocks << info.lba_shift;
+
+		fprintf(stderr,
+			"nvmekeep bench: --bs %" PRIu64 " is more than the largest transfer "
+			"%s namespace %u takes in one command (%" PRIu64 " KiB, from MDTS); "
+			"use --bs %" PRIu64 "K or less\n",
+			cfg.bs, dev.spec, cfg.nsid, max >> 10, max >> 10);
 		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
@@ -568,11 +687,12 @@ int cmd_bench(int argc, char **argv)
 			break;
 		}
 	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	next_progress = t0 + 1000000000ull;
 	if (!cfg.ios) {
-		uint64_t end = t0 + cfg.time_s * 1000000000ull, now;
+		uint64_t end = t0 + cfg.time_s * 1000000000ull, now, last_t = t0, last_done = 0;
 
-		while ((now = now_ns()) < end) {
+		while (!atomic_load(&bench_stop) && (now = now_ns()) < end) {
 			uint64_t until = end < next_progress ? end : next_progress;
 			struct timespec ts_sleep = {
 			    .tv_sec = (time_t)((until - now) / 1000000000ull),
@@ -585,14 +705,21 @@ int cmd_bench(int argc, char **argv)
 			if (now < next_progress)
 				continue;
 			next_progress += 1000000000ull;
-			/* progress line for runs of 3 s and more */
-			if (now < end && cfg.time_s >= 3) {
-				double el = (double)(now - t0) / 1e9;
+			/* progress line for runs of 3 s and more: the rate over the
+			 * last second (not the average so far) and the time left */
+			if (now < end && cfg.time_s >= 3 && !atomic_load(&bench_stop)) {
+				uint64_t d = atomic_load(&bench_done_total);
+				double iv = (double)(now - last_t) / 1e9,
+				       rate = iv > 0 ? (double)(d - last_done) / iv : 0;
 
-				fprintf(stderr, "%sbench: %.0f/%" PRIu64 " s, %.0f IOPS%s",
-					tty ? "\r" : "", el, cfg.time_s,
-					(double)atomic_load(&bench_done_total) / el,
-					tty ? "" : "\n");
+				fprintf(stderr,
+					"%sbench: %.0f/%" PRIu64 " s, now %.0f IOPS %.1f MiB/s, "
+					"%.0f s left%s",
+					tty ? "\r" : "", (double)(now - t0) / 1e9, cfg.time_s, rate,
+					rate * (double)cfg.bs / (1024.0 * 1024.0),
+					(double)(end - now) / 1e9, tty ? "   " : "\n");
+				last_t = now;
+				last_done = d;
 			}
 		}
 		if (tty && cfg.time_s >= 3)
@@ -611,7 +738,10 @@ int cmd_bench(int argc, char **argv)
 			rc = CLI_EXIT_FAIL;
 		}
 	}
-	report(&cfg, &info, ts, (double)(t1 - t0) / 1e9);
+	interrupted = atomic_load(&bench_sigint);
+	report(&cfg, &info, ts, (double)(t1 - t0) / 1e9, interrupted);
+	if (interrupted && !rc)
+		rc = 128 + SIGINT; /* as a shell reports a command ended by Ctrl-C */
 out_threads:
 	for (unsigned i = 0; ts && i < cfg.threads; i++)
 		thread_teardown(&ts[i]);
@@ -619,5 +749,7 @@ out_threads:
 out:
 	nvmk_ns_close(ns);
 	cli_dev_close(&dev);
+	sigaction(SIGINT, &old_sa, NULL);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }

@@ -31,6 +31,11 @@ struct cli_dev {
  *  bring the controller up with @opts. Prints the error on failure. */
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev);
 void cli_dev_close(struct cli_dev *dev);
+/** cli_dev_check - whether @spec is a well-formed DEVICE argument (NULL,
+ *  "emu", "emu:FILE", a PCI address DDDD:BB:DD.F or a /path). Run before any
+ *  work so a malformed one is a usage error, not a failed open.
+ *  Return: 0, or CLI_EXIT_USAGE with the error printed for command @cmd. */
+int cli_dev_check(const char *cmd, const char *spec);
 /** cli_dev_is_kernel - whether read/write reach @spec through the kernel NVMe
  *  driver (io_uring): a path (/dev/nvmeXnY), or a PCI address bound to nvme
  *  while OPENHCL_NVME_VFIO is off (the default). See device.c. */

@@ -69,6 +69,38 @@ static int open_emu(const char *file, struct cli_dev *dev)
 	return ret;
 }
 
+static const char dev_accepted[] =
+    "DEVICE is 'emu', 'emu:FILE', a PCI address DDDD:BB:DD.F in hex (like "
+    "0000:01:00.0; 'nvmekeep setup list' shows them), 'vfio-user:SOCKET' or a block "
+    "device /dev/nvmeXnY";
+
+int cli_dev_check(const char *cmd, const char *spec)
+{
+	if (!spec || !strcmp(spec, "emu") || (!strncmp(spec, "emu:", 4) && spec[4]) ||
+	    spec[0] == '/' || nvmk_pci_addr_valid(spec))
+		return 0;
+	if (!strncmp(spec, "vfio-user:", 10) && spec[10])
+		return 0;
+	if (!strcmp(spec, "emu:"))
+		cli_usage_error(cmd, "invalid DEVICE 'emu:': a FILE must follow the colon; %s",
+				dev_accepted);
+	else if (!strcmp(spec, "vfio-user:"))
+		cli_usage_error(cmd,
+				"invalid DEVICE 'vfio-user:': a SOCKET path must follow the colon; %s",
+				dev_accepted);
+	else if (strchr(spec, ':'))
+		cli_usage_error(cmd, "invalid DEVICE '%s': not a PCI address; %s", spec,
+				dev_accepted);
+	else if (!strncmp(spec, "nvme", 4))
+		cli_usage_error(cmd,
+				"invalid DEVICE '%s': a kernel NVMe namespace is given by its "
+				"path, like /dev/nvme0n1; %s",
+				spec, dev_accepted);
+	else
+		cli_usage_error(cmd, "invalid DEVICE '%s': %s", spec, dev_accepted);
+	return CLI_EXIT_USAGE;
+}
+
 bool cli_dev_is_kernel(const char *spec)
 {
 	char link[PATH_MAX], target[PATH_MAX];
@@ -96,7 +128,6 @@ bool cli_dev_is_kernel(const char *spec)
 
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev)
 {
-	struct nvmk_ctrl_opts local;
 	int ret;
 
 	memset(dev, 0, sizeof(*dev));
@@ -143,16 +174,7 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 	if (ret)
 		return ret;
 
-	/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB pages,
-	 * physically scattered, and a queue must be physically contiguous
-	 * (CAP.CQR): keep the default I/O queue at one page (64 SQEs). */
-	if (nvmk_pci_addr_valid(spec) && nvmk_backing_vfio_is_noiommu(dev->backing) &&
-	    !dev->backing->pool) {
-		local = opts ? *opts : (struct nvmk_ctrl_opts){0};
-		if (!local.io_queue_depth)
-			local.io_queue_depth = 4096 / sizeof(struct nvme_sqe);
-		opts = &local;
-	}
+	/* (the no-IOMMU queue-size default is the driver's: drv_opts_resolve) */
 	ret = nvmk_ctrl_open(dev->backing, opts, &dev->ctrl);
 	if (ret) {
 		fprintf(stderr, "nvmekeep: %s: controller bring-up failed: %s\n", spec,

@@ -43,14 +43,28 @@ static const char read_usage[] =
     "Usage: nvmekeep read [DEVICE] [-n NSID] -s SLBA [-c NLB0] [-z SIZE] [-d FILE]\n"
     "Read blocks SLBA..SLBA+NLB0 (NLB0 is 0's based, as nvme-cli's --block-count) of\n"
     "namespace NSID (default 1) and write them to FILE (default stdout).\n"
-    "  -z/--data-size must equal (NLB0+1) * block size when given; at most 64 MiB.\n"
+    "  -n, --namespace-id NSID   default 1\n"
+    "  -s, --start-block SLBA    first block (required)\n"
+    "  -c, --block-count NLB0    blocks - 1, 0..65535 (default 0: one block)\n"
+    "  -z, --data-size SIZE      must equal (NLB0+1) * block size; at most 64 MiB\n"
+    "  -d, --data FILE           default stdout\n"
+    "Numbers are decimal or 0x hex. A range larger than the device's largest\n"
+    "transfer (MDTS) is moved in several commands.\n"
     "DEVICE: 'emu' (default), 'emu:FILE', a PCI address (0000:00:03.0), or a kernel\n"
     "block device /dev/nvmeXnY (io_uring; also used for a PCI address bound to the\n"
     "kernel nvme driver while OPENHCL_NVME_VFIO is off, the default).\n";
 static const char write_usage[] =
     "Usage: nvmekeep write [DEVICE] [-n NSID] -s SLBA [-c NLB0] [-z SIZE] [-d FILE] [-f]\n"
     "Write (NLB0+1) blocks at SLBA of namespace NSID (default 1) from FILE (default\n"
-    "stdin), which must hold exactly that many bytes. -f sets Force Unit Access.\n"
+    "stdin), which must hold exactly that many bytes.\n"
+    "  -n, --namespace-id NSID   default 1\n"
+    "  -s, --start-block SLBA    first block (required)\n"
+    "  -c, --block-count NLB0    blocks - 1, 0..65535 (default 0: one block)\n"
+    "  -z, --data-size SIZE      must equal (NLB0+1) * block size; at most 64 MiB\n"
+    "  -d, --data FILE           default stdin\n"
+    "  -f, --force-unit-access   set FUA (the kernel path flushes instead)\n"
+    "Numbers are decimal or 0x hex. A range larger than the device's largest\n"
+    "transfer (MDTS) is moved in several commands.\n"
     "DEVICE: 'emu' (default), 'emu:FILE', a PCI address (0000:00:03.0), or a kernel\n"
     "block device /dev/nvmeXnY (io_uring; also used for a PCI address bound to the\n"
     "kernel nvme driver while OPENHCL_NVME_VFIO is off, the default).\n";
@@ -107,7 +121,8 @@ static int parse_io(const char *cmd, const char *usage, bool is_write, int argc,
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1))
+	if (cli_take_args(cmd, argc, argv, (const char **[]){&a->dev}, 1) ||
+	    cli_dev_check(cmd, a->dev))
 		return CLI_EXIT_USAGE;
 	if (!slba_set) {
 		cli_usage_error(cmd, "missing --start-block (-s SLBA)");
@@ -194,23 +209,20 @@ static void sync_cb(void *arg, const struct nvmk_cpl *cpl)
 	s->done = true;
 }
 
-/* Submit one (possibly split) request on the thread's queue pair and wait:
- * the asynchronous API is used so that write can carry FUA. */
-static int sync_io(struct nvmk_ns *ns, const struct nvmk_dma_buf *buf, bool is_write,
-		   const struct io_args *a, uint16_t *status)
+/* Submit one request on the thread's queue pair and wait: the asynchronous
+ * API is used so that write can carry FUA. */
+static int sync_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
+		    size_t off, bool is_write, bool fua, uint64_t slba, uint32_t nlb,
+		    uint16_t *status)
 {
-	struct nvmk_qpair *qp = nvmk_ctrl_get_qpair(nvmk_ns_ctrl(ns));
 	struct sync_cpl s = {0};
-	uint32_t nlb = (uint32_t)(a->nlb0 + 1);
 	int ret;
 
-	if (!qp)
-		return -EIO;
 	if (is_write)
-		ret = nvmk_ns_submit_write(ns, qp, buf, 0, a->slba, nlb, a->fua ? NVMK_IO_FUA : 0,
+		ret = nvmk_ns_submit_write(ns, qp, buf, off, slba, nlb, fua ? NVMK_IO_FUA : 0,
 					   sync_cb, &s);
 	else
-		ret = nvmk_ns_submit_read(ns, qp, buf, 0, a->slba, nlb, 0, sync_cb, &s);
+		ret = nvmk_ns_submit_read(ns, qp, buf, off, slba, nlb, 0, sync_cb, &s);
 	if (ret)
 		return ret;
 	/* Every submitted command completes exactly once (driver.h), also when
@@ -222,6 +234,31 @@ static int sync_io(struct nvmk_ns *ns, const struct nvmk_dma_buf *buf, bool is_w
 	}
 	*status = s.cpl.status;
 	return s.cpl.err;
+}
+
+/* The whole range, one command of at most the device's largest transfer
+ * (MDTS) at a time: the driver splits a request into parts that must all
+ * fit the queue at once, which a large -c would not (-E2BIG). */
+static int sync_io(struct nvmk_ns *ns, const struct nvmk_dma_buf *buf, bool is_write,
+		   const struct io_args *a, const struct nvmk_ns_info *info, uint16_t *status)
+{
+	struct nvmk_qpair *qp = nvmk_ctrl_get_qpair(nvmk_ns_ctrl(ns));
+	uint64_t left = a->nlb0 + 1, slba = a->slba;
+	uint32_t max = info->max_xfer_blocks ? info->max_xfer_blocks : 1;
+	size_t off = 0;
+	int ret = 0;
+
+	if (!qp)
+		return -EIO;
+	while (left && !ret) {
+		uint32_t nlb = left < max ? (uint32_t)left : max;
+
+		ret = sync_one(ns, qp, buf, off, is_write, a->fua, slba, nlb, status);
+		left -= nlb;
+		slba += nlb;
+		off += (size_t)nlb << info->lba_shift;
+	}
+	return ret;
 }
 
 /* The kernel path: synchronous wrappers (io_uring); FUA becomes a flush
@@ -329,7 +366,8 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 			}
 		}
 	}
-	ret = kernel ? kernel_io(ns, mem, is_write, &a) : sync_io(ns, &buf, is_write, &a, &status);
+	ret = kernel ? kernel_io(ns, mem, is_write, &a)
+		     : sync_io(ns, &buf, is_write, &a, &info, &status);
 	if (ret) {
 		fprintf(stderr, "nvmekeep %s: %s namespace %u: %s failed: %s (NVMe status %s)\n",
 			cmd, dev.spec, a.nsid, is_write ? "write" : "read", strerror(-ret),
@@ -343,6 +381,8 @@ static int do_io(const char *cmd, const char *usage, bool is_write, int argc, ch
 				strerror(-ret));
 			goto out_buf;
 		}
+		fprintf(stderr, "read: success (%zu bytes from block %" PRIu64 ")\n", bytes,
+			a.slba);
 	} else {
 		fprintf(stderr, "write: success (%zu bytes at block %" PRIu64 ")\n", bytes, a.slba);
 	}

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/version.h"
 
 struct subcommand {
 	const char *name;
@@ -35,7 +36,8 @@ static const struct subcommand subcommands[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: nvmekeep [-v|-vv] COMMAND [DEVICE] [options]\n\nCommands:\n");
+	fprintf(f, "Usage: nvmekeep [-v|-vv] COMMAND [DEVICE] [options]\n"
+		   "       nvmekeep --version | --help\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].help);
 	fprintf(f, "\nDEVICE is 'emu' (the built-in emulated controller, default), 'emu:FILE'\n"
@@ -61,11 +63,20 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
+		} else if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+			/* the program's version, and the library's when it differs
+			 * (a shared libnvmekeep of another release) */
+			printf("nvmekeep %s", NVMK_VERSION);
+			if (strcmp(nvmk_version(), NVMK_VERSION))
+				printf(" (library %s)", nvmk_version());
+			printf("\n");
+			return 0;
 		} else {
-			fprintf(stderr,
-				"nvmekeep: unknown option '%s': expected -v, -vv or --help "
-				"before the command\n",
-				argv[i]);
+			fprintf(
+			    stderr,
+			    "nvmekeep: unknown option '%s': expected -v, -vv, --version or --help "
+			    "before the command\n",
+			    argv[i]);
 			return CLI_EXIT_USAGE;
 		}
 	}

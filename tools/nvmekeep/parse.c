@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Option value parsing for the CLI: strict, with errors that say what is accepted. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -31,15 +32,24 @@ int cli_take_args(const char *cmd, int argc, char **argv, const char **slots[], 
 	return 0;
 }
 
+/* Decimal, or hex after 0x/0X. A leading zero is decimal: strtoull's base 0
+ * would read "010" as octal 8, which no user of a storage tool means. */
 static int parse_number(const char *s, uint64_t *out, const char **end)
 {
 	char *e;
 	unsigned long long v;
+	int base = 10;
 
 	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
 		return -EINVAL;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!isxdigit((unsigned char)*s))
+			return -EINVAL;
+	}
 	errno = 0;
-	v = strtoull(s, &e, 0);
+	v = strtoull(s, &e, base);
 	if (errno == ERANGE)
 		return -ERANGE;
 	if (e == s)

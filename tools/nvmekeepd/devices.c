@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Device names -> manager device specs. The built-in emulated controller is
+ * Device names -> manager device specs ("vfio-user:SOCKET": a controller
+ * served by nvmekeep-emu or another vfio-user server). The built-in emulated controller is
  * the CLI's: namespace 1 = 1 GiB of RAM (or FILE for "emu:FILE") with 512 B
  * blocks, namespace 2 = a 64 GiB null namespace with 4 KiB blocks.
  */

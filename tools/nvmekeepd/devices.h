@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Device names of the daemon, as the CLI takes them: "emu", "emu:FILE", a PCI
- * address, "/dev/nvmeXnY". Each becomes a manager device spec.
+ * address, "vfio-user:SOCKET", "/dev/nvmeXnY". Each becomes a manager device spec.
  */
 #ifndef NVMKD_DEVICES_H
 #define NVMKD_DEVICES_H

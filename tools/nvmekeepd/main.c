@@ -24,6 +24,7 @@
 #include "nvmekeep/export.h"
 #include "nvmekeep/log.h"
 #include "nvmekeep/manager.h"
+#include "nvmekeep/version.h"
 #include "runtime_dir.h"
 #include "servicing.h"
 
@@ -53,6 +54,7 @@ static void usage(FILE *f)
 		"  -q, -v               log warnings only / debug lines\n"
 		"Servicing (nvmekeep service, docs/servicing.md): --service-check FORMAT,\n"
 		"--restore-fd N are used between a daemon and its successor.\n"
+		"  -V, --version        print the version\n"
 		"Configuration: OPENHCL_NVME_KEEP_ALIVE, OPENHCL_NVME_VFIO,\n"
 		"OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG (see nvmekeepd(8)).\n");
 }
@@ -100,11 +102,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"help", no_argument, NULL, 'h'},
 	    {"service-check", required_argument, NULL, 'S'},
 	    {"restore-fd", required_argument, NULL, 'R'},
+	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "d:l:c:rt:m:i:qvh", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "d:l:c:rt:m:i:qvhV", lo, NULL)) != -1) {
 		switch (o) {
 		case 'd':
 			if (a->ndevices == MAX_DEVICES) {
@@ -177,6 +180,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->restore_fd = (int)fd;
 			break;
 		}
+		case 'V':
+			printf("nvmekeepd %s\n", NVMK_VERSION);
+			exit(0);
 		default:
 			usage(stderr);
 			return 2;

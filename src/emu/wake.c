@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Waking the emulator's worker thread: a doorbell write (or any other event
+ * that needs the worker: CC, AER, removal, destroy) calls emu_kick() (inline
+ * in emu_internal.h: one exchange, then emu_kick_wake() only when the worker
+ * sleeps); the worker, with nothing to do, calls emu_wait().
+ *
+ * One 32-bit word, emu->wake, carries the whole protocol:
+ *   EMU_WAKE_RUN   the worker is awake and no kick is pending
+ *   EMU_WAKE_KICK  something happened since the worker last looked
+ *   EMU_WAKE_SLEEP the worker is asleep (or about to be) in FUTEX_WAIT
+ *
+ * A kick is one atomic exchange to KICK; only when it replaced SLEEP does the
+ * kicker make the futex system call. So a doorbell write while the worker
+ * is awake or spinning costs one locked instruction, and no lock, no
+ * condition variable and no system call. The worker spins for EMU_SPIN_NS
+ * watching the word with plain loads (the cache line stays shared until a
+ * kick), then announces SLEEP with a compare-exchange and sleeps on the word.
+ *
+ * No wake-up is lost: the worker sleeps only with FUTEX_WAIT(word == SLEEP),
+ * which the kernel checks atomically against the futex's wake queue; a kick
+ * that came after the worker's compare-exchange changed the word to KICK
+ * (so the wait returns at once) and, having seen SLEEP, calls FUTEX_WAKE.
+ *
+ * Data published with a kick (a doorbell value, a register) is ordered by
+ * the atomics themselves, not by the futex: the kicker's exchange is a
+ * release (after its data), the worker's exchange that consumes the kick is
+ * an acquire (before it reads the data). ThreadSanitizer sees these atomics,
+ * so it checks the protocol; the futex calls only block and unblock.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emu/emu_internal.h"
+
+/* Wake the one thread that may be waiting on @word (the worker). */
+static void emu_futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/*
+ * Sleep while *@word == @val, until CLOCK_MONOTONIC @deadline (ns, 0 = no
+ * deadline). Returns on a wake-up, a changed word, the deadline or a signal:
+ * the caller looks at the word again in every case.
+ */
+static void emu_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
+			      .tv_nsec = (long)(deadline % 1000000000ull)};
+
+	/* FUTEX_WAIT_BITSET takes an absolute timeout, on CLOCK_MONOTONIC unless
+	 * FUTEX_CLOCK_REALTIME is given: the same clock as emu_now_ns(). */
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, val, deadline ? &ts : NULL,
+		NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* emu_kick (emu_internal.h, inline) found the worker asleep. */
+void emu_kick_wake(struct nvmk_emu *emu)
+{
+	emu_futex_wake(&emu->wake);
+}
+
+/*
+ * Consume a pending kick, if any. The exchange (not a plain store) is an
+ * acquire of the kicker's release, and a full barrier that orders the reset
+ * of the word before the worker's next reads of doorbells: a kick that
+ * lands after it stays pending for the next round, one before it has its
+ * data visible now.
+ */
+static bool emu_kick_take(struct nvmk_emu *emu)
+{
+	return atomic_exchange(&emu->wake, EMU_WAKE_RUN) == EMU_WAKE_KICK;
+}
+
+void emu_wait(struct nvmk_emu *emu, uint64_t deadline)
+{
+	uint64_t spin_end = emu_now_ns() + EMU_SPIN_NS;
+	uint32_t run = EMU_WAKE_RUN;
+
+	/* Spin briefly: a doorbell often follows a completion within
+	 * microseconds. Relaxed loads while spinning keep the cache line shared
+	 * with the kicker; the exchange in emu_kick_take does the ordering. */
+	while (emu_now_ns() < spin_end) {
+		if (atomic_load_explicit(&emu->wake, memory_order_relaxed) != EMU_WAKE_RUN) {
+			emu_kick_take(emu);
+			return;
+		}
+		if (atomic_load_explicit(&emu->stop, memory_order_relaxed))
+			return;
+	}
+	/* Announce the sleep. seq_cst compare-exchange: if a kick came first it
+	 * fails (the word is KICK) and we consume it; if it succeeds, every later
+	 * kick sees SLEEP and wakes us. The stop flag is read after it, so a
+	 * destroy that set stop and then kicked is either seen here or wakes us. */
+	if (!atomic_compare_exchange_strong(&emu->wake, &run, EMU_WAKE_SLEEP)) {
+		emu_kick_take(emu);
+		return;
+	}
+	if (!atomic_load(&emu->stop))
+		emu_futex_wait(&emu->wake, EMU_WAKE_SLEEP, deadline);
+	/* Awake for whatever reason (kick, deadline, signal, spurious): back to
+	 * RUN, taking the kick if there was one (acquire, see emu_kick_take). */
+	emu_kick_take(emu);
+}
