@@ -6,6 +6,7 @@
  * blocks, namespace 2 = a 64 GiB null namespace with 4 KiB blocks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_b
 /* Inherited vfio-user connections by device id (a servicing's successor
  * sets them before restoring; the factory takes each one once). */
 #define MAX_HANDOVERS 16
+static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER; /* device workers */
 static struct {
 	char id[NVMK_MGR_ID_MAX + 1];
 	char *handover;
@@ -35,20 +37,24 @@ static struct {
 
 int nvmkd_dev_set_handover(const char *id, const char *handover)
 {
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&handovers_lock);
 	for (int i = 0; i < MAX_HANDOVERS; i++) {
 		if (handovers[i].handover)
 			continue;
 		handovers[i].handover = strdup(handover);
-		if (!handovers[i].handover)
-			return -ENOMEM;
+		rc = handovers[i].handover ? 0 : -ENOMEM;
 		snprintf(handovers[i].id, sizeof(handovers[i].id), "%s", id);
-		return 0;
+		break;
 	}
-	return -ENOSPC;
+	pthread_mutex_unlock(&handovers_lock);
+	return rc;
 }
 
 void nvmkd_dev_drop_handovers(void)
 {
+	pthread_mutex_lock(&handovers_lock);
 	for (int i = 0; i < MAX_HANDOVERS; i++) {
 		struct nvmk_vfio_user_handover *ho;
 
@@ -65,18 +71,21 @@ void nvmkd_dev_drop_handovers(void)
 		free(handovers[i].handover);
 		handovers[i].handover = NULL;
 	}
+	pthread_mutex_unlock(&handovers_lock);
 }
 
 static char *take_handover(const char *id)
 {
-	for (int i = 0; i < MAX_HANDOVERS; i++)
-		if (handovers[i].handover && !strcmp(handovers[i].id, id)) {
-			char *h = handovers[i].handover;
+	char *h = NULL;
 
+	pthread_mutex_lock(&handovers_lock);
+	for (int i = 0; i < MAX_HANDOVERS && !h; i++)
+		if (handovers[i].handover && !strcmp(handovers[i].id, id)) {
+			h = handovers[i].handover;
 			handovers[i].handover = NULL;
-			return h;
 		}
-	return NULL;
+	pthread_mutex_unlock(&handovers_lock);
+	return h;
 }
 
 /* vfio-user:PATH (nvmekeep-emu). Restoring (servicing with keep-alive), the
