@@ -410,6 +410,8 @@ bool exp_conn_can_read(const struct exp_conn *c)
 
 	if (c->dead || c->abort_after_tx)
 		return false;
+	if (exp_conn_quiesced(c))
+		return false; /* servicing: at a request boundary, read nothing more */
 	if (s < CONN_TRANS)
 		return !c->rx_eof && !c->tls_pending && c->hs_len - c->hs_off < HS_BUF_MAX;
 	if (c->rx_eof && !staged(c))
@@ -821,6 +823,8 @@ void exp_conn_flush(struct exp_conn *c)
 			tx_drop(c);
 			return;
 		}
+		if (atomic_load_explicit(&c->t->srv->watch_first_reply, memory_order_relaxed))
+			exp_note_first_reply(c->t->srv); /* servicing: the blackout ends */
 		while (n > 0 && c->txq_head != EXP_NONE) {
 			struct exp_req *r = &c->t->reqs[c->txq_head];
 			uint32_t left = r->hdr_len + r->data_len - r->tx_done;

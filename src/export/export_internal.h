@@ -196,6 +196,7 @@ struct exp_thread {
 	struct exp_conn *dirty;
 	struct exp_tdev tdev[EXP_MAX_DEVICES];
 	_Atomic bool quit;
+	_Atomic bool parked; /* servicing: idle, resting in exp_thread_park */
 };
 
 struct exp_listener {
@@ -229,6 +230,15 @@ struct nvmk_export_server {
 	_Atomic bool stopping;
 	bool stopped, started;
 	uint64_t stop_deadline_ms;
+	/* servicing (export_state.c): stop reading at request boundaries, then
+	 * the I/O threads and the acceptor leave their loops once idle */
+	_Atomic bool quiescing, parking;
+	bool park_keep_inflight; /* NVMe commands may stay at the device (keep-alive) */
+	_Atomic bool watch_first_reply;	  /* restored: note the first reply sent */
+	_Atomic uint64_t first_reply_ns;  /* CLOCK_MONOTONIC, 0 = none yet */
+	pthread_mutex_t park_lock; /* parked threads wait on park_cond */
+	pthread_cond_t park_cond;
+	const struct exp_restore_map *restoring; /* nvmk_export_restore in progress */
 };
 
 /* server.c */
@@ -272,5 +282,15 @@ void exp_io_process(struct exp_thread *t, bool all);
 void exp_io_process_tdev(struct exp_thread *t, struct exp_tdev *td);
 void exp_io_retry_pending(struct exp_thread *t);
 void *exp_req_buf(const struct exp_req *r);
+nvmk_cpl_fn exp_req_done_fn(void);
+
+/* export_state.c (servicing, include/nvmekeep/export_state.h) */
+bool exp_conn_quiesced(const struct exp_conn *c);
+bool exp_thread_may_park(const struct exp_thread *t);
+void exp_thread_park(struct exp_thread *t);
+void exp_note_first_reply(struct nvmk_export_server *srv);
+int exp_restore_nsids(struct nvmk_export_server *srv, const struct exp_device *d, uint32_t *nsids,
+		      unsigned max);
+int exp_restore_tdev(struct nvmk_export_server *srv, struct exp_device *d, struct exp_tdev *td);
 
 #endif /* NVMK_EXPORT_INTERNAL_H */

@@ -430,3 +430,10 @@ void exp_req_payload_done(struct exp_req *r)
 	r->state = REQ_NVME;
 	submit_or_queue(r);
 }
+
+/* Servicing: the completion callback of every request's NVMe command, for the
+ * resolver of a restore (export_state.c). */
+nvmk_cpl_fn exp_req_done_fn(void)
+{
+	return req_done;
+}

@@ -252,8 +252,8 @@ void *exp_acceptor_main(void *arg)
 
 		if (n < 0 && errno != EINTR)
 			break;
-		if (atomic_load(&srv->stopping))
-			break;
+		if (atomic_load(&srv->stopping) || atomic_load(&srv->parking))
+			break; /* stop, or servicing: new connections wait in the backlog */
 		for (int i = 0; i < n; i++) {
 			struct exp_listener *l = ev[i].data.ptr;
 

@@ -108,6 +108,8 @@ int nvmk_export_create(struct nvmk_mgr *mgr, const struct nvmk_export_opts *opts
 		srv->opts = *opts;
 	opts_defaults(&srv->opts);
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->park_lock, NULL);
+	pthread_cond_init(&srv->park_cond, NULL);
 	srv->acc_epfd = srv->acc_wakefd = -1;
 	srv->nthreads = srv->opts.threads;
 	srv->threads = calloc(srv->nthreads, sizeof(*srv->threads));
@@ -174,6 +176,11 @@ static int tdev_setup(struct nvmk_export_server *srv, struct exp_device *d, stru
 	int rc;
 
 	snprintf(td->tag, sizeof(td->tag), "nbd.t%u", td->t->idx);
+	rc = exp_restore_tdev(srv, d, td); /* servicing: the predecessor's, if any */
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		goto ready;
 	rc = nvmk_mgr_create_qpair(srv->mgr, d->id, &qo, &td->qp);
 	if (rc) {
 		nvmk_err(d->id, NVMK_LOG_NOQ, "nbd thread %u: no I/O queue pair: %s", td->t->idx,
@@ -198,6 +205,7 @@ static int tdev_setup(struct nvmk_export_server *srv, struct exp_device *d, stru
 		td->qp = NULL;
 		return rc;
 	}
+ready:
 	td->irq_fd = nvmk_qpair_irq_fd(td->qp);
 	if (td->irq_fd >= 0 &&
 	    epoll_ctl(td->t->epfd, EPOLL_CTL_ADD, td->irq_fd,
@@ -288,8 +296,11 @@ static int find_namespaces(struct nvmk_export_server *srv, struct exp_device *d,
 {
 	struct nvmk_ns *ns = NULL;
 	uint32_t first = 0;
-	int rc = -ENODEV;
+	int rc = exp_restore_nsids(srv, d, nsids, max);
 
+	if (rc > 0)
+		return rc; /* servicing: the predecessor's list, no Identify */
+	rc = -ENODEV;
 	/* a first handle gives the controller; NSID 1 nearly always exists */
 	for (uint32_t nsid = 1; nsid <= 32 && rc; nsid++) {
 		rc = nvmk_mgr_get_namespace(srv->mgr, d->id, nsid, &ns);
@@ -608,6 +619,8 @@ static void *io_thread_main(void *arg)
 		}
 		more = exp_conn_finish_iteration(t);
 		release_removed(t);
+		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t))
+			exp_thread_park(t); /* servicing: rests until exec or resume */
 		if (atomic_load(&t->quit) && !t->conns) {
 			pthread_mutex_lock(&t->lock);
 			bool empty = t->inbox == NULL;

@@ -67,6 +67,7 @@ int cmd_status(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_service(int argc, char **argv);
 int cmd_emu(int argc, char **argv);
 
 #endif /* NVMK_CLI_H */

@@ -128,6 +128,18 @@ static void print_status(json_object *st)
 		       (long long)num(pool, "leaked_pages"));
 	else
 		printf("private pool: none\n");
+	if (json_object_object_get_ex(st, "servicing", &a) && a) {
+		json_object *ok = json_object_object_get(a, "ok");
+		json_object *fresh = json_object_object_get(a, "fresh_bringup");
+
+		/* docs/servicing.md: the last servicing, as the successor saw it */
+		printf("servicing: %lld done, last blackout %.3f ms (keep-alive %s)%s%s%s\n",
+		       (long long)num(a, "count"), (double)num(a, "blackout_us") / 1000.0,
+		       json_object_get_boolean(json_object_object_get(a, "keep_alive")) ? "on" : "off",
+		       ok && !json_object_get_boolean(ok) ? ", FAILED: " : "",
+		       ok && !json_object_get_boolean(ok) ? str(a, "error") : "",
+		       fresh && json_object_get_boolean(fresh) ? ", devices brought up afresh" : "");
+	}
 	if ((a = mgr ? arr(mgr, "devices") : NULL)) {
 		printf("devices:\n");
 		for (size_t i = 0; i < json_object_array_length(a); i++) {

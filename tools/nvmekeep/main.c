@@ -30,6 +30,7 @@ static const struct subcommand subcommands[] = {
     {"add", cmd_add, "nvmekeepd: export a device"},
     {"remove", cmd_remove, "nvmekeepd: stop exporting a device"},
     {"stop", cmd_stop, "nvmekeepd: stop the daemon"},
+    {"service", cmd_service, "nvmekeepd: replace the daemon by a new binary, clients kept"},
     {"emu", cmd_emu, "stats of / faults into a running nvmekeep-emu (--control)"},
 };
 

@@ -9,6 +9,7 @@
  * gets an error reply and the connection stays usable.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,10 @@ static char *verb_status(struct nvmkd_ctx *ctx)
 	}
 	json_object_object_add(o, "manager", json_tokener_parse(mj));
 	json_object_object_add(o, "export", json_tokener_parse(ej));
+	if (ctx->service_refresh)
+		ctx->service_refresh(ctx);
+	if (ctx->service_status[0])
+		json_object_object_add(o, "servicing", json_tokener_parse(ctx->service_status));
 	free(mj);
 	free(ej);
 	return reply_ok(o);
@@ -166,8 +171,24 @@ char *nvmkd_handle_request(struct nvmkd_ctx *ctx, const char *line, size_t len)
 	} else if (!strcmp(verb, "stop")) {
 		ctx->stop = true;
 		out = reply_ok(json_object_new_object());
+	} else if (!strcmp(verb, "service")) {
+		const char *exec = NULL;
+		int64_t tmo = 10000;
+
+		if (json_object_object_get_ex(req, "exec", &v) && json_object_is_type(v, json_type_string))
+			exec = json_object_get_string(v);
+		if (json_object_object_get_ex(req, "timeout_ms", &v))
+			tmo = json_object_get_int64(v);
+		if (!ctx->service_fn)
+			out = reply_error(EOPNOTSUPP, "servicing is not available in this process");
+		else if (tmo < 1 || tmo > 3600000)
+			out = reply_error(EINVAL, "timeout_ms %lld: expected 1 to 3600000",
+					  (long long)tmo);
+		else
+			out = ctx->service_fn(ctx, exec, (unsigned)tmo); /* returns only on failure */
 	} else {
-		out = reply_error(EINVAL, "unknown verb '%.64s': expected status, add, remove or stop",
+		out = reply_error(EINVAL,
+				  "unknown verb '%.64s': expected status, add, remove, stop or service",
 				  verb);
 	}
 	json_object_put(req);
@@ -218,6 +239,43 @@ int nvmkd_control_open(const char *path, struct nvmkd_ctx *ctx, struct nvmkd_con
 	}
 	*out = c;
 	return 0;
+}
+
+int nvmkd_control_adopt(int fd, const char *path, struct nvmkd_ctx *ctx,
+			struct nvmkd_control **out)
+{
+	struct nvmkd_control *c;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof(c->path))
+		return -EBADF;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ctx = ctx;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	strcpy(c->path, path);
+	c->fd = fd;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->fd,
+				     &(struct epoll_event){.events = EPOLLIN, .data.u32 = MAX_CLIENTS})) {
+		int rc = -errno;
+
+		if (c->epfd >= 0)
+			close(c->epfd);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int nvmkd_control_listen_fd(const struct nvmkd_control *c)
+{
+	return c->fd;
 }
 
 int nvmkd_control_fd(const struct nvmkd_control *c)
@@ -313,8 +371,11 @@ static void client_read(struct nvmkd_control *c, struct client *cl)
 
 			if (cl->overflow)
 				cl->overflow = false; /* the end of the oversized line */
-			else if (ll)
+			else if (ll) {
+				c->ctx->req_fd = cl->fd;
 				client_reply(cl, nvmkd_handle_request(c->ctx, cl->buf, ll));
+				c->ctx->req_fd = -1;
+			}
 			memmove(cl->buf, nl + 1, cl->len - ll - 1);
 			cl->len -= ll + 1;
 		}

@@ -6,9 +6,12 @@
  * blocks, namespace 2 = a 64 GiB null namespace with 4 KiB blocks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "devices.h"
 #include "nvmekeep/backing.h"
@@ -21,6 +24,94 @@ static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_b
 	(void)ctx;
 	(void)restoring; /* servicing (issue 10) reopens without a reset */
 	return nvmk_backing_vfio_open(id, NULL, out);
+}
+
+/* Inherited vfio-user connections by device id (a servicing's successor
+ * sets them before restoring; the factory takes each one once). */
+#define MAX_HANDOVERS 16
+static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER; /* device workers */
+static struct {
+	char id[NVMK_MGR_ID_MAX + 1];
+	char *handover;
+} handovers[MAX_HANDOVERS];
+
+int nvmkd_dev_set_handover(const char *id, const char *handover)
+{
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&handovers_lock);
+	for (int i = 0; i < MAX_HANDOVERS; i++) {
+		if (handovers[i].handover)
+			continue;
+		handovers[i].handover = strdup(handover);
+		rc = handovers[i].handover ? 0 : -ENOMEM;
+		snprintf(handovers[i].id, sizeof(handovers[i].id), "%s", id);
+		break;
+	}
+	pthread_mutex_unlock(&handovers_lock);
+	return rc;
+}
+
+void nvmkd_dev_drop_handovers(void)
+{
+	pthread_mutex_lock(&handovers_lock);
+	for (int i = 0; i < MAX_HANDOVERS; i++) {
+		struct nvmk_vfio_user_handover *ho;
+
+		if (!handovers[i].handover)
+			continue;
+		ho = calloc(1, sizeof(*ho));
+		/* the connection and its vectors; the DMA memfds are the pool's */
+		if (ho && !nvmk_vfio_user_handover_parse(handovers[i].handover, ho)) {
+			close(ho->sock_fd);
+			for (unsigned k = 0; k < ho->nirqs; k++)
+				close(ho->irq_fds[k]);
+		}
+		free(ho);
+		free(handovers[i].handover);
+		handovers[i].handover = NULL;
+	}
+	pthread_mutex_unlock(&handovers_lock);
+}
+
+static char *take_handover(const char *id)
+{
+	char *h = NULL;
+
+	pthread_mutex_lock(&handovers_lock);
+	for (int i = 0; i < MAX_HANDOVERS && !h; i++)
+		if (handovers[i].handover && !strcmp(handovers[i].id, id)) {
+			h = handovers[i].handover;
+			handovers[i].handover = NULL;
+		}
+	pthread_mutex_unlock(&handovers_lock);
+	return h;
+}
+
+/* vfio-user:PATH (nvmekeep-emu). Restoring (servicing with keep-alive), the
+ * connection is adopted from the handover the predecessor exported: no reset,
+ * no message that changes the device. Otherwise a new connection. */
+static int vfu_factory(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
+{
+	struct nvmk_vfio_user_handover *ho;
+	char *h = take_handover(id);
+	int rc;
+
+	(void)ctx;
+	if (!restoring || !h) {
+		free(h);
+		return nvmk_backing_vfio_user_open(nvmk_backing_vfio_user_spec_path(id), NULL, out);
+	}
+	ho = calloc(1, sizeof(*ho));
+	rc = ho ? nvmk_vfio_user_handover_parse(h, ho) : -ENOMEM;
+	if (!rc)
+		rc = nvmk_backing_vfio_user_adopt(ho, NULL, out);
+	if (rc)
+		fprintf(stderr, "nvmekeepd: %s: inherited vfio-user connection not adopted: %s\n",
+			id, strerror(-rc));
+	free(ho);
+	free(h);
+	return rc;
 }
 
 static void emu_spec(struct nvmkd_dev_spec *d, const char *file)
@@ -68,9 +159,17 @@ int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
 		out->spec.factory.create = vfio_factory;
 	} else if (nvmk_backing_vfio_user_spec_path(name)) {
-		/* a controller served by a vfio-user server (nvmekeep-emu) */
+		const char *path = nvmk_backing_vfio_user_spec_path(name);
+
+		if (!*path) {
+			fprintf(stderr, "nvmekeepd: device '%s': vfio-user:PATH names the socket of "
+					"a vfio-user server (nvmekeep-emu --socket PATH)\n",
+				name);
+			return -EINVAL;
+		}
+		snprintf(out->path, sizeof(out->path), "%s", path);
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
-		out->spec.factory.create = nvmk_mgr_vfio_user_backing;
+		out->spec.factory.create = vfu_factory;
 		out->spec.factory.keep_alive_capable = true;
 	} else if (name[0] == '/') {
 		out->spec.kind = NVMK_MGR_BACKING_KERNEL;
@@ -79,8 +178,7 @@ int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_
 	} else {
 		fprintf(stderr,
 			"nvmekeepd: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-			"address like 0000:00:03.0, 'vfio-user:SOCKET' or a block device "
-			"/dev/nvmeXnY\n",
+			"address like 0000:00:03.0, vfio-user:SOCKET or a block device /dev/nvmeXnY\n",
 			name);
 		return -EINVAL;
 	}

@@ -26,6 +26,7 @@
 #include "nvmekeep/manager.h"
 #include "nvmekeep/version.h"
 #include "runtime_dir.h"
+#include "servicing.h"
 
 #define MAX_DEVICES   16
 #define MAX_LISTENERS 8
@@ -51,6 +52,8 @@ static void usage(FILE *f)
 		"  --tls-creds DIR      X.509: DIR/server-cert.pem, server-key.pem [, ca-cert.pem]\n"
 		"  --tls-psk FILE       PSK: lines 'username:hexkey' (psktool)\n"
 		"  -q, -v               log warnings only / debug lines\n"
+		"Servicing (nvmekeep service, docs/servicing.md): --service-check FORMAT,\n"
+		"--restore-fd N are used between a daemon and its successor.\n"
 		"  -V, --version        print the version\n"
 		"Configuration: OPENHCL_NVME_KEEP_ALIVE, OPENHCL_NVME_VFIO,\n"
 		"OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG (see nvmekeepd(8)).\n");
@@ -80,6 +83,7 @@ struct args {
 	const char *control;
 	bool tls_set;
 	struct nvmk_export_opts eo;
+	int restore_fd; /* servicing: the successor's state memfd, -1 */
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -96,6 +100,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"tls-creds", required_argument, NULL, 'X'},
 	    {"tls-psk", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"service-check", required_argument, NULL, 'S'},
+	    {"restore-fd", required_argument, NULL, 'R'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
@@ -164,6 +170,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'S': /* servicing: can this binary restore a state of this format? */
+			exit(nvmkd_service_check(optarg));
+		case 'R': {
+			unsigned fd;
+
+			if (parse_uint("--restore-fd", optarg, 3, 1u << 20, &fd))
+				return 2;
+			a->restore_fd = (int)fd;
+			break;
+		}
 		case 'V':
 			printf("nvmekeepd %s\n", NVMK_VERSION);
 			exit(0);
@@ -194,7 +210,7 @@ int main(int argc, char **argv)
 {
 	static struct nvmkd_dev_spec ds[MAX_DEVICES];
 	struct nvmk_mgr_device_spec specs[MAX_DEVICES];
-	struct args a = {0};
+	struct args a = {.restore_fd = -1};
 	struct nvmkd_ctx ctx = {0};
 	struct nvmkd_control *ctl = NULL;
 	const struct nvmk_config *cfg;
@@ -207,6 +223,19 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc;
+	ctx.req_fd = -1;
+	if (a.restore_fd >= 0) {
+		/* the successor of a servicing: everything comes from the state */
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigprocmask(SIG_BLOCK, &mask, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (nvmkd_service_restore(a.restore_fd, &ctx, &ctl))
+			return 1;
+		goto serve;
+	}
 	threads = a.eo.threads ? a.eo.threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	ctx.io_queues = threads + 2;
 	for (unsigned i = 0; i < a.ndevices; i++) {
@@ -271,6 +300,12 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	sd_notifyf(0, "READY=1\nSTATUS=serving %u device(s) on %s", a.ndevices,
 		   nvmk_export_listener_addr(ctx.srv, 0));
+	nvmkd_service_init(&ctx, &(struct nvmkd_service_cfg){.devices = a.devices,
+							   .ndevices = a.ndevices,
+							   .eo = a.eo,
+							   .control_path = a.control,
+							   .ctl = ctl});
+serve:
 
 	while (!ctx.stop) {
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
