@@ -111,6 +111,14 @@ static bool reader_join(struct reader *r, unsigned ms)
 	return true;
 }
 
+/* true when the device took the command fault @id hangs, within @ms */
+static bool fault_hit_within(struct fx *f, int id, unsigned ms)
+{
+	for (unsigned i = 0; i < ms && nvmk_emu_fault_hits(f->t.emu, id) == 0; i++)
+		tsleep_ms(1);
+	return nvmk_emu_fault_hits(f->t.emu, id) != 0;
+}
+
 /* Issue 11 defect 1: a reset fails the read through drv_qpair_recover; the
  * waiter must count that completion and return. @how: 0 nvmk_ctrl_reset from
  * this thread, 1 the device alone (a hung admin command's timeout resets). */
@@ -118,12 +126,24 @@ static void reset_wakes_waiter(int use_wait, int how)
 {
 	struct fx f;
 	struct reader r = {.f = &f, .use_wait = use_wait};
+	int hang;
 
 	/* I/O timeout far beyond the test: only the reset can end the read */
 	assert_int_equal(open_fx(&f, NVMK_CPL_INTERRUPT, 20000), 0);
-	add_fault(&f, NVMK_FAULT_HANG, nvmk_qpair_id(f.qp), NVME_CMD_READ, 0, 1);
+	hang = add_fault(&f, NVMK_FAULT_HANG, nvmk_qpair_id(f.qp), NVME_CMD_READ, 0, 1);
 	assert_int_equal(pthread_create(&r.th, NULL, reader_main, &r), 0);
-	tsleep_ms(100);
+	/*
+	 * Reset only once the device holds the read. A fixed sleep did not
+	 * order the two: on a loaded machine the new thread submitted up to
+	 * 155 ms after its creation, and a reset before the submit fails
+	 * nothing; the read then went to the re-created queue, hung there on
+	 * the armed fault with nothing left to end it, and the test reported
+	 * a waiter the driver never had a reason to wake.
+	 */
+	assert_true(fault_hit_within(&f, hang, 4000));
+	/* not needed for correctness: lets the reader get to sleep in the
+	 * wait first, the case defect 1 was about, on most runs */
+	tsleep_ms(50);
 	if (how == 0) {
 		assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
 	} else {
