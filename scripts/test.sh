@@ -14,10 +14,11 @@ quick=0
 
 run() { # name, meson setup args...
   local dir=$1; shift
+  # quiet when it works; the whole output when it does not
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
   fi
-  ninja -C "$dir" >/dev/null
+  ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { grep -v '^\[' "$dir.ninja.log" | tail -60; return 1; }
   echo "== $dir: meson test" >&2
   meson test -C "$dir" --print-errorlogs --num-processes 2 "${TEST_ARGS[@]}"
 }

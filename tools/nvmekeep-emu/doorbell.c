@@ -33,13 +33,6 @@
 #define DB_SLEEP_NS 20000L    /* then look every 20 us */
 #define DB_IDLE_NS  20000000L /* after 20 ms without a change, every 1 ms */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
