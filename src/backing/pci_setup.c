@@ -130,8 +130,11 @@ static void names_add(struct names *nm, const char *s)
 	for (unsigned i = 0; i < nm->n; i++)
 		if (!strcmp(nm->v[i], s))
 			return;
-	if (nm->n < SETUP_MAX_NAMES)
-		snprintf(nm->v[nm->n++], sizeof(nm->v[0]), "%s", s);
+	/* Kernel disk and controller names fit in DISK_NAME_LEN (32): a longer
+	 * directory entry is no device name, and is not recorded truncated
+	 * (a cut name could match another device). */
+	if (nm->n < SETUP_MAX_NAMES && strlen(s) < sizeof(nm->v[0]))
+		memcpy(nm->v[nm->n++], s, strlen(s) + 1);
 }
 
 /* Controller character devices (nvmeX) and namespace block devices
