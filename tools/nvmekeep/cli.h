@@ -6,6 +6,7 @@
 #ifndef NVMK_CLI_H
 #define NVMK_CLI_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,21 @@ int cli_parse_output(const char *s, enum cli_output *out);
  *  Return: 0 or CLI_EXIT_USAGE (the error is printed). */
 int cli_take_args(const char *cmd, int argc, char **argv, const char **slots[], unsigned nslots);
 void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- control sockets (ctl_client.c): one JSON object per line each way ---- */
+/** cli_ctl_connect - connect to @what's UNIX socket @path; on failure say
+ *  why, with @hint (may be NULL). Return: the fd or negative errno. */
+int cli_ctl_connect(const char *cmd, const char *what, const char *path, const char *hint);
+/** cli_ctl_send - @req as one line on @fd. Return: 0 or -EIO (said). */
+int cli_ctl_send(const char *cmd, int fd, const char *path, json_object *req);
+/** cli_ctl_recv - one reply line (at most @max bytes, @timeout_ms per wait),
+ *  parsed; NULL when none came, the connection closed first (said with
+ *  @closed_hint) or it is not JSON. The caller puts the object. */
+json_object *cli_ctl_recv(const char *cmd, int fd, const char *path, size_t max, int timeout_ms,
+			  const char *closed_hint);
+/** cli_ctl_call - connect, send @req, read the reply, close. */
+json_object *cli_ctl_call(const char *cmd, const char *what, const char *path, const char *hint,
+			  json_object *req, size_t max, int timeout_ms);
 
 int cmd_list(int argc, char **argv);
 int cmd_id_ctrl(int argc, char **argv);

@@ -9,12 +9,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "../nvmekeepd/runtime_dir.h"
 #include "cli.h"
@@ -31,62 +27,6 @@ static int control_path(const char *opt, char *buf, size_t len)
 		return 0;
 	}
 	return nvmk_runtime_path("control.sock", buf, len, 0);
-}
-
-/* Send one request line, read one reply line. */
-static int control_call(const char *path, json_object *req, json_object **reply)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t n = strlen(s), have = 0;
-	char *buf;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		int e = -errno;
-
-		fprintf(stderr, "nvmekeep: cannot reach nvmekeepd at %s: %s (is it running? "
-				"--control PATH or NVMEKEEP_CONTROL name another socket)\n",
-			path, strerror(-e));
-		if (fd >= 0)
-			close(fd);
-		return e;
-	}
-	if (send(fd, s, n, MSG_NOSIGNAL) != (ssize_t)n || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
-		close(fd);
-		return -EIO;
-	}
-	buf = malloc(REPLY_MAX);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (have < REPLY_MAX - 1) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t r;
-
-		if (poll(&p, 1, REPLY_WAIT_MS) <= 0)
-			break;
-		r = recv(fd, buf + have, REPLY_MAX - 1 - have, 0);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-		if (memchr(buf, '\n', have))
-			break;
-	}
-	close(fd);
-	buf[have] = 0;
-	*reply = json_tokener_parse(buf);
-	free(buf);
-	if (!*reply) {
-		fprintf(stderr, "nvmekeep: no valid reply from nvmekeepd at %s\n", path);
-		return -EPROTO;
-	}
-	return 0;
 }
 
 static const char *str(json_object *o, const char *key)
@@ -199,7 +139,7 @@ static int run(const char *cmd, int argc, char **argv, const char *usage, bool t
 	bool force = false;
 	json_object *req, *reply = NULL, *v;
 	char path[256];
-	int c, rc;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:o:fh", opts, NULL)) != -1) {
@@ -240,9 +180,12 @@ static int run(const char *cmd, int argc, char **argv, const char *usage, bool t
 		json_object_object_add(req, "device", json_object_new_string(dev));
 	if (force)
 		json_object_object_add(req, "force", json_object_new_boolean(1));
-	rc = control_call(path, req, &reply);
+	reply = cli_ctl_call(cmd, "nvmekeepd", path,
+			     "is nvmekeepd running? --control PATH or NVMEKEEP_CONTROL name another "
+			     "socket",
+			     req, REPLY_MAX, REPLY_WAIT_MS);
 	json_object_put(req);
-	if (rc)
+	if (!reply)
 		return CLI_EXIT_FAIL;
 	if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
 		fprintf(stderr, "nvmekeep %s: %s\n", cmd, str(reply, "error"));

@@ -7,15 +7,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "cli.h"
 
 #define CTL_TIMEOUT_MS 5000
+#define CTL_REPLY_MAX  65536
 
 static const char emu_usage[] =
     "Usage: nvmekeep emu stats --control PATH [-o normal|json]\n"
@@ -30,54 +27,8 @@ static const char emu_usage[] =
 /* Send @req, return the parsed reply (caller puts it) or NULL (message printed). */
 static json_object *ctl_call(const char *path, json_object *req)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	char buf[65536];
-	size_t got = 0;
-	json_object *r;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "nvmekeep emu: control socket path too long: %s\n", path);
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr,
-			"nvmekeep emu: cannot reach %s: %s (is nvmekeep-emu running with "
-			"--control %s?)\n",
-			path, strerror(errno), path);
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "nvmekeep emu: sending to %s: %s\n", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	while (got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
-		struct pollfd pf = {fd, POLLIN, 0};
-		ssize_t n;
-
-		if (poll(&pf, 1, CTL_TIMEOUT_MS) != 1) {
-			fprintf(stderr, "nvmekeep emu: no answer from %s within %d ms\n", path,
-				CTL_TIMEOUT_MS);
-			close(fd);
-			return NULL;
-		}
-		n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = 0;
-	r = json_tokener_parse(buf);
-	if (!r)
-		fprintf(stderr, "nvmekeep emu: %s answered something that is not JSON\n", path);
-	return r;
+	return cli_ctl_call("emu", "nvmekeep-emu", path, "is nvmekeep-emu running with --control on it?", req,
+			    CTL_REPLY_MAX, CTL_TIMEOUT_MS);
 }
 
 /* 0 if @r says ok, else print its error and return CLI_EXIT_FAIL. */

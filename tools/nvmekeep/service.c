@@ -10,15 +10,14 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../nvmekeepd/runtime_dir.h"
 #include "cli.h"
+
+#define SERVICE_REPLY_MAX 8192
 
 #define SERVICE_USAGE                                                                          \
 	"Usage: nvmekeep service [--exec PATH] [--timeout SECONDS] [-o normal|json]\n"         \
@@ -26,27 +25,6 @@
 	"Replace the running nvmekeepd by PATH (default: the daemon's own binary) with\n"     \
 	"devices, client connections and data kept: clients see a pause.\n"                   \
 	"  --timeout SECONDS  bound on the quiesce (requests in flight), default 10\n"
-
-static int connect_control(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		int e = -errno;
-
-		fprintf(stderr, "nvmekeep service: cannot reach nvmekeepd at %s: %s\n", path,
-			strerror(-e));
-		if (fd >= 0)
-			close(fd);
-		return e;
-	}
-	return fd;
-}
 
 int cmd_service(int argc, char **argv)
 {
@@ -60,10 +38,9 @@ int cmd_service(int argc, char **argv)
 	};
 	enum cli_output out = CLI_OUT_NORMAL;
 	const char *ctl = getenv("NVMEKEEP_CONTROL"), *exec = NULL;
-	char path[256], buf[8192], abs[PATH_MAX];
+	char path[256], abs[PATH_MAX];
 	unsigned long timeout_s = 10;
 	json_object *req, *reply, *v;
-	size_t have = 0;
 	int c, fd, wait_ms;
 	char *end;
 
@@ -105,7 +82,7 @@ int cmd_service(int argc, char **argv)
 	/* the daemon runs elsewhere: give it an absolute path */
 	if (exec && exec[0] != '/' && realpath(exec, abs))
 		exec = abs;
-	fd = connect_control(path);
+	fd = cli_ctl_connect("service", "nvmekeepd", path, "is nvmekeepd running?");
 	if (fd < 0)
 		return CLI_EXIT_FAIL;
 	req = json_object_new_object();
@@ -113,51 +90,20 @@ int cmd_service(int argc, char **argv)
 	if (exec)
 		json_object_object_add(req, "exec", json_object_new_string(exec));
 	json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout_s * 1000));
-	{
-		const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-									JSON_C_TO_STRING_NOSLASHESCAPE);
-		size_t n = strlen(s);
-
-		if (send(fd, s, n, MSG_NOSIGNAL) != (ssize_t)n ||
-		    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
-			json_object_put(req);
-			close(fd);
-			fprintf(stderr, "nvmekeep service: request not sent\n");
-			return CLI_EXIT_FAIL;
-		}
+	if (cli_ctl_send("service", fd, path, req)) {
+		json_object_put(req);
+		close(fd);
+		return CLI_EXIT_FAIL;
 	}
 	json_object_put(req);
 	/* the quiesce, the exec and the restore: bounded by the timeout plus the
 	 * check of the new binary and the restore itself */
 	wait_ms = (int)timeout_s * 1000 + 60000;
-	while (have < sizeof(buf) - 1) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t r;
-
-		if (poll(&p, 1, wait_ms) <= 0) {
-			close(fd);
-			fprintf(stderr, "nvmekeep service: no answer within %d s\n", wait_ms / 1000);
-			return CLI_EXIT_FAIL;
-		}
-		r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-		if (memchr(buf, '\n', have))
-			break;
-	}
+	reply = cli_ctl_recv("service", fd, path, SERVICE_REPLY_MAX, wait_ms,
+			     "the successor failed (see the daemon's log)");
 	close(fd);
-	buf[have] = 0;
-	if (!have) {
-		fprintf(stderr, "nvmekeep service: nvmekeepd closed the connection without an "
-				"answer: the successor failed (see the daemon's log)\n");
+	if (!reply)
 		return CLI_EXIT_FAIL;
-	}
-	reply = json_tokener_parse(buf);
-	if (!reply) {
-		fprintf(stderr, "nvmekeep service: no valid reply\n");
-		return CLI_EXIT_FAIL;
-	}
 	if (out == CLI_OUT_JSON)
 		printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
 									 JSON_C_TO_STRING_NOSLASHESCAPE));
