@@ -541,7 +541,13 @@ static int state_decode(const void *blob, size_t len, struct mgr_state *s, char 
 		rc = bad(err, errlen, -EBADMSG, "format version 0");
 		goto fail;
 	}
+	/* A fuzzing build (fuzz/meson.build) looks past the checksum, so that
+	 * mutated payloads reach the decoder and the validator behind it. */
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 	if (nvmk_crc32c(0, env->payload.data, env->payload.len) != env->crc32c) {
+#else
+	if (0) {
+#endif
 		rc = bad(err, errlen, -EBADMSG, "checksum mismatch");
 		goto fail;
 	}
