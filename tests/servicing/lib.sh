@@ -92,3 +92,17 @@ print(sum(1 for c in j["export"]["connections"] if c.get("state") == "transmissi
 	done
 	fail "only $n of $1 NBD connections after 10 s"
 }
+
+# Wait until at least $1 NBD requests are in flight (read by the daemon and
+# not answered yet), 10 s at most.
+wait_inflight() {
+	for _ in $(seq 200); do
+		n=$("$nvmekeep" status -o json 2>/dev/null | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(sum(c.get("in_flight", 0) for c in j["export"]["connections"]))' 2>/dev/null || echo 0)
+		[ "$n" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	fail "only $n of $1 requests in flight after 10 s"
+}

@@ -42,7 +42,9 @@ if [ "$mode" = on ]; then
 	qr=$!
 	bg_pids+=("$qw" "$qr")
 	wait_conns 2
-	sleep 0.3
+	# both requests read by the daemon and held at the device (the delay
+	# faults above), not a guess at how long that takes on a loaded machine
+	wait_inflight 2
 	timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing: $(cat "$d/svc.out")"
 	grep -q "saved .* [1-9][0-9]* request(s) at the device" "$d/log" ||
 		fail "no request was at the device when the state was saved"
