@@ -23,7 +23,8 @@ static bool qp_device_refused(const struct nvmk_cpl *cpl)
 	return cpl->status != 0 && cpl->status != DRV_SF_HOST_ABORTED;
 }
 
-static int qp_create_on_device(struct nvmk_qpair *qp)
+/* qp_create_on_device with admin_lock held. */
+static int qp_create_locked(struct nvmk_qpair *qp, uint32_t *epoch)
 {
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	struct drv_queue *q = &qp->q;
@@ -31,22 +32,13 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 	struct nvme_sqe c;
 	int rc;
 
-	if (q->cq_mem.page_iova || q->sq_mem.page_iova) {
-		/* PC = 1 needs the ring contiguous in device address space */
-		for (size_t off = DRV_PAGE_SIZE; off < q->cq_mem.mem.size; off += DRV_PAGE_SIZE)
-			if (nvmk_dma_buf_iova(&q->cq_mem, off) !=
-			    nvmk_dma_buf_iova(&q->cq_mem, 0) + off)
-				return -EINVAL;
-		for (size_t off = DRV_PAGE_SIZE; off < q->sq_mem.mem.size; off += DRV_PAGE_SIZE)
-			if (nvmk_dma_buf_iova(&q->sq_mem, off) !=
-			    nvmk_dma_buf_iova(&q->sq_mem, 0) + off)
-				return -EINVAL;
-	}
 	drv_queue_reset_ring(q);
 	/* from here on the device may hold the queue memory */
 	qp->dev_released = false;
 	/* acquire: pairs with the release bumps (recovery.c) */
 	qp->dev_gen = atomic_load_explicit(&ctrl->disable_gen, memory_order_acquire);
+	/* acquire: see the admin state of the reset that set this epoch */
+	*epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
 	/* Base 2.0 5.4: Create I/O Completion Queue. */
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_CREATE_CQ;
@@ -81,6 +73,43 @@ static int qp_create_on_device(struct nvmk_qpair *qp)
 		return rc;
 	}
 	return 0;
+}
+
+/*
+ * Create the qpair's CQ and SQ on the device. *@epoch is set to the epoch of
+ * the controller the queues were created on (or tried on).
+ *
+ * admin_lock (recursive) is held across both commands: a reset takes it to
+ * bring the controller up again and bumps disable_gen and the epoch before
+ * releasing it, so what is read here belongs to the controller the commands
+ * reach. Read before taking it, a reset in between left the queues created
+ * on the new controller under the old epoch: the qpair's next use
+ * "re-created" them, the device refused the existing queue ID (Base 2.0
+ * 5.4, Invalid Queue Identifier) and the qpair was dead (-EIO) until the
+ * next reset; and a destroy took the stale dev_gen for a reset that dropped
+ * the queues and left them on the device.
+ */
+static int qp_create_on_device(struct nvmk_qpair *qp, uint32_t *epoch)
+{
+	struct nvmk_ctrl *ctrl = qp->ctrl;
+	struct drv_queue *q = &qp->q;
+	int rc;
+
+	if (q->cq_mem.page_iova || q->sq_mem.page_iova) {
+		/* PC = 1 needs the ring contiguous in device address space */
+		for (size_t off = DRV_PAGE_SIZE; off < q->cq_mem.mem.size; off += DRV_PAGE_SIZE)
+			if (nvmk_dma_buf_iova(&q->cq_mem, off) !=
+			    nvmk_dma_buf_iova(&q->cq_mem, 0) + off)
+				return -EINVAL;
+		for (size_t off = DRV_PAGE_SIZE; off < q->sq_mem.mem.size; off += DRV_PAGE_SIZE)
+			if (nvmk_dma_buf_iova(&q->sq_mem, off) !=
+			    nvmk_dma_buf_iova(&q->sq_mem, 0) + off)
+				return -EINVAL;
+	}
+	pthread_mutex_lock(&ctrl->admin_lock);
+	rc = qp_create_locked(qp, epoch);
+	pthread_mutex_unlock(&ctrl->admin_lock);
+	return rc;
 }
 
 static bool qp_gone(struct nvmk_qpair *qp);
@@ -172,6 +201,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	struct nvmk_qpair_opts o = {0};
 	struct nvmk_qpair *qp;
 	uint16_t qid = 0;
+	uint32_t epoch;
 	char tag[16];
 	int rc;
 
@@ -271,12 +301,15 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		qp->q.ei_cq = (uint32_t *)(ei + (2u * qid + 1u) * stride);
 	}
 	/* acquire: see the admin state of the reset that set this epoch */
-	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_acquire));
-	rc = qp_create_on_device(qp);
+	epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
+	drv_qp_set_epoch(qp, epoch);
+	rc = qp_create_on_device(qp, &epoch);
 	if (rc) {
 		qp_free(qp, qp_release_device(qp));
 		return rc;
 	}
+	/* the epoch the queues were created in (a reset may have come between) */
+	drv_qp_set_epoch(qp, epoch);
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	pthread_mutex_lock(&ctrl->qp_lock);
 	qp->next = ctrl->qpairs;
@@ -519,7 +552,11 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 		failed = qp->dead;
 	drv_queue_doom_all(&qp->q);
 	if (!failed) {
-		rc = qp_create_on_device(qp);
+		/* the epoch of the controller the queues were created on: a reset
+		 * since the load above already dropped what was outstanding */
+		uint32_t cur = epoch;
+
+		rc = qp_create_on_device(qp, &cur);
 		if (rc) {
 			nvmk_err(ctrl->name, qp->q.qid,
 				 "re-creating the queue pair failed: %d; unusable (-EIO) until the "
@@ -527,11 +564,11 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 				 rc);
 			/* submit's documented error, whatever the admin command got */
 			qp->dead = rc == -ENODEV ? -ENODEV : -EIO;
-			qp->dead_epoch = epoch;
+			qp->dead_epoch = cur;
 			rc = qp->dead;
 		} else {
 			qp->dead = 0;
-			drv_qp_set_epoch(qp, epoch);
+			drv_qp_set_epoch(qp, cur);
 		}
 	}
 	/* Counted: a waiter whose command this was must see a completion, or it

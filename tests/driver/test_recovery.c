@@ -328,6 +328,54 @@ static void test_races_reset_shared_create(void **state)
 	close_fx(&f);
 }
 
+/* A reset that gets admin_lock between a recovery's look at the epoch and its
+ * Create I/O CQ/SQ: the queues land on the new controller and the qpair must
+ * take that controller's epoch, or its next use "re-creates" them, the device
+ * refuses the existing queue ID and the qpair is dead (-EIO) until another
+ * reset (the rare failure of test_races_reset_shared_create). A creator
+ * thread's delayed Create CQ holds admin_lock while the reader (recovering)
+ * and then the reset queue behind it; which of the two gets it next is up to
+ * the scheduler, so the round is repeated. */
+static void *slow_create(void *arg)
+{
+	struct fx *f = arg;
+	struct nvmk_qpair *qp;
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+
+	if (nvmk_qpair_create(f->t.ctrl, &qo, &qp) == 0)
+		nvmk_qpair_destroy(qp);
+	return NULL;
+}
+
+static void test_reset_between_recovery_and_create(void **state)
+{
+	struct fx f;
+	char b[4096];
+
+	(void)state;
+	assert_int_equal(open_fx(&f, NVMK_CPL_POLL, 2000), 0);
+	for (int round = 0; round < 6; round++) {
+		struct reader r = {.f = &f};
+		pthread_t creator;
+
+		assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
+		add_fault(&f, NVMK_FAULT_DELAY, 0, NVME_ADM_CREATE_CQ, 0, 1);
+		assert_int_equal(pthread_create(&creator, NULL, slow_create, &f), 0);
+		tsleep_ms(40); /* its Create CQ holds admin_lock for 200 ms */
+		assert_int_equal(pthread_create(&r.th, NULL, reader_main, &r), 0);
+		tsleep_ms(40); /* the reader is recovering, waiting for admin_lock */
+		assert_int_equal(nvmk_ctrl_reset(f.t.ctrl), 0);
+		pthread_join(creator, NULL);
+		assert_true(reader_join(&r, 3000));
+		/* in flight at the reset, or not: never a dead qpair */
+		assert_true(r.rc == 0 || r.rc == -ETIMEDOUT);
+		assert_int_equal(nvmk_ns_read(f.ns, f.qp, b, 0, 8), 0);
+		assert_int_equal(nvmk_ns_read(f.ns, f.qp, b, 0, 8), 0);
+	}
+	assert_false(tlog_has("re-creating the queue pair failed"));
+	close_fx(&f);
+}
+
 /* ---- the API contract under failure (issue 11) ---- */
 
 struct counted {
@@ -558,6 +606,7 @@ int main(void)
 	    cmocka_unit_test(test_dead_qpair_revives),
 	    cmocka_unit_test(test_destroy_refused_delete),
 	    cmocka_unit_test(test_races_reset_shared_create),
+	    cmocka_unit_test(test_reset_between_recovery_and_create),
 	    cmocka_unit_test(test_close_with_io_in_flight),
 	    cmocka_unit_test(test_release_after_failure),
 	    cmocka_unit_test(test_errors_after_fatal),
