@@ -5,7 +5,7 @@
 # by tests/vm/run.sh. One controller (the first bound to vfio-pci), ns 1:
 #   1. the kernel writes pattern A (2 MiB, dd + fsync) to /dev/nvmeXn1,
 #      `nvmekeep setup bind` gives the function to vfio-pci;
-#   2. nvmekeepd --device ADDR --listen unix:SOCK; nbd_rw (libnbd) reads A
+#   2. OPENHCL_NVME_VFIO=1 nvmekeepd --device ADDR --listen unix:SOCK; nbd_rw (libnbd) reads A
 #      back over NBD (byte compare), writes pattern B (1 MiB, then
 #      NBD_CMD_FLUSH) over NBD and reads it back;
 #   3. SIGTERM: nvmekeepd exits 0 (CC.SHN shutdown) and removes its socket;
@@ -80,17 +80,34 @@ $NVMEKEEP setup bind "$ADDR" > /dev/null 2> $T/err
 res $? "nvmekeep setup bind $ADDR (-> vfio-pci)"
 
 # 2. nvmekeepd over VFIO, NBD client
-$NVMEKEEPD --device "$ADDR" --listen "unix:$T/nbd.sock" --control "$T/control.sock" \
-	> $T/d.log 2>&1 &
+# OPENHCL_NVME_VFIO=1: the manager takes a PCI address through the kernel
+# unless the userspace driver is selected (OpenHCL's nvme_vfio).
+OPENHCL_NVME_VFIO=1 $NVMEKEEPD --device "$ADDR" --listen "unix:$T/nbd.sock" \
+	--control "$T/control.sock" > $T/d.log 2>&1 &
 DPID=$!
-$NBD_RW $T/nbd.sock read $((A_LBA * 512)) 2097152 $T/ra 2> $T/err && cmp $T/ra $T/a 2>> $T/err
-r=$?
-[ $r = 0 ] || sed 's/^/    nvmekeepd: /' $T/d.log >> $T/err
-res $r "NBD client reads the kernel's 2 MiB through nvmekeepd over VFIO (byte compare)"
-$NBD_RW $T/nbd.sock write $((B_LBA * 512)) $T/b 2> $T/err
-res $? "NBD client writes 1 MiB through nvmekeepd (write + flush)"
-$NBD_RW $T/nbd.sock read $((B_LBA * 512)) 1048576 $T/rb 2> $T/err && cmp $T/rb $T/b 2>> $T/err
-res $? "NBD client reads its 1 MiB back (byte compare)"
+# serving once the socket exists (60 s bound; VFIO bring-up is slow under TCG)
+i=0
+while [ ! -S $T/nbd.sock ] && kill -0 $DPID 2> /dev/null && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+S=0
+if [ ! -S $T/nbd.sock ]; then
+	S=1
+	echo "no $T/nbd.sock after $i x 100 ms" > $T/err
+	sed 's/^/    nvmekeepd: /' $T/d.log >> $T/err
+fi
+res $S "nvmekeepd --device $ADDR serves NBD on a unix socket"
+if [ $S = 0 ]; then
+	$NBD_RW $T/nbd.sock read $((A_LBA * 512)) 2097152 $T/ra 2> $T/err && cmp $T/ra $T/a 2>> $T/err
+	r=$?
+	[ $r = 0 ] || sed 's/^/    nvmekeepd: /' $T/d.log >> $T/err
+	res $r "NBD client reads the kernel's 2 MiB through nvmekeepd over VFIO (byte compare)"
+	$NBD_RW $T/nbd.sock write $((B_LBA * 512)) $T/b 2> $T/err
+	res $? "NBD client writes 1 MiB through nvmekeepd (write + flush)"
+	$NBD_RW $T/nbd.sock read $((B_LBA * 512)) 1048576 $T/rb 2> $T/err && cmp $T/rb $T/b 2>> $T/err
+	res $? "NBD client reads its 1 MiB back (byte compare)"
+fi
 
 # 3. SIGTERM: clean shutdown, exit 0, socket removed (60 s bound)
 kill -TERM $DPID 2> $T/err
@@ -109,9 +126,11 @@ else
 	r=$?
 	[ $r = 0 ] || echo "nvmekeepd exit status $r" >> $T/err
 	[ ! -e $T/nbd.sock ] || { echo "$T/nbd.sock left behind" >> $T/err; r=1; }
+	# the manager logs this after nvmk_ctrl_close (CC.SHN, then CC.EN = 0)
+	grep -q "$ADDR: shut down" $T/d.log || { echo "no '$ADDR: shut down' logged" >> $T/err; r=1; }
 fi
 [ $r = 0 ] || sed 's/^/    nvmekeepd: /' $T/d.log >> $T/err
-res $r "SIGTERM: nvmekeepd exits 0 and removes its socket"
+res $r "SIGTERM: nvmekeepd shuts $ADDR down, exits 0, removes its socket"
 
 # 4. kernel reads B and the rest of A
 $NVMEKEEP setup unbind "$ADDR" > /dev/null 2> $T/err
