@@ -2,9 +2,11 @@
 # Entry point of the VM tests: set up (cached), build vfio_smoke (the VFIO
 # backing), driver_smoke (the driver over VFIO), driver_vfio (the driver's
 # cases: qpairs, threads, reset, timeout recovery) and the CLI (guest_cli.sh:
-# data across nvmekeep and the kernel nvme driver, the kernel io_uring path),
-# boot the guest in type1 (intel-iommu) mode and run them all, boot in
-# no-IOMMU mode and run them again.
+# data across nvmekeep and the kernel nvme driver, the kernel io_uring path)
+# and nvmekeepd (guest_nbd.sh: kernel-written data served over NBD through
+# VFIO, an NBD client's write read by the kernel after SIGTERM), boot the
+# guest in type1 (intel-iommu) mode and run them all, boot in no-IOMMU mode
+# and run them again.
 # Prints "vm: N passed, M failed"; exit 0 only when every case passed.
 #   tests/vm/run.sh [--type1-only | --noiommu-only] [--asan]
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
@@ -60,20 +62,24 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
-	tools/nvmekeep >/dev/null || die "building the VM test programs failed"
+	tests/vm/nbd_rw tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
+	die "building the VM test programs failed"
 install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
+install -m 0755 "$NVMK_VM_DIR/guest_nbd.sh" "$BUILD/tests/vm/guest_nbd.sh"
 # the guest image must carry every library these programs link
 NVMK_VM_EXTRA_LIBS="$(ldd "$BUILD"/tests/vm/vfio_smoke "$BUILD"/tests/vm/driver_smoke \
-	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tools/nvmekeep 2>/dev/null |
+	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tests/vm/nbd_rw "$BUILD"/tools/nvmekeep \
+	"$BUILD"/tools/nvmekeepd/nvmekeepd 2>/dev/null |
 	awk '$2 == "=>" && $3 ~ /^\// { n = split($3, p, "/"); print p[n] }' | sort -u | tr '\n' ' ')"
 export NVMK_VM_EXTRA_LIBS
 "$NVMK_VM_DIR/setup.sh" host || die "setup (guest libraries) failed"
 # In the guest: the backing's own smoke test, the driver over VFIO, the
-# driver's cases, then the CLI with the kernel driver. Each prints one
+# driver's cases, the CLI with the kernel driver, then nvmekeepd serving NBD
+# between kernel writes and reads. Each prints one
 # "N passed, M failed" line.
-NPROGS=4
+NPROGS=5
 GUEST_CMD=(env "${ENV[@]}" sh -c
-	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh"; do $p || r=1; done; exit $r')
+	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh" "sh ./tests/vm/guest_nbd.sh"; do $p || r=1; done; exit $r')
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
