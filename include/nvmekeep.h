@@ -8,7 +8,8 @@
  *   nvmekeep/dma.h        DMA memory: ephemeral blocks and the private pool
  *   nvmekeep/backing.h    what a controller sits on: emulator, VFIO
  *   nvmekeep/driver.h     the userspace NVMe driver: controller, queue pairs,
- *                         namespaces, save/restore
+ *                         namespaces, save/restore (one header each under
+ *                         nvmekeep/driver/, all included by driver.h)
  *   nvmekeep/kernel_ns.h  namespaces served by the kernel NVMe driver (io_uring)
  *   nvmekeep/manager.h    devices configured with OpenHCL's variables
  *   nvmekeep/export.h     the NBD server (wire protocol, exports)

@@ -29,6 +29,13 @@ pc() { PKG_CONFIG_PATH=$pcdir pkg-config --define-variable=prefix="$root" "$@" n
 [ -f "$root/include/nvmekeep.h" ] && [ -f "$root/include/nvmekeep/driver.h" ] &&
 	[ -f "$root/include/nvmekeep/version.h" ] || fail "public headers missing under $root/include"
 [ ! -e "$root/include/nvmekeep/meson.build" ] || fail "meson.build installed with the headers"
+# every installed header stands alone (the driver's per-object headers too)
+[ -f "$root/include/nvmekeep/driver/ctrl.h" ] || fail "nvmekeep/driver/*.h missing under $root/include"
+for h in "$root"/include/nvmekeep/*.h "$root"/include/nvmekeep/*/*.h; do
+	echo "#include <${h#"$root"/include/}>" |
+		cc -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -I"$root/include" -x c - ||
+		fail "installed header ${h#"$root"/include/} does not compile on its own"
+done
 [ -L "$libdir/libnvmekeep.so" ] && [ -e "$libdir/libnvmekeep.so.0" ] && [ -f "$libdir/libnvmekeep.a" ] ||
 	fail "libnvmekeep.so -> .so.0 and libnvmekeep.a expected in $libdir"
 

@@ -4,7 +4,8 @@
 everything else local.
 
 The public API is every nvmk_ function (or object) that a public header
-(include/nvmekeep/*.h, and the generated version.h) declares and the static
+(include/nvmekeep/*.h, include/nvmekeep/driver/*.h,
+and the generated version.h) declares and the static
 archive defines. Comments are left out, so a name only mentioned in one is
 not exported; macros and static inline helpers are never defined in the
 archive, so they drop out too. Listing names, rather than a pattern such as

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The shared library exports exactly the public API: every function declared
-# in a public header (include/nvmekeep/*.h, and the generated version.h) and
+# in a public header (include/nvmekeep/*.h, include/nvmekeep/driver/*.h, and
+# the generated version.h) and
 # defined in the library is exported, and nothing else is (the version script
 # written by src/gen_libnvmekeep_map.py decides). Also: the soname is
 # libnvmekeep.so.0. TAP output.
