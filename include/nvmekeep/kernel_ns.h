@@ -48,8 +48,10 @@
  *     completes them with -ECANCELED; destroy the qpair before closing the
  *     namespaces used on it.
  *   - Fast path: a kernel qpair never passes the VFIO fast-path gate (its
- *     fast_epoch matches no controller epoch), so it costs the VFIO path
- *     nothing; every call goes through the out-of-line general paths.
+ *     fast_epoch matches no controller epoch), nor does a kernel namespace,
+ *     so it costs the VFIO path nothing; every call goes through the
+ *     out-of-line general paths, which hand it to the kernel implementation
+ *     of the namespace and queue-pair operations.
  *
  * Threading: any thread; the handle's one ring is serialised by a mutex.
  */

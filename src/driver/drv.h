@@ -155,6 +155,8 @@ struct drv_queue {
 
 /* ---- queue pairs ---- */
 
+struct drv_io_ops; /* io_ops.h: the NVMe-queue or the kernel path */
+
 struct nvmk_qpair {
 	struct drv_queue q; /* first: the fast path starts here */
 	struct nvmk_ctrl *ctrl;
@@ -194,8 +196,10 @@ struct nvmk_qpair {
 	 * starts owned. */
 	bool dev_released;
 	uint32_t dev_gen;
-	/* Kernel queue pair (kernel_ns.c, an io_uring ring), else NULL; such a
-	 * qpair never passes drv_qp_fast, so only general paths look here. */
+	/* The implementation behind the qpair's general paths (io_ops.h). */
+	const struct drv_io_ops *ops;
+	/* Kernel path only (kernel_ns.c): its io_uring ring, else NULL. Such a
+	 * qpair never passes drv_qp_fast. */
 	struct drv_kqp *kern;
 };
 
@@ -250,27 +254,13 @@ struct nvmk_ns {
 	bool shared;
 	bool restored;		  /* restore: not handed back yet */
 	struct nvmk_ns *next_handle; /* ctrl->handles list, ns_lock */
-	/* Kernel namespace (kernel_ns.c): non-NULL means ctrl and s are NULL
-	 * and the synchronous wrappers go to io_uring. */
+	/* The implementation behind the handle (io_ops.h). */
+	const struct drv_io_ops *ops;
+	/* Kernel path only (kernel_ns.c), else NULL: then ctrl and s are NULL,
+	 * and max_blocks is 0 so that the handle never passes the NVMe-queue
+	 * fast path's gate (ns_rw). */
 	struct drv_kns *kern;
-	uint64_t kern_nblocks;
 };
-
-/* kernel_ns.c: the synchronous wrappers of a kernel namespace */
-int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int iovcnt, uint64_t slba,
-		uint32_t nlb);
-int drv_kns_flush(struct nvmk_ns *ns);
-int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb);
-int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsigned nr);
-void drv_kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
-void drv_kns_close(struct nvmk_ns *ns);
-/* kernel_ns.c: the asynchronous calls on a kernel namespace / qpair */
-int drv_kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
-		   int iovcnt, uint64_t slba, uint64_t nlb, const struct nvmk_range *ranges,
-		   unsigned nr, nvmk_cpl_fn cb, void *cb_arg);
-int drv_kns_process(struct nvmk_qpair *qp, unsigned max);
-int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms);
-void drv_kns_qpair_destroy(struct nvmk_qpair *qp);
 
 /* ---- controller ---- */
 

@@ -2,10 +2,11 @@
 /*
  * The kernel namespace path (include/nvmekeep/kernel_ns.h): a struct nvmk_ns
  * whose synchronous I/O goes to a /dev/nvmeXnY block device of the Linux NVMe
- * driver through io_uring. ns.c hands every synchronous wrapper of a kernel
- * namespace to the drv_kns_* functions below, and every asynchronous call on
- * a kernel qpair from its out-of-line general paths (the VFIO fast-path gate
- * always fails for a kernel qpair, see "Asynchronous path" below).
+ * driver through io_uring: the second implementation of the namespace and
+ * queue-pair operations (drv_kernel_io_ops, io_ops.h). The public calls of
+ * ns.c and qpair.c reach it through the handle's table, from their
+ * out-of-line general paths: the NVMe-queue fast-path gate always fails for
+ * a kernel qpair and a kernel namespace (see "Asynchronous path" below).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "driver/drv.h"
+#include "driver/io_ops.h"
 #include "nvmekeep/kernel_ns.h"
 
 #define KNS_RING_DEPTH	     4
@@ -38,6 +40,10 @@ struct drv_kns {
 	struct io_uring ring;
 	pthread_mutex_t lock; /* serialises the ring (one SQE in flight) */
 	char name[64];	      /* for the log: "nvme0n1" */
+	uint64_t nblocks;
+	/* blocks per request the device takes (nvmk_ns_info); the handle's
+	 * own max_blocks stays 0, which keeps it off the NVMe-queue fast path */
+	uint32_t max_blocks;
 };
 
 bool nvmk_ns_is_kernel(const struct nvmk_ns *ns)
@@ -116,7 +122,7 @@ int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size
 	return ret;
 }
 
-static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
+static void kns_fill_blk_info(struct drv_kns *k, uint8_t lba_shift, const char *base)
 {
 	char f[PATH_MAX];
 	uint64_t v;
@@ -126,10 +132,10 @@ static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
 		(int)sizeof(f) &&
 	    !read_sysfs_u64(f, &v) && v)
 		max = v << 10;
-	max >>= ns->lba_shift;
+	max >>= lba_shift;
 	if (max > NVME_MAX_NLB)
 		max = NVME_MAX_NLB;
-	ns->max_blocks = max ? (uint32_t)max : 1;
+	k->max_blocks = max ? (uint32_t)max : 1;
 }
 
 int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
@@ -211,12 +217,12 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 			}
 			ns->nsid = (uint32_t)v;
 		}
-		kns_fill_blk_info(ns, k->name);
+		kns_fill_blk_info(k, ns->lba_shift, k->name);
 	} else if (S_ISREG(st.st_mode)) {
 		bytes = (uint64_t)st.st_size;
 		ns->lba_shift = KNS_FILE_LBA_SHIFT;
 		ns->nsid = nsid ? nsid : 1;
-		ns->max_blocks = KNS_DEFAULT_MAX_XFER >> KNS_FILE_LBA_SHIFT;
+		k->max_blocks = KNS_DEFAULT_MAX_XFER >> KNS_FILE_LBA_SHIFT;
 	} else {
 		nvmk_err(k->name, -1, "%s is neither a block device nor a regular file", path);
 		ret = -ENOTBLK;
@@ -228,11 +234,12 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 		goto err_close;
 	}
 	pthread_mutex_init(&k->lock, NULL);
+	ns->ops = &drv_kernel_io_ops;
 	ns->kern = k;
 	ns->shared = true;
-	ns->kern_nblocks = bytes >> ns->lba_shift;
+	k->nblocks = bytes >> ns->lba_shift;
 	nvmk_info(k->name, -1, "kernel namespace %u: %" PRIu64 " blocks of %u bytes%s", ns->nsid,
-		  ns->kern_nblocks, 1u << ns->lba_shift, k->direct ? ", O_DIRECT" : "");
+		  k->nblocks, 1u << ns->lba_shift, k->direct ? ", O_DIRECT" : "");
 	*out = ns;
 	return 0;
 
@@ -244,7 +251,7 @@ err_free:
 	return ret;
 }
 
-void drv_kns_close(struct nvmk_ns *ns)
+static void kns_close(struct nvmk_ns *ns)
 {
 	struct drv_kns *k = ns->kern;
 
@@ -255,15 +262,15 @@ void drv_kns_close(struct nvmk_ns *ns)
 	free(ns);
 }
 
-void drv_kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
+static void kns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	info->nsid = ns->nsid;
 	info->lba_shift = ns->lba_shift;
 	info->block_size = 1u << ns->lba_shift;
-	info->nblocks = ns->kern_nblocks;
+	info->nblocks = ns->kern->nblocks;
 	info->capacity = info->nblocks << ns->lba_shift;
-	info->max_xfer_blocks = ns->max_blocks;
+	info->max_xfer_blocks = ns->kern->max_blocks;
 	/* what the wrappers provide here (via ioctls), NVM-CS 1.0 Figure 97 bits */
 	info->oncs = NVME_ONCS_WRITE_ZEROES | NVME_ONCS_DSM | NVME_ONCS_COMPARE;
 }
@@ -362,13 +369,14 @@ static int kns_range(const struct nvmk_ns *ns, uint64_t slba, uint64_t nlb)
 {
 	if (nlb == 0)
 		return -EINVAL;
-	if (slba >= ns->kern_nblocks || nlb > ns->kern_nblocks - slba)
+	if (slba >= ns->kern->nblocks || nlb > ns->kern->nblocks - slba)
 		return -ERANGE; /* as LBA Out of Range does on the VFIO path */
 	return 0;
 }
 
-int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int iovcnt, uint64_t slba,
-		uint32_t nlb)
+/* The synchronous wrappers: @qp is not used (the handle's own ring). */
+static int kns_sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb)
 {
 	struct drv_kns *k = ns->kern;
 	uint64_t len = 0, off = slba << ns->lba_shift, o;
@@ -376,6 +384,7 @@ int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int io
 	void *bounce = NULL;
 	int i, ret;
 
+	(void)qp;
 	if (!iov || iovcnt <= 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
 	for (i = 0; i < iovcnt; i++)
@@ -418,11 +427,12 @@ int drv_kns_rwv(struct nvmk_ns *ns, uint8_t opc, const struct iovec *iov, int io
 	return ret;
 }
 
-int drv_kns_flush(struct nvmk_ns *ns)
+static int kns_sync_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp)
 {
 	struct drv_kns *k = ns->kern;
 	int ret;
 
+	(void)qp;
 	pthread_mutex_lock(&k->lock);
 	ret = kns_one(k, IORING_OP_FSYNC, NULL, 0, 0);
 	pthread_mutex_unlock(&k->lock);
@@ -448,10 +458,14 @@ static int kns_zero_range(struct drv_kns *k, bool discard, uint64_t off, uint64_
 	return ret ? -errno : 0;
 }
 
-int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb)
+/* NVMK_IO_DEAC is ignored (kernel_ns.h) */
+static int kns_sync_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				 uint64_t nlb, uint32_t io_flags)
 {
 	int ret = kns_range(ns, slba, nlb);
 
+	(void)qp;
+	(void)io_flags;
 	if (ret)
 		return ret;
 	ret = kns_zero_range(ns->kern, false, slba << ns->lba_shift, nlb << ns->lba_shift);
@@ -462,11 +476,13 @@ int drv_kns_write_zeroes(struct nvmk_ns *ns, uint64_t slba, uint64_t nlb)
 	return ret;
 }
 
-int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsigned nr)
+static int kns_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			       const struct nvmk_range *ranges, unsigned nr)
 {
 	unsigned i;
 	int ret;
 
+	(void)qp;
 	if (!ranges || nr == 0 || nr > 256)
 		return -EINVAL;
 	for (i = 0; i < nr; i++) {
@@ -498,7 +514,8 @@ int drv_kns_deallocate(struct nvmk_ns *ns, const struct nvmk_range *ranges, unsi
  * fast_epoch is UINT64_MAX (no 32-bit epoch equals it, as for SHARED qpairs)
  * and ctrl points at drv_kns_ctrl, a never-used controller whose epoch the
  * gate may read. Every submit and process call therefore lands in the
- * out-of-line general paths of ns.c/qpair.c, which hand it here (qp->kern).
+ * out-of-line general paths of ns.c/qpair.c, which hand it here through
+ * the qpair's table (drv_kernel_io_ops).
  * q.ntrk/q.nfree are kept so that nvmk_qpair_outstanding works unchanged.
  *
  * Each request owns one slot and has at most one SQE in flight: a short
@@ -596,6 +613,7 @@ int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts
 	/* recursive: a callback may submit on the queue it completes on */
 	if (kq->shared)
 		drv_mutex_init_recursive(&kq->lock);
+	qp->ops = &drv_kernel_io_ops;
 	qp->kern = kq;
 	qp->ctrl = &drv_kns_ctrl;
 	qp->shared = kq->shared;
@@ -683,9 +701,9 @@ static void kqp_free_req(struct nvmk_qpair *qp, struct kqp_req *r)
  * page-aligned memory; bounced when not aligned for O_DIRECT); @ranges:
  * deallocate; @nlb: write zeroes.
  */
-int drv_kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
-		   int iovcnt, uint64_t slba, uint64_t nlb, const struct nvmk_range *ranges,
-		   unsigned nr, nvmk_cpl_fn cb, void *cb_arg)
+static int kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+		      const struct iovec *iov, int iovcnt, uint64_t slba, uint64_t nlb,
+		      const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_kqp *kq;
 	struct kqp_req *r;
@@ -937,7 +955,7 @@ static int kqp_reap(struct nvmk_qpair *qp, unsigned max, bool cancel)
 	return n;
 }
 
-int drv_kns_process(struct nvmk_qpair *qp, unsigned max)
+static int kqp_process(struct nvmk_qpair *qp, unsigned max)
 {
 	int n;
 
@@ -947,7 +965,7 @@ int drv_kns_process(struct nvmk_qpair *qp, unsigned max)
 	return n;
 }
 
-int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms)
+static int kqp_wait(struct nvmk_qpair *qp, int timeout_ms)
 {
 	struct drv_kqp *kq = qp->kern;
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : drv_clock_ms() + (uint64_t)timeout_ms;
@@ -955,7 +973,7 @@ int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms)
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		uint64_t now;
-		int n = drv_kns_process(qp, 0);
+		int n = kqp_process(qp, 0);
 
 		if (n != 0)
 			return n;
@@ -981,7 +999,7 @@ int drv_kns_wait(struct nvmk_qpair *qp, int timeout_ms)
 	}
 }
 
-void drv_kns_qpair_destroy(struct nvmk_qpair *qp)
+static void kqp_destroy(struct nvmk_qpair *qp)
 {
 	struct drv_kqp *kq = qp->kern;
 
@@ -1007,3 +1025,95 @@ void drv_kns_qpair_destroy(struct nvmk_qpair *qp)
 	free(kq);
 	free(qp);
 }
+
+/* io_uring submits per call: there is no doorbell to defer */
+static int kqp_batch(struct nvmk_qpair *qp)
+{
+	(void)qp;
+	return 0;
+}
+
+/* no eventfd: the caller polls with a short timeout (nvmk_qpair_irq_fd) */
+static int kqp_irq_fd(const struct nvmk_qpair *qp)
+{
+	(void)qp;
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The kernel path's table (io_ops.h)                                       */
+/* ------------------------------------------------------------------------ */
+
+/* A struct nvmk_dma_buf as one iovec: only mem.vaddr is used here, so a
+ * buffer of any origin works (kernel_ns.h). */
+static int kns_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			 const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+			 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	struct iovec v;
+	uint64_t len = (uint64_t)nlb << ns->lba_shift;
+
+	(void)io_flags; /* NVMK_IO_FUA is ignored (kernel_ns.h) */
+	if (!buf || !buf->mem.vaddr || off > buf->mem.size || len > buf->mem.size - off)
+		return -EINVAL;
+	v = (struct iovec){(char *)buf->mem.vaddr + off, len};
+	return kns_submit(ns, qp, opc, &v, 1, slba, nlb, NULL, 0, cb, cb_arg);
+}
+
+static int kns_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			  const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
+			  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	(void)io_flags;
+	return kns_submit(ns, qp, opc, iov, iovcnt, slba, nlb, NULL, 0, cb, cb_arg);
+}
+
+static int kns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
+			    void *cb_arg)
+{
+	return kns_submit(ns, qp, NVME_CMD_FLUSH, NULL, 0, 0, 0, NULL, 0, cb, cb_arg);
+}
+
+static int kns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				   uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	(void)io_flags;
+	return kns_submit(ns, qp, NVME_CMD_WRITE_ZEROES, NULL, 0, slba, nlb, NULL, 0, cb, cb_arg);
+}
+
+static int kns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+				 const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+				 void *cb_arg)
+{
+	return kns_submit(ns, qp, NVME_CMD_DSM, NULL, 0, 0, 0, ranges, nr, cb, cb_arg);
+}
+
+/* reservations are not offered on a kernel namespace (kernel_ns.h) */
+static int kns_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, uint32_t cdw10,
+			 uint32_t cdw11, void *data, size_t len)
+{
+	(void)ns, (void)qp, (void)opc, (void)cdw10, (void)cdw11, (void)data, (void)len;
+	return -EOPNOTSUPP;
+}
+
+const struct drv_io_ops drv_kernel_io_ops = {
+	.name = "kernel",
+	.ns_close = kns_close,
+	.ns_info = kns_info,
+	.submit_rw = kns_submit_rw,
+	.submit_rwv = kns_submit_rwv,
+	.submit_flush = kns_submit_flush,
+	.submit_write_zeroes = kns_submit_write_zeroes,
+	.submit_deallocate = kns_submit_deallocate,
+	.sync_rwv = kns_sync_rwv,
+	.sync_flush = kns_sync_flush,
+	.sync_write_zeroes = kns_sync_write_zeroes,
+	.sync_deallocate = kns_sync_deallocate,
+	.sync_resv = kns_sync_resv,
+	.qp_process = kqp_process,
+	.qp_wait = kqp_wait,
+	.qp_batch_begin = kqp_batch,
+	.qp_batch_end = kqp_batch,
+	.qp_irq_fd = kqp_irq_fd,
+	.qp_destroy = kqp_destroy,
+};

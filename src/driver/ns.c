@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver/io_ops.h"
 #include "driver/queue.h"
 
 /* ---- namespace state ---- */
@@ -212,6 +213,7 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	ns = calloc(1, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	ns->ops = &drv_nvme_io_ops;
 	pthread_mutex_lock(&ctrl->ns_lock);
 	s = drv_ns_state_get(ctrl, nsid, true);
 	if (!s) {
@@ -253,10 +255,12 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 
 void nvmk_ns_close(struct nvmk_ns *ns)
 {
-	if (!ns)
-		return;
-	if (drv_unlikely(ns->kern))
-		return drv_kns_close(ns);
+	if (ns)
+		ns->ops->ns_close(ns);
+}
+
+static void nvme_ns_close(struct nvmk_ns *ns)
+{
 	if (!ns->ctrl) { /* orphaned by nvmk_ctrl_close */
 		free(ns);
 		return;
@@ -271,8 +275,11 @@ void nvmk_ns_close(struct nvmk_ns *ns)
 
 void nvmk_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
 {
-	if (drv_unlikely(ns->kern))
-		return drv_kns_info(ns, info);
+	ns->ops->ns_info(ns, info);
+}
+
+static void nvme_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info)
+{
 	memset(info, 0, sizeof(*info));
 	info->nsid = ns->nsid;
 	info->lba_shift = ns->lba_shift;
@@ -559,36 +566,18 @@ static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk
 	return ns_submit_io(ns, qp, &io);
 }
 
-/* A kernel namespace or qpair (kernel_ns.c): the buffer as one iovec. Any
- * page-aligned memory works there, a struct nvmk_dma_buf of any origin. */
-static __attribute__((noinline, cold)) int
-ns_kern_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct nvmk_dma_buf *buf,
-	   size_t off, uint64_t slba, uint32_t nlb, nvmk_cpl_fn cb, void *cb_arg)
-{
-	struct iovec v;
-	uint64_t len = (uint64_t)nlb << ns->lba_shift;
-
-	if (!buf || !buf->mem.vaddr || off > buf->mem.size || len > buf->mem.size - off)
-		return -EINVAL;
-	v = (struct iovec){(char *)buf->mem.vaddr + off, len};
-	return drv_kns_submit(ns, qp, opc, &v, 1, slba, nlb, NULL, 0, cb, cb_arg);
-}
-
-/* Everything ns_rw's straight path leaves out: no buffer, a removed
- * namespace, a request of no blocks or above the per-command limit (split),
- * a shared qpair (lock), a buffer made of pages (no IOMMU), data touching
- * more than two memory pages (PRP list), a controller reset or failure to
- * notice (drv_qp_check recovers). Out of line and cold: the general code. */
-static __attribute__((noinline, cold)) int
-ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+/* The NVMe-queue path's general Read/Write/Compare: everything ns_rw's
+ * straight path leaves out: no buffer, a removed namespace, a request of no
+ * blocks or above the per-command limit (split), a shared qpair (lock), a
+ * buffer made of pages (no IOMMU), data touching more than two memory pages
+ * (PRP list), a controller reset or failure to notice (drv_qp_check
+ * recovers). */
+static int nvme_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			  const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+			  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	int rc;
 
-	/* kernel qpairs never pass drv_qp_fast: they all come here */
-	if (ns->kern || qp->kern)
-		return ns_kern_rw(ns, qp, opc, buf, off, slba, nlb, cb, cb_arg);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -600,6 +589,20 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		return ns_submit_one(ns, qp, opc, buf, off, slba, nlb, ns_rw_flags(io_flags), cb,
 				     cb_arg);
 	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+}
+
+/* Every request ns_rw's gate turns away, kernel objects included (their
+ * gate fields never pass): out of line and cold, to the path's general code. */
+static __attribute__((noinline, cold)) int
+ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	if (!ops)
+		return -EINVAL;
+	return ops->submit_rw(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
 /* [off, off + len) lies inside @buf (nothing wraps), starts dword aligned
@@ -715,10 +718,16 @@ int nvmk_ns_submit_compare(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 
 int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg)
 {
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	return ops ? ops->submit_flush(ns, qp, cb, cb_arg) : -EINVAL;
+}
+
+static int nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
+			     void *cb_arg)
+{
 	int rc;
 
-	if (drv_unlikely(ns->kern || qp->kern))
-		return drv_kns_submit(ns, qp, NVME_CMD_FLUSH, NULL, 0, 0, 0, NULL, 0, cb, cb_arg);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -730,6 +739,14 @@ int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn 
 int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
 				uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	return ops ? ops->submit_write_zeroes(ns, qp, slba, nlb, io_flags, cb, cb_arg) : -EINVAL;
+}
+
+static int nvme_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				    uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
 	struct drv_io io = {.opc = NVME_CMD_WRITE_ZEROES,
 			    .cdw12 = ns_rw_flags(io_flags) |
 				     ((io_flags & NVMK_IO_DEAC) ? NVME_RW_DEAC : 0),
@@ -740,9 +757,6 @@ int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint6
 			    .arg = cb_arg};
 	int rc;
 
-	if (drv_unlikely(ns->kern || qp->kern))
-		return drv_kns_submit(ns, qp, NVME_CMD_WRITE_ZEROES, NULL, 0, slba, nlb, NULL, 0, cb,
-				      cb_arg);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -753,13 +767,20 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 			      const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
 			      void *cb_arg)
 {
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	return ops ? ops->submit_deallocate(ns, qp, ranges, nr, cb, cb_arg) : -EINVAL;
+}
+
+static int nvme_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+				  const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+				  void *cb_arg)
+{
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	int rc;
 
-	if (drv_unlikely(ns->kern || qp->kern))
-		return drv_kns_submit(ns, qp, NVME_CMD_DSM, NULL, 0, 0, 0, ranges, nr, cb, cb_arg);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -837,6 +858,16 @@ static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const 
 		  int iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
 		  void *cb_arg)
 {
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	return ops ? ops->submit_rwv(ns, qp, opc, iov, iovcnt, slba, nlb, io_flags, cb, cb_arg)
+		   : -EINVAL;
+}
+
+static int nvme_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			   const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
+			   uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
 	struct drv_io io = {.opc = opc,
 			    .cdw12 = ns_rw_flags(io_flags),
 			    .slba = slba,
@@ -849,8 +880,6 @@ static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const 
 	uint64_t len;
 	int rc;
 
-	if (drv_unlikely(ns->kern || qp->kern))
-		return drv_kns_submit(ns, qp, opc, iov, iovcnt, slba, nlb, NULL, 0, cb, cb_arg);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -975,14 +1004,17 @@ static bool sync_iov_mapped(struct nvmk_ctrl *ctrl, const struct iovec *iov, int
 static int sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
 		    int iovcnt, uint64_t slba, uint32_t nlb)
 {
+	return ns->ops->sync_rwv(ns, qp, opc, iov, iovcnt, slba, nlb);
+}
+
+static int nvme_sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			 const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb)
+{
 	struct drv_io io = {.opc = opc, .slba = slba, .nlb = nlb, .max_blocks = ns->max_blocks};
 	struct nvmk_dma_buf bounce;
 	uint64_t len;
 	int rc;
 
-	/* kernel namespace: io_uring (kernel_ns.c); never on the async path */
-	if (drv_unlikely(ns->kern))
-		return drv_kns_rwv(ns, opc, iov, iovcnt, slba, nlb);
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -1061,25 +1093,33 @@ int nvmk_ns_writev(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct iovec
 
 int nvmk_ns_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp)
 {
+	return ns->ops->sync_flush(ns, qp);
+}
+
+static int nvme_sync_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp)
+{
 	struct drv_sync s = {0};
 	int rc;
 
-	if (drv_unlikely(ns->kern))
-		return drv_kns_flush(ns);
 	rc = ns_gone(ns);
-
 	if (rc)
 		return rc;
 	qp = sync_qp(ns, qp);
 	if (!qp)
 		return -ENODEV;
-	while ((rc = nvmk_ns_submit_flush(ns, qp, sync_cb, &s)) == -EAGAIN)
+	while ((rc = nvme_submit_flush(ns, qp, sync_cb, &s)) == -EAGAIN)
 		sync_progress(qp);
 	return rc ? rc : sync_wait(qp, &s);
 }
 
 int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba, uint64_t nlb,
 			 uint32_t io_flags)
+{
+	return ns->ops->sync_write_zeroes(ns, qp, slba, nlb, io_flags);
+}
+
+static int nvme_sync_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				  uint64_t nlb, uint32_t io_flags)
 {
 	struct drv_io io = {.opc = NVME_CMD_WRITE_ZEROES,
 			    .cdw12 = ns_rw_flags(io_flags) |
@@ -1089,10 +1129,7 @@ int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slb
 			    .max_blocks = NVME_MAX_NLB};
 	int rc;
 
-	if (drv_unlikely(ns->kern))
-		return drv_kns_write_zeroes(ns, slba, nlb);
 	rc = ns_gone(ns);
-
 	if (rc)
 		return rc;
 	if (nlb == 0)
@@ -1106,28 +1143,37 @@ int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slb
 int nvmk_ns_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_range *ranges,
 		       unsigned nr)
 {
+	return ns->ops->sync_deallocate(ns, qp, ranges, nr);
+}
+
+static int nvme_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+				const struct nvmk_range *ranges, unsigned nr)
+{
 	struct drv_sync s = {0};
 	int rc;
 
-	if (drv_unlikely(ns->kern))
-		return drv_kns_deallocate(ns, ranges, nr);
 	rc = ns_gone(ns);
-
 	if (rc)
 		return rc;
 	qp = sync_qp(ns, qp);
 	if (!qp)
 		return -ENODEV;
-	while ((rc = nvmk_ns_submit_deallocate(ns, qp, ranges, nr, sync_cb, &s)) == -EAGAIN)
+	while ((rc = nvme_submit_deallocate(ns, qp, ranges, nr, sync_cb, &s)) == -EAGAIN)
 		sync_progress(qp);
 	return rc ? rc : sync_wait(qp, &s);
 }
 
 /* ---- reservations (NVM-CS 1.0 3.2.4 - 3.2.7) ---- */
 
-/* One data-carrying command (data bounced through a DMA buffer). */
 static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, uint32_t cdw10,
 		       uint32_t cdw11, void *data, size_t len)
+{
+	return ns->ops->sync_resv(ns, qp, opc, cdw10, cdw11, data, len);
+}
+
+/* One data-carrying command (data bounced through a DMA buffer). */
+static int nvme_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, uint32_t cdw10,
+			  uint32_t cdw11, void *data, size_t len)
 {
 	struct nvmk_dma_buf b;
 	struct drv_sync s = {0};
@@ -1136,8 +1182,6 @@ static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 	struct nvme_sqe *sqe;
 	int rc;
 
-	if (ns->kern) /* reservations are not offered on a kernel namespace */
-		return -EOPNOTSUPP;
 	rc = ns_gone(ns);
 	if (rc)
 		return rc;
@@ -1234,3 +1278,27 @@ int nvmk_ns_resv_report(struct nvmk_ns *ns, struct nvmk_qpair *qp, void *buf, si
 	return ns_sync_cmd(ns, qp, NVME_CMD_RESV_REPORT, (uint32_t)(len / 4 - 1),
 			   eds ? NVME_RESV_REPORT_EDS : 0, buf, len);
 }
+
+/* The NVMe-queue path (io_ops.h): namespace operations above, queue-pair
+ * operations in qpair.c. */
+const struct drv_io_ops drv_nvme_io_ops = {
+	.name = "nvme",
+	.ns_close = nvme_ns_close,
+	.ns_info = nvme_ns_info,
+	.submit_rw = nvme_submit_rw,
+	.submit_rwv = nvme_submit_rwv,
+	.submit_flush = nvme_submit_flush,
+	.submit_write_zeroes = nvme_submit_write_zeroes,
+	.submit_deallocate = nvme_submit_deallocate,
+	.sync_rwv = nvme_sync_rwv,
+	.sync_flush = nvme_sync_flush,
+	.sync_write_zeroes = nvme_sync_write_zeroes,
+	.sync_deallocate = nvme_sync_deallocate,
+	.sync_resv = nvme_sync_resv,
+	.qp_process = drv_nvme_qp_process,
+	.qp_wait = drv_nvme_qp_wait,
+	.qp_batch_begin = drv_nvme_qp_batch_begin,
+	.qp_batch_end = drv_nvme_qp_batch_end,
+	.qp_irq_fd = drv_nvme_qp_irq_fd,
+	.qp_destroy = drv_nvme_qp_destroy,
+};

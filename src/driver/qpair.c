@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "driver/io_ops.h"
 #include "driver/queue.h"
 
 /* ---- creation on the device ---- */
@@ -230,6 +231,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
 		return -ENOMEM;
+	qp->ops = &drv_nvme_io_ops;
 	pthread_mutex_lock(&ctrl->qp_lock);
 	for (uint16_t i = 1; i <= ctrl->granted; i++)
 		if (!ctrl->qid_used[i]) {
@@ -354,15 +356,16 @@ static void qp_destroy(struct nvmk_qpair *qp)
 	qp_free(qp, rings_free);
 }
 
+void drv_nvme_qp_destroy(struct nvmk_qpair *qp)
+{
+	qp_destroy(qp);
+}
+
 void nvmk_qpair_destroy(struct nvmk_qpair *qp)
 {
 	if (!qp || qp->from_get)
 		return;
-	if (qp->kern) {
-		drv_kns_qpair_destroy(qp);
-		return;
-	}
-	qp_destroy(qp);
+	qp->ops->qp_destroy(qp);
 }
 
 void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl)
@@ -651,14 +654,13 @@ drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 }
 
 /* A SHARED qpair (under its lock), or one whose controller was reset or
- * failed since the last call: out of line, so that the common poll keeps
- * neither the lock's address nor the recovery live. */
-static __attribute__((noinline)) int qp_process_slow(struct nvmk_qpair *qp, unsigned max)
+ * failed since the last call: out of line (reached through the ops table),
+ * so that the common poll keeps neither the lock's address nor the recovery
+ * live. */
+int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
 {
 	int n;
 
-	if (qp->kern) /* kernel qpair: its io_uring ring (kernel_ns.c) */
-		return drv_kns_process(qp, max);
 	if (!qp->shared)
 		return qp_process_nolock(qp, max);
 	pthread_mutex_lock(&qp->lock);
@@ -671,13 +673,18 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
 	/* one compare: exclusive and current (drv_qp_fast) */
 	if (drv_unlikely(!drv_qp_fast(qp)))
-		return qp_process_slow(qp, max);
+		return qp->ops->qp_process(qp, max); /* every kernel qpair too */
 	return qp_process_current(qp, max);
 }
 
 int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)
 {
-	if (qp->kern || qp->mode != NVMK_CPL_INTERRUPT || qp->irq_shared || qp->shared)
+	return qp->ops->qp_irq_fd(qp);
+}
+
+int drv_nvme_qp_irq_fd(const struct nvmk_qpair *qp)
+{
+	if (qp->mode != NVMK_CPL_INTERRUPT || qp->irq_shared || qp->shared)
 		return -1;
 	return qp->irq_fd;
 }
@@ -695,10 +702,18 @@ int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)
 
 int nvmk_qpair_batch_begin(struct nvmk_qpair *qp)
 {
+	return qp->ops->qp_batch_begin(qp);
+}
+
+int nvmk_qpair_batch_end(struct nvmk_qpair *qp)
+{
+	return qp->ops->qp_batch_end(qp);
+}
+
+int drv_nvme_qp_batch_begin(struct nvmk_qpair *qp)
+{
 	int rc = 0;
 
-	if (drv_unlikely(qp->kern)) /* io_uring submits per call: nothing to defer */
-		return 0;
 	drv_qp_lock(qp);
 	if (qp->q.batching >= QP_BATCH_MAX)
 		rc = -EOVERFLOW;
@@ -708,13 +723,11 @@ int nvmk_qpair_batch_begin(struct nvmk_qpair *qp)
 	return rc;
 }
 
-int nvmk_qpair_batch_end(struct nvmk_qpair *qp)
+int drv_nvme_qp_batch_end(struct nvmk_qpair *qp)
 {
 	struct drv_queue *q = &qp->q;
 	int rc = 0;
 
-	if (drv_unlikely(qp->kern))
-		return 0;
 	drv_qp_lock(qp);
 	if (q->batching == 0) {
 		rc = -EINVAL;
@@ -776,12 +789,15 @@ static int qp_hybrid_poll(struct nvmk_qpair *qp, uint64_t end_ms)
 
 int nvmk_qpair_wait(struct nvmk_qpair *qp, int timeout_ms)
 {
+	return qp->ops->qp_wait(qp, timeout_ms);
+}
+
+int drv_nvme_qp_wait(struct nvmk_qpair *qp, int timeout_ms)
+{
 	struct nvmk_ctrl *ctrl = qp->ctrl;
 	uint64_t start = drv_clock_ms();
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms;
 
-	if (drv_unlikely(qp->kern))
-		return drv_kns_wait(qp, timeout_ms);
 	for (;;) {
 		uint64_t now;
 		int n, slice, pr = 0;

@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "driver/io_ops.h"
 #include "driver/queue.h"
 #include "driver/servicing.h"
 #include "driver/state.h"
@@ -335,6 +336,7 @@ static int restore_namespaces(struct nvmk_ctrl *ctrl, const Nvmk__CtrlState *st)
 
 			if (!ns)
 				return -ENOMEM;
+			ns->ops = &drv_nvme_io_ops;
 			ns->ctrl = ctrl;
 			ns->s = s;
 			ns->nsid = m->nsid;
@@ -364,6 +366,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 
 	if (!qp)
 		return -ENOMEM;
+	qp->ops = &drv_nvme_io_ops;
 	qp->ctrl = ctrl;
 	qp->irq_fd = -1;
 	/* linked first, so that a failure below is cleaned up by detach */
