@@ -465,7 +465,7 @@ void drv_qpair_destroy_all(struct nvmk_ctrl *ctrl);
 void drv_ns_handle_link(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns);   /* ns_lock held */
 void drv_ns_handle_unlink(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns); /* ns_lock held */
 
-/* ns.c */
+/* ns_state.c */
 struct drv_ns_state *drv_ns_state_get(struct nvmk_ctrl *ctrl, uint32_t nsid, bool create);
 void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid);
 void drv_ns_fini(struct nvmk_ctrl *ctrl);

@@ -5,7 +5,7 @@
  * VFIO, vfio-user or the emulator) and the kernel path (a block device of the
  * Linux NVMe driver through io_uring, kernel_ns.c). Every struct nvmk_ns and
  * struct nvmk_qpair points at the table of the path that made it; the public
- * calls of ns.c and qpair.c hand their general paths to it (one indirect
+ * calls of ns_*.c and qpair.c hand their general paths to it (one indirect
  * call), so neither path tests which one it is.
  *
  * The fast paths stay outside the table: the inline exclusive submit
@@ -34,7 +34,7 @@ struct drv_io_ops {
 	void (*ns_info)(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
 
 	/* asynchronous submission (the general paths: the NVMe-queue fast
-	 * path of Read/Write/Compare is inline in ns_io.c) */
+	 * path of Read/Write/Compare is inline in ns_io.c, ns_rw) */
 	int (*submit_rw)(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 			 const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
 			 uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
@@ -70,9 +70,34 @@ struct drv_io_ops {
 	void (*qp_destroy)(struct nvmk_qpair *qp);
 };
 
-/* the NVMe-queue path: the table is in ns.c, its queue-pair operations are
- * these of qpair.c */
+/* The NVMe-queue path: the table (io_ops.c) and its members, in ns_state.c
+ * (handles), ns_io.c (submission), ns_sync.c (synchronous wrappers),
+ * ns_resv.c (reservations) and qpair.c (queue pairs). */
 extern const struct drv_io_ops drv_nvme_io_ops;
+void drv_nvme_ns_close(struct nvmk_ns *ns);
+void drv_nvme_ns_info(const struct nvmk_ns *ns, struct nvmk_ns_info *info);
+int drv_nvme_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+		       const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+		       uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+int drv_nvme_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+			const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
+			uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+int drv_nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
+			  void *cb_arg);
+int drv_nvme_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+				 uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg);
+int drv_nvme_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			       const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+			       void *cb_arg);
+int drv_nvme_sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+		      const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb);
+int drv_nvme_sync_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp);
+int drv_nvme_sync_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
+			       uint64_t nlb, uint32_t io_flags);
+int drv_nvme_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			     const struct nvmk_range *ranges, unsigned nr);
+int drv_nvme_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, uint32_t cdw10,
+		       uint32_t cdw11, void *data, size_t len);
 int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max);
 int drv_nvme_qp_wait(struct nvmk_qpair *qp, int timeout_ms);
 int drv_nvme_qp_batch_begin(struct nvmk_qpair *qp);

@@ -4,8 +4,8 @@
  * whose synchronous I/O goes to a /dev/nvmeXnY block device of the Linux NVMe
  * driver through io_uring: the second implementation of the namespace and
  * queue-pair operations (drv_kernel_io_ops, io_ops.h). The public calls of
- * ns.c and qpair.c reach it through the handle's table, from their
- * out-of-line general paths: the NVMe-queue fast-path gate always fails for
+ * ns_io.c, ns_sync.c, ns_state.c and qpair.c reach it through the handle's
+ * table, from their out-of-line general paths: the NVMe-queue fast-path gate always fails for
  * a kernel qpair and a kernel namespace (see "Asynchronous path" below).
  */
 #include <dirent.h>
@@ -514,7 +514,7 @@ static int kns_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
  * fast_epoch is UINT64_MAX (no 32-bit epoch equals it, as for SHARED qpairs)
  * and ctrl points at drv_kns_ctrl, a never-used controller whose epoch the
  * gate may read. Every submit and process call therefore lands in the
- * out-of-line general paths of ns.c/qpair.c, which hand it here through
+ * out-of-line general paths of ns_io.c/qpair.c, which hand it here through
  * the qpair's table (drv_kernel_io_ops).
  * q.ntrk/q.nfree are kept so that nvmk_qpair_outstanding works unchanged.
  *
@@ -696,7 +696,7 @@ static void kqp_free_req(struct nvmk_qpair *qp, struct kqp_req *r)
 }
 
 /*
- * The submit side of every nvmk_ns_submit_* on a kernel namespace (ns.c
+ * The submit side of every nvmk_ns_submit_* on a kernel namespace (the table
  * calls it from its general paths). @iov: read/write/compare data (any
  * page-aligned memory; bounced when not aligned for O_DIRECT); @ranges:
  * deallocate; @nlb: write zeroes.

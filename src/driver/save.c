@@ -27,7 +27,7 @@
 #include "driver/servicing.h"
 #include "driver/state.h"
 
-/* ---- namespace handle list (ns.c links, under ns_lock) ---- */
+/* ---- namespace handle list (ns_state.c links, under ns_lock) ---- */
 
 void drv_ns_handle_link(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns)
 {
