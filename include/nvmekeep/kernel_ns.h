@@ -2,7 +2,8 @@
 /*
  * nvmekeep kernel namespace path: a struct nvmk_ns served by the Linux kernel
  * NVMe driver (a /dev/nvmeXnY block device) through io_uring, for
- * OPENHCL_NVME_VFIO off (DESIGN.md: the kernel driver is the default).
+ * OPENHCL_NVME_VFIO off (the kernel driver then serves the device, which is
+ * the default).
  *
  * The handle is a struct nvmk_ns: the synchronous namespace API of driver.h
  * works on it unchanged and dispatches to io_uring:

@@ -16,7 +16,7 @@
 
 #include "nvmekeep/dma.h"
 #include "pool_table.h"
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 /* A slot count beyond this is a corrupted header, not a real table (64 MiB of slots). */
 #define POOL_MAX_SLOTS (1u << 19)

@@ -15,7 +15,7 @@
 
 #include "driver/drv.h"
 #include "driver/state.h"
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 /* ---- pack ---- */
 

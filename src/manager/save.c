@@ -22,7 +22,7 @@
 #include "manager/mgr_internal.h"
 #include "manager/mgr_state.pb-c.h"
 #include "nvmekeep/log.h"
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 #define MGR_LOG "manager"
 

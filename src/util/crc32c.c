@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 #include <pthread.h>
 #include <stdbool.h>

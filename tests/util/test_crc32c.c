@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 static void test_check_value(void **state)
 {

@@ -39,7 +39,7 @@
 #include "nvmekeep/log.h"
 #include "service_state.pb-c.h"
 #include "servicing.h"
-#include "util/crc32c.h"
+#include "nvmekeep/crc32c.h"
 
 #define SVC_LOG		 "servicing"
 #define MAX_DEVICES	 16

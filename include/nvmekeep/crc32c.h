@@ -2,9 +2,11 @@
 /*
  * CRC32C (Castagnoli, reflected polynomial 0x82F63B78, as iSCSI and ext4 use
  * it): the checksum of every saved state and of the DMA pool's slot table.
+ * Public so that programs that save their own state next to ours (the
+ * daemon's service state) check it the same way.
  */
-#ifndef NVMK_UTIL_CRC32C_H
-#define NVMK_UTIL_CRC32C_H
+#ifndef NVMEKEEP_CRC32C_H
+#define NVMEKEEP_CRC32C_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,4 +18,4 @@
  */
 uint32_t nvmk_crc32c(uint32_t crc, const void *buf, size_t len);
 
-#endif /* NVMK_UTIL_CRC32C_H */
+#endif /* NVMEKEEP_CRC32C_H */
