@@ -4,6 +4,7 @@
  *
  *   nvmekeep/spec.h       NVMe structures, registers, opcodes, status codes
  *   nvmekeep/log.h        logging (level, sink)
+ *   nvmekeep/crc32c.h     the checksum of the saved states
  *   nvmekeep/emu.h        the NVMe controller emulator
  *   nvmekeep/dma.h        DMA memory: ephemeral blocks and the private pool
  *   nvmekeep/backing.h    what a controller sits on: emulator, VFIO
@@ -22,6 +23,7 @@
 
 #include "nvmekeep/spec.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/crc32c.h"
 #include "nvmekeep/emu.h"
 #include "nvmekeep/dma.h"
 #include "nvmekeep/backing.h"
