@@ -23,8 +23,10 @@
 
 #include <cmocka.h>
 
+#include "nvmekeep/backing.h"
 #include "nvmekeep/dma.h"
 #include "nvmekeep/driver.h"
+#include "nvmekeep/emu.h"
 #include "nvmekeep/kernel_ns.h"
 
 #define FILE_BYTES (4u << 20)
@@ -640,6 +642,90 @@ static void test_async_shared(void **state)
 	free(rd);
 }
 
+/*
+ * A kernel namespace and an NVMe-queue qpair (of an emulated controller), or
+ * the other way round, belong to different implementations of the
+ * namespace and queue-pair operations: every asynchronous call refuses the
+ * mix with -EINVAL, queues nothing and calls no callback. The kernel
+ * namespace never passes the NVMe-queue fast path's gate, even on an
+ * exclusive current qpair (it has no namespace state to look at there).
+ */
+static void test_mixed_paths(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_qpair_opts po = {.mode = NVMK_CPL_POLL};
+	struct nvmk_emu_config cfg;
+	struct nvmk_backing *b;
+	struct nvmk_emu *emu;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *nns;
+	struct nvmk_qpair *nqp;
+	struct nvmk_dma_buf buf;
+	struct nvmk_ns_info info;
+	struct nvmk_range rg = {.slba = 0, .nlb = 8};
+	struct areq r = {0};
+	struct iovec v;
+
+	assert_int_equal(nvmk_kns_open(dev_of(f, false), 0, &f->ns), 0);
+	assert_int_equal(nvmk_kns_qpair_create(f->ns, &po, &f->qp), 0);
+	nvmk_ns_info(f->ns, &info);
+	assert_int_equal(info.max_xfer_blocks, (1u << 20) >> 9); /* file: 1 MiB per request */
+	assert_int_equal(info.nblocks, FILE_BYTES / 512);
+
+	nvmk_emu_config_default(&cfg);
+	cfg.name = "emu-mixed";
+	assert_int_equal(nvmk_backing_local_create(&cfg, &b, &emu), 0);
+	assert_int_equal(nvmk_ctrl_open(b, NULL, &ctrl), 0);
+	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &nns), 0);
+	assert_int_equal(nvmk_qpair_create(ctrl, &po, &nqp), 0);
+	assert_int_equal(nvmk_ctrl_dma_alloc(ctrl, 8192, &buf), 0);
+	v = (struct iovec){buf.mem.vaddr, 4096};
+
+	/* kernel namespace, exclusive NVMe-queue qpair: the fast path's case */
+	assert_int_equal(nvmk_ns_submit_read(f->ns, nqp, &buf, 0, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_write(f->ns, nqp, &buf, 0, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_readv(f->ns, nqp, &v, 1, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_flush(f->ns, nqp, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_write_zeroes(f->ns, nqp, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_deallocate(f->ns, nqp, &rg, 1, acb, &r), -EINVAL);
+	/* NVMe-queue namespace, kernel qpair */
+	assert_int_equal(nvmk_ns_submit_read(nns, f->qp, &buf, 0, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_writev(nns, f->qp, &v, 1, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_flush(nns, f->qp, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_write_zeroes(nns, f->qp, 0, 8, 0, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_deallocate(nns, f->qp, &rg, 1, acb, &r), -EINVAL);
+	assert_int_equal(nvmk_qpair_outstanding(nqp), 0);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+	assert_int_equal(nvmk_qpair_process_completions(nqp, 0), 0);
+	assert_int_equal(nvmk_qpair_process_completions(f->qp, 0), 0);
+	assert_int_equal(r.calls, 0);
+
+	/* each on its own path still works */
+	assert_int_equal(nvmk_ns_submit_read(nns, nqp, &buf, 0, 0, 8, 0, acb, &r), 0);
+	for (int spins = 0; spins < 100000 && r.calls == 0; spins++)
+		assert_true(nvmk_qpair_process_completions(nqp, 0) >= 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(nvmk_ns_submit_read(f->ns, f->qp, &buf, 0, 0, 8, 0, acb, &r), 0);
+	drain(f->qp, &r, 1);
+	assert_int_equal(r.err, 0);
+	/* the kernel qpair has no interrupt fd; batches are accepted and do nothing */
+	assert_int_equal(nvmk_qpair_irq_fd(f->qp), -1);
+	assert_int_equal(nvmk_qpair_batch_begin(f->qp), 0);
+	assert_int_equal(nvmk_qpair_batch_end(f->qp), 0);
+	/* reservations are not offered on a kernel namespace */
+	assert_int_equal(nvmk_ns_resv_register(f->ns, NULL, NVME_RESV_REG_REGISTER, 0, 1,
+					       false),
+			 -EOPNOTSUPP);
+
+	nvmk_ctrl_dma_free(ctrl, &buf);
+	nvmk_qpair_destroy(nqp);
+	nvmk_ns_close(nns);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_destroy(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -652,6 +738,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_async_loop_poll, setup_loop, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_errors, setup_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_shared, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_mixed_paths, setup_file, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
