@@ -28,7 +28,7 @@ int drv_nvme_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 	struct nvme_sqe *sqe;
 	int rc;
 
-	rc = ns_gone(ns);
+	rc = drv_sync_check(ns, qp);
 	if (rc)
 		return rc;
 	if (!len || len > DRV_MAX_XFER)

@@ -122,7 +122,7 @@ int drv_nvme_sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	uint64_t len;
 	int rc;
 
-	rc = ns_gone(ns);
+	rc = drv_sync_check(ns, qp);
 	if (rc)
 		return rc;
 	rc = ns_iov_len(iov, iovcnt, &len);
@@ -208,7 +208,7 @@ int drv_nvme_sync_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp)
 	struct drv_sync s = {0};
 	int rc;
 
-	rc = ns_gone(ns);
+	rc = drv_sync_check(ns, qp);
 	if (rc)
 		return rc;
 	qp = drv_sync_qp(ns, qp);
@@ -236,7 +236,7 @@ int drv_nvme_sync_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64
 			    .max_blocks = NVME_MAX_NLB};
 	int rc;
 
-	rc = ns_gone(ns);
+	rc = drv_sync_check(ns, qp);
 	if (rc)
 		return rc;
 	if (nlb == 0)
@@ -259,7 +259,7 @@ int drv_nvme_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 	struct drv_sync s = {0};
 	int rc;
 
-	rc = ns_gone(ns);
+	rc = drv_sync_check(ns, qp);
 	if (rc)
 		return rc;
 	qp = drv_sync_qp(ns, qp);

@@ -6,9 +6,11 @@
 #ifndef NVMK_DRV_NS_SYNC_H
 #define NVMK_DRV_NS_SYNC_H
 
+#include <errno.h>
 #include <stdatomic.h>
 
 #include "driver/drv.h"
+#include "driver/ns_io.h"
 
 /* One synchronous command: drv_sync_cb is its callback, &drv_sync its
  * argument. */
@@ -28,6 +30,16 @@ int drv_sync_wait(struct nvmk_qpair *qp, struct drv_sync *s);
 static inline struct nvmk_qpair *drv_sync_qp(struct nvmk_ns *ns, struct nvmk_qpair *qp)
 {
 	return qp ? qp : nvmk_ctrl_get_qpair(ns->ctrl);
+}
+
+/* First check of a synchronous call of the NVMe-queue path: a qpair given
+ * must be one of that path (-EINVAL for a kernel qpair), and the namespace
+ * must not be removed (-ENODEV). */
+static inline int drv_sync_check(const struct nvmk_ns *ns, const struct nvmk_qpair *qp)
+{
+	if (qp && qp->ops != ns->ops)
+		return -EINVAL;
+	return ns_gone(ns);
 }
 
 #endif /* NVMK_DRV_NS_SYNC_H */
