@@ -92,9 +92,13 @@ static int env_up(struct fenv *e, void **blob, size_t *len)
 	if (e->b->ops->dma_map(e->b, &e->d)) /* the caller's buffer, outside the pool */
 		return -1;
 	e->b->pool = e->pool;
-	if (nvmk_ctrl_open(e->b, &o, &ctrl) || nvmk_ns_open(ctrl, 1, 0, &ns) ||
-	    nvmk_qpair_create(ctrl, &qo, &qp))
+	if (nvmk_ctrl_open(e->b, &o, &ctrl))
 		return -1;
+	/* from here a failure closes the controller, whose admin thread would
+	 * otherwise outlive the backing env_down destroys (seen under load,
+	 * where the 100 ms admin timeout expires) */
+	if (nvmk_ns_open(ctrl, 1, 0, &ns) || nvmk_qpair_create(ctrl, &qo, &qp))
+		goto fail;
 	nvmk_emu_fault_add(e->emu, &(struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
 							    .qid = nvmk_qpair_id(qp),
 							    .opcode = NVMK_FAULT_ANY_OPC,
@@ -103,7 +107,7 @@ static int env_up(struct fenv *e, void **blob, size_t *len)
 	if (nvmk_ns_submit_read(ns, qp, &e->d, 0, 0, 8, 0, count_cb, (void *)(uintptr_t)1) ||
 	    nvmk_ns_submit_read(ns, qp, &e->d, 4096, 8, 512, 0, count_cb, (void *)(uintptr_t)2) ||
 	    nvmk_ctrl_save(ctrl, NULL, blob, len))
-		return -1;
+		goto fail;
 	nvmk_ctrl_detach(ctrl);
 	fd = dup(nvmk_dma_pool_fd(e->pool));
 	e->old = e->pool;
@@ -111,6 +115,11 @@ static int env_up(struct fenv *e, void **blob, size_t *len)
 		return -1;
 	e->b->pool = e->pool;
 	return 0;
+fail:
+	/* close completes what was submitted (-ECANCELED): count afresh */
+	memset(completions, 0, sizeof(completions));
+	nvmk_ctrl_close(ctrl);
+	return -1;
 }
 
 static void env_down(struct fenv *e, struct nvmk_ctrl *ctrl)
