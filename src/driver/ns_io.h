@@ -8,6 +8,7 @@
 #ifndef NVMK_DRV_NS_IO_H
 #define NVMK_DRV_NS_IO_H
 
+#include <errno.h>
 #include <sys/uio.h>
 
 #include "driver/drv.h"
