@@ -137,6 +137,36 @@ int nvmk_config_to_json(const struct nvmk_config *cfg, char *buf, size_t size);
 /** nvmk_config_source_name - "env", "inferred" or "default". */
 const char *nvmk_config_source_name(enum nvmk_config_source source);
 
+/* Which driver serves a device (nvmk_config_dev_driver). */
+enum nvmk_dev_driver {
+	NVMK_DRIVER_EMU = 1,   /* the in-process emulator */
+	NVMK_DRIVER_VFIO,      /* the userspace driver over VFIO */
+	NVMK_DRIVER_VFIO_USER, /* the userspace driver over a vfio-user connection */
+	NVMK_DRIVER_KERNEL,    /* the Linux nvme driver, through io_uring (kernel_ns.h) */
+};
+
+/**
+ * nvmk_config_dev_driver - the one rule for which driver serves device @s.
+ * @cfg:   the configuration (OPENHCL_NVME_VFIO: cfg->nvme_vfio.enabled)
+ * @s:     the parsed device string (nvmk_dev_spec_parse)
+ * @bound: for a PCI function: NULL = the configuration alone decides (the
+ *         manager and the daemon: OpenHCL's meaning, nvme_vfio off = the
+ *         kernel driver serves every PCI NVMe function); otherwise the driver
+ *         the function is bound to now (nvmk_pci_bound_driver, "" = none),
+ *         and with nvme_vfio off only a function bound to "nvme" goes to the
+ *         kernel path (the CLI's one-shot commands: a function the operator
+ *         bound to vfio-pci is driven through VFIO).
+ * emu, emu:FILE -> EMU; vfio-user:SOCKET -> VFIO_USER; /dev/nvmeXnY,
+ * /dev/nvmeX, other paths -> KERNEL; a PCI function -> VFIO when nvme_vfio
+ * is on, else as @bound says.
+ * Return: the driver (never fails on a parsed spec; 0 for a NULL @s).
+ */
+enum nvmk_dev_driver nvmk_config_dev_driver(const struct nvmk_config *cfg,
+					    const struct nvmk_dev_spec *s, const char *bound);
+
+/** nvmk_dev_driver_name - "emu", "vfio", "vfio-user", "kernel" ("?" otherwise). */
+const char *nvmk_dev_driver_name(enum nvmk_dev_driver drv);
+
 /* ---- Manager ------------------------------------------------------------------------- */
 /*
  * The manager runs several NVMe controllers, modelled on OpenHCL's NvmeManager

@@ -67,21 +67,52 @@ static int read_sysfs_u64(const char *path, uint64_t *v)
 }
 
 /*
- * /sys/bus/pci/devices/ADDR/nvme/nvmeN/ holds one directory per namespace:
- * "nvmeNnM" (a disk of its own), or "nvmeScNnM" when the namespace sits under
- * a multipath head, whose disk is then "nvmeSnM" (Linux names the head with
- * the subsystem instance and the path with subsystem/controller instances).
+ * A controller's sysfs directory (/sys/bus/pci/devices/ADDR/nvme/nvmeN or
+ * /sys/class/nvme/nvmeN) holds one directory per namespace: "nvmeNnM" (a disk
+ * of its own), or "nvmeScNnM" when the namespace sits under a multipath head,
+ * whose disk is then "nvmeSnM" (Linux names the head with the subsystem
+ * instance and the path with subsystem/controller instances).
  */
-int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+static int find_ns_in_ctrl(const char *ctrl_dir, uint32_t nsid, char *path, size_t len)
 {
-	char dir[PATH_MAX], sub[PATH_MAX + 256], f[PATH_MAX + 512];
-	struct dirent *c, *n;
-	DIR *dc, *dn;
+	char f[PATH_MAX + 512];
+	struct dirent *n;
+	DIR *dn = opendir(ctrl_dir);
 	int ret = -ENODEV;
 
-	if (!pci_addr || strchr(pci_addr, '/'))
+	if (!dn)
+		return -ENODEV;
+	while ((n = readdir(dn))) {
+		unsigned s, ci, m;
+		uint64_t id;
+
+		if (strncmp(n->d_name, "nvme", 4) || !strchr(n->d_name + 4, 'n'))
+			continue;
+		if (snprintf(f, sizeof(f), "%s/%s/nsid", ctrl_dir, n->d_name) >= (int)sizeof(f) ||
+		    read_sysfs_u64(f, &id) || id != nsid)
+			continue;
+		if (sscanf(n->d_name, "nvme%uc%un%u", &s, &ci, &m) == 3)
+			ret = snprintf(path, len, "/dev/nvme%un%u", s, m);
+		else
+			ret = snprintf(path, len, "/dev/%s", n->d_name);
+		ret = ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
+		break;
+	}
+	closedir(dn);
+	return ret;
+}
+
+int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+{
+	char dir[PATH_MAX], sub[PATH_MAX + 256];
+	struct nvmk_dev_spec ds;
+	struct dirent *c;
+	DIR *dc;
+	int ret = -ENODEV;
+
+	if (nvmk_dev_spec_parse(pci_addr, &ds, NULL, 0) || ds.kind != NVMK_DEV_PCI)
 		return -EINVAL;
-	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/nvme", pci_addr);
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/nvme", ds.pci_addr);
 	dc = opendir(dir);
 	if (!dc)
 		return -ENODEV; /* not bound to the nvme driver */
@@ -90,30 +121,18 @@ int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size
 			continue;
 		if (snprintf(sub, sizeof(sub), "%s/%s", dir, c->d_name) >= (int)sizeof(sub))
 			continue;
-		dn = opendir(sub);
-		if (!dn)
-			continue;
-		while ((n = readdir(dn))) {
-			unsigned s, ci, m;
-			uint64_t id;
-
-			if (strncmp(n->d_name, "nvme", 4) || !strchr(n->d_name + 4, 'n'))
-				continue;
-			if (snprintf(f, sizeof(f), "%s/%s/nsid", sub, n->d_name) >=
-				(int)sizeof(f) ||
-			    read_sysfs_u64(f, &id) || id != nsid)
-				continue;
-			if (sscanf(n->d_name, "nvme%uc%un%u", &s, &ci, &m) == 3)
-				ret = snprintf(path, len, "/dev/nvme%un%u", s, m);
-			else
-				ret = snprintf(path, len, "/dev/%s", n->d_name);
-			ret = ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
-			break;
-		}
-		closedir(dn);
+		ret = find_ns_in_ctrl(sub, nsid, path, len);
 	}
 	closedir(dc);
 	return ret;
+}
+
+int nvmk_kns_find_ctrl_blockdev(unsigned instance, uint32_t nsid, char *path, size_t len)
+{
+	char dir[64];
+
+	snprintf(dir, sizeof(dir), "/sys/class/nvme/nvme%u", instance);
+	return find_ns_in_ctrl(dir, nsid, path, len);
 }
 
 static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
@@ -134,6 +153,7 @@ static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
 
 int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 {
+	struct nvmk_dev_spec ds;
 	char path[PATH_MAX];
 	const char *base;
 	struct drv_kns *k;
@@ -145,13 +165,22 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 	*out = NULL;
 	if (!dev || !*dev)
 		return -EINVAL;
-	if (nvmk_pci_addr_valid(dev)) {
-		ret = nvmk_kns_find_blockdev(dev, nsid ? nsid : 1, path, sizeof(path));
+	/* a PCI function or a controller (/dev/nvmeX) names its namespaces by
+	 * NSID; anything else is the path of one (relative paths too) */
+	if (nvmk_dev_spec_parse(dev, &ds, NULL, 0))
+		ds.kind = NVMK_DEV_PATH;
+	if (ds.kind == NVMK_DEV_PCI || ds.kind == NVMK_DEV_KERNEL_CTRL) {
+		ret = ds.kind == NVMK_DEV_PCI
+			  ? nvmk_kns_find_blockdev(ds.pci_addr, nsid ? nsid : 1, path, sizeof(path))
+			  : nvmk_kns_find_ctrl_blockdev(ds.ctrl_instance, nsid ? nsid : 1, path,
+							sizeof(path));
 		if (ret) {
 			nvmk_err(dev, -1,
-				 "no block device of namespace %u: is the function bound "
-				 "to the kernel nvme driver? (%s)",
-				 nsid ? nsid : 1, strerror(-ret));
+				 "no block device of namespace %u: %s (%s)", nsid ? nsid : 1,
+				 ds.kind == NVMK_DEV_PCI
+				     ? "is the function bound to the kernel nvme driver?"
+				     : "does the controller have it?",
+				 strerror(-ret));
 			return ret;
 		}
 	} else {

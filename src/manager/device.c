@@ -139,11 +139,14 @@ static int dev_usable(struct mgr_dev *d)
 static int dev_load_kernel(struct mgr_dev *d)
 {
 	const char *dev = d->spec.kernel.path;
+	struct nvmk_dev_spec ds;
 	char sys[300];
 	int rc = 0;
 
-	if (nvmk_pci_addr_valid(dev)) {
-		snprintf(sys, sizeof(sys), "/sys/bus/pci/devices/%s/nvme", dev);
+	/* a PCI function, or else a path (relative ones too: kernel.path is
+	 * a path by definition) */
+	if (!nvmk_dev_spec_parse(dev, &ds, NULL, 0) && ds.kind == NVMK_DEV_PCI) {
+		snprintf(sys, sizeof(sys), "/sys/bus/pci/devices/%s/nvme", ds.pci_addr);
 		if (access(sys, F_OK))
 			rc = -ENODEV;
 	} else if (access(dev, R_OK | W_OK)) {

@@ -58,19 +58,37 @@ int nvmk_mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 	return mgr_create(cfg, pool, true, out);
 }
 
-static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool vfio)
+/* The driver the configuration gives a FACTORY device whose id is a device
+ * string (nvmk_config_dev_driver), 0 for any other id (a caller's own). */
+static enum nvmk_dev_driver spec_factory_driver(const struct nvmk_mgr_device_spec *s,
+						const struct nvmk_config *cfg)
 {
+	struct nvmk_dev_spec ds;
+
+	if (s->kind != NVMK_MGR_BACKING_FACTORY || nvmk_dev_spec_parse(s->id, &ds, NULL, 0))
+		return 0;
+	/* only a PCI function changes driver with the configuration; a path
+	 * given with a factory stays the caller's business */
+	if (ds.kind != NVMK_DEV_PCI && ds.kind != NVMK_DEV_VFIO_USER)
+		return 0;
+	return nvmk_config_dev_driver(cfg, &ds, NULL);
+}
+
+static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s,
+				    const struct nvmk_config *cfg)
+{
+	enum nvmk_dev_driver drv = spec_factory_driver(s, cfg);
+
 	/* the in-process emulator outlives its driver by construction; a
 	 * kernel-path device has nothing to hand over (the kernel keeps it,
 	 * nothing of ours needs keeping alive), so it does not hold the "host"
 	 * fact back: as in OpenHCL, where keep-alive concerns only the devices
 	 * its NvmeManager drives through VFIO */
 	return s->kind == NVMK_MGR_BACKING_EMU || s->kind == NVMK_MGR_BACKING_KERNEL ||
-	       (s->kind == NVMK_MGR_BACKING_FACTORY && !vfio && nvmk_pci_addr_valid(s->id)) ||
+	       drv == NVMK_DRIVER_KERNEL ||
 	       /* vfio-user: the connection and eventfds are inherited across exec
 		* and the server keeps its maps (nvmk_backing_vfio_user_export_fds) */
-	       (s->kind == NVMK_MGR_BACKING_FACTORY && nvmk_backing_vfio_user_spec_path(s->id)) ||
-	       s->factory.keep_alive_capable;
+	       drv == NVMK_DRIVER_VFIO_USER || s->factory.keep_alive_capable;
 }
 
 int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_device_spec *specs,
@@ -101,7 +119,7 @@ int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
 	if (rc)
 		return rc;
 	for (unsigned i = 0; i < n; i++)
-		if (!spec_keep_alive_capable(&specs[i], cfg.nvme_vfio.enabled))
+		if (!spec_keep_alive_capable(&specs[i], &cfg))
 			facts.host_keep_alive = false;
 
 	/* Step 1: size the pool. */
@@ -256,8 +274,7 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
 			 NVMK_MGR_ID_MAX);
 		return -EINVAL;
 	}
-	if (spec->kind == NVMK_MGR_BACKING_FACTORY && !mgr->cfg.nvme_vfio.enabled &&
-	    nvmk_pci_addr_valid(spec->id)) {
+	if (spec_factory_driver(spec, &mgr->cfg) == NVMK_DRIVER_KERNEL) {
 		/* OPENHCL_NVME_VFIO off: the kernel's nvme driver serves PCI
 		 * NVMe devices (kernel_ns.h), not the userspace driver */
 		nvmk_info(spec->id, NVMK_LOG_NOQ,

@@ -297,6 +297,13 @@ static void test_open_errors(void **state)
 	assert_int_equal(nvmk_kns_open("0000:ff:1f.7", 1, &ns), -ENODEV);
 	assert_int_equal(nvmk_kns_find_blockdev("0000:ff:1f.7", 1, p, sizeof(p)), -ENODEV);
 	assert_int_equal(nvmk_kns_find_blockdev("../x", 1, p, sizeof(p)), -EINVAL);
+	/* the short form and a kernel controller are looked up, not opened */
+	assert_int_equal(nvmk_kns_open("ff:1f.7", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("ff:1f.7", 1, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("0000:zz", 1, p, sizeof(p)), -EINVAL);
+	assert_int_equal(nvmk_kns_open("/dev/nvme987654", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_kns_find_ctrl_blockdev(987654, 1, p, sizeof(p)), -ENODEV);
+	assert_null(ns);
 	assert_false(nvmk_ns_is_kernel(NULL));
 }
 

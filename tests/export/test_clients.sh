@@ -30,7 +30,7 @@ expect_usage() { # expected-text command...
 	grep -q -- "$want" "$d/err" || fail "$*: message lacks '$want': $(cat "$d/err")"
 }
 expect_usage "--threads" "$nvmekeepd" --threads 0
-expect_usage "unknown device 'bogus'" "$nvmekeepd" --device bogus
+expect_usage "invalid device 'bogus': not a device name" "$nvmekeepd" --device bogus
 expect_usage "needs --tls-creds" "$nvmekeepd" --tls require
 expect_usage "expected off, on or require" "$nvmekeepd" --tls maybe
 expect_usage "unexpected argument" "$nvmekeepd" emu

@@ -44,7 +44,7 @@ static char *reply_error(int err, const char *fmt, ...) __attribute__((format(pr
 static char *reply_error(int err, const char *fmt, ...)
 {
 	json_object *o = json_object_new_object();
-	char msg[512];
+	char msg[1024];
 	char *s;
 	va_list ap;
 
@@ -94,13 +94,12 @@ static char *verb_status(struct nvmkd_ctx *ctx)
 static char *verb_add(struct nvmkd_ctx *ctx, const char *dev)
 {
 	struct nvmkd_dev_spec ds;
+	char err[1024];
 	int rc;
 
-	if (nvmkd_dev_spec_parse(dev, ctx->io_queues, &ds))
-		return reply_error(EINVAL,
-				   "unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-				   "address or /dev/nvmeXnY",
-				   dev);
+	if (nvmkd_dev_spec_make(dev, ctx->io_queues, &ds, err, sizeof(err)))
+		return reply_error(EINVAL, "%s", err);
+	dev = ds.id;
 	rc = nvmk_mgr_add_device(ctx->mgr, &ds.spec);
 	/* a device removed from the export stays registered with the manager */
 	if (rc && rc != -EEXIST)
