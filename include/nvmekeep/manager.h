@@ -188,7 +188,8 @@ const char *nvmk_dev_driver_name(enum nvmk_dev_driver drv);
  * manager: every client asking for (device, nsid) gets the same handle, does
  * I/O on it with the driver API (nvmk_ns_read, nvmk_ns_submit_*, the calling
  * thread's qpair from nvmk_ctrl_get_qpair) and never closes it. Handles stay
- * valid until nvmk_mgr_shutdown, nvmk_mgr_save or nvmk_mgr_destroy.
+ * valid until nvmk_mgr_shutdown, nvmk_mgr_save, nvmk_mgr_remove_device of
+ * their device or nvmk_mgr_destroy.
  */
 
 struct nvmk_mgr;
@@ -326,6 +327,25 @@ struct nvmk_dma_pool *nvmk_mgr_pool(const struct nvmk_mgr *mgr);
  * Return: 0, -EEXIST (id taken), -EINVAL (bad spec), -ESHUTDOWN, -ENOMEM.
  */
 int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec *spec);
+
+/**
+ * nvmk_mgr_remove_device - unregister device @id: its namespace handles are
+ * closed, its controller is shut down cleanly (CC.SHN, then CC.EN = 0), its
+ * client DMA buffers and queue memory go back to the pool, its backing is
+ * destroyed and its worker ends. The id can then be added again, and a later
+ * nvmk_mgr_save does not mention the device.
+ * @force: remove even while clients use the device; otherwise a device with
+ *         client DMA buffers (nvmk_mgr_dma_alloc), queue pairs of a client's
+ *         own (nvmk_mgr_create_qpair, nvmk_qpair_create) or commands in
+ *         flight on the driver's shared queue pairs is refused. Forced, those are closed: the
+ *         caller guarantees nobody touches them again (the daemon first
+ *         disconnects the device's NBD clients). A kernel-path device has no
+ *         such accounting (its io_uring qpairs are the caller's).
+ * Every handle from nvmk_mgr_get_namespace for @id is invalid afterwards.
+ * Return: 0, -ENOENT (no such device), -EBUSY (in use and not @force, or a
+ *         remove of it or a restore runs), -ESHUTDOWN (shutting down, or saved).
+ */
+int nvmk_mgr_remove_device(struct nvmk_mgr *mgr, const char *id, bool force);
 
 /**
  * nvmk_mgr_load - bring device @id up now (on its worker) unless it is up.

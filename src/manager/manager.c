@@ -32,6 +32,7 @@ static int mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 		return -ENOMEM;
 	mgr->cfg = *cfg;
 	pthread_mutex_init(&mgr->lock, NULL);
+	pthread_cond_init(&mgr->refs_cv, NULL);
 	mgr->pool = pool;
 	if (!pool && make_pool && cfg->private_pool.pages > 0) {
 		rc = nvmk_dma_pool_create(cfg->private_pool.pages, NVMK_DMA_POOL_HUGETLB_TRY,
@@ -40,6 +41,7 @@ static int mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 			nvmk_err(MGR_LOG, NVMK_LOG_NOQ,
 				 "creating the private DMA pool of %llu pages failed: %d",
 				 (unsigned long long)cfg->private_pool.pages, rc);
+			pthread_cond_destroy(&mgr->refs_cv);
 			pthread_mutex_destroy(&mgr->lock);
 			free(mgr);
 			return rc;
@@ -179,8 +181,30 @@ struct mgr_dev *mgr_find(struct nvmk_mgr *mgr, const char *id)
 	for (d = mgr->devs; d; d = d->next)
 		if (strcmp(d->id, id) == 0)
 			break;
+	if (d)
+		d->refs++;
 	pthread_mutex_unlock(&mgr->lock);
 	return d;
+}
+
+void mgr_dev_put(struct mgr_dev *d)
+{
+	struct nvmk_mgr *mgr;
+
+	if (!d)
+		return;
+	mgr = d->mgr;
+	pthread_mutex_lock(&mgr->lock);
+	if (--d->refs == 0)
+		pthread_cond_broadcast(&mgr->refs_cv);
+	pthread_mutex_unlock(&mgr->lock);
+}
+
+void mgr_devices_put(struct mgr_dev **devs, unsigned n)
+{
+	for (unsigned i = 0; devs && i < n; i++)
+		mgr_dev_put(devs[i]);
+	free(devs);
 }
 
 int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n)
@@ -194,8 +218,10 @@ int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n)
 		pthread_mutex_unlock(&mgr->lock);
 		return -ENOMEM;
 	}
-	for (struct mgr_dev *d = mgr->devs; d; d = d->next)
+	for (struct mgr_dev *d = mgr->devs; d; d = d->next) {
+		d->refs++;
 		v[i++] = d;
+	}
 	pthread_mutex_unlock(&mgr->lock);
 	*out = v;
 	*n = i;
@@ -349,10 +375,12 @@ static int mgr_dev_for_load(struct nvmk_mgr *mgr, const char *id, struct mgr_dev
 		rc = -EBUSY; /* a fresh bring-up now would reset a live device */
 	else
 		for (d = mgr->devs; d; d = d->next)
-			if (strcmp(d->id, id) == 0)
+			if (strcmp(d->id, id) == 0 && !d->removing)
 				break;
-	if (rc == 0 && d)
+	if (rc == 0 && d) {
 		mgr->used = true;
+		d->refs++; /* mgr_dev_load_call puts it */
+	}
 	pthread_mutex_unlock(&mgr->lock);
 	if (rc)
 		return rc;
@@ -372,7 +400,9 @@ static int mgr_dev_load_call(struct nvmk_mgr *mgr, const char *id, struct mgr_re
 	if (rc)
 		return rc;
 	mgr_dev_post(d, req);
-	return mgr_dev_wait(d, req);
+	rc = mgr_dev_wait(d, req);
+	mgr_dev_put(d);
+	return rc;
 }
 
 int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id)
@@ -431,11 +461,15 @@ static int mgr_dev_call(struct nvmk_mgr *mgr, const char *id, struct mgr_req *re
 
 	if (!mgr || !id)
 		return -EINVAL;
+	int rc;
+
 	d = mgr_find(mgr, id);
 	if (!d)
 		return -ENOENT;
 	mgr_dev_post(d, req);
-	return mgr_dev_wait(d, req);
+	rc = mgr_dev_wait(d, req);
+	mgr_dev_put(d);
+	return rc;
 }
 
 int nvmk_mgr_dma_get(struct nvmk_mgr *mgr, const char *id, const char *tag,
@@ -471,7 +505,73 @@ struct nvmk_emu *nvmk_mgr_device_emu(struct nvmk_mgr *mgr, const char *id)
 	pthread_mutex_lock(&d->lock);
 	emu = d->emu;
 	pthread_mutex_unlock(&d->lock);
+	mgr_dev_put(d);
 	return emu;
+}
+
+int nvmk_mgr_remove_device(struct nvmk_mgr *mgr, const char *id, bool force)
+{
+	struct mgr_req req = {.type = MGR_REQ_REMOVE, .force = force};
+	struct mgr_dev *d = NULL, **pp;
+	int rc = 0;
+
+	if (!mgr || !id)
+		return -EINVAL;
+	pthread_mutex_lock(&mgr->lock);
+	if (mgr->shutting_down || mgr->saving)
+		rc = -ESHUTDOWN;
+	else if (mgr->restoring)
+		rc = -EBUSY;
+	else
+		for (d = mgr->devs; d; d = d->next)
+			if (strcmp(d->id, id) == 0)
+				break;
+	if (rc == 0 && !d)
+		rc = -ENOENT;
+	else if (rc == 0 && d->removing)
+		rc = -EBUSY; /* another remove of it runs */
+	if (rc == 0) {
+		d->removing = true;
+		d->refs++;
+		mgr->removals++;
+	}
+	pthread_mutex_unlock(&mgr->lock);
+	if (rc)
+		return rc;
+
+	/* on its worker, in order with what was asked before: a bring-up or a
+	 * queue creation finishes first, then this sees what they left */
+	mgr_dev_post(d, &req);
+	rc = mgr_dev_wait(d, &req);
+
+	pthread_mutex_lock(&mgr->lock);
+	mgr->removals--;
+	if (rc) {
+		d->removing = false;
+		if (--d->refs == 0)
+			pthread_cond_broadcast(&mgr->refs_cv);
+		pthread_mutex_unlock(&mgr->lock);
+		return rc;
+	}
+	for (pp = &mgr->devs; *pp != d; pp = &(*pp)->next)
+		;
+	*pp = d->next;
+	if (mgr->devs_tail == d) {
+		mgr->devs_tail = NULL;
+		for (struct mgr_dev *o = mgr->devs; o; o = o->next)
+			mgr->devs_tail = o;
+	}
+	mgr->ndevs--;
+	d->refs--;
+	/* a status or a lookup that found it before it left the list */
+	while (d->refs)
+		pthread_cond_wait(&mgr->refs_cv, &mgr->lock);
+	pthread_mutex_unlock(&mgr->lock);
+
+	mgr_dev_stop(d); /* ends the worker, destroys the backing */
+	nvmk_info(d->id, NVMK_LOG_NOQ, "removed");
+	dev_free(d);
+	return 0;
 }
 
 /* Run one request of @type on every device in parallel and wait for all. */
@@ -487,7 +587,7 @@ int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 		return rc;
 	reqs = calloc(n ? n : 1, sizeof(*reqs));
 	if (!reqs) {
-		free(devs);
+		mgr_devices_put(devs, n);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -500,7 +600,7 @@ int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 			first = rc;
 	}
 	free(reqs);
-	free(devs);
+	mgr_devices_put(devs, n);
 	return first;
 }
 
@@ -536,6 +636,7 @@ void nvmk_mgr_destroy(struct nvmk_mgr *mgr)
 		dev_free(d);
 	}
 	nvmk_dma_pool_destroy(mgr->pool);
+	pthread_cond_destroy(&mgr->refs_cv);
 	pthread_mutex_destroy(&mgr->lock);
 	free(mgr);
 }
