@@ -102,10 +102,15 @@ bool nvmk_ns_is_kernel(const struct nvmk_ns *ns);
 int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len);
 
 /**
- * nvmk_kns_find_ctrl_blockdev - the block device of namespace @nsid of the
- * kernel NVMe controller /dev/nvme<@instance> (/sys/class/nvme/nvmeX).
- * Return: 0, -ENODEV (no such controller or namespace), -ENAMETOOLONG.
+ * nvmk_kns_find_blockdev_at - nvmk_kns_find_blockdev under sysfs root
+ * @sysfs_root (NULL = "/sys"), for a PCI function ("DDDD:BB:DD.F",
+ * "BB:DD.F": bus/pci/devices/ADDR/nvme/nvmeN/) or a kernel controller
+ * ("/dev/nvmeX": class/nvme/nvmeX/). A namespace under a multipath head
+ * ("nvmeScCnM") is reached through the head's disk, /dev/nvmeSnM.
+ * Return: 0, -EINVAL (@dev is neither), -ENODEV (no such function,
+ *         controller or namespace), -ENAMETOOLONG.
  */
-int nvmk_kns_find_ctrl_blockdev(unsigned instance, uint32_t nsid, char *path, size_t len);
+int nvmk_kns_find_blockdev_at(const char *sysfs_root, const char *dev, uint32_t nsid, char *path,
+			      size_t len);
 
 #endif /* NVMEKEEP_KERNEL_NS_H */

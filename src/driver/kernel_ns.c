@@ -102,17 +102,25 @@ static int find_ns_in_ctrl(const char *ctrl_dir, uint32_t nsid, char *path, size
 	return ret;
 }
 
-int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+int nvmk_kns_find_blockdev_at(const char *sysfs_root, const char *dev, uint32_t nsid, char *path,
+			      size_t len)
 {
+	const char *root = sysfs_root && *sysfs_root ? sysfs_root : "/sys";
 	char dir[PATH_MAX], sub[PATH_MAX + 256];
 	struct nvmk_dev_spec ds;
 	struct dirent *c;
 	DIR *dc;
 	int ret = -ENODEV;
 
-	if (nvmk_dev_spec_parse(pci_addr, &ds, NULL, 0) || ds.kind != NVMK_DEV_PCI)
+	if (!path || !len || nvmk_dev_spec_parse(dev, &ds, NULL, 0))
 		return -EINVAL;
-	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/nvme", ds.pci_addr);
+	if (ds.kind == NVMK_DEV_KERNEL_CTRL) {
+		snprintf(dir, sizeof(dir), "%s/class/nvme/nvme%u", root, ds.ctrl_instance);
+		return find_ns_in_ctrl(dir, nsid, path, len);
+	}
+	if (ds.kind != NVMK_DEV_PCI)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%s/bus/pci/devices/%s/nvme", root, ds.pci_addr);
 	dc = opendir(dir);
 	if (!dc)
 		return -ENODEV; /* not bound to the nvme driver */
@@ -127,12 +135,13 @@ int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size
 	return ret;
 }
 
-int nvmk_kns_find_ctrl_blockdev(unsigned instance, uint32_t nsid, char *path, size_t len)
+int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
 {
-	char dir[64];
+	struct nvmk_dev_spec ds;
 
-	snprintf(dir, sizeof(dir), "/sys/class/nvme/nvme%u", instance);
-	return find_ns_in_ctrl(dir, nsid, path, len);
+	if (nvmk_dev_spec_parse(pci_addr, &ds, NULL, 0) || ds.kind != NVMK_DEV_PCI)
+		return -EINVAL;
+	return nvmk_kns_find_blockdev_at(NULL, pci_addr, nsid, path, len);
 }
 
 static void kns_fill_blk_info(struct nvmk_ns *ns, const char *base)
@@ -170,10 +179,7 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 	if (nvmk_dev_spec_parse(dev, &ds, NULL, 0))
 		ds.kind = NVMK_DEV_PATH;
 	if (ds.kind == NVMK_DEV_PCI || ds.kind == NVMK_DEV_KERNEL_CTRL) {
-		ret = ds.kind == NVMK_DEV_PCI
-			  ? nvmk_kns_find_blockdev(ds.pci_addr, nsid ? nsid : 1, path, sizeof(path))
-			  : nvmk_kns_find_ctrl_blockdev(ds.ctrl_instance, nsid ? nsid : 1, path,
-							sizeof(path));
+		ret = nvmk_kns_find_blockdev_at(NULL, dev, nsid ? nsid : 1, path, sizeof(path));
 		if (ret) {
 			nvmk_err(dev, -1,
 				 "no block device of namespace %u: %s (%s)", nsid ? nsid : 1,
