@@ -341,7 +341,9 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
  *         caller guarantees nobody touches them again (the daemon first
  *         disconnects the device's NBD clients). A kernel-path device has no
  *         such accounting (its io_uring qpairs are the caller's).
- * Every handle from nvmk_mgr_get_namespace for @id is invalid afterwards.
+ * Every handle from nvmk_mgr_get_namespace for @id is invalid afterwards. A
+ * request for @id racing the removal gets -ENOENT, or -ESHUTDOWN when it was
+ * queued behind it.
  * Return: 0, -ENOENT (no such device), -EBUSY (in use and not @force, or a
  *         remove of it or a restore runs), -ESHUTDOWN (shutting down, or saved).
  */
