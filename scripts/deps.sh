@@ -9,7 +9,7 @@ pkgs=(
   libnbd-dev libnbd-bin qemu-utils fio valgrind
   clang libclang-rt-14-dev
   libsystemd-dev libgnutls28-dev libunistring-dev nbdkit fuse3 openssl
-  bash-completion libpci-dev
+  bash-completion libpci-dev libmount-dev
 )
 
 missing=()

@@ -440,4 +440,53 @@ int nvmk_pci_unbind_to_nvme(const char *sysfs_root, const char *proc_root, const
 /** nvmk_pci_addr_valid - whether @addr is a well-formed "DDDD:BB:DD.F". */
 bool nvmk_pci_addr_valid(const char *addr);
 
+/* ---- Device strings: what a name means (the one parser of them) ---- */
+
+/* The forms of a device string, as every program takes it. */
+enum nvmk_dev_kind {
+	NVMK_DEV_EMU = 1,     /* "emu" (built-in emulated controller) or "emu:FILE" */
+	NVMK_DEV_PCI,	      /* a PCI function "DDDD:BB:DD.F" or "BB:DD.F" */
+	NVMK_DEV_VFIO_USER,   /* "vfio-user:SOCKET": a vfio-user server */
+	NVMK_DEV_KERNEL_NS,   /* "/dev/nvmeXnY": a namespace of the kernel nvme driver */
+	NVMK_DEV_KERNEL_CTRL, /* "/dev/nvmeX": a controller of the kernel nvme driver */
+	NVMK_DEV_PATH,	      /* another absolute path: block device or file, kernel path */
+};
+
+/* A parsed device string. @arg points into the parsed string. */
+struct nvmk_dev_spec {
+	enum nvmk_dev_kind kind;
+	const char *arg;      /* EMU: FILE or NULL; VFIO_USER: SOCKET; KERNEL_*, PATH: the path */
+	char pci_addr[16];    /* PCI: "dddd:bb:dd.f", lower case, domain filled in */
+	unsigned ctrl_instance; /* KERNEL_NS, KERNEL_CTRL: X of /dev/nvmeX */
+	unsigned ns_instance;   /* KERNEL_NS: Y of /dev/nvmeXnY (the kernel's name, not the NSID) */
+};
+
+/**
+ * nvmk_dev_spec_parse - what device string @str means.
+ * @str:     "emu", "emu:FILE", "DDDD:BB:DD.F", "BB:DD.F", "vfio-user:SOCKET",
+ *           "/dev/nvmeXnY", "/dev/nvmeX", or another absolute path
+ * @out:     the form and its parts (pointers into @str)
+ * @why:     optional: on failure, what is wrong ("a FILE must follow the
+ *           colon", "not a PCI address: ..."); nvmk_dev_spec_forms() says
+ *           what is accepted
+ * Only the string is looked at: whether the device exists is the opener's
+ * business. Which driver serves a PCI function: nvmk_mgr_dev_driver.
+ * Return: 0 or -EINVAL (malformed: @why says why).
+ */
+int nvmk_dev_spec_parse(const char *str, struct nvmk_dev_spec *out, char *why, size_t why_len);
+
+/** nvmk_dev_spec_forms - the accepted forms, for an error message ("'emu', 'emu:FILE', ..."). */
+const char *nvmk_dev_spec_forms(void);
+
+/** nvmk_dev_spec_is_kernel - whether @s names a kernel device or path (KERNEL_NS, KERNEL_CTRL, PATH). */
+bool nvmk_dev_spec_is_kernel(const struct nvmk_dev_spec *s);
+
+/**
+ * nvmk_pci_bound_driver - the driver PCI function @addr is bound to.
+ * @sysfs_root: NULL = "/sys"
+ * @buf:        the driver's name ("nvme", "vfio-pci"), "" when none
+ * Return: 0, -EINVAL (malformed address), -ENODEV (no such function).
+ */
+int nvmk_pci_bound_driver(const char *sysfs_root, const char *addr, char *buf, size_t len);
+
 #endif /* NVMEKEEP_BACKING_H */

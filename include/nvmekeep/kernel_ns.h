@@ -67,9 +67,11 @@
 /**
  * nvmk_kns_open - open a namespace through the kernel NVMe driver.
  * @dev:  a block device path ("/dev/nvme0n1"), a regular file (tests: it is
- *        served buffered with 512-byte blocks), or a PCI address
- *        ("0000:00:03.0") of a function bound to the kernel's nvme driver, in
- *        which case the block device of namespace @nsid is found in sysfs
+ *        served buffered with 512-byte blocks), a PCI address
+ *        ("0000:00:03.0" or "00:03.0") of a function bound to the kernel's
+ *        nvme driver or a kernel controller ("/dev/nvme0"), in which two
+ *        cases the block device of namespace @nsid (0 = 1) is found in sysfs
+ *        (nvmk_dev_spec_parse decides which form @dev is)
  * @nsid: the namespace for a PCI address; for a path, 0 or the namespace ID
  *        the block device reports (checked when sysfs has it)
  * @out:  the handle, closed with nvmk_ns_close
@@ -96,9 +98,22 @@ bool nvmk_ns_is_kernel(const struct nvmk_ns *ns);
 /**
  * nvmk_kns_find_blockdev - the block device ("/dev/nvme0n1") of namespace
  * @nsid of the PCI function @pci_addr bound to the kernel nvme driver.
- * Return: 0, -ENODEV when the function has no such namespace or is not bound
- *         to nvme, -ENAMETOOLONG.
+ * @pci_addr: "DDDD:BB:DD.F" or "BB:DD.F" (nvmk_dev_spec_parse)
+ * Return: 0, -EINVAL (not a PCI address), -ENODEV when the function has no
+ *         such namespace or is not bound to nvme, -ENAMETOOLONG.
  */
 int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len);
+
+/**
+ * nvmk_kns_find_blockdev_at - nvmk_kns_find_blockdev under sysfs root
+ * @sysfs_root (NULL = "/sys"), for a PCI function ("DDDD:BB:DD.F",
+ * "BB:DD.F": bus/pci/devices/ADDR/nvme/nvmeN/) or a kernel controller
+ * ("/dev/nvmeX": class/nvme/nvmeX/). A namespace under a multipath head
+ * ("nvmeScCnM") is reached through the head's disk, /dev/nvmeSnM.
+ * Return: 0, -EINVAL (@dev is neither), -ENODEV (no such function,
+ *         controller or namespace), -ENAMETOOLONG.
+ */
+int nvmk_kns_find_blockdev_at(const char *sysfs_root, const char *dev, uint32_t nsid, char *path,
+			      size_t len);
 
 #endif /* NVMEKEEP_KERNEL_NS_H */

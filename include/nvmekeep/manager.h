@@ -137,6 +137,36 @@ int nvmk_config_to_json(const struct nvmk_config *cfg, char *buf, size_t size);
 /** nvmk_config_source_name - "env", "inferred" or "default". */
 const char *nvmk_config_source_name(enum nvmk_config_source source);
 
+/* Which driver serves a device (nvmk_config_dev_driver). */
+enum nvmk_dev_driver {
+	NVMK_DRIVER_EMU = 1,   /* the in-process emulator */
+	NVMK_DRIVER_VFIO,      /* the userspace driver over VFIO */
+	NVMK_DRIVER_VFIO_USER, /* the userspace driver over a vfio-user connection */
+	NVMK_DRIVER_KERNEL,    /* the Linux nvme driver, through io_uring (kernel_ns.h) */
+};
+
+/**
+ * nvmk_config_dev_driver - the one rule for which driver serves device @s.
+ * @cfg:   the configuration (OPENHCL_NVME_VFIO: cfg->nvme_vfio.enabled)
+ * @s:     the parsed device string (nvmk_dev_spec_parse)
+ * @bound: for a PCI function: NULL = the configuration alone decides (the
+ *         manager and the daemon: OpenHCL's meaning, nvme_vfio off = the
+ *         kernel driver serves every PCI NVMe function); otherwise the driver
+ *         the function is bound to now (nvmk_pci_bound_driver, "" = none),
+ *         and with nvme_vfio off only a function bound to "nvme" goes to the
+ *         kernel path (the CLI's one-shot commands: a function the operator
+ *         bound to vfio-pci is driven through VFIO).
+ * emu, emu:FILE -> EMU; vfio-user:SOCKET -> VFIO_USER; /dev/nvmeXnY,
+ * /dev/nvmeX, other paths -> KERNEL; a PCI function -> VFIO when nvme_vfio
+ * is on, else as @bound says.
+ * Return: the driver (never fails on a parsed spec; 0 for a NULL @s).
+ */
+enum nvmk_dev_driver nvmk_config_dev_driver(const struct nvmk_config *cfg,
+					    const struct nvmk_dev_spec *s, const char *bound);
+
+/** nvmk_dev_driver_name - "emu", "vfio", "vfio-user", "kernel" ("?" otherwise). */
+const char *nvmk_dev_driver_name(enum nvmk_dev_driver drv);
+
 /* ---- Manager ------------------------------------------------------------------------- */
 /*
  * The manager runs several NVMe controllers, modelled on OpenHCL's NvmeManager
@@ -158,7 +188,8 @@ const char *nvmk_config_source_name(enum nvmk_config_source source);
  * manager: every client asking for (device, nsid) gets the same handle, does
  * I/O on it with the driver API (nvmk_ns_read, nvmk_ns_submit_*, the calling
  * thread's qpair from nvmk_ctrl_get_qpair) and never closes it. Handles stay
- * valid until nvmk_mgr_shutdown, nvmk_mgr_save or nvmk_mgr_destroy.
+ * valid until nvmk_mgr_shutdown, nvmk_mgr_save, nvmk_mgr_remove_device of
+ * their device or nvmk_mgr_destroy.
  */
 
 struct nvmk_mgr;
@@ -296,6 +327,27 @@ struct nvmk_dma_pool *nvmk_mgr_pool(const struct nvmk_mgr *mgr);
  * Return: 0, -EEXIST (id taken), -EINVAL (bad spec), -ESHUTDOWN, -ENOMEM.
  */
 int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec *spec);
+
+/**
+ * nvmk_mgr_remove_device - unregister device @id: its namespace handles are
+ * closed, its controller is shut down cleanly (CC.SHN, then CC.EN = 0), its
+ * client DMA buffers and queue memory go back to the pool, its backing is
+ * destroyed and its worker ends. The id can then be added again, and a later
+ * nvmk_mgr_save does not mention the device.
+ * @force: remove even while clients use the device; otherwise a device with
+ *         client DMA buffers (nvmk_mgr_dma_alloc), queue pairs of a client's
+ *         own (nvmk_mgr_create_qpair, nvmk_qpair_create) or commands in
+ *         flight on the driver's shared queue pairs is refused. Forced, those are closed: the
+ *         caller guarantees nobody touches them again (the daemon first
+ *         disconnects the device's NBD clients). A kernel-path device has no
+ *         such accounting (its io_uring qpairs are the caller's).
+ * Every handle from nvmk_mgr_get_namespace for @id is invalid afterwards. A
+ * request for @id racing the removal gets -ENOENT, or -ESHUTDOWN when it was
+ * queued behind it.
+ * Return: 0, -ENOENT (no such device), -EBUSY (in use and not @force, or a
+ *         remove of it or a restore runs), -ESHUTDOWN (shutting down, or saved).
+ */
+int nvmk_mgr_remove_device(struct nvmk_mgr *mgr, const char *id, bool force);
 
 /**
  * nvmk_mgr_load - bring device @id up now (on its worker) unless it is up.

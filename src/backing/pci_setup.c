@@ -19,11 +19,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmount/libmount.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "nvmekeep/log.h"
@@ -202,31 +204,101 @@ static const char *proc_dir(const char *proc_root)
 	return proc_root && proc_root[0] ? proc_root : "/proc";
 }
 
-/* Lines of /proc/@file whose first field is one of @disks (or a partition). */
-static void check_proc_table(const char *proc_root, const char *file, const char *what,
-			     const struct names *disks, struct text *out)
+/* Device numbers of @disks and their partitions (sysfs block/X/dev and
+ * block/X/XpN/dev, "MAJ:MIN"); at most @max. */
+static unsigned disk_devnos(const char *root, const struct names *disks, dev_t *out, unsigned max)
 {
-	char p[VFIO_PATH_MAX], line[1024];
-	FILE *f;
+	unsigned n = 0;
 
-	snprintf(p, sizeof(p), "%s/%s", proc_dir(proc_root), file);
-	f = fopen(p, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char dev[256], dir[512] = "";
+	for (unsigned i = 0; i < disks->n; i++) {
+		char p[VFIO_PATH_MAX], q[VFIO_PATH_MAX + 300];
+		unsigned maj, min;
+		struct dirent *e;
+		FILE *f;
+		DIR *d;
 
-		if (sscanf(line, "%255s %511s", dev, dir) < 1)
+		snprintf(p, sizeof(p), "%s/block/%s", root, disks->v[i]);
+		d = opendir(p);
+		if (!d)
 			continue;
-		for (unsigned i = 0; i < disks->n; i++)
-			if (source_is_disk(dev, disks->v[i])) {
-				if (!strcmp(what, "swap"))
-					text_add(out, "swap on %s", dev);
-				else
-					text_add(out, "mounted filesystem %s on %s", dev, dir);
-			}
+		while ((e = readdir(d)) && n < max) {
+			/* the disk's own "dev", and each partition directory's */
+			if (strcmp(e->d_name, "dev") &&
+			    strncmp(e->d_name, disks->v[i], strlen(disks->v[i])))
+				continue;
+			if (!strcmp(e->d_name, "dev"))
+				snprintf(q, sizeof(q), "%s/dev", p);
+			else
+				snprintf(q, sizeof(q), "%s/%s/dev", p, e->d_name);
+			f = fopen(q, "re");
+			if (!f)
+				continue;
+			if (fscanf(f, "%u:%u", &maj, &min) == 2)
+				out[n++] = makedev(maj, min);
+			fclose(f);
+		}
+		closedir(d);
 	}
-	fclose(f);
+	return n;
+}
+
+/*
+ * Filesystems mounted from @disks (or their partitions) and swap areas on
+ * them, from the kernel's tables as libmount parses them: mountinfo names
+ * each mount's device by number, so a mount made through any name of the
+ * device (a /dev/disk/by-id link, a node of another name) is found, and the
+ * mount points come unescaped; /proc/mounts (source names only) when there
+ * is no mountinfo.
+ */
+static void check_mounts(const char *root, const char *proc_root, const struct names *disks,
+			 struct text *out)
+{
+	char p[VFIO_PATH_MAX];
+	struct libmnt_table *tb;
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	dev_t devno[64];
+	unsigned ndev = disk_devnos(root, disks, devno, 64);
+
+	if (!it)
+		return;
+	snprintf(p, sizeof(p), "%s/self/mountinfo", proc_dir(proc_root));
+	if (access(p, R_OK))
+		snprintf(p, sizeof(p), "%s/mounts", proc_dir(proc_root));
+	tb = mnt_new_table();
+	if (tb && mnt_table_parse_file(tb, p) == 0) {
+		while (mnt_table_next_fs(tb, it, &fs) == 0) {
+			const char *src = mnt_fs_get_srcpath(fs), *dir = mnt_fs_get_target(fs);
+			dev_t dn = mnt_fs_get_devno(fs);
+			bool by_name = false, by_number = false;
+
+			for (unsigned i = 0; src && !by_name && i < disks->n; i++)
+				by_name = source_is_disk(src, disks->v[i]);
+			for (unsigned i = 0; dn && !by_name && !by_number && i < ndev; i++)
+				by_number = dn == devno[i];
+			if (by_name)
+				text_add(out, "mounted filesystem %s on %s", src, dir ? dir : "?");
+			else if (by_number)
+				text_add(out, "mounted filesystem %s (device %u:%u) on %s",
+					 src ? src : "?", major(dn), minor(dn), dir ? dir : "?");
+		}
+	}
+	mnt_unref_table(tb);
+
+	snprintf(p, sizeof(p), "%s/swaps", proc_dir(proc_root));
+	mnt_reset_iter(it, MNT_ITER_FORWARD);
+	tb = mnt_new_table();
+	if (tb && !access(p, R_OK) && mnt_table_parse_swaps(tb, p) == 0) {
+		while (mnt_table_next_fs(tb, it, &fs) == 0) {
+			const char *src = mnt_fs_get_srcpath(fs);
+
+			for (unsigned i = 0; src && i < disks->n; i++)
+				if (source_is_disk(src, disks->v[i]))
+					text_add(out, "swap on %s", src);
+		}
+	}
+	mnt_unref_table(tb);
+	mnt_free_iter(it);
 }
 
 /* Entries of @dir (a holders directory) into @out as "X is held by Y". */
@@ -344,8 +416,7 @@ static int in_use_nvme(const char *root, const char *proc_root, const char *addr
 		snprintf(d, sizeof(d), "/dev/%s", ctrls.v[i]);
 		names_add(&chr, d);
 	}
-	check_proc_table(proc_root, "mounts", "mount", &disks, out);
-	check_proc_table(proc_root, "swaps", "swap", &disks, out);
+	check_mounts(root, proc_root, &disks, out);
 	check_holders(root, &disks, out);
 	check_open_files(proc_root, &disks, &chr, out);
 	return out->count;

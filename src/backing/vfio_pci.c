@@ -133,6 +133,18 @@ int vfio_sysfs_driver(const char *root, const char *addr, char *drv, size_t len)
 	return err == -ENOENT ? 0 : err;
 }
 
+int nvmk_pci_bound_driver(const char *sysfs_root, const char *addr, char *buf, size_t len)
+{
+	struct nvmk_dev_spec s;
+
+	if (!buf || !len || nvmk_dev_spec_parse(addr, &s, NULL, 0) || s.kind != NVMK_DEV_PCI)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (!vfio_sysfs_dev_exists(sysfs_root, s.pci_addr))
+		return -ENODEV;
+	return vfio_sysfs_driver(sysfs_root, s.pci_addr, buf, len);
+}
+
 int vfio_sysfs_read_hex(const char *root, const char *addr, const char *attr, uint64_t *val)
 {
 	char p[VFIO_PATH_MAX], line[64], *end;

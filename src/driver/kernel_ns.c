@@ -73,21 +73,60 @@ static int read_sysfs_u64(const char *path, uint64_t *v)
 }
 
 /*
- * /sys/bus/pci/devices/ADDR/nvme/nvmeN/ holds one directory per namespace:
- * "nvmeNnM" (a disk of its own), or "nvmeScNnM" when the namespace sits under
- * a multipath head, whose disk is then "nvmeSnM" (Linux names the head with
- * the subsystem instance and the path with subsystem/controller instances).
+ * A controller's sysfs directory (/sys/bus/pci/devices/ADDR/nvme/nvmeN or
+ * /sys/class/nvme/nvmeN) holds one directory per namespace: "nvmeNnM" (a disk
+ * of its own), or "nvmeScNnM" when the namespace sits under a multipath head,
+ * whose disk is then "nvmeSnM" (Linux names the head with the subsystem
+ * instance and the path with subsystem/controller instances).
  */
-int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+static int find_ns_in_ctrl(const char *ctrl_dir, uint32_t nsid, char *path, size_t len)
 {
-	char dir[PATH_MAX], sub[PATH_MAX + 256], f[PATH_MAX + 512];
-	struct dirent *c, *n;
-	DIR *dc, *dn;
+	char f[PATH_MAX + 512];
+	struct dirent *n;
+	DIR *dn = opendir(ctrl_dir);
 	int ret = -ENODEV;
 
-	if (!pci_addr || strchr(pci_addr, '/'))
+	if (!dn)
+		return -ENODEV;
+	while ((n = readdir(dn))) {
+		unsigned s, ci, m;
+		uint64_t id;
+
+		if (strncmp(n->d_name, "nvme", 4) || !strchr(n->d_name + 4, 'n'))
+			continue;
+		if (snprintf(f, sizeof(f), "%s/%s/nsid", ctrl_dir, n->d_name) >= (int)sizeof(f) ||
+		    read_sysfs_u64(f, &id) || id != nsid)
+			continue;
+		if (sscanf(n->d_name, "nvme%uc%un%u", &s, &ci, &m) == 3)
+			ret = snprintf(path, len, "/dev/nvme%un%u", s, m);
+		else
+			ret = snprintf(path, len, "/dev/%s", n->d_name);
+		ret = ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
+		break;
+	}
+	closedir(dn);
+	return ret;
+}
+
+int nvmk_kns_find_blockdev_at(const char *sysfs_root, const char *dev, uint32_t nsid, char *path,
+			      size_t len)
+{
+	const char *root = sysfs_root && *sysfs_root ? sysfs_root : "/sys";
+	char dir[PATH_MAX], sub[PATH_MAX + 256];
+	struct nvmk_dev_spec ds;
+	struct dirent *c;
+	DIR *dc;
+	int ret = -ENODEV;
+
+	if (!path || !len || nvmk_dev_spec_parse(dev, &ds, NULL, 0))
 		return -EINVAL;
-	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/nvme", pci_addr);
+	if (ds.kind == NVMK_DEV_KERNEL_CTRL) {
+		snprintf(dir, sizeof(dir), "%s/class/nvme/nvme%u", root, ds.ctrl_instance);
+		return find_ns_in_ctrl(dir, nsid, path, len);
+	}
+	if (ds.kind != NVMK_DEV_PCI)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%s/bus/pci/devices/%s/nvme", root, ds.pci_addr);
 	dc = opendir(dir);
 	if (!dc)
 		return -ENODEV; /* not bound to the nvme driver */
@@ -96,30 +135,19 @@ int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size
 			continue;
 		if (snprintf(sub, sizeof(sub), "%s/%s", dir, c->d_name) >= (int)sizeof(sub))
 			continue;
-		dn = opendir(sub);
-		if (!dn)
-			continue;
-		while ((n = readdir(dn))) {
-			unsigned s, ci, m;
-			uint64_t id;
-
-			if (strncmp(n->d_name, "nvme", 4) || !strchr(n->d_name + 4, 'n'))
-				continue;
-			if (snprintf(f, sizeof(f), "%s/%s/nsid", sub, n->d_name) >=
-				(int)sizeof(f) ||
-			    read_sysfs_u64(f, &id) || id != nsid)
-				continue;
-			if (sscanf(n->d_name, "nvme%uc%un%u", &s, &ci, &m) == 3)
-				ret = snprintf(path, len, "/dev/nvme%un%u", s, m);
-			else
-				ret = snprintf(path, len, "/dev/%s", n->d_name);
-			ret = ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
-			break;
-		}
-		closedir(dn);
+		ret = find_ns_in_ctrl(sub, nsid, path, len);
 	}
 	closedir(dc);
 	return ret;
+}
+
+int nvmk_kns_find_blockdev(const char *pci_addr, uint32_t nsid, char *path, size_t len)
+{
+	struct nvmk_dev_spec ds;
+
+	if (nvmk_dev_spec_parse(pci_addr, &ds, NULL, 0) || ds.kind != NVMK_DEV_PCI)
+		return -EINVAL;
+	return nvmk_kns_find_blockdev_at(NULL, pci_addr, nsid, path, len);
 }
 
 static void kns_fill_blk_info(struct drv_kns *k, uint8_t lba_shift, const char *base)
@@ -140,6 +168,7 @@ static void kns_fill_blk_info(struct drv_kns *k, uint8_t lba_shift, const char *
 
 int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 {
+	struct nvmk_dev_spec ds;
 	char path[PATH_MAX];
 	const char *base;
 	struct drv_kns *k;
@@ -151,13 +180,19 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 	*out = NULL;
 	if (!dev || !*dev)
 		return -EINVAL;
-	if (nvmk_pci_addr_valid(dev)) {
-		ret = nvmk_kns_find_blockdev(dev, nsid ? nsid : 1, path, sizeof(path));
+	/* a PCI function or a controller (/dev/nvmeX) names its namespaces by
+	 * NSID; anything else is the path of one (relative paths too) */
+	if (nvmk_dev_spec_parse(dev, &ds, NULL, 0))
+		ds.kind = NVMK_DEV_PATH;
+	if (ds.kind == NVMK_DEV_PCI || ds.kind == NVMK_DEV_KERNEL_CTRL) {
+		ret = nvmk_kns_find_blockdev_at(NULL, dev, nsid ? nsid : 1, path, sizeof(path));
 		if (ret) {
 			nvmk_err(dev, -1,
-				 "no block device of namespace %u: is the function bound "
-				 "to the kernel nvme driver? (%s)",
-				 nsid ? nsid : 1, strerror(-ret));
+				 "no block device of namespace %u: %s (%s)", nsid ? nsid : 1,
+				 ds.kind == NVMK_DEV_PCI
+				     ? "is the function bound to the kernel nvme driver?"
+				     : "does the controller have it?",
+				 strerror(-ret));
 			return ret;
 		}
 	} else {

@@ -24,6 +24,7 @@ int nvmk_ctrl_queue_stats(struct nvmk_ctrl *ctrl, struct nvmk_queue_stat *out, u
 		st->depth = qp->q.depth;
 		st->shared = qp->shared;
 		st->poll = qp->mode == NVMK_CPL_POLL;
+		st->client = !qp->from_get;
 		st->outstanding = -1;
 		/* Only a SHARED qpair may be looked at from another thread (its
 		 * mutex orders us with its users); an exclusive one belongs to

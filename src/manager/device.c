@@ -139,11 +139,14 @@ static int dev_usable(struct mgr_dev *d)
 static int dev_load_kernel(struct mgr_dev *d)
 {
 	const char *dev = d->spec.kernel.path;
+	struct nvmk_dev_spec ds;
 	char sys[300];
 	int rc = 0;
 
-	if (nvmk_pci_addr_valid(dev)) {
-		snprintf(sys, sizeof(sys), "/sys/bus/pci/devices/%s/nvme", dev);
+	/* a PCI function, or else a path (relative ones too: kernel.path is
+	 * a path by definition) */
+	if (!nvmk_dev_spec_parse(dev, &ds, NULL, 0) && ds.kind == NVMK_DEV_PCI) {
+		snprintf(sys, sizeof(sys), "/sys/bus/pci/devices/%s/nvme", ds.pci_addr);
 		if (access(sys, F_OK))
 			rc = -ENODEV;
 	} else if (access(dev, R_OK | W_OK)) {
@@ -417,6 +420,46 @@ static int dev_shutdown(struct mgr_dev *d)
 	return 0;
 }
 
+/* What a client still holds on the device, named in @what: its DMA
+ * buffers, queue pairs of its own (nvmk_mgr_create_qpair), and commands in
+ * flight on the driver's shared per-thread ones (the exclusive per-thread
+ * ones belong to threads that wait for their own commands). 0 when nothing. */
+static int dev_busy(struct mgr_dev *d, char *what, size_t len)
+{
+	struct nvmk_queue_stat st[NVMK_MGR_STATUS_MAX_QUEUES];
+	unsigned own = 0, inflight = 0;
+	int n = d->ctrl ? nvmk_ctrl_queue_stats(d->ctrl, st, NVMK_MGR_STATUS_MAX_QUEUES) : 0;
+
+	for (int i = 0; i < n && i < NVMK_MGR_STATUS_MAX_QUEUES; i++) {
+		if (st[i].client)
+			own++;
+		else if (st[i].outstanding > 0)
+			inflight += (unsigned)st[i].outstanding;
+	}
+	if (n > NVMK_MGR_STATUS_MAX_QUEUES)
+		own += (unsigned)n - NVMK_MGR_STATUS_MAX_QUEUES; /* unseen: count them busy */
+	snprintf(what, len, "%u client buffers, %u client queue pairs, %u commands in flight",
+		 d->nbufs, own, inflight);
+	return d->nbufs || own || inflight ? -EBUSY : 0;
+}
+
+int mgr_dev_remove(struct mgr_dev *d, bool force)
+{
+	char what[128];
+
+	if (dev_busy(d, what, sizeof(what))) {
+		if (!force) {
+			nvmk_warn(d->id, NVMK_LOG_NOQ,
+				  "remove refused: in use (%s); a forced remove closes them", what);
+			return -EBUSY;
+		}
+		nvmk_warn(d->id, NVMK_LOG_NOQ, "forced remove: closing what is in use (%s)", what);
+	}
+	/* namespace handles closed, CC.SHN then CC.EN = 0 (Base 2.0 3.6.1),
+	 * client buffers back to the pool; the backing goes with the worker */
+	return dev_shutdown(d);
+}
+
 static void dev_event(struct mgr_dev *d, const struct nvmk_event *ev)
 {
 	switch (ev->type) {
@@ -495,6 +538,9 @@ static void *dev_worker(void *arg)
 			break;
 		case MGR_REQ_QPAIR:
 			req->rc = dev_create_qpair(d, req->qopts, &req->qp);
+			break;
+		case MGR_REQ_REMOVE:
+			req->rc = mgr_dev_remove(d, req->force);
 			break;
 		case MGR_REQ_STOP:
 			/* nothing may follow STOP: destroy posts it last */

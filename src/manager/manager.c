@@ -32,6 +32,7 @@ static int mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 		return -ENOMEM;
 	mgr->cfg = *cfg;
 	pthread_mutex_init(&mgr->lock, NULL);
+	pthread_cond_init(&mgr->refs_cv, NULL);
 	mgr->pool = pool;
 	if (!pool && make_pool && cfg->private_pool.pages > 0) {
 		rc = nvmk_dma_pool_create(cfg->private_pool.pages, NVMK_DMA_POOL_HUGETLB_TRY,
@@ -40,6 +41,7 @@ static int mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 			nvmk_err(MGR_LOG, NVMK_LOG_NOQ,
 				 "creating the private DMA pool of %llu pages failed: %d",
 				 (unsigned long long)cfg->private_pool.pages, rc);
+			pthread_cond_destroy(&mgr->refs_cv);
 			pthread_mutex_destroy(&mgr->lock);
 			free(mgr);
 			return rc;
@@ -58,19 +60,37 @@ int nvmk_mgr_create(const struct nvmk_config *cfg, struct nvmk_dma_pool *pool,
 	return mgr_create(cfg, pool, true, out);
 }
 
-static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s, bool vfio)
+/* The driver the configuration gives a FACTORY device whose id is a device
+ * string (nvmk_config_dev_driver), 0 for any other id (a caller's own). */
+static enum nvmk_dev_driver spec_factory_driver(const struct nvmk_mgr_device_spec *s,
+						const struct nvmk_config *cfg)
 {
+	struct nvmk_dev_spec ds;
+
+	if (s->kind != NVMK_MGR_BACKING_FACTORY || nvmk_dev_spec_parse(s->id, &ds, NULL, 0))
+		return 0;
+	/* only a PCI function changes driver with the configuration; a path
+	 * given with a factory stays the caller's business */
+	if (ds.kind != NVMK_DEV_PCI && ds.kind != NVMK_DEV_VFIO_USER)
+		return 0;
+	return nvmk_config_dev_driver(cfg, &ds, NULL);
+}
+
+static bool spec_keep_alive_capable(const struct nvmk_mgr_device_spec *s,
+				    const struct nvmk_config *cfg)
+{
+	enum nvmk_dev_driver drv = spec_factory_driver(s, cfg);
+
 	/* the in-process emulator outlives its driver by construction; a
 	 * kernel-path device has nothing to hand over (the kernel keeps it,
 	 * nothing of ours needs keeping alive), so it does not hold the "host"
 	 * fact back: as in OpenHCL, where keep-alive concerns only the devices
 	 * its NvmeManager drives through VFIO */
 	return s->kind == NVMK_MGR_BACKING_EMU || s->kind == NVMK_MGR_BACKING_KERNEL ||
-	       (s->kind == NVMK_MGR_BACKING_FACTORY && !vfio && nvmk_pci_addr_valid(s->id)) ||
+	       drv == NVMK_DRIVER_KERNEL ||
 	       /* vfio-user: the connection and eventfds are inherited across exec
 		* and the server keeps its maps (nvmk_backing_vfio_user_export_fds) */
-	       (s->kind == NVMK_MGR_BACKING_FACTORY && nvmk_backing_vfio_user_spec_path(s->id)) ||
-	       s->factory.keep_alive_capable;
+	       drv == NVMK_DRIVER_VFIO_USER || s->factory.keep_alive_capable;
 }
 
 int nvmk_mgr_create_from_env(nvmk_getenv_fn getenv_fn, const struct nvmk_mgr_device_spec *specs,
@@ -101,7 +121,7 @@ int nvmk_mgr_create_from_env_sized(nvmk_getenv_fn getenv_fn,
 	if (rc)
 		return rc;
 	for (unsigned i = 0; i < n; i++)
-		if (!spec_keep_alive_capable(&specs[i], cfg.nvme_vfio.enabled))
+		if (!spec_keep_alive_capable(&specs[i], &cfg))
 			facts.host_keep_alive = false;
 
 	/* Step 1: size the pool. */
@@ -161,8 +181,30 @@ struct mgr_dev *mgr_find(struct nvmk_mgr *mgr, const char *id)
 	for (d = mgr->devs; d; d = d->next)
 		if (strcmp(d->id, id) == 0)
 			break;
+	if (d)
+		d->refs++;
 	pthread_mutex_unlock(&mgr->lock);
 	return d;
+}
+
+void mgr_dev_put(struct mgr_dev *d)
+{
+	struct nvmk_mgr *mgr;
+
+	if (!d)
+		return;
+	mgr = d->mgr;
+	pthread_mutex_lock(&mgr->lock);
+	if (--d->refs == 0)
+		pthread_cond_broadcast(&mgr->refs_cv);
+	pthread_mutex_unlock(&mgr->lock);
+}
+
+void mgr_devices_put(struct mgr_dev **devs, unsigned n)
+{
+	for (unsigned i = 0; devs && i < n; i++)
+		mgr_dev_put(devs[i]);
+	free(devs);
 }
 
 int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n)
@@ -176,8 +218,10 @@ int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n)
 		pthread_mutex_unlock(&mgr->lock);
 		return -ENOMEM;
 	}
-	for (struct mgr_dev *d = mgr->devs; d; d = d->next)
+	for (struct mgr_dev *d = mgr->devs; d; d = d->next) {
+		d->refs++;
 		v[i++] = d;
+	}
 	pthread_mutex_unlock(&mgr->lock);
 	*out = v;
 	*n = i;
@@ -256,8 +300,7 @@ int nvmk_mgr_add_device(struct nvmk_mgr *mgr, const struct nvmk_mgr_device_spec 
 			 NVMK_MGR_ID_MAX);
 		return -EINVAL;
 	}
-	if (spec->kind == NVMK_MGR_BACKING_FACTORY && !mgr->cfg.nvme_vfio.enabled &&
-	    nvmk_pci_addr_valid(spec->id)) {
+	if (spec_factory_driver(spec, &mgr->cfg) == NVMK_DRIVER_KERNEL) {
 		/* OPENHCL_NVME_VFIO off: the kernel's nvme driver serves PCI
 		 * NVMe devices (kernel_ns.h), not the userspace driver */
 		nvmk_info(spec->id, NVMK_LOG_NOQ,
@@ -332,10 +375,12 @@ static int mgr_dev_for_load(struct nvmk_mgr *mgr, const char *id, struct mgr_dev
 		rc = -EBUSY; /* a fresh bring-up now would reset a live device */
 	else
 		for (d = mgr->devs; d; d = d->next)
-			if (strcmp(d->id, id) == 0)
+			if (strcmp(d->id, id) == 0 && !d->removing)
 				break;
-	if (rc == 0 && d)
+	if (rc == 0 && d) {
 		mgr->used = true;
+		d->refs++; /* mgr_dev_load_call puts it */
+	}
 	pthread_mutex_unlock(&mgr->lock);
 	if (rc)
 		return rc;
@@ -355,7 +400,9 @@ static int mgr_dev_load_call(struct nvmk_mgr *mgr, const char *id, struct mgr_re
 	if (rc)
 		return rc;
 	mgr_dev_post(d, req);
-	return mgr_dev_wait(d, req);
+	rc = mgr_dev_wait(d, req);
+	mgr_dev_put(d);
+	return rc;
 }
 
 int nvmk_mgr_load(struct nvmk_mgr *mgr, const char *id)
@@ -414,11 +461,15 @@ static int mgr_dev_call(struct nvmk_mgr *mgr, const char *id, struct mgr_req *re
 
 	if (!mgr || !id)
 		return -EINVAL;
+	int rc;
+
 	d = mgr_find(mgr, id);
 	if (!d)
 		return -ENOENT;
 	mgr_dev_post(d, req);
-	return mgr_dev_wait(d, req);
+	rc = mgr_dev_wait(d, req);
+	mgr_dev_put(d);
+	return rc;
 }
 
 int nvmk_mgr_dma_get(struct nvmk_mgr *mgr, const char *id, const char *tag,
@@ -454,7 +505,73 @@ struct nvmk_emu *nvmk_mgr_device_emu(struct nvmk_mgr *mgr, const char *id)
 	pthread_mutex_lock(&d->lock);
 	emu = d->emu;
 	pthread_mutex_unlock(&d->lock);
+	mgr_dev_put(d);
 	return emu;
+}
+
+int nvmk_mgr_remove_device(struct nvmk_mgr *mgr, const char *id, bool force)
+{
+	struct mgr_req req = {.type = MGR_REQ_REMOVE, .force = force};
+	struct mgr_dev *d = NULL, **pp;
+	int rc = 0;
+
+	if (!mgr || !id)
+		return -EINVAL;
+	pthread_mutex_lock(&mgr->lock);
+	if (mgr->shutting_down || mgr->saving)
+		rc = -ESHUTDOWN;
+	else if (mgr->restoring)
+		rc = -EBUSY;
+	else
+		for (d = mgr->devs; d; d = d->next)
+			if (strcmp(d->id, id) == 0)
+				break;
+	if (rc == 0 && !d)
+		rc = -ENOENT;
+	else if (rc == 0 && d->removing)
+		rc = -EBUSY; /* another remove of it runs */
+	if (rc == 0) {
+		d->removing = true;
+		d->refs++;
+		mgr->removals++;
+	}
+	pthread_mutex_unlock(&mgr->lock);
+	if (rc)
+		return rc;
+
+	/* on its worker, in order with what was asked before: a bring-up or a
+	 * queue creation finishes first, then this sees what they left */
+	mgr_dev_post(d, &req);
+	rc = mgr_dev_wait(d, &req);
+
+	pthread_mutex_lock(&mgr->lock);
+	mgr->removals--;
+	if (rc) {
+		d->removing = false;
+		if (--d->refs == 0)
+			pthread_cond_broadcast(&mgr->refs_cv);
+		pthread_mutex_unlock(&mgr->lock);
+		return rc;
+	}
+	for (pp = &mgr->devs; *pp != d; pp = &(*pp)->next)
+		;
+	*pp = d->next;
+	if (mgr->devs_tail == d) {
+		mgr->devs_tail = NULL;
+		for (struct mgr_dev *o = mgr->devs; o; o = o->next)
+			mgr->devs_tail = o;
+	}
+	mgr->ndevs--;
+	d->refs--;
+	/* a status or a lookup that found it before it left the list */
+	while (d->refs)
+		pthread_cond_wait(&mgr->refs_cv, &mgr->lock);
+	pthread_mutex_unlock(&mgr->lock);
+
+	mgr_dev_stop(d); /* ends the worker, destroys the backing */
+	nvmk_info(d->id, NVMK_LOG_NOQ, "removed");
+	dev_free(d);
+	return 0;
 }
 
 /* Run one request of @type on every device in parallel and wait for all. */
@@ -470,7 +587,7 @@ int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 		return rc;
 	reqs = calloc(n ? n : 1, sizeof(*reqs));
 	if (!reqs) {
-		free(devs);
+		mgr_devices_put(devs, n);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -483,7 +600,7 @@ int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 			first = rc;
 	}
 	free(reqs);
-	free(devs);
+	mgr_devices_put(devs, n);
 	return first;
 }
 
@@ -519,6 +636,7 @@ void nvmk_mgr_destroy(struct nvmk_mgr *mgr)
 		dev_free(d);
 	}
 	nvmk_dma_pool_destroy(mgr->pool);
+	pthread_cond_destroy(&mgr->refs_cv);
 	pthread_mutex_destroy(&mgr->lock);
 	free(mgr);
 }

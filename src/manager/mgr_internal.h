@@ -5,7 +5,8 @@
  * include/nvmekeep/manager.h.
  *
  * Locks, outermost first (never taken in the other order):
- *   mgr->lock   the device list, the shutting-down flag
+ *   mgr->lock   the device list, the shutting-down flag, every device's
+ *               refs and removing flag
  *   dev->lock   a device's state, backing, controller pointer and namespace
  *               table (the worker writes them, status reads them); held only
  *               for short copies, and around nvmk_ctrl_queue_stats, never
@@ -34,6 +35,7 @@ enum mgr_req_type {
 	MGR_REQ_DMA_FREE,  /* client buffer: free */
 	MGR_REQ_QPAIR,	   /* create an I/O queue pair */
 	MGR_REQ_STOP,	   /* end the worker thread */
+	MGR_REQ_REMOVE,	   /* refuse if busy (unless forced), else shut down */
 };
 
 /* A client DMA buffer as saved (save.c encodes it). */
@@ -78,6 +80,7 @@ struct mgr_req {
 	size_t size;				   /* DMA_ALLOC */
 	struct nvmk_dma_buf buf;		   /* DMA_ALLOC, DMA_GET: out */
 	const struct nvmk_qpair_opts *qopts;	   /* QPAIR */
+	bool force;				   /* REMOVE */
 	struct nvmk_qpair *qp;			   /* QPAIR: out */
 	/* out */
 	int rc;
@@ -109,6 +112,10 @@ struct mgr_dev {
 	struct mgr_emu_strings strs;
 	char kernel_path[256]; /* KERNEL: the device (spec.kernel.path points here) */
 	struct mgr_dev *next; /* mgr->devs, registration order */
+	/* mgr->lock: holders of a pointer from mgr_find/mgr_devices/a load
+	 * (nvmk_mgr_remove_device frees the device when the last one lets go) */
+	unsigned refs;
+	bool removing; /* nvmk_mgr_remove_device runs: loads get -ENOENT */
 
 	/* request queue: qlock */
 	pthread_mutex_t qlock;
@@ -144,6 +151,8 @@ struct nvmk_mgr {
 	bool saving;	    /* a save is in progress or done: loads refused */
 	bool used;	    /* a load-type request was made: a restore is too late */
 	bool restoring;	    /* nvmk_mgr_restore runs: loads refused (-EBUSY) */
+	unsigned removals;  /* nvmk_mgr_remove_device calls running: saves refused */
+	pthread_cond_t refs_cv; /* with mgr->lock: a device's refs dropped */
 };
 
 /* device.c: the per-device worker */
@@ -168,9 +177,15 @@ struct nvmk_ctrl *mgr_dev_take_ctrl(struct mgr_dev *d, enum nvmk_mgr_dev_state s
 void mgr_dev_set_state(struct mgr_dev *d, enum nvmk_mgr_dev_state state, int err);
 
 /* manager.c */
+/* Device @id with a reference (mgr_dev_put), or NULL. */
 struct mgr_dev *mgr_find(struct nvmk_mgr *mgr, const char *id);
-/* Snapshot of the device list (mgr->lock); devices live until destroy. */
+/* Let go of a device from mgr_find. */
+void mgr_dev_put(struct mgr_dev *d);
+/* Snapshot of the device list (mgr->lock), each with a reference: give
+ * them back with mgr_devices_put (a removed device lives until then). */
 int mgr_devices(struct nvmk_mgr *mgr, struct mgr_dev ***out, unsigned *n);
+/* Put every device of a snapshot and free it; NULL is a no-op. */
+void mgr_devices_put(struct mgr_dev **devs, unsigned n);
 
 /* Run one request of @type on every device in parallel and wait for all;
  * returns the first error. */
@@ -184,6 +199,9 @@ void mgr_saved_dev_free(struct mgr_saved_dev *s);
 
 /* device.c: KERNEL devices: open namespace @nsid and record it (worker) */
 int mgr_dev_kernel_open_ns(struct mgr_dev *d, uint32_t nsid, struct nvmk_ns **out);
+
+/* device.c: the worker's REMOVE step */
+int mgr_dev_remove(struct mgr_dev *d, bool force);
 
 /* save.c: the worker's SAVE and RESTORE steps */
 int mgr_dev_save(struct mgr_dev *d, struct mgr_req *req);

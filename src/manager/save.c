@@ -625,7 +625,10 @@ int nvmk_mgr_save(struct nvmk_mgr *mgr, void **blob, size_t *len)
 		return -EINVAL;
 	pthread_mutex_lock(&mgr->lock);
 	rc = mgr->shutting_down || mgr->saving ? -ESHUTDOWN : 0;
-	mgr->saving = true; /* from here on, loads are refused */
+	if (rc == 0 && mgr->removals)
+		rc = -EBUSY; /* a device is being removed: it must not be in the state */
+	if (rc == 0)
+		mgr->saving = true; /* from here on, loads are refused */
 	pthread_mutex_unlock(&mgr->lock);
 	if (rc)
 		return rc;
@@ -673,7 +676,7 @@ out:
 	}
 	free(sv);
 	free(reqs);
-	free(devs);
+	mgr_devices_put(devs, n);
 	return rc;
 }
 
@@ -698,6 +701,7 @@ int nvmk_mgr_take_backing(struct nvmk_mgr *mgr, const char *id, struct nvmk_back
 		d->emu = NULL;
 	}
 	pthread_mutex_unlock(&d->lock);
+	mgr_dev_put(d);
 	return rc;
 }
 
@@ -843,7 +847,7 @@ out:
 	}
 	free(which);
 	free(reqs);
-	free(devs);
+	mgr_devices_put(devs, n);
 	state_free(&s);
 	return rc;
 }

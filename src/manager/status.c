@@ -74,7 +74,7 @@ int nvmk_mgr_status(struct nvmk_mgr *mgr, struct nvmk_mgr_status *out)
 		return rc;
 	out->devices = calloc(n ? n : 1, sizeof(*out->devices));
 	if (!out->devices) {
-		free(devs);
+		mgr_devices_put(devs, n);
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&mgr->lock);
@@ -88,7 +88,7 @@ int nvmk_mgr_status(struct nvmk_mgr *mgr, struct nvmk_mgr_status *out)
 	for (unsigned i = 0; i < n; i++)
 		dev_status(devs[i], &out->devices[i]);
 	out->ndevices = n;
-	free(devs);
+	mgr_devices_put(devs, n);
 	return 0;
 }
 

@@ -441,6 +441,38 @@ static void expect_busy(const char *proc, const char *why)
 	assert_untouched("0000:00:03.1", "nvme");
 }
 
+/* libmount's mountinfo: a mount made through another name of a partition
+ * is found by its device number, and an escaped mount point comes out as
+ * the path it is. */
+static void test_fake_mountinfo_by_number(void **state)
+{
+	char proc[300];
+
+	(void)state;
+	snprintf(proc, sizeof(proc), "%s/proc", g_root);
+	mkdirs("%s/block/nvme0n1/nvme0n1p1", g_root);
+	put("259:0\n", "%s/block/nvme0n1/dev", g_root);
+	put("259:1\n", "%s/block/nvme0n1/nvme0n1p1/dev", g_root);
+	mkdirs("%s/proc/self", g_root);
+	put("22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n"
+	    "23 22 0:5 / /proc rw - proc proc rw\n"
+	    "40 22 259:1 / /srv/my\\040data rw,relatime - xfs /dev/disk/by-id/nvme-QEMU-part1 rw\n",
+	    "%s/proc/self/mountinfo", g_root);
+	expect_busy(proc, "mounted filesystem /dev/disk/by-id/nvme-QEMU-part1 (device 259:1) on "
+			  "/srv/my data");
+	/* by name too, as in /proc/mounts */
+	put("22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"
+	    "41 22 259:9 / /x rw - ext4 /dev/nvme0n2 rw\n",
+	    "%s/proc/self/mountinfo", g_root);
+	expect_busy(proc, "mounted filesystem /dev/nvme0n2 on /x");
+	/* another device's number is not ours; mountinfo wins over mounts */
+	put("22 1 254:1 / / rw - ext4 /dev/vda1 rw\n", "%s/proc/self/mountinfo", g_root);
+	put("/dev/nvme0n1p2 /data xfs rw 0 0\n", "%s/proc/mounts", g_root);
+	g_log[0] = '\0';
+	assert_int_equal(nvmk_pci_bind_vfio(g_root, proc, "0000:00:03.1", false), -EIO);
+	assert_null(strstr(g_log, "mounted filesystem"));
+}
+
 static void test_fake_setup_refuses_in_use(void **state)
 {
 	char proc[300];
@@ -831,6 +863,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_setup_refuses_non_nvme, setup_fake,
 					    teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_setup_refuses_in_use, setup_fake,
+					    teardown_fake),
+	    cmocka_unit_test_setup_teardown(test_fake_mountinfo_by_number, setup_fake,
 					    teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_setup_dry_run, setup_fake, teardown_fake),
 	    cmocka_unit_test_setup_teardown(test_fake_unbind_refuses_open_vfio_group, setup_fake,

@@ -33,13 +33,18 @@ expect() {
 }
 
 # malformed DEVICE strings: usage errors naming DEVICE and the accepted forms
-expect 2 "invalid DEVICE '0000:zz': not a PCI address; DEVICE is 'emu', 'emu:FILE', a PCI address DDDD:BB:DD.F" -- id-ctrl 0000:zz
+expect 2 "invalid DEVICE '0000:zz': not a PCI address: DDDD:BB:DD.F has 12 characters, 7 given; DEVICE is 'emu', 'emu:FILE', a PCI address DDDD:BB:DD.F" -- id-ctrl 0000:zz
 expect 2 "invalid DEVICE 'emu:': a FILE must follow the colon" -- id-ns emu: -n 1
-expect 2 "invalid DEVICE 'disk0': DEVICE is 'emu'"       -- list disk0
+expect 2 "invalid DEVICE 'disk0': not a device name; DEVICE is 'emu'" -- list disk0
+expect 2 "invalid DEVICE 'vfio-user:': a SOCKET path must follow the colon" -- id-ctrl vfio-user:
+expect 2 "invalid DEVICE '0000:00:20.0': not a PCI address: device 20 is above 1f" -- id-ctrl 0000:00:20.0
+expect 2 "invalid DEVICE '/dev/nvme0x': not a kernel NVMe device: /dev/nvmeXnY" -- read /dev/nvme0x -s 0
 expect 2 "nvmekeep read: invalid DEVICE '0000:zz'"       -- read 0000:zz -s 0
 expect 2 "nvmekeep bench: invalid DEVICE 'emu:'"         -- bench emu: --time 1
 # well-formed but absent is not a usage error: the operation fails (1)
 expect 1 "no PCI function 0000:00:1f.0"                  -- id-ctrl 0000:00:1f.0
+# the short form BB:DD.F is the same function in domain 0000
+expect 1 "no PCI function 0000:00:1f.0"                  -- id-ctrl 00:1f.0
 
 # numbers: decimal or 0x hex
 expect 1 "namespace 10 is not active"                    -- id-ns -n 010

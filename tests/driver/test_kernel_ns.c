@@ -299,6 +299,14 @@ static void test_open_errors(void **state)
 	assert_int_equal(nvmk_kns_open("0000:ff:1f.7", 1, &ns), -ENODEV);
 	assert_int_equal(nvmk_kns_find_blockdev("0000:ff:1f.7", 1, p, sizeof(p)), -ENODEV);
 	assert_int_equal(nvmk_kns_find_blockdev("../x", 1, p, sizeof(p)), -EINVAL);
+	/* the short form and a kernel controller are looked up, not opened */
+	assert_int_equal(nvmk_kns_open("ff:1f.7", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("ff:1f.7", 1, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev("0000:zz", 1, p, sizeof(p)), -EINVAL);
+	assert_int_equal(nvmk_kns_open("/dev/nvme987654", 1, &ns), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev_at(NULL, "/dev/nvme987654", 1, p, sizeof(p)),
+			 -ENODEV);
+	assert_null(ns);
 	assert_false(nvmk_ns_is_kernel(NULL));
 }
 
@@ -466,6 +474,57 @@ static void async_exercise(struct fixture *f, const char *dev, enum nvmk_cpl_mod
 
 	nvmk_dma_free(&wb.mem);
 	nvmk_dma_free(&rb.mem);
+}
+
+/* ---- PCI address / controller -> block device, on a fake sysfs ---- */
+
+static void fake_ns(const char *root, const char *dir, const char *nsid)
+{
+	char p[512], cmd[700];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", p);
+	assert_int_equal(system(cmd), 0);
+	strncat(p, "/nsid", sizeof(p) - strlen(p) - 1);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", nsid);
+	fclose(f);
+}
+
+static void test_find_blockdev_fake_sysfs(void **state)
+{
+	char root[] = "/tmp/nvmk-kns-sysfs-XXXXXX", p[64], cmd[128];
+	const char *pci = "bus/pci/devices/0000:00:03.0/nvme/nvme0";
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(p, sizeof(p), "%s/nvme0n1", pci);
+	fake_ns(root, p, "1");
+	/* native multipath: the path nvme1c0n2 of head disk nvme1n2 */
+	snprintf(p, sizeof(p), "%s/nvme1c0n2", pci);
+	fake_ns(root, p, "2");
+	fake_ns(root, "class/nvme/nvme3/nvme3n7", "7");
+
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "0000:00:03.0", 1, p, sizeof(p)), 0);
+	assert_string_equal(p, "/dev/nvme0n1");
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "00:03.0", 2, p, sizeof(p)), 0);
+	assert_string_equal(p, "/dev/nvme1n2");
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "0000:00:03.0", 3, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "0000:00:04.0", 1, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "/dev/nvme3", 7, p, sizeof(p)), 0);
+	assert_string_equal(p, "/dev/nvme3n7");
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "/dev/nvme3", 1, p, sizeof(p)), -ENODEV);
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "/dev/nvme4", 1, p, sizeof(p)), -ENODEV);
+	/* what is neither a PCI function nor a controller */
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "/dev/nvme3n7", 7, p, sizeof(p)), -EINVAL);
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "emu", 1, p, sizeof(p)), -EINVAL);
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "0000:zz", 1, p, sizeof(p)), -EINVAL);
+	/* too small a buffer */
+	assert_int_equal(nvmk_kns_find_blockdev_at(root, "0000:00:03.0", 1, p, 5), -ENAMETOOLONG);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_async_file_irq(void **state)
@@ -742,6 +801,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_file, setup_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_loop, setup_loop, teardown),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_find_blockdev_fake_sysfs),
 	    cmocka_unit_test_setup_teardown(test_async_file_irq, setup_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_file_poll, setup_file, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_loop_irq, setup_loop, teardown),

@@ -30,7 +30,7 @@ expect_usage() { # expected-text command...
 	grep -q -- "$want" "$d/err" || fail "$*: message lacks '$want': $(cat "$d/err")"
 }
 expect_usage "--threads" "$nvmekeepd" --threads 0
-expect_usage "unknown device 'bogus'" "$nvmekeepd" --device bogus
+expect_usage "invalid device 'bogus': not a device name" "$nvmekeepd" --device bogus
 expect_usage "needs --tls-creds" "$nvmekeepd" --tls require
 expect_usage "expected off, on or require" "$nvmekeepd" --tls maybe
 expect_usage "unexpected argument" "$nvmekeepd" emu
@@ -108,9 +108,21 @@ sleep 0.5
 grep -q "clients are connected" "$d/err" || fail "remove refusal: $(cat "$d/err")"
 "$nvmekeep" remove --force emu || fail "remove --force"
 nbdinfo "$(uri emu/1)" >/dev/null 2>&1 && fail "removed export still served"
+# the manager let go of it too: status no longer lists the device
+"$nvmekeep" status -o json >"$d/st.json" || fail "status -o json after remove"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(any(x["id"] == "emu" for x in d["manager"]["devices"]))' "$d/st.json" ||
+	fail "removed device still listed: $(cat "$d/st.json")"
+"$nvmekeep" remove emu 2>"$d/err" && fail "second remove succeeded"
+grep -q "no such device" "$d/err" || fail "second remove: $(cat "$d/err")"
 "$nvmekeep" add emu || fail "add"
 nbdinfo "$(uri emu/1)" >/dev/null || fail "export back after add"
-"$nvmekeep" add nonsense 2>/dev/null && fail "add of a bad name succeeded"
+"$nvmekeep" status -o json >"$d/st.json" || fail "status -o json after add"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not any(x["id"] == "emu" and x["state"] == "ready" for x in d["manager"]["devices"]))' "$d/st.json" ||
+	fail "re-added device not ready: $(cat "$d/st.json")"
+"$nvmekeep" add nonsense 2>"$d/err" && fail "add of a bad name succeeded"
+grep -q "invalid device 'nonsense': not a device name" "$d/err" || fail "add nonsense: $(cat "$d/err")"
+"$nvmekeep" add emu: 2>"$d/err" && fail "add of emu: succeeded"
+grep -q "a FILE must follow the colon" "$d/err" || fail "add emu:: $(cat "$d/err")"
 wait "$sleeper" || true
 
 step "nbdfuse + mkfs.ext4 + copy + e2fsck"

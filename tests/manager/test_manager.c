@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1464,6 +1465,196 @@ static void test_kernel_device(void **state)
 	kdev_teardown(&k);
 }
 
+/* ---- remove ---- */
+
+static void log_clear(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_buf[0] = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+static uint64_t pool_used(struct nvmk_mgr *mgr, unsigned *ndev)
+{
+	struct nvmk_mgr_status st;
+	uint64_t used;
+
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	used = st.pool.used_pages;
+	if (ndev)
+		*ndev = st.ndevices;
+	nvmk_mgr_status_free(&st);
+	return used;
+}
+
+static bool listed(struct nvmk_mgr *mgr, const char *id)
+{
+	struct nvmk_mgr_status st;
+	bool found = false;
+
+	assert_int_equal(nvmk_mgr_status(mgr, &st), 0);
+	for (unsigned i = 0; i < st.ndevices; i++)
+		found |= !strcmp(st.devices[i].id, id);
+	nvmk_mgr_status_free(&st);
+	return found;
+}
+
+/* Remove: refused while a client holds a queue pair or a buffer, then clean
+ * (pool back to where it was, CC.SHN), re-add works, forced remove. */
+static void test_remove_device(void **state)
+{
+	struct nvmk_qpair_opts qo = {.mode = NVMK_CPL_POLL};
+	struct nvmk_mgr *mgr = new_mgr("host,privatepool", "1024");
+	struct nvmk_dma_buf buf;
+	struct nvmk_qpair *qp;
+	struct nvmk_ns *ns;
+	uint8_t blk[BLK];
+	uint64_t base;
+	unsigned n;
+
+	(void)state;
+	add_emu(mgr, "emu0");
+	add_emu(mgr, "emu1");
+	base = pool_used(mgr, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), 0);
+	memset(blk, 0x5a, sizeof(blk));
+	assert_int_equal(nvmk_ns_write(ns, NULL, blk, 0, 1), 0);
+	assert_true(pool_used(mgr, NULL) > base);
+
+	/* a client's own queue pair: refused, the device stays usable */
+	assert_int_equal(nvmk_mgr_create_qpair(mgr, "emu0", &qo, &qp), 0);
+	log_clear();
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu0", false), -EBUSY);
+	assert_true(log_has("remove refused: in use (0 client buffers, 1 client queue pairs"));
+	assert_true(listed(mgr, "emu0"));
+	assert_int_equal(nvmk_ns_read(ns, NULL, blk, 0, 1), 0);
+	nvmk_qpair_destroy(qp);
+	/* a client buffer: refused too */
+	assert_int_equal(nvmk_mgr_dma_alloc(mgr, "emu0", "b0", 8192, &buf), 0);
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu0", false), -EBUSY);
+	assert_true(log_has("1 client buffers"));
+	assert_int_equal(nvmk_mgr_dma_free(mgr, "emu0", "b0"), 0);
+
+	/* nothing held: removed, shut down cleanly, everything back */
+	log_clear();
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu0", false), 0);
+	assert_true(log_has("shut down"));
+	assert_true(log_has("removed"));
+	assert_false(listed(mgr, "emu0"));
+	assert_true(listed(mgr, "emu1"));
+	assert_int_equal(pool_used(mgr, &n), base);
+	assert_int_equal(n, 1);
+	assert_null(nvmk_mgr_device_emu(mgr, "emu0"));
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), -ENOENT);
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu0", false), -ENOENT);
+	assert_int_equal(nvmk_mgr_remove_device(mgr, NULL, false), -EINVAL);
+
+	/* the same id again: a new device, brought up anew */
+	add_emu(mgr, "emu0");
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu0", 1, &ns), 0);
+	assert_int_equal(nvmk_ns_write(ns, NULL, blk, 0, 1), 0);
+	assert_int_equal(nvmk_emu_cmd_count(nvmk_mgr_device_emu(mgr, "emu0"), true,
+					    NVME_ADM_IDENTIFY) > 0,
+			 1);
+
+	/* forced: closes the client's queue pair and buffer */
+	assert_int_equal(nvmk_mgr_create_qpair(mgr, "emu0", &qo, &qp), 0);
+	assert_int_equal(nvmk_mgr_dma_alloc(mgr, "emu0", "b1", 8192, &buf), 0);
+	log_clear();
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu0", true), 0);
+	assert_true(log_has("forced remove: closing what is in use (1 client buffers, 1 client "
+			    "queue pairs"));
+	assert_false(listed(mgr, "emu0"));
+	assert_int_equal(pool_used(mgr, NULL), base);
+
+	/* an unloaded device goes too */
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu1", false), 0);
+	assert_int_equal(pool_used(mgr, &n), base);
+	assert_int_equal(n, 0);
+	nvmk_mgr_destroy(mgr);
+}
+
+/* A save after a remove does not mention the removed device. */
+static void test_remove_then_save(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("host,privatepool", "1024");
+	struct nvmk_ns *ns;
+	void *blob = NULL;
+	size_t len = 0;
+
+	(void)state;
+	add_emu(mgr, "emu-kept");
+	add_emu(mgr, "emu-gone");
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu-kept", 1, &ns), 0);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, "emu-gone", 1, &ns), 0);
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu-gone", false), 0);
+	assert_int_equal(nvmk_mgr_save(mgr, &blob, &len), 0);
+	assert_int_equal(nvmk_mgr_state_validate(blob, len, NULL, 0), 0);
+	assert_non_null(memmem(blob, len, "emu-kept", 8));
+	assert_null(memmem(blob, len, "emu-gone", 8));
+	/* saved: no remove any more */
+	assert_int_equal(nvmk_mgr_remove_device(mgr, "emu-kept", false), -ESHUTDOWN);
+	free(blob);
+	nvmk_mgr_destroy(mgr);
+}
+
+/* Status readers and loads racing removes and re-adds (TSan: the device
+ * lives until the last reader lets go). */
+static atomic_bool race_stop;
+static atomic_int race_bad; /* an unexpected result in a reader (asserted in the main thread) */
+
+static void *status_reader(void *arg)
+{
+	struct nvmk_mgr *mgr = arg;
+
+	while (!atomic_load(&race_stop)) {
+		struct nvmk_mgr_status st;
+		char *json = NULL;
+		int rc;
+
+		if (nvmk_mgr_status(mgr, &st) == 0)
+			nvmk_mgr_status_free(&st);
+		else
+			atomic_store(&race_bad, -1);
+		if (nvmk_mgr_status_json(mgr, &json) == 0)
+			free(json);
+		else
+			atomic_store(&race_bad, -2);
+		/* racing a remove: gone (-ENOENT), or shut down under it
+		 * (-ESHUTDOWN: the load was queued behind the remove) */
+		rc = nvmk_mgr_load(mgr, "emu0");
+		if (rc && rc != -ENOENT && rc != -ESHUTDOWN)
+			atomic_store(&race_bad, rc);
+	}
+	return NULL;
+}
+
+static void test_remove_races_status(void **state)
+{
+	struct nvmk_mgr *mgr = new_mgr("disabled", NULL);
+	pthread_t t[2];
+
+	(void)state;
+	add_emu(mgr, "emu0");
+	atomic_store(&race_stop, false);
+	atomic_store(&race_bad, 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, status_reader, mgr), 0);
+	for (int round = 0; round < 10; round++) {
+		int rc = nvmk_mgr_remove_device(mgr, "emu0", false);
+
+		assert_true(rc == 0 || rc == -EBUSY);
+		if (rc == 0)
+			add_emu(mgr, "emu0");
+	}
+	atomic_store(&race_stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&race_bad), 0);
+	nvmk_mgr_destroy(mgr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1479,6 +1670,9 @@ int main(void)
 	    cmocka_unit_test_setup(test_restore_leak_unregistered, setup),
 	    cmocka_unit_test_setup(test_state_refused, setup),
 	    cmocka_unit_test_setup(test_kernel_device, setup),
+	    cmocka_unit_test_setup(test_remove_device, setup),
+	    cmocka_unit_test_setup(test_remove_then_save, setup),
+	    cmocka_unit_test_setup(test_remove_races_status, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,9 @@ grep -q "Pattern verification failed" "$d/q2" && fail "added device: data differ
 "$nvmekeep" remove "vfio-user:$d/emu2.sock" >/dev/null || fail "remove the added device"
 timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing after a removal: $(cat "$d/svc.out")"
 still_serving "after add, servicing, remove, servicing"
+# the saved state had no trace of the removed device: the successor does not know it
+"$nvmekeep" status -o json >"$d/st.json" || fail "status after servicing"
+grep -q "emu2.sock" "$d/st.json" && fail "removed device came back with servicing: $(cat "$d/st.json")"
 
 step "a request received ahead (staged, one in flight allowed) is handed over unparsed"
 "$nvmekeep" stop >/dev/null

@@ -6,7 +6,7 @@
  *                    namespace with 4 KiB blocks (for benchmarks)
  *   "emu:FILE"       as above, but namespace 1 is FILE (created 1 GiB if
  *                    missing), so data outlives the process
- *   "DDDD:BB:DD.F"   a PCI NVMe function driven through VFIO
+ *   "DDDD:BB:DD.F"   a PCI NVMe function driven through VFIO ("BB:DD.F": domain 0)
  *   "vfio-user:PATH" a controller served by a vfio-user server on socket PATH
  *                    (nvmekeep-emu); NVMEKEEP_VFIO_USER_DOORBELLS=trap makes
  *                    every doorbell a message (to measure what mmap saves)
@@ -17,6 +17,8 @@
  * (manager.h): that is the configuration where nvmekeep leaves the device to
  * the kernel. With OPENHCL_NVME_VFIO=1 it stays a VFIO device, and opening it
  * reports that it is not bound to vfio-pci.
+ * What a string means is the library's nvmk_dev_spec_parse, which driver
+ * serves it nvmk_config_dev_driver: this file only opens what they say.
  */
 #include <errno.h>
 #include <limits.h>
@@ -69,112 +71,94 @@ static int open_emu(const char *file, struct cli_dev *dev)
 	return ret;
 }
 
-static const char dev_accepted[] =
-    "DEVICE is 'emu', 'emu:FILE', a PCI address DDDD:BB:DD.F in hex (like "
-    "0000:01:00.0; 'nvmekeep setup list' shows them), 'vfio-user:SOCKET' or a block "
-    "device /dev/nvmeXnY";
-
 int cli_dev_check(const char *cmd, const char *spec)
 {
-	if (!spec || !strcmp(spec, "emu") || (!strncmp(spec, "emu:", 4) && spec[4]) ||
-	    spec[0] == '/' || nvmk_pci_addr_valid(spec))
+	struct nvmk_dev_spec ds;
+	char why[200];
+
+	if (!spec || !nvmk_dev_spec_parse(spec, &ds, why, sizeof(why)))
 		return 0;
-	if (!strncmp(spec, "vfio-user:", 10) && spec[10])
-		return 0;
-	if (!strcmp(spec, "emu:"))
-		cli_usage_error(cmd, "invalid DEVICE 'emu:': a FILE must follow the colon; %s",
-				dev_accepted);
-	else if (!strcmp(spec, "vfio-user:"))
-		cli_usage_error(cmd,
-				"invalid DEVICE 'vfio-user:': a SOCKET path must follow the colon; %s",
-				dev_accepted);
-	else if (strchr(spec, ':'))
-		cli_usage_error(cmd, "invalid DEVICE '%s': not a PCI address; %s", spec,
-				dev_accepted);
-	else if (!strncmp(spec, "nvme", 4))
-		cli_usage_error(cmd,
-				"invalid DEVICE '%s': a kernel NVMe namespace is given by its "
-				"path, like /dev/nvme0n1; %s",
-				spec, dev_accepted);
-	else
-		cli_usage_error(cmd, "invalid DEVICE '%s': %s", spec, dev_accepted);
+	cli_usage_error(cmd, "invalid DEVICE '%s': %s; DEVICE is %s", spec, why,
+			nvmk_dev_spec_forms());
 	return CLI_EXIT_USAGE;
+}
+
+/* The library's rule (nvmk_config_dev_driver) with the function's current
+ * binding: a one-shot command drives a function bound to vfio-pci through
+ * VFIO even while OPENHCL_NVME_VFIO is off. */
+static enum nvmk_dev_driver dev_driver(const struct nvmk_dev_spec *ds)
+{
+	char bound[64] = "";
+	struct nvmk_config cfg;
+
+	if (ds->kind == NVMK_DEV_PCI && nvmk_pci_bound_driver(NULL, ds->pci_addr, bound,
+							      sizeof(bound)))
+		bound[0] = '\0'; /* no such function: VFIO's open says so */
+	nvmk_config_load(NULL, NULL, &cfg);
+	return nvmk_config_dev_driver(&cfg, ds, bound);
 }
 
 bool cli_dev_is_kernel(const char *spec)
 {
-	char link[PATH_MAX], target[PATH_MAX];
-	struct nvmk_config cfg;
-	const char *drv;
-	ssize_t n;
+	struct nvmk_dev_spec ds;
 
-	if (!spec)
+	if (!spec || nvmk_dev_spec_parse(spec, &ds, NULL, 0))
 		return false;
-	if (spec[0] == '/')
-		return true;
-	if (!nvmk_pci_addr_valid(spec))
-		return false;
-	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", spec);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n <= 0)
-		return false;
-	target[n] = 0;
-	drv = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
-	if (strcmp(drv, "nvme"))
-		return false;
-	nvmk_config_load(NULL, NULL, &cfg);
-	return !cfg.nvme_vfio.enabled;
+	return dev_driver(&ds) == NVMK_DRIVER_KERNEL;
 }
 
 int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli_dev *dev)
 {
+	struct nvmk_dev_spec ds;
+	char why[200];
 	int ret;
 
 	memset(dev, 0, sizeof(*dev));
 	if (!spec)
 		spec = "emu";
 	snprintf(dev->spec, sizeof(dev->spec), "%s", spec);
+	if (nvmk_dev_spec_parse(spec, &ds, why, sizeof(why))) {
+		fprintf(stderr, "nvmekeep: invalid device '%s': %s; DEVICE is %s\n", spec, why,
+			nvmk_dev_spec_forms());
+		return -EINVAL;
+	}
 
-	if (!strcmp(spec, "emu")) {
-		ret = open_emu(NULL, dev);
-	} else if (!strncmp(spec, "emu:", 4) && spec[4]) {
-		ret = open_emu(spec + 4, dev);
-	} else if (nvmk_pci_addr_valid(spec)) {
+	switch (ds.kind == NVMK_DEV_PCI ? NVMK_DRIVER_VFIO : dev_driver(&ds)) {
+	case NVMK_DRIVER_EMU:
+		ret = open_emu(ds.arg, dev);
+		break;
+	case NVMK_DRIVER_VFIO:
 		/* the backing logs what is wrong and how to fix it (not bound to
 		 * vfio-pci, group not viable, memlock limit, ...) */
-		ret = nvmk_backing_vfio_open(spec, NULL, &dev->backing);
+		ret = nvmk_backing_vfio_open(ds.pci_addr, NULL, &dev->backing);
 		if (ret)
 			fprintf(stderr, "nvmekeep: cannot open %s through VFIO: %s\n", spec,
 				strerror(-ret));
-	} else if (nvmk_backing_vfio_user_spec_path(spec)) {
+		break;
+	case NVMK_DRIVER_VFIO_USER: {
 		struct nvmk_vfio_user_opts vo = {0};
 		const char *db = getenv("NVMEKEEP_VFIO_USER_DOORBELLS");
 
 		vo.no_doorbell_mmap = db && !strcmp(db, "trap");
 		/* the backing logs what is wrong (no socket, not a server, version) */
-		ret = nvmk_backing_vfio_user_open(nvmk_backing_vfio_user_spec_path(spec), &vo,
-						  &dev->backing);
+		ret = nvmk_backing_vfio_user_open(ds.arg, &vo, &dev->backing);
 		if (ret)
 			fprintf(stderr, "nvmekeep: cannot attach to %s: %s\n", spec, strerror(-ret));
-	} else if (spec[0] == '/') {
+		break;
+	}
+	default:
 		fprintf(stderr,
 			"nvmekeep: %s is a kernel block device: only read and write work on it "
 			"(the other commands need the userspace driver: a PCI address bound "
 			"to vfio-pci)\n",
 			spec);
 		return -EINVAL;
-	} else {
-		fprintf(stderr,
-			"nvmekeep: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-			"address like 0000:00:03.0, 'vfio-user:SOCKET' or a block device "
-			"/dev/nvmeXnY\n",
-			spec);
-		return -EINVAL;
 	}
 	if (ret)
 		return ret;
 
-	/* (the no-IOMMU queue-size default is the driver's: drv_opts_resolve) */
+	/* (the no-IOMMU queue-size default is the driver's: drv_opts_resolve,
+	 * so that the manager and the daemon get it too) */
 	ret = nvmk_ctrl_open(dev->backing, opts, &dev->ctrl);
 	if (ret) {
 		fprintf(stderr, "nvmekeep: %s: controller bring-up failed: %s\n", spec,

@@ -44,7 +44,7 @@ static char *reply_error(int err, const char *fmt, ...) __attribute__((format(pr
 static char *reply_error(int err, const char *fmt, ...)
 {
 	json_object *o = json_object_new_object();
-	char msg[512];
+	char msg[1024];
 	char *s;
 	va_list ap;
 
@@ -94,15 +94,15 @@ static char *verb_status(struct nvmkd_ctx *ctx)
 static char *verb_add(struct nvmkd_ctx *ctx, const char *dev)
 {
 	struct nvmkd_dev_spec ds;
+	char err[1024];
 	int rc;
 
-	if (nvmkd_dev_spec_parse(dev, ctx->io_queues, &ds))
-		return reply_error(EINVAL,
-				   "unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-				   "address or /dev/nvmeXnY",
-				   dev);
+	if (nvmkd_dev_spec_make(dev, ctx->io_queues, &ds, err, sizeof(err)))
+		return reply_error(EINVAL, "%s", err);
+	dev = ds.id;
 	rc = nvmk_mgr_add_device(ctx->mgr, &ds.spec);
-	/* a device removed from the export stays registered with the manager */
+	/* -EEXIST: registered already (given with --device and not removed),
+	 * only the export is missing */
 	if (rc && rc != -EEXIST)
 		return reply_error(-rc, "add %s: %s", dev, strerror(-rc));
 	rc = nvmk_export_add_device(ctx->srv, dev);
@@ -114,20 +114,43 @@ static char *verb_add(struct nvmkd_ctx *ctx, const char *dev)
 	return reply_ok(o);
 }
 
+/* The id a device string names (a PCI function given as BB:DD.F is known
+ * by its full address); any other string as given. */
+static const char *device_id(const char *dev, struct nvmk_dev_spec *ds)
+{
+	return !nvmk_dev_spec_parse(dev, ds, NULL, 0) && ds->kind == NVMK_DEV_PCI ? ds->pci_addr
+										   : dev;
+}
+
+/* Stop exporting (refused while clients are connected unless @force, which
+ * disconnects them with ESHUTDOWN), then unregister from the manager:
+ * namespace handles closed, CC.SHN, pool blocks and backing released. */
 static char *verb_remove(struct nvmkd_ctx *ctx, const char *dev, bool force)
 {
-	int rc = nvmk_export_remove_device(ctx->srv, dev, force);
+	struct nvmk_dev_spec ds;
+	const char *id = device_id(dev, &ds);
+	int rc = nvmk_export_remove_device(ctx->srv, id, force);
+	int mrc;
 
 	if (rc == -EBUSY)
 		return reply_error(EBUSY, "remove %s: clients are connected (--force disconnects "
 					  "them with ESHUTDOWN)",
 				   dev);
-	if (rc)
-		return reply_error(-rc, "remove %s: %s", dev,
-				   rc == -ENOENT ? "not exported" : strerror(-rc));
+	if (rc && rc != -ENOENT)
+		return reply_error(-rc, "remove %s: %s", dev, strerror(-rc));
+	/* the export let go of its queue pairs and buffers: what still holds
+	 * the device is someone else's, refused unless forced */
+	mrc = nvmk_mgr_remove_device(ctx->mgr, id, force);
+	if (mrc == -ENOENT && rc == -ENOENT)
+		return reply_error(ENOENT, "remove %s: no such device", dev);
+	if (mrc == -EBUSY)
+		return reply_error(EBUSY, "remove %s: the device is in use (--force closes it)",
+				   dev);
+	if (mrc && mrc != -ENOENT)
+		return reply_error(-mrc, "remove %s: %s", dev, strerror(-mrc));
 	json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "device", json_object_new_string(dev));
+	json_object_object_add(o, "device", json_object_new_string(id));
 	return reply_ok(o);
 }
 

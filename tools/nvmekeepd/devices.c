@@ -138,49 +138,62 @@ static void emu_spec(struct nvmkd_dev_spec *d, const char *file)
 						 .backing = NVMK_EMU_BACK_NULL};
 }
 
-int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out)
+int nvmkd_dev_spec_make(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out,
+			char *err, size_t errlen)
 {
+	struct nvmk_dev_spec dev;
+	char why[200];
+
 	memset(out, 0, sizeof(*out));
 	if (!name || !*name || strlen(name) > NVMK_MGR_ID_MAX) {
-		fprintf(stderr, "nvmekeepd: device '%s': a name of 1..%d bytes is expected\n",
-			name ? name : "", NVMK_MGR_ID_MAX);
+		snprintf(err, errlen, "device '%s': a name of 1..%d bytes is expected",
+			 name ? name : "", NVMK_MGR_ID_MAX);
 		return -EINVAL;
 	}
-	snprintf(out->id, sizeof(out->id), "%s", name);
+	if (nvmk_dev_spec_parse(name, &dev, why, sizeof(why))) {
+		snprintf(err, errlen, "invalid device '%s': %s; a device is %s", name, why,
+			 nvmk_dev_spec_forms());
+		return -EINVAL;
+	}
+	/* a PCI function is known by its full address, however it was given */
+	snprintf(out->id, sizeof(out->id), "%s", dev.kind == NVMK_DEV_PCI ? dev.pci_addr : name);
 	out->spec.id = out->id;
 	out->spec.ctrl_opts.max_io_queues = (uint16_t)io_queues;
-	if (!strcmp(name, "emu")) {
-		emu_spec(out, NULL);
-	} else if (!strncmp(name, "emu:", 4) && name[4]) {
-		snprintf(out->path, sizeof(out->path), "%s", name + 4);
-		emu_spec(out, out->path);
-	} else if (nvmk_pci_addr_valid(name)) {
-		/* the manager makes it a kernel device when OPENHCL_NVME_VFIO is off */
+	switch (dev.kind) {
+	case NVMK_DEV_EMU:
+		if (dev.arg)
+			snprintf(out->path, sizeof(out->path), "%s", dev.arg);
+		emu_spec(out, dev.arg ? out->path : NULL);
+		break;
+	case NVMK_DEV_PCI:
+		/* the manager makes it a kernel device when OPENHCL_NVME_VFIO is
+		 * off (nvmk_config_dev_driver) */
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
 		out->spec.factory.create = vfio_factory;
-	} else if (nvmk_backing_vfio_user_spec_path(name)) {
-		const char *path = nvmk_backing_vfio_user_spec_path(name);
-
-		if (!*path) {
-			fprintf(stderr, "nvmekeepd: device '%s': vfio-user:PATH names the socket of "
-					"a vfio-user server (nvmekeep-emu --socket PATH)\n",
-				name);
-			return -EINVAL;
-		}
-		snprintf(out->path, sizeof(out->path), "%s", path);
+		break;
+	case NVMK_DEV_VFIO_USER:
+		snprintf(out->path, sizeof(out->path), "%s", dev.arg);
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
 		out->spec.factory.create = vfu_factory;
 		out->spec.factory.keep_alive_capable = true;
-	} else if (name[0] == '/') {
+		break;
+	case NVMK_DEV_KERNEL_NS:
+	case NVMK_DEV_KERNEL_CTRL:
+	case NVMK_DEV_PATH:
 		out->spec.kind = NVMK_MGR_BACKING_KERNEL;
 		snprintf(out->path, sizeof(out->path), "%s", name);
 		out->spec.kernel.path = out->path;
-	} else {
-		fprintf(stderr,
-			"nvmekeepd: unknown device '%s': expected 'emu', 'emu:FILE', a PCI "
-			"address like 0000:00:03.0, vfio-user:SOCKET or a block device /dev/nvmeXnY\n",
-			name);
-		return -EINVAL;
+		break;
 	}
 	return 0;
+}
+
+int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out)
+{
+	char err[1024];
+	int rc = nvmkd_dev_spec_make(name, io_queues, out, err, sizeof(err));
+
+	if (rc)
+		fprintf(stderr, "nvmekeepd: %s\n", err);
+	return rc;
 }

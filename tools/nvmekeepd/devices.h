@@ -16,10 +16,17 @@ struct nvmkd_dev_spec {
 };
 
 /**
- * nvmkd_dev_spec_parse - make the manager spec of device name @name.
+ * nvmkd_dev_spec_make - make the manager spec of device name @name (the
+ * library's nvmk_dev_spec_parse says what it means). out->id is the device's
+ * id: @name, or the full address of a PCI function given as "BB:DD.F".
  * @io_queues: I/O queue pairs to ask the controller for
- * Return: 0, or -EINVAL with a message on stderr naming the accepted forms.
+ * @err:       on failure, what is wrong and the accepted forms
+ * Return: 0 or -EINVAL.
  */
+int nvmkd_dev_spec_make(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out,
+			char *err, size_t errlen);
+
+/** nvmkd_dev_spec_parse - nvmkd_dev_spec_make with the message on stderr. */
 int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out);
 
 /**

@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"                 [--max-connections N] [--max-inflight N]\n"
 		"                 [--tls off|on|require] [--tls-creds DIR] [--tls-psk FILE] [-q|-v]\n\n"
 		"Exports every namespace of each device over NBD as DEVICE/NSID.\n"
-		"  --device SPEC        emu (default), emu:FILE, a PCI address, /dev/nvmeXnY\n"
+		"  --device SPEC        emu (default), emu:FILE, a PCI address, vfio-user:SOCKET,\n"
+		"                       /dev/nvmeXnY, /dev/nvmeX\n"
 		"  --listen ADDR        unix:PATH or tcp:HOST:PORT (default: unix socket\n"
 		"                       /run/nvmekeep/nbd.sock as root, else under\n"
 		"                       $XDG_RUNTIME_DIR/nvmekeep/)\n"
@@ -266,7 +267,7 @@ int main(int argc, char **argv)
 		 cfg->keep_alive.mode, nvmk_config_source_name(cfg->keep_alive.source));
 	rc = nvmk_export_create(ctx.mgr, &a.eo, &ctx.srv);
 	for (unsigned i = 0; !rc && i < a.ndevices; i++) {
-		rc = nvmk_export_add_device(ctx.srv, a.devices[i]);
+		rc = nvmk_export_add_device(ctx.srv, ds[i].id);
 		if (rc)
 			fprintf(stderr, "nvmekeepd: device %s: %s\n", a.devices[i], strerror(-rc));
 	}

@@ -141,6 +141,7 @@ struct nvmk_queue_stat {
 	uint32_t depth;
 	bool shared;	 /* NVMK_QPAIR_SHARED (and nvmk_ctrl_get_qpair qpairs) */
 	bool poll;	 /* polled, no interrupt */
+	bool client;	 /* made by nvmk_qpair_create (not nvmk_ctrl_get_qpair's) */
 	int outstanding; /* commands in flight; -1 for exclusive qpairs (owned by
 			    their thread, not read from another) */
 };
