@@ -322,9 +322,9 @@ void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
 	if (len == 0 || iova + len < iova)
 		return NULL;
 	for (;;) {
-		pthread_mutex_lock(&s->wait_lock);
-		gen = s->map_gen;
-		pthread_mutex_unlock(&s->wait_lock);
+		/* Acquire: a map inserted before the generation moved is seen by
+		 * the lookup below (no lock per translation on the fast path). */
+		gen = atomic_load_explicit(&s->map_gen, memory_order_acquire);
 		pthread_rwlock_rdlock(&s->map_lock);
 		i = map_find(s, iova, len);
 		if (i >= 0)
@@ -454,7 +454,7 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 	pthread_rwlock_unlock(&s->map_lock);
 	atomic_fetch_add(&s->mapped_bytes, m->size);
 	pthread_mutex_lock(&s->wait_lock);
-	s->map_gen++;
+	atomic_fetch_add_explicit(&s->map_gen, 1, memory_order_release);
 	pthread_cond_broadcast(&s->wait_cv);
 	pthread_mutex_unlock(&s->wait_lock);
 	return 0;

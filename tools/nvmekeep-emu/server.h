@@ -93,7 +93,7 @@ struct srv {
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cv;
 	bool resuming;
-	uint64_t map_gen;
+	_Atomic uint64_t map_gen; /* changed under wait_lock; read without it */
 	/* The maps the previous client had when it went (main thread only; kept
 	 * while the window is open): a new map over one of them must be the same
 	 * memory, else the device's queues and held commands cannot go on. */
