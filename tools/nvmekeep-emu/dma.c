@@ -273,6 +273,8 @@ void srv_dma_remember_gone(struct srv *s)
 	pthread_rwlock_rdlock(&s->map_lock);
 	memcpy(s->gone, s->maps, s->nmaps * sizeof(s->maps[0]));
 	s->ngone = s->nmaps;
+	for (unsigned i = 0; i < s->ngone; i++)
+		s->gone[i].host = NULL; /* unmapped next: only the identity is kept */
 	pthread_rwlock_unlock(&s->map_lock);
 }
 
