@@ -892,8 +892,21 @@ int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_op
 		rc = vfu_probe(v, opts);
 	if (!rc)
 		rc = vfu_enable_bus_master(v);
-	if (!rc && !(opts && opts->no_reset))
+	if (!rc && !(opts && opts->no_reset)) {
+		uint32_t cc = vfu_read32(&v->b, NVME_REG_CC);
+
+		/* A controller left enabled (a --persist server after its client
+		 * went without handing over state): its queues and held commands
+		 * point into memory that went with that client, so only a reset is
+		 * correct. Done before any DMA_MAP (docs/vfio-user.md). */
+		if (cc != 0xffffffffu && (cc & NVME_CC_EN))
+			nvmk_info(
+			    v->b.name, NVMK_LOG_NOQ,
+			    "the controller was left enabled by a previous client (CC 0x%08x) "
+			    "and no saved state is restored: resetting it",
+			    cc);
 		rc = vfu_reset(&v->b);
+	}
 	if (rc) {
 		if (rc == -ENODEV && atomic_load(&v->gone))
 			rc = -ECONNRESET;

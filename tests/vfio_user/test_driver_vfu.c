@@ -274,7 +274,13 @@ static void writer_child(const char *sock, atomic_uint *acked)
 	}
 }
 
-static void crash_and_reconnect(bool persist)
+/*
+ * @held: a write is held in the device (delay fault) when the client is
+ * killed. The new client has no saved state: it opens with a reset
+ * (DEVICE_RESET before any DMA_MAP), so the held write can never complete
+ * into its memory; what the write carried may or may not be on the media.
+ */
+static void crash_and_reconnect(bool persist, bool held)
 {
 	struct nvmk_ctrl_opts o = topts();
 	struct nvmk_backing *b;
@@ -303,6 +309,18 @@ static void crash_and_reconnect(bool persist)
 	for (int i = 0; i < 2000 && atomic_load(&acked[KBLOCKS]) < 1; i++)
 		tsleep_ms(5);
 	tsleep_ms(30);
+	if (held) {
+		long long w0;
+
+		/* the next write is executed, its completion held for 3 s */
+		assert_true(tsrv_ok(&t, "{\"cmd\":\"fault\",\"kind\":\"delay\",\"opcode\":1,"
+					"\"count\":1,\"delay_us\":3000000}"));
+		/* the child writes one at a time: the next write is the held one */
+		w0 = tsrv_stat(&t, "io.0x01");
+		for (int i = 0; i < 400 && tsrv_stat(&t, "io.0x01") <= w0; i++)
+			tsleep_ms(5);
+		tsleep_ms(20);
+	}
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFSIGNALED(st));
@@ -316,7 +334,10 @@ static void crash_and_reconnect(bool persist)
 
 	/* a new client: every acknowledged write is there */
 	assert_int_equal(nvmk_backing_vfio_user_open(t.sock, NULL, &b), 0);
+	/* no saved state: reset at open, before any memory is mapped */
+	assert_int_equal(tsrv_stat(&t, "function_resets"), resets0 + 1);
 	assert_int_equal(nvmk_ctrl_open(b, &o, &ctrl), 0);
+	assert_int_equal(tsrv_stat(&t, "resume_refused"), 0);
 	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
 	qp = nvmk_ctrl_get_qpair(ctrl);
 	assert_non_null(qp);
@@ -344,13 +365,19 @@ static void crash_and_reconnect(bool persist)
 static void test_client_killed_persist(void **state)
 {
 	(void)state;
-	crash_and_reconnect(true);
+	crash_and_reconnect(true, false);
+}
+
+static void test_client_killed_held_write(void **state)
+{
+	(void)state;
+	crash_and_reconnect(true, true);
 }
 
 static void test_client_killed_no_persist(void **state)
 {
 	(void)state;
-	crash_and_reconnect(false);
+	crash_and_reconnect(false, false);
 }
 
 /* ---- errors a user can act on ---- */
@@ -534,6 +561,7 @@ int main(void)
 	    cmocka_unit_test(test_server_gone),
 	    cmocka_unit_test(test_client_killed_persist),
 	    cmocka_unit_test(test_client_killed_no_persist),
+	    cmocka_unit_test(test_client_killed_held_write),
 	    cmocka_unit_test(test_user_errors),
 	    cmocka_unit_test(test_manager_device),
 	};
@@ -541,5 +569,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (!getenv("NVMK_TEST_VERBOSE"))
 		nvmk_log_set_level(NVMK_LOG_ERR);
+	if (getenv("NVMK_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("NVMK_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

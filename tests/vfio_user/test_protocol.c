@@ -570,6 +570,135 @@ static void test_dma_without_fd(void **state)
 	dma_mem = NULL;
 }
 
+/* ---- --persist: a new client's memory at the old addresses ---- */
+
+#define PB_BASE 0x40000000ull /* ASQ; ACQ at +0x1000, data at +0x2000 */
+#define PB_SIZE 0x3000u
+
+/* A memfd of PB_SIZE bytes and its mapping in this process. */
+static int pb_memfd(uint8_t **mem)
+{
+	int mfd = memfd_create("pb", MFD_CLOEXEC);
+
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, PB_SIZE), 0);
+	*mem = mmap(NULL, PB_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	assert_true(*mem != MAP_FAILED);
+	return mfd;
+}
+
+static void reg32(int fd, uint32_t off, uint32_t v)
+{
+	assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, off, 4, &v, true), 0);
+}
+
+/* Identify Controller at admin SQ slot @slot, its completion delayed 400 ms. */
+static void pb_held_identify(struct tsrv *t, int fd, uint8_t *mem, unsigned slot, uint16_t cid)
+{
+	struct nvme_sqe sqe = {0};
+
+	assert_true(tsrv_ok(t, "{\"cmd\":\"fault\",\"kind\":\"delay\",\"qid\":0,\"opcode\":6,"
+			       "\"count\":1,\"delay_us\":400000}"));
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.cid = cid;
+	sqe.prp1 = PB_BASE + 0x2000;
+	sqe.cdw10 = 1;
+	memcpy(mem + slot * 64, &sqe, sizeof(sqe));
+	reg32(fd, NVME_REG_DBS, slot + 1); /* SQ 0 tail */
+	/* fetched and executed (the data page is written), completion held */
+	for (int i = 0; i < 400 && !mem[0x2000 + 4]; i++)
+		tsleep_ms(2);
+	assert_true(mem[0x2000 + 4] != 0);
+}
+
+static bool cqe_posted(const uint8_t *mem, unsigned slot, uint16_t cid)
+{
+	struct nvme_cqe cqe;
+
+	memcpy(&cqe, mem + 0x1000 + slot * 16, sizeof(cqe));
+	return (cqe.status & 1) && cqe.cid == cid;
+}
+
+/*
+ * The previous client went with a command held in the device. A new client
+ * that maps the same memory (same file, offset, IOVA) gets the completion
+ * there, with no reset. One that maps other memory at those addresses gets a
+ * reset first: the held command must not complete into its memory.
+ */
+static void test_persist_memory_identity(void **state)
+{
+	const uint32_t rw = NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK;
+	uint8_t *mem1, *mem2;
+	struct tsrv t;
+	uint32_t v;
+	long long resets;
+	int fd, mfd1, mfd2;
+
+	(void)state;
+	assert_int_equal(tsrv_start(&t, "--persist", NULL), 0);
+	mfd1 = pb_memfd(&mem1);
+	mfd2 = pb_memfd(&mem2);
+
+	/* client A: admin queues of 4 entries in memfd 1, enabled */
+	fd = unix_connect(t.sock);
+	assert_int_equal(hello(fd), 0);
+	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd1, rw), 0);
+	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
+	v = (uint32_t)PB_BASE;
+	reg32(fd, NVME_REG_ASQ, v);
+	reg32(fd, NVME_REG_ASQ + 4, 0);
+	reg32(fd, NVME_REG_ACQ, v + 0x1000);
+	reg32(fd, NVME_REG_ACQ + 4, 0);
+	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (v & NVME_CSTS_RDY)
+			break;
+		tsleep_ms(2);
+	}
+	assert_true(v & NVME_CSTS_RDY);
+	pb_held_identify(&t, fd, mem1, 0, 0x51);
+	close(fd);
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+	resets = tsrv_stat(&t, "function_resets");
+
+	/* client B maps the same memory: the held completion lands in it */
+	fd = unix_connect(t.sock);
+	assert_int_equal(hello(fd), 0);
+	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd1, rw), 0);
+	for (int i = 0; i < 500 && !cqe_posted(mem1, 0, 0x51); i++)
+		tsleep_ms(2);
+	assert_true(cqe_posted(mem1, 0, 0x51));
+	assert_int_equal(tsrv_stat(&t, "resume_refused"), 0);
+	assert_int_equal(tsrv_stat(&t, "function_resets"), resets);
+	/* B drives it now: consumes the entry, and leaves with another held */
+	reg32(fd, NVME_REG_DBS + 4, 1); /* CQ 0 head */
+	memset(mem1 + 0x2000, 0, 0x1000);
+	pb_held_identify(&t, fd, mem1, 1, 0x52);
+	close(fd);
+	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
+
+	/* client C maps other memory at those addresses: reset before the map */
+	fd = unix_connect(t.sock);
+	assert_int_equal(hello(fd), 0);
+	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd2, rw), 0);
+	assert_int_equal(tsrv_stat(&t, "resume_refused"), 1);
+	assert_int_equal(tsrv_stat(&t, "function_resets"), resets + 1);
+	assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+	assert_false(v & NVME_CSTS_RDY);
+	tsleep_ms(600); /* past the held completion's delay */
+	for (unsigned i = 0; i < PB_SIZE; i++)
+		if (mem2[i])
+			fail_msg("byte %u of the new client's memory was written", i);
+	assert_false(cqe_posted(mem1, 1, 0x52));
+	close(fd);
+	munmap(mem1, PB_SIZE);
+	munmap(mem2, PB_SIZE);
+	close(mfd1);
+	close(mfd2);
+	assert_int_equal(tsrv_stop(&t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +706,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_messages),
 	    cmocka_unit_test(test_dma_and_region_limits),
 	    cmocka_unit_test(test_dma_without_fd),
+	    cmocka_unit_test(test_persist_memory_identity),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

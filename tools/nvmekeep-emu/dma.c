@@ -15,6 +15,7 @@
  * for queue memory): the server never touches memory outside a mapping.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -261,8 +262,55 @@ void srv_resume_window(struct srv *s, bool open)
 		nvmk_info(s->name, NVMK_LOG_NOQ, "%s",
 			  open ? "quiesced: waiting for a client to map memory" : "resumed");
 	s->resuming = open;
+	if (!open)
+		s->ngone = 0;
 	pthread_cond_broadcast(&s->wait_cv);
 	pthread_mutex_unlock(&s->wait_lock);
+}
+
+void srv_dma_remember_gone(struct srv *s)
+{
+	pthread_rwlock_rdlock(&s->map_lock);
+	memcpy(s->gone, s->maps, s->nmaps * sizeof(s->maps[0]));
+	s->ngone = s->nmaps;
+	for (unsigned i = 0; i < s->ngone; i++)
+		s->gone[i].host = NULL; /* unmapped next: only the identity is kept */
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+/*
+ * In the resume window, may @nm (not inserted yet) be mapped without ending
+ * the previous client's life on the device? A map that overlaps none of the
+ * previous client's maps changes nothing for the device. One that overlaps
+ * must be exactly one of them -- same IOVA and size, same file (st_dev,
+ * st_ino) at the same offset -- that is, the memory the queues and the held
+ * commands point into, taken back (a restoring driver maps its pool memfd
+ * again). Anything else at those addresses is other memory: letting a held
+ * command or a queue go on there would hand the new client's buffers to the
+ * old client's commands. Then the only correct way on is a reset, done
+ * before the map becomes visible to the device. Main thread.
+ */
+static bool resume_map_ok(struct srv *s, const struct srv_map *nm, char *why, size_t whylen)
+{
+	for (unsigned i = 0; i < s->ngone; i++) {
+		const struct srv_map *g = &s->gone[i];
+
+		if (g->iova >= nm->iova + nm->size || nm->iova >= g->iova + g->size)
+			continue;
+		if (g->iova != nm->iova || g->size != nm->size)
+			snprintf(why, whylen, "it overlaps the previous client's map 0x%llx+0x%llx",
+				 (unsigned long long)g->iova, (unsigned long long)g->size);
+		else if (!g->has_file || !nm->has_file)
+			snprintf(why, whylen,
+				 "memory shared without an fd cannot be shown to be the same");
+		else if (g->dev != nm->dev || g->ino != nm->ino || g->offset != nm->offset)
+			snprintf(why, whylen,
+				 "it is another file or offset than the previous client's map");
+		else
+			continue;
+		return false;
+	}
+	return true;
 }
 
 void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
@@ -276,9 +324,9 @@ void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
 	if (len == 0 || iova + len < iova)
 		return NULL;
 	for (;;) {
-		pthread_mutex_lock(&s->wait_lock);
-		gen = s->map_gen;
-		pthread_mutex_unlock(&s->wait_lock);
+		/* Acquire: a map inserted before the generation moved is seen by
+		 * the lookup below (no lock per translation on the fast path). */
+		gen = atomic_load_explicit(&s->map_gen, memory_order_acquire);
 		pthread_rwlock_rdlock(&s->map_lock);
 		i = map_find(s, iova, len);
 		if (i >= 0)
@@ -365,6 +413,12 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 			    (long long)st.st_size, (unsigned long long)m->offset);
 			return -EINVAL;
 		}
+		if (fstat(fd, &st) == 0) {
+			nm.has_file = true;
+			nm.dev = st.st_dev;
+			nm.ino = st.st_ino;
+			nm.offset = m->offset;
+		}
 		if (m->flags & NVMK_VFU_DMA_READ_OK)
 			prot |= PROT_READ;
 		if (m->flags & NVMK_VFU_DMA_WRITE_OK)
@@ -383,6 +437,18 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 			return rc;
 		}
 	}
+	if (s->ngone) {
+		char why[160];
+
+		if (!resume_map_ok(s, &nm, why, sizeof(why))) {
+			nvmk_warn(s->name, NVMK_LOG_NOQ,
+				  "DMA_MAP 0x%llx+0x%llx: %s: the controller's queues and held "
+				  "commands cannot go on in other memory: resetting it first",
+				  (unsigned long long)m->addr, (unsigned long long)m->size, why);
+			atomic_fetch_add(&s->stats.resume_refused, 1);
+			srv_function_reset(s); /* closes the window: ngone = 0 */
+		}
+	}
 	pthread_rwlock_wrlock(&s->map_lock);
 	memmove(&s->maps[pos + 1], &s->maps[pos], (s->nmaps - pos) * sizeof(s->maps[0]));
 	s->maps[pos] = nm;
@@ -390,7 +456,7 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 	pthread_rwlock_unlock(&s->map_lock);
 	atomic_fetch_add(&s->mapped_bytes, m->size);
 	pthread_mutex_lock(&s->wait_lock);
-	s->map_gen++;
+	atomic_fetch_add_explicit(&s->map_gen, 1, memory_order_release);
 	pthread_cond_broadcast(&s->wait_cv);
 	pthread_mutex_unlock(&s->wait_lock);
 	return 0;

@@ -470,6 +470,7 @@ static void client_gone(struct srv *s)
 	if (s->persist) {
 		/* quiesce first: accesses from now on wait for the next client */
 		srv_resume_window(s, true);
+		srv_dma_remember_gone(s);
 		srv_dma_unmap_all(s);
 		nvmk_info(s->name, NVMK_LOG_NOQ,
 			  "client disconnected: controller state kept (--persist)");

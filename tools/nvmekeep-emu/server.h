@@ -39,6 +39,12 @@ struct srv_map {
 	uint64_t iova, size;
 	uint8_t *host;	/* mmap of the client's fd; NULL = reach it by DMA_READ/WRITE */
 	uint32_t flags; /* NVMK_VFU_DMA_READ_OK / WRITE_OK */
+	/* Which memory this is: the fd's file (st_dev, st_ino) and offset, so a
+	 * map after a reconnect can be told to be the same memory or not. */
+	bool has_file;
+	dev_t dev;
+	ino_t ino;
+	uint64_t offset;
 };
 
 struct srv_bounce {
@@ -52,6 +58,7 @@ struct srv_stats {
 	_Atomic uint64_t function_resets; /* DEVICE_RESET and resets at disconnect */
 	_Atomic uint64_t connections;
 	_Atomic uint64_t protocol_errors; /* error replies sent */
+	_Atomic uint64_t resume_refused;  /* resume windows closed by a reset (memory not back) */
 };
 
 struct srv {
@@ -86,7 +93,12 @@ struct srv {
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cv;
 	bool resuming;
-	uint64_t map_gen;
+	_Atomic uint64_t map_gen; /* changed under wait_lock; read without it */
+	/* The maps the previous client had when it went (main thread only; kept
+	 * while the window is open): a new map over one of them must be the same
+	 * memory, else the device's queues and held commands cannot go on. */
+	struct srv_map gone[SRV_MAX_DMA_MAPS];
+	unsigned ngone;
 
 	/* DMA_READ/WRITE to the client (worker thread) */
 	pthread_mutex_t rpc_lock; /* one request at a time */
@@ -130,6 +142,8 @@ void srv_dma_unmap_all(struct srv *s);
 void srv_rpc_reply(struct srv *s, const struct nvmk_vfu_hdr *h, const uint8_t *payload, size_t len);
 void srv_rpc_fail(struct srv *s);
 void srv_resume_window(struct srv *s, bool open);
+/* Before srv_dma_unmap_all at a --persist disconnect: remember the maps. */
+void srv_dma_remember_gone(struct srv *s);
 
 /* pci.c */
 void srv_pci_init(struct srv *s);

@@ -108,6 +108,8 @@ static void print_stats(json_object *r)
 		       field(c, "mapped_dma_bytes"));
 		printf("  I/O commands      : %lld\n", field(c, "io_commands_total"));
 		printf("  protocol errors   : %lld\n", field(c, "protocol_errors"));
+		printf("  resumes refused   : %lld (other memory at the old addresses: reset)\n",
+		       field(c, "resume_refused"));
 		printf("  admin commands    :\n");
 		if (json_object_object_get_ex(c, "admin_commands", &m)) {
 			json_object_object_foreach(m, k, v)
