@@ -80,6 +80,35 @@ grep -q "newer than this binary" "$d/chk" || fail "--service-check 99: $(cat "$d
 "$nvmekeepd" --service-check 1 >/dev/null || fail "--service-check 1 refused"
 "$nvmekeep" status -o json | grep -q '"servicing"' && fail "a refused servicing was counted"
 
+step "devices that cannot be handed over: refused, with the reason"
+"$nvmekeep" stop >/dev/null
+wait "$daemon_pid" || true
+# an in-process emulator, and a kernel-path device (a regular file stands for
+# /dev/nvmeXnY: the io_uring path); each next to a device that could go
+truncate -s 64M "$d/kdev"
+for dev in emu "$d/kdev"; do
+	rm -f "$ctl"
+	"$nvmekeepd" --device "vfio-user:$d/emu.sock" --device "$dev" --listen "unix:$sock" \
+		--control "$ctl" --threads 2 -v >>"$d/log" 2>&1 &
+	daemon_pid=$!
+	for _ in $(seq 200); do [ -S "$ctl" ] && [ -S "$sock" ] && break; sleep 0.05; done
+	[ -S "$ctl" ] || fail "nvmekeepd with --device $dev did not start"
+	qemu-io -f raw -c "write -P 0x31 0 64k" "nbd+unix:///$dev/1?socket=$sock" >/dev/null ||
+		fail "write to $dev"
+	case $dev in
+	emu) want="in-process emulator dies with the process" ;;
+	*) want="kernel-path device's request buffers do not cross exec" ;;
+	esac
+	refused "device $dev" "$want"
+	grep -q "cannot be handed to a successor" "$d/svc.out" || fail "$dev: $(cat "$d/svc.out")"
+	qemu-io -f raw -c "read -P 0x31 0 64k" "nbd+unix:///$dev/1?socket=$sock" >"$d/q" 2>&1 ||
+		fail "$dev after the refusal: $(cat "$d/q")"
+	grep -q "Pattern verification failed" "$d/q" && fail "$dev: data changed"
+	"$nvmekeep" stop >/dev/null
+	wait "$daemon_pid" || true
+done
+start_daemon
+
 step "a quiesce that times out is abandoned (keep-alive off: every request must finish first)"
 "$nvmekeep" stop >/dev/null
 wait "$daemon_pid" || true

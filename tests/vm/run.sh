@@ -62,24 +62,38 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
-	tests/vm/nbd_rw tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
+	tests/vm/nbd_rw tests/vm/nbd_svc tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
 	die "building the VM test programs failed"
 install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
 install -m 0755 "$NVMK_VM_DIR/guest_nbd.sh" "$BUILD/tests/vm/guest_nbd.sh"
+install -m 0755 "$NVMK_VM_DIR/guest_service.sh" "$BUILD/tests/vm/guest_service.sh"
 # the guest image must carry every library these programs link
 NVMK_VM_EXTRA_LIBS="$(ldd "$BUILD"/tests/vm/vfio_smoke "$BUILD"/tests/vm/driver_smoke \
-	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tests/vm/nbd_rw "$BUILD"/tools/nvmekeep \
+	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tests/vm/nbd_rw "$BUILD"/tests/vm/nbd_svc \
+	"$BUILD"/tools/nvmekeep \
 	"$BUILD"/tools/nvmekeepd/nvmekeepd 2>/dev/null |
 	awk '$2 == "=>" && $3 ~ /^\// { n = split($3, p, "/"); print p[n] }' | sort -u | tr '\n' ' ')"
 export NVMK_VM_EXTRA_LIBS
 "$NVMK_VM_DIR/setup.sh" host || die "setup (guest libraries) failed"
 # In the guest: the backing's own smoke test, the driver over VFIO, the
 # driver's cases, the CLI with the kernel driver, then nvmekeepd serving NBD
-# between kernel writes and reads. Each prints one
-# "N passed, M failed" line.
-NPROGS=5
-GUEST_CMD=(env "${ENV[@]}" sh -c
-	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh" "sh ./tests/vm/guest_nbd.sh"; do $p || r=1; done; exit $r')
+# between kernel writes and reads, then nvmekeepd serviced under an NBD
+# client (guest_service.sh). Each prints one "N passed, M failed" line.
+# NVMK_VM_CASES="guest_service ..." runs only those (while developing).
+PROGS=(./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio
+       "sh ./tests/vm/guest_cli.sh" "sh ./tests/vm/guest_nbd.sh" "sh ./tests/vm/guest_service.sh")
+if [ -n "${NVMK_VM_CASES:-}" ]; then
+	sel=()
+	for p in "${PROGS[@]}"; do
+		for c in $NVMK_VM_CASES; do [[ "$p" == *"/$c"* ]] && sel+=("$p"); done
+	done
+	[ ${#sel[@]} -gt 0 ] || die "NVMK_VM_CASES='$NVMK_VM_CASES' names none of: ${PROGS[*]}"
+	PROGS=("${sel[@]}")
+fi
+NPROGS=${#PROGS[@]}
+plist=
+for p in "${PROGS[@]}"; do plist+=" \"$p\""; done
+GUEST_CMD=(env "${ENV[@]}" sh -c "r=0; for p in$plist; do \$p || r=1; done; exit \$r")
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
