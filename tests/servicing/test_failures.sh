@@ -52,13 +52,14 @@ step "a request received ahead (staged, one in flight allowed) is handed over un
 wait "$daemon_pid" || true
 NVMKD_EXTRA="--max-inflight 1" start_daemon
 for q in 1 2; do
-	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":1500000}"
+	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":4000000}"
 done
 python3 "$(dirname "$0")/nbd_pipelined.py" "$sock" >"$d/pipe" 2>&1 &
 pipe=$!
 bg_pids+=("$pipe")
-for _ in $(seq 100); do grep -q sent "$d/pipe" && break; sleep 0.05; done
-sleep 0.3
+# (a Python start takes seconds on a loaded machine)
+for _ in $(seq 600); do grep -q sent "$d/pipe" && break; sleep 0.05; done
+wait_inflight 1
 timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing: $(cat "$d/svc.out")"
 wait "$pipe" || fail "pipelined client: $(cat "$d/pipe")"
 grep -q "[1-9][0-9]* bytes received ahead), 2 queue pair(s), 1 request(s) at the device" "$d/log" ||
@@ -132,7 +133,8 @@ after_exec_case() { # NAME SCRIPT-BODY
 	printf '#!/bin/sh\n[ "$1" = --restore-fd ] && { %s; }\nexec %s "$@"\n' "$2" "$nvmekeepd" >"$d/succ"
 	chmod 755 "$d/succ"
 	start_daemon
-	qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 1500" -c "read -P 0x77 1M 64k" "$(uri)" \
+	# idle long enough to still be connected when fio is, on a loaded machine
+	qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 5000" -c "read -P 0x77 1M 64k" "$(uri)" \
 		>"$d/idle" 2>&1 &
 	local idle=$!
 	(cd "$d" && exec timeout 60 fio --name=l --ioengine=nbd --uri="$(uri)" --rw=randrw --bs=4k \
@@ -174,19 +176,20 @@ printf '#!/bin/sh\n[ "$1" = --restore-fd ] && python3 %s /proc/self/fd/$2\nexec 
 chmod 755 "$d/succ"
 start_daemon
 en0=$(emu_stat cc_enables)
-qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 3000" -c "read -P 0x77 1M 64k" "$(uri)" \
+qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 8000" -c "read -P 0x77 1M 64k" "$(uri)" \
 	>"$d/idle" 2>&1 &
 idle=$!
 wait_conns 1
 sleep 0.3 # its open-time requests are done: it is idle when the faults are armed
 for q in 1 2; do
-	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":1500000}"
+	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":5000000}"
 done
 qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/held" 2>&1 &
 held=$!
 bg_pids+=("$idle" "$held")
 wait_conns 2
-sleep 0.3
+# the held read is at the device (not a guess at how long that takes)
+wait_inflight 1
 timeout 60 "$nvmekeep" service --exec "$d/succ" >"$d/svc.out" 2>&1 &&
 	fail "fresh bring-up: reported as a success"
 grep -q "manager restore" "$d/svc.out" || fail "fresh bring-up: $(cat "$d/svc.out")"
