@@ -156,8 +156,8 @@ int exp_hs_save(struct nvmk_export_server *srv, NvmkExp__ExpState *st, struct ex
 		cloexec(keep->hs[j].fd, false);
 	st->handshakes = keep->hsp;
 	st->n_handshakes = k;
-	nvmk_info(EXP_LOG, NVMK_LOG_NOQ, "servicing: %zu connection(s) in their handshake handed over",
-		  k);
+	nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
+		  "servicing: %zu connection(s) in their handshake handed over", k);
 	return 0;
 }
 

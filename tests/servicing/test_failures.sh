@@ -98,7 +98,7 @@ for dev in emu "$d/kdev"; do
 		fail "write to $dev"
 	case $dev in
 	emu) want="in-process emulator dies with the process" ;;
-	*) want="kernel-path device's request buffers do not cross exec" ;;
+	*) want="kernel-path device's requests in flight live in this process's io_uring" ;;
 	esac
 	refused "device $dev" "$want"
 	grep -q "cannot be handed to a successor" "$d/svc.out" || fail "$dev: $(cat "$d/svc.out")"

@@ -45,8 +45,8 @@ struct slot {
 
 static struct {
 	uint64_t off, nblk;
-	uint32_t *gen;	/* generation last written (0 = never) */
-	bool *busy;	/* a request is in flight on the block */
+	uint32_t *gen; /* generation last written (0 = never) */
+	bool *busy;    /* a request is in flight on the block */
 	struct slot slots[QD];
 	unsigned inflight;
 	uint64_t reads, writes, errors, mismatches;
@@ -130,10 +130,12 @@ static int issue(struct nbd_handle *h, struct slot *s)
 		s->gen = C.gen[blk] + 1;
 		fill(s->buf, blk, s->gen);
 		r = nbd_aio_pwrite(h, s->buf, BS, C.off + blk * BS,
-				   (nbd_completion_callback){.callback = done_cb, .user_data = s}, 0);
+				   (nbd_completion_callback){.callback = done_cb, .user_data = s},
+				   0);
 	} else {
 		r = nbd_aio_pread(h, s->buf, BS, C.off + blk * BS,
-				  (nbd_completion_callback){.callback = done_cb, .user_data = s}, 0);
+				  (nbd_completion_callback){.callback = done_cb, .user_data = s},
+				  0);
 	}
 	if (r < 0) {
 		fprintf(stderr, "nbd_svc: submit: %s\n", nbd_get_error());
@@ -253,8 +255,9 @@ int main(int argc, char **argv)
 				nbd_get_error());
 			C.errors++;
 		} else if (!check(buf, b, C.gen[b])) {
-			fprintf(stderr, "nbd_svc: final read: block %" PRIu64 " lost generation %u\n",
-				b, C.gen[b]);
+			fprintf(stderr,
+				"nbd_svc: final read: block %" PRIu64 " lost generation %u\n", b,
+				C.gen[b]);
 			C.mismatches++;
 		}
 	}

@@ -12,7 +12,9 @@
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
 # packages, the guest kernel, the initramfs, the build dir and run logs;
-# NVMK_VM_BUILD names an existing build dir of this checkout to use instead.
+# NVMK_VM_BUILD names an existing build dir of this checkout to use instead;
+# NVMK_VM_TIMEOUT bounds one guest boot (default 480 s: six programs under
+# TCG on a shared 2-core host).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -111,7 +113,7 @@ for m in $MODES; do
 	fi
 	ts=$(date +%s)
 	out="$NVMK_VM_SCRATCH/smoke-$m.out"
-	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --timeout "${NVMK_VM_TIMEOUT:-480}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 	r=$?
 	# QEMU 7.2 (Debian 12) can itself crash (SIGSEGV in nvme_rw_complete_cb:
 	# an I/O completing after a controller reset freed its queue) when the
@@ -125,7 +127,7 @@ for m in $MODES; do
 		[ "$r" = 125 ] && grep -q 'no exit status came back (qemu rc=1[3-5][0-9])' "$out" || break
 		vm_log "$m: QEMU crashed ($(grep -o 'qemu rc=[0-9]*' "$out" | tail -1)); known QEMU 7.2 bug with resets during I/O, running $m again ($attempt/3)"
 		mv "$out" "$out.qemu-crash$attempt"
-		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --timeout "${NVMK_VM_TIMEOUT:-480}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 		r=$?
 		retried+=("$m")
 	done

@@ -251,9 +251,10 @@ static int vfio_handover_check(struct nvmk_backing *b, void *ctx)
  * opened afresh by the successor. A device not loaded yet has nothing to
  * hand over (the successor loads it on first use). The in-process emulator
  * dies with the process; a kernel-path device (/dev/nvme..., or a PCI
- * address with OPENHCL_NVME_VFIO off) is refused: its NBD request buffers
- * are ordinary memory that does not cross exec and the export does not
- * rebuild them (docs/servicing.md, "Not done").
+ * address with OPENHCL_NVME_VFIO off) is refused: its requests in flight
+ * live in this process's io_uring, which exec ends, and its request buffers
+ * are ordinary memory, not pool blocks the successor could take back
+ * (docs/servicing.md, "Not done").
  */
 static int devices_refusal(struct nvmkd_ctx *ctx, bool keep_alive, char *why, size_t wl)
 {
@@ -287,7 +288,8 @@ static int devices_refusal(struct nvmkd_ctx *ctx, bool keep_alive, char *why, si
 			 d->id, d->kind,
 			 !strcmp(d->kind, "emu") ? "; an in-process emulator dies with the process"
 			 : !strcmp(d->kind, "kernel")
-			     ? "; a kernel-path device's request buffers do not cross exec"
+			     ? "; a kernel-path device's requests in flight live in this "
+				   "process's io_uring, which exec ends"
 			     : "");
 		rc = -EOPNOTSUPP;
 	}
