@@ -538,6 +538,17 @@ int nvmk_mgr_dma_free(struct nvmk_mgr *mgr, const char *id, const char *tag);
 int nvmk_mgr_save(struct nvmk_mgr *mgr, void **blob, size_t *len);
 
 /**
+ * nvmk_mgr_backing_check - run @fn on device @id's backing, under the
+ * device's lock, without taking it out of the manager (e.g. servicing asks
+ * nvmk_backing_vfio_handover_supported before it stops anything).
+ * @fn must only look at the backing (no I/O, no DMA mapping).
+ * Return: what @fn returns; -ENOENT (no such device, or no backing yet: the
+ *         device was never loaded), -EINVAL.
+ */
+int nvmk_mgr_backing_check(struct nvmk_mgr *mgr, const char *id,
+			   int (*fn)(struct nvmk_backing *b, void *ctx), void *ctx);
+
+/**
  * nvmk_mgr_take_backing - after nvmk_mgr_save, take device @id's backing out
  * of the manager (in-process handover to a successor manager; the caller owns
  * it then). Return: 0, -ENOENT (no such device or no backing), -EBUSY (not

@@ -121,6 +121,7 @@ static const struct nvmk_backing_ops vfio_ops = {
     .write64 = vfio_write64,
     .dma_map = vfio_dma_map,
     .dma_unmap = vfio_dma_unmap,
+    .dma_remap = vfio_dma_remap,
     .irq_count = vfio_irq_count,
     .irq_enable = vfio_irq_enable,
     .irq_disable = vfio_irq_disable,

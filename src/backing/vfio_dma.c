@@ -347,6 +347,93 @@ static int noiommu_pin(struct vfio_backing *vb, struct vfio_map *m, int memfd)
 	return 0;
 }
 
+/* Re-attach an inherited block (@m, pending) at its old device address to
+ * @buf's new host address. */
+static int map_reattach(struct vfio_backing *vb, struct vfio_map *m, struct nvmk_dma_buf *buf)
+{
+	const char *name = vb->base.name;
+	int err;
+
+	m->vaddr = buf->mem.vaddr;
+	m->fd = buf->mem.fd;
+	if (vb->noiommu) {
+		uint64_t old = m->iova;
+
+		err = noiommu_pin(vb, m, buf->mem.fd);
+		if (!err && old && old != m->iova) {
+			nvmk_err(name, NVMK_LOG_NOQ,
+				 "inherited DMA block moved from %#" PRIx64 " to %#" PRIx64
+				 " during the handover",
+				 old, m->iova);
+			free(m->page_iova);
+			m->page_iova = NULL;
+			unlock_pages(m->vaddr, m->size);
+			m->iova = old;
+			err = -EIO;
+		}
+	} else {
+		err = type1_map(vb, m, true);
+		if (err == -ENOMEM || err == -EPERM)
+			vfio_dma_explain_lock_failure(vb, err, m->size);
+		else if (err)
+			nvmk_err(name, NVMK_LOG_NOQ, "VFIO_IOMMU_MAP_DMA(FLAG_VADDR) iova %#" PRIx64 ": %s",
+				 m->iova, strerror(-err));
+		m->vaddr_valid = !err;
+	}
+	if (err)
+		return err;
+	m->pending = false;
+	buf->iova = m->iova;
+	buf->page_iova = m->page_iova;
+	return 0;
+}
+
+/*
+ * Servicing (ops->dma_remap): the device knows @buf->iova, a block the
+ * predecessor mapped and handed over (nvmk_backing_vfio_adopt). Re-attach
+ * that inherited mapping: type1 registers the new virtual address for the
+ * live IOMMU mapping (VFIO_DMA_MAP_FLAG_VADDR: the device reaches the same
+ * pinned pages throughout); no-IOMMU pins the pages again and checks that
+ * the block still starts at the physical address the device was given. A
+ * block the handover does not list cannot be remapped: the device may be
+ * using an address nobody backs (-ENOENT).
+ */
+int vfio_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
+{
+	struct vfio_backing *vb = to_vfio(b);
+	struct vfio_map *m;
+	struct stat st;
+
+	if (!buf || !buf->mem.vaddr || !buf->mem.size ||
+	    (buf->mem.size & (NVMK_DMA_PAGE_SIZE - 1)))
+		return -EINVAL;
+	if (vb->exported)
+		return -EBUSY;
+	if (buf->mem.fd < 0 || fstat(buf->mem.fd, &st) < 0) {
+		nvmk_err(b->name, NVMK_LOG_NOQ, "DMA block at %p has no memfd", buf->mem.vaddr);
+		return -EBADF;
+	}
+	m = map_find_pending(vb, &st, buf->mem.fd_offset, buf->mem.size);
+	if (!m) {
+		nvmk_err(b->name, NVMK_LOG_NOQ,
+			 "remap of iova %#" PRIx64 ": the handover has no mapping of that block "
+			 "(memfd offset %#" PRIx64 ", %" PRIu64 " bytes)",
+			 buf->iova, (uint64_t)buf->mem.fd_offset, (uint64_t)buf->mem.size);
+		return -ENOENT;
+	}
+	/* type1: the handover's iova is the device address; no-IOMMU: the
+	 * physical address of the first page (0 when not recorded) */
+	if (m->iova && m->iova != buf->iova) {
+		nvmk_err(b->name, NVMK_LOG_NOQ,
+			 "remap of iova %#" PRIx64 ": the inherited mapping of that block is at %#" PRIx64,
+			 buf->iova, m->iova);
+		return -EINVAL;
+	}
+	if (!m->iova)
+		m->iova = buf->iova;
+	return map_reattach(vb, m, buf);
+}
+
 int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 {
 	struct vfio_backing *vb = to_vfio(b);
@@ -368,41 +455,8 @@ int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf)
 	}
 
 	m = map_find_pending(vb, &st, buf->mem.fd_offset, buf->mem.size);
-	if (m) {
-		/* Re-attach an inherited block at its old device address. */
-		m->vaddr = buf->mem.vaddr;
-		m->fd = buf->mem.fd;
-		if (vb->noiommu) {
-			uint64_t old = m->iova;
-
-			err = noiommu_pin(vb, m, buf->mem.fd);
-			if (!err && old && old != m->iova) {
-				nvmk_err(b->name, NVMK_LOG_NOQ,
-					 "inherited DMA block moved from %#" PRIx64 " to %#" PRIx64
-					 " during the handover",
-					 old, m->iova);
-				free(m->page_iova);
-				m->page_iova = NULL;
-				unlock_pages(m->vaddr, m->size);
-				err = -EIO;
-			}
-		} else {
-			err = type1_map(vb, m, true);
-			if (err == -ENOMEM || err == -EPERM)
-				vfio_dma_explain_lock_failure(vb, err, m->size);
-			else if (err)
-				nvmk_err(b->name, NVMK_LOG_NOQ,
-					 "VFIO_IOMMU_MAP_DMA(FLAG_VADDR) iova %#" PRIx64 ": %s",
-					 m->iova, strerror(-err));
-			m->vaddr_valid = !err;
-		}
-		if (err)
-			return err;
-		m->pending = false;
-		buf->iova = m->iova;
-		buf->page_iova = m->page_iova;
-		return 0;
-	}
+	if (m)
+		return map_reattach(vb, m, buf);
 
 	m = map_slot(vb);
 	if (!m) {

@@ -99,6 +99,7 @@ int vfio_iova_alloc(struct vfio_backing *vb, uint64_t size, uint64_t *iova);
 int vfio_dma_setup(struct vfio_backing *vb);
 int vfio_dma_map(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 void vfio_dma_unmap(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
+int vfio_dma_remap(struct nvmk_backing *b, struct nvmk_dma_buf *buf);
 void vfio_dma_unmap_all(struct vfio_backing *vb);
 /* type1 handover: invalidate (true) or restore (false) every vaddr. */
 int vfio_dma_vaddr_invalidate(struct vfio_backing *vb);

@@ -548,6 +548,18 @@ void *drv_admin_thread(void *arg)
 	return NULL;
 }
 
+/* Whether @pool's blocks lie on 2 MiB huge pages (physically contiguous). */
+static bool pool_on_huge_pages(struct nvmk_dma_pool *pool)
+{
+	struct nvmk_dma_pool_stats st;
+
+	if (!pool)
+		return false;
+	nvmk_dma_pool_get_stats(pool, &st);
+	return st.hugetlb;
+}
+
+
 /* ---- open / close ---- */
 
 void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
@@ -562,12 +574,13 @@ void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in)
 		o->admin_queue_depth = DRV_DEFAULT_ADMIN_DEPTH;
 	if (!o->io_queue_depth) {
 		o->io_queue_depth = DRV_DEFAULT_IO_DEPTH;
-		/* No-IOMMU VFIO without a private pool: DMA memory is 4 KiB
-		 * pages, physically scattered, and a queue must be physically
+		/* No-IOMMU VFIO without a private pool, or with a pool on 4 KiB
+		 * pages (no huge pages free): DMA memory is 4 KiB pages,
+		 * physically scattered, and a queue must be physically
 		 * contiguous (CAP.CQR, Base 2.0 3.1.3.1): the default I/O queue
 		 * is then one page (64 SQEs). Here, not in a program, so that
 		 * the CLI, the manager and the daemon all get it. */
-		if (nvmk_backing_vfio_is_noiommu(ctrl->b) && !ctrl->b->pool)
+		if (nvmk_backing_vfio_is_noiommu(ctrl->b) && !pool_on_huge_pages(ctrl->b->pool))
 			o->io_queue_depth = DRV_PAGE_SIZE / sizeof(struct nvme_sqe);
 	}
 	if (o->io_queue_depth > 65536)

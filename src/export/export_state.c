@@ -23,6 +23,7 @@
 
 #include "export_internal.h"
 #include "export_state.pb-c.h"
+#include "handshake_state.h"
 #include "nvmekeep/export_state.h"
 #include "nvmekeep/log.h"
 
@@ -228,9 +229,12 @@ void nvmk_export_save_abort(struct nvmk_export_server *srv)
 	for (unsigned i = 0; i < srv->nlisteners; i++)
 		if (srv->listeners[i].fd >= 0)
 			set_cloexec(srv->listeners[i].fd, true);
-	for (unsigned i = 0; i < srv->nthreads; i++)
+	for (unsigned i = 0; i < srv->nthreads; i++) {
 		for (struct exp_conn *c = srv->threads[i].conns; c; c = c->next)
 			set_cloexec(c->fd, true);
+		for (struct exp_conn *c = srv->threads[i].inbox; c; c = c->next)
+			set_cloexec(c->fd, true);
+	}
 }
 
 int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
@@ -243,6 +247,7 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	NvmkExp__ExpConn *cs = NULL, **csp = NULL;
 	NvmkExp__ExpExport *xs = NULL, **xsp = NULL;
 	NvmkExp__ExpRequest *rs = NULL, **rsp = NULL;
+	struct exp_hs_saved hs_keep = {0};
 	size_t nreq = 0, staged_bytes = 0;
 	unsigned nexp = atomic_load(&srv->nexports);
 	int rc = -ENOMEM;
@@ -250,7 +255,8 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 	if (!srv || !blob || !len || !quiesced(srv))
 		return -EINVAL;
 	nd = atomic_load(&srv->ndevices);
-	/* close what cannot be handed over: handshakes, closing connections, the inbox */
+	/* close what cannot be handed over: TLS, closing connections (handshakes
+	 * and the inbox go to handshake_state.c) */
 	for (unsigned i = 0; i < srv->nthreads; i++) {
 		struct exp_thread *t = &srv->threads[i];
 		struct exp_conn *c = t->conns, *nx;
@@ -261,20 +267,12 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 				nconn++;
 				continue;
 			}
+			if (exp_hs_saveable(c))
+				continue;
 			nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
-				  "servicing: nbd conn %llu (%s) is not in transmission: closed",
+				  "servicing: nbd conn %llu (%s) is closing or TLS: closed",
 				  (unsigned long long)c->id, c->peer);
 			exp_conn_close(c);
-		}
-		while (t->inbox) {
-			c = t->inbox;
-			t->inbox = c->next;
-			close(c->fd);
-			atomic_fetch_sub(&t->nconns, 1);
-			atomic_fetch_sub(&srv->nconns, 1);
-			free(c->opt_data);
-			free(c->hs_buf);
-			free(c);
 		}
 	}
 	devs = calloc(nd + 1, sizeof(*devs));
@@ -386,6 +384,8 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 		for (struct exp_conn *c = srv->threads[i].conns; c; c = c->next) {
 			NvmkExp__ExpConn *m = &cs[st.n_conns];
 
+			if (!conn_saveable(c))
+				continue; /* a handshake: handshake_state.c */
 			nvmk_exp__exp_conn__init(m);
 			m->has_fd = m->has_id = m->has_thread = m->has_fixed_newstyle = 1;
 			m->has_no_zeroes = m->has_structured = m->has_meta_base_allocation = 1;
@@ -420,6 +420,10 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 		}
 	}
 	st.conns = csp;
+	if (exp_hs_save(srv, &st, &hs_keep)) {
+		nvmk_export_save_abort(srv);
+		goto out;
+	}
 	*len = nvmk_exp__exp_state__get_packed_size(&st);
 	*blob = malloc(*len ? *len : 1);
 	if (!*blob) {
@@ -433,6 +437,7 @@ int nvmk_export_save(struct nvmk_export_server *srv, void **blob, size_t *len)
 		  st.n_listeners, st.n_conns, staged_bytes, nqp, st.n_requests);
 	rc = 0;
 out:
+	exp_hs_saved_free(&hs_keep);
 	free(devs);
 	free(ls);
 	free(lsp);
@@ -778,6 +783,8 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
 		return -EBADMSG;
 	}
 	rc = state_check(st, why, sizeof(why));
+	if (!rc)
+		rc = exp_hs_check(st, srv->opts.max_option_len, why, sizeof(why));
 	if (!rc && st->threads != srv->nthreads) {
 		snprintf(why, sizeof(why), "saved with %u I/O threads, this server has %u",
 			 st->threads, srv->nthreads);
@@ -824,6 +831,10 @@ int nvmk_export_restore(struct nvmk_export_server *srv, const void *blob, size_t
 			adopted++;
 	for (size_t i = 0; i < st->n_requests; i++)
 		adopt_request(srv, st->requests[i], fail_inflight);
+	if (st->n_handshakes)
+		nvmk_info(EXP_LOG, NVMK_LOG_NOQ,
+			  "servicing: adopted %u of %zu connection(s) in their handshake",
+			  exp_hs_adopt(srv, st), st->n_handshakes);
 	/* completions that came during the blackout may have raised an interrupt
 	 * nobody took: make each thread look at its queue pairs at once */
 	for (unsigned i = 0; i < srv->nthreads; i++)

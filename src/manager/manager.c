@@ -574,6 +574,23 @@ int nvmk_mgr_remove_device(struct nvmk_mgr *mgr, const char *id, bool force)
 	return 0;
 }
 
+int nvmk_mgr_backing_check(struct nvmk_mgr *mgr, const char *id,
+			   int (*fn)(struct nvmk_backing *b, void *ctx), void *ctx)
+{
+	struct mgr_dev *d = mgr && id && fn ? mgr_find(mgr, id) : NULL;
+	int rc = -ENOENT;
+
+	if (!mgr || !id || !fn)
+		return -EINVAL;
+	if (!d)
+		return -ENOENT;
+	pthread_mutex_lock(&d->lock);
+	if (d->backing)
+		rc = fn(d->backing, ctx);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
 /* Run one request of @type on every device in parallel and wait for all. */
 int mgr_all(struct nvmk_mgr *mgr, enum mgr_req_type type)
 {

@@ -55,13 +55,14 @@ step "a request received ahead (staged, one in flight allowed) is handed over un
 wait "$daemon_pid" || true
 NVMKD_EXTRA="--max-inflight 1" start_daemon
 for q in 1 2; do
-	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":1500000}"
+	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":4000000}"
 done
 python3 "$(dirname "$0")/nbd_pipelined.py" "$sock" >"$d/pipe" 2>&1 &
 pipe=$!
 bg_pids+=("$pipe")
-for _ in $(seq 100); do grep -q sent "$d/pipe" && break; sleep 0.05; done
-sleep 0.3
+# (a Python start takes seconds on a loaded machine)
+for _ in $(seq 600); do grep -q sent "$d/pipe" && break; sleep 0.05; done
+wait_inflight 1
 timeout 60 "$nvmekeep" service >"$d/svc.out" 2>&1 || fail "servicing: $(cat "$d/svc.out")"
 wait "$pipe" || fail "pipelined client: $(cat "$d/pipe")"
 grep -q "[1-9][0-9]* bytes received ahead), 2 queue pair(s), 1 request(s) at the device" "$d/log" ||
@@ -82,6 +83,35 @@ refused "refusing the format" "reads state formats up to 0" --exec "$d/old"
 grep -q "newer than this binary" "$d/chk" || fail "--service-check 99: $(cat "$d/chk")"
 "$nvmekeepd" --service-check 1 >/dev/null || fail "--service-check 1 refused"
 "$nvmekeep" status -o json | grep -q '"servicing"' && fail "a refused servicing was counted"
+
+step "devices that cannot be handed over: refused, with the reason"
+"$nvmekeep" stop >/dev/null
+wait "$daemon_pid" || true
+# an in-process emulator, and a kernel-path device (a regular file stands for
+# /dev/nvmeXnY: the io_uring path); each next to a device that could go
+truncate -s 64M "$d/kdev"
+for dev in emu "$d/kdev"; do
+	rm -f "$ctl"
+	"$nvmekeepd" --device "vfio-user:$d/emu.sock" --device "$dev" --listen "unix:$sock" \
+		--control "$ctl" --threads 2 -v >>"$d/log" 2>&1 &
+	daemon_pid=$!
+	for _ in $(seq 200); do [ -S "$ctl" ] && [ -S "$sock" ] && break; sleep 0.05; done
+	[ -S "$ctl" ] || fail "nvmekeepd with --device $dev did not start"
+	qemu-io -f raw -c "write -P 0x31 0 64k" "nbd+unix:///$dev/1?socket=$sock" >/dev/null ||
+		fail "write to $dev"
+	case $dev in
+	emu) want="in-process emulator dies with the process" ;;
+	*) want="kernel-path device's requests in flight live in this process's io_uring" ;;
+	esac
+	refused "device $dev" "$want"
+	grep -q "cannot be handed to a successor" "$d/svc.out" || fail "$dev: $(cat "$d/svc.out")"
+	qemu-io -f raw -c "read -P 0x31 0 64k" "nbd+unix:///$dev/1?socket=$sock" >"$d/q" 2>&1 ||
+		fail "$dev after the refusal: $(cat "$d/q")"
+	grep -q "Pattern verification failed" "$d/q" && fail "$dev: data changed"
+	"$nvmekeep" stop >/dev/null
+	wait "$daemon_pid" || true
+done
+start_daemon
 
 step "a quiesce that times out is abandoned (keep-alive off: every request must finish first)"
 "$nvmekeep" stop >/dev/null
@@ -106,7 +136,8 @@ after_exec_case() { # NAME SCRIPT-BODY
 	printf '#!/bin/sh\n[ "$1" = --restore-fd ] && { %s; }\nexec %s "$@"\n' "$2" "$nvmekeepd" >"$d/succ"
 	chmod 755 "$d/succ"
 	start_daemon
-	qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 1500" -c "read -P 0x77 1M 64k" "$(uri)" \
+	# idle long enough to still be connected when fio is, on a loaded machine
+	qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 5000" -c "read -P 0x77 1M 64k" "$(uri)" \
 		>"$d/idle" 2>&1 &
 	local idle=$!
 	(cd "$d" && exec timeout 60 fio --name=l --ioengine=nbd --uri="$(uri)" --rw=randrw --bs=4k \
@@ -148,19 +179,20 @@ printf '#!/bin/sh\n[ "$1" = --restore-fd ] && python3 %s /proc/self/fd/$2\nexec 
 chmod 755 "$d/succ"
 start_daemon
 en0=$(emu_stat cc_enables)
-qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 3000" -c "read -P 0x77 1M 64k" "$(uri)" \
+qemu-io -f raw -c "read -P 0x77 1M 64k" -c "sleep 8000" -c "read -P 0x77 1M 64k" "$(uri)" \
 	>"$d/idle" 2>&1 &
 idle=$!
 wait_conns 1
 sleep 0.3 # its open-time requests are done: it is idle when the faults are armed
 for q in 1 2; do
-	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":1500000}"
+	emu_fault "{\"kind\":\"delay\",\"qid\":$q,\"opcode\":2,\"count\":1,\"delay_us\":5000000}"
 done
 qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/held" 2>&1 &
 held=$!
 bg_pids+=("$idle" "$held")
 wait_conns 2
-sleep 0.3
+# the held read is at the device (not a guess at how long that takes)
+wait_inflight 1
 timeout 60 "$nvmekeep" service --exec "$d/succ" >"$d/svc.out" 2>&1 &&
 	fail "fresh bring-up: reported as a success"
 grep -q "manager restore" "$d/svc.out" || fail "fresh bring-up: $(cat "$d/svc.out")"

@@ -84,6 +84,17 @@ QEMU=(qemu-system-x86_64 "${MACHINE[@]}" -cpu max -m 768M -smp 1 -nographic -no-
       -virtfs "local,path=$CTL,mount_tag=ctl,security_model=none,id=ctl"
       -virtfs "local,path=$SHARE,mount_tag=host,security_model=none,id=host"
       "${NVME[@]}")
+# QEMU's own record of what its NVMe controllers were told (the "log" trace
+# backend, into $CTL, which the guest sees as /ctl/qemu-trace.log): enables,
+# shutdowns, Identify, queue creation and Asynchronous Event Requests. Rare
+# events only, so tracing does not slow the guest. guest_service.sh checks
+# with it that servicing resets nothing and that an AER stays outstanding.
+QEMU+=(-D "$CTL/qemu-trace.log")
+for ev in pci_nvme_mmio_start_success pci_nvme_mmio_stopped pci_nvme_mmio_shutdown_set \
+	pci_nvme_identify pci_nvme_create_sq pci_nvme_create_cq pci_nvme_del_sq \
+	pci_nvme_aer pci_nvme_aer_post_cqe; do
+	QEMU+=(-trace "enable=$ev")
+done
 # TCG by default: a /dev/kvm may exist where KVM cannot run these guests
 # (nested, MSR filtering). NVMK_VM_KVM=1 opts in.
 if [ "${NVMK_VM_KVM:-0}" = 1 ]; then QEMU+=(-accel kvm); else QEMU+=(-accel tcg); fi

@@ -12,7 +12,9 @@
 # --asan: build both with ASan+UBSan (scratch build-asan) and run those.
 # Environment: NVMK_VM_SCRATCH (default /tmp/nvmekeep-vm) holds the
 # packages, the guest kernel, the initramfs, the build dir and run logs;
-# NVMK_VM_BUILD names an existing build dir of this checkout to use instead.
+# NVMK_VM_BUILD names an existing build dir of this checkout to use instead;
+# NVMK_VM_TIMEOUT bounds one guest boot (default 480 s: six programs under
+# TCG on a shared 2-core host).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -62,24 +64,38 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	echo "$NVMK_SRC_ROOT" > "$BUILD/.nvmk-src"
 fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
-	tests/vm/nbd_rw tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
+	tests/vm/nbd_rw tests/vm/nbd_svc tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
 	die "building the VM test programs failed"
 install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
 install -m 0755 "$NVMK_VM_DIR/guest_nbd.sh" "$BUILD/tests/vm/guest_nbd.sh"
+install -m 0755 "$NVMK_VM_DIR/guest_service.sh" "$BUILD/tests/vm/guest_service.sh"
 # the guest image must carry every library these programs link
 NVMK_VM_EXTRA_LIBS="$(ldd "$BUILD"/tests/vm/vfio_smoke "$BUILD"/tests/vm/driver_smoke \
-	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tests/vm/nbd_rw "$BUILD"/tools/nvmekeep \
+	"$BUILD"/tests/vm/driver_vfio "$BUILD"/tests/vm/nbd_rw "$BUILD"/tests/vm/nbd_svc \
+	"$BUILD"/tools/nvmekeep \
 	"$BUILD"/tools/nvmekeepd/nvmekeepd 2>/dev/null |
 	awk '$2 == "=>" && $3 ~ /^\// { n = split($3, p, "/"); print p[n] }' | sort -u | tr '\n' ' ')"
 export NVMK_VM_EXTRA_LIBS
 "$NVMK_VM_DIR/setup.sh" host || die "setup (guest libraries) failed"
 # In the guest: the backing's own smoke test, the driver over VFIO, the
 # driver's cases, the CLI with the kernel driver, then nvmekeepd serving NBD
-# between kernel writes and reads. Each prints one
-# "N passed, M failed" line.
-NPROGS=5
-GUEST_CMD=(env "${ENV[@]}" sh -c
-	   'r=0; for p in ./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio "sh ./tests/vm/guest_cli.sh" "sh ./tests/vm/guest_nbd.sh"; do $p || r=1; done; exit $r')
+# between kernel writes and reads, then nvmekeepd serviced under an NBD
+# client (guest_service.sh). Each prints one "N passed, M failed" line.
+# NVMK_VM_CASES="guest_service ..." runs only those (while developing).
+PROGS=(./tests/vm/vfio_smoke ./tests/vm/driver_smoke ./tests/vm/driver_vfio
+       "sh ./tests/vm/guest_cli.sh" "sh ./tests/vm/guest_nbd.sh" "sh ./tests/vm/guest_service.sh")
+if [ -n "${NVMK_VM_CASES:-}" ]; then
+	sel=()
+	for p in "${PROGS[@]}"; do
+		for c in $NVMK_VM_CASES; do [[ "$p" == *"/$c"* ]] && sel+=("$p"); done
+	done
+	[ ${#sel[@]} -gt 0 ] || die "NVMK_VM_CASES='$NVMK_VM_CASES' names none of: ${PROGS[*]}"
+	PROGS=("${sel[@]}")
+fi
+NPROGS=${#PROGS[@]}
+plist=
+for p in "${PROGS[@]}"; do plist+=" \"$p\""; done
+GUEST_CMD=(env "${ENV[@]}" sh -c "r=0; for p in$plist; do \$p || r=1; done; exit \$r")
 T_SETUP=$(date +%s)
 vm_log "setup + build: $((T_SETUP - T0)) s"
 
@@ -97,7 +113,7 @@ for m in $MODES; do
 	fi
 	ts=$(date +%s)
 	out="$NVMK_VM_SCRATCH/smoke-$m.out"
-	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+	"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --timeout "${NVMK_VM_TIMEOUT:-480}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 	r=$?
 	# QEMU 7.2 (Debian 12) can itself crash (SIGSEGV in nvme_rw_complete_cb:
 	# an I/O completing after a controller reset freed its queue) when the
@@ -111,7 +127,7 @@ for m in $MODES; do
 		[ "$r" = 125 ] && grep -q 'no exit status came back (qemu rc=1[3-5][0-9])' "$out" || break
 		vm_log "$m: QEMU crashed ($(grep -o 'qemu rc=[0-9]*' "$out" | tail -1)); known QEMU 7.2 bug with resets during I/O, running $m again ($attempt/3)"
 		mv "$out" "$out.qemu-crash$attempt"
-		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
+		"$NVMK_VM_DIR/boot.sh" "${opt[@]}" --timeout "${NVMK_VM_TIMEOUT:-480}" --share "$BUILD" -- "${GUEST_CMD[@]}" > "$out" 2>&1
 		r=$?
 		retried+=("$m")
 	done

@@ -19,13 +19,6 @@
 #define EMU_RAM_BYTES  (1ull << 30)
 #define EMU_NULL_BYTES (64ull << 30)
 
-static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
-{
-	(void)ctx;
-	(void)restoring; /* servicing (issue 10) reopens without a reset */
-	return nvmk_backing_vfio_open(id, NULL, out);
-}
-
 /* Inherited vfio-user connections by device id (a servicing's successor
  * sets them before restoring; the factory takes each one once). */
 #define MAX_HANDOVERS 16
@@ -52,6 +45,23 @@ int nvmkd_dev_set_handover(const char *id, const char *handover)
 	return rc;
 }
 
+/* An inherited VFIO device nobody adopted: close the device first (its
+ * release resets the function, vfio-pci), then the group and the container
+ * (which drops the IOMMU mappings and unpins), and the vectors. */
+static void drop_vfio_handover(const char *h)
+{
+	struct nvmk_vfio_handover *ho = calloc(1, sizeof(*ho));
+
+	if (ho && !nvmk_vfio_handover_parse(h, ho)) {
+		close(ho->device_fd);
+		close(ho->group_fd);
+		close(ho->container_fd);
+		for (unsigned k = 0; k < ho->nirqs; k++)
+			close(ho->irq_fds[k]);
+	}
+	free(ho);
+}
+
 void nvmkd_dev_drop_handovers(void)
 {
 	pthread_mutex_lock(&handovers_lock);
@@ -68,6 +78,7 @@ void nvmkd_dev_drop_handovers(void)
 				close(ho->irq_fds[k]);
 		}
 		free(ho);
+		drop_vfio_handover(handovers[i].handover);
 		free(handovers[i].handover);
 		handovers[i].handover = NULL;
 	}
@@ -109,6 +120,45 @@ static int vfu_factory(void *ctx, const char *id, bool restoring, struct nvmk_ba
 	if (rc)
 		fprintf(stderr, "nvmekeepd: %s: inherited vfio-user connection not adopted: %s\n",
 			id, strerror(-rc));
+	free(ho);
+	free(h);
+	return rc;
+}
+
+/* A PCI function over VFIO. Restoring (servicing with keep-alive), the
+ * container, group and device fds, the MSI-X eventfds and the DMA mappings
+ * the predecessor exported (nvmk_backing_vfio_export_fds) are adopted: no
+ * reset, no bus-master or MSI-X change; type1 maps re-register their new
+ * virtual address (VFIO_DMA_MAP_FLAG_VADDR) as the restore maps the pool
+ * blocks again. Otherwise (first start, keep-alive off) a fresh open, which
+ * resets the function. */
+static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_backing **out)
+{
+	struct nvmk_vfio_handover *ho;
+	char *h = take_handover(id);
+	int rc;
+
+	(void)ctx;
+	if (!restoring || !h) {
+		/* an inherited device the restore does not take (its save
+		 * failed): close it first, or the group stays busy */
+		if (h)
+			drop_vfio_handover(h);
+		free(h);
+		return nvmk_backing_vfio_open(id, NULL, out);
+	}
+	ho = calloc(1, sizeof(*ho));
+	rc = ho ? nvmk_vfio_handover_parse(h, ho) : -ENOMEM;
+	if (!rc && strcmp(ho->pci_addr, id)) {
+		fprintf(stderr, "nvmekeepd: %s: inherited VFIO handover is for %s\n", id,
+			ho->pci_addr);
+		rc = -EINVAL;
+	}
+	if (!rc)
+		rc = nvmk_backing_vfio_adopt(ho, &(struct nvmk_vfio_opts){.no_reset = true}, out);
+	if (rc)
+		fprintf(stderr, "nvmekeepd: %s: inherited VFIO device not adopted: %s\n", id,
+			strerror(-rc));
 	free(ho);
 	free(h);
 	return rc;
@@ -170,6 +220,11 @@ int nvmkd_dev_spec_make(const char *name, unsigned io_queues, struct nvmkd_dev_s
 		 * off (nvmk_config_dev_driver) */
 		out->spec.kind = NVMK_MGR_BACKING_FACTORY;
 		out->spec.factory.create = vfio_factory;
+		/* VFIO: the fds cross exec and the mappings take the successor's
+		 * addresses (VFIO_UPDATE_VADDR, Linux >= 5.12; no-IOMMU keeps the
+		 * pinned pages); a type1 kernel without it is found at open and
+		 * the servicing is then refused (servicing.c) */
+		out->spec.factory.keep_alive_capable = true;
 		break;
 	case NVMK_DEV_VFIO_USER:
 		snprintf(out->path, sizeof(out->path), "%s", dev.arg);

@@ -30,13 +30,14 @@ int nvmkd_dev_spec_make(const char *name, unsigned io_queues, struct nvmkd_dev_s
 int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out);
 
 /**
- * nvmkd_dev_set_handover - the vfio-user connection device @id inherits
- * (nvmk_vfio_user_handover_format string): its factory adopts it when the
+ * nvmkd_dev_set_handover - what device @id inherits from a predecessor: its
+ * vfio-user connection (nvmk_vfio_user_handover_format string) or its VFIO
+ * device (nvmk_vfio_handover_format string); its factory adopts it when the
  * manager restores the device. Return: 0, -ENOMEM, -ENOSPC.
  */
 int nvmkd_dev_set_handover(const char *id, const char *handover);
 
-/** nvmkd_dev_drop_handovers - close the inherited connections nobody adopted
+/** nvmkd_dev_drop_handovers - close the inherited connections and VFIO devices nobody adopted
  *  (a restore given up: the devices are brought up afresh). */
 void nvmkd_dev_drop_handovers(void);
 

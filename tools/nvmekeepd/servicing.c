@@ -114,6 +114,14 @@ void nvmkd_service_init(struct nvmkd_ctx *ctx, const struct nvmkd_service_cfg *c
 	for (unsigned i = 0; i < cfg->ndevices && i < MAX_DEVICES; i++)
 		S.devices[S.ndevices++] = strdup(cfg->devices[i]);
 	S.eo = cfg->eo;
+	/* the default (0) means online CPUs, as the export resolves it: the
+	 * successor must start the same number of I/O threads, and the state
+	 * check refuses 0 */
+	if (!S.eo.threads) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		S.eo.threads = cpus > 0 ? (unsigned)cpus : 1;
+	}
 	snprintf(S.control_path, sizeof(S.control_path), "%s", cfg->control_path);
 	S.ctl = cfg->ctl;
 	ctx->service_fn = service_run;
@@ -228,9 +236,113 @@ static int check_binary(const char *path, char *why, size_t wl)
 	return -EPROTONOSUPPORT;
 }
 
-static bool device_serviceable(const char *spec)
+static int vfio_handover_check(struct nvmk_backing *b, void *ctx)
 {
-	return nvmk_backing_vfio_user_spec_path(spec) != NULL;
+	(void)ctx;
+	return nvmk_backing_vfio_handover_supported(b);
+}
+
+/*
+ * Whether every device can be handed to a successor; 0, or -EOPNOTSUPP with
+ * the reason in @why. vfio-user: the connection crosses exec. VFIO: the
+ * container, group and device fds cross exec; with keep-alive the type1
+ * mappings must take new virtual addresses (VFIO_UPDATE_VADDR), no-IOMMU
+ * keeps the pinned pages; without keep-alive the function is shut down and
+ * opened afresh by the successor. A device not loaded yet has nothing to
+ * hand over (the successor loads it on first use). The in-process emulator
+ * dies with the process; a kernel-path device (/dev/nvme..., or a PCI
+ * address with OPENHCL_NVME_VFIO off) is refused: its requests in flight
+ * live in this process's io_uring, which exec ends, and its request buffers
+ * are ordinary memory, not pool blocks the successor could take back
+ * (docs/servicing.md, "Not done").
+ */
+static int devices_refusal(struct nvmkd_ctx *ctx, bool keep_alive, char *why, size_t wl)
+{
+	struct nvmk_mgr_status ms;
+	int rc = 0;
+
+	if (nvmk_mgr_status(ctx->mgr, &ms))
+		return -ENOMEM;
+	for (unsigned i = 0; i < ms.ndevices && !rc; i++) {
+		const struct nvmk_mgr_device_status *d = &ms.devices[i];
+
+		if (!strcmp(d->kind, "vfio-user") || !strcmp(d->kind, "factory"))
+			continue;
+		if (!strcmp(d->kind, "vfio")) {
+			if (keep_alive &&
+			    nvmk_mgr_backing_check(ctx->mgr, d->id, vfio_handover_check, NULL) ==
+				-ENOTSUP) {
+				snprintf(why, wl,
+					 "device %s cannot be handed to a successor with keep-alive: "
+					 "the type1 IOMMU driver lacks VFIO_UPDATE_VADDR (Linux >= "
+					 "5.12); servicing with OPENHCL_NVME_KEEP_ALIVE=disabled shuts "
+					 "it down and brings it up again",
+					 d->id);
+				rc = -EOPNOTSUPP;
+			}
+			continue;
+		}
+		snprintf(why, wl,
+			 "device %s (%s) cannot be handed to a successor: servicing supports "
+			 "vfio-user:PATH and PCI devices over VFIO (OPENHCL_NVME_VFIO=1)%s",
+			 d->id, d->kind,
+			 !strcmp(d->kind, "emu") ? "; an in-process emulator dies with the process"
+			 : !strcmp(d->kind, "kernel")
+			     ? "; a kernel-path device's requests in flight live in this "
+				   "process's io_uring, which exec ends"
+			     : "");
+		rc = -EOPNOTSUPP;
+	}
+	nvmk_mgr_status_free(&ms);
+	return rc;
+}
+
+/*
+ * After the manager's save: hand device @spec's backing to the successor.
+ * With keep-alive its fds are exported and described in a handover string
+ * (malloc'd into *@handover, NULL if the export failed: the successor then
+ * brings the device up afresh); without keep-alive the backing is closed
+ * (the controller was shut down; the successor opens it anew).
+ */
+static void device_handover(struct nvmkd_ctx *ctx, const char *spec, bool keep_alive,
+			    char **handover)
+{
+	struct nvmk_backing *b = NULL;
+	char *s = NULL;
+	int rc, n = -ENOMEM;
+
+	*handover = NULL;
+	rc = nvmk_mgr_take_backing(ctx->mgr, spec, &b);
+	if (rc)
+		return; /* never loaded, or failed: nothing to hand over */
+	if (!keep_alive) {
+		nvmk_backing_destroy(b);
+		return;
+	}
+	s = malloc(65536);
+	if (s && nvmk_backing_is_vfio(b)) {
+		struct nvmk_vfio_handover *ho = calloc(1, sizeof(*ho));
+
+		rc = ho ? nvmk_backing_vfio_export_fds(b, ho) : -ENOMEM;
+		if (!rc)
+			n = nvmk_vfio_handover_format(ho, s, 65536);
+		free(ho);
+	} else if (s) {
+		struct nvmk_vfio_user_handover *ho = calloc(1, sizeof(*ho));
+
+		rc = ho ? nvmk_backing_vfio_user_export_fds(b, ho) : -ENOMEM;
+		if (!rc)
+			n = nvmk_vfio_user_handover_format(ho, s, 65536);
+		free(ho);
+	}
+	if (!rc && n > 0) {
+		*handover = s;
+		return;
+	}
+	free(s);
+	nvmk_err(spec, NVMK_LOG_NOQ,
+		 "servicing: device not exported (%s): the successor brings it up afresh",
+		 strerror(rc ? -rc : n < 0 ? -n : ENOMEM));
 }
 
 static int refresh_devices(struct nvmkd_ctx *ctx)
@@ -301,14 +413,10 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	 * device's id is its --device spec (devices.c) */
 	if (refresh_devices(ctx))
 		return reply_error(ENOMEM, "device list not available; still serving");
-	for (unsigned i = 0; i < S.ndevices; i++)
-		if (!device_serviceable(S.devices[i]))
-			return reply_error(EOPNOTSUPP,
-					   "device %s cannot be handed to a successor: servicing "
-					   "supports vfio-user:PATH devices (an in-process emulator "
-					   "dies with the process; VFIO and kernel devices are not "
-					   "wired yet)",
-					   S.devices[i]);
+	keep_alive = nvmk_mgr_config(ctx->mgr)->keep_alive.enabled && nvmk_mgr_pool(ctx->mgr);
+	rc = devices_refusal(ctx, keep_alive, why, sizeof(why));
+	if (rc)
+		return reply_error(-rc, "%s; still serving", rc == -ENOMEM ? "out of memory" : why);
 	rc = check_binary(path, why, sizeof(why));
 	if (rc)
 		return reply_error(-rc, "%s; still serving", why);
@@ -321,7 +429,6 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	/* with keep-alive, commands at the device stay there and are answered by
 	 * the successor; otherwise the save drains the device, so every request
 	 * is answered first */
-	keep_alive = nvmk_mgr_config(ctx->mgr)->keep_alive.enabled && nvmk_mgr_pool(ctx->mgr);
 	rc = nvmk_export_quiesce(ctx->srv, timeout_ms, keep_alive);
 	if (rc) {
 		sd_notify(0, "READY=1\nSTATUS=serving (servicing abandoned)");
@@ -346,31 +453,11 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	}
 	/* No way back from here: the controllers belong to the saved state. */
 	for (unsigned i = 0; i < S.ndevices; i++) {
-		struct nvmk_vfio_user_handover *ho = calloc(1, sizeof(*ho));
-		struct nvmk_backing *b = NULL;
-		char *s = malloc(65536);
-
 		nvmkd_svc__service_device__init(&dv[i]);
 		dv[i].spec = S.devices[i];
 		dvp[i] = &dv[i];
-		rc = nvmk_mgr_take_backing(ctx->mgr, S.devices[i], &b);
-		if (!rc && keep_alive && ho && s) {
-			rc = nvmk_backing_vfio_user_export_fds(b, ho);
-			if (!rc && nvmk_vfio_user_handover_format(ho, s, 65536) > 0)
-				handover[i] = dv[i].handover = s;
-			else
-				nvmk_err(S.devices[i], NVMK_LOG_NOQ,
-					 "servicing: connection not exported (%s): the successor "
-					 "brings it up afresh",
-					 strerror(-rc));
-		} else if (!rc) {
-			/* keep-alive off: the controller is shut down; the successor
-			 * connects anew */
-			nvmk_backing_destroy(b);
-		}
-		if (!handover[i])
-			free(s);
-		free(ho);
+		device_handover(ctx, S.devices[i], keep_alive, &handover[i]);
+		dv[i].handover = handover[i];
 	}
 	pool = nvmk_mgr_pool(ctx->mgr);
 	if (pool)

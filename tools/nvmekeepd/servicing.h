@@ -11,7 +11,7 @@
 #include "devices.h"
 
 /* State format this binary writes and restores up to (service_state.proto). */
-#define NVMKD_SERVICE_FORMAT 1
+#define NVMKD_SERVICE_FORMAT 2
 
 /** What the daemon runs with, kept for the successor. */
 struct nvmkd_service_cfg {
