@@ -27,7 +27,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$d"
+	[ -n "${BENCH_KEEP:-}" ] && echo "kept $d" >&2 || rm -rf "$d"
 }
 trap cleanup EXIT
 now_ms() { date +%s%3N; }
@@ -60,7 +60,7 @@ run_mode() {
 		sleep 0.2
 		# the first reply after the restore is known once it went out
 		"$nvmekeep" status --control "$m/ctl.sock" -o json >"$m/st"
-		python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); k=json.load(open(sys.argv[2]))["servicing"]; print(j["blackout_us"], j["save_us"], j["exec_us"], j["restore_us"], k.get("first_reply_us", -1))' "$m/one" "$m/st" |
+		python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); k=json.load(open(sys.argv[2]))["servicing"]; print(j["blackout_us"], j["save_us"], j["exec_us"], j["restore_us"], k.get("first_reply_us", -1), j.get("quiesce_us", -1), j.get("manager_restore_us", -1), j.get("loaded_us", -1))' "$m/one" "$m/st" |
 			sed "s/^/$t0 $t1 /" >>"$m/svc"
 	done
 	sleep 0.3
@@ -95,8 +95,13 @@ if first:
           % (pct(first, .5), pct(first, .99), max(first), len(first)))
 print("                                client latency ms p50 %7.2f  p99 %7.2f  max %7.2f"
       % (pct(client, .5) / 1000, pct(client, .99) / 1000, max(client) / 1000))
-print("                                blackout parts, p50 ms: save %.2f, exec %.2f, restore %.2f"
-      % tuple(pct([r[k] / 1000.0 for r in rows], .5) for k in (3, 4, 5)))
+for name, k in (("quiesce", 7), ("save (incl. quiesce)", 3), ("exec + loading", 4),
+                ("  of it to constructors", 9),
+                ("restore", 5), ("  of it manager", 8)):
+    v = [r[k] / 1000.0 for r in rows if len(r) > k and r[k] >= 0]
+    if v:
+        print("                                %-20s ms p50 %7.2f  p99 %7.2f  max %7.2f"
+              % (name, pct(v, .5), pct(v, .99), max(v)))
 print("                                (%d I/Os logged, longest overall %.2f ms)"
       % (len(comp), max(c[1] for c in comp) / 1000))
 PY

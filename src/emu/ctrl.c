@@ -362,12 +362,14 @@ static void *emu_worker(void *arg)
 		next = emu_ctrl_step(emu, now);
 		if (emu->enabled && !atomic_load(&emu->fatal) &&
 		    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
+			emu_irq_batch_begin(); /* one interrupt per vector per pass */
 			emu_preempt_run(emu);
 			n2 = emu_pending_run(emu, now);
 			if (n2 && (!next || n2 < next))
 				next = n2;
 			busy |= emu_queues_process(emu);
 			busy |= emu_aer_deliver(emu);
+			emu_irq_batch_end(emu);
 			/* After the commands: a Keep Alive already in the SQ counts. */
 			n2 = emu_keep_alive_check(emu);
 			if (n2 && (!next || n2 < next))

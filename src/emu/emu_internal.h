@@ -310,6 +310,8 @@ bool emu_queues_process(struct nvmk_emu *emu);
 bool emu_cq_post(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid, uint16_t status, uint32_t dw0,
 		 int fault_kind);
 void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector);
+void emu_irq_batch_begin(void);
+void emu_irq_batch_end(struct nvmk_emu *emu);
 void emu_queues_reset(struct nvmk_emu *emu);
 /* Mark every I/O doorbell as belonging to no queue (creation and reset). */
 void emu_db_reset(struct nvmk_emu *emu);

@@ -35,7 +35,53 @@ static void irq_fire(int fd)
 	(void)r;
 }
 
+/*
+ * Interrupts raised during one pass of the worker (emu_irq_batch_begin ..
+ * _end) are sent once per vector at the end of the pass, not once per
+ * completion: the host reaps every CQE posted so far on each interrupt, so
+ * one per pass loses nothing and saves an eventfd write (a system call and,
+ * often, a wake-up of the host's thread) per completion. A pass is bounded
+ * (EMU_BATCH commands per SQ), so the delay is that of a few commands.
+ * Thread-local: only the worker batches; any other caller fires at once.
+ */
+#define EMU_IRQ_BATCH_MAX 64
+static __thread struct {
+	bool on;
+	unsigned n;
+	uint16_t vec[EMU_IRQ_BATCH_MAX];
+} irq_batch;
+
+static void irq_signal_now(struct nvmk_emu *emu, uint16_t vector);
+
+void emu_irq_batch_begin(void)
+{
+	irq_batch.on = true;
+	irq_batch.n = 0;
+}
+
+void emu_irq_batch_end(struct nvmk_emu *emu)
+{
+	irq_batch.on = false;
+	for (unsigned i = 0; i < irq_batch.n; i++)
+		irq_signal_now(emu, irq_batch.vec[i]);
+	irq_batch.n = 0;
+}
+
 void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector)
+{
+	if (irq_batch.on) {
+		for (unsigned i = 0; i < irq_batch.n; i++)
+			if (irq_batch.vec[i] == vector)
+				return;
+		if (irq_batch.n < EMU_IRQ_BATCH_MAX) {
+			irq_batch.vec[irq_batch.n++] = vector;
+			return;
+		}
+	}
+	irq_signal_now(emu, vector);
+}
+
+static void irq_signal_now(struct nvmk_emu *emu, uint16_t vector)
 {
 	if (vector >= emu->cfg.msix_vectors || atomic_load(&emu->removed))
 		return;

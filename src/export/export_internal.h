@@ -83,6 +83,7 @@ struct exp_tdev {
 	_Atomic bool ready;		 /* set up by add_device, usable by the thread */
 	_Atomic bool released;		 /* removal: the thread stopped using it */
 	unsigned outstanding;		 /* NVMe commands in flight (thread-owned) */
+	bool batching;			 /* a doorbell batch is open (thread-owned) */
 };
 
 /* The I/O thread may use @td (its fields are published by add_device with

@@ -561,6 +561,29 @@ static bool any_polled_outstanding(const struct exp_thread *t)
 	return false;
 }
 
+/*
+ * Doorbell batching: the requests an iteration reads go to the device with
+ * one SQ tail doorbell per queue pair (nvmk_qpair_batch_begin/_end) instead
+ * of one per command. For the emulator a doorbell may wake its worker (a
+ * futex call when it sleeps); for hardware it is one MMIO write per batch.
+ * The batch is closed before replies are sent, so the device starts on the
+ * batch before the thread spends time in sendmsg.
+ */
+static void batch_all(struct exp_thread *t, bool begin)
+{
+	for (unsigned d = 0; d < EXP_MAX_DEVICES; d++) {
+		struct exp_tdev *td = &t->tdev[d];
+
+		if (begin) {
+			td->batching = exp_tdev_active(td) && td->qp &&
+				       nvmk_qpair_batch_begin(td->qp) == 0;
+		} else if (td->batching) {
+			td->batching = false;
+			nvmk_qpair_batch_end(td->qp);
+		}
+	}
+}
+
 static void *io_thread_main(void *arg)
 {
 	struct exp_thread *t = arg;
@@ -575,6 +598,8 @@ static void *io_thread_main(void *arg)
 		int timeout = more ? 0 : any_polled_outstanding(t) ? 1 : TICK_MS;
 		int n = epoll_wait(t->epfd, ev, 64, timeout);
 		uint64_t now;
+
+		batch_all(t, true);
 
 		for (int i = 0; i < n; i++) {
 			enum exp_ep_kind k = *(enum exp_ep_kind *)ev[i].data.ptr;
@@ -617,6 +642,7 @@ static void *io_thread_main(void *arg)
 			for (struct exp_conn *c = t->conns; c; c = c->next)
 				exp_conn_mark_dirty(c);
 		}
+		batch_all(t, false);
 		more = exp_conn_finish_iteration(t);
 		release_removed(t);
 		if (atomic_load(&t->srv->parking) && exp_thread_may_park(t))

@@ -685,6 +685,69 @@ static void test_raw_transmission(void **state)
 	close(fd);
 }
 
+/*
+ * A stream of WRITEs (header, payload, header, payload ...) sent in pieces
+ * that cut headers and payloads at every kind of place: the server receives
+ * a payload's rest and the next header in one call (conn.c,
+ * rx_payload_and_header), so a header split between two calls, a payload
+ * arriving a byte at a time and several requests in one send must all keep
+ * the framing. Every write is answered and reads back.
+ */
+#define WS_N	  12
+#define WS_LEN	  4096
+static void test_raw_write_stream(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t stream[WS_N * (28 + WS_LEN)], back[WS_LEN];
+	static const size_t cuts[] = {1, 27, 4097, 3, 28, 4068, 29, 1, 4096, 100, 8000, 13};
+	uint8_t rep[16], b[16];
+	bool seen[WS_N] = {false};
+	size_t off = 0, ci = 0;
+	int fd;
+
+	for (unsigned i = 0; i < WS_N; i++) {
+		uint8_t *h = stream + i * (28 + WS_LEN);
+
+		put_req(h, 0, NVMK_NBD_CMD_WRITE, 100 + i, (uint64_t)i * WS_LEN * 3, WS_LEN);
+		for (unsigned k = 0; k < WS_LEN; k++)
+			h[28 + k] = (uint8_t)(i * 31 + k * 7 + (k >> 8));
+	}
+	fd = raw_handshake(f, NVMK_NBD_FLAG_C_FIXED_NEWSTYLE | NVMK_NBD_FLAG_C_NO_ZEROES);
+	send_opt(fd, NVMK_NBD_OPT_EXPORT_NAME, "emu/1", 5);
+	rd(fd, b, 10);
+	while (off < sizeof(stream)) {
+		size_t n = cuts[ci++ % (sizeof(cuts) / sizeof(cuts[0]))];
+
+		if (n > sizeof(stream) - off)
+			n = sizeof(stream) - off;
+		wr(fd, stream + off, n);
+		off += n;
+		usleep(2000); /* let the server read each piece on its own */
+	}
+	for (unsigned i = 0; i < WS_N; i++) {
+		uint64_t h;
+
+		rd(fd, rep, 16);
+		assert_int_equal(nvmk_nbd_get32(rep), NVMK_NBD_SIMPLE_MAGIC);
+		assert_int_equal(nvmk_nbd_get32(rep + 4), 0);
+		h = nvmk_nbd_get64(rep + 8);
+		assert_true(h >= 100 && h < 100 + WS_N && !seen[h - 100]);
+		seen[h - 100] = true;
+	}
+	for (unsigned i = 0; i < WS_N; i++) {
+		uint8_t rq[28];
+
+		put_req(rq, 0, NVMK_NBD_CMD_READ, 200 + i, (uint64_t)i * WS_LEN * 3, WS_LEN);
+		wr(fd, rq, 28);
+		rd(fd, rep, 16);
+		assert_int_equal(nvmk_nbd_get32(rep + 4), 0);
+		assert_int_equal(nvmk_nbd_get64(rep + 8), 200 + i);
+		rd(fd, back, WS_LEN);
+		assert_memory_equal(back, stream + i * (28 + WS_LEN) + 28, WS_LEN);
+	}
+	close(fd);
+}
+
 /* A client that stalls in the handshake holds nobody up and is dropped after
  * the handshake timeout. */
 static void test_slow_handshake(void **state)
@@ -1040,6 +1103,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_nvme_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_handshake_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_transmission, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_raw_write_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),

@@ -67,6 +67,16 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* When this program's own constructors run: after the kernel's exec, the
+ * dynamic loader and every library's constructors, before main. Splits the
+ * exec part of a blackout (the successor's status: "loaded_us"). */
+static uint64_t loaded_ns;
+
+__attribute__((constructor)) static void note_loaded(void)
+{
+	loaded_ns = mono_ns();
+}
+
 static void set_cloexec(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFD);
@@ -404,7 +414,7 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	const char *path = exec && *exec ? exec : S.self_exe;
 	void *eblob = NULL, *mblob = NULL;
 	size_t elen = 0, mlen = 0;
-	uint64_t t0;
+	uint64_t t0, t_quiesced;
 	struct nvmk_dma_pool *pool;
 	bool keep_alive;
 	int rc, sfd;
@@ -437,6 +447,7 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 				   "abandoned, still serving",
 				   timeout_ms);
 	}
+	t_quiesced = mono_ns();
 	rc = nvmk_export_save(ctx->srv, &eblob, &elen);
 	if (rc) {
 		nvmk_export_resume(ctx->srv);
@@ -472,6 +483,8 @@ static char *service_run(struct nvmkd_ctx *ctx, const char *exec, unsigned timeo
 	st.has_slots_per_thread = st.has_read_only = st.has_servicings = st.has_keep_alive = 1;
 	st.has_log_level = 1;
 	st.quiesce_start_ns = t0;
+	st.has_quiesced_ns = 1;
+	st.quiesced_ns = t_quiesced;
 	st.reply_fd = ctx->req_fd;
 	st.control_fd = nvmkd_control_listen_fd(S.ctl);
 	st.control_path = S.control_path;
@@ -765,6 +778,15 @@ int nvmkd_service_restore(int fd, struct nvmkd_ctx *ctx, struct nvmkd_control **
 			       json_object_new_int64((int64_t)((t_up - st->quiesce_start_ns) / 1000)));
 	json_object_object_add(o, "save_us", json_object_new_int64((int64_t)(
 						     (st->saved_ns - st->quiesce_start_ns) / 1000)));
+	if (st->has_quiesced_ns && st->quiesced_ns >= st->quiesce_start_ns)
+		json_object_object_add(o, "quiesce_us",
+				       json_object_new_int64((int64_t)((st->quiesced_ns -
+									 st->quiesce_start_ns) /
+									1000)));
+	if (loaded_ns >= st->saved_ns)
+		json_object_object_add(o, "loaded_us",
+				       json_object_new_int64((int64_t)((loaded_ns - st->saved_ns) /
+									1000)));
 	json_object_object_add(o, "exec_us",
 			       json_object_new_int64((int64_t)((t_start - st->saved_ns) / 1000)));
 	json_object_object_add(o, "restore_us",
