@@ -29,12 +29,27 @@ nvmk() { # name, bench args...
 	echo "BENCH $name ${iops:-0} rc=$rc errors=${errs:-?}"
 	[ $rc = 0 ] || sed 's/^/    /' /tmp/bench.err | head -5
 }
+# the limit: bench/raw_loop, a polling loop without checks on the same
+# controller (its own queues, SQEs written straight in); before and after
+# the nvmekeep phases, so that a drift of the host shows
+raw() { # name, qd
+	out=$(timeout $((T + 30)) ./bench/raw_loop "$ADDR" "$T" "$2" 2> /tmp/raw.err)
+	rc=$?
+	iops=$(echo "$out" | sed -n 's/^RAW .*iops=\([0-9]*\).*/\1/p')
+	echo "BENCH $1 ${iops:-0} rc=$rc"
+	[ $rc = 0 ] || sed 's/^/    /' /tmp/raw.err | head -5
+}
+raw raw-loop-qd1 1
+raw raw-loop-qd32 32
 nvmk nvmekeep-poll-qd1 --qd 1 --mode poll
 nvmk nvmekeep-irq-qd1 --qd 1 --mode irq
 nvmk nvmekeep-poll-qd32 --qd 32 --mode poll
 nvmk nvmekeep-irq-qd32 --qd 32 --mode irq
 nvmk nvmekeep-poll-qd32-nodbbuf --qd 32 --mode poll --dbbuf off
 nvmk nvmekeep-irq-qd32-nodbbuf --qd 32 --mode irq --dbbuf off
+nvmk nvmekeep-poll-qd1-nodbbuf --qd 1 --mode poll --dbbuf off
+raw raw-loop-qd1-after 1
+raw raw-loop-qd32-after 32
 
 $NVMEKEEP setup unbind "$ADDR" > /dev/null 2>&1 || { echo "BENCH-ERROR unbind failed"; exit 1; }
 BLK=

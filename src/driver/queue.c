@@ -32,6 +32,11 @@ void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
 	 * errs towards writing the register at a wrap */
 	if ((uint16_t)(val - ev - 1) >= (uint16_t)(val - old))
 		return;
+	drv_db_ring_shadow_reg(q, cq, val);
+}
+
+void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val)
+{
 	/* as drv_db_ring: the choice drv_queue_set_doorbells made */
 	volatile uint32_t *reg = cq ? q->cq_db_reg : q->sq_db_reg;
 
