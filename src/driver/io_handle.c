@@ -116,6 +116,7 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	uint64_t end = (iova & DRV_PAGE_MASK) + len; /* from the first page's start */
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
+	uint32_t tail;
 
 	/* One compare for nlb in 1..max_blocks, which also bounds len by the
 	 * size (see max_blocks). Then the range inside the buffer, dword
@@ -138,13 +139,13 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	/* CDW0 + NSID, PRP1, PRP2 (the second page when the data crosses a
 	 * page boundary), SLBA, CDW12. MPTR, CDW2/3 and CDW13-15 keep the
 	 * zeroes the SQ memory was allocated with (as in ns.c). */
-	sqe = drv_q_tail_slot(q);
+	sqe = drv_q_tail_slot(q, &tail);
 	drv_sqe_put64(sqe, (uint64_t)opc | (uint64_t)t->cid << 16 | h->sqe_nsid);
 	sqe->prp1 = iova;
 	sqe->prp2 = end > DRV_PAGE_SIZE ? (iova | DRV_PAGE_MASK) + 1u : 0;
 	drv_sqe_put64(&sqe->cdw10, slba);
 	sqe->cdw12 = n1 | cdw12;
-	drv_q_commit(q, 1);
+	drv_q_commit_at(q, tail, 1);
 	return 0;
 }
 

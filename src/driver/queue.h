@@ -135,10 +135,13 @@ void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val);
  */
 drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 {
-	uint32_t *shadow = cq ? q->sdb_cq : q->sdb_sq;
-
-	/* unlikely: the register write falls through */
-	if (drv_unlikely(shadow != NULL)) {
+	/* unlikely: the register write falls through (the pointer is
+	 * loaded again inside: a compare with memory outside) */
+	if (drv_unlikely((cq ? q->sdb_cq : q->sdb_sq) != NULL)) {
+		/* a relaxed atomic load (the queue's own field, no ordering
+		 * needed) so that GCC does not merge it with the test above into
+		 * a load kept in a register on the register path */
+		uint32_t *shadow = __atomic_load_n(cq ? &q->sdb_cq : &q->sdb_sq, __ATOMIC_RELAXED);
 		/* Shadow doorbells (Base 2.0 5.8), inline: at each call site
 		 * @cq is a constant, so only one queue's fields are loaded. */
 		uint32_t old = cq ? q->cq_db_head : q->sq_db_tail;
@@ -195,10 +198,12 @@ drv_inline void drv_q_ring_cq(struct drv_queue *q)
 
 /* ---- submission ---- */
 
-/* The SQ slot the next command goes to (the tail is always < depth). */
-drv_inline struct nvme_sqe *drv_q_tail_slot(struct drv_queue *q)
+/* The SQ slot the next command goes to (the tail is always < depth);
+ * *@tail gets its index, for drv_q_commit_at. */
+drv_inline struct nvme_sqe *drv_q_tail_slot(struct drv_queue *q, uint32_t *tail)
 {
-	return &q->sq[q->sq_tail];
+	*tail = q->sq_tail;
+	return &q->sq[*tail];
 }
 
 /* Store 8 bytes at @p (an SQE field pair: CDW0 + NSID, CDW10-11), one
@@ -218,19 +223,32 @@ drv_inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
 	return &q->sq[i];
 }
 
-/* Make @n (>= 1) commands written at drv_q_slot(q, 0..n-1) visible: move
- * the tail and ring, unless completions are being processed or a batch is
- * open (then the doorbell is written once at its end). The tail moved, so
- * the doorbell is due without comparing it with the last value given. */
-drv_inline void drv_q_commit(struct drv_queue *q, uint32_t n)
+/* Make @n (>= 1) commands written from slot @tail (the tail before them,
+ * as drv_q_tail_slot gave it: no reload after the SQE stores) visible:
+ * move the tail and ring, unless completions are being processed or a
+ * batch is open (then the doorbell is written once at its end). The tail
+ * moved, so the doorbell is due without comparing it with the last value
+ * given. */
+drv_inline void drv_q_commit_at(struct drv_queue *q, uint32_t tail, uint32_t n)
 {
-	uint32_t tail = q->sq_tail + n;
-
-	if (tail >= q->depth)
-		tail -= q->depth;
+	/* one command (the common case, @n is a constant there): compare
+	 * with the depth, no subtraction kept for a conditional move */
+	if (n == 1) {
+		tail = tail + 1u == q->depth ? 0 : tail + 1u;
+	} else {
+		tail += n;
+		if (tail >= q->depth)
+			tail -= q->depth;
+	}
 	q->sq_tail = tail;
 	if (drv_likely(!q->batching))
 		drv_db_ring(q, false, tail);
+}
+
+/* drv_q_commit_at from the current tail. */
+drv_inline void drv_q_commit(struct drv_queue *q, uint32_t n)
+{
+	drv_q_commit_at(q, q->sq_tail, n);
 }
 
 /* ---- completion ---- */
