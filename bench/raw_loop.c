@@ -27,8 +27,10 @@
 #include "nvmekeep/spec.h"
 
 #define AQ_DEPTH  32u
-#define IOQ_DEPTH 256u
-#define MAX_QD	  128u
+/* 64 entries: the SQ is one 4 KiB page (no-IOMMU DMA memory may be made of
+ * separate pages; a queue must be contiguous) */
+#define IOQ_DEPTH 64u
+#define MAX_QD	  63u
 
 struct raw {
 	struct nvmk_backing *b;
@@ -102,8 +104,6 @@ static void alloc(struct raw *r, size_t len, const char *tag, struct nvmk_dma_bu
 
 	if (rc)
 		die("DMA allocation", rc);
-	if (buf->page_iova)
-		die("DMA memory not contiguous for the device", EINVAL);
 	memset(buf->mem.vaddr, 0, len);
 }
 
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	secs = (unsigned)strtoul(argv[2], NULL, 0);
 	qd = (unsigned)strtoul(argv[3], NULL, 0);
 	if (qd < 1 || qd > MAX_QD || secs < 1)
-		die("QD must be 1..128 and SECONDS >= 1", EINVAL);
+		die("QD must be 1..63 and SECONDS >= 1", EINVAL);
 	if (strcmp(argv[1], "emu") == 0) {
 		struct nvmk_emu_config cfg;
 
@@ -146,15 +146,15 @@ int main(int argc, char **argv)
 	r.dstrd_shift = 2u + (uint32_t)((cap >> 32) & 0xf);
 	nvmk_backing_write32(r.b, NVME_REG_CC, 0);
 	wait_rdy(&r, 0, cap);
-	alloc(&r, AQ_DEPTH * 64u, "raw.asq", &r.asq);
+	alloc(&r, 4096, "raw.asq", &r.asq);
 	alloc(&r, 4096, "raw.acq", &r.acq);
-	alloc(&r, IOQ_DEPTH * 64u, "raw.sq", &r.sq);
-	alloc(&r, IOQ_DEPTH * 16u < 4096u ? 4096u : IOQ_DEPTH * 16u, "raw.cq", &r.cq);
+	alloc(&r, 4096, "raw.sq", &r.sq);
+	alloc(&r, 4096, "raw.cq", &r.cq);
 	alloc(&r, MAX_QD * 4096u, "raw.data", &r.data);
 	alloc(&r, 4096, "raw.id", &r.idbuf);
 	nvmk_backing_write32(r.b, NVME_REG_AQA, (AQ_DEPTH - 1u) << 16 | (AQ_DEPTH - 1u));
-	nvmk_backing_write64(r.b, NVME_REG_ASQ, r.asq.iova);
-	nvmk_backing_write64(r.b, NVME_REG_ACQ, r.acq.iova);
+	nvmk_backing_write64(r.b, NVME_REG_ASQ, nvmk_dma_buf_iova(&r.asq, 0));
+	nvmk_backing_write64(r.b, NVME_REG_ACQ, nvmk_dma_buf_iova(&r.acq, 0));
 	/* IOCQES 4 (16 B), IOSQES 6 (64 B), MPS 4 KiB, NVM command set, EN */
 	nvmk_backing_write32(r.b, NVME_REG_CC, 4u << 20 | 6u << 16 | 1u);
 	wait_rdy(&r, NVME_CSTS_RDY, cap);
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_IDENTIFY;
 	c.nsid = 1;
-	c.prp1 = r.idbuf.iova;
+	c.prp1 = nvmk_dma_buf_iova(&r.idbuf, 0);
 	c.cdw10 = 0;
 	admin(&r, &c);
 	const uint8_t *id = r.idbuf.mem.vaddr;
@@ -184,13 +184,13 @@ int main(int argc, char **argv)
 	/* Create I/O CQ 1 (physically contiguous, no interrupts), then SQ 1 */
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_CREATE_CQ;
-	c.prp1 = r.cq.iova;
+	c.prp1 = nvmk_dma_buf_iova(&r.cq, 0);
 	c.cdw10 = (IOQ_DEPTH - 1u) << 16 | 1u;
 	c.cdw11 = 1u;
 	admin(&r, &c);
 	memset(&c, 0, sizeof(c));
 	c.opc = NVME_ADM_CREATE_SQ;
-	c.prp1 = r.sq.iova;
+	c.prp1 = nvmk_dma_buf_iova(&r.sq, 0);
 	c.cdw10 = (IOQ_DEPTH - 1u) << 16 | 1u;
 	c.cdw11 = 1u << 16 | 1u;
 	admin(&r, &c);
@@ -200,12 +200,14 @@ int main(int argc, char **argv)
 	volatile struct nvme_cqe *cq = r.cq.mem.vaddr;
 	volatile uint32_t *sq_db = NULL, *cq_db = NULL;
 	uint32_t tail = 0, head = 0, phase = 1, nlb0 = (4096u >> lbads) - 1u;
-	uint64_t start, end, t;
+	uint64_t start, end, t, slot_iova[IOQ_DEPTH] = {0};
 
 	if (r.b->bar0) {
 		sq_db = (volatile uint32_t *)(r.b->bar0 + db_off(&r, 1, false));
 		cq_db = (volatile uint32_t *)(r.b->bar0 + db_off(&r, 1, true));
 	}
+	for (unsigned i = 0; i < qd; i++) /* one page per slot: a PRP1 each */
+		slot_iova[i] = nvmk_dma_buf_iova(&r.data, (size_t)i * 4096u);
 	for (unsigned i = 0; i < qd; i++) {
 		struct nvme_sqe *s = &sq[tail];
 
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
 		s->opc = NVME_CMD_READ;
 		s->cid = (uint16_t)i;
 		s->nsid = 1;
-		s->prp1 = r.data.iova + (uint64_t)i * 4096u;
+		s->prp1 = slot_iova[i];
 		s->cdw10 = (uint32_t)((seed % blocks_4k) << (12 - lbads));
 		s->cdw11 = (uint32_t)((seed % blocks_4k) << (12 - lbads) >> 32);
 		s->cdw12 = nlb0;
@@ -246,7 +248,8 @@ int main(int argc, char **argv)
 			s->opc = NVME_CMD_READ;
 			s->cid = cid;
 			s->nsid = 1;
-			s->prp1 = r.data.iova + (uint64_t)cid * 4096u;
+			/* masked: in bounds whatever CID the device sent */
+			s->prp1 = slot_iova[cid & (IOQ_DEPTH - 1u)];
 			s->cdw10 = (uint32_t)lba;
 			s->cdw11 = (uint32_t)(lba >> 32);
 			s->cdw12 = nlb0;
