@@ -26,7 +26,15 @@
 #include "nvmekeep/emu.h"
 #include "nvmekeep/spec.h"
 
-#define AQ_DEPTH  32u
+/* ordering of queue memory against the doorbell stores and CQE loads (TSan
+ * builds refuse fences; there the compiler barrier is enough to build) */
+#if defined(__SANITIZE_THREAD__)
+#define RAW_FENCE(o) __atomic_signal_fence(o)
+#else
+#define RAW_FENCE(o) __atomic_thread_fence(o)
+#endif
+
+#define AQ_DEPTH 32u
 /* 64 entries: the SQ is one 4 KiB page (no-IOMMU DMA memory may be made of
  * separate pages; a queue must be contiguous) */
 #define IOQ_DEPTH 64u
@@ -81,12 +89,12 @@ static void admin(struct raw *r, struct nvme_sqe *c)
 	c->cid = (uint16_t)r->a_tail;
 	sq[r->a_tail] = *c;
 	r->a_tail = (r->a_tail + 1) % AQ_DEPTH;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	RAW_FENCE(__ATOMIC_RELEASE);
 	nvmk_backing_write32(r->b, db_off(r, 0, false), r->a_tail);
 	while ((cq[r->a_head].status & 1u) == r->a_phase)
 		if (now_ns() > end)
 			die("admin command timed out", ETIMEDOUT);
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	RAW_FENCE(__ATOMIC_ACQUIRE);
 	uint16_t st = cq[r->a_head].status >> 1;
 	r->a_head = (r->a_head + 1) % AQ_DEPTH;
 	if (r->a_head == 0)
@@ -222,7 +230,7 @@ int main(int argc, char **argv)
 		s->cdw12 = nlb0;
 		tail++;
 	}
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	RAW_FENCE(__ATOMIC_RELEASE);
 	start = now_ns();
 	end = start + (uint64_t)secs * 1000000000ull;
 	if (sq_db)
@@ -233,8 +241,11 @@ int main(int argc, char **argv)
 		unsigned got = 0;
 
 		while ((cq[head].status & 1u) == phase) {
-			uint16_t cid = cq[head].cid;
+			uint16_t cid;
 			uint64_t lba;
+
+			RAW_FENCE(__ATOMIC_ACQUIRE); /* the phase tag before the rest */
+			cid = cq[head].cid;
 
 			errors += (cq[head].status >> 1) != 0;
 			if (++head == IOQ_DEPTH) {
@@ -259,7 +270,7 @@ int main(int argc, char **argv)
 		}
 		if (got) {
 			n += got;
-			__atomic_thread_fence(__ATOMIC_RELEASE);
+			RAW_FENCE(__ATOMIC_RELEASE);
 			if (cq_db) {
 				*cq_db = head;
 				*sq_db = tail;
