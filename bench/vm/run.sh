@@ -3,8 +3,8 @@
 # NVMe controller and namespace, in ONE guest boot (TCG, --smp 1, no-IOMMU
 # mode, nvme.poll_queues=1 so fio --hipri can poll). 4 KiB random reads, one
 # thread, QD 1 and 32:
-#   bench/raw_loop ADDR: a polling loop without checks (the limit), before
-#     and after the nvmekeep phases
+#   bench/raw_loop ADDR: a polling loop without checks (the limit), in
+#     three rounds of adjacent pairs with nvmekeep polled at QD 1 and 32
 #   nvmekeep bench ADDR --mode poll|irq (shadow doorbells auto, and off at QD 32)
 #   `nvmekeep setup unbind ADDR`, then fio io_uring and io_uring --hipri
 # Prints a table of IOPS and the ratios nvmekeep/kernel.
@@ -38,16 +38,26 @@ END {
 		rb = (b > 0) ? sprintf("%.2fx", iops[k] / b) : "n/a (kernel failed)"
 		printf "  %-34s %-20s %s\n", k, ra, rb
 	}
-	printf "\nratios nvmekeep / raw polling loop (bench/raw_loop: no checks), same QD, mean of the loop before and after:\n"
-	split("poll-qd1 poll-qd1-nodbbuf poll-qd32 poll-qd32-nodbbuf", w, " ")
-	for (i = 1; i <= 4; i++) {
-		k = "nvmekeep-" w[i]
-		qd = (w[i] ~ /qd32/) ? "qd32" : "qd1"
-		a = iops["raw-loop-" qd]
-		b = iops["raw-loop-" qd "-after"]
-		m = (a > 0 && b > 0) ? (a + b) / 2 : (a > 0 ? a : b)
-		r = (m > 0) ? sprintf("%.2fx", iops[k] / m) : "n/a (loop failed)"
-		printf "  %-34s %s   (loop %.0f / %.0f)\n", k, r, a, b
+	printf "\nnvmekeep polled / raw polling loop (bench/raw_loop: no checks), adjacent pairs, median of the rounds:\n"
+	for (q = 1; q <= 2; q++) {
+		qd = (q == 1) ? "qd1" : "qd32"
+		m = 0
+		line = ""
+		for (r = 1; r <= 9; r++) {
+			a = iops["pair" r "-nvmekeep-" qd]
+			b = iops["pair" r "-raw-" qd]
+			if (b > 0 && a != "") {
+				rt[++m] = a / b
+				line = line sprintf(" %.0f/%.0f", a, b)
+			}
+		}
+		# median by insertion sort (m is small)
+		for (i = 2; i <= m; i++)
+			for (j = i; j > 1 && rt[j - 1] > rt[j]; j--) {
+				t = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = t
+			}
+		med = (m == 0) ? "n/a" : sprintf("%.2fx", (m % 2) ? rt[(m + 1) / 2] : (rt[m / 2] + rt[m / 2 + 1]) / 2)
+		printf "  %-6s %s   (nvmekeep/loop IOPS per round:%s)\n", qd, med, line
 	}
 	exit err
 }'
