@@ -117,13 +117,6 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 #define DRV_WMB() __atomic_thread_fence(__ATOMIC_RELEASE)
 #endif
 
-/*
- * Shadow doorbells (Base 2.0 5.8): record @val (new SQ tail, or CQ head when
- * @cq) as given, store it in the shadow buffer and write the register only
- * when the controller's EventIdx says it wants to hear about it. Out of line
- * (queue.c): the register path below then loads nothing it does not use.
- */
-void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val);
 /* The register write of a shadow doorbell the EventIdx asked for (out of
  * line: rare while the controller is polling its shadow buffer). */
 void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val);
