@@ -18,14 +18,16 @@
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
-#   MODE: excl batch shared locked shadow (default: all five)
+#   MODE: excl batch shared locked shadow, and (default: all eight)
+#         handle hbatch hshadow: excl, batch, shadow submitting through an
+#         I/O handle (nvmk_io_read, nvmekeep/io_handle.h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 n=${2:-5000}
 shift $(($# < 2 ? $# : 2))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow handle hbatch hshadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -35,6 +37,7 @@ run() { # mode name args...
 	shift 2
 	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$mode.$name" \
 		--toggle-collect='nvmk_ns_submit_read' \
+		--toggle-collect='nvmk_io_read' \
 		--toggle-collect='nvmk_qpair_process_completions' \
 		--toggle-collect='nvmk_qpair_batch_begin' \
 		--toggle-collect='nvmk_qpair_batch_end' \
@@ -75,6 +78,9 @@ label() {
 	shared) echo "per-thread qpair (nvmk_ctrl_get_qpair: sync calls, CLI), QD 1" ;;
 	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, mutex included" ;;
 	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;
+	handle) echo "I/O handle (nvmk_io_read), exclusive, QD 1 (MMIO doorbells)" ;;
+	hbatch) echo "I/O handle, batch of 32 (one SQ doorbell)" ;;
+	hshadow) echo "I/O handle, shadow doorbells, exclusive, QD 1" ;;
 	esac
 }
 echo "instructions per 4 KiB read, N = $n, $(git describe --always --dirty 2>/dev/null || echo '?')"

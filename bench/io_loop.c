@@ -15,6 +15,10 @@
  *           included
  *   shadow  as excl with shadow doorbells (Base 2.0 5.8), the emulator's
  *           and the driver's default
+ *   handle, hbatch, hshadow
+ *           as excl, batch, shadow, submitting with nvmk_io_read on an I/O
+ *           handle (nvmekeep/io_handle.h: qpair, namespace and buffer
+ *           checked once) instead of nvmk_ns_submit_read
  *
  * bench/instr_per_io.sh runs it under callgrind, collecting only inside the
  * driver's API calls of the loop (submit, process, batch begin/end), and
@@ -31,7 +35,7 @@
  * answered by then and almost no empty polls are made: their cost, however
  * well estimated, then no longer dominates the measurement.
  *
- * Usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]
+ * Usage: io_loop [-m MODE] [N [K [S]]]
  *        (default excl, N = 20000, K = 0, S = 0)
  */
 #include <errno.h>
@@ -44,6 +48,7 @@
 #include "nvmekeep/backing.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/emu.h"
+#include "nvmekeep/io_handle.h"
 
 static unsigned completed;
 
@@ -59,8 +64,10 @@ static void on_done(void *arg, const struct nvmk_cpl *cpl)
 
 #define BATCH 32
 
-enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW, M_LOCKED };
-static const char *const mode_names[] = {"excl", "batch", "shared", "shadow", "locked"};
+enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW, M_LOCKED, M_HANDLE, M_HBATCH, M_HSHADOW };
+static const char *const mode_names[] = {"excl",   "batch",  "shared", "shadow",
+					 "locked", "handle", "hbatch", "hshadow"};
+#define NMODES (sizeof(mode_names) / sizeof(mode_names[0]))
 
 static void fail(const char *what, int ret)
 {
@@ -81,21 +88,29 @@ int main(int argc, char **argv)
 	struct nvmk_qpair *qp = NULL;
 	struct nvmk_ns *ns;
 	struct nvmk_dma_buf buf;
+	struct nvmk_io_handle *h = NULL;
+	bool handle;
 	int ret, c;
 
 	while ((c = getopt(argc, argv, "m:")) != -1) {
 		unsigned i;
 
-		for (i = 0; i < 5 && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
+		for (i = 0; i < NMODES && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
 			;
-		if (i == 5) {
-			fprintf(
-			    stderr,
-			    "usage: io_loop [-m excl|batch|shared|shadow|locked] [N [K [S]]]\n");
+		if (i == NMODES) {
+			fprintf(stderr, "usage: io_loop [-m excl|batch|shared|shadow|locked|handle|"
+					"hbatch|hshadow] [N [K [S]]]\n");
 			return 2;
 		}
 		mode = (enum loop_mode)i;
 	}
+	handle = mode >= M_HANDLE;
+	if (mode == M_HBATCH)
+		mode = M_BATCH;
+	else if (mode == M_HSHADOW)
+		mode = M_SHADOW;
+	else if (mode == M_HANDLE)
+		mode = M_EXCL;
 	argc -= optind - 1;
 	argv += optind - 1;
 	n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 20000;
@@ -126,6 +141,8 @@ int main(int argc, char **argv)
 	} else if ((ret = nvmk_qpair_create(ctrl, &qo, &qp))) {
 		fail("nvmk_qpair_create", ret);
 	}
+	if (handle && (ret = nvmk_io_handle_create(qp, ns, &buf, 0, &h)))
+		fail("nvmk_io_handle_create", ret);
 	for (unsigned i = 0; i < idle; i++) {
 		if (nvmk_qpair_process_completions(qp, 0) != 0) {
 			fprintf(stderr, "io_loop: idle queue completed something\n");
@@ -139,8 +156,13 @@ int main(int argc, char **argv)
 		if (mode == M_BATCH && (ret = nvmk_qpair_batch_begin(qp)))
 			fail("batch begin", ret);
 		for (unsigned k = 0; k < per; k++, i++) {
-			ret = nvmk_ns_submit_read(ns, qp, &buf, (size_t)k * 4096u,
-						  (i * 7919u) & 0xffffff, 1, 0, on_done, NULL);
+			if (h)
+				ret = nvmk_io_read(h, (size_t)k * 4096u, (i * 7919u) & 0xffffff, 1,
+						   on_done, NULL);
+			else
+				ret = nvmk_ns_submit_read(ns, qp, &buf, (size_t)k * 4096u,
+							  (i * 7919u) & 0xffffff, 1, 0, on_done,
+							  NULL);
 			if (ret)
 				fail("submit", ret);
 		}
@@ -156,7 +178,9 @@ int main(int argc, char **argv)
 				empty_polls++;
 		}
 	}
-	printf("io_loop: mode %s, %u reads completed\n", mode_names[mode], completed);
+	printf("io_loop: mode %s%s, %u reads completed\n", mode_names[mode],
+	       h ? " (I/O handle)" : "", completed);
+	nvmk_io_handle_destroy(h);
 	printf("empty_polls=%lu\n", empty_polls);
 	nvmk_ctrl_dma_free(ctrl, &buf);
 	if (mode != M_SHARED)

@@ -18,16 +18,27 @@ done
 echo "BENCH-INFO device $ADDR ns1, $T s per phase, kernel cmdline: $(cat /proc/cmdline)"
 
 # nvmekeep bench -o json: pull "iops" out with sed (no python in the guest)
+NT= # seconds of the next nvmk phase when set, else T
 nvmk() { # name, bench args...
 	name=$1
 	shift
-	out=$(timeout $((T + 30)) $NVMEKEEP bench "$ADDR" --rw randread --bs 4K --threads 1 \
-		--time "$T" -o json "$@" 2> /tmp/bench.err)
+	secs=${NT:-$T}
+	out=$(timeout $((secs + 30)) $NVMEKEEP bench "$ADDR" --rw randread --bs 4K --threads 1 \
+		--time "$secs" -o json "$@" 2> /tmp/bench.err)
 	rc=$?
 	iops=$(echo "$out" | tr ',' '\n' | sed -n 's/.*"iops": *\([0-9.]*\).*/\1/p' | head -1)
 	errs=$(echo "$out" | tr ',' '\n' | sed -n 's/.*"errors": *\([0-9]*\).*/\1/p' | head -1)
 	echo "BENCH $name ${iops:-0} rc=$rc errors=${errs:-?}"
 	[ $rc = 0 ] || sed 's/^/    /' /tmp/bench.err | head -5
+}
+# the limit: bench/raw_loop, a polling loop without checks on the same
+# controller (its own queues, SQEs written straight in)
+raw() { # name, qd, seconds
+	out=$(timeout $(($3 + 30)) ./bench/raw_loop "$ADDR" "$3" "$2" 2> /tmp/raw.err)
+	rc=$?
+	iops=$(echo "$out" | sed -n 's/^RAW .*iops=\([0-9]*\).*/\1/p')
+	echo "BENCH $1 ${iops:-0} rc=$rc"
+	[ $rc = 0 ] || sed 's/^/    /' /tmp/raw.err | head -5
 }
 nvmk nvmekeep-poll-qd1 --qd 1 --mode poll
 nvmk nvmekeep-irq-qd1 --qd 1 --mode irq
@@ -35,6 +46,19 @@ nvmk nvmekeep-poll-qd32 --qd 32 --mode poll
 nvmk nvmekeep-irq-qd32 --qd 32 --mode irq
 nvmk nvmekeep-poll-qd32-nodbbuf --qd 32 --mode poll --dbbuf off
 nvmk nvmekeep-irq-qd32-nodbbuf --qd 32 --mode irq --dbbuf off
+nvmk nvmekeep-poll-qd1-nodbbuf --qd 1 --mode poll --dbbuf off
+# nvmekeep polled against the raw loop in adjacent pairs, three rounds of
+# PT seconds each: the host's share of the vCPU drifts during a boot, so
+# each ratio is taken between neighbours and the script prints the median
+PT=$(( (T + 1) / 2 ))
+for r in 1 2 3; do
+	raw pair$r-raw-qd1 1 "$PT"
+	NT=$PT
+	nvmk pair$r-nvmekeep-qd1 --qd 1 --mode poll
+	raw pair$r-raw-qd32 32 "$PT"
+	nvmk pair$r-nvmekeep-qd32 --qd 32 --mode poll
+	NT=
+done
 
 $NVMEKEEP setup unbind "$ADDR" > /dev/null 2>&1 || { echo "BENCH-ERROR unbind failed"; exit 1; }
 BLK=

@@ -269,12 +269,6 @@ drv_inline bool ns_fits_two_pages(const struct nvmk_dma_buf *buf, size_t off, ui
 	       (iova & DRV_PAGE_MASK) + len <= 2u * DRV_PAGE_SIZE;
 }
 
-/* Store 8 bytes at @p (an SQE field pair), one store instead of two. */
-drv_inline void ns_sqe_put64(void *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 /*
  * Read, Write, Compare. The common request -- an exclusive qpair, a
  * contiguous DMA buffer, at most two memory pages, within the per-command
@@ -291,7 +285,6 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	struct nvme_sqe *sqe;
 	uint64_t len, iova, pg;
 	uint32_t tail;
-	uint16_t cid, free;
 
 	/* One exit to the general path, taken before anything is computed
 	 * that would have to survive it: the argument registers stay as they
@@ -307,45 +300,31 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	len = (uint64_t)nlb << ns->lba_shift;
 	iova = buf->iova + off;
 	pg = iova & DRV_PAGE_MASK;
-	free = q->free_head;
-	if (drv_unlikely(free == DRV_TRK_NONE))
+	/* The primitives of queue.h, the same for every submit path: a
+	 * tracker with a new CID generation, armed (ACTIVE under its CID and
+	 * the opcode, one store each). No deadline here: the first deadline
+	 * scan of this qpair that sees the command sets it (TRK_F_DEADLINE,
+	 * cleared by the arm), so submit reads no clock. */
+	t = drv_trk_take(q);
+	if (drv_unlikely(t == NULL))
 		return -EAGAIN;
-
-	/* the tracker (drv_trk_get, written out): new CID generation and
-	 * ACTIVE in one store of the key */
-	t = &q->trk[free];
-	q->free_head = t->next_free;
-	q->nfree--;
-	cid = (uint16_t)(t->cid + q->gen_inc);
-	t->key = DRV_TRK_KEY_ACTIVE | cid;
-	t->meta = (uint32_t)opc << 8; /* flags = 0, opc */
 	t->parent = NULL;
-	t->cb = cb;
-	t->cb_arg = cb_arg;
-	/* No deadline here: the first deadline scan of this qpair that sees
-	 * the command sets it (TRK_F_DEADLINE, cleared with flags above), so
-	 * submit reads no clock. */
+	drv_trk_arm(t, opc, cb, cb_arg);
 
 	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,
 	 * CDW2/3 and CDW13-15 keep the zeroes the SQ memory was allocated with:
 	 * no command the driver puts on an I/O queue uses them. */
-	tail = q->sq_tail;
-	sqe = &q->sq[tail];
-	ns_sqe_put64(sqe, (uint64_t)opc | (uint64_t)cid << 16 | ns->sqe_nsid);
+	sqe = drv_q_tail_slot(q, &tail);
+	drv_sqe_put64(sqe, (uint64_t)opc | (uint64_t)t->cid << 16 | ns->sqe_nsid);
 	sqe->prp1 = iova;
 	/* data crossing a page boundary: PRP2 is the second page */
 	sqe->prp2 = pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0;
-	ns_sqe_put64(&sqe->cdw10, slba);
+	drv_sqe_put64(&sqe->cdw10, slba);
 	sqe->cdw12 = (nlb - 1u) | ((io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0);
 
-	/* drv_q_commit + drv_q_ring_sq, written out: the tail moved by one, so
-	 * the doorbell is due unless completions are being processed. The
-	 * bookkeeping is done before the register write so that nothing is
-	 * live across that call. */
-	tail = tail + 1u == q->depth ? 0 : tail + 1u;
-	q->sq_tail = tail;
-	if (drv_likely(!q->batching))
-		drv_db_ring(q, false, tail);
+	/* the tail moved by one: the doorbell is due unless completions are
+	 * being processed or a batch is open */
+	drv_q_commit_at(q, tail, 1);
 	return 0;
 }
 

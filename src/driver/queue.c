@@ -11,27 +11,8 @@
 
 #include "driver/queue.h"
 
-void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
+void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val)
 {
-	uint32_t *shadow = cq ? q->sdb_cq : q->sdb_sq;
-	uint32_t *eventidx = cq ? q->ei_cq : q->ei_sq;
-	uint32_t old = cq ? q->cq_db_head : q->sq_db_tail;
-	uint16_t ev;
-
-	if (cq)
-		q->cq_db_head = val;
-	else
-		q->sq_db_tail = val;
-	/* seq_cst store + seq_cst load: queue entries before the shadow value
-	 * (release), and the shadow store before the EventIdx load (store-load
-	 * order; pairs with the controller's EventIdx store followed by its
-	 * shadow re-read) */
-	__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
-	ev = (uint16_t)__atomic_load_n(eventidx, __ATOMIC_SEQ_CST);
-	/* the usual "new - event - 1 < new - old" in 16-bit arithmetic, which
-	 * errs towards writing the register at a wrap */
-	if ((uint16_t)(val - ev - 1) >= (uint16_t)(val - old))
-		return;
 	/* as drv_db_ring: the choice drv_queue_set_doorbells made */
 	volatile uint32_t *reg = cq ? q->cq_db_reg : q->sq_db_reg;
 

@@ -17,18 +17,50 @@
 
 /* ---- trackers ---- */
 
-drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
+/*
+ * The fast-path primitives, one definition for every submit path (the
+ * exclusive straight paths and the general ones): take a tracker
+ * (drv_trk_take), arm it (drv_trk_arm), write the SQE at drv_q_slot, make
+ * it visible (drv_q_commit).
+ */
+
+/* Pop a free tracker and give its CID a new generation in the upper bits:
+ * a late or forged CQE carrying the previous use's CID no longer matches.
+ * The tracker stays FREE (no CQE is accepted for it) until drv_trk_arm;
+ * drv_trk_put gives it back unarmed. NULL when all are in use. */
+drv_inline struct drv_tracker *drv_trk_take(struct drv_queue *q)
 {
+	uint16_t i = q->free_head;
 	struct drv_tracker *t;
 
-	if (drv_unlikely(q->free_head == DRV_TRK_NONE))
+	if (drv_unlikely(i == DRV_TRK_NONE))
 		return NULL;
-	t = &q->trk[q->free_head];
+	t = &q->trk[i];
 	q->free_head = t->next_free;
 	q->nfree--;
-	/* New generation in the CID's upper bits: a late or forged CQE carrying
-	 * the previous use's CID no longer matches. */
 	t->cid = (uint16_t)(t->cid + q->gen_inc);
+	return t;
+}
+
+/* Arm @t for a command @opc on the device: ACTIVE under its CID (one store
+ * of the key: from now on its CQE is accepted), flags cleared with the
+ * opcode (one store), the completion. Callers set t->parent before. */
+drv_inline void drv_trk_arm(struct drv_tracker *t, uint8_t opc, nvmk_cpl_fn cb, void *cb_arg)
+{
+	t->key = DRV_TRK_KEY_ACTIVE | t->cid;
+	t->meta = (uint32_t)opc << 8; /* flags = 0, opc */
+	t->cb = cb;
+	t->cb_arg = cb_arg;
+}
+
+/* drv_trk_take for the general paths, which set fields one by one before
+ * the state: flags and parent cleared. */
+drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
+{
+	struct drv_tracker *t = drv_trk_take(q);
+
+	if (drv_unlikely(t == NULL))
+		return NULL;
 	t->flags = 0;
 	t->parent = NULL;
 	return t;
@@ -85,13 +117,9 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 #define DRV_WMB() __atomic_thread_fence(__ATOMIC_RELEASE)
 #endif
 
-/*
- * Shadow doorbells (Base 2.0 5.8): record @val (new SQ tail, or CQ head when
- * @cq) as given, store it in the shadow buffer and write the register only
- * when the controller's EventIdx says it wants to hear about it. Out of line
- * (queue.c): the register path below then loads nothing it does not use.
- */
-void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val);
+/* The register write of a shadow doorbell the EventIdx asked for (out of
+ * line: rare while the controller is polling its shadow buffer). */
+void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val);
 
 /*
  * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
@@ -100,9 +128,33 @@ void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val);
  */
 drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 {
-	/* unlikely: the register write falls through */
+	/* unlikely: the register write falls through (the pointer is
+	 * loaded again inside: a compare with memory outside) */
 	if (drv_unlikely((cq ? q->sdb_cq : q->sdb_sq) != NULL)) {
-		drv_db_ring_shadow(q, cq, val);
+		/* a relaxed atomic load (the queue's own field, no ordering
+		 * needed) so that GCC does not merge it with the test above into
+		 * a load kept in a register on the register path */
+		uint32_t *shadow = __atomic_load_n(cq ? &q->sdb_cq : &q->sdb_sq, __ATOMIC_RELAXED);
+		/* Shadow doorbells (Base 2.0 5.8), inline: at each call site
+		 * @cq is a constant, so only one queue's fields are loaded. */
+		uint32_t old = cq ? q->cq_db_head : q->sq_db_tail;
+		uint16_t ev;
+
+		if (cq)
+			q->cq_db_head = val;
+		else
+			q->sq_db_tail = val;
+		/* seq_cst store + seq_cst load: queue entries before the shadow
+		 * value (release), and the shadow store before the EventIdx load
+		 * (store-load order; pairs with the controller's EventIdx store
+		 * followed by its shadow re-read) */
+		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
+		ev = (uint16_t)__atomic_load_n(cq ? q->ei_cq : q->ei_sq, __ATOMIC_SEQ_CST);
+		/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
+		 * towards writing the register at a wrap */
+		if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
+			return;
+		drv_db_ring_shadow_reg(q, cq, val);
 		return;
 	}
 	if (cq)
@@ -139,7 +191,22 @@ drv_inline void drv_q_ring_cq(struct drv_queue *q)
 
 /* ---- submission ---- */
 
-/* The SQ slot the next command goes to. */
+/* The SQ slot the next command goes to (the tail is always < depth);
+ * *@tail gets its index, for drv_q_commit_at. */
+drv_inline struct nvme_sqe *drv_q_tail_slot(struct drv_queue *q, uint32_t *tail)
+{
+	*tail = q->sq_tail;
+	return &q->sq[*tail];
+}
+
+/* Store 8 bytes at @p (an SQE field pair: CDW0 + NSID, CDW10-11), one
+ * store instead of two. */
+drv_inline void drv_sqe_put64(void *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* The SQ slot @ahead places after the tail (commands written together). */
 drv_inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
 {
 	uint32_t i = q->sq_tail + ahead;
@@ -149,16 +216,32 @@ drv_inline struct nvme_sqe *drv_q_slot(struct drv_queue *q, uint32_t ahead)
 	return &q->sq[i];
 }
 
-/* Make @n commands written at drv_q_slot(q, 0..n-1) visible: move the tail,
- * and ring unless completions are being processed (then the doorbell is
- * written once at the end of the batch). */
+/* Make @n (>= 1) commands written from slot @tail (the tail before them,
+ * as drv_q_tail_slot gave it: no reload after the SQE stores) visible:
+ * move the tail and ring, unless completions are being processed or a
+ * batch is open (then the doorbell is written once at its end). The tail
+ * moved, so the doorbell is due without comparing it with the last value
+ * given. */
+drv_inline void drv_q_commit_at(struct drv_queue *q, uint32_t tail, uint32_t n)
+{
+	/* one command (the common case, @n is a constant there): compare
+	 * with the depth, no subtraction kept for a conditional move */
+	if (n == 1) {
+		tail = tail + 1u == q->depth ? 0 : tail + 1u;
+	} else {
+		tail += n;
+		if (tail >= q->depth)
+			tail -= q->depth;
+	}
+	q->sq_tail = tail;
+	if (drv_likely(!q->batching))
+		drv_db_ring(q, false, tail);
+}
+
+/* drv_q_commit_at from the current tail. */
 drv_inline void drv_q_commit(struct drv_queue *q, uint32_t n)
 {
-	q->sq_tail += n;
-	if (q->sq_tail >= q->depth)
-		q->sq_tail -= q->depth;
-	if (!q->batching)
-		drv_q_ring_sq(q);
+	drv_q_commit_at(q, q->sq_tail, n);
 }
 
 /* ---- completion ---- */
@@ -173,6 +256,13 @@ drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 		return -ETIMEDOUT;
 	return nvmk_status_to_errno(sf);
 }
+
+/* A success without data: what drv_q_drain gives the callback when the
+ * CQE's Dword 0 is 0 (qpair.c). */
+extern const struct nvmk_cpl drv_cpl_ok;
+/* A success with Dword 0 @dw0: builds the completion, calls @cb (qpair.c,
+ * out of line: the drain loop keeps no structure on its stack). */
+void drv_cpl_call_dw0(nvmk_cpl_fn cb, void *cb_arg, uint32_t dw0);
 
 void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why);
 /* Out of line (cold): log why @e (status @st) was refused, ring the CQ
@@ -234,14 +324,15 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			/* free before the callback, so that it may submit again */
 			drv_trk_put(q, t);
 			if (drv_likely(cb != NULL)) {
-				struct nvmk_cpl cpl;
-				uint64_t ok = 0;
+				uint32_t dw0 = e->dw0;
 
-				/* err = 0, status = 0 and the padding after it in
-				 * one 8-byte store (layout pinned in drv.h) */
-				memcpy(&cpl, &ok, sizeof(ok));
-				cpl.dw0 = e->dw0;
-				cb(arg, &cpl);
+				/* success with Dword 0 zero (every Read and Write:
+				 * it is reserved for them): the callback gets the
+				 * shared constant, no structure is built */
+				if (drv_likely(dw0 == 0))
+					cb(arg, &drv_cpl_ok);
+				else
+					drv_cpl_call_dw0(cb, arg, dw0);
 			}
 		} else {
 			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);

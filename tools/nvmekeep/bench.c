@@ -206,6 +206,11 @@ static void *bench_thread_main(void *arg)
 		bool stopping = atomic_load_explicit(&bench_stop, memory_order_relaxed) ||
 				t->submitted >= ios_limit || t->first_err;
 
+		/* The refill as one batch: one SQ tail doorbell for all the
+		 * commands submitted here (a register write is a trap to the
+		 * hypervisor in a VM), as a polling loop of its own would do. */
+		bool batched = !stopping && t->nfree && nvmk_qpair_batch_begin(t->qp) == 0;
+
 		while (!stopping && t->nfree) {
 			ret = submit_one(t);
 			if (ret == -EAGAIN)
@@ -218,6 +223,8 @@ static void *bench_thread_main(void *arg)
 			if (t->submitted >= ios_limit)
 				break;
 		}
+		if (batched)
+			nvmk_qpair_batch_end(t->qp);
 		if (t->nfree == cfg->qd && (stopping || t->first_err))
 			break;
 		if (cfg->mode == NVMK_CPL_POLL) {
