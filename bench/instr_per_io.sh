@@ -20,7 +20,7 @@
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
 #   MODE: excl batch shared locked shadow, and (default: all eight)
 #         handle hbatch hshadow: excl, batch, shadow submitting through an
-#         I/O handle (nvmk_io_read, nvmekeep/io_handle.h)
+#         I/O handle (nvmk_io_read, nvmekeep/driver/io_handle.h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}

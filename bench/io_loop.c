@@ -17,7 +17,7 @@
  *           and the driver's default
  *   handle, hbatch, hshadow
  *           as excl, batch, shadow, submitting with nvmk_io_read on an I/O
- *           handle (nvmekeep/io_handle.h: qpair, namespace and buffer
+ *           handle (nvmekeep/driver/io_handle.h: qpair, namespace and buffer
  *           checked once) instead of nvmk_ns_submit_read
  *
  * bench/instr_per_io.sh runs it under callgrind, collecting only inside the
@@ -48,7 +48,6 @@
 #include "nvmekeep/backing.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/emu.h"
-#include "nvmekeep/io_handle.h"
 
 static unsigned completed;
 

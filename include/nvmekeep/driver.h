@@ -76,5 +76,6 @@
 #include "nvmekeep/driver/qpair.h"
 #include "nvmekeep/driver/ns.h"
 #include "nvmekeep/driver/saved_state.h"
+#include "nvmekeep/driver/io_handle.h"
 
 #endif /* NVMEKEEP_DRIVER_H */

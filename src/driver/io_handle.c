@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * I/O handles (nvmekeep/io_handle.h): Read and Write on a queue pair,
+ * I/O handles (nvmekeep/driver/io_handle.h): Read and Write on a queue pair,
  * namespace and DMA buffer bound and checked once, so that the per-I/O path
  * checks only what varies per I/O and takes its arguments in registers.
  *
@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "driver/queue.h"
-#include "nvmekeep/io_handle.h"
 
 struct nvmk_io_handle {
 	struct nvmk_qpair *qp;

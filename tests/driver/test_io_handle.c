@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * I/O handles (nvmekeep/io_handle.h): data written and read back through
+ * I/O handles (nvmekeep/driver/io_handle.h): data written and read back through
  * the straight path and the general one (PRP list, split, FUA), every bad
  * request refused as the general API refuses it, a removed namespace and a
  * controller reset noticed, and forged completions of handle commands
@@ -14,7 +14,6 @@
 #include "driver/queue.h" /* the SQ, to look at what a submit wrote */
 #include "drv_test.h"
 #include "hostile.h"
-#include "nvmekeep/io_handle.h"
 #include "nvmekeep/kernel_ns.h"
 
 struct done {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nvmekeep/io_handle.h: the lean submit path (issue 13).
+ * nvmekeep driver: I/O handles (struct nvmk_io_handle), the lean submit path.
+ * Part of nvmekeep/driver.h (include that).
  *
  * An I/O handle binds a queue pair, a namespace and a DMA buffer once;
  * everything about them that does not change per I/O is checked at
@@ -25,14 +26,18 @@
  *
  * The handle is used by the qpair's thread only (as the qpair). The
  * namespace, the qpair and the buffer must outlive it.
- *
- * A separate header (not part of driver.h) so that it can move with the
- * per-object split of the driver's headers.
  */
-#ifndef NVMEKEEP_IO_HANDLE_H
-#define NVMEKEEP_IO_HANDLE_H
+#ifndef NVMEKEEP_DRIVER_IO_HANDLE_H
+#define NVMEKEEP_DRIVER_IO_HANDLE_H
 
-#include "nvmekeep/driver.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nvmekeep/driver/completion.h"
+
+struct nvmk_qpair;
+struct nvmk_ns;
+struct nvmk_dma_buf;
 
 struct nvmk_io_handle;
 
