@@ -11,21 +11,9 @@
 #      VFIO: byte compare.
 # Prints "PASS|FAIL <mode> cli <case>" and "N passed, M failed".
 NVMEKEEP=./tools/nvmekeep
-MODE=$(sed -n 's/.*nvmk\.mode=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 T=/tmp/nvmk-cli
-pass=0
-fail=0
-res() { # status, case
-	if [ "$1" = 0 ]; then
-		echo "PASS $MODE cli $2"
-		pass=$((pass + 1))
-	else
-		echo "FAIL $MODE cli $2"
-		fail=$((fail + 1))
-		[ -s $T/err ] && sed 's/^/    /' $T/err
-	fi
-	: > $T/err
-}
+KIND=cli
+. "$(dirname "$0")/guest_lib.sh"
 finish() {
 	echo "$pass passed, $fail failed"
 	[ $fail = 0 ]

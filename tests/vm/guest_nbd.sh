@@ -16,21 +16,9 @@
 NVMEKEEP=./tools/nvmekeep
 NVMEKEEPD=./tools/nvmekeepd/nvmekeepd
 NBD_RW=./tests/vm/nbd_rw
-MODE=$(sed -n 's/.*nvmk\.mode=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 T=$(mktemp -d /tmp/nvmk-nbd.XXXXXX)
-pass=0
-fail=0
-res() { # status, case
-	if [ "$1" = 0 ]; then
-		echo "PASS $MODE nbd $2"
-		pass=$((pass + 1))
-	else
-		echo "FAIL $MODE nbd $2"
-		fail=$((fail + 1))
-		[ -s $T/err ] && sed 's/^/    /' $T/err
-	fi
-	: > $T/err
-}
+KIND=nbd
+. "$(dirname "$0")/guest_lib.sh"
 finish() {
 	echo "$pass passed, $fail failed"
 	[ $fail = 0 ]

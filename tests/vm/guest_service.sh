@@ -25,22 +25,10 @@ NVMEKEEP=./tools/nvmekeep
 NVMEKEEPD=./tools/nvmekeepd/nvmekeepd
 NBD_SVC=./tests/vm/nbd_svc
 TRACE=/ctl/qemu-trace.log
-MODE=$(sed -n 's/.*nvmk\.mode=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 T=$(mktemp -d /tmp/nvmk-svc.XXXXXX)
 N=5
-pass=0
-fail=0
-res() { # status, case
-	if [ "$1" = 0 ]; then
-		echo "PASS $MODE service $2"
-		pass=$((pass + 1))
-	else
-		echo "FAIL $MODE service $2"
-		fail=$((fail + 1))
-		[ -s $T/err ] && sed 's/^/    /' $T/err
-	fi
-	: > $T/err
-}
+KIND=service
+. "$(dirname "$0")/guest_lib.sh"
 finish() {
 	[ -n "$CPID" ] && kill $CPID 2> /dev/null
 	[ -n "$DPID" ] && kill -KILL $DPID 2> /dev/null

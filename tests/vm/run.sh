@@ -66,6 +66,7 @@ fi
 ninja -C "$BUILD" -j2 tests/vm/vfio_smoke tests/vm/driver_smoke tests/vm/driver_vfio \
 	tests/vm/nbd_rw tests/vm/nbd_svc tools/nvmekeep tools/nvmekeepd/nvmekeepd >/dev/null ||
 	die "building the VM test programs failed"
+install -m 0644 "$NVMK_VM_DIR/guest_lib.sh" "$BUILD/tests/vm/guest_lib.sh"
 install -m 0755 "$NVMK_VM_DIR/guest_cli.sh" "$BUILD/tests/vm/guest_cli.sh"
 install -m 0755 "$NVMK_VM_DIR/guest_nbd.sh" "$BUILD/tests/vm/guest_nbd.sh"
 install -m 0755 "$NVMK_VM_DIR/guest_service.sh" "$BUILD/tests/vm/guest_service.sh"
