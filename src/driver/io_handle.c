@@ -113,6 +113,9 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	uint64_t iova = h->iova + off;
 	uint64_t len = (uint64_t)nlb << h->lba_shift;
 	uint64_t end = (iova & DRV_PAGE_MASK) + len; /* from the first page's start */
+	struct drv_tracker *t;
+	struct nvme_sqe *sqe;
+	uint32_t tail;
 
 	/* One compare for nlb in 1..max_blocks, which also bounds len by the
 	 * size (see max_blocks). Then the range inside the buffer, dword
@@ -124,10 +127,25 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 			 end > 2u * DRV_PAGE_SIZE || !drv_qp_fast(qp) ||
 			 atomic_load_explicit(h->removed, memory_order_relaxed)))
 		return general(h, iova - h->iova, slba, n1 + 1u, cb, cb_arg);
-	/* PRP2: the second page when the data crosses a page boundary */
-	return drv_q_submit_rw2(q, opc, h->sqe_nsid, iova,
-				end > DRV_PAGE_SIZE ? (iova | DRV_PAGE_MASK) + 1u : 0, slba,
-				n1 | cdw12, cb, cb_arg);
+	t = drv_trk_take(q);
+	if (drv_unlikely(t == NULL))
+		return -EAGAIN;
+	t->parent = NULL;
+	drv_trk_arm(t, opc, cb, cb_arg);
+	/* No deadline: the first deadline scan that sees the command sets it
+	 * (TRK_F_DEADLINE, cleared by the arm), so submit reads no clock. */
+
+	/* CDW0 + NSID, PRP1, PRP2 (the second page when the data crosses a
+	 * page boundary), SLBA, CDW12. MPTR, CDW2/3 and CDW13-15 keep the
+	 * zeroes the SQ memory was allocated with (as in ns.c). */
+	sqe = drv_q_tail_slot(q, &tail);
+	drv_sqe_put64(sqe, (uint64_t)opc | (uint64_t)t->cid << 16 | h->sqe_nsid);
+	sqe->prp1 = iova;
+	sqe->prp2 = end > DRV_PAGE_SIZE ? (iova | DRV_PAGE_MASK) + 1u : 0;
+	drv_sqe_put64(&sqe->cdw10, slba);
+	sqe->cdw12 = n1 | cdw12;
+	drv_q_commit_at(q, tail, 1);
+	return 0;
 }
 
 int nvmk_io_read(const struct nvmk_io_handle *h, size_t off, uint64_t slba, uint32_t nlb,

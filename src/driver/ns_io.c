@@ -66,6 +66,9 @@ drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t 
 	return rc;
 }
 
+
+
+
 /* Device segments for bytes [off, off + len) of an iovec stream. */
 static int ns_iov_segs(struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt, size_t off,
 		       size_t len, unsigned *nseg)
@@ -224,8 +227,8 @@ static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk
  * (PRP list), a controller reset or failure to notice (drv_qp_check
  * recovers). */
 int drv_nvme_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-		       const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-		       uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+			  const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+			  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	int rc;
 
@@ -278,7 +281,10 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_queue *q = &qp->q;
+	struct drv_tracker *t;
+	struct nvme_sqe *sqe;
 	uint64_t len, iova, pg;
+	uint32_t tail;
 
 	/* One exit to the general path, taken before anything is computed
 	 * that would have to survive it: the argument registers stay as they
@@ -294,10 +300,32 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	len = (uint64_t)nlb << ns->lba_shift;
 	iova = buf->iova + off;
 	pg = iova & DRV_PAGE_MASK;
+	/* The primitives of queue.h, the same for every submit path: a
+	 * tracker with a new CID generation, armed (ACTIVE under its CID and
+	 * the opcode, one store each). No deadline here: the first deadline
+	 * scan of this qpair that sees the command sets it (TRK_F_DEADLINE,
+	 * cleared by the arm), so submit reads no clock. */
+	t = drv_trk_take(q);
+	if (drv_unlikely(t == NULL))
+		return -EAGAIN;
+	t->parent = NULL;
+	drv_trk_arm(t, opc, cb, cb_arg);
+
+	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,
+	 * CDW2/3 and CDW13-15 keep the zeroes the SQ memory was allocated with:
+	 * no command the driver puts on an I/O queue uses them. */
+	sqe = drv_q_tail_slot(q, &tail);
+	drv_sqe_put64(sqe, (uint64_t)opc | (uint64_t)t->cid << 16 | ns->sqe_nsid);
+	sqe->prp1 = iova;
 	/* data crossing a page boundary: PRP2 is the second page */
-	return drv_q_submit_rw2(
-	    q, opc, ns->sqe_nsid, iova, pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0,
-	    slba, (nlb - 1u) | ((io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0), cb, cb_arg);
+	sqe->prp2 = pg + len > DRV_PAGE_SIZE ? iova - pg + DRV_PAGE_SIZE : 0;
+	drv_sqe_put64(&sqe->cdw10, slba);
+	sqe->cdw12 = (nlb - 1u) | ((io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0);
+
+	/* the tail moved by one: the doorbell is due unless completions are
+	 * being processed or a batch is open */
+	drv_q_commit_at(q, tail, 1);
+	return 0;
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,
@@ -328,7 +356,8 @@ int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn 
 	return ops ? ops->submit_flush(ns, qp, cb, cb_arg) : -EINVAL;
 }
 
-int drv_nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg)
+int drv_nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
+			     void *cb_arg)
 {
 	int rc;
 
@@ -349,7 +378,7 @@ int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint6
 }
 
 int drv_nvme_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
-				 uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+				    uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_io io = {.opc = NVME_CMD_WRITE_ZEROES,
 			    .cdw12 = ns_rw_flags(io_flags) |
@@ -377,8 +406,8 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 }
 
 int drv_nvme_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-			       const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
-			       void *cb_arg)
+				  const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+				  void *cb_arg)
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
@@ -426,6 +455,7 @@ out:
 	return rc;
 }
 
+
 static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
 		  int iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
 		  void *cb_arg)
@@ -437,8 +467,8 @@ static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const 
 }
 
 int drv_nvme_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
-			uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+			   const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
+			   uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_io io = {.opc = opc,
 			    .cdw12 = ns_rw_flags(io_flags),

@@ -238,40 +238,6 @@ drv_inline void drv_q_commit_at(struct drv_queue *q, uint32_t tail, uint32_t n)
 		drv_db_ring(q, false, tail);
 }
 
-/*
- * One Read/Write/Compare with its data in at most two memory pages, put on
- * the SQ of @q and committed: the tracker (-EAGAIN when none is free), the
- * SQE and the tail; the doorbell as drv_q_commit_at says. Shared by the
- * exclusive fast path (ns_io.c) and the I/O handles (io_handle.c), which
- * have checked everything before. @prp2 is the second page or 0; @cdw12
- * carries NLB (0's based) and FUA. MPTR, CDW2/3 and CDW13-15 keep the
- * zeroes the SQ memory was allocated with: no command the driver puts on
- * an I/O queue uses them. No deadline: the first deadline scan that sees
- * the command sets it (TRK_F_DEADLINE, cleared by the arm), so a submit
- * reads no clock.
- */
-drv_inline int drv_q_submit_rw2(struct drv_queue *q, uint8_t opc, uint64_t nsid_word, uint64_t prp1,
-				uint64_t prp2, uint64_t slba, uint32_t cdw12, nvmk_cpl_fn cb,
-				void *cb_arg)
-{
-	struct drv_tracker *t = drv_trk_take(q);
-	struct nvme_sqe *sqe;
-	uint32_t tail;
-
-	if (drv_unlikely(t == NULL))
-		return -EAGAIN;
-	t->parent = NULL;
-	drv_trk_arm(t, opc, cb, cb_arg);
-	sqe = drv_q_tail_slot(q, &tail);
-	drv_sqe_put64(sqe, (uint64_t)opc | (uint64_t)t->cid << 16 | nsid_word);
-	sqe->prp1 = prp1;
-	sqe->prp2 = prp2;
-	drv_sqe_put64(&sqe->cdw10, slba);
-	sqe->cdw12 = cdw12;
-	drv_q_commit_at(q, tail, 1);
-	return 0;
-}
-
 /* drv_q_commit_at from the current tail. */
 drv_inline void drv_q_commit(struct drv_queue *q, uint32_t n)
 {
