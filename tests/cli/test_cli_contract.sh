@@ -53,6 +53,8 @@ expect 2 "invalid value '0x' for --namespace-id.*decimal or 0x hex" -- id-ns -n 
 expect 2 "invalid value '0x1g' for --namespace-id"       -- id-ns -n 0x1g
 expect 2 "invalid value '08x' for --start-block"         -- read -s 08x
 expect 2 "invalid value ' 1' for --start-block"          -- read -s " 1"
+expect 2 "invalid value '0' for --timeout: expected an integer from 1 to 3600" -- service --timeout 0
+expect 2 "invalid value '10s' for --timeout"                -- service --timeout 10s
 
 # transfers: read/write split a large range into commands the device takes
 head -c $((4096 * 1024)) /dev/urandom >"$TMP/big"

@@ -39,10 +39,9 @@ int cmd_service(int argc, char **argv)
 	enum cli_output out = CLI_OUT_NORMAL;
 	const char *ctl = getenv("NVMEKEEP_CONTROL"), *exec = NULL;
 	char path[256], abs[PATH_MAX];
-	unsigned long timeout_s = 10;
+	uint64_t timeout_s = 10;
 	json_object *req, *reply, *v;
 	int c, fd, wait_ms;
-	char *end;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "e:t:c:o:h", opts, NULL)) != -1) {
@@ -50,13 +49,9 @@ int cmd_service(int argc, char **argv)
 		case 'e':
 			exec = optarg;
 			break;
-		case 't':
-			errno = 0;
-			timeout_s = strtoul(optarg, &end, 10);
-			if (errno || !*optarg || *end || timeout_s < 1 || timeout_s > 3600) {
-				cli_usage_error("service", "--timeout: expected 1 to 3600 seconds");
+		case 't': /* seconds */
+			if (cli_parse_u64("--timeout", optarg, 1, 3600, &timeout_s))
 				return CLI_EXIT_USAGE;
-			}
 			break;
 		case 'c':
 			ctl = optarg;
