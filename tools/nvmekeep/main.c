@@ -41,10 +41,11 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].help);
 	fprintf(f, "\nDEVICE is 'emu' (the built-in emulated controller, default), 'emu:FILE'\n"
-		   "(emulated, namespace 1 stored in FILE), a PCI address (0000:00:03.0)\n"
-		   "bound to vfio-pci (the userspace driver), 'vfio-user:SOCKET' (a controller\n"
-		   "served by nvmekeep-emu), or for read/write a kernel block\n"
-		   "device /dev/nvmeXnY (io_uring). read/write also take a PCI address bound to\n"
+		   "(emulated, namespace 1 stored in FILE), a PCI address (0000:00:03.0, or\n"
+		   "00:03.0 in domain 0) bound to vfio-pci (the userspace driver),\n"
+		   "'vfio-user:SOCKET' (a controller served by nvmekeep-emu), or for read/write\n"
+		   "a kernel NVMe namespace /dev/nvmeXnY, controller /dev/nvmeX (its namespace\n"
+		   "-n) or another absolute path (io_uring). read/write also take a PCI address bound to\n"
 		   "the kernel nvme driver through the kernel when OPENHCL_NVME_VFIO is off\n"
 		   "(the default); with OPENHCL_NVME_VFIO=1 it must be bound to vfio-pci.\n"
 		   "'nvmekeep COMMAND --help' describes a command's options.\n");
