@@ -187,8 +187,8 @@ int nvmk_kns_open(const char *dev, uint32_t nsid, struct nvmk_ns **out)
 	if (ds.kind == NVMK_DEV_PCI || ds.kind == NVMK_DEV_KERNEL_CTRL) {
 		ret = nvmk_kns_find_blockdev_at(NULL, dev, nsid ? nsid : 1, path, sizeof(path));
 		if (ret) {
-			nvmk_err(dev, -1,
-				 "no block device of namespace %u: %s (%s)", nsid ? nsid : 1,
+			nvmk_err(dev, -1, "no block device of namespace %u: %s (%s)",
+				 nsid ? nsid : 1,
 				 ds.kind == NVMK_DEV_PCI
 				     ? "is the function bound to the kernel nvme driver?"
 				     : "does the controller have it?",
@@ -1103,8 +1103,7 @@ static int kns_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc
 	return kns_submit(ns, qp, opc, iov, iovcnt, slba, nlb, NULL, 0, cb, cb_arg);
 }
 
-static int kns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
-			    void *cb_arg)
+static int kns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg)
 {
 	return kns_submit(ns, qp, NVME_CMD_FLUSH, NULL, 0, 0, 0, NULL, 0, cb, cb_arg);
 }
@@ -1132,23 +1131,23 @@ static int kns_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 }
 
 const struct drv_io_ops drv_kernel_io_ops = {
-	.name = "kernel",
-	.ns_close = kns_close,
-	.ns_info = kns_info,
-	.submit_rw = kns_submit_rw,
-	.submit_rwv = kns_submit_rwv,
-	.submit_flush = kns_submit_flush,
-	.submit_write_zeroes = kns_submit_write_zeroes,
-	.submit_deallocate = kns_submit_deallocate,
-	.sync_rwv = kns_sync_rwv,
-	.sync_flush = kns_sync_flush,
-	.sync_write_zeroes = kns_sync_write_zeroes,
-	.sync_deallocate = kns_sync_deallocate,
-	.sync_resv = kns_sync_resv,
-	.qp_process = kqp_process,
-	.qp_wait = kqp_wait,
-	.qp_batch_begin = kqp_batch,
-	.qp_batch_end = kqp_batch,
-	.qp_irq_fd = kqp_irq_fd,
-	.qp_destroy = kqp_destroy,
+    .name = "kernel",
+    .ns_close = kns_close,
+    .ns_info = kns_info,
+    .submit_rw = kns_submit_rw,
+    .submit_rwv = kns_submit_rwv,
+    .submit_flush = kns_submit_flush,
+    .submit_write_zeroes = kns_submit_write_zeroes,
+    .submit_deallocate = kns_submit_deallocate,
+    .sync_rwv = kns_sync_rwv,
+    .sync_flush = kns_sync_flush,
+    .sync_write_zeroes = kns_sync_write_zeroes,
+    .sync_deallocate = kns_sync_deallocate,
+    .sync_resv = kns_sync_resv,
+    .qp_process = kqp_process,
+    .qp_wait = kqp_wait,
+    .qp_batch_begin = kqp_batch,
+    .qp_batch_end = kqp_batch,
+    .qp_irq_fd = kqp_irq_fd,
+    .qp_destroy = kqp_destroy,
 };

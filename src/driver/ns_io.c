@@ -66,9 +66,6 @@ drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t 
 	return rc;
 }
 
-
-
-
 /* Device segments for bytes [off, off + len) of an iovec stream. */
 static int ns_iov_segs(struct nvmk_qpair *qp, const struct iovec *iov, int iovcnt, size_t off,
 		       size_t len, unsigned *nseg)
@@ -227,8 +224,8 @@ static __attribute__((noinline)) int ns_rw_split(struct nvmk_ns *ns, struct nvmk
  * (PRP list), a controller reset or failure to notice (drv_qp_check
  * recovers). */
 int drv_nvme_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			  const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-			  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+		       const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+		       uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	int rc;
 
@@ -356,8 +353,7 @@ int nvmk_ns_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn 
 	return ops ? ops->submit_flush(ns, qp, cb, cb_arg) : -EINVAL;
 }
 
-int drv_nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb,
-			     void *cb_arg)
+int drv_nvme_submit_flush(struct nvmk_ns *ns, struct nvmk_qpair *qp, nvmk_cpl_fn cb, void *cb_arg)
 {
 	int rc;
 
@@ -378,7 +374,7 @@ int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint6
 }
 
 int drv_nvme_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
-				    uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+				 uint64_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_io io = {.opc = NVME_CMD_WRITE_ZEROES,
 			    .cdw12 = ns_rw_flags(io_flags) |
@@ -406,8 +402,8 @@ int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 }
 
 int drv_nvme_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-				  const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
-				  void *cb_arg)
+			       const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
+			       void *cb_arg)
 {
 	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
@@ -455,7 +451,6 @@ out:
 	return rc;
 }
 
-
 static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const struct iovec *iov,
 		  int iovcnt, uint64_t slba, uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb,
 		  void *cb_arg)
@@ -467,8 +462,8 @@ static int ns_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, const 
 }
 
 int drv_nvme_submit_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			   const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
-			   uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+			const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb,
+			uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
 	struct drv_io io = {.opc = opc,
 			    .cdw12 = ns_rw_flags(io_flags),

@@ -19,7 +19,7 @@ static int ns_sync_cmd(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, u
 
 /* One data-carrying command (data bounced through a DMA buffer). */
 int drv_nvme_sync_resv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, uint32_t cdw10,
-			  uint32_t cdw11, void *data, size_t len)
+		       uint32_t cdw11, void *data, size_t len)
 {
 	struct nvmk_dma_buf b;
 	struct drv_sync s = {0};

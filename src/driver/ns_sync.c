@@ -115,7 +115,7 @@ static int sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, cons
 }
 
 int drv_nvme_sync_rwv(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-			 const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb)
+		      const struct iovec *iov, int iovcnt, uint64_t slba, uint32_t nlb)
 {
 	struct drv_io io = {.opc = opc, .slba = slba, .nlb = nlb, .max_blocks = ns->max_blocks};
 	struct nvmk_dma_buf bounce;
@@ -226,7 +226,7 @@ int nvmk_ns_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slb
 }
 
 int drv_nvme_sync_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint64_t slba,
-				  uint64_t nlb, uint32_t io_flags)
+			       uint64_t nlb, uint32_t io_flags)
 {
 	struct drv_io io = {.opc = NVME_CMD_WRITE_ZEROES,
 			    .cdw12 = ns_rw_flags(io_flags) |
@@ -254,7 +254,7 @@ int nvmk_ns_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct n
 }
 
 int drv_nvme_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-				const struct nvmk_range *ranges, unsigned nr)
+			     const struct nvmk_range *ranges, unsigned nr)
 {
 	struct drv_sync s = {0};
 	int rc;
