@@ -14,27 +14,15 @@
 #include <string.h>
 
 #include "nvmekeep/crc32c.h"
+#include "regress_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int fuzz_restore_real_state(void **blob, size_t *len);
 extern int fuzz_restore_last;
-
-/* Where the payload starts in an envelope nvmk_ctrl_save wrote:
- * 08 <version> 15 <crc32c, 4 bytes LE> 1a <length varint> <payload>. */
-static size_t payload_offset(const uint8_t *b, size_t len)
-{
-	size_t i = 8;
-
-	if (len < 10 || b[0] != 0x08 || b[2] != 0x15 || b[7] != 0x1a)
-		return 0;
-	while (i < len && (b[i] & 0x80))
-		i++;
-	return i + 1 < len ? i + 1 : 0;
-}
 
 int main(int argc, char **argv)
 {
 	unsigned reached = 0, restored = 0, runs = 0;
+	int rc;
 	size_t len, po, step = argc > 1 && strcmp(argv[1], "--all") == 0 ? 1 : 2;
 	uint8_t *m;
 	void *blob;
@@ -43,21 +31,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot build the real state\n");
 		return 1;
 	}
-	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
-		FILE *f = fopen(argv[2], "wb");
-
-		if (!f || fwrite(blob, 1, len, f) != len)
-			return 1;
-		fclose(f);
+	if ((rc = regress_write_seed(argc, argv, blob, len)) >= 0) {
 		free(blob);
-		return 0;
+		return rc;
 	}
 	LLVMFuzzerTestOneInput(blob, len);
 	if (fuzz_restore_last != 1) {
 		fprintf(stderr, "the real state does not restore (%d)\n", fuzz_restore_last);
 		return 1;
 	}
-	po = payload_offset(blob, len);
+	po = regress_payload_offset(blob, len);
 	if (!po) {
 		fprintf(stderr, "unexpected envelope layout\n");
 		return 1;
@@ -90,21 +73,8 @@ int main(int argc, char **argv)
 		reached += fuzz_restore_last >= 0;
 		restored += fuzz_restore_last == 1;
 	}
-	for (int i = 1; i < argc; i++) {
-		static uint8_t buf[1 << 20];
-		FILE *f;
-		size_t n;
-
-		if (strcmp(argv[i], "--all") == 0)
-			continue;
-		if (!(f = fopen(argv[i], "rb"))) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
+	if (regress_run_files(argc, argv))
+		return 1;
 	free(m);
 	free(blob);
 	printf("fuzz_ctrl_restore regression: %zu-byte real state, %u flips, %u reached the "

@@ -17,8 +17,7 @@
 #include "nvmekeep/driver.h"
 #include "nvmekeep/emu.h"
 #include "nvmekeep/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "regress_util.h"
 
 static void quiet(void *ctx, enum nvmk_log_level level, const char *line)
 {
@@ -82,31 +81,13 @@ static uint32_t crc32c(const uint8_t *p, size_t n)
 	return c ^ 0xffffffffu;
 }
 
-/* Where the payload starts in an envelope nvmk_ctrl_save wrote:
- * 08 <version> 15 <crc32c, 4 bytes LE> 1a <length varint> <payload>. */
-static size_t payload_offset(const uint8_t *b, size_t len)
-{
-	size_t i = 8;
-
-	if (len < 10 || b[0] != 0x08 || b[2] != 0x15 || b[7] != 0x1a)
-		return 0;
-	while (i < len && (b[i] & 0x80))
-		i++;
-	return i + 1 < len ? i + 1 : 0;
-}
-
 static int run_file(const char *path)
 {
-	FILE *f = fopen(path, "rb");
 	static uint8_t buf[1 << 20];
 	size_t n;
 
-	if (!f) {
-		perror(path);
+	if (regress_read_file(path, buf, sizeof(buf), &n))
 		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
 	LLVMFuzzerTestOneInput(buf, n);
 	/* "seed-*" files are genuine states (older formats included): accepted */
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -132,6 +113,7 @@ int main(int argc, char **argv)
 	void *blob;
 	size_t len;
 	uint8_t *m;
+	int rc;
 
 	nvmk_log_set_sink(quiet, NULL);
 	if (real_state(&blob, &len)) {
@@ -142,14 +124,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "the real state is refused: %s\n", err);
 		return 1;
 	}
-	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
-		FILE *f = fopen(argv[2], "wb");
-
-		if (!f || fwrite(blob, 1, len, f) != len)
-			return 1;
-		fclose(f);
+	if ((rc = regress_write_seed(argc, argv, blob, len)) >= 0) {
 		free(blob);
-		return 0;
+		return rc;
 	}
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
 		LLVMFuzzerTestOneInput(seeds[i], sizeof(seeds[i]));
@@ -169,7 +146,7 @@ int main(int argc, char **argv)
 	}
 	/* the same flips with the checksum fixed up: the decoder and the
 	 * validator see every mutated payload */
-	size_t po = payload_offset(blob, len);
+	size_t po = regress_payload_offset(blob, len);
 	if (!po) {
 		fprintf(stderr, "unexpected envelope layout\n");
 		return 1;

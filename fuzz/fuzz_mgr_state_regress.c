@@ -17,23 +17,10 @@
 #include <string.h>
 
 #include "nvmekeep/crc32c.h"
+#include "regress_util.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int fuzz_mgr_real_state(void **blob, size_t *len);
 extern int fuzz_mgr_last;
-
-/* Where the payload starts in an envelope nvmk_mgr_save wrote:
- * 08 <version> 15 <crc32c, 4 bytes LE> 1a <length varint> <payload>. */
-static size_t payload_offset(const uint8_t *b, size_t len)
-{
-	size_t i = 8;
-
-	if (len < 10 || b[0] != 0x08 || b[2] != 0x15 || b[7] != 0x1a)
-		return 0;
-	while (i < len && (b[i] & 0x80))
-		i++;
-	return i + 1 < len ? i + 1 : 0;
-}
 
 /* The embedded driver state: DeviceState field 5 (2a <length varint>), found
  * as the controller envelope it holds (08 <version> 15). */
@@ -64,6 +51,7 @@ static void ctrl_state_span(const uint8_t *b, size_t len, size_t from, size_t *s
 int main(int argc, char **argv)
 {
 	unsigned reached = 0, restored = 0, runs = 0, prefixes = 0;
+	int rc;
 	size_t len, po, cs, ce, step = argc > 1 && strcmp(argv[1], "--all") == 0 ? 1 : 2;
 	uint8_t *m;
 	void *blob;
@@ -72,21 +60,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot build the real state\n");
 		return 1;
 	}
-	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
-		FILE *f = fopen(argv[2], "wb");
-
-		if (!f || fwrite(blob, 1, len, f) != len)
-			return 1;
-		fclose(f);
+	if ((rc = regress_write_seed(argc, argv, blob, len)) >= 0) {
 		free(blob);
-		return 0;
+		return rc;
 	}
 	LLVMFuzzerTestOneInput(blob, len);
 	if (fuzz_mgr_last != 1) {
 		fprintf(stderr, "the real state does not restore (%d)\n", fuzz_mgr_last);
 		return 1;
 	}
-	po = payload_offset(blob, len);
+	po = regress_payload_offset(blob, len);
 	if (!po) {
 		fprintf(stderr, "unexpected envelope layout\n");
 		return 1;
@@ -123,21 +106,8 @@ int main(int argc, char **argv)
 		reached += fuzz_mgr_last >= 0;
 		restored += fuzz_mgr_last == 1;
 	}
-	for (int i = 1; i < argc; i++) {
-		static uint8_t buf[1 << 20];
-		FILE *f;
-		size_t n;
-
-		if (strcmp(argv[i], "--all") == 0)
-			continue;
-		if (!(f = fopen(argv[i], "rb"))) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
+	if (regress_run_files(argc, argv))
+		return 1;
 	free(m);
 	free(blob);
 	printf("fuzz_mgr_state regression: %zu-byte real state (driver state %zu bytes), "

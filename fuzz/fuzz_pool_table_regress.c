@@ -17,8 +17,7 @@
 #include "dma/pool_table.h"
 #include "nvmekeep/dma.h"
 #include "nvmekeep/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "regress_util.h"
 
 static void quiet(void *ctx, enum nvmk_log_level level, const char *line)
 {
@@ -72,6 +71,7 @@ int main(int argc, char **argv)
 	size_t size, used, flips = 0;
 	uint8_t *pool, *m;
 	struct pool_hdr *h;
+	int rc;
 
 	nvmk_log_set_sink(quiet, NULL);
 	pool = real_pool(&size);
@@ -79,14 +79,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot build a real pool\n");
 		return 1;
 	}
-	if (argc == 3 && strcmp(argv[1], "--write-seed") == 0) {
-		FILE *f = fopen(argv[2], "wb");
-
-		if (!f || fwrite(pool, 1, size, f) != size)
-			return 1;
-		fclose(f);
+	if ((rc = regress_write_seed(argc, argv, pool, size)) >= 0) {
 		free(pool);
-		return 0;
+		return rc;
 	}
 	h = (struct pool_hdr *)pool;
 	/* the header and the slots up to the last one in use */
@@ -110,20 +105,8 @@ int main(int argc, char **argv)
 			LLVMFuzzerTestOneInput(m, size);
 			flips++;
 		}
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		uint8_t *buf = malloc(1u << 20);
-		n = fread(buf, 1, 1u << 20, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-		free(buf);
-	}
+	if (regress_run_files(argc, argv))
+		return 1;
 	free(m);
 	free(pool);
 	printf("fuzz_pool_table regression: %zu-byte pool (%zu table bytes in use), %zu flips: "

@@ -10,8 +10,7 @@
 #include <string.h>
 
 #include "nvmekeep/vfio_user.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "regress_util.h"
 
 static void run_variants(const uint8_t *msg, size_t len)
 {
@@ -75,19 +74,8 @@ int main(int argc, char **argv)
 	run_variants(msg, make(msg, 0, 13, NULL, 0));
 	n = make(msg, 0, 1, handover, sizeof(handover) - 1);
 	run_variants(msg, n);
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		static uint8_t buf[1 << 20];
-		size_t got;
-
-		if (!f) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		got = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, got);
-	}
+	if (regress_run_files(argc, argv))
+		return 1;
 	printf("fuzz_vfio_user regression: ok\n");
 	return 0;
 }
