@@ -17,7 +17,7 @@
 #include "nvmekeep/backing.h"
 
 #define EMU_PREFIX	 "emu:"
-#define VFIO_USER_PREFIX "vfio-user:"
+#define VFIO_USER_PREFIX "vfio-user:" /* also the backing's name prefix (VFU_PREFIX) */
 #define DEV_NVME_PREFIX	 "/dev/nvme"
 
 static const char forms[] =

@@ -44,11 +44,14 @@
 #include "nvmekeep/vfio_user.h"
 #include "vfio_user_internal.h"
 
+/* The device-string parser decides what is a vfio-user spec (dev_spec.c). */
 const char *nvmk_backing_vfio_user_spec_path(const char *spec)
 {
-	if (!spec || strncmp(spec, VFU_PREFIX, strlen(VFU_PREFIX)) || !spec[strlen(VFU_PREFIX)])
+	struct nvmk_dev_spec ds;
+
+	if (!spec || nvmk_dev_spec_parse(spec, &ds, NULL, 0) || ds.kind != NVMK_DEV_VFIO_USER)
 		return NULL;
-	return spec + strlen(VFU_PREFIX);
+	return ds.arg; /* points into @spec */
 }
 
 static void mark_gone(struct vfu_backing *v, const char *what, int rc)
