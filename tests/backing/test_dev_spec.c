@@ -47,6 +47,12 @@ static void test_vfio_user(void **state)
 	assert_int_equal(s.kind, NVMK_DEV_VFIO_USER);
 	assert_string_equal(s.arg, "/run/emu.sock");
 	assert_false(nvmk_dev_spec_is_kernel(&s));
+	/* the backing's accessor agrees with the parser */
+	assert_string_equal(nvmk_backing_vfio_user_spec_path("vfio-user:/run/emu.sock"),
+			    "/run/emu.sock");
+	assert_null(nvmk_backing_vfio_user_spec_path("vfio-user:"));
+	assert_null(nvmk_backing_vfio_user_spec_path("emu"));
+	assert_null(nvmk_backing_vfio_user_spec_path(NULL));
 }
 
 static void test_pci(void **state)
