@@ -84,6 +84,13 @@ struct nvmk_emu_config {
 	uint8_t aerl;         /* Identify AERL (0's based) */
 	uint8_t acl;          /* Identify ACL (0's based) */
 	bool no_dbbuf;        /* do not offer Doorbell Buffer Config */
+	/* tests: never look at shadow doorbells on a timer (by default a worker
+	 * that sleeps looks every 1 ms, for hosts that skip the register writes
+	 * EventIdx asks for): only those writes wake it */
+	bool no_shadow_poll;
+	/* tests: the worker sleeps as soon as it has nothing to do, without
+	 * spinning first (every idle moment races with the host's doorbells) */
+	bool no_spin;
 	bool no_vwc;          /* no volatile write cache */
 	uint32_t max_namespaces; /* Identify NN; 0 means NVMK_EMU_MAX_NS */
 	unsigned nr_ns;
@@ -121,6 +128,20 @@ uint32_t nvmk_emu_reg_read32(struct nvmk_emu *emu, uint32_t off);
 uint64_t nvmk_emu_reg_read64(struct nvmk_emu *emu, uint32_t off);
 void nvmk_emu_reg_write32(struct nvmk_emu *emu, uint32_t off, uint32_t val);
 void nvmk_emu_reg_write64(struct nvmk_emu *emu, uint32_t off, uint64_t val);
+/** nvmk_emu_set_db_page - the doorbells live in memory the worker scans:
+ *  doorbell i (SQ y tail at 2y, CQ y head at 2y + 1) is the 32-bit word at
+ *  @page + i * @stride, for i < @count (doorbells past the last queue are not
+ *  scanned). A store there acts as a write of that doorbell register, with
+ *  the same checks (an invalid value, a queue that does not exist); the
+ *  worker finds it while it watches (about 200 us after its last work), then
+ *  within 20 us, then within 1 ms when idle. A register write to a doorbell
+ *  (nvmk_emu_reg_write32) must then also store the value on the page first,
+ *  and only wakes the worker. The emulator zeroes a doorbell there when its
+ *  queue is created and all of them on a reset. Set once, before the page is
+ *  used; it must stay mapped until nvmk_emu_destroy. Return 0, -EINVAL (NULL,
+ *  stride not a multiple of 4, count 0), -EBUSY (already set), -ENOMEM. */
+int nvmk_emu_set_db_page(struct nvmk_emu *emu, volatile uint32_t *page, uint32_t stride,
+			 unsigned count);
 
 /* ---- MSI-X ---- */
 /** nvmk_emu_set_irq_fd - bind MSI-X @vector to eventfd @fd (-1 unbinds).

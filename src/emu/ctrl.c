@@ -261,6 +261,8 @@ static void emu_ctrl_enable(struct nvmk_emu *emu, uint64_t now)
 				      .nr_sq = 1};
 	atomic_store(emu_sq_db(emu, 0), 0);
 	atomic_store(emu_cq_db(emu, 0), 0);
+	emu_db_page_zero(emu, 0);
+	emu_db_page_zero(emu, 1);
 	if (emu->cfg.rdy_never) {
 		nvmk_warn(emu->name, NVMK_LOG_NOQ, "configured never to become ready");
 		return;
@@ -360,6 +362,10 @@ static void *emu_worker(void *arg)
 			continue;
 		}
 		next = emu_ctrl_step(emu, now);
+		/* Stores to the doorbell page since the last pass: reports those to
+		 * queues that do not exist; the queues read their own values. */
+		if (emu_db_page(emu))
+			emu_db_page_scan(emu);
 		if (emu->enabled && !atomic_load(&emu->fatal) &&
 		    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
 			emu_irq_batch_begin(); /* one interrupt per vector per pass */
@@ -377,13 +383,15 @@ static void *emu_worker(void *arg)
 		}
 		/* With shadow doorbells the host may skip MMIO writes for CQ heads;
 		 * look again within a millisecond rather than rely on a kick. */
-		if (emu->dbbuf_shadow && emu->enabled) {
+		if (emu->dbbuf_shadow && emu->enabled && !emu->cfg.no_shadow_poll) {
 			uint64_t poll = emu_now_ns() + 1000000ull;
 
 			if (!next || poll < next)
 				next = poll;
 		}
-		if (!busy)
+		if (busy)
+			emu->last_busy_ns = now;
+		else
 			emu_wait(emu, next);
 	}
 	return NULL;
@@ -398,6 +406,7 @@ static void emu_free(struct nvmk_emu *emu)
 		free(c);
 	}
 	free(emu->db);
+	free(emu->db_page_last);
 	free(emu->sqs);
 	free(emu->cqs);
 	free(emu->irq_fd);

@@ -30,6 +30,15 @@
 #define EMU_MAX_EVENTS	   16	 /* queued asynchronous events */
 #define EMU_SQ_ABORT_SLOTS 8	 /* CIDs marked for abort while still in an SQ */
 #define EMU_SPIN_NS	   20000 /* spin this long for a doorbell before sleeping */
+/* With doorbells the worker reads itself (shadow buffer, doorbell page) it
+ * keeps watching them this long after its last piece of work (the first
+ * EMU_SPIN_NS of it without yielding the CPU); a doorbell page, which no
+ * kick announces, is then looked at every EMU_NAP_NS, and every
+ * EMU_NAP_IDLE_NS after EMU_QUIET_NS without work. */
+#define EMU_WATCH_SPIN_NS 200000ull
+#define EMU_NAP_NS	  20000ull
+#define EMU_NAP_IDLE_NS	  1000000ull
+#define EMU_QUIET_NS	  20000000ull
 /* Value of an I/O doorbell whose queue does not exist (only bits 15:0 of a
  * real doorbell value are ever stored). Set by the worker; the MMIO write
  * path sees it and reports a Write to Invalid Doorbell Register. */
@@ -93,6 +102,7 @@ struct emu_cq {
 	uint32_t nr_sq;	   /* SQs bound to this CQ */
 	uint32_t reserved; /* completions owed by fetched, unfinished commands */
 	uint32_t last_shadow;
+	uint32_t eventidx; /* value last written to the EventIdx slot */
 	bool bad_db;  /* invalid doorbell value reported, until a valid one */
 	bool blocked; /* an SQ waits for room: EventIdx asks for every head update */
 };
@@ -106,6 +116,7 @@ struct emu_sq {
 	uint32_t head;
 	uint32_t tail;
 	uint32_t last_shadow;
+	uint32_t eventidx; /* value last written to the EventIdx slot */
 	uint16_t abort_cid[EMU_SQ_ABORT_SLOTS];
 	unsigned nr_abort;
 	bool bad_db; /* invalid doorbell value reported, until a valid one */
@@ -169,6 +180,14 @@ struct nvmk_emu {
 	bool worker_started;
 	atomic_bool stop;
 	_Atomic uint32_t wake; /* EMU_WAKE_*: the doorbell/worker protocol of wake.c */
+	uint64_t last_busy_ns; /* worker: when its last pass did some work */
+
+	/* ---- doorbell page the worker scans (db_page.c; nvmk_emu_set_db_page) ---- */
+	_Atomic(volatile uint32_t *) db_page; /* doorbell 0; set once, NULL = none */
+	uint32_t db_page_stride;	      /* bytes between doorbells */
+	unsigned db_page_count;		      /* doorbells scanned */
+	uint32_t *db_page_last;		      /* worker: value last seen per doorbell */
+	bool db_page_slack_set;		      /* worker: timer slack lowered for naps */
 
 	/* ---- MSI-X (irq_lock) ---- */
 	pthread_mutex_t irq_lock;
@@ -292,8 +311,26 @@ static inline void emu_kick(struct nvmk_emu *emu)
 		emu_kick_wake(emu);
 }
 /* Worker with nothing to do: spin briefly, then sleep until a kick or the
- * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. */
+ * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. With doorbells in
+ * memory (shadow buffer, doorbell page) it watches them while it spins and
+ * asks for doorbell writes (EventIdx) only before it sleeps; returns when
+ * there is something to look at. */
 void emu_wait(struct nvmk_emu *emu, uint64_t deadline);
+
+/* ---- db_page.c ---- */
+static inline volatile uint32_t *emu_db_page(struct nvmk_emu *emu)
+{
+	/* acquire: stride, count and the last-seen array were set before */
+	return atomic_load_explicit(&emu->db_page, memory_order_acquire);
+}
+/* One pass over the doorbell page: true if a doorbell of an existing queue
+ * changed since the last pass. A change on a queue that does not exist is
+ * reported as a Write to Invalid Doorbell Register, as a register write is. */
+bool emu_db_page_scan(struct nvmk_emu *emu);
+/* Doorbell @idx starts again from 0 (queue creation, enable, reset). */
+void emu_db_page_zero(struct nvmk_emu *emu, unsigned idx);
+/* The value of doorbell @idx on the page (bits 15:0, as a register keeps). */
+uint32_t emu_db_page_read(struct nvmk_emu *emu, volatile uint32_t *page, unsigned idx);
 
 /* ---- ctrl.c ---- */
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
@@ -302,6 +339,8 @@ void emu_keep_alive_restart(struct nvmk_emu *emu);
 
 /* ---- regs.c ---- */
 void emu_regs_init(struct nvmk_emu *emu);
+/* A write to doorbell @idx of a queue that does not exist (any thread). */
+void emu_db_stray(struct nvmk_emu *emu, int idx);
 
 /* ---- queue.c ---- */
 /* One processing round over all SQs; returns true if anything was done. */
@@ -322,6 +361,15 @@ void emu_pending_add(struct nvmk_emu *emu, struct emu_cmd *c);
 bool emu_abort_cmd(struct nvmk_emu *emu, uint16_t sqid, uint16_t cid);
 /* Complete every held command of @sqid with @status (SQ deletion). */
 void emu_pending_flush_sq(struct nvmk_emu *emu, uint16_t sqid, uint16_t status);
+/* Doorbells in memory the worker watches while it spins (emu_wait): true if
+ * a shadow SQ tail, the shadow head of a CQ waiting for room, or a doorbell
+ * page value moved since the worker last looked. */
+bool emu_db_moved(struct nvmk_emu *emu);
+/* Before the worker sleeps: EventIdx asks for the next SQ tail write of every
+ * queue, then the shadow values are looked at once more (seq_cst, pairs with
+ * the host's shadow store then EventIdx load): true if one moved meanwhile
+ * (do not sleep). */
+bool emu_db_arm(struct nvmk_emu *emu);
 /* Initialise shadow doorbell and EventIdx slot @idx to @v (queue creation, DBBUF config). */
 void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v);
 /* Apply queued Preempt and Abort requests to held I/O commands (worker). */

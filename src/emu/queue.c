@@ -426,6 +426,15 @@ static bool db_read(struct nvmk_emu *emu, unsigned idx, uint32_t *val, uint32_t 
 	_Atomic uint32_t *mmio = &emu->db[idx];
 
 	if (!emu->dbbuf_shadow || idx < 2) {
+		volatile uint32_t *page = emu_db_page(emu);
+
+		/* A doorbell page holds the register values themselves (the host
+		 * stores there; a trapped write of the same value stores there
+		 * too): read them where they are, so there is one value only. */
+		if (page) {
+			*val = emu_db_page_read(emu, page, idx);
+			return true;
+		}
 		/* Acquire: pairs with the release in the register write, so the SQEs
 		 * the host wrote before ringing are visible to the fetch that follows. */
 		*val = atomic_load_explicit(mmio, memory_order_acquire);
@@ -469,10 +478,46 @@ void emu_dbbuf_init_slot(struct nvmk_emu *emu, unsigned idx, uint32_t v)
 		emu_fatal(emu, (int)(idx / 2), "doorbell buffers not translatable");
 		return;
 	}
-	if (idx & 1)
+	if (idx & 1) {
 		emu->cqs[idx / 2].last_shadow = v;
-	else
+		emu->cqs[idx / 2].eventidx = v;
+	} else {
 		emu->sqs[idx / 2].last_shadow = v;
+		emu->sqs[idx / 2].eventidx = v;
+	}
+}
+
+/*
+ * EventIdx policy (Base 2.0 5.8). The host writes the doorbell register iff
+ * its update from old to new passes EventIdx, (new - EventIdx - 1) mod 2^16 <
+ * (new - old) mod 2^16, that is iff EventIdx is one of old .. new - 1. The
+ * values a queue's doorbell takes stay below its size, so an EventIdx the
+ * host cannot reach before the controller looks again keeps it from writing:
+ *  - SQ tail: the host can fill the SQ up to one entry before the head the
+ *    controller fetched from, so head - 1 is out of its reach. While the
+ *    worker is awake it reads the shadow tails itself (every pass, and while
+ *    it spins) and leaves EventIdx there: a busy queue costs the host no
+ *    register write. Only before it sleeps does it ask (emu_db_arm: EventIdx
+ *    = the tail it has seen, so the next submission writes the register).
+ *  - CQ head: the controller needs the head only when it waits for room
+ *    (cq->blocked: EventIdx = head, the next update writes); otherwise head - 1,
+ *    which the host cannot pass before the controller posts a lap of entries.
+ * EventIdx is written again only when the host could come within half a
+ * queue of the value left there (it is read by the host on every doorbell,
+ * so a store per pass would move that cache line every pass); an EventIdx
+ * reached early costs a register write, never a lost update.
+ */
+static void sq_eventidx(struct nvmk_emu *emu, struct emu_sq *sq, bool ask)
+{
+	uint32_t v = ask ? sq->tail : (sq->head + sq->size - 1) % sq->size;
+
+	if (!ask && sq->eventidx < sq->size &&
+	    (sq->eventidx + sq->size - sq->tail) % sq->size >= sq->size / 2)
+		return; /* still out of reach (an "ask" value is at the tail: 0) */
+	if (v == sq->eventidx)
+		return;
+	sq->eventidx = v;
+	eventidx_write(emu, 2u * sq->qid, v);
 }
 
 /* ---- command fetch and dispatch ---- */
@@ -616,20 +661,24 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed) || !sq->valid)
 			return true;
 	}
-	eventidx_write(emu, 2u * sq->qid, sq->tail);
+	if (sq->qid)
+		sq_eventidx(emu, sq, false);
 	return n > 0 || sq_shadow_moved(emu, sq);
 }
 
-/*
- * CQ head EventIdx policy (Base 2.0 5.8): the controller only needs to hear
- * about CQ head updates while it is waiting for room. Otherwise EventIdx is
- * left one behind the head, so the host rings at most once per lap of the
- * queue; while blocked it is the head itself, so the next update rings.
- */
+/* CQ head EventIdx (policy above sq_eventidx): while blocked the head itself,
+ * so the next update rings; otherwise one behind the head, so the host rings
+ * at most once per lap of the queue. */
 static void cq_eventidx(struct nvmk_emu *emu, struct emu_cq *cq)
 {
-	uint32_t v = cq->blocked ? cq->head : (cq->head + 0xffffu) & 0xffffu;
+	uint32_t v = cq->blocked ? cq->head : (cq->head + cq->size - 1) % cq->size;
 
+	if (!cq->blocked && cq->eventidx < cq->size && cq->eventidx != cq->head &&
+	    (cq->eventidx + cq->size - cq->head) % cq->size >= cq->size / 2)
+		return; /* still out of reach */
+	if (v == cq->eventidx || !emu->dbbuf_eventidx || cq->qid == 0)
+		return;
+	cq->eventidx = v;
 	eventidx_write(emu, 2u * cq->qid + 1u, v);
 }
 
@@ -667,6 +716,77 @@ static void cq_update_head(struct nvmk_emu *emu, struct emu_cq *cq)
 	cq_eventidx(emu, cq);
 }
 
+/* The shadow doorbell page (or the slots of it that translate as one piece:
+ * a buffer is one memory page, Base 2.0 5.8): *@n gets the number of slots.
+ * NULL if nothing translates. Release with emu_dma_done(.., *@len, ..). */
+static uint32_t *dbbuf_span(struct nvmk_emu *emu, uint64_t base, bool write, unsigned *n,
+			    size_t *len)
+{
+	size_t stride = 4u << emu->cfg.dstrd;
+
+	*n = 2u * (emu->nq + 1u);
+	if ((size_t)*n * stride > emu->page_size)
+		*n = (unsigned)(emu->page_size / stride);
+	*len = (size_t)*n * stride;
+	return emu->cfg.dma(emu->cfg.dma_ctx, base, *len, write);
+}
+
+/* Has the shadow value of doorbell @idx moved from @last? (@mo: memory order) */
+static bool shadow_moved(struct nvmk_emu *emu, const uint32_t *span, unsigned n, unsigned idx,
+			 uint32_t last, int mo)
+{
+	uint32_t v;
+
+	if (idx < n)
+		return __atomic_load_n(&span[(size_t)idx << emu->cfg.dstrd], mo) != last;
+	return dbbuf_load(emu, emu->dbbuf_shadow, idx, mo, &v) && v != last;
+}
+
+static bool shadows_moved(struct nvmk_emu *emu, int mo)
+{
+	unsigned n;
+	size_t len;
+	uint32_t *span;
+	bool moved = false;
+
+	if (!emu->dbbuf_shadow)
+		return false;
+	span = dbbuf_span(emu, emu->dbbuf_shadow, false, &n, &len);
+	if (!span)
+		return true; /* let a pass find out (and report) what is wrong */
+	for (unsigned q = 1; q <= emu->nq && !moved; q++) {
+		if (emu->sqs[q].valid)
+			moved = shadow_moved(emu, span, n, 2u * q, emu->sqs[q].last_shadow, mo);
+		if (!moved && emu->cqs[q].valid && emu->cqs[q].blocked)
+			moved = shadow_moved(emu, span, n, 2u * q + 1u, emu->cqs[q].last_shadow,
+					     mo);
+	}
+	emu_dma_done(emu, span, emu->dbbuf_shadow, len, false);
+	return moved;
+}
+
+bool emu_db_moved(struct nvmk_emu *emu)
+{
+	/* Relaxed: the pass that follows reads the values again with acquire
+	 * (db_read) before it reads the queue entries published with them. */
+	if (emu->enabled && !atomic_load_explicit(&emu->fatal, memory_order_relaxed) &&
+	    shadows_moved(emu, __ATOMIC_RELAXED))
+		return true;
+	return emu_db_page(emu) && emu_db_page_scan(emu);
+}
+
+bool emu_db_arm(struct nvmk_emu *emu)
+{
+	if (!emu->dbbuf_eventidx || !emu->enabled || atomic_load(&emu->fatal))
+		return false;
+	for (unsigned q = 1; q <= emu->nq; q++)
+		if (emu->sqs[q].valid)
+			sq_eventidx(emu, &emu->sqs[q], true);
+	/* seq_cst loads after the seq_cst EventIdx stores: a host that stored a
+	 * new shadow value before it could see the request is seen here. */
+	return shadows_moved(emu, __ATOMIC_SEQ_CST);
+}
+
 bool emu_queues_process(struct nvmk_emu *emu)
 {
 	bool busy = false;
@@ -700,6 +820,7 @@ uint16_t emu_cq_create(struct nvmk_emu *emu, uint16_t qid, uint32_t size, uint64
 			      .iv = iv,
 			      .phase = 1};
 	atomic_store(emu_cq_db(emu, qid), 0);
+	emu_db_page_zero(emu, 2u * qid + 1u);
 	emu_dbbuf_init_slot(emu, 2u * qid + 1u, 0);
 	emu->queues_created = true;
 	return 0;
@@ -712,6 +833,7 @@ uint16_t emu_sq_create(struct nvmk_emu *emu, uint16_t qid, uint16_t cqid, uint32
 
 	*sq = (struct emu_sq){.valid = true, .qid = qid, .cqid = cqid, .size = size, .base = base};
 	atomic_store(emu_sq_db(emu, qid), 0);
+	emu_db_page_zero(emu, 2u * qid);
 	emu_dbbuf_init_slot(emu, 2u * qid, 0);
 	emu->cqs[cqid].nr_sq++;
 	emu->queues_created = true;
@@ -764,6 +886,10 @@ void emu_db_reset(struct nvmk_emu *emu)
 		atomic_store(emu_sq_db(emu, q), EMU_DB_NOQ);
 		atomic_store(emu_cq_db(emu, q), EMU_DB_NOQ);
 	}
+	/* A doorbell page is zeroed as the registers are (a reset, or a new
+	 * controller): the host starts again from 0 and so does the scan. */
+	for (unsigned i = 0; i < 2u * (emu->nq + 1u); i++)
+		emu_db_page_zero(emu, i);
 	atomic_store(&emu->stray_db_logged, false);
 }
 

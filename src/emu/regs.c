@@ -155,7 +155,7 @@ static void emu_cc_write(struct nvmk_emu *emu, uint32_t val)
  * ignored, and reported as an Error event with info 00h, Write to Invalid
  * Doorbell Register (Base 2.0 5.2, Figure 147). Logged once per reset.
  */
-static void emu_db_stray(struct nvmk_emu *emu, int idx)
+void emu_db_stray(struct nvmk_emu *emu, int idx)
 {
 	unsigned qid = (unsigned)idx / 2;
 

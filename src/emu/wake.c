@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -77,33 +78,92 @@ static bool emu_kick_take(struct nvmk_emu *emu)
 	return atomic_exchange(&emu->wake, EMU_WAKE_RUN) == EMU_WAKE_KICK;
 }
 
-void emu_wait(struct nvmk_emu *emu, uint64_t deadline)
+/*
+ * Sleep until a kick, CLOCK_MONOTONIC @deadline (0 = none) or emu->stop.
+ * Returns true if it consumed a kick.
+ */
+static bool emu_sleep(struct nvmk_emu *emu, uint64_t deadline)
 {
-	uint64_t spin_end = emu_now_ns() + EMU_SPIN_NS;
 	uint32_t run = EMU_WAKE_RUN;
 
-	/* Spin briefly: a doorbell often follows a completion within
-	 * microseconds. Relaxed loads while spinning keep the cache line shared
-	 * with the kicker; the exchange in emu_kick_take does the ordering. */
-	while (emu_now_ns() < spin_end) {
-		if (atomic_load_explicit(&emu->wake, memory_order_relaxed) != EMU_WAKE_RUN) {
-			emu_kick_take(emu);
-			return;
-		}
-		if (atomic_load_explicit(&emu->stop, memory_order_relaxed))
-			return;
-	}
 	/* Announce the sleep. seq_cst compare-exchange: if a kick came first it
 	 * fails (the word is KICK) and we consume it; if it succeeds, every later
 	 * kick sees SLEEP and wakes us. The stop flag is read after it, so a
 	 * destroy that set stop and then kicked is either seen here or wakes us. */
 	if (!atomic_compare_exchange_strong(&emu->wake, &run, EMU_WAKE_SLEEP)) {
 		emu_kick_take(emu);
-		return;
+		return true;
 	}
 	if (!atomic_load(&emu->stop))
 		emu_futex_wait(&emu->wake, EMU_WAKE_SLEEP, deadline);
 	/* Awake for whatever reason (kick, deadline, signal, spurious): back to
 	 * RUN, taking the kick if there was one (acquire, see emu_kick_take). */
-	emu_kick_take(emu);
+	return emu_kick_take(emu);
+}
+
+static inline void emu_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/*
+ * The worker's idle policy. Spin from its last piece of work: EMU_SPIN_NS
+ * when only kicks bring work (register doorbells); EMU_WATCH_SPIN_NS when
+ * doorbells live in memory it reads itself (shadow doorbells, a doorbell
+ * page), yielding the CPU after the first EMU_SPIN_NS. While it watches them,
+ * EventIdx keeps the host from writing doorbell registers (queue.c). Then it
+ * asks for doorbell writes (emu_db_arm), looks once more, and sleeps on the
+ * futex: until @deadline, or, with a doorbell page (which no kick announces),
+ * for a nap of EMU_NAP_NS (EMU_NAP_IDLE_NS after EMU_QUIET_NS without work)
+ * before it looks at the page again.
+ */
+void emu_wait(struct nvmk_emu *emu, uint64_t deadline)
+{
+	volatile uint32_t *page = emu_db_page(emu);
+	bool watch = page || emu->dbbuf_shadow;
+	uint64_t spin = emu->cfg.no_spin ? 0 : watch ? EMU_WATCH_SPIN_NS : EMU_SPIN_NS;
+	uint64_t now = emu_now_ns();
+
+	for (;;) {
+		uint64_t quiet, until;
+
+		/* Relaxed loads while spinning keep the cache line shared with the
+		 * kicker; the exchange in emu_kick_take does the ordering. */
+		if (atomic_load_explicit(&emu->wake, memory_order_relaxed) != EMU_WAKE_RUN) {
+			emu_kick_take(emu);
+			return;
+		}
+		if (atomic_load_explicit(&emu->stop, memory_order_relaxed))
+			return;
+		if (deadline && now >= deadline)
+			return;
+		if (watch && emu_db_moved(emu))
+			return;
+		quiet = now - emu->last_busy_ns;
+		if (quiet < spin) {
+			/* A doorbell often follows a completion within microseconds. */
+			if (quiet < EMU_SPIN_NS)
+				emu_cpu_relax();
+			else
+				sched_yield();
+			now = emu_now_ns();
+			continue;
+		}
+		if (emu_db_arm(emu))
+			return;
+		until = deadline;
+		if (page) {
+			uint64_t nap = now + (quiet >= EMU_QUIET_NS ? EMU_NAP_IDLE_NS : EMU_NAP_NS);
+
+			if (!until || nap < until)
+				until = nap;
+		}
+		if (emu_sleep(emu, until) || !page)
+			return;
+		now = emu_now_ns();
+	}
 }

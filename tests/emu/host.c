@@ -341,6 +341,8 @@ void host_destroy(struct host *h)
 	host_live_set(h, NULL);
 	/* Stop the controller before its memory and eventfds go away. */
 	nvmk_emu_destroy(h->emu);
+	if (h->db_page)
+		munmap(h->db_page, h->db_page_len);
 	for (i = 0; i < HOST_MAX_VECTORS; i++)
 		if (h->vec_efd[i] >= 0)
 			close(h->vec_efd[i]);
@@ -359,8 +361,35 @@ uint64_t host_rd64(struct host *h, uint32_t off)
 	return nvmk_emu_reg_read64(h->emu, off);
 }
 
+int host_use_db_page(struct host *h)
+{
+	size_t len = nvmk_emu_bar_size(h->emu) - NVME_REG_DBS;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int rc;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	rc = nvmk_emu_set_db_page(h->emu, p, 4u << h->dstrd, (unsigned)(len >> (2 + h->dstrd)));
+	if (rc) {
+		munmap(p, len);
+		return rc;
+	}
+	h->db_page = p;
+	h->db_page_len = len;
+	return 0;
+}
+
 void host_wr32(struct host *h, uint32_t off, uint32_t val)
 {
+	if (h->db_page && off >= NVME_REG_DBS && off - NVME_REG_DBS < h->db_page_len &&
+	    !(off & 3)) {
+		uint32_t *slot = &h->db_page[(off - NVME_REG_DBS) / 4];
+
+		/* release: queue entries written before the doorbell value */
+		if (__atomic_exchange_n(slot, val, __ATOMIC_RELEASE) != val)
+			return;
+		__atomic_fetch_add(&h->db_page_reg_writes, 1, __ATOMIC_RELAXED);
+	}
 	nvmk_emu_reg_write32(h->emu, off, val);
 }
 

@@ -112,6 +112,10 @@ struct host {
 	uint64_t dbbuf_iova, eventidx_iova;
 	uint32_t *dbbuf, *eventidx;
 	uint64_t mmio_doorbell_writes; /* I/O queue doorbell register writes */
+	/* host_use_db_page: doorbells are stores to this page (nvmk_emu_set_db_page) */
+	uint32_t *db_page;
+	size_t db_page_len;
+	uint64_t db_page_reg_writes; /* doorbell register writes made all the same */
 	uint64_t seq;		       /* creation order */
 };
 
@@ -126,6 +130,12 @@ void host_destroy(struct host *h);
 /* Destroy every host still alive: a cmocka teardown, so that a test that
  * fails half way (longjmp) leaks nothing. Always returns 0. */
 int host_destroy_all(void **state);
+
+/* Put the doorbells on a page the emulator scans (nvmk_emu_set_db_page):
+ * from then on host_wr32 to a doorbell stores the value there, and writes the
+ * register as well only when the page already holds that value (a store that
+ * changes nothing would go unseen). 0 or negative errno. */
+int host_use_db_page(struct host *h);
 
 uint32_t host_rd32(struct host *h, uint32_t off);
 uint64_t host_rd64(struct host *h, uint32_t off);

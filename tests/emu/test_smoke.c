@@ -565,8 +565,9 @@ static void test_shadow_doorbells(void **state)
 		assert_int_equal(cqe.status >> 1, 0);
 		assert_int_equal(cqe.cid, h->cid[1]);
 	}
-	/* EventIdx spares the CQ head doorbell writes: fewer than one per command. */
-	assert_true(mmio >= 1);
+	/* EventIdx spares the CQ head doorbell writes: fewer than one per command
+	 * (and SQ tail writes too while the worker is awake and reads the shadow
+	 * tails itself, so there may be none at all). */
 	assert_true(mmio < 2 * 3 * QD);
 	sqe = rw(NVME_CMD_READ, rbuf, (3 * QD - 1) % 64);
 	assert_int_equal(shadow_submit(h, &sqe, sh, ev, &mmio).status >> 1, 0);
