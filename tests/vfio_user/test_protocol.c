@@ -699,6 +699,151 @@ static void test_persist_memory_identity(void **state)
 	assert_int_equal(tsrv_stop(&t), 0);
 }
 
+/* ---- doorbells on the sparse-mmap'd page, scanned by the emulator ---- */
+
+/* The BAR0 doorbell page as the client maps it (DEVICE_GET_REGION_INFO's
+ * sparse area and fd). */
+static volatile uint32_t *map_db_page(int fd, size_t *len)
+{
+	struct nvmk_vfu_region_info ri = {.argsz = 64, .index = NVMK_VFU_PCI_BAR0};
+	static uint8_t buf[4096];
+	struct nvmk_vfu_cap_sparse cap;
+	struct nvmk_vfu_sparse_area area;
+	struct nvmk_vfu_hdr h;
+	struct pollfd pf = {fd, POLLIN, 0};
+	unsigned nfds = 0;
+	int fds[4];
+	void *p;
+
+	raw_send(fd, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0);
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	assert_true(nvmk_vfu_recv(fd, buf, sizeof(buf), fds, 4, &nfds) > 0);
+	memcpy(&h, buf, sizeof(h));
+	assert_false(h.flags & NVMK_VFU_F_ERROR);
+	assert_int_equal(nfds, 1);
+	memcpy(&ri, buf + sizeof(h), sizeof(ri));
+	assert_true(ri.flags & NVMK_VFU_REGION_FLAG_MMAP);
+	assert_int_equal(ri.cap_offset, sizeof(ri));
+	memcpy(&cap, buf + sizeof(h) + ri.cap_offset, sizeof(cap));
+	assert_int_equal(cap.hdr.id, NVMK_VFU_CAP_SPARSE_MMAP);
+	assert_int_equal(cap.nr_areas, 1);
+	memcpy(&area, buf + sizeof(h) + ri.cap_offset + sizeof(cap), sizeof(area));
+	assert_int_equal(area.offset, NVME_REG_DBS);
+	p = mmap(NULL, area.size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+		 (off_t)(ri.offset + area.offset));
+	close(fds[0]);
+	assert_true(p != MAP_FAILED);
+	*len = area.size;
+	return p;
+}
+
+static bool wait_cqe(const uint8_t *mem, unsigned slot, uint16_t cid, struct nvme_cqe *out)
+{
+	for (int i = 0; i < 2500; i++) {
+		memcpy(out, mem + 0x1000 + slot * 16, sizeof(*out));
+		if ((__atomic_load_n(&((const struct nvme_cqe *)(mem + 0x1000))[slot].status,
+				     __ATOMIC_ACQUIRE) &
+		     1) &&
+		    out->cid == cid)
+			return true;
+		tsleep_ms(2);
+	}
+	return false;
+}
+
+/*
+ * A doorbell is a store on the mapped page: no message, no poller thread of
+ * the server -- the emulator's worker finds it. An invalid value stored
+ * there is reported as one written to the register is (Asynchronous Event,
+ * Error, Invalid Doorbell Write Value), and a controller reset zeroes the
+ * page.
+ */
+static void test_mmap_doorbells(void **state)
+{
+	const uint32_t rw = NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK;
+	volatile uint32_t *db;
+	struct nvme_sqe sqe = {0};
+	struct nvme_cqe cqe;
+	struct tsrv t;
+	uint8_t *mem;
+	size_t dblen;
+	uint32_t v;
+	int fd, mfd;
+
+	(void)state;
+	assert_int_equal(tsrv_start(&t, NULL), 0);
+	mfd = pb_memfd(&mem);
+	fd = unix_connect(t.sock);
+	assert_int_equal(hello(fd), 0);
+	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd, rw), 0);
+	db = map_db_page(fd, &dblen);
+	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
+	reg32(fd, NVME_REG_ASQ, (uint32_t)PB_BASE);
+	reg32(fd, NVME_REG_ASQ + 4, 0);
+	reg32(fd, NVME_REG_ACQ, (uint32_t)PB_BASE + 0x1000);
+	reg32(fd, NVME_REG_ACQ + 4, 0);
+	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (v & NVME_CSTS_RDY)
+			break;
+		tsleep_ms(2);
+	}
+	assert_true(v & NVME_CSTS_RDY);
+
+	/* Identify Controller twice, every doorbell a store on the page */
+	for (unsigned slot = 0; slot < 2; slot++) {
+		sqe.opc = NVME_ADM_IDENTIFY;
+		sqe.cid = (uint16_t)(0x60 + slot);
+		sqe.prp1 = PB_BASE + 0x2000;
+		sqe.cdw10 = 1;
+		memcpy(mem + slot * 64, &sqe, sizeof(sqe));
+		__atomic_store_n(&db[0], slot + 1, __ATOMIC_RELEASE); /* SQ 0 tail */
+		assert_true(wait_cqe(mem, slot, (uint16_t)(0x60 + slot), &cqe));
+		assert_int_equal(cqe.status >> 1, 0);
+		__atomic_store_n(&db[1], slot + 1, __ATOMIC_RELEASE); /* CQ 0 head */
+	}
+	/* an Asynchronous Event Request, then a tail of 200 (the SQ has 4) */
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opc = NVME_ADM_ASYNC_EVENT;
+	sqe.cid = 0x70;
+	memcpy(mem + 2 * 64, &sqe, sizeof(sqe));
+	__atomic_store_n(&db[0], 3, __ATOMIC_RELEASE);
+	assert_int_equal(tsrv_wait_stat(&t, "admin.0x0c", 1), 1); /* fetched, held */
+	__atomic_store_n(&db[0], 200, __ATOMIC_RELEASE);
+	assert_true(wait_cqe(mem, 2, 0x70, &cqe));
+	assert_int_equal(cqe.status >> 1, 0);
+	assert_int_equal(NVME_AER_DW0_TYPE(cqe.dw0), NVME_AER_TYPE_ERROR);
+	assert_int_equal(NVME_AER_DW0_INFO(cqe.dw0), 0x01);
+	__atomic_store_n(&db[1], 3, __ATOMIC_RELEASE);
+	/* a valid value again: the queue goes on (Identify at slot 3) */
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.cid = 0x63;
+	sqe.prp1 = PB_BASE + 0x2000;
+	sqe.cdw10 = 1;
+	memcpy(mem + 3 * 64, &sqe, sizeof(sqe));
+	__atomic_store_n(&db[0], 0, __ATOMIC_RELEASE);
+	assert_true(wait_cqe(mem, 3, 0x63, &cqe));
+	assert_int_equal(cqe.status >> 1, 0);
+
+	/* a controller reset zeroes the page */
+	reg32(fd, NVME_REG_CC, 0);
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (!(v & NVME_CSTS_RDY))
+			break;
+		tsleep_ms(2);
+	}
+	assert_false(v & NVME_CSTS_RDY);
+	for (size_t i = 0; i < dblen / 4; i++)
+		assert_int_equal(db[i], 0);
+	munmap((void *)db, dblen);
+	close(fd);
+	munmap(mem, PB_SIZE);
+	close(mfd);
+	assert_int_equal(tsrv_stop(&t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +852,7 @@ int main(void)
 	    cmocka_unit_test(test_dma_and_region_limits),
 	    cmocka_unit_test(test_dma_without_fd),
 	    cmocka_unit_test(test_persist_memory_identity),
+	    cmocka_unit_test(test_mmap_doorbells),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -199,10 +199,9 @@ static int bar0_access(struct srv *s, uint64_t off, uint32_t count, uint8_t *dat
 		memcpy(&v, data, 4);
 		if (!(old & NVME_CC_EN) && (v & NVME_CC_EN))
 			atomic_fetch_add(&s->stats.cc_enables, 1);
-		if ((old & NVME_CC_EN) && !(v & NVME_CC_EN)) {
+		/* (the emulator zeroes the doorbell page on this reset itself) */
+		if ((old & NVME_CC_EN) && !(v & NVME_CC_EN))
 			srv_rpc_fail(s);
-			srv_db_clear(s);
-		}
 		nvmk_emu_reg_write32(s->emu, NVME_REG_CC, v);
 	} else if (count == 4) {
 		uint32_t v;
@@ -360,7 +359,6 @@ void srv_function_reset(struct srv *s)
 		srv_rpc_fail(s); /* a DMA request of the worker may have started since */
 		nanosleep(&ms, NULL);
 	}
-	srv_db_clear(s);
 	nvmk_info(s->name, NVMK_LOG_NOQ, "function reset");
 }
 
@@ -645,7 +643,6 @@ int srv_setup(struct srv *s, struct nvmk_emu_config *cfg)
 void srv_teardown(struct srv *s)
 {
 	atomic_store(&s->stopping, true);
-	srv_db_stop(s);
 	srv_irqs_drop(s);
 	nvmk_emu_destroy(s->emu);
 	s->emu = NULL;
@@ -654,7 +651,6 @@ void srv_teardown(struct srv *s)
 		munmap(s->db_map, s->bar0_size);
 	if (s->db_fd >= 0)
 		close(s->db_fd);
-	free(s->db_last);
 	free(s->irq_fds);
 	free(s->msix_table);
 }

@@ -10,8 +10,8 @@
  *  - the emulator's worker: translates IOVAs through srv_dma_translate();
  *    for maps without an fd it sends DMA_READ/WRITE and waits for the reply,
  *    which the main thread routes back (srv_rpc_reply).
- *  - doorbell poller: watches the shared doorbell page (the sparse-mmap part
- *    of BAR0) and forwards changed values to the emulator.
+ *  - (no doorbell thread: the emulator's worker scans the shared doorbell
+ *    page, the sparse-mmap part of BAR0, itself; see doorbell.c)
  *  - control: the --control socket (stats, fault injection).
  */
 #ifndef NVMK_EMU_SERVER_H
@@ -125,9 +125,6 @@ struct srv {
 	/* doorbell page: memfd of bar0_size bytes, doorbells at 0x1000 */
 	int db_fd;
 	uint8_t *db_map;
-	uint32_t *db_last;
-	pthread_mutex_t db_lock;
-	pthread_t db_thread;
 
 	struct srv_stats stats;
 };
@@ -154,16 +151,14 @@ int srv_bar4_write(struct srv *s, uint64_t off, uint32_t count, const uint8_t *i
 
 /* doorbell.c */
 int srv_db_init(struct srv *s);
-void srv_db_stop(struct srv *s);
-void srv_db_clear(struct srv *s);
 void srv_db_store(struct srv *s, uint32_t off, uint32_t val);
 
 /* server.c */
 /* Create the controller from @cfg (its dma hooks are the server's), the PCI
- * function and the doorbell page; start the poller. 0 or -errno. */
+ * function and the doorbell page (handed to the emulator). 0 or -errno. */
 int srv_setup(struct srv *s, struct nvmk_emu_config *cfg);
-/* After srv_serve returned: stop the poller, destroy the controller, drop
- * every map and eventfd. */
+/* After srv_serve returned: destroy the controller, drop every map and
+ * eventfd. */
 void srv_teardown(struct srv *s);
 /* Serve clients on s->listen_fd until SIGTERM/SIGINT or s->stop_fd is readable. */
 int srv_serve(struct srv *s);
