@@ -758,8 +758,8 @@ static bool shadows_moved(struct nvmk_emu *emu, int mo)
 		if (emu->sqs[q].valid)
 			moved = shadow_moved(emu, span, n, 2u * q, emu->sqs[q].last_shadow, mo);
 		if (!moved && emu->cqs[q].valid && emu->cqs[q].blocked)
-			moved = shadow_moved(emu, span, n, 2u * q + 1u, emu->cqs[q].last_shadow,
-					     mo);
+			moved =
+			    shadow_moved(emu, span, n, 2u * q + 1u, emu->cqs[q].last_shadow, mo);
 	}
 	emu_dma_done(emu, span, emu->dbbuf_shadow, len, false);
 	return moved;

@@ -115,7 +115,7 @@ struct host {
 	/* host_use_db_page: doorbells are stores to this page (nvmk_emu_set_db_page) */
 	uint32_t *db_page;
 	size_t db_page_len;
-	uint64_t db_page_reg_writes; /* doorbell register writes made all the same */
+	uint64_t db_page_reg_writes;   /* doorbell register writes made all the same */
 	uint64_t seq;		       /* creation order */
 };
 
