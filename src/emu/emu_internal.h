@@ -249,6 +249,15 @@ struct nvmk_emu {
 	uint64_t smart_read_units; /* 512-byte units */
 	uint64_t smart_write_units;
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
+
+	/* ---- pause and snapshot (snapshot.c) ---- */
+	atomic_bool pause_req; /* any thread: stop at the next command boundary */
+	atomic_bool paused;    /* worker: stopped (acknowledges pause_req) */
+	pthread_mutex_t snap_lock;
+	pthread_cond_t snap_cv;
+	struct nvmk_emu_snapshot *snap_req; /* snap_lock: a snapshot to take */
+	int snap_rc;
+	bool snap_done;
 };
 
 #define EMU_BOUNCE (64 * 1024)
@@ -299,6 +308,13 @@ void emu_wait(struct nvmk_emu *emu, uint64_t deadline);
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
 /* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
 void emu_keep_alive_restart(struct nvmk_emu *emu);
+
+/* ---- snapshot.c ---- */
+void emu_snap_init(struct nvmk_emu *emu);
+void emu_snap_fini(struct nvmk_emu *emu);
+/* Worker, between two commands: serve a snapshot request; true when paused
+ * (the caller then processes nothing). */
+bool emu_snap_step(struct nvmk_emu *emu);
 
 /* ---- regs.c ---- */
 void emu_regs_init(struct nvmk_emu *emu);

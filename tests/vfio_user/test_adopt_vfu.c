@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A client that crashed without a saved state, and the next one, against an
+ * nvmekeep-emu --persist process (docs/vfio-user.md): the writer child is
+ * SIGKILLed with writes in flight; a new client adopts the controller with
+ * no reset (the server's stats: no CC.EN 0->1, no reset, no queue created or
+ * deleted), finds every acknowledged write, and does new I/O. The ways back
+ * to a reset: a held command that never completes (drain timeout), a server
+ * that keeps no memory (--no-resume-memory), and (test_driver_vfu.c) a
+ * client whose queues were in ephemeral memory. The resume blob's parser
+ * refuses malformed input.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include <cmocka.h>
+
+#include "nvmekeep/backing.h"
+#include "nvmekeep/dma.h"
+#include "nvmekeep/driver.h"
+#include "nvmekeep/log.h"
+#include "nvmekeep/vfio_user.h"
+#include "vfu_test.h"
+
+#define KSLOTS 256 /* 4 KiB slots the writer cycles through */
+#define WQD    16  /* writes in flight */
+#define BLK4K  8   /* 512-byte blocks per slot */
+
+static struct nvmk_ctrl_opts topts(void)
+{
+	struct nvmk_ctrl_opts o = {0};
+
+	o.admin_timeout_ms = 5000;
+	o.io_timeout_ms = 5000;
+	o.health_check_ms = 20;
+	o.max_io_queues = 4;
+	o.shutdown_timeout_ms = 2000;
+	return o;
+}
+
+static void pattern(void *p, size_t len, unsigned seed)
+{
+	unsigned char *c = p;
+
+	for (size_t i = 0; i < len; i++)
+		c[i] = (unsigned char)(seed * 151u + i * 13u + (i >> 9));
+}
+
+/* ---- the writer (child process) ---- */
+
+struct wslot {
+	unsigned k, lap;
+};
+
+static struct {
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct nvmk_dma_buf buf;
+	struct wslot slot[WQD];
+	unsigned next_k, lap;
+	atomic_uint *acked; /* [KSLOTS] lap acknowledged, [KSLOTS] laps started */
+	bool failed;
+} w;
+
+static void w_submit(unsigned i);
+
+static void w_done(void *arg, const struct nvmk_cpl *cpl)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+
+	if (cpl->err) {
+		w.failed = true;
+		return;
+	}
+	/* acknowledged: published before anything else happens to the slot */
+	atomic_store(&w.acked[w.slot[i].k], w.slot[i].lap);
+	w_submit(i);
+}
+
+static void w_submit(unsigned i)
+{
+	unsigned k = w.next_k;
+
+	if (++w.next_k == KSLOTS) {
+		w.next_k = 0;
+		w.lap++;
+		atomic_store(&w.acked[KSLOTS], w.lap);
+	}
+	w.slot[i] = (struct wslot){k, w.lap};
+	pattern((uint8_t *)w.buf.mem.vaddr + (size_t)i * 4096, 4096, k + 1000 * w.lap);
+	if (nvmk_ns_submit_write(w.ns, w.qp, &w.buf, (size_t)i * 4096, (uint64_t)k * BLK4K, BLK4K,
+				 0, w_done, (void *)(uintptr_t)i))
+		w.failed = true;
+}
+
+/* Queues and data buffers in a private pool, writes kept in flight until killed. */
+static void writer_child(const char *sock, atomic_uint *acked)
+{
+	struct nvmk_ctrl_opts o = topts();
+	struct nvmk_dma_pool *pool;
+	struct nvmk_backing *b;
+	struct nvmk_ctrl *ctrl;
+
+	w.acked = acked;
+	w.lap = 1;
+	if (nvmk_dma_pool_create(4096, 0, &pool) || nvmk_backing_vfio_user_open(sock, NULL, &b))
+		_exit(2);
+	b->pool = pool;
+	if (nvmk_ctrl_open(b, &o, &ctrl) || nvmk_ns_open(ctrl, 1, 0, &w.ns) ||
+	    !(w.qp = nvmk_ctrl_get_qpair(ctrl)) || nvmk_ctrl_dma_alloc(ctrl, WQD * 4096, &w.buf))
+		_exit(3);
+	atomic_store(&acked[KSLOTS], 1);
+	for (unsigned i = 0; i < WQD; i++)
+		w_submit(i);
+	for (;;) {
+		if (w.failed)
+			_exit(4);
+		nvmk_qpair_process_completions(w.qp, 0);
+	}
+}
+
+/* ---- the parent ---- */
+
+struct crash {
+	struct tsrv t;
+	atomic_uint *acked;
+	long long cc_enables, resets, fresets, create_sq, create_cq, del_sq, del_cq, set_feat;
+};
+
+static void stats_take(struct crash *c)
+{
+	c->cc_enables = tsrv_stat(&c->t, "cc_enables");
+	c->resets = tsrv_stat(&c->t, "resets");
+	c->fresets = tsrv_stat(&c->t, "function_resets");
+	c->create_sq = tsrv_stat(&c->t, "admin.0x01");
+	c->create_cq = tsrv_stat(&c->t, "admin.0x05");
+	c->del_sq = tsrv_stat(&c->t, "admin.0x00");
+	c->del_cq = tsrv_stat(&c->t, "admin.0x04");
+	c->set_feat = tsrv_stat(&c->t, "admin.0x09");
+}
+
+/*
+ * Start the server (@extra args), run the writer, let it get going,
+ * optionally inject @fault through the control socket, SIGKILL it with
+ * writes in flight.
+ */
+static void crash_writer(struct crash *c, const char *fault, const char *extra)
+{
+	pid_t pid;
+	int st;
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(tsrv_start(&c->t, "--persist", "--ns", "ram:16M", extra, NULL), 0);
+	c->acked = mmap(NULL, (KSLOTS + 1) * sizeof(*c->acked), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(c->acked != MAP_FAILED);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		writer_child(c->t.sock, c->acked);
+	/* into its second lap: every slot acknowledged once */
+	for (int i = 0; i < 2000 && atomic_load(&c->acked[KSLOTS]) < 2; i++)
+		tsleep_ms(5);
+	assert_true(atomic_load(&c->acked[KSLOTS]) >= 2);
+	if (fault) {
+		long long w0 = tsrv_stat(&c->t, "io.0x01");
+
+		assert_true(tsrv_ok(&c->t, fault));
+		for (int i = 0; i < 400 && tsrv_stat(&c->t, "io.0x01") <= w0 + 1; i++)
+			tsleep_ms(5);
+	}
+	tsleep_ms(20);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(tsrv_wait_stat(&c->t, "client.connected", 0), 0);
+	stats_take(c);
+}
+
+/* Every acknowledged write is on the media (or the next lap's write of the
+ * slot, in flight at the kill, landed over it). */
+static void verify_acked(struct crash *c, struct nvmk_ns *ns, struct nvmk_qpair *qp)
+{
+	static unsigned char want[4096], got[4096];
+	unsigned checked = 0;
+
+	for (unsigned k = 0; k < KSLOTS; k++) {
+		unsigned lap = atomic_load(&c->acked[k]);
+
+		if (!lap)
+			continue;
+		assert_int_equal(nvmk_ns_read(ns, qp, got, (uint64_t)k * BLK4K, BLK4K), 0);
+		pattern(want, sizeof(want), k + 1000 * lap);
+		if (memcmp(want, got, sizeof(want))) {
+			pattern(want, sizeof(want), k + 1000 * (lap + 1));
+			assert_memory_equal(want, got, sizeof(want));
+		}
+		checked++;
+	}
+	assert_int_equal(checked, KSLOTS);
+}
+
+static void new_io(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns, struct nvmk_qpair *qp)
+{
+	static unsigned char wbuf[65536], rbuf[65536];
+	struct nvmk_dma_buf d;
+
+	pattern(wbuf, sizeof(wbuf), 77);
+	assert_int_equal(nvmk_ns_write(ns, qp, wbuf, 4096, sizeof(wbuf) / 512), 0);
+	assert_int_equal(nvmk_ns_read(ns, qp, rbuf, 4096, sizeof(rbuf) / 512), 0);
+	assert_memory_equal(wbuf, rbuf, sizeof(wbuf));
+	/* pool buffers again (the previous client's were given back) */
+	assert_int_equal(nvmk_ctrl_dma_alloc(ctrl, 8192, &d), 0);
+	nvmk_ctrl_dma_free(ctrl, &d);
+}
+
+static void crash_done(struct crash *c)
+{
+	munmap(c->acked, (KSLOTS + 1) * sizeof(*c->acked));
+	assert_int_equal(tsrv_stop(&c->t), 0);
+}
+
+static void test_adopt_after_crash(void **state)
+{
+	struct nvmk_adopt_opts ao = {.ctrl = topts()};
+	struct nvmk_backing *b;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	const struct nvmk_dev_view *v;
+	struct crash c;
+
+	(void)state;
+	crash_writer(&c, NULL, NULL);
+	/* the controller was left enabled, the dead client's maps kept */
+	assert_int_equal(c.fresets, 1);
+	assert_true(tsrv_stat(&c.t, "dma_maps") > 0);
+
+	assert_int_equal(nvmk_backing_vfio_user_open(c.t.sock, NULL, &b), 0);
+	v = nvmk_backing_device_view(b);
+	assert_non_null(v);
+	assert_non_null(b->pool); /* the crashed client's pool, handed back */
+	assert_true(v->nsq >= 2); /* admin + the writer's I/O queue */
+	assert_int_equal(tsrv_stat(&c.t, "adopted"), 1);
+	assert_int_equal(nvmk_ctrl_adopt(b, &ao, &ctrl), 0);
+	assert_null(nvmk_backing_device_view(b)); /* used up */
+
+	/* no reset, no CC.EN 0->1, no queue created or deleted, no Set Features */
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables);
+	assert_int_equal(tsrv_stat(&c.t, "resets"), c.resets);
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets);
+	assert_int_equal(tsrv_stat(&c.t, "resume_refused"), 0);
+
+	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
+	qp = nvmk_ctrl_get_qpair(ctrl); /* the adopted I/O queue */
+	assert_non_null(qp);
+	verify_acked(&c, ns, qp);
+	new_io(ctrl, ns, qp);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x01"), c.create_sq);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x05"), c.create_cq);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x00"), c.del_sq);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x04"), c.del_cq);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x09"), c.set_feat);
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables);
+	assert_int_equal(nvmk_ctrl_failed(ctrl), 0);
+	nvmk_ns_close(ns);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
+/* A write held by the device forever (hang fault): the drain cannot end,
+ * the adoption gives up after its bound and the controller is reset. */
+static void test_adopt_hung_command_resets(void **state)
+{
+	struct nvmk_ctrl_opts o = topts();
+	struct nvmk_backing *b;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct crash c;
+	bool adopted = true;
+
+	(void)state;
+	crash_writer(&c, "{\"cmd\":\"fault\",\"kind\":\"hang\",\"opcode\":1,\"count\":1}", NULL);
+	assert_int_equal(nvmk_backing_vfio_user_open(c.t.sock, NULL, &b), 0);
+	assert_non_null(nvmk_backing_device_view(b));
+	/* open_or_adopt: adoption (its drain times out), then a reset */
+	assert_int_equal(nvmk_ctrl_open_or_adopt(b, &o, &ctrl, &adopted), 0);
+	assert_false(adopted);
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets + 1);
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables + 1);
+	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
+	qp = nvmk_ctrl_get_qpair(ctrl);
+	assert_non_null(qp);
+	verify_acked(&c, ns, qp);
+	new_io(ctrl, ns, qp);
+	nvmk_ns_close(ns);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
+/* A server that keeps no memory of its clients offers no pool: reset at open. */
+static void test_no_pool_offered_resets(void **state)
+{
+	struct nvmk_ctrl_opts o = topts();
+	struct nvmk_backing *b;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *ns;
+	struct crash c;
+	bool adopted = true;
+
+	(void)state;
+	crash_writer(&c, NULL, "--no-resume-memory");
+	assert_int_equal(tsrv_stat(&c.t, "dma_maps"), 0);
+	assert_int_equal(nvmk_backing_vfio_user_open(c.t.sock, NULL, &b), 0);
+	assert_null(nvmk_backing_device_view(b));
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets + 1);
+	assert_int_equal(nvmk_ctrl_open_or_adopt(b, &o, &ctrl, &adopted), 0);
+	assert_false(adopted);
+	assert_int_equal(tsrv_stat(&c.t, "adopted"), 0);
+	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
+	verify_acked(&c, ns, nvmk_ctrl_get_qpair(ctrl));
+	nvmk_ns_close(ns);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
+/* The caller asks for a reset (no_adopt) although the server keeps memory. */
+static void test_no_adopt_option_resets(void **state)
+{
+	struct nvmk_vfio_user_opts vo = {.no_adopt = true};
+	struct nvmk_backing *b;
+	struct crash c;
+
+	(void)state;
+	crash_writer(&c, NULL, NULL);
+	assert_int_equal(nvmk_backing_vfio_user_open(c.t.sock, &vo, &b), 0);
+	assert_null(nvmk_backing_device_view(b));
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets + 1);
+	assert_int_equal(tsrv_stat(&c.t, "dma_maps"), 0); /* the kept maps went with the reset */
+	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
+/* ---- the resume blob's parser ---- */
+
+struct blob {
+	struct nvmk_vfu_resume_hdr h;
+	struct nvmk_vfu_resume_map m[2];
+	struct nvmk_vfu_resume_sq sq[2];
+	struct nvmk_vfu_resume_cq cq[2];
+	struct nvmk_vfu_resume_cmd cmd[1];
+};
+
+static void blob_good(struct blob *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->h = (struct nvmk_vfu_resume_hdr){.magic = NVMK_VFU_RESUME_MAGIC,
+					    .version = NVMK_VFU_RESUME_VERSION,
+					    .hdr_size = sizeof(b->h),
+					    .total_size = sizeof(*b),
+					    .nmaps = 2,
+					    .nsq = 2,
+					    .ncq = 2,
+					    .ncmd = 1};
+	b->m[0] = (struct nvmk_vfu_resume_map){0x100000000ull, 0x4000, 0, 0, 3};
+	b->m[1] = (struct nvmk_vfu_resume_map){0x100005000ull, 0x1000, 0x4000, 1, 3};
+	b->sq[0] = (struct nvmk_vfu_resume_sq){0, 0, 32, 0x100000000ull, 1, 2};
+	b->sq[1] = (struct nvmk_vfu_resume_sq){1, 1, 64, 0x100001000ull, 0, 0};
+	b->cq[0] = (struct nvmk_vfu_resume_cq){.qid = 0, .size = 32, .base = 0x100002000ull};
+	b->cq[1] = (struct nvmk_vfu_resume_cq){.qid = 1,
+					       .iv = 1,
+					       .ien = 1,
+					       .phase = 1,
+					       .size = 64,
+					       .base = 0x100003000ull,
+					       .head = 5,
+					       .tail = 3};
+	b->cmd[0] = (struct nvmk_vfu_resume_cmd){0, 0x41, 0x0c, 2, 0};
+}
+
+static int parse(struct blob *b, size_t len)
+{
+	struct nvmk_vfu_resume r;
+	char why[200] = "";
+	int rc = nvmk_vfu_resume_parse(b, len, &r, why, sizeof(why));
+
+	if (rc)
+		assert_true(why[0] != 0); /* every refusal says why */
+	return rc;
+}
+
+static void test_resume_parser(void **state)
+{
+	struct blob b;
+
+	(void)state;
+	_Static_assert(sizeof(struct blob) == 72 + 64 + 48 + 64 + 8, "no padding in the test blob");
+	blob_good(&b);
+	assert_int_equal(parse(&b, sizeof(b)), 0);
+	assert_int_equal(parse(&b, sizeof(b) - 1), -EINVAL); /* short */
+	assert_int_equal(parse(&b, 10), -EINVAL);
+	b.h.magic ^= 1;
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.h.version = 2;
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.h.total_size += 8; /* lying size */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.h.ncmd = 0x7fffffff; /* counts beyond any blob */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.sq[1].tail = 64; /* tail outside the queue */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.cq[1].phase = 2;
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.sq[1].cqid = 7; /* a CQ that is not listed */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.sq[1].qid = 0; /* listed twice */
+	b.sq[1].cqid = 0;
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.m[1].iova = 0x100003000ull; /* overlaps map 0 */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.m[0].size = 0x4001; /* unaligned */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.cmd[0].sqid = 1; /* an AER on an I/O queue */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.cmd[0].kind = 3;
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	blob_good(&b);
+	b.cq[0].size = 1; /* a queue of one entry */
+	assert_int_equal(parse(&b, sizeof(b)), -EINVAL);
+	/* unaligned buffer */
+	{
+		static uint64_t raw[64];
+
+		blob_good(&b);
+		memcpy((uint8_t *)raw + 4, &b, sizeof(b));
+		assert_int_equal(parse((struct blob *)((uint8_t *)raw + 4), sizeof(b)), -EINVAL);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_resume_parser),
+	    cmocka_unit_test(test_adopt_after_crash),
+	    cmocka_unit_test(test_adopt_hung_command_resets),
+	    cmocka_unit_test(test_no_pool_offered_resets),
+	    cmocka_unit_test(test_no_adopt_option_resets),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!getenv("NVMK_TEST_VERBOSE"))
+		nvmk_log_set_level(getenv("NVMK_TEST_INFO") ? NVMK_LOG_INFO : NVMK_LOG_ERR);
+	if (getenv("NVMK_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("NVMK_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
