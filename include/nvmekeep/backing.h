@@ -67,7 +67,7 @@ struct nvmk_dev_view_sq {
 struct nvmk_dev_view_cq {
 	uint16_t qid, iv;
 	bool ien;
-	uint8_t phase; /* phase tag the device writes at @tail */
+	uint8_t phase;		   /* phase tag the device writes at @tail */
 	uint32_t size, head, tail; /* head: the latest doorbell value */
 	uint64_t base;
 };
@@ -81,7 +81,7 @@ struct nvmk_dev_view {
 	uint32_t aqa;
 	uint64_t asq, acq;
 	uint64_t dbbuf_shadow, dbbuf_eventidx; /* 0: shadow doorbells off */
-	uint16_t nsq_granted, ncq_granted;     /* 0's based; both 0: never set */
+	uint16_t nsq_granted, ncq_granted; /* 1's based; 0: never set */
 	unsigned nmaps, nsq, ncq, ncmd;
 	const struct nvmk_dev_view_map *maps;
 	const struct nvmk_dev_view_sq *sqs;

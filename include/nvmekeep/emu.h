@@ -248,7 +248,7 @@ struct nvmk_emu_snapshot {
 	uint32_t cc, aqa;
 	uint64_t asq, acq;
 	uint64_t dbbuf_shadow, dbbuf_eventidx; /* IOVAs, 0 = shadow doorbells off */
-	uint16_t nsq_granted, ncq_granted;    /* Number of Queues (0's based), 0 if never set */
+	uint16_t nsq_granted, ncq_granted;     /* Number of Queues granted (1's based), 0 = never set */
 	unsigned nsq, ncq, ncmd;
 	struct nvmk_emu_snap_sq *sqs; /* admin queue (qid 0) first */
 	struct nvmk_emu_snap_cq *cqs;

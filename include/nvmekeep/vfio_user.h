@@ -307,18 +307,18 @@ int nvmk_vfu_recv(int sock, void *buf, size_t bufsz, int *fds, unsigned maxfds, 
  * VFIO_REGION_TYPE_PCI_VENDOR_TYPE | 1de5h and subtype 1 (resume state) or
  * 2 (memory). Size 0 when the server has nothing to offer.
  */
-#define NVMK_VFU_REGION_RESUME	   9
-#define NVMK_VFU_REGION_MEMORY	   10
-#define NVMK_VFU_NUM_REGIONS_EXT   11
-#define NVMK_VFU_CAP_TYPE	   2
-#define NVMK_VFU_VENDOR_TYPE	   (0x80000000u | 0x1de5u)
-#define NVMK_VFU_SUBTYPE_RESUME	   1
-#define NVMK_VFU_SUBTYPE_MEMORY	   2
-#define NVMK_VFU_RESUME_MAGIC	   0x524b564eu /* "NVKR" */
-#define NVMK_VFU_RESUME_VERSION	   1
-#define NVMK_VFU_RESUME_CTL_ADOPT  0x41444f50u /* "ADOP" */
-#define NVMK_VFU_RESUME_MAX	   (1u << 20)	/* largest blob a client reads */
-#define NVMK_VFU_RESUME_FILE_NONE  0xffffffffu /* map without an fd */
+#define NVMK_VFU_REGION_RESUME	  9
+#define NVMK_VFU_REGION_MEMORY	  10
+#define NVMK_VFU_NUM_REGIONS_EXT  11
+#define NVMK_VFU_CAP_TYPE	  2
+#define NVMK_VFU_VENDOR_TYPE	  (0x80000000u | 0x1de5u)
+#define NVMK_VFU_SUBTYPE_RESUME	  1
+#define NVMK_VFU_SUBTYPE_MEMORY	  2
+#define NVMK_VFU_RESUME_MAGIC	  0x524b564eu /* "NVKR" */
+#define NVMK_VFU_RESUME_VERSION	  1
+#define NVMK_VFU_RESUME_CTL_ADOPT 0x41444f50u /* "ADOP" */
+#define NVMK_VFU_RESUME_MAX	  (1u << 20)  /* largest blob a client reads */
+#define NVMK_VFU_RESUME_FILE_NONE 0xffffffffu /* map without an fd */
 
 struct nvmk_vfu_cap_type {
 	struct nvmk_vfu_cap_hdr hdr;
@@ -334,7 +334,7 @@ struct nvmk_vfu_resume_hdr {
 	uint32_t total_size;
 	uint32_t nmaps, nsq, ncq, ncmd;
 	uint32_t cc, aqa;
-	uint16_t nsq_granted, ncq_granted; /* 0's based; 0 and 0: never set */
+	uint16_t nsq_granted, ncq_granted; /* 1's based; 0: never set */
 	uint64_t asq, acq;
 	uint64_t dbbuf_shadow, dbbuf_eventidx;
 };
@@ -366,7 +366,7 @@ struct nvmk_vfu_resume_cq {
 	uint32_t head, tail;
 };
 _Static_assert(sizeof(struct nvmk_vfu_resume_cq) == 32 &&
-		       offsetof(struct nvmk_vfu_resume_cq, base) == 16,
+		   offsetof(struct nvmk_vfu_resume_cq, base) == 16,
 	       "resume cq");
 
 struct nvmk_vfu_resume_cmd {

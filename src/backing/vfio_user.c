@@ -925,17 +925,19 @@ int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_op
 			else if (!arc)
 				adopt = true;
 			else
-				nvmk_info(v->b.name, NVMK_LOG_NOQ,
-					  "the controller was left enabled by a previous client "
-					  "(CC 0x%08x) and no saved state is restored; it cannot be "
-					  "adopted (%s): resetting it",
-					  cc, why);
+				nvmk_info(
+				    v->b.name, NVMK_LOG_NOQ,
+				    "the controller was left enabled by a previous client "
+				    "(CC 0x%08x) and no saved state is restored; it cannot be "
+				    "adopted (%s): resetting it",
+				    cc, why);
 			if (adopt)
-				nvmk_info(v->b.name, NVMK_LOG_NOQ,
-					  "the controller was left enabled by a previous client "
-					  "(CC 0x%08x): the server handed back its private pool and "
-					  "queue state; adopting it without a reset",
-					  cc);
+				nvmk_info(
+				    v->b.name, NVMK_LOG_NOQ,
+				    "the controller was left enabled by a previous client "
+				    "(CC 0x%08x): the server handed back its private pool and "
+				    "queue state; adopting it without a reset",
+				    cc);
 		}
 		if (!rc && !adopt)
 			rc = vfu_reset(&v->b);

@@ -340,9 +340,10 @@ static int adopt_check_view(struct nvmk_backing *b, const struct nvmk_dev_view *
 		    "adopt refused: the view has no admin queue pair at ASQ, or CQs without SQs");
 		return -EPROTO;
 	}
-	if (!v->nsq_granted && !v->ncq_granted && v->nsq > 1) {
+	if (!v->nsq_granted || !v->ncq_granted) {
 		nvmk_err(b->name, NVMK_LOG_NOQ,
-			 "adopt refused: I/O queues but no Number of Queues granted");
+			 "adopt refused: Number of Queues was never set (the previous driver died "
+			 "in its bring-up)");
 		return -EPROTO;
 	}
 	return 0;
@@ -433,11 +434,7 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 	want = ctrl->opts.io_queue_depth;
 	ctrl->io_depth = want > ctrl->max_io_depth ? ctrl->max_io_depth : want < 2 ? 2 : want;
 	ctrl->max_xfer = DRV_PAGE_SIZE; /* until Identify */
-	ctrl->granted =
-	    v->nsq > 1 || v->nsq_granted || v->ncq_granted
-		? (uint16_t)((v->nsq_granted < v->ncq_granted ? v->nsq_granted : v->ncq_granted) +
-			     1u)
-		: 0;
+	ctrl->granted = v->nsq_granted < v->ncq_granted ? v->nsq_granted : v->ncq_granted;
 	for (unsigned i = 0; i < v->nsq; i++)
 		if (v->sqs[i].qid > ctrl->granted) {
 			nvmk_err(b->name, v->sqs[i].qid,

@@ -355,13 +355,13 @@ static void *emu_worker(void *arg)
 		uint64_t next, n2;
 		bool busy = false;
 
-		if (atomic_load(&emu->removed)) {
-			emu_wait(emu, 0);
-			continue;
-		}
 		/* a snapshot is taken, and a pause holds, between two commands */
 		if (emu_snap_step(emu)) {
 			emu_wait(emu, now + 1000000ull);
+			continue;
+		}
+		if (atomic_load(&emu->removed)) {
+			emu_wait(emu, 0);
 			continue;
 		}
 		next = emu_ctrl_step(emu, now);

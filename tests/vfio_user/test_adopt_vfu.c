@@ -257,6 +257,8 @@ static void test_adopt_after_crash(void **state)
 	assert_int_equal(tsrv_stat(&c.t, "resume_refused"), 0);
 
 	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
+	/* the writer's Number of Queues (max_io_queues 4), not one more */
+	assert_int_equal(nvmk_ctrl_io_queues(ctrl), 4);
 	qp = nvmk_ctrl_get_qpair(ctrl); /* the adopted I/O queue */
 	assert_non_null(qp);
 	verify_acked(&c, ns, qp);
@@ -347,6 +349,110 @@ static void test_no_adopt_option_resets(void **state)
 	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets + 1);
 	assert_int_equal(tsrv_stat(&c.t, "dma_maps"), 0); /* the kept maps went with the reset */
 	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
+/* ---- the vendor regions, driven by hand ---- */
+
+static uint16_t raw_id = 1;
+
+/* One command; its reply's errno (0 on success), payload into @out, an fd
+ * that came with it into @fd (closed when NULL). */
+static int raw_cmd(int sock, uint16_t cmd, const void *p, size_t len, void *out, size_t max,
+		   int *fd)
+{
+	static uint8_t buf[NVMK_VFU_MSG_MAX(1 << 20)];
+	struct nvmk_vfu_hdr h = {.msg_id = raw_id++, .cmd = cmd, .flags = NVMK_VFU_F_TYPE_CMD};
+	int fds[4];
+	unsigned nfds = 0;
+
+	if (fd)
+		*fd = -1;
+	assert_int_equal(nvmk_vfu_send(sock, &h, p, len, NULL, 0), 0);
+	assert_true(nvmk_vfu_recv(sock, buf, sizeof(buf), fds, 4, &nfds) > 0);
+	memcpy(&h, buf, sizeof(h));
+	for (unsigned i = 0; i < nfds; i++) {
+		if (fd && i == 0)
+			*fd = fds[0];
+		else
+			close(fds[i]);
+	}
+	if (h.flags & NVMK_VFU_F_ERROR) {
+		assert_int_equal(h.size, 16);
+		return (int)h.error;
+	}
+	if (out)
+		memcpy(out, buf + sizeof(h), h.size - sizeof(h) < max ? h.size - sizeof(h) : max);
+	return 0;
+}
+
+static int region_rw(int sock, uint32_t region, uint64_t off, uint32_t count, const void *data)
+{
+	struct nvmk_vfu_region_rw rw = {off, region, count};
+	uint8_t msg[sizeof(rw) + 64];
+
+	memcpy(msg, &rw, sizeof(rw));
+	if (data)
+		memcpy(msg + sizeof(rw), data, count);
+	return raw_cmd(sock, data ? NVMK_VFU_REGION_WRITE : NVMK_VFU_REGION_READ, msg,
+		       sizeof(rw) + (data ? count : 0), NULL, 0, NULL);
+}
+
+/* Bad uses of RESUME and MEMORY get an error reply, never a crash; the kept
+ * state survives them, and a correct ADOPT still works afterwards. */
+static void test_resume_region_misuse(void **state)
+{
+	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8}}";
+	uint8_t hello[4 + sizeof(json)] = {0, 0, 1, 0};
+	struct nvmk_vfu_region_info ri = {.argsz = 256, .index = NVMK_VFU_REGION_RESUME};
+	uint8_t rep[256];
+	uint32_t bad = 0x12345678, adopt = NVMK_VFU_RESUME_CTL_ADOPT;
+	struct crash c;
+	int sock, fd;
+
+	(void)state;
+	memcpy(hello + 4, json, sizeof(json));
+	crash_writer(&c, NULL, NULL);
+	sock = unix_connect(c.t.sock);
+	assert_true(sock >= 0);
+	assert_int_equal(raw_cmd(sock, NVMK_VFU_VERSION, hello, sizeof(hello), NULL, 0, NULL), 0);
+	/* before the region info was asked: no state to read or adopt */
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 8, NULL), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 4, &adopt), EINVAL);
+	assert_int_equal(
+	    raw_cmd(sock, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), rep, sizeof(rep), &fd),
+	    0);
+	assert_int_equal(fd, -1);
+	memcpy(&ri, rep, sizeof(ri));
+	assert_true(ri.size >= sizeof(struct nvmk_vfu_resume_hdr));
+	assert_true(ri.cap_offset >= sizeof(ri));
+	/* out of bounds, wrong control value, wrong width or offset, MEMORY by message */
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, ri.size, 4, NULL), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, ri.size - 4, 8, NULL), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 4, &bad), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 4, 4, &adopt), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 8, "ADOPADOP"), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_MEMORY, 0, 4, NULL), EINVAL);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_MEMORY, 0, 4, &adopt), EINVAL);
+	/* the MEMORY region comes with the fd of the pool file */
+	ri = (struct nvmk_vfu_region_info){.argsz = 256, .index = NVMK_VFU_REGION_MEMORY};
+	assert_int_equal(
+	    raw_cmd(sock, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), rep, sizeof(rep), &fd),
+	    0);
+	assert_true(fd >= 0);
+	close(fd);
+	/* a region beyond the vendor ones */
+	ri = (struct nvmk_vfu_region_info){.argsz = 256, .index = NVMK_VFU_NUM_REGIONS_EXT};
+	assert_int_equal(
+	    raw_cmd(sock, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, NULL), EINVAL);
+	assert_true(tsrv_stat(&c.t, "protocol_errors") >= 9);
+	/* nothing was dropped or reset by the refusals; ADOPT takes the maps */
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets);
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 4, &adopt), 0);
+	assert_int_equal(tsrv_stat(&c.t, "adopted"), 1);
+	/* adopted: the state is gone, a second ADOPT is refused */
+	assert_int_equal(region_rw(sock, NVMK_VFU_REGION_RESUME, 0, 4, &adopt), EINVAL);
+	close(sock);
 	crash_done(&c);
 }
 
@@ -465,6 +571,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_hung_command_resets),
 	    cmocka_unit_test(test_no_pool_offered_resets),
 	    cmocka_unit_test(test_no_adopt_option_resets),
+	    cmocka_unit_test(test_resume_region_misuse),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

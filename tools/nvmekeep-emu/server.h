@@ -109,7 +109,7 @@ struct srv {
 	 * is paused and the client's maps stay (kept), for the next client to
 	 * adopt (resume.c); else they are dropped. */
 	bool keep_memory;
-	bool held; /* main thread: the controller is paused for a resume */
+	bool held;	      /* main thread: the controller is paused for a resume */
 	uint8_t *resume_blob; /* main thread: the last resume state served */
 	size_t resume_len;
 
@@ -168,8 +168,8 @@ void srv_resume_hold(struct srv *s);
 void srv_resume_release(struct srv *s);
 int srv_resume_region_info(struct srv *s, uint32_t index, uint32_t room, uint8_t *out,
 			   size_t outmax, size_t *len, int *fd);
-int srv_resume_region_rw(struct srv *s, uint32_t index, uint64_t off, uint32_t count,
-			 uint8_t *data, bool write, char *why, size_t whylen);
+int srv_resume_region_rw(struct srv *s, uint32_t index, uint64_t off, uint32_t count, uint8_t *data,
+			 bool write, char *why, size_t whylen);
 
 /* pci.c */
 void srv_pci_init(struct srv *s);
