@@ -247,7 +247,23 @@ static void test_adopt_after_crash(void **state)
 	assert_non_null(b->pool); /* the crashed client's pool, handed back */
 	assert_true(v->nsq >= 2); /* admin + the writer's I/O queue */
 	assert_int_equal(tsrv_stat(&c.t, "adopted"), 1);
+	{
+		/* as if a state of generation gen + 1 had been saved and not restored */
+		uint64_t gen = 0;
+		bool restored = false;
+
+		nvmk_dma_pool_gen_get(b->pool, b->name, &gen, &restored);
+		assert_int_equal(nvmk_dma_pool_gen_set(b->pool, b->name, gen + 1, false), 0);
+	}
 	assert_int_equal(nvmk_ctrl_adopt(b, &ao, &ctrl), 0);
+	{
+		/* ... it no longer restores over the adopted controller */
+		uint64_t gen = 0;
+		bool restored = false;
+
+		assert_int_equal(nvmk_dma_pool_gen_get(b->pool, b->name, &gen, &restored), 0);
+		assert_true(restored);
+	}
 	assert_null(nvmk_backing_device_view(b)); /* used up */
 
 	/* no reset, no CC.EN 0->1, no queue created or deleted, no Set Features */
