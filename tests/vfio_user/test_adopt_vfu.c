@@ -24,6 +24,7 @@
 #include "nvmekeep/dma.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
+#include "nvmekeep/manager.h"
 #include "nvmekeep/vfio_user.h"
 #include "vfu_test.h"
 
@@ -368,6 +369,43 @@ static void test_no_adopt_option_resets(void **state)
 	crash_done(&c);
 }
 
+/* The manager opens "vfio-user:PATH" devices with nvmk_ctrl_open_or_adopt. */
+static const char *env_no_pool(const char *name)
+{
+	return !strcmp(name, "OPENHCL_IGVM_VTL2_GPA_POOL_CONFIG") ? "off" : NULL;
+}
+
+static void test_manager_adopts(void **state)
+{
+	struct nvmk_mgr_device_spec spec = {.kind = NVMK_MGR_BACKING_FACTORY};
+	struct nvmk_mgr *mgr;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct crash c;
+	char id[128];
+
+	(void)state;
+	crash_writer(&c, NULL, NULL);
+	snprintf(id, sizeof(id), "vfio-user:%s", c.t.sock);
+	spec.id = id;
+	spec.factory.create = nvmk_mgr_vfio_user_backing;
+	spec.ctrl_opts = topts();
+	assert_int_equal(nvmk_mgr_create_from_env(env_no_pool, &spec, 1, &mgr), 0);
+	assert_int_equal(nvmk_mgr_get_namespace(mgr, id, 1, &ns), 0);
+	assert_int_equal(tsrv_stat(&c.t, "adopted"), 1);
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables);
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets);
+	assert_int_equal(tsrv_stat(&c.t, "admin.0x01"), c.create_sq);
+	assert_int_equal(nvmk_mgr_create_qpair(mgr, id, NULL, &qp), 0);
+	verify_acked(&c, ns, qp);
+	/* a qpair the manager creates is a new queue on the adopted controller: still no CC.EN */
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables);
+	nvmk_qpair_destroy(qp);
+	assert_int_equal(nvmk_mgr_shutdown(mgr), 0);
+	nvmk_mgr_destroy(mgr);
+	crash_done(&c);
+}
+
 /* ---- the vendor regions, driven by hand ---- */
 
 static uint16_t raw_id = 1;
@@ -588,6 +626,7 @@ int main(void)
 	    cmocka_unit_test(test_no_pool_offered_resets),
 	    cmocka_unit_test(test_no_adopt_option_resets),
 	    cmocka_unit_test(test_resume_region_misuse),
+	    cmocka_unit_test(test_manager_adopts),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
