@@ -203,7 +203,10 @@ static void verify_acked(struct crash *c, struct nvmk_ns *ns, struct nvmk_qpair 
 		}
 		checked++;
 	}
-	assert_int_equal(checked, KSLOTS);
+	/* the laps counter moves when slot 0 is submitted again: the last
+	 * writes of lap 1 may still have been in flight (a hung one never
+	 * completes) */
+	assert_true(checked >= KSLOTS - WQD);
 }
 
 static void new_io(struct nvmk_ctrl *ctrl, struct nvmk_ns *ns, struct nvmk_qpair *qp)
