@@ -251,10 +251,12 @@ struct nvmk_emu {
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
 
 	/* ---- pause and snapshot (snapshot.c) ---- */
-	atomic_bool pause_req; /* any thread: stop at the next command boundary */
-	atomic_bool paused;    /* worker: stopped (acknowledges pause_req) */
+	atomic_bool pause_req;	     /* any thread: stop at the next command boundary */
+	_Atomic uint32_t pause_seq;  /* any thread: bumped by every pause request */
+	_Atomic uint32_t paused_seq; /* worker: the request it stopped for */
 	pthread_mutex_t snap_lock;
 	pthread_cond_t snap_cv;
+	atomic_bool snap_pending;	    /* a snapshot is asked for (the loop's cheap test) */
 	struct nvmk_emu_snapshot *snap_req; /* snap_lock: a snapshot to take */
 	int snap_rc;
 	bool snap_done;

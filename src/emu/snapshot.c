@@ -112,17 +112,27 @@ static int snap_take(struct nvmk_emu *emu, struct nvmk_emu_snapshot *s)
 
 bool emu_snap_step(struct nvmk_emu *emu)
 {
+	/* the request's number before its flag (the requester writes them in
+	 * the other order): a number seen here comes with its flag set */
+	uint32_t seq = atomic_load(&emu->pause_seq);
 	bool pause = atomic_load(&emu->pause_req);
 
-	pthread_mutex_lock(&emu->snap_lock);
-	if (emu->snap_req && !emu->snap_done) {
-		emu->snap_rc = snap_take(emu, emu->snap_req);
-		emu->snap_done = true;
-		pthread_cond_broadcast(&emu->snap_cv);
+	/* cheap loads on every pass of the worker: the lock only when
+	 * a snapshot was asked for */
+	if (atomic_load_explicit(&emu->snap_pending, memory_order_acquire)) {
+		pthread_mutex_lock(&emu->snap_lock);
+		if (emu->snap_req && !emu->snap_done) {
+			emu->snap_rc = snap_take(emu, emu->snap_req);
+			emu->snap_done = true;
+			atomic_store(&emu->snap_pending, false);
+			pthread_cond_broadcast(&emu->snap_cv);
+		}
+		pthread_mutex_unlock(&emu->snap_lock);
 	}
-	pthread_mutex_unlock(&emu->snap_lock);
-	/* release: whoever sees paused also sees the worker's last accesses done */
-	atomic_store_explicit(&emu->paused, pause, memory_order_release);
+	/* acknowledged only at a boundary, with the flag seen set; release:
+	 * whoever sees it also sees the worker's last accesses done */
+	if (pause && atomic_load_explicit(&emu->paused_seq, memory_order_relaxed) != seq)
+		atomic_store_explicit(&emu->paused_seq, seq, memory_order_release);
 	return pause;
 }
 
@@ -141,12 +151,16 @@ int nvmk_emu_pause(struct nvmk_emu *emu, bool on, unsigned timeout_ms)
 {
 	uint64_t end = emu_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	struct timespec nap = {0, 100000};
+	uint32_t seq;
 
 	atomic_store(&emu->pause_req, on);
-	emu_kick(emu);
-	if (!on)
+	if (!on) {
+		emu_kick(emu);
 		return 0;
-	while (!atomic_load_explicit(&emu->paused, memory_order_acquire)) {
+	}
+	seq = atomic_fetch_add(&emu->pause_seq, 1) + 1;
+	emu_kick(emu);
+	while (atomic_load_explicit(&emu->paused_seq, memory_order_acquire) != seq) {
 		if (emu_now_ns() > end) {
 			nvmk_warn(emu->name, NVMK_LOG_NOQ,
 				  "pause: the worker did not stop within %u ms", timeout_ms);
@@ -168,6 +182,7 @@ int nvmk_emu_snapshot(struct nvmk_emu *emu, struct nvmk_emu_snapshot *out, unsig
 	pthread_mutex_lock(&emu->snap_lock);
 	emu->snap_req = out;
 	emu->snap_done = false;
+	atomic_store(&emu->snap_pending, true);
 	pthread_mutex_unlock(&emu->snap_lock);
 	emu_kick(emu);
 	pthread_mutex_lock(&emu->snap_lock);
@@ -197,6 +212,7 @@ int nvmk_emu_snapshot(struct nvmk_emu *emu, struct nvmk_emu_snapshot *out, unsig
 		rc = emu->snap_rc;
 	emu->snap_req = NULL;
 	emu->snap_done = false;
+	atomic_store(&emu->snap_pending, false);
 	pthread_mutex_unlock(&emu->snap_lock);
 	if (rc == -ETIMEDOUT)
 		nvmk_warn(emu->name, NVMK_LOG_NOQ,
