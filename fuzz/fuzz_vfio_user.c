@@ -4,7 +4,8 @@
  * receives it (src/vfio_user/proto.c): the first byte picks how many file
  * descriptors "came with it", the rest is header + payload. The header and
  * command validators run on it, the VERSION decoder when it claims to be a
- * VERSION, and the handover string parser on the payload as text.
+ * VERSION, the handover string parser on the payload as text, and the
+ * resume blob parser (a --persist server's vendor region) on the payload.
  * Invariants: a refusal always says why; an accepted command's fixed part
  * fits in the payload; a decoded VERSION has sane capabilities.
  */
@@ -79,6 +80,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (c.max_msg_fds > NVMK_VFU_LIMIT_MAX_FDS || c.max_data_xfer_size < 4096 ||
 		     c.max_dma_maps == 0 || c.pgsizes == 0))
 			__builtin_trap();
+	}
+	{
+		/* the resume blob: aligned copy, as a client reads it */
+		uint64_t *al = malloc(len + 8);
+		struct nvmk_vfu_resume r;
+
+		if (al) {
+			memcpy(al, p, len);
+			why[0] = 0;
+			rc = nvmk_vfu_resume_parse(al, len, &r, why, sizeof(why));
+			if (rc && !why[0])
+				__builtin_trap();
+			if (!rc) {
+				/* everything it points at lies inside the blob */
+				const uint8_t *end = (const uint8_t *)al + len;
+
+				if ((const uint8_t *)(r.cmds + r.h.ncmd) > end ||
+				    (const uint8_t *)(r.maps + r.h.nmaps) > end)
+					__builtin_trap();
+				for (uint32_t i = 0; i < r.h.nsq; i++)
+					if (r.sqs[i].head >= r.sqs[i].size ||
+					    r.sqs[i].tail >= r.sqs[i].size)
+						__builtin_trap();
+			}
+			free(al);
+		}
 	}
 	{
 		struct nvmk_vfio_user_handover ho;

@@ -46,6 +46,49 @@ static inline uint64_t nvmk_dma_buf_iova(const struct nvmk_dma_buf *buf, size_t 
 	return buf->page_iova[off >> NVMK_DMA_PAGE_SHIFT] + (off & (NVMK_DMA_PAGE_SIZE - 1));
 }
 
+/*
+ * What a device that outlived its previous driver reports about itself
+ * (a --persist vfio-user server after its client crashed): the previous
+ * driver's DMA maps, queues and held commands, from the device's side. The
+ * driver adopts the controller from it (nvmk_ctrl_adopt) instead of
+ * resetting it. Everything in it comes from the device: validated by the
+ * backing's parser, and again by the driver before use.
+ */
+struct nvmk_dev_view_map {
+	uint64_t iova, size;
+	uint64_t offset; /* in the backing's pool file (@pool), else meaningless */
+	bool pool;	 /* in the file of the backing's pool (struct nvmk_backing.pool) */
+};
+struct nvmk_dev_view_sq {
+	uint16_t qid, cqid;
+	uint32_t size, head, tail; /* tail: the latest doorbell value */
+	uint64_t base;
+};
+struct nvmk_dev_view_cq {
+	uint16_t qid, iv;
+	bool ien;
+	uint8_t phase;		   /* phase tag the device writes at @tail */
+	uint32_t size, head, tail; /* head: the latest doorbell value */
+	uint64_t base;
+};
+struct nvmk_dev_view_cmd {
+	uint16_t sqid, cid;
+	uint8_t opc;
+	bool aer;
+	bool hung; /* held by the device until aborted (never completes by itself) */
+};
+struct nvmk_dev_view {
+	uint32_t aqa;
+	uint64_t asq, acq;
+	uint64_t dbbuf_shadow, dbbuf_eventidx; /* 0: shadow doorbells off */
+	uint16_t nsq_granted, ncq_granted; /* 1's based; 0: never set */
+	unsigned nmaps, nsq, ncq, ncmd;
+	const struct nvmk_dev_view_map *maps;
+	const struct nvmk_dev_view_sq *sqs;
+	const struct nvmk_dev_view_cq *cqs;
+	const struct nvmk_dev_view_cmd *cmds;
+};
+
 struct nvmk_backing_ops {
 	const char *kind; /* "local", "vfio", "vfio-user" */
 	uint32_t (*read32)(struct nvmk_backing *b, uint32_t off);
@@ -73,6 +116,12 @@ struct nvmk_backing_ops {
 
 	/* Function level reset (or the closest the backing has). */
 	int (*reset)(struct nvmk_backing *b);
+	/* The device's view of a previous driver's controller when the backing
+	 * attached without a reset to adopt it, else NULL (may be NULL). */
+	const struct nvmk_dev_view *(*device_view)(struct nvmk_backing *b);
+	/* The adoption is over (done or given up): the view goes, and the
+	 * previous driver's maps nobody took back (dma_remap) are unmapped. */
+	void (*device_view_done)(struct nvmk_backing *b);
 	void (*destroy)(struct nvmk_backing *b);
 };
 
@@ -292,6 +341,8 @@ int nvmk_backing_vfio_adopt(const struct nvmk_vfio_handover *ho, const struct nv
 /* Options of nvmk_backing_vfio_user_open(); zeroed (or NULL) = defaults. */
 struct nvmk_vfio_user_opts {
 	bool no_reset;		/* skip DEVICE_RESET at open (re-attach to a live controller) */
+	bool no_adopt;		/* a controller left enabled by a crashed client: reset it,
+				 * even when the server keeps that client's memory */
 	bool no_doorbell_mmap;	/* trap doorbells too (REGION_WRITE), e.g. to measure the cost */
 	unsigned timeout_ms;	/* reply timeout per request, 0 = 10 s */
 };
@@ -304,7 +355,13 @@ struct nvmk_vfio_user_opts {
  *
  * Negotiates the version, checks that the function is an NVMe controller
  * (class 010802h), maps the doorbells when the server offers them as a
- * sparse-mmap area, enables bus mastering and resets the function. Device
+ * sparse-mmap area, enables bus mastering and resets the function -- except
+ * when a client that crashed left the controller enabled and a --persist
+ * server hands back that client's private pool and the controller's queue
+ * state (docs/vfio-user.md): then nothing is reset, the pool becomes the
+ * backing's (struct nvmk_backing.pool, owned by the backing), the previous
+ * client's maps are the backing's, and ops->device_view says what the
+ * device holds, for nvmk_ctrl_adopt(). Which way it went is logged. Device
  * addresses are handed out from 4 GiB up (never equal to host addresses);
  * every DMA block is shared with the server through its memfd.
  *
@@ -319,6 +376,12 @@ struct nvmk_vfio_user_opts {
  */
 int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_opts *opts,
 				struct nvmk_backing **out);
+
+/** nvmk_backing_device_view - ops->device_view, or NULL when the backing has none. */
+static inline const struct nvmk_dev_view *nvmk_backing_device_view(struct nvmk_backing *b)
+{
+	return b && b->ops->device_view ? b->ops->device_view(b) : NULL;
+}
 
 /** nvmk_backing_is_vfio_user - whether @b was made by nvmk_backing_vfio_user_open/_adopt. */
 bool nvmk_backing_is_vfio_user(const struct nvmk_backing *b);

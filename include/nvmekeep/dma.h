@@ -199,6 +199,17 @@ int nvmk_dma_tag(const struct nvmk_dma_mem *mem, char *tag, size_t len);
  */
 int nvmk_dma_pool_finish_restore(struct nvmk_dma_pool *pool);
 
+/**
+ * nvmk_dma_pool_release_unclaimed - free the blocks of @owner a predecessor
+ * allocated that this process has not reclaimed, without marking them
+ * Leaked first. Only once the device of @owner can no longer reach them (it
+ * was reset, or every command that could use them completed and their maps
+ * were removed): the adoption of a crashed driver's controller
+ * (nvmk_ctrl_adopt) gives back the previous driver's data buffers so.
+ * Return: the number of blocks freed, or -EINVAL.
+ */
+int nvmk_dma_pool_release_unclaimed(struct nvmk_dma_pool *pool, const char *owner);
+
 /* One block as reported by nvmk_dma_pool_leaked(). */
 struct nvmk_dma_slot_info {
 	char owner[NVMK_DMA_OWNER_MAX + 1];

@@ -229,4 +229,72 @@ uint64_t nvmk_emu_cmd_count(struct nvmk_emu *emu, bool admin, uint8_t opcode);
 /** Number of controller resets (CC.EN 1->0 transitions). */
 uint64_t nvmk_emu_reset_count(struct nvmk_emu *emu);
 
+/* ---- Pause and snapshot (a device whose driver went away: nvmekeep-emu --persist) ---- */
+
+/* One queue as the controller sees it. Tails and heads are the latest
+ * doorbell values the controller will act on (a doorbell written but not yet
+ * processed counts), not how far it got. */
+struct nvmk_emu_snap_sq {
+	uint16_t qid, cqid;
+	uint32_t size; /* entries */
+	uint64_t base; /* IOVA */
+	uint32_t head; /* next entry the controller fetches */
+	uint32_t tail; /* doorbell */
+};
+
+struct nvmk_emu_snap_cq {
+	uint16_t qid, iv;
+	bool ien;
+	uint8_t phase; /* the phase tag the controller writes at @tail */
+	uint32_t size;
+	uint64_t base;
+	uint32_t head; /* doorbell */
+	uint32_t tail; /* next entry the controller writes */
+};
+
+enum nvmk_emu_snap_cmd_kind {
+	NVMK_EMU_SNAP_CMD_DELAYED = 0, /* executed, completion held for a while */
+	NVMK_EMU_SNAP_CMD_HUNG = 1,    /* never completes unless aborted */
+	NVMK_EMU_SNAP_CMD_AER = 2,     /* outstanding Asynchronous Event Request */
+};
+
+struct nvmk_emu_snap_cmd {
+	uint16_t sqid, cid;
+	uint8_t opc;
+	uint8_t kind; /* enum nvmk_emu_snap_cmd_kind */
+};
+
+struct nvmk_emu_snapshot {
+	bool enabled, ready; /* CC.EN accepted, CSTS.RDY */
+	uint32_t cc, aqa;
+	uint64_t asq, acq;
+	uint64_t dbbuf_shadow, dbbuf_eventidx; /* IOVAs, 0 = shadow doorbells off */
+	uint16_t nsq_granted, ncq_granted;     /* Number of Queues granted (1's based), 0 = never set */
+	unsigned nsq, ncq, ncmd;
+	struct nvmk_emu_snap_sq *sqs; /* admin queue (qid 0) first */
+	struct nvmk_emu_snap_cq *cqs;
+	struct nvmk_emu_snap_cmd *cmds;
+};
+
+/**
+ * nvmk_emu_pause - stop (@on) or resume the controller's command processing
+ * at a command boundary: a paused controller fetches nothing, completes
+ * nothing and touches no memory, but registers and doorbells are still
+ * written (they are acted on when it resumes).
+ * Return: 0, or -ETIMEDOUT when the worker did not reach a boundary within
+ * @timeout_ms (it is then asked to pause all the same).
+ */
+int nvmk_emu_pause(struct nvmk_emu *emu, bool on, unsigned timeout_ms);
+
+/**
+ * nvmk_emu_snapshot - the controller's queues and held commands, taken by
+ * its worker between two commands (consistent). Arrays are allocated; free
+ * with nvmk_emu_snapshot_free. With shadow doorbells on, the shadow values
+ * are read through the DMA callback.
+ * Return: 0, -ETIMEDOUT (@timeout_ms passed), -ENOMEM.
+ */
+int nvmk_emu_snapshot(struct nvmk_emu *emu, struct nvmk_emu_snapshot *out, unsigned timeout_ms);
+/** nvmk_emu_snapshot_free - free the arrays of @s (not @s itself). */
+void nvmk_emu_snapshot_free(struct nvmk_emu_snapshot *s);
+
 #endif /* NVMEKEEP_EMU_H */

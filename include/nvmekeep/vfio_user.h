@@ -294,4 +294,114 @@ int nvmk_vfu_send(int sock, struct nvmk_vfu_hdr *h, const void *payload, size_t 
  */
 int nvmk_vfu_recv(int sock, void *buf, size_t bufsz, int *fds, unsigned maxfds, unsigned *nfds);
 
+/* ---- resume state: a --persist server's vendor regions (docs/vfio-user.md) ----
+ *
+ * Region NVMK_VFU_REGION_RESUME (READ | WRITE): a read-only blob describing
+ * what a previous client left in the device -- its DMA maps and the
+ * controller's queues and held commands -- and one writable dword at
+ * offset 0 (NVMK_VFU_RESUME_CTL_ADOPT: the new client takes the previous
+ * client's maps as its own; the controller goes on). Region
+ * NVMK_VFU_REGION_MEMORY (MMAP, no READ/WRITE): the memory file of the
+ * previous client's admin queue, whose fd comes with the region info reply.
+ * Both carry a capability VFIO_REGION_INFO_CAP_TYPE (id 2) with type
+ * VFIO_REGION_TYPE_PCI_VENDOR_TYPE | 1de5h and subtype 1 (resume state) or
+ * 2 (memory). Size 0 when the server has nothing to offer.
+ */
+#define NVMK_VFU_REGION_RESUME	  9
+#define NVMK_VFU_REGION_MEMORY	  10
+#define NVMK_VFU_NUM_REGIONS_EXT  11
+#define NVMK_VFU_CAP_TYPE	  2
+#define NVMK_VFU_VENDOR_TYPE	  (0x80000000u | 0x1de5u)
+#define NVMK_VFU_SUBTYPE_RESUME	  1
+#define NVMK_VFU_SUBTYPE_MEMORY	  2
+#define NVMK_VFU_RESUME_MAGIC	  0x524b564eu /* "NVKR" */
+#define NVMK_VFU_RESUME_VERSION	  1
+#define NVMK_VFU_RESUME_CTL_ADOPT 0x41444f50u /* "ADOP" */
+#define NVMK_VFU_RESUME_MAX	  (1u << 20)  /* largest blob a client reads */
+#define NVMK_VFU_RESUME_FILE_NONE 0xffffffffu /* map without an fd */
+
+struct nvmk_vfu_cap_type {
+	struct nvmk_vfu_cap_hdr hdr;
+	uint32_t type;
+	uint32_t subtype;
+};
+_Static_assert(sizeof(struct nvmk_vfu_cap_type) == 16, "type capability");
+
+struct nvmk_vfu_resume_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t hdr_size; /* sizeof(struct nvmk_vfu_resume_hdr) */
+	uint32_t total_size;
+	uint32_t nmaps, nsq, ncq, ncmd;
+	uint32_t cc, aqa;
+	uint16_t nsq_granted, ncq_granted; /* 1's based; 0: never set */
+	uint64_t asq, acq;
+	uint64_t dbbuf_shadow, dbbuf_eventidx;
+};
+_Static_assert(sizeof(struct nvmk_vfu_resume_hdr) == 72, "resume header");
+
+struct nvmk_vfu_resume_map {
+	uint64_t iova, size;
+	uint64_t offset; /* in its file */
+	uint32_t file;	 /* 0: the file of region MEMORY; others: other files; FILE_NONE */
+	uint32_t flags;	 /* DMA_MAP flags */
+};
+_Static_assert(sizeof(struct nvmk_vfu_resume_map) == 32, "resume map");
+
+struct nvmk_vfu_resume_sq {
+	uint16_t qid, cqid;
+	uint32_t size;
+	uint64_t base;
+	uint32_t head, tail;
+};
+_Static_assert(sizeof(struct nvmk_vfu_resume_sq) == 24, "resume sq");
+
+struct nvmk_vfu_resume_cq {
+	uint16_t qid, iv;
+	uint8_t ien, phase;
+	uint16_t reserved;
+	uint32_t size;
+	uint32_t reserved2; /* explicit: base is 8-byte aligned */
+	uint64_t base;
+	uint32_t head, tail;
+};
+_Static_assert(sizeof(struct nvmk_vfu_resume_cq) == 32 &&
+		   offsetof(struct nvmk_vfu_resume_cq, base) == 16,
+	       "resume cq");
+
+struct nvmk_vfu_resume_cmd {
+	uint16_t sqid, cid;
+	uint8_t opc, kind; /* kind: 0 delayed, 1 hung, 2 AER */
+	uint16_t reserved;
+};
+_Static_assert(sizeof(struct nvmk_vfu_resume_cmd) == 8, "resume cmd");
+
+/* A decoded resume blob; the arrays point into the buffer that was parsed. */
+struct nvmk_vfu_resume {
+	struct nvmk_vfu_resume_hdr h;
+	const struct nvmk_vfu_resume_map *maps;
+	const struct nvmk_vfu_resume_sq *sqs;
+	const struct nvmk_vfu_resume_cq *cqs;
+	const struct nvmk_vfu_resume_cmd *cmds;
+};
+
+/**
+ * nvmk_vfu_resume_size - bytes of a blob with these counts, or 0 when too large.
+ */
+size_t nvmk_vfu_resume_size(uint32_t nmaps, uint32_t nsq, uint32_t ncq, uint32_t ncmd);
+
+/**
+ * nvmk_vfu_resume_parse - validate a resume blob received from a server.
+ * @p/@len: the blob, 8-byte aligned (the arrays of @out point into it)
+ * Checks: magic, version, header size, total size = @len = what the counts
+ * need, queue ids below 65536 and unique, sizes in [2, 65536], heads and
+ * tails inside their queue, phase 0/1, every SQ's CQ listed, an admin SQ and
+ * CQ (qid 0) when any queue is listed, command kinds known and their SQ
+ * listed, maps 4 KiB aligned, non-empty, without wrap, sorted, not
+ * overlapping.
+ * Return: 0, or -EINVAL with the reason in @why.
+ */
+int nvmk_vfu_resume_parse(const void *p, size_t len, struct nvmk_vfu_resume *out, char *why,
+			  size_t whylen);
+
 #endif /* NVMEKEEP_VFIO_USER_H */

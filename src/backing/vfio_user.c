@@ -255,6 +255,12 @@ static int exchange(struct vfu_backing *v, uint16_t cmd, const void *req, size_t
 	return rc;
 }
 
+int vfu_exchange(struct vfu_backing *v, uint16_t cmd, const void *req, size_t reqlen,
+		 const int *fds, unsigned nfds, void *reply, size_t rmax, size_t *rlen, int *rfd)
+{
+	return exchange(v, cmd, req, reqlen, fds, nfds, reply, rmax, rlen, rfd);
+}
+
 /* ---- regions ---- */
 
 static int region_read(struct vfu_backing *v, uint32_t region, uint64_t off, void *data,
@@ -587,6 +593,7 @@ static int vfu_reset(struct nvmk_backing *b)
 
 void vfu_free(struct vfu_backing *v, bool close_fds)
 {
+	vfu_resume_free(v);
 	if (v->db_map)
 		munmap(v->db_map, v->db_len);
 	if (close_fds) {
@@ -629,6 +636,8 @@ static const struct nvmk_backing_ops vfu_ops = {
     .irq_disable = vfu_irq_disable,
     .irq_fd = vfu_irq_fd,
     .reset = vfu_reset,
+    .device_view = vfu_device_view,
+    .device_view_done = vfu_device_view_done,
     .destroy = vfu_destroy,
 };
 
@@ -897,18 +906,41 @@ int nvmk_backing_vfio_user_open(const char *path, const struct nvmk_vfio_user_op
 		rc = vfu_enable_bus_master(v);
 	if (!rc && !(opts && opts->no_reset)) {
 		uint32_t cc = vfu_read32(&v->b, NVME_REG_CC);
+		bool adopt = false;
 
 		/* A controller left enabled (a --persist server after its client
 		 * went without handing over state): its queues and held commands
-		 * point into memory that went with that client, so only a reset is
-		 * correct. Done before any DMA_MAP (docs/vfio-user.md). */
-		if (cc != 0xffffffffu && (cc & NVME_CC_EN))
-			nvmk_info(
-			    v->b.name, NVMK_LOG_NOQ,
-			    "the controller was left enabled by a previous client (CC 0x%08x) "
-			    "and no saved state is restored: resetting it",
-			    cc);
-		rc = vfu_reset(&v->b);
+		 * point into memory that went with that client. Either the server
+		 * hands that memory back (the client's private pool) with the
+		 * device's view of the queues, and the controller is adopted, or
+		 * only a reset is correct, done before any DMA_MAP
+		 * (docs/vfio-user.md). */
+		if (cc != 0xffffffffu && (cc & NVME_CC_EN)) {
+			char why[200] = "adoption disabled by the caller (no_adopt)";
+			int arc = (opts && opts->no_adopt) ? -ECANCELED
+							   : vfu_resume_try(v, why, sizeof(why));
+
+			if (arc == -ENODEV && atomic_load(&v->gone))
+				rc = arc;
+			else if (!arc)
+				adopt = true;
+			else
+				nvmk_info(
+				    v->b.name, NVMK_LOG_NOQ,
+				    "the controller was left enabled by a previous client "
+				    "(CC 0x%08x) and no saved state is restored; it cannot be "
+				    "adopted (%s): resetting it",
+				    cc, why);
+			if (adopt)
+				nvmk_info(
+				    v->b.name, NVMK_LOG_NOQ,
+				    "the controller was left enabled by a previous client "
+				    "(CC 0x%08x): the server handed back its private pool and "
+				    "queue state; adopting it without a reset",
+				    cc);
+		}
+		if (!rc && !adopt)
+			rc = vfu_reset(&v->b);
 	}
 	if (rc) {
 		if (rc == -ENODEV && atomic_load(&v->gone))

@@ -54,6 +54,12 @@ struct vfu_backing {
 	struct vfu_map *maps;
 	unsigned nmaps, maps_cap;
 	uint64_t next_iova;
+
+	/* adoption of a crashed client's controller (vfio_user_resume.c) */
+	struct nvmk_dma_pool *own_pool; /* the pool the server handed back */
+	bool has_view;
+	struct nvmk_dev_view view;
+	void *view_mem; /* the view's arrays */
 };
 
 static inline struct vfu_backing *to_vfu(struct nvmk_backing *b)
@@ -69,5 +75,17 @@ void vfu_free(struct vfu_backing *v, bool close_fds);
 int vfu_probe(struct vfu_backing *v, const struct nvmk_vfio_user_opts *opts);
 /* Append @m to the map table (caller holds map_lock or owns @v alone). */
 int vfu_maps_add(struct vfu_backing *v, const struct vfu_map *m);
+/* One request and its reply (see exchange_locked in vfio_user.c). */
+int vfu_exchange(struct vfu_backing *v, uint16_t cmd, const void *req, size_t reqlen,
+		 const int *fds, unsigned nfds, void *reply, size_t rmax, size_t *rlen, int *rfd);
+
+/* vfio_user_resume.c: at open, a controller left enabled by a client that
+ * crashed. 0: the server handed back that client's pool and the queue
+ * state, the maps are ours, nothing is to be reset; else the reason
+ * (logged by the caller with @why), and the controller must be reset. */
+int vfu_resume_try(struct vfu_backing *v, char *why, size_t whylen);
+const struct nvmk_dev_view *vfu_device_view(struct nvmk_backing *b);
+void vfu_device_view_done(struct nvmk_backing *b);
+void vfu_resume_free(struct vfu_backing *v);
 
 #endif /* NVMK_BK_VFIO_USER_INTERNAL_H */

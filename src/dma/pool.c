@@ -565,6 +565,31 @@ int nvmk_dma_pool_finish_restore(struct nvmk_dma_pool *pool)
 	return -EUCLEAN;
 }
 
+int nvmk_dma_pool_release_unclaimed(struct nvmk_dma_pool *pool, const char *owner)
+{
+	uint64_t pages = 0;
+	int n = 0;
+
+	if (!pool || !names_ok(owner, "x"))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	for (uint32_t idx = 0; idx < pool->slot_count; idx++) {
+		const struct pool_slot *s = &pool->slots[idx];
+
+		if (s->state != POOL_SLOT_ALLOCATED || pool->live[idx] || strcmp(s->owner, owner))
+			continue;
+		pages += s->pages;
+		release_slot(pool, idx);
+		n++;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (n)
+		nvmk_info(owner, NVMK_LOG_NOQ,
+			  "%d block(s) (%llu pages) of the previous driver returned to the pool", n,
+			  (unsigned long long)pages);
+	return n;
+}
+
 size_t nvmk_dma_pool_leaked(struct nvmk_dma_pool *pool, struct nvmk_dma_slot_info *out, size_t max)
 {
 	size_t n = 0;

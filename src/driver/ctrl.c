@@ -973,3 +973,12 @@ int nvmk_ctrl_active_ns(struct nvmk_ctrl *ctrl, uint32_t *nsids, unsigned max)
 	free(l);
 	return rc;
 }
+
+/* Identify Controller and what the driver takes from it (adopt.c: a
+ * controller adopted from the device's view has no saved identify data). */
+int drv_ctrl_identify(struct nvmk_ctrl *ctrl)
+{
+	int rc = init_identify(ctrl);
+
+	return rc < 0 ? rc : 0;
+}

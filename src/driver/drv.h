@@ -439,6 +439,7 @@ void drv_mutex_init_recursive(pthread_mutex_t *m);
 void drv_ctrl_free_host(struct nvmk_ctrl *ctrl);
 bool drv_wait_csts(struct nvmk_ctrl *ctrl, uint32_t mask, uint32_t val, uint32_t ms,
 		   const char *what);
+int drv_ctrl_identify(struct nvmk_ctrl *ctrl);
 
 /* recovery.c */
 void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why);

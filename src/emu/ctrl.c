@@ -357,6 +357,11 @@ static void *emu_worker(void *arg)
 		uint64_t next, n2;
 		bool busy = false;
 
+		/* a snapshot is taken, and a pause holds, between two commands */
+		if (emu_snap_step(emu)) {
+			emu_wait(emu, now + 1000000ull);
+			continue;
+		}
 		if (atomic_load(&emu->removed)) {
 			emu_wait(emu, 0);
 			continue;
@@ -417,6 +422,7 @@ static void emu_free(struct nvmk_emu *emu)
 	pthread_mutex_destroy(&emu->irq_lock);
 	pthread_mutex_destroy(&emu->aer_lock);
 	pthread_mutex_destroy(&emu->fault_lock);
+	emu_snap_fini(emu);
 	free(emu);
 }
 
@@ -446,6 +452,7 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	pthread_mutex_init(&emu->reg_lock, NULL);
 	pthread_mutex_init(&emu->irq_lock, NULL);
 	pthread_mutex_init(&emu->aer_lock, NULL);
+	emu_snap_init(emu);
 	pthread_mutex_init(&emu->fault_lock, NULL);
 	emu->db = calloc(2u * nq, sizeof(*emu->db));
 	emu->sqs = calloc(nq, sizeof(*emu->sqs));

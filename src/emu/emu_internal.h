@@ -268,6 +268,17 @@ struct nvmk_emu {
 	uint64_t smart_read_units; /* 512-byte units */
 	uint64_t smart_write_units;
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
+
+	/* ---- pause and snapshot (snapshot.c) ---- */
+	atomic_bool pause_req;	     /* any thread: stop at the next command boundary */
+	_Atomic uint32_t pause_seq;  /* any thread: bumped by every pause request */
+	_Atomic uint32_t paused_seq; /* worker: the request it stopped for */
+	pthread_mutex_t snap_lock;
+	pthread_cond_t snap_cv;
+	atomic_bool snap_pending;	    /* a snapshot is asked for (the loop's cheap test) */
+	struct nvmk_emu_snapshot *snap_req; /* snap_lock: a snapshot to take */
+	int snap_rc;
+	bool snap_done;
 };
 
 #define EMU_BOUNCE (64 * 1024)
@@ -336,6 +347,13 @@ uint32_t emu_db_page_read(struct nvmk_emu *emu, volatile uint32_t *page, unsigne
 void emu_fatal(struct nvmk_emu *emu, int qid, const char *why);
 /* (Re)start the Keep Alive Timer from now with the current KATO (worker). */
 void emu_keep_alive_restart(struct nvmk_emu *emu);
+
+/* ---- snapshot.c ---- */
+void emu_snap_init(struct nvmk_emu *emu);
+void emu_snap_fini(struct nvmk_emu *emu);
+/* Worker, between two commands: serve a snapshot request; true when paused
+ * (the caller then processes nothing). */
+bool emu_snap_step(struct nvmk_emu *emu);
 
 /* ---- regs.c ---- */
 void emu_regs_init(struct nvmk_emu *emu);

@@ -101,8 +101,12 @@ int mgr_dev_make_backing(struct mgr_dev *d, bool restoring)
 		return rc;
 	}
 	/* the backing allocates queue memory from the manager's pool, so that
-	 * the memory of a live device can be reclaimed by a successor */
-	b->pool = d->mgr->pool;
+	 * the memory of a live device can be reclaimed by a successor -- unless
+	 * it came with one to adopt the controller from: a vfio-user device
+	 * whose crashed previous client's pool the server handed back (its
+	 * queues live there) */
+	if (!nvmk_backing_device_view(b))
+		b->pool = d->mgr->pool;
 	pthread_mutex_lock(&d->lock);
 	d->backing = b;
 	d->emu = emu;
@@ -177,7 +181,9 @@ static int dev_load(struct mgr_dev *d)
 	if (rc)
 		goto fail;
 	mgr_dev_ctrl_opts(d, &o);
-	rc = nvmk_ctrl_open(d->backing, &o, &ctrl);
+	/* a controller a crashed client left is adopted when the device offers
+	 * its view, else reset and brought up (logged which and why) */
+	rc = nvmk_ctrl_open_or_adopt(d->backing, &o, &ctrl, NULL);
 	if (rc) {
 		nvmk_err(d->id, NVMK_LOG_NOQ, "bring-up failed: %d", rc);
 		goto fail;

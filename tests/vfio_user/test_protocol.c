@@ -298,7 +298,7 @@ static void test_malformed_messages(void **state)
 		close(fds[i]);
 	/* indexes beyond what the device has */
 	{
-		struct nvmk_vfu_region_info ri = {.argsz = 32, .index = 9};
+		struct nvmk_vfu_region_info ri = {.argsz = 32, .index = NVMK_VFU_NUM_REGIONS_EXT};
 		struct nvmk_vfu_irq_info ii = {.argsz = 16, .index = 5};
 
 		assert_int_equal(cmd(fd, NVMK_VFU_DEVICE_GET_REGION_INFO, &ri, sizeof(ri)), EINVAL);

@@ -109,7 +109,10 @@ static json_object *stats_reply(struct srv *s)
 	json_object_object_add(
 	    c, "resume_refused",
 	    json_object_new_int64((int64_t)atomic_load(&s->stats.resume_refused)));
+	json_object_object_add(c, "adopted",
+			       json_object_new_int64((int64_t)atomic_load(&s->stats.adopted)));
 	json_object_object_add(c, "persist", json_object_new_boolean(s->persist));
+	json_object_object_add(c, "resume_memory", json_object_new_boolean(s->keep_memory));
 	json_object_array_add(arr, c);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "controllers", arr);

@@ -15,6 +15,7 @@
  * for queue memory): the server never touches memory outside a mapping.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,11 @@ void srv_resume_window(struct srv *s, bool open)
 		s->ngone = 0;
 	pthread_cond_broadcast(&s->wait_cv);
 	pthread_mutex_unlock(&s->wait_lock);
+	if (!open) {
+		/* the previous client's memory not taken back is no one's now */
+		srv_dma_drop_kept(s);
+		srv_resume_release(s);
+	}
 }
 
 void srv_dma_remember_gone(struct srv *s)
@@ -374,12 +380,90 @@ void srv_dma_done(void *ctx, void *host, uint64_t iova, size_t len, bool write)
 
 /* ---- DMA_MAP / DMA_UNMAP (main thread) ---- */
 
+static void wait_inflight(struct srv *s);
+static void map_release(struct srv *s, struct srv_map *m);
+
+/* Remove the maps for which @keep(map) is false from the table (main
+ * thread), wait for the worker to let go of them, release them. */
+static void maps_drop_if(struct srv *s, bool (*drop)(const struct srv_map *, const void *),
+			 const void *arg)
+{
+	struct srv_map out[16];
+	unsigned n, k;
+
+	do {
+		n = 0;
+		pthread_rwlock_wrlock(&s->map_lock);
+		for (k = 0; k < s->nmaps;) {
+			if (drop(&s->maps[k], arg) && n < 16) {
+				out[n++] = s->maps[k];
+				memmove(&s->maps[k], &s->maps[k + 1],
+					(s->nmaps - k - 1) * sizeof(s->maps[0]));
+				s->nmaps--;
+			} else {
+				k++;
+			}
+		}
+		pthread_rwlock_unlock(&s->map_lock);
+		wait_inflight(s);
+		for (k = 0; k < n; k++)
+			map_release(s, &out[k]);
+	} while (n == 16);
+}
+
+static bool is_kept(const struct srv_map *m, const void *arg)
+{
+	(void)arg;
+	return m->kept;
+}
+
+static bool is_kept_same(const struct srv_map *m, const void *arg)
+{
+	const struct nvmk_vfu_dma_map *d = arg;
+
+	return m->kept && m->iova < d->addr + d->size && d->addr < m->iova + m->size;
+}
+
+void srv_dma_keep_all(struct srv *s)
+{
+	pthread_rwlock_wrlock(&s->map_lock);
+	for (unsigned i = 0; i < s->nmaps; i++)
+		s->maps[i].kept = true;
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+void srv_dma_drop_kept(struct srv *s)
+{
+	maps_drop_if(s, is_kept, NULL);
+}
+
+void srv_dma_adopt_kept(struct srv *s)
+{
+	pthread_rwlock_wrlock(&s->map_lock);
+	for (unsigned i = 0; i < s->nmaps; i++)
+		s->maps[i].kept = false;
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* A new client maps memory where the previous one had some: the kept maps
+ * there give way. The same memory again (a restoring driver re-mapping its
+ * pool) goes on where the kept map was; other memory meets resume_map_ok
+ * below (a reset before the map becomes visible). */
+static void srv_dma_take_back(struct srv *s, const struct nvmk_vfu_dma_map *m)
+{
+	maps_drop_if(s, is_kept_same, m);
+}
+
 int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 {
-	struct srv_map nm = {.iova = m->addr, .size = m->size, .flags = m->flags};
+	struct srv_map nm = {.iova = m->addr, .size = m->size, .flags = m->flags, .fd = -1};
 	unsigned pos;
 	int prot = 0;
 
+	/* a new client maps memory: the controller goes on (resume.c) */
+	srv_resume_release(s);
+	if (s->ngone)
+		srv_dma_take_back(s, m);
 	if (s->nmaps >= SRV_MAX_DMA_MAPS) {
 		nvmk_warn(s->name, NVMK_LOG_NOQ, "DMA_MAP refused: already %u maps (max_dma_maps)",
 			  s->nmaps);
@@ -436,6 +520,8 @@ int srv_dma_map(struct srv *s, const struct nvmk_vfu_dma_map *m, int fd)
 				  (unsigned long long)m->offset, rc);
 			return rc;
 		}
+		if (s->persist && s->keep_memory)
+			nm.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	}
 	if (s->ngone) {
 		char why[160];
@@ -479,6 +565,9 @@ static void map_release(struct srv *s, struct srv_map *m)
 {
 	if (m->host)
 		munmap(m->host, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
 	atomic_fetch_sub(&s->mapped_bytes, m->size);
 }
 

@@ -42,6 +42,8 @@ static const char usage_text[] =
     "                       Default: ram:1G:512 and null:64G:4096, as 'nvmekeep ... emu'\n"
     "  --serial S           Identify serial number (default NVMKEMU0001)\n"
     "  --persist            keep the controller's state when the client disconnects\n"
+    "  --no-resume-memory   with --persist: drop the client's memory at a disconnect\n"
+    "                       (a client that crashed is then always reset)\n"
     "                       (the next client carries on without a reset if it maps\n"
     "                       the same memory; other memory there resets it)\n"
     "  --control PATH       JSON control socket: stats, fault injection\n"
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
 					     {"ns", required_argument, NULL, 'n'},
 					     {"serial", required_argument, NULL, 'S'},
 					     {"persist", no_argument, NULL, 'p'},
+					     {"no-resume-memory", no_argument, NULL, 'M'},
 					     {"control", required_argument, NULL, 'c'},
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
 	const char *sock_path = NULL, *control = NULL, *serial = "NVMKEMU0001";
 	char *paths[NVMK_EMU_MAX_NS] = {0};
 	unsigned nns = 0, verbose = 0;
+	bool no_resume_memory = false;
 	int listen_fd = -1, c, rc;
 	sigset_t set;
 
@@ -237,6 +241,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			s->persist = true;
+			break;
+		case 'M':
+			no_resume_memory = true;
 			break;
 		case 'c':
 			control = optarg;
@@ -284,6 +291,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	s->keep_memory = s->persist && !no_resume_memory;
 	rc = srv_setup(s, &cfg);
 	if (rc) {
 		fprintf(stderr, "nvmekeep-emu: cannot create the controller: %s\n", strerror(-rc));

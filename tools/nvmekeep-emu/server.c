@@ -110,8 +110,17 @@ static int do_region_info(struct srv *s, const struct nvmk_vfu_hdr *h, const uin
 
 	memcpy(&ri, p, sizeof(ri));
 	room = ri.argsz;
-	if (ri.index >= NVMK_VFU_PCI_NUM_REGIONS)
-		return send_error(s, h, EINVAL, "region index beyond the 9 PCI regions");
+	if (ri.index == NVMK_VFU_REGION_RESUME || ri.index == NVMK_VFU_REGION_MEMORY) {
+		uint8_t big[128];
+		int rc = srv_resume_region_info(s, ri.index, room, big, sizeof(big), &len, &fd);
+
+		if (rc)
+			return send_error(s, h, -rc, "the resume state could not be taken");
+		return send_reply(s, h, big, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+	}
+	if (ri.index >= NVMK_VFU_NUM_REGIONS_EXT)
+		return send_error(s, h, EINVAL,
+				  "region index beyond the 9 PCI regions and the 2 vendor ones");
 	ri.argsz = sizeof(ri);
 	ri.flags = 0;
 	ri.cap_offset = 0;
@@ -237,6 +246,16 @@ static int do_region_rw(struct srv *s, const struct nvmk_vfu_hdr *h, uint8_t *p,
 		rc = write ? srv_cfg_write(s, rw.offset, rw.count, data)
 			   : srv_cfg_read(s, rw.offset, rw.count, data);
 		break;
+	case NVMK_VFU_REGION_RESUME:
+	case NVMK_VFU_REGION_MEMORY: {
+		char why[160];
+
+		rc = srv_resume_region_rw(s, rw.region, rw.offset, rw.count, data, write, why,
+					  sizeof(why));
+		if (rc)
+			return send_error(s, h, -rc, why);
+		break;
+	}
 	default:
 		rc = -EINVAL;
 	}
@@ -432,7 +451,7 @@ static int handle(struct srv *s, uint8_t *msg, int *fds, unsigned nfds)
 		struct nvmk_vfu_device_info di = {.argsz = sizeof(di),
 						  .flags = NVMK_VFU_DEV_FLAG_RESET |
 							   NVMK_VFU_DEV_FLAG_PCI,
-						  .num_regions = NVMK_VFU_PCI_NUM_REGIONS,
+						  .num_regions = NVMK_VFU_NUM_REGIONS_EXT,
 						  .num_irqs = NVMK_VFU_NUM_IRQS};
 
 		return send_reply(s, &h, &di, sizeof(di), NULL, 0);
@@ -469,7 +488,10 @@ static void client_gone(struct srv *s)
 		/* quiesce first: accesses from now on wait for the next client */
 		srv_resume_window(s, true);
 		srv_dma_remember_gone(s);
-		srv_dma_unmap_all(s);
+		if (s->keep_memory)
+			srv_resume_hold(s); /* paused, maps kept for the next client (resume.c) */
+		else
+			srv_dma_unmap_all(s);
 		nvmk_info(s->name, NVMK_LOG_NOQ,
 			  "client disconnected: controller state kept (--persist)");
 	} else {
@@ -651,6 +673,7 @@ void srv_teardown(struct srv *s)
 		munmap(s->db_map, s->bar0_size);
 	if (s->db_fd >= 0)
 		close(s->db_fd);
+	free(s->resume_blob);
 	free(s->irq_fds);
 	free(s->msix_table);
 }

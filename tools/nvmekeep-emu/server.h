@@ -45,6 +45,11 @@ struct srv_map {
 	dev_t dev;
 	ino_t ino;
 	uint64_t offset;
+	/* --persist: a dup of the client's fd (close-on-exec), so that the
+	 * memory can be handed to the next client; -1 otherwise */
+	int fd;
+	/* a previous client's map kept across its disconnect (resume.c) */
+	bool kept;
 };
 
 struct srv_bounce {
@@ -59,6 +64,7 @@ struct srv_stats {
 	_Atomic uint64_t connections;
 	_Atomic uint64_t protocol_errors; /* error replies sent */
 	_Atomic uint64_t resume_refused;  /* resume windows closed by a reset (memory not back) */
+	_Atomic uint64_t adopted;	  /* clients that took a previous client's memory (ADOPT) */
 };
 
 struct srv {
@@ -99,6 +105,13 @@ struct srv {
 	 * memory, else the device's queues and held commands cannot go on. */
 	struct srv_map gone[SRV_MAX_DMA_MAPS];
 	unsigned ngone;
+	/* --persist and not --no-resume-memory: at a disconnect the controller
+	 * is paused and the client's maps stay (kept), for the next client to
+	 * adopt (resume.c); else they are dropped. */
+	bool keep_memory;
+	bool held;	      /* main thread: the controller is paused for a resume */
+	uint8_t *resume_blob; /* main thread: the last resume state served */
+	size_t resume_len;
 
 	/* DMA_READ/WRITE to the client (worker thread) */
 	pthread_mutex_t rpc_lock; /* one request at a time */
@@ -141,6 +154,19 @@ void srv_rpc_fail(struct srv *s);
 void srv_resume_window(struct srv *s, bool open);
 /* Before srv_dma_unmap_all at a --persist disconnect: remember the maps. */
 void srv_dma_remember_gone(struct srv *s);
+
+/* Maps kept across a disconnect (main thread). */
+void srv_dma_keep_all(struct srv *s);
+void srv_dma_drop_kept(struct srv *s);
+void srv_dma_adopt_kept(struct srv *s);
+
+/* resume.c: the vendor regions of a --persist server */
+void srv_resume_hold(struct srv *s);
+void srv_resume_release(struct srv *s);
+int srv_resume_region_info(struct srv *s, uint32_t index, uint32_t room, uint8_t *out,
+			   size_t outmax, size_t *len, int *fd);
+int srv_resume_region_rw(struct srv *s, uint32_t index, uint64_t off, uint32_t count, uint8_t *data,
+			 bool write, char *why, size_t whylen);
 
 /* pci.c */
 void srv_pci_init(struct srv *s);

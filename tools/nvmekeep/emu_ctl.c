@@ -110,6 +110,8 @@ static void print_stats(json_object *r)
 		printf("  protocol errors   : %lld\n", field(c, "protocol_errors"));
 		printf("  resumes refused   : %lld (other memory at the old addresses: reset)\n",
 		       field(c, "resume_refused"));
+		printf("  adopted           : %lld (crashed clients' controllers taken over, no reset)\n",
+		       field(c, "adopted"));
 		printf("  admin commands    :\n");
 		if (json_object_object_get_ex(c, "admin_commands", &m)) {
 			json_object_object_foreach(m, k, v)

@@ -187,6 +187,52 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl);
 int nvmk_ctrl_restore(struct nvmk_backing *b, const void *blob, size_t len,
 		      const struct nvmk_restore_opts *opts, struct nvmk_ctrl **out);
 
+/*
+ * Adoption: a third way into a controller, next to open (a bring-up, which
+ * resets) and restore (from a saved state). A device that outlived its
+ * previous driver without a saved state -- the driver's process crashed --
+ * may report what it holds (struct nvmk_dev_view, from the backing: a
+ * --persist nvmekeep-emu hands back the crashed client's private pool and
+ * its queue state, docs/vfio-user.md). nvmk_ctrl_adopt takes the queues back
+ * from that pool at the device's addresses, lets every command the device
+ * holds except AERs complete into the old completion queues and drops those
+ * completions (their requesters are gone), waits for them before any
+ * tracker is used again (an old PRP list may be read until its command
+ * completes), then adopts the idle queues at the device's positions (I/O
+ * queues go to nvmk_ctrl_get_qpair), the AERs as outstanding, and marks any
+ * saved state of the device stale. No CC.EN change, no queue creation;
+ * Identify Controller and the namespace scan are read.
+ */
+struct nvmk_adopt_opts {
+	struct nvmk_ctrl_opts ctrl; /* the controller's options (depths of adopted queues
+				       are the device's) */
+	uint32_t drain_timeout_ms;  /* bound on the wait for held commands, 0 = 5000 */
+};
+
+/**
+ * nvmk_ctrl_adopt - adopt the controller a crashed driver left (see above).
+ * @b:    backing that attached without a reset and has a device view
+ * @opts: NULL for defaults
+ * @out:  the controller
+ * Nothing is reset on failure: the caller resets (nvmk_ctrl_open_or_adopt
+ * does). The device view is used up either way.
+ * Return: 0, -EOPNOTSUPP (no device view or no pool), -EBUSY (the device
+ * has a controller), -EPROTO (the view does not fit the pool: missing block,
+ * other address, tracker geometry), -ETIMEDOUT (a held command did not
+ * complete in time), -EIO/-ENODEV (controller failed or gone), -ENOMEM.
+ */
+int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
+		    struct nvmk_ctrl **out);
+
+/**
+ * nvmk_ctrl_open_or_adopt - what to do with a device being opened: adopt
+ * its controller when the backing offers a device view, else (and when the
+ * adoption fails) reset it and bring it up (nvmk_ctrl_open). Which way it
+ * went and why is logged; @adopted (may be NULL) tells.
+ */
+int nvmk_ctrl_open_or_adopt(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
+			    struct nvmk_ctrl **out, bool *adopted);
+
 /**
  * nvmk_ctrl_state_validate - decode and validate a saved state without a
  * device (fuzzing, tools). @err (may be NULL) receives the reason.
