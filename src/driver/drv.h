@@ -82,9 +82,15 @@ struct drv_tracker {
 		struct {
 			uint16_t cid;	 /* index | generation << cid_shift */
 			uint8_t state;	 /* enum drv_trk_state */
-			uint8_t key_pad; /* always 0 */
+			/* DRV_TRK_PART (1) on a part of a split request
+			 * (parent set), else 0: its CQE then fails
+			 * drv_q_drain's one key compare and takes the
+			 * out-of-line path, so the straight path needs no
+			 * parent test */
+			uint8_t part;
 		};
-		uint32_t key; /* cid | state << 16: one compare validates a CQE */
+		/* cid | state << 16 | part << 24: one compare validates a CQE */
+		uint32_t key;
 	};
 	uint16_t next_free;
 	uint16_t idx; /* own index */
@@ -152,6 +158,8 @@ struct drv_queue {
 
 #define DRV_TRK_NONE	   0xffffu
 #define DRV_TRK_KEY_ACTIVE ((uint32_t)TRK_ACTIVE << 16)
+#define DRV_TRK_PART	   1u
+#define DRV_TRK_KEY_PART   ((uint32_t)DRV_TRK_PART << 24)
 
 /* ---- queue pairs ---- */
 

@@ -186,6 +186,7 @@ int drv_ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct drv
 		       io->cdw12 | (uint32_t)(nlb - 1));
 		t->opc = io->opc;
 		t->parent = parent; /* deadline: set by the first scan (TRK_F_DEADLINE) */
+		t->part = parent ? DRV_TRK_PART : 0;
 		t->cb = parent ? NULL : io->cb;
 		t->cb_arg = parent ? NULL : io->arg;
 	}

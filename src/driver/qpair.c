@@ -586,12 +586,6 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 const struct nvmk_cpl drv_cpl_ok = {0};
 
-void drv_cpl_call_dw0(nvmk_cpl_fn cb, void *cb_arg, uint32_t dw0)
-{
-	struct nvmk_cpl cpl = {.dw0 = dw0};
-
-	cb(cb_arg, &cpl);
-}
 
 /* The rare end of a poll, out of line so that the common poll keeps few
  * values live across the callbacks (fewer callee-saved registers to save):

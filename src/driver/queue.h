@@ -62,6 +62,7 @@ drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
 	if (drv_unlikely(t == NULL))
 		return NULL;
 	t->flags = 0;
+	t->part = 0;
 	t->parent = NULL;
 	return t;
 }
@@ -260,17 +261,20 @@ drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 /* A success without data: what drv_q_drain gives the callback when the
  * CQE's Dword 0 is 0 (qpair.c). */
 extern const struct nvmk_cpl drv_cpl_ok;
-/* A success with Dword 0 @dw0: builds the completion, calls @cb (qpair.c,
- * out of line: the drain loop keeps no structure on its stack). */
-void drv_cpl_call_dw0(nvmk_cpl_fn cb, void *cb_arg, uint32_t dw0);
 
 void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why);
 /* Out of line (cold): log why @e (status @st) was refused, ring the CQ
  * head, return -EIO. */
 int drv_queue_reject_cqe(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
 /* Out of line: completion of a split part, an error status, a timed-out
- * command: everything drv_q_drain's straight path does not handle. */
+ * command, a Dword 0 other than zero: everything drv_q_drain's straight
+ * path does not handle. */
 void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t sf, uint32_t dw0);
+/* Out of line: a CQE whose tracker key did not match ACTIVE | cid or whose
+ * Dword 2 was out of range: a part of a split request (valid: completed, 0)
+ * or an invalid entry (drv_queue_reject_cqe: -EIO). */
+int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tracker *t,
+		    uint16_t st, uint16_t cid, uint32_t hd_id);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -279,10 +283,12 @@ void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t s
  * Return: number completed, or -EIO after an invalid CQE (nothing is
  * completed for it; the caller fails the controller).
  *
- * The common case (success, not part of a split request) is a straight
- * line: no copy of the CQE, two compares validate it, the tracker goes back
- * on the free list and the callback is called directly; anything else
- * leaves through an out-of-line function.
+ * The common case (success with Dword 0 zero, not part of a split request)
+ * is a straight line: no copy of the CQE, two compares validate it (the
+ * first one also sends split parts out of line, see DRV_TRK_PART), one
+ * tests status and Dword 0 together, the tracker goes back on the free list
+ * and the callback is called directly with the shared constant completion;
+ * anything else leaves through an out-of-line function.
  */
 drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 {
@@ -296,6 +302,7 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		struct drv_tracker *t;
 		nvmk_cpl_fn cb;
 		uint32_t hd_id; /* SQHD | SQID << 16 (Dword 2), one load */
+		uint32_t dw0;
 		uint16_t cid;
 		void *arg;
 
@@ -303,6 +310,7 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			break;
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
+		dw0 = e->dw0;
 		if (++head == q->depth) {
 			head = 0;
 			q->phase ^= 1u;
@@ -311,31 +319,33 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
 		/* Two compares validate the entry. The key is ACTIVE | cid only
 		 * while a command with this CID, generation included, is on the
-		 * device. Dword 2 minus (qid << 16) is below the depth only when
-		 * SQID is ours and SQHD is inside the queue (depth <= 65536; any
-		 * other SQID lands at 65536 or above, or wraps). */
+		 * device and is not a split part (those carry DRV_TRK_PART in
+		 * the key and are validated again out of line). Dword 2 minus
+		 * (qid << 16) is below the depth only when SQID is ours and SQHD
+		 * is inside the queue (depth <= 65536; any other SQID lands at
+		 * 65536 or above, or wraps). */
 		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | cid) ||
-				 hd_id - q->sqid_key >= q->depth))
-			return drv_queue_reject_cqe(q, e, st);
-		q->sq_head = (uint16_t)hd_id;
-		if (drv_likely(NVME_CQE_SF(st) == 0 && t->parent == NULL)) {
-			cb = t->cb;
-			arg = t->cb_arg;
-			/* free before the callback, so that it may submit again */
-			drv_trk_put(q, t);
-			if (drv_likely(cb != NULL)) {
-				uint32_t dw0 = e->dw0;
+				 hd_id - q->sqid_key >= q->depth)) {
+			int rc = drv_q_cqe_other(q, e, t, st, cid, hd_id);
 
-				/* success with Dword 0 zero (every Read and Write:
-				 * it is reserved for them): the callback gets the
-				 * shared constant, no structure is built */
-				if (drv_likely(dw0 == 0))
-					cb(arg, &drv_cpl_ok);
-				else
-					drv_cpl_call_dw0(cb, arg, dw0);
-			}
+			if (rc < 0)
+				return rc;
 		} else {
-			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
+			q->sq_head = (uint16_t)hd_id;
+			/* Status Field (bits 15:1) zero and Dword 0 zero (every
+			 * Read and Write: it is reserved for them), one test:
+			 * the callback gets the shared constant, no structure
+			 * is built */
+			if (drv_likely((dw0 | ((uint32_t)st & ~1u)) == 0)) {
+				cb = t->cb;
+				arg = t->cb_arg;
+				/* free before the callback, so that it may submit again */
+				drv_trk_put(q, t);
+				if (drv_likely(cb != NULL))
+					cb(arg, &drv_cpl_ok);
+			} else {
+				drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), dw0);
+			}
 		}
 		/* Nothing outstanding any more (the callback submitted nothing):
 		 * no valid entry can follow, so the empty slot after the last

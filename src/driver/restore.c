@@ -280,9 +280,10 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 			break;
 		default: /* IO */
 			t->state = TRK_ACTIVE;
-			if (p->has_parent && p->parent)
+			if (p->has_parent && p->parent) {
 				t->parent = &q->trk[p->parent - 1];
-			else
+				t->part = DRV_TRK_PART;
+			} else
 				restore_trk_cb(ctrl, ro, q->qid, p, t);
 			break;
 		}
