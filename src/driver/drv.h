@@ -170,10 +170,12 @@ struct nvmk_qpair {
 	struct nvmk_ctrl *ctrl;
 	uint32_t epoch; /* ctrl->epoch when the queues were (re)created */
 	bool shared;
-	/* What the fast paths compare ctrl->epoch with: the epoch, or on a
-	 * SHARED qpair a value no 32-bit epoch equals, so that one compare
-	 * tests "exclusive and current" (drv_qp_fast). Set with epoch by
-	 * drv_qp_set_epoch, after shared. */
+	/* What the fast paths compare ctrl->gate with (drv_qp_fast): on an
+	 * exclusive qpair the gate as its last slow poll saw it in its epoch
+	 * (qpair.c), on a SHARED one UINT64_MAX, which no gate equals; so one
+	 * compare tests "exclusive, current, and no tick since the last
+	 * deadline scan". drv_qp_set_epoch sets it, after shared, to a value
+	 * no gate equals: the next poll takes the slow path. */
 	uint64_t fast_epoch;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
 	bool get_taken;	 /* from_get, EXCLUSIVE: a thread has it (get_lock) */
@@ -220,7 +222,7 @@ drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 	 * (drv_qp_fast): written once, before the qpair is handed out, and
 	 * never again (a recovery runs under the lock while others read). */
 	if (!qp->shared)
-		qp->fast_epoch = epoch;
+		qp->fast_epoch = (uint64_t)epoch << 32 | 0xffffffffu; /* bit 31: no gate */
 	else if (qp->fast_epoch != UINT64_MAX)
 		qp->fast_epoch = UINT64_MAX;
 }
@@ -321,6 +323,13 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
+	/* What an exclusive, current qpair's fast_epoch equals: epoch << 32 |
+	 * the clock's tick number (now_ms / tick_ms, 31 bits). The fast paths'
+	 * one compare (drv_qp_fast) then fails once per tick as well as on a
+	 * reset or failure, and the poll that fails it runs the deadline scan
+	 * (qpair.c): no deadline test on the fast path. drv_gate_sync keeps
+	 * it; never UINT64_MAX (bit 31 clear). */
+	_Atomic uint64_t gate;
 	atomic_bool quiesced;	 /* failed device confirmed disabled (qp_lock) */
 	bool keep_dev_mem;	 /* close: the device did not stop, its memory is leaked */
 	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
@@ -365,9 +374,44 @@ drv_inline uint64_t drv_now(const struct nvmk_ctrl *ctrl)
 	return atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
 }
 
+/* Recompute ctrl->gate from the epoch and the coarse clock, after either
+ * changed. A CAS loop that recomputes both halves after every failure, so
+ * that concurrent writers (the admin thread's clock, a waiter's clock, a
+ * reset's epoch bump) cannot leave an older epoch in the gate: the epoch
+ * only grows, so the gate never returns to a value a writer read before. */
+static inline void drv_gate_sync(struct nvmk_ctrl *ctrl)
+{
+	/* relaxed: the gate is only a hint for the fast paths, as the epoch
+	 * was (drv_qpair_recover re-reads the epoch with acquire) */
+	uint64_t old = atomic_load_explicit(&ctrl->gate, memory_order_relaxed);
+
+	for (;;) {
+		uint64_t now = atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
+		uint64_t tick = ctrl->tick_ms ? now / ctrl->tick_ms : now;
+		uint64_t want = (uint64_t)atomic_load_explicit(&ctrl->epoch, memory_order_relaxed)
+				    << 32 |
+				(tick & 0x7fffffffu);
+
+		if (want == old ||
+		    atomic_compare_exchange_weak_explicit(&ctrl->gate, &old, want,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return;
+	}
+}
+
+/* The epoch moves on (reset, failure, servicing): release, so that what was
+ * done before is seen by whoever acquires the new epoch; then the gate. */
+static inline void drv_epoch_bump(struct nvmk_ctrl *ctrl)
+{
+	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_gate_sync(ctrl);
+}
+
 static inline void drv_now_refresh(struct nvmk_ctrl *ctrl)
 {
 	atomic_store_explicit(&ctrl->now_ms, drv_clock_ms(), memory_order_relaxed);
+	drv_gate_sync(ctrl);
 }
 
 /* Move the coarse clock forward to @now (ms, drv_clock_ms) if it lags: a
@@ -380,10 +424,13 @@ static inline void drv_now_advance(struct nvmk_ctrl *ctrl, uint64_t now)
 {
 	uint64_t cur = atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
 
+	if (cur >= now)
+		return;
 	while (cur < now && !atomic_compare_exchange_weak_explicit(&ctrl->now_ms, &cur, now,
 								    memory_order_relaxed,
 								    memory_order_relaxed))
 		;
+	drv_gate_sync(ctrl);
 }
 
 static inline int drv_failed(const struct nvmk_ctrl *ctrl)

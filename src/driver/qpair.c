@@ -623,8 +623,10 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 	return n;
 }
 
-/* A poll of a qpair known current (drv_qp_check or drv_qp_fast passed). */
-drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
+/* A poll of a qpair known current (drv_qp_check passed: the slow path),
+ * with the deadline scan when something is outstanding and its time has
+ * come (qp->next_check). */
+drv_inline int qp_process_checked(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
 	int n;
@@ -632,10 +634,7 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 	q->batching++;
 	n = drv_q_drain(q, max);
 	/* A deadline scan only when something is outstanding: tested first, so
-	 * that a qpair with nothing in flight (QD 1 after its completion, an
-	 * idle poll) does not read the clock. qp->ctrl is read again here
-	 * rather than kept from before the drain: one load instead of a
-	 * callee-saved register across the callbacks. */
+	 * that a qpair with nothing in flight does not read the clock. */
 	if (drv_unlikely(n < 0 ||
 			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
 		return qp_process_rare(qp, n);
@@ -644,6 +643,11 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 	return n;
 }
 
+/* The slow poll, under a SHARED qpair's lock: recovery after a reset or a
+ * failure; then, on an exclusive qpair, the gate taken again (the first
+ * poll after a tick of the clock, see ctrl->gate) with a deadline scan
+ * due now, so that scans keep their once-per-tick pace although the fast
+ * poll never tests for them. */
 drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
 	if (drv_unlikely(!drv_qp_current(qp))) {
@@ -653,13 +657,23 @@ drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 		if (rc != 0)
 			return rc;
 	}
-	return qp_process_current(qp, max);
+	if (!qp->shared) {
+		/* relaxed: as in drv_qp_fast; a gate of another epoch (a reset
+		 * not synced into it yet) is not taken: the next poll comes
+		 * here again */
+		uint64_t g = atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+
+		if ((uint32_t)(g >> 32) == qp->epoch && qp->fast_epoch != g) {
+			qp->fast_epoch = g;
+			qp->next_check = 0; /* a tick passed: the scan is due */
+		}
+	}
+	return qp_process_checked(qp, max);
 }
 
 /* A SHARED qpair (under its lock), or one whose controller was reset or
- * failed since the last call: out of line (reached through the ops table),
- * so that the common poll keeps neither the lock's address nor the recovery
- * live. */
+ * failed or whose clock ticked since the last call: out of line, so that
+ * the common poll keeps neither the lock's address nor the recovery live. */
 int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
 {
 	int n;
@@ -672,12 +686,33 @@ int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
 	return n;
 }
 
+/*
+ * The fast poll: exclusive, current, and no clock tick since the last slow
+ * poll (drv_qp_fast, one compare). It has no deadline test: the first poll
+ * after each tick takes the slow path, which scans (qp_process_nolock). A
+ * stuck command on a qpair polled at least once per tick is therefore still
+ * found at most two ticks after its timeout (timeout.c), and never before.
+ */
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
-	/* one compare: exclusive and current (drv_qp_fast) */
-	if (drv_unlikely(!drv_qp_fast(qp)))
-		return qp->ops->qp_process(qp, max); /* every kernel qpair too */
-	return qp_process_current(qp, max);
+	struct drv_queue *q;
+	int n;
+
+	if (drv_unlikely(!drv_qp_fast(qp))) {
+		/* a SHARED qpair, a tick or a recovery of the NVMe-queue path: a
+		 * direct call; every kernel qpair through its table */
+		if (drv_likely(qp->ops == &drv_nvme_io_ops))
+			return drv_nvme_qp_process(qp, max);
+		return qp->ops->qp_process(qp, max);
+	}
+	q = &qp->q;
+	q->batching++;
+	n = drv_q_drain(q, max);
+	if (drv_unlikely(n < 0))
+		return qp_process_rare(qp, n);
+	q->batching--;
+	drv_q_ring_sq(q);
+	return n;
 }
 
 int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)

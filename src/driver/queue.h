@@ -368,13 +368,13 @@ drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
 }
 
-/* Exclusive (no lock to take) and current (no reset or failure to notice
- * since the queues were created): the fast paths' one test. */
+/* Exclusive (no lock to take), current (no reset or failure to notice
+ * since the queues were created) and no clock tick since the last deadline
+ * scan (ctrl->gate): the fast paths' one test. */
 drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint, as in drv_qp_current */
-	return qp->fast_epoch ==
-	       (uint64_t)atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+	return qp->fast_epoch == atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
 }
 
 /* Submit paths: 0 when the qpair may be used, else the error (completions

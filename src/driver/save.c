@@ -554,7 +554,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 		}
 	}
 	/* release: pairs with the acquire in drv_qpair_recover */
-	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_epoch_bump(ctrl);
 	if (!keep_alive)
 		save_drain_and_shutdown(ctrl, opts && opts->drain_timeout_ms
 						  ? opts->drain_timeout_ms
