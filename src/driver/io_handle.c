@@ -130,7 +130,6 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	t = drv_trk_take(q);
 	if (drv_unlikely(t == NULL))
 		return -EAGAIN;
-	t->parent = NULL;
 	drv_trk_arm(t, opc, cb, cb_arg);
 	/* No deadline: the first deadline scan that sees the command sets it
 	 * (TRK_F_DEADLINE, cleared by the arm), so submit reads no clock. */

@@ -290,7 +290,6 @@ drv_inline int ns_rw_straight(struct nvmk_ns *ns, struct drv_queue *q, uint8_t o
 	t = drv_trk_take(q);
 	if (drv_unlikely(t == NULL))
 		return -EAGAIN;
-	t->parent = NULL;
 	drv_trk_arm(t, opc, cb, cb_arg);
 
 	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,

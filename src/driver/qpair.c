@@ -402,7 +402,7 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 	busy = q->ntrk - q->nfree;
 	if (busy && q->trk) /* kernel-path qpairs keep only the counts */
 		for (uint32_t i = 0; i < q->ntrk; i++)
-			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].parent != NULL;
+			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].part;
 	drv_qp_unlock(lq);
 	return busy - parts;
 }

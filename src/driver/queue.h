@@ -44,7 +44,8 @@ drv_inline struct drv_tracker *drv_trk_take(struct drv_queue *q)
 
 /* Arm @t for a command @opc on the device: ACTIVE under its CID (one store
  * of the key: from now on its CQE is accepted), flags cleared with the
- * opcode (one store), the completion. Callers set t->parent before. */
+ * opcode (one store), the completion. The key clears DRV_TRK_PART: t->parent
+ * is then not looked at, and need not be cleared. */
 drv_inline void drv_trk_arm(struct drv_tracker *t, uint8_t opc, nvmk_cpl_fn cb, void *cb_arg)
 {
 	t->key = DRV_TRK_KEY_ACTIVE | t->cid;
@@ -82,7 +83,8 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 				 uint16_t status, uint32_t dw0)
 {
 	struct nvmk_cpl cpl;
-	struct drv_tracker *p = t->parent;
+	/* parent is meaningful only on a part (the fast submits do not clear it) */
+	struct drv_tracker *p = t->part ? t->parent : NULL;
 	nvmk_cpl_fn cb;
 	void *arg;
 

@@ -200,7 +200,7 @@ static Nvmk__Queue *save_queue(struct arena *a, const struct drv_queue *q, const
 		} else {
 			p->kind = NVMK__PENDING_CMD__KIND__IO;
 		}
-		if (!admin && t->state == TRK_ACTIVE && t->parent) {
+		if (!admin && t->state == TRK_ACTIVE && t->part && t->parent) {
 			p->has_parent = true;
 			p->parent = (uint32_t)(t->parent - q->trk) + 1u;
 		} else if (!admin) {
