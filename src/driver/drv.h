@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "driver/prp.h"
+#include "driver/rlock.h"
 #include "nvmekeep/backing.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
@@ -191,7 +192,7 @@ struct nvmk_qpair {
 	uint16_t vector;
 	uint64_t next_check;	  /* next deadline scan, controller clock */
 	uint32_t io_timeout_ms;	  /* the controller's, one load less per I/O */
-	pthread_mutex_t lock;	  /* SHARED qpairs only, recursive */
+	struct drv_rlock lock;	  /* SHARED qpairs only (rlock.h) */
 	struct drv_prp_seg *segs; /* iovec scratch, max_pages entries */
 	unsigned max_segs;
 	struct drv_tracker **parts; /* split scratch, ntrk entries */
@@ -230,13 +231,13 @@ drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
-		pthread_mutex_lock(&qp->lock);
+		drv_rlock_lock(&qp->lock);
 }
 
 drv_inline void drv_qp_unlock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
-		pthread_mutex_unlock(&qp->lock);
+		drv_rlock_unlock(&qp->lock);
 }
 
 /* ---- namespaces ---- */

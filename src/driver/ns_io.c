@@ -51,7 +51,7 @@ drv_inline int ns_submit_one_nolock(struct nvmk_ns *ns, struct nvmk_qpair *qp, u
 }
 
 /* One command, data in a DMA buffer: the fast path. An exclusive qpair
- * takes no lock; a shared one goes round through its mutex. */
+ * takes no lock; a shared one goes round through its lock (rlock.h). */
 drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 			     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
 			     uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
@@ -60,9 +60,9 @@ drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t 
 
 	if (drv_likely(!qp->shared))
 		return ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
-	pthread_mutex_lock(&qp->lock);
+	drv_rlock_lock(&qp->lock);
 	rc = ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
-	pthread_mutex_unlock(&qp->lock);
+	drv_rlock_unlock(&qp->lock);
 	return rc;
 }
 
@@ -328,13 +328,13 @@ static __attribute__((noinline, hot)) int ns_rw_shared(struct nvmk_ns *ns, struc
 	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->ops != &drv_nvme_io_ops ||
 			 ns->ops != &drv_nvme_io_ops || !buf || buf->page_iova != NULL))
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
-	pthread_mutex_lock(&qp->lock);
+	drv_rlock_lock(&qp->lock);
 	if (drv_likely(drv_qp_current(qp) && !ns_gone(ns) &&
 		       ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
 		rc = ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	else
 		rc = ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
-	pthread_mutex_unlock(&qp->lock);
+	drv_rlock_unlock(&qp->lock);
 	return rc;
 }
 

@@ -186,8 +186,6 @@ static void qp_free(struct nvmk_qpair *qp, bool rings_free)
 	}
 	free(qp->segs);
 	free(qp->parts);
-	if (qp->shared)
-		pthread_mutex_destroy(&qp->lock);
 	if (rings_free) {
 		pthread_mutex_lock(&ctrl->qp_lock);
 		ctrl->qid_used[qp->q.qid] = 0;
@@ -263,7 +261,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
-		drv_mutex_init_recursive(&qp->lock);
+		drv_rlock_init(&qp->lock);
 	uint32_t depth = o.depth ? o.depth : ctrl->io_depth;
 
 	if (depth > ctrl->max_io_depth)
@@ -466,7 +464,7 @@ static int get_create(struct nvmk_ctrl *ctrl, bool shared, struct nvmk_qpair **o
  * sees it (get_lock, then the TLS of the thread it goes to). */
 static void get_make_shared(struct nvmk_qpair *qp)
 {
-	drv_mutex_init_recursive(&qp->lock);
+	drv_rlock_init(&qp->lock);
 	qp->shared = true;
 	drv_qp_set_epoch(qp, qp->epoch);
 }
@@ -680,9 +678,9 @@ int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
 
 	if (!qp->shared)
 		return qp_process_nolock(qp, max);
-	pthread_mutex_lock(&qp->lock);
+	drv_rlock_lock(&qp->lock);
 	n = qp_process_nolock(qp, max);
-	pthread_mutex_unlock(&qp->lock);
+	drv_rlock_unlock(&qp->lock);
 	return n;
 }
 

@@ -384,7 +384,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 	qp->saved_qid = (uint16_t)mq->qid;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
-		drv_mutex_init_recursive(&qp->lock);
+		drv_rlock_init(&qp->lock);
 	rc = restore_queue_mem(ctrl, mq, mem);
 	if (!rc)
 		rc = restore_queue(ctrl, &qp->q, mq, mem, ro, ctrl->opts.io_timeout_ms);

@@ -626,8 +626,6 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 		detach_queue(ctrl, &qp->q, keep);
 		free(qp->segs);
 		free(qp->parts);
-		if (qp->shared)
-			pthread_mutex_destroy(&qp->lock);
 		free(qp);
 	}
 	while (ctrl->handles) {
