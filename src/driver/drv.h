@@ -178,6 +178,11 @@ struct nvmk_qpair {
 	 * deadline scan". drv_qp_set_epoch sets it, after shared, to a value
 	 * no gate equals: the next poll takes the slow path. */
 	uint64_t fast_epoch;
+	/* The same for the submit paths (drv_qp_fast_submit), kept apart so
+	 * that the first submit after a tick, which takes the general path and
+	 * catches up (ns_rw_general), leaves the tick to the next poll's scan:
+	 * one slow submit per tick, not every submit until that poll. */
+	uint64_t submit_gate;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
 	bool get_taken;	 /* from_get, EXCLUSIVE: a thread has it (get_lock) */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
@@ -222,10 +227,13 @@ drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 	/* A SHARED qpair's fast_epoch is read without its lock by every caller
 	 * (drv_qp_fast): written once, before the qpair is handed out, and
 	 * never again (a recovery runs under the lock while others read). */
-	if (!qp->shared)
+	if (!qp->shared) {
 		qp->fast_epoch = (uint64_t)epoch << 32 | 0xffffffffu; /* bit 31: no gate */
-	else if (qp->fast_epoch != UINT64_MAX)
+		qp->submit_gate = qp->fast_epoch;
+	} else if (qp->fast_epoch != UINT64_MAX) {
 		qp->fast_epoch = UINT64_MAX;
+		qp->submit_gate = UINT64_MAX;
+	}
 }
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)

@@ -254,6 +254,8 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 
 	if (!ops)
 		return -EINVAL;
+	if (ops == &drv_nvme_io_ops)
+		drv_qp_submit_catch_up(qp);
 	return ops->submit_rw(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
@@ -356,7 +358,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * there; a range outside the buffer, misaligned data (PRP entries are
 	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
 	 * list) are refused or handled there too. */
-	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast(qp) || !buf ||
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast_submit(qp) || !buf ||
 			 buf->page_iova != NULL || ns_gone(ns) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
 		if (qp->shared)

@@ -379,6 +379,27 @@ drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
 	return qp->fast_epoch == atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
 }
 
+/* drv_qp_fast for the submit paths (qp->submit_gate). */
+drv_inline bool drv_qp_fast_submit(const struct nvmk_qpair *qp)
+{
+	/* relaxed: only a hint, as in drv_qp_current */
+	return qp->submit_gate == atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+}
+
+/* A submit found the gate closed on an exclusive, current qpair: a clock
+ * tick. Take the gate for the submits (this request still goes the general
+ * way); the deadline scan is left to the poll, whose own gate is apart. */
+drv_inline void drv_qp_submit_catch_up(struct nvmk_qpair *qp)
+{
+	if (!qp->shared && drv_qp_current(qp)) {
+		/* relaxed: as in drv_qp_fast */
+		uint64_t g = atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+
+		if ((uint32_t)(g >> 32) == qp->epoch)
+			qp->submit_gate = g;
+	}
+}
+
 /* Submit paths: 0 when the qpair may be used, else the error (completions
  * the recovery delivered are not the submitter's business). */
 drv_inline int drv_qp_check(struct nvmk_qpair *qp)
