@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "driver/prp.h"
+#include "driver/rlock.h"
 #include "nvmekeep/backing.h"
 #include "nvmekeep/driver.h"
 #include "nvmekeep/log.h"
@@ -82,9 +83,15 @@ struct drv_tracker {
 		struct {
 			uint16_t cid;	 /* index | generation << cid_shift */
 			uint8_t state;	 /* enum drv_trk_state */
-			uint8_t key_pad; /* always 0 */
+			/* DRV_TRK_PART (1) on a part of a split request
+			 * (parent set), else 0: its CQE then fails
+			 * drv_q_drain's one key compare and takes the
+			 * out-of-line path, so the straight path needs no
+			 * parent test */
+			uint8_t part;
 		};
-		uint32_t key; /* cid | state << 16: one compare validates a CQE */
+		/* cid | state << 16 | part << 24: one compare validates a CQE */
+		uint32_t key;
 	};
 	uint16_t next_free;
 	uint16_t idx; /* own index */
@@ -152,6 +159,8 @@ struct drv_queue {
 
 #define DRV_TRK_NONE	   0xffffu
 #define DRV_TRK_KEY_ACTIVE ((uint32_t)TRK_ACTIVE << 16)
+#define DRV_TRK_PART	   1u
+#define DRV_TRK_KEY_PART   ((uint32_t)DRV_TRK_PART << 24)
 
 /* ---- queue pairs ---- */
 
@@ -162,11 +171,18 @@ struct nvmk_qpair {
 	struct nvmk_ctrl *ctrl;
 	uint32_t epoch; /* ctrl->epoch when the queues were (re)created */
 	bool shared;
-	/* What the fast paths compare ctrl->epoch with: the epoch, or on a
-	 * SHARED qpair a value no 32-bit epoch equals, so that one compare
-	 * tests "exclusive and current" (drv_qp_fast). Set with epoch by
-	 * drv_qp_set_epoch, after shared. */
+	/* What the fast paths compare ctrl->gate with (drv_qp_fast): on an
+	 * exclusive qpair the gate as its last slow poll saw it in its epoch
+	 * (qpair.c), on a SHARED one UINT64_MAX, which no gate equals; so one
+	 * compare tests "exclusive, current, and no tick since the last
+	 * deadline scan". drv_qp_set_epoch sets it, after shared, to a value
+	 * no gate equals: the next poll takes the slow path. */
 	uint64_t fast_epoch;
+	/* The same for the submit paths (drv_qp_fast_submit), kept apart so
+	 * that the first submit after a tick, which takes the general path and
+	 * catches up (ns_rw_general), leaves the tick to the next poll's scan:
+	 * one slow submit per tick, not every submit until that poll. */
+	uint64_t submit_gate;
 	bool from_get;	 /* handed out by nvmk_ctrl_get_qpair */
 	bool get_taken;	 /* from_get, EXCLUSIVE: a thread has it (get_lock) */
 	bool irq_shared; /* vector shared with other queues: wait in short slices */
@@ -181,7 +197,7 @@ struct nvmk_qpair {
 	uint16_t vector;
 	uint64_t next_check;	  /* next deadline scan, controller clock */
 	uint32_t io_timeout_ms;	  /* the controller's, one load less per I/O */
-	pthread_mutex_t lock;	  /* SHARED qpairs only, recursive */
+	struct drv_rlock lock;	  /* SHARED qpairs only (rlock.h) */
 	struct drv_prp_seg *segs; /* iovec scratch, max_pages entries */
 	unsigned max_segs;
 	struct drv_tracker **parts; /* split scratch, ntrk entries */
@@ -211,22 +227,25 @@ drv_inline void drv_qp_set_epoch(struct nvmk_qpair *qp, uint32_t epoch)
 	/* A SHARED qpair's fast_epoch is read without its lock by every caller
 	 * (drv_qp_fast): written once, before the qpair is handed out, and
 	 * never again (a recovery runs under the lock while others read). */
-	if (!qp->shared)
-		qp->fast_epoch = epoch;
-	else if (qp->fast_epoch != UINT64_MAX)
+	if (!qp->shared) {
+		qp->fast_epoch = (uint64_t)epoch << 32 | 0xffffffffu; /* bit 31: no gate */
+		qp->submit_gate = qp->fast_epoch;
+	} else if (qp->fast_epoch != UINT64_MAX) {
 		qp->fast_epoch = UINT64_MAX;
+		qp->submit_gate = UINT64_MAX;
+	}
 }
 
 drv_inline void drv_qp_lock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
-		pthread_mutex_lock(&qp->lock);
+		drv_rlock_lock(&qp->lock);
 }
 
 drv_inline void drv_qp_unlock(struct nvmk_qpair *qp)
 {
 	if (qp->shared)
-		pthread_mutex_unlock(&qp->lock);
+		drv_rlock_unlock(&qp->lock);
 }
 
 /* ---- namespaces ---- */
@@ -313,6 +332,13 @@ struct nvmk_ctrl {
 	_Atomic uint32_t epoch;	 /* bumped by every reset and by failure */
 	_Atomic int failed;	 /* 0 or the error every command gets */
 	_Atomic uint64_t now_ms; /* coarse clock, kept by the admin thread */
+	/* What an exclusive, current qpair's fast_epoch equals: epoch << 32 |
+	 * the clock's tick number (now_ms / tick_ms, 31 bits). The fast paths'
+	 * one compare (drv_qp_fast) then fails once per tick as well as on a
+	 * reset or failure, and the poll that fails it runs the deadline scan
+	 * (qpair.c): no deadline test on the fast path. drv_gate_sync keeps
+	 * it; never UINT64_MAX (bit 31 clear). */
+	_Atomic uint64_t gate;
 	atomic_bool quiesced;	 /* failed device confirmed disabled (qp_lock) */
 	bool keep_dev_mem;	 /* close: the device did not stop, its memory is leaked */
 	/* Bumped each time the controller is known stopped (CSTS.RDY = 0 after
@@ -357,9 +383,44 @@ drv_inline uint64_t drv_now(const struct nvmk_ctrl *ctrl)
 	return atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
 }
 
+/* Recompute ctrl->gate from the epoch and the coarse clock, after either
+ * changed. A CAS loop that recomputes both halves after every failure, so
+ * that concurrent writers (the admin thread's clock, a waiter's clock, a
+ * reset's epoch bump) cannot leave an older epoch in the gate: the epoch
+ * only grows, so the gate never returns to a value a writer read before. */
+static inline void drv_gate_sync(struct nvmk_ctrl *ctrl)
+{
+	/* relaxed: the gate is only a hint for the fast paths, as the epoch
+	 * was (drv_qpair_recover re-reads the epoch with acquire) */
+	uint64_t old = atomic_load_explicit(&ctrl->gate, memory_order_relaxed);
+
+	for (;;) {
+		uint64_t now = atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
+		uint64_t tick = ctrl->tick_ms ? now / ctrl->tick_ms : now;
+		uint64_t want = (uint64_t)atomic_load_explicit(&ctrl->epoch, memory_order_relaxed)
+				    << 32 |
+				(tick & 0x7fffffffu);
+
+		if (want == old ||
+		    atomic_compare_exchange_weak_explicit(&ctrl->gate, &old, want,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return;
+	}
+}
+
+/* The epoch moves on (reset, failure, servicing): release, so that what was
+ * done before is seen by whoever acquires the new epoch; then the gate. */
+static inline void drv_epoch_bump(struct nvmk_ctrl *ctrl)
+{
+	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_gate_sync(ctrl);
+}
+
 static inline void drv_now_refresh(struct nvmk_ctrl *ctrl)
 {
 	atomic_store_explicit(&ctrl->now_ms, drv_clock_ms(), memory_order_relaxed);
+	drv_gate_sync(ctrl);
 }
 
 /* Move the coarse clock forward to @now (ms, drv_clock_ms) if it lags: a
@@ -372,10 +433,13 @@ static inline void drv_now_advance(struct nvmk_ctrl *ctrl, uint64_t now)
 {
 	uint64_t cur = atomic_load_explicit(&ctrl->now_ms, memory_order_relaxed);
 
+	if (cur >= now)
+		return;
 	while (cur < now && !atomic_compare_exchange_weak_explicit(&ctrl->now_ms, &cur, now,
 								    memory_order_relaxed,
 								    memory_order_relaxed))
 		;
+	drv_gate_sync(ctrl);
 }
 
 static inline int drv_failed(const struct nvmk_ctrl *ctrl)

@@ -124,13 +124,12 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	 * sibling call given @off and @nlb recomputed from what the checks
 	 * keep, so that the arguments need not stay in their registers. */
 	if (drv_unlikely(n1 >= h->max_blocks || iova - h->iova > h->size - len || (iova & 3) ||
-			 end > 2u * DRV_PAGE_SIZE || !drv_qp_fast(qp) ||
+			 end > 2u * DRV_PAGE_SIZE || !drv_qp_fast_submit(qp) ||
 			 atomic_load_explicit(h->removed, memory_order_relaxed)))
 		return general(h, iova - h->iova, slba, n1 + 1u, cb, cb_arg);
 	t = drv_trk_take(q);
 	if (drv_unlikely(t == NULL))
 		return -EAGAIN;
-	t->parent = NULL;
 	drv_trk_arm(t, opc, cb, cb_arg);
 	/* No deadline: the first deadline scan that sees the command sets it
 	 * (TRK_F_DEADLINE, cleared by the arm), so submit reads no clock. */

@@ -661,6 +661,7 @@ int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts
 	/* the fast-path gate (drv_qp_fast) must never pass: see above */
 	qp->epoch = 0;
 	qp->fast_epoch = UINT64_MAX;
+	qp->submit_gate = UINT64_MAX;
 	*out = qp;
 	return 0;
 err:

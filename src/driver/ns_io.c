@@ -51,7 +51,7 @@ drv_inline int ns_submit_one_nolock(struct nvmk_ns *ns, struct nvmk_qpair *qp, u
 }
 
 /* One command, data in a DMA buffer: the fast path. An exclusive qpair
- * takes no lock; a shared one goes round through its mutex. */
+ * takes no lock; a shared one goes round through its lock (rlock.h). */
 drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 			     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
 			     uint32_t nlb, uint32_t cdw12, nvmk_cpl_fn cb, void *arg)
@@ -60,9 +60,9 @@ drv_inline int ns_submit_one(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t 
 
 	if (drv_likely(!qp->shared))
 		return ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
-	pthread_mutex_lock(&qp->lock);
+	drv_rlock_lock(&qp->lock);
 	rc = ns_submit_one_nolock(ns, qp, opc, buf, off, slba, nlb, cdw12, cb, arg);
-	pthread_mutex_unlock(&qp->lock);
+	drv_rlock_unlock(&qp->lock);
 	return rc;
 }
 
@@ -186,6 +186,7 @@ int drv_ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct drv
 		       io->cdw12 | (uint32_t)(nlb - 1));
 		t->opc = io->opc;
 		t->parent = parent; /* deadline: set by the first scan (TRK_F_DEADLINE) */
+		t->part = parent ? DRV_TRK_PART : 0;
 		t->cb = parent ? NULL : io->cb;
 		t->cb_arg = parent ? NULL : io->arg;
 	}
@@ -253,6 +254,8 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 
 	if (!ops)
 		return -EINVAL;
+	if (ops == &drv_nvme_io_ops)
+		drv_qp_submit_catch_up(qp);
 	return ops->submit_rw(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
@@ -266,34 +269,18 @@ drv_inline bool ns_fits_two_pages(const struct nvmk_dma_buf *buf, size_t off, ui
 	       (iova & DRV_PAGE_MASK) + len <= 2u * DRV_PAGE_SIZE;
 }
 
-/*
- * Read, Write, Compare. The common request -- an exclusive qpair, a
- * contiguous DMA buffer, at most two memory pages, within the per-command
- * limit -- is one straight line: checks first (nothing to undo when one
- * fails), then the tracker, the SQE in five stores, the doorbell. Anything
- * else goes to ns_rw_general, which checks everything again.
- */
-drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+/* The straight path of Read/Write/Compare, once ns_rw's gate (or
+ * ns_rw_shared's, under the lock) has passed: @buf contiguous, the range
+ * inside it on at most two pages, nlb in 1..max_blocks, the queue usable. */
+drv_inline int ns_rw_straight(struct nvmk_ns *ns, struct drv_queue *q, uint8_t opc,
+			      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba,
+			      uint32_t nlb, uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
 {
-	struct drv_queue *q = &qp->q;
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
 	uint64_t len, iova, pg;
 	uint32_t tail;
 
-	/* One exit to the general path, taken before anything is computed
-	 * that would have to survive it: the argument registers stay as they
-	 * came in and the call is a plain jump. nlb - 1 wraps for nlb == 0, so
-	 * one compare sends both "no blocks" and "too many for one command"
-	 * there; a range outside the buffer, misaligned data (PRP entries are
-	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
-	 * list) are refused or handled there too. */
-	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast(qp) || !buf ||
-			 buf->page_iova != NULL || ns_gone(ns) ||
-			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
-		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	len = (uint64_t)nlb << ns->lba_shift;
 	iova = buf->iova + off;
 	pg = iova & DRV_PAGE_MASK;
@@ -305,7 +292,6 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	t = drv_trk_take(q);
 	if (drv_unlikely(t == NULL))
 		return -EAGAIN;
-	t->parent = NULL;
 	drv_trk_arm(t, opc, cb, cb_arg);
 
 	/* The SQE: CDW0 + NSID, PRP1, PRP2, CDW10-11 (SLBA), CDW12. MPTR,
@@ -323,6 +309,64 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * being processed or a batch is open */
 	drv_q_commit_at(q, tail, 1);
 	return 0;
+}
+
+/*
+ * A SHARED qpair: the straight path under its lock (out of line, so that
+ * the exclusive path keeps its frame; "hot": it is reached from ns_rw's
+ * unlikely branch, and GCC would otherwise compile it for size). The gate
+ * is ns_rw's in its order (a kernel namespace's max_blocks is 0, so its s
+ * is never read), with "current" instead of "exclusive and current" tested
+ * under the lock (a recovery runs under it); anything it turns away goes to
+ * ns_rw_general, which decides (the lock is recursive).
+ */
+static __attribute__((noinline, hot)) int ns_rw_shared(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+						  uint8_t opc, const struct nvmk_dma_buf *buf,
+						  size_t off, uint64_t slba, uint32_t nlb,
+						  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	int rc;
+
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || qp->ops != &drv_nvme_io_ops ||
+			 ns->ops != &drv_nvme_io_ops || !buf || buf->page_iova != NULL))
+		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	drv_rlock_lock(&qp->lock);
+	if (drv_likely(drv_qp_current(qp) && !ns_gone(ns) &&
+		       ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
+		rc = ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	else
+		rc = ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	drv_rlock_unlock(&qp->lock);
+	return rc;
+}
+
+/*
+ * Read, Write, Compare. The common request -- an exclusive qpair, a
+ * contiguous DMA buffer, at most two memory pages, within the per-command
+ * limit -- is one straight line: checks first (nothing to undo when one
+ * fails), then the tracker, the SQE in five stores, the doorbell. Anything
+ * else goes to ns_rw_general, which checks everything again.
+ */
+drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+		     const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+		     uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	/* One exit to the general path, taken before anything is computed
+	 * that would have to survive it: the argument registers stay as they
+	 * came in and the call is a plain jump. nlb - 1 wraps for nlb == 0, so
+	 * one compare sends both "no blocks" and "too many for one command"
+	 * there; a range outside the buffer, misaligned data (PRP entries are
+	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
+	 * list) are refused or handled there too. */
+	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast_submit(qp) || !buf ||
+			 buf->page_iova != NULL || ns_gone(ns) ||
+			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
+		if (qp->shared)
+			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb,
+					    cb_arg);
+		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+	}
+	return ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
 int nvmk_ns_submit_read(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct nvmk_dma_buf *buf,

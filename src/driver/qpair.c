@@ -186,8 +186,6 @@ static void qp_free(struct nvmk_qpair *qp, bool rings_free)
 	}
 	free(qp->segs);
 	free(qp->parts);
-	if (qp->shared)
-		pthread_mutex_destroy(&qp->lock);
 	if (rings_free) {
 		pthread_mutex_lock(&ctrl->qp_lock);
 		ctrl->qid_used[qp->q.qid] = 0;
@@ -263,7 +261,7 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 	qp->shared = (o.flags & NVMK_QPAIR_SHARED) != 0;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
-		drv_mutex_init_recursive(&qp->lock);
+		drv_rlock_init(&qp->lock);
 	uint32_t depth = o.depth ? o.depth : ctrl->io_depth;
 
 	if (depth > ctrl->max_io_depth)
@@ -402,7 +400,7 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 	busy = q->ntrk - q->nfree;
 	if (busy && q->trk) /* kernel-path qpairs keep only the counts */
 		for (uint32_t i = 0; i < q->ntrk; i++)
-			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].parent != NULL;
+			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].part;
 	drv_qp_unlock(lq);
 	return busy - parts;
 }
@@ -466,7 +464,7 @@ static int get_create(struct nvmk_ctrl *ctrl, bool shared, struct nvmk_qpair **o
  * sees it (get_lock, then the TLS of the thread it goes to). */
 static void get_make_shared(struct nvmk_qpair *qp)
 {
-	drv_mutex_init_recursive(&qp->lock);
+	drv_rlock_init(&qp->lock);
 	qp->shared = true;
 	drv_qp_set_epoch(qp, qp->epoch);
 }
@@ -586,12 +584,6 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 const struct nvmk_cpl drv_cpl_ok = {0};
 
-void drv_cpl_call_dw0(nvmk_cpl_fn cb, void *cb_arg, uint32_t dw0)
-{
-	struct nvmk_cpl cpl = {.dw0 = dw0};
-
-	cb(cb_arg, &cpl);
-}
 
 /* The rare end of a poll, out of line so that the common poll keeps few
  * values live across the callbacks (fewer callee-saved registers to save):
@@ -629,8 +621,10 @@ static __attribute__((noinline)) int qp_process_rare(struct nvmk_qpair *qp, int 
 	return n;
 }
 
-/* A poll of a qpair known current (drv_qp_check or drv_qp_fast passed). */
-drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
+/* A poll of a qpair known current (drv_qp_check passed: the slow path),
+ * with the deadline scan when something is outstanding and its time has
+ * come (qp->next_check). */
+drv_inline int qp_process_checked(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q = &qp->q;
 	int n;
@@ -638,10 +632,7 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 	q->batching++;
 	n = drv_q_drain(q, max);
 	/* A deadline scan only when something is outstanding: tested first, so
-	 * that a qpair with nothing in flight (QD 1 after its completion, an
-	 * idle poll) does not read the clock. qp->ctrl is read again here
-	 * rather than kept from before the drain: one load instead of a
-	 * callee-saved register across the callbacks. */
+	 * that a qpair with nothing in flight does not read the clock. */
 	if (drv_unlikely(n < 0 ||
 			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
 		return qp_process_rare(qp, n);
@@ -650,6 +641,11 @@ drv_inline int qp_process_current(struct nvmk_qpair *qp, unsigned max)
 	return n;
 }
 
+/* The slow poll, under a SHARED qpair's lock: recovery after a reset or a
+ * failure; then, on an exclusive qpair, the gate taken again (the first
+ * poll after a tick of the clock, see ctrl->gate) with a deadline scan
+ * due now, so that scans keep their once-per-tick pace although the fast
+ * poll never tests for them. */
 drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 {
 	if (drv_unlikely(!drv_qp_current(qp))) {
@@ -659,31 +655,62 @@ drv_inline int qp_process_nolock(struct nvmk_qpair *qp, unsigned max)
 		if (rc != 0)
 			return rc;
 	}
-	return qp_process_current(qp, max);
+	if (!qp->shared) {
+		/* relaxed: as in drv_qp_fast; a gate of another epoch (a reset
+		 * not synced into it yet) is not taken: the next poll comes
+		 * here again */
+		uint64_t g = atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+
+		if ((uint32_t)(g >> 32) == qp->epoch && qp->fast_epoch != g) {
+			qp->fast_epoch = g;
+			qp->next_check = 0; /* a tick passed: the scan is due */
+		}
+	}
+	return qp_process_checked(qp, max);
 }
 
 /* A SHARED qpair (under its lock), or one whose controller was reset or
- * failed since the last call: out of line (reached through the ops table),
- * so that the common poll keeps neither the lock's address nor the recovery
- * live. */
+ * failed or whose clock ticked since the last call: out of line, so that
+ * the common poll keeps neither the lock's address nor the recovery live. */
 int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
 {
 	int n;
 
 	if (!qp->shared)
 		return qp_process_nolock(qp, max);
-	pthread_mutex_lock(&qp->lock);
+	drv_rlock_lock(&qp->lock);
 	n = qp_process_nolock(qp, max);
-	pthread_mutex_unlock(&qp->lock);
+	drv_rlock_unlock(&qp->lock);
 	return n;
 }
 
+/*
+ * The fast poll: exclusive, current, and no clock tick since the last slow
+ * poll (drv_qp_fast, one compare). It has no deadline test: the first poll
+ * after each tick takes the slow path, which scans (qp_process_nolock). A
+ * stuck command on a qpair polled at least once per tick is therefore still
+ * found at most two ticks after its timeout (timeout.c), and never before.
+ */
 int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
-	/* one compare: exclusive and current (drv_qp_fast) */
-	if (drv_unlikely(!drv_qp_fast(qp)))
-		return qp->ops->qp_process(qp, max); /* every kernel qpair too */
-	return qp_process_current(qp, max);
+	struct drv_queue *q;
+	int n;
+
+	if (drv_unlikely(!drv_qp_fast(qp))) {
+		/* a SHARED qpair, a tick or a recovery of the NVMe-queue path: a
+		 * direct call; every kernel qpair through its table */
+		if (drv_likely(qp->ops == &drv_nvme_io_ops))
+			return drv_nvme_qp_process(qp, max);
+		return qp->ops->qp_process(qp, max);
+	}
+	q = &qp->q;
+	q->batching++;
+	n = drv_q_drain(q, max);
+	if (drv_unlikely(n < 0))
+		return qp_process_rare(qp, n);
+	q->batching--;
+	drv_q_ring_sq(q);
+	return n;
 }
 
 int nvmk_qpair_irq_fd(const struct nvmk_qpair *qp)

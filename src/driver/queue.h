@@ -44,7 +44,8 @@ drv_inline struct drv_tracker *drv_trk_take(struct drv_queue *q)
 
 /* Arm @t for a command @opc on the device: ACTIVE under its CID (one store
  * of the key: from now on its CQE is accepted), flags cleared with the
- * opcode (one store), the completion. Callers set t->parent before. */
+ * opcode (one store), the completion. The key clears DRV_TRK_PART: t->parent
+ * is then not looked at, and need not be cleared. */
 drv_inline void drv_trk_arm(struct drv_tracker *t, uint8_t opc, nvmk_cpl_fn cb, void *cb_arg)
 {
 	t->key = DRV_TRK_KEY_ACTIVE | t->cid;
@@ -62,6 +63,7 @@ drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)
 	if (drv_unlikely(t == NULL))
 		return NULL;
 	t->flags = 0;
+	t->part = 0;
 	t->parent = NULL;
 	return t;
 }
@@ -81,7 +83,8 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
 				 uint16_t status, uint32_t dw0)
 {
 	struct nvmk_cpl cpl;
-	struct drv_tracker *p = t->parent;
+	/* parent is meaningful only on a part (the fast submits do not clear it) */
+	struct drv_tracker *p = t->part ? t->parent : NULL;
 	nvmk_cpl_fn cb;
 	void *arg;
 
@@ -260,17 +263,20 @@ drv_inline int drv_cpl_err(const struct drv_tracker *t, uint16_t sf)
 /* A success without data: what drv_q_drain gives the callback when the
  * CQE's Dword 0 is 0 (qpair.c). */
 extern const struct nvmk_cpl drv_cpl_ok;
-/* A success with Dword 0 @dw0: builds the completion, calls @cb (qpair.c,
- * out of line: the drain loop keeps no structure on its stack). */
-void drv_cpl_call_dw0(nvmk_cpl_fn cb, void *cb_arg, uint32_t dw0);
 
 void drv_queue_bad_cqe(struct drv_queue *q, const struct nvme_cqe *e, const char *why);
 /* Out of line (cold): log why @e (status @st) was refused, ring the CQ
  * head, return -EIO. */
 int drv_queue_reject_cqe(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
 /* Out of line: completion of a split part, an error status, a timed-out
- * command: everything drv_q_drain's straight path does not handle. */
+ * command, a Dword 0 other than zero: everything drv_q_drain's straight
+ * path does not handle. */
 void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t sf, uint32_t dw0);
+/* Out of line: a CQE whose tracker key did not match ACTIVE | cid or whose
+ * Dword 2 was out of range: a part of a split request (valid: completed, 0)
+ * or an invalid entry (drv_queue_reject_cqe: -EIO). */
+int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tracker *t,
+		    uint16_t st, uint16_t cid, uint32_t hd_id);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -279,10 +285,12 @@ void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t s
  * Return: number completed, or -EIO after an invalid CQE (nothing is
  * completed for it; the caller fails the controller).
  *
- * The common case (success, not part of a split request) is a straight
- * line: no copy of the CQE, two compares validate it, the tracker goes back
- * on the free list and the callback is called directly; anything else
- * leaves through an out-of-line function.
+ * The common case (success with Dword 0 zero, not part of a split request)
+ * is a straight line: no copy of the CQE, two compares validate it (the
+ * first one also sends split parts out of line, see DRV_TRK_PART), one
+ * tests status and Dword 0 together, the tracker goes back on the free list
+ * and the callback is called directly with the shared constant completion;
+ * anything else leaves through an out-of-line function.
  */
 drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 {
@@ -296,6 +304,7 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		struct drv_tracker *t;
 		nvmk_cpl_fn cb;
 		uint32_t hd_id; /* SQHD | SQID << 16 (Dword 2), one load */
+		uint32_t dw0;
 		uint16_t cid;
 		void *arg;
 
@@ -303,6 +312,7 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 			break;
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
+		dw0 = e->dw0;
 		if (++head == q->depth) {
 			head = 0;
 			q->phase ^= 1u;
@@ -311,31 +321,33 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
 		/* Two compares validate the entry. The key is ACTIVE | cid only
 		 * while a command with this CID, generation included, is on the
-		 * device. Dword 2 minus (qid << 16) is below the depth only when
-		 * SQID is ours and SQHD is inside the queue (depth <= 65536; any
-		 * other SQID lands at 65536 or above, or wraps). */
+		 * device and is not a split part (those carry DRV_TRK_PART in
+		 * the key and are validated again out of line). Dword 2 minus
+		 * (qid << 16) is below the depth only when SQID is ours and SQHD
+		 * is inside the queue (depth <= 65536; any other SQID lands at
+		 * 65536 or above, or wraps). */
 		if (drv_unlikely(t->key != (DRV_TRK_KEY_ACTIVE | cid) ||
-				 hd_id - q->sqid_key >= q->depth))
-			return drv_queue_reject_cqe(q, e, st);
-		q->sq_head = (uint16_t)hd_id;
-		if (drv_likely(NVME_CQE_SF(st) == 0 && t->parent == NULL)) {
-			cb = t->cb;
-			arg = t->cb_arg;
-			/* free before the callback, so that it may submit again */
-			drv_trk_put(q, t);
-			if (drv_likely(cb != NULL)) {
-				uint32_t dw0 = e->dw0;
+				 hd_id - q->sqid_key >= q->depth)) {
+			int rc = drv_q_cqe_other(q, e, t, st, cid, hd_id);
 
-				/* success with Dword 0 zero (every Read and Write:
-				 * it is reserved for them): the callback gets the
-				 * shared constant, no structure is built */
-				if (drv_likely(dw0 == 0))
-					cb(arg, &drv_cpl_ok);
-				else
-					drv_cpl_call_dw0(cb, arg, dw0);
-			}
+			if (rc < 0)
+				return rc;
 		} else {
-			drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
+			q->sq_head = (uint16_t)hd_id;
+			/* Status Field (bits 15:1) zero and Dword 0 zero (every
+			 * Read and Write: it is reserved for them), one test:
+			 * the callback gets the shared constant, no structure
+			 * is built */
+			if (drv_likely((dw0 | ((uint32_t)st & ~1u)) == 0)) {
+				cb = t->cb;
+				arg = t->cb_arg;
+				/* free before the callback, so that it may submit again */
+				drv_trk_put(q, t);
+				if (drv_likely(cb != NULL))
+					cb(arg, &drv_cpl_ok);
+			} else {
+				drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), dw0);
+			}
 		}
 		/* Nothing outstanding any more (the callback submitted nothing):
 		 * no valid entry can follow, so the empty slot after the last
@@ -358,13 +370,34 @@ drv_inline bool drv_qp_current(const struct nvmk_qpair *qp)
 	return qp->epoch == atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
 }
 
-/* Exclusive (no lock to take) and current (no reset or failure to notice
- * since the queues were created): the fast paths' one test. */
+/* Exclusive (no lock to take), current (no reset or failure to notice
+ * since the queues were created) and no clock tick since the last deadline
+ * scan (ctrl->gate): the fast paths' one test. */
 drv_inline bool drv_qp_fast(const struct nvmk_qpair *qp)
 {
 	/* relaxed: only a hint, as in drv_qp_current */
-	return qp->fast_epoch ==
-	       (uint64_t)atomic_load_explicit(&qp->ctrl->epoch, memory_order_relaxed);
+	return qp->fast_epoch == atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+}
+
+/* drv_qp_fast for the submit paths (qp->submit_gate). */
+drv_inline bool drv_qp_fast_submit(const struct nvmk_qpair *qp)
+{
+	/* relaxed: only a hint, as in drv_qp_current */
+	return qp->submit_gate == atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+}
+
+/* A submit found the gate closed on an exclusive, current qpair: a clock
+ * tick. Take the gate for the submits (this request still goes the general
+ * way); the deadline scan is left to the poll, whose own gate is apart. */
+drv_inline void drv_qp_submit_catch_up(struct nvmk_qpair *qp)
+{
+	if (!qp->shared && drv_qp_current(qp)) {
+		/* relaxed: as in drv_qp_fast */
+		uint64_t g = atomic_load_explicit(&qp->ctrl->gate, memory_order_relaxed);
+
+		if ((uint32_t)(g >> 32) == qp->epoch)
+			qp->submit_gate = g;
+	}
 }
 
 /* Submit paths: 0 when the qpair may be used, else the error (completions

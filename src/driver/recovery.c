@@ -49,7 +49,7 @@ void drv_ctrl_fail(struct nvmk_ctrl *ctrl, int err, const char *why)
 	/* relaxed: published by the release epoch bump below */
 	atomic_store_explicit(&ctrl->quiesced, true, memory_order_relaxed);
 	/* release: the failed value before the epoch change that makes qpairs look */
-	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_epoch_bump(ctrl);
 	/* release: pairs with the admin thread's acq_rel exchange */
 	atomic_store_explicit(&ctrl->fail_event_pending, true, memory_order_release);
 	drv_ctrl_wake_all(ctrl);
@@ -79,7 +79,7 @@ int drv_ctrl_reset(struct nvmk_ctrl *ctrl, int cause, uint32_t seen_epoch)
 	atomic_fetch_add_explicit(&ctrl->disable_gen, 1, memory_order_release);
 	/* release: the re-created admin queue and features before qpairs see
 	 * the new epoch and create their queues */
-	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_epoch_bump(ctrl);
 	pthread_mutex_unlock(&ctrl->admin_lock);
 	/* release: pairs with the admin thread's acq_rel exchange */
 	atomic_store_explicit(&ctrl->reset_event_pending, true, memory_order_release);

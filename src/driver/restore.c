@@ -280,9 +280,10 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 			break;
 		default: /* IO */
 			t->state = TRK_ACTIVE;
-			if (p->has_parent && p->parent)
+			if (p->has_parent && p->parent) {
 				t->parent = &q->trk[p->parent - 1];
-			else
+				t->part = DRV_TRK_PART;
+			} else
 				restore_trk_cb(ctrl, ro, q->qid, p, t);
 			break;
 		}
@@ -383,7 +384,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 	qp->saved_qid = (uint16_t)mq->qid;
 	/* recursive: a callback may submit on the queue it completes on */
 	if (qp->shared)
-		drv_mutex_init_recursive(&qp->lock);
+		drv_rlock_init(&qp->lock);
 	rc = restore_queue_mem(ctrl, mq, mem);
 	if (!rc)
 		rc = restore_queue(ctrl, &qp->q, mq, mem, ro, ctrl->opts.io_timeout_ms);

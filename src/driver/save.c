@@ -200,7 +200,7 @@ static Nvmk__Queue *save_queue(struct arena *a, const struct drv_queue *q, const
 		} else {
 			p->kind = NVMK__PENDING_CMD__KIND__IO;
 		}
-		if (!admin && t->state == TRK_ACTIVE && t->parent) {
+		if (!admin && t->state == TRK_ACTIVE && t->part && t->parent) {
 			p->has_parent = true;
 			p->parent = (uint32_t)(t->parent - q->trk) + 1u;
 		} else if (!admin) {
@@ -554,7 +554,7 @@ int nvmk_ctrl_save(struct nvmk_ctrl *ctrl, const struct nvmk_save_opts *opts, vo
 		}
 	}
 	/* release: pairs with the acquire in drv_qpair_recover */
-	atomic_fetch_add_explicit(&ctrl->epoch, 1, memory_order_release);
+	drv_epoch_bump(ctrl);
 	if (!keep_alive)
 		save_drain_and_shutdown(ctrl, opts && opts->drain_timeout_ms
 						  ? opts->drain_timeout_ms
@@ -626,8 +626,6 @@ void nvmk_ctrl_detach(struct nvmk_ctrl *ctrl)
 		detach_queue(ctrl, &qp->q, keep);
 		free(qp->segs);
 		free(qp->parts);
-		if (qp->shared)
-			pthread_mutex_destroy(&qp->lock);
 		free(qp);
 	}
 	while (ctrl->handles) {

@@ -30,9 +30,9 @@ int nvmk_ctrl_queue_stats(struct nvmk_ctrl *ctrl, struct nvmk_queue_stat *out, u
 		 * mutex orders us with its users); an exclusive one belongs to
 		 * its thread, so its count is not read. */
 		if (qp->shared) {
-			pthread_mutex_lock(&qp->lock);
+			drv_rlock_lock(&qp->lock);
 			st->outstanding = (int)(qp->q.ntrk - qp->q.nfree);
-			pthread_mutex_unlock(&qp->lock);
+			drv_rlock_unlock(&qp->lock);
 		}
 	}
 	pthread_mutex_unlock(&ctrl->qp_lock);

@@ -14,7 +14,10 @@
  * Deadlines are set here, not at submit (which then reads no clock): the
  * first scan that sees an active command without TRK_F_DEADLINE gives it
  * now + io_timeout. Scans run at most once per tick (ctrl->tick_ms) while
- * the qpair is processed, and the clock is the controller's coarse one, so a
+ * the qpair is processed -- on an exclusive qpair by the first poll after
+ * each tick of the coarse clock, which fails the fast poll's one compare
+ * (ctrl->gate, qpair.c), so the fast poll itself tests no deadline --
+ * and the clock is the controller's coarse one, so a
  * command never times out before io_timeout has passed since it was
  * submitted, and, on a qpair processed at least once per tick, it is found
  * expired at most two ticks after that: one until its deadline is set, one

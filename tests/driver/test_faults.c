@@ -2,6 +2,7 @@
 /* Fault injection: every emulator fault kind and the recovery it triggers.
  * Timeouts are short (I/O 300 ms, admin 500 ms) so the suite stays fast. */
 #include <errno.h>
+#include <time.h>
 
 #include "drv_test.h"
 
@@ -140,6 +141,31 @@ static void test_hang_abort(void **state)
 	/* the queue keeps working */
 	char b[512];
 	assert_int_equal(nvmk_ns_read(f->ns, f->qp, b, 0, 1), 0);
+}
+
+/*
+ * The same hang, found by a caller that only polls (no nvmk_qpair_wait,
+ * which reads the precise clock itself): the poll's fast path has no
+ * deadline test, so detection rests on the clock ticks of the admin thread
+ * sending the first poll after each tick down the slow path (ctrl->gate).
+ * Bounded: 300 ms timeout, 20 ms tick, 5 s of polling at most.
+ */
+static void test_hang_abort_poll_only(void **state)
+{
+	struct fixture *f = *state;
+	struct acb a[1] = {{0}};
+	struct timespec ts = {0, 1000000};
+
+	add_fault(f, NVMK_FAULT_HANG, NVMK_FAULT_ANY_QID, NVME_CMD_READ, 0, 1);
+	assert_int_equal(submit_reads(f, a, 1), 0);
+	for (int i = 0; i < 5000 && !a[0].calls; i++) {
+		assert_true(nvmk_qpair_process_completions(f->qp, 0) >= 0);
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(a[0].calls, 1);
+	assert_int_equal(a[0].cpl.err, -ETIMEDOUT);
+	assert_true(tlog_has("timed out after 300 ms: aborting"));
+	assert_int_equal(nvmk_emu_reset_count(f->t.emu), 0);
 }
 
 static void test_hang_abort_hangs_reset(void **state)
@@ -364,6 +390,7 @@ int main(void)
 	    T(test_delay_ok, setup_irq),
 	    T(test_hang_abort, setup_irq),
 	    T(test_hang_abort, setup_poll),
+	    T(test_hang_abort_poll_only, setup_poll),
 	    T(test_hang_abort_hangs_reset, setup_irq),
 	    T(test_hang_abort_hangs_reset, setup_poll),
 	    T(test_drop_irq, setup_irq),
