@@ -6,13 +6,19 @@
 #   qemu-nbd    on a 1 GiB file in tmpfs (/dev/shm),
 # all in the same run; prints IOPS and nvmekeepd's ratio to each.
 # Each figure is the median of ROUNDS runs (default 3), the three servers
-# interleaved within a round, so that a noisy machine hits all of them alike.
+# interleaved within a round, so that a noisy machine hits all of them alike;
+# the last column lists nvmekeepd / nbdkit of each round (same round, same
+# load), the figure to look at on a shared machine, and the median of those.
 # Usage: bench/nbd.sh [BUILD_DIR] [SECONDS per run, default 5] [ROUNDS, default 3]
+# NBD_BENCH_BEFORE=OTHER_BUILD_DIR adds a fourth server, that build's nvmekeepd
+# ("before"), interleaved in the same rounds: a before/after comparison in
+# one sitting, printed as a second line per row.
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 secs=${2:-5}
 rounds=${3:-3}
 nvmekeepd=$build/tools/nvmekeepd/nvmekeepd
+before=${NBD_BENCH_BEFORE:+$(cd "$NBD_BENCH_BEFORE" && pwd)/tools/nvmekeepd/nvmekeepd}
 for p in fio nbdkit qemu-nbd; do
 	command -v $p >/dev/null || { echo "bench/nbd.sh: $p is missing (scripts/deps.sh)" >&2; exit 1; }
 done
@@ -29,6 +35,11 @@ wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; 
 
 "$nvmekeepd" -q --device emu --listen "unix:$d/nvmk.sock" --control "$d/ctl.sock" 2>"$d/nvmk.log" &
 pids+=($!)
+if [ -n "$before" ]; then
+	"$before" -q --device emu --listen "unix:$d/before.sock" --control "$d/before-ctl.sock" \
+		2>"$d/before.log" &
+	pids+=($!)
+fi
 nbdkit -f -U "$d/nbdkit.sock" memory 1G &
 pids+=($!)
 truncate -s 1G "$shm/disk.raw"
@@ -37,14 +48,18 @@ pids+=($!)
 wait_sock "$d/nvmk.sock"
 wait_sock "$d/nbdkit.sock"
 wait_sock "$d/qemu.sock"
+[ -z "$before" ] || wait_sock "$d/before.sock"
 
 declare -A uri=(
 	[nvmekeepd]="nbd+unix:///emu/1?socket=$d/nvmk.sock"
 	[nbdkit]="nbd+unix:///?socket=$d/nbdkit.sock"
 	[qemu-nbd]="nbd+unix:///?socket=$d/qemu.sock"
+	[before]="nbd+unix:///emu/1?socket=$d/before.sock"
 )
 declare -A iops
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 servers=(nvmekeepd nbdkit qemu-nbd)
+[ -z "$before" ] || servers+=(before)
 
 run() { # server rw jobs
 	local out
@@ -61,7 +76,8 @@ for s in "${servers[@]}"; do
 		--size=512M >/dev/null
 done
 
-printf "%-10s %-5s %12s %12s %12s %10s %10s\n" rw jobs nvmekeepd nbdkit qemu-nbd "/nbdkit" "/qemu-nbd"
+printf "%-10s %-5s %12s %12s %12s %10s %10s   %s\n" rw jobs nvmekeepd nbdkit qemu-nbd "/nbdkit" "/qemu-nbd" \
+	"/nbdkit per round (median)"
 for rw in randread randwrite; do
 	for jobs in 1 4; do
 		declare -A all=()
@@ -74,11 +90,34 @@ for rw in randread randwrite; do
 			iops[$s]=$(echo "${all[$s]}" | tr ' ' '\n' | grep . | sort -n |
 				awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
 		done
-		unset all
 		awk -v rw="$rw" -v j="$jobs" -v a="${iops[nvmekeepd]}" -v b="${iops[nbdkit]}" \
-			-v c="${iops[qemu-nbd]}" 'BEGIN {
-			printf "%-10s %-5s %12d %12d %12d %9.2fx %9.2fx\n", rw, j, a, b, c,
-				b ? a / b : 0, c ? a / c : 0 }'
+			-v c="${iops[qemu-nbd]}" -v ra="${all[nvmekeepd]}" -v rb="${all[nbdkit]}" 'BEGIN {
+			n = split(ra, x, " "); split(rb, y, " "); line = ""
+			for (i = 1; i <= n; i++) {
+				r[i] = y[i] ? x[i] / y[i] : 0
+				line = line sprintf(" %.2f", r[i])
+			}
+			for (i = 1; i <= n; i++)	# insertion sort: n is small
+				for (k = i; k > 1 && r[k - 1] > r[k]; k--) {
+					t = r[k]; r[k] = r[k - 1]; r[k - 1] = t
+				}
+			printf "%-10s %-5s %12d %12d %12d %9.2fx %9.2fx  %s (%.2fx)\n", rw, j, a, b, c,
+				b ? a / b : 0, c ? a / c : 0, line, r[int((n + 1) / 2)] }'
+		[ -z "$before" ] || awk -v a="${iops[before]}" -v b="${iops[nbdkit]}" \
+			-v ra="${all[before]}" -v rb="${all[nbdkit]}" 'BEGIN {
+			n = split(ra, x, " "); split(rb, y, " "); line = ""
+			for (i = 1; i <= n; i++) {
+				r[i] = y[i] ? x[i] / y[i] : 0
+				line = line sprintf(" %.2f", r[i])
+			}
+			for (i = 1; i <= n; i++)
+				for (k = i; k > 1 && r[k - 1] > r[k]; k--) {
+					t = r[k]; r[k] = r[k - 1]; r[k - 1] = t
+				}
+			printf "  (before) %5s %12d %12s %12s %9.2fx %10s  %s (%.2fx)\n", "", a, "", "",
+				b ? a / b : 0, "", line, r[int((n + 1) / 2)] }'
+		unset all
 	done
 done
+echo "(load at start: $load0)"
 echo "(median of $rounds runs of $secs s; 4 KiB, QD 32 per job, one connection per job; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -582,7 +582,7 @@ static bool stage_fill(struct exp_conn *c)
 	size_t n;
 
 	if (!c->stage) {
-		c->stage = malloc(EXP_STAGE_LEN);
+		c->stage = malloc(EXP_STAGE_CAP);
 		if (!c->stage) {
 			conn_kill(c, "out of memory");
 			return false;
@@ -595,6 +595,8 @@ static bool stage_fill(struct exp_conn *c)
 		c->stage_len -= c->stage_off;
 		c->stage_off = 0;
 	}
+	/* one header read takes at most EXP_STAGE_LEN: called with less than a
+	 * header staged, so after the move stage_len < NVMK_NBD_REQ_LEN */
 	n = rx(c, c->stage + c->stage_len, EXP_STAGE_LEN - c->stage_len);
 	/* a short read emptied the socket: another recv now would only say
 	 * EAGAIN (TLS may hold more: ask it) */
@@ -606,20 +608,94 @@ static bool stage_fill(struct exp_conn *c)
 }
 
 /*
- * The rest of a payload straight into @dst and, in the same recvmsg, the
- * next request header into the (empty) staging buffer: a stream of WRITEs
- * then costs one system call per request and no copy (the header is all
- * that lands in the stage, the payload goes to its DMA buffer). Plaintext
- * only (TLS decrypts record by record).
+ * Receiving ahead. A stream of WRITEs of one length (a client writing 4 KiB
+ * blocks) would cost one recvmsg per request even with the next header
+ * taken along (below), and at a request boundary the 4 KiB staging read
+ * would catch a header and most of a payload, to be copied. So once
+ * EXP_SPEC_STREAK WRITEs of length L came in a row, one recvmsg asks for the
+ * rest of the current payload and then for up to EXP_SPEC_REQS more
+ * (header, L bytes) pairs: each header into spec_hdr[i], each payload
+ * straight into the buffer of the slot that request will get, the free
+ * slots taken from the top of the free stack in order (exp_req_alloc pops
+ * them in that order: nothing frees a slot while one receive is parsed).
+ *
+ * Each header that came is then read by the ordinary path (read_header):
+ * every check applies as to any request. If it became a WRITE of length L
+ * in the slot guessed, its payload is already in place (or, refused, it is
+ * dropped): no copy. Anything else (another command, another length, a
+ * header the connection may not act on now: quiescing, no slot) puts the
+ * bytes from that header on back into the staging buffer, in order, and
+ * the ordinary path goes on from there: a wrong guess costs one copy of
+ * what was received ahead, at most EXP_SPEC_BYTES, and resets the streak.
+ * Nothing of this is left between two calls: servicing sees requests and
+ * staged bytes only. Plaintext only (TLS decrypts record by record).
  */
-static size_t rx_payload_and_header(struct exp_conn *c, uint8_t *dst, size_t want)
+#define EXP_SPEC_STREAK 2
+
+static uint8_t *slot_buf(const struct exp_conn *c, uint32_t slot)
 {
-	struct iovec iov[2] = {{.iov_base = dst, .iov_len = want},
-			       {.iov_base = c->stage, .iov_len = NVMK_NBD_REQ_LEN}};
+	return (uint8_t *)c->td->slab.mem.vaddr +
+	       (size_t)slot * c->t->srv->devices[c->td->dev].slot_size;
+}
+
+/* How many requests to receive ahead now (0: none). */
+static unsigned spec_depth(const struct exp_conn *c)
+{
+	const struct exp_thread *t = c->t;
+	unsigned inflight = atomic_load_explicit(&c->inflight, memory_order_relaxed);
+	unsigned max_inflight = t->srv->opts.max_inflight;
+	uint32_t len = c->spec_len;
+	unsigned k;
+
+	if (c->tls_ok || !c->stage || !c->td || c->spec_streak < EXP_SPEC_STREAK || !len ||
+	    len > c->lim.max_block || len > t->srv->devices[c->td->dev].slot_size || c->shutting ||
+	    exp_conn_quiesced(c))
+		return 0;
+	k = c->spec_streak < EXP_SPEC_REQS ? c->spec_streak : EXP_SPEC_REQS;
+	if (k > EXP_SPEC_BYTES / (len + NVMK_NBD_REQ_LEN))
+		k = EXP_SPEC_BYTES / (len + NVMK_NBD_REQ_LEN);
+	/* every request received ahead must find a slot */
+	if (k > t->nfree)
+		k = t->nfree;
+	if (inflight >= max_inflight)
+		return 0;
+	if (k > max_inflight - inflight)
+		k = max_inflight - inflight;
+	return k;
+}
+
+/*
+ * The rest of a payload (@want bytes) straight into @dst, then either the
+ * next request header into the (empty) staging buffer, or (@k > 0) @k
+ * (header, payload) pairs received ahead. A stream of WRITEs costs one
+ * system call per request, or per @k + 1 requests, and no copy. Returns
+ * the bytes that went to @dst; those received ahead are in spec_got.
+ */
+static size_t rx_payload_and_next(struct exp_conn *c, uint8_t *dst, size_t want, unsigned k)
+{
+	struct iovec iov[1 + 2 * EXP_SPEC_REQS];
+	size_t asked = want;
+	int cnt = 0;
 	ssize_t r;
 
+	if (want)
+		iov[cnt++] = (struct iovec){.iov_base = dst, .iov_len = want};
+	if (!k) {
+		iov[cnt++] = (struct iovec){.iov_base = c->stage, .iov_len = NVMK_NBD_REQ_LEN};
+		asked += NVMK_NBD_REQ_LEN;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		c->spec_slot[i] = c->t->free_slots[c->t->nfree - 1 - i];
+		iov[cnt++] =
+		    (struct iovec){.iov_base = c->spec_hdr[i], .iov_len = NVMK_NBD_REQ_LEN};
+		iov[cnt++] = (struct iovec){.iov_base = slot_buf(c, c->spec_slot[i]),
+					    .iov_len = c->spec_len};
+		asked += NVMK_NBD_REQ_LEN + c->spec_len;
+	}
+	c->spec_n = k;
+	c->spec_got = 0;
 	c->stage_off = c->stage_len = 0;
-	r = recvmsg(c->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = 2}, 0);
+	r = recvmsg(c->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)cnt}, 0);
 	if (r <= 0) {
 		if (r == 0)
 			c->rx_eof = true;
@@ -634,11 +710,17 @@ static size_t rx_payload_and_header(struct exp_conn *c, uint8_t *dst, size_t wan
 	c->rx_idle = false;
 	if (c->shutting)
 		c->last_rx_ms = exp_now_ms();
-	if ((size_t)r > want) {
+	/* less than asked: the socket is empty, the next recv would say EAGAIN */
+	c->rx_short = (size_t)r < asked;
+	if (c->rx_short)
+		c->rx_idle = true;
+	if ((size_t)r <= want)
+		return (size_t)r;
+	if (k)
+		c->spec_got = (uint32_t)((size_t)r - want);
+	else
 		c->stage_len = (uint32_t)((size_t)r - want);
-		return want;
-	}
-	return (size_t)r;
+	return want;
 }
 
 /* Payload bytes into @dst (NULL: dropped): staged ones first, then straight
@@ -656,48 +738,113 @@ static size_t take_payload(struct exp_conn *c, uint8_t *dst, size_t want)
 		return n;
 	}
 	if (dst && c->stage && !c->tls_ok)
-		return rx_payload_and_header(c, dst, want);
+		return rx_payload_and_next(c, dst, want, spec_depth(c));
+	c->rx_short = false; /* only the reads above say whether the socket is empty */
 	if (dst)
 		return rx(c, dst, want);
 	return rx(c, scratch, want < sizeof(scratch) ? want : sizeof(scratch));
 }
 
-static bool read_transmission(struct exp_conn *c)
+/* The payload of c->rx_req is complete. */
+static void payload_complete(struct exp_conn *c)
 {
 	struct exp_req *r = c->rx_req;
-	size_t n;
 
-	if (r) {
-		uint32_t left = r->r.length - r->rx_done;
+	c->rx_req = NULL;
+	if (r->state == REQ_RX)
+		exp_req_payload_done(r);
+	else
+		exp_req_reply(r);
+}
 
-		n = take_payload(c, r->state == REQ_RX ? (uint8_t *)exp_req_buf(r) + r->rx_done : NULL,
-				 left);
-		if (!n)
-			return false;
-		r->rx_done += (uint32_t)n;
-		if (r->rx_done < r->r.length)
-			return true;
-		c->rx_req = NULL;
-		if (r->state == REQ_RX)
-			exp_req_payload_done(r);
-		else
-			exp_req_reply(r);
-		return true;
+/* A WRITE stream: how many of length spec_len came in a row. */
+static void spec_note(struct exp_conn *c, const struct nvmk_nbd_request *q)
+{
+	if (q->type == NVMK_NBD_CMD_WRITE && q->length && q->length == c->spec_len) {
+		if (c->spec_streak < EXP_SPEC_REQS)
+			c->spec_streak++;
+		return;
 	}
-	if (staged(c) < NVMK_NBD_REQ_LEN && c->rx_short) {
-		c->rx_short = false; /* the next readiness event reads again */
-		return false;
-	}
-	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
-		return false;
-	if (staged(c) < NVMK_NBD_REQ_LEN)
-		return true; /* a partial header: more may be there already */
-	memcpy(c->hdr, c->stage + c->stage_off, NVMK_NBD_REQ_LEN);
-	c->stage_off += NVMK_NBD_REQ_LEN;
+	c->spec_len = q->type == NVMK_NBD_CMD_WRITE ? q->length : 0;
+	c->spec_streak = c->spec_len ? 1 : 0;
+}
 
+static bool read_header(struct exp_conn *c);
+
+/*
+ * Put @n bytes of what was received ahead (pairs of a header and @len
+ * payload bytes), from pair @i on (its header from byte @hoff), back into
+ * the staging buffer after what is staged.
+ */
+static void spec_stage_rest(struct exp_conn *c, unsigned i, uint32_t hoff, uint32_t n, uint32_t len)
+{
+	if (c->stage_off) {
+		memmove(c->stage, c->stage + c->stage_off, staged(c));
+		c->stage_len -= c->stage_off;
+		c->stage_off = 0;
+	}
+	for (; i < c->spec_n && n; i++, hoff = 0) {
+		uint32_t h = NVMK_NBD_REQ_LEN - hoff < n ? NVMK_NBD_REQ_LEN - hoff : n;
+		uint32_t p;
+
+		memcpy(c->stage + c->stage_len, c->spec_hdr[i] + hoff, h);
+		c->stage_len += h;
+		n -= h;
+		p = len < n ? len : n;
+		memcpy(c->stage + c->stage_len, slot_buf(c, c->spec_slot[i]), p);
+		c->stage_len += p;
+		n -= p;
+	}
+}
+
+/* Read the requests received ahead (spec_got bytes), in order. */
+static void spec_consume(struct exp_conn *c)
+{
+	uint32_t left = c->spec_got, len = c->spec_len;
+
+	c->spec_got = 0;
+	for (unsigned i = 0; i < c->spec_n && left; i++) {
+		struct exp_req *r;
+		uint32_t p;
+
+		if (left < NVMK_NBD_REQ_LEN || c->dead || !exp_conn_can_read(c)) {
+			/* a partial header, or nothing may be read now: staged */
+			spec_stage_rest(c, i, 0, left, len);
+			return;
+		}
+		/* the header through the ordinary path, from the (empty) stage */
+		memcpy(c->stage + c->stage_len, c->spec_hdr[i], NVMK_NBD_REQ_LEN);
+		c->stage_len += NVMK_NBD_REQ_LEN;
+		left -= NVMK_NBD_REQ_LEN;
+		read_header(c);
+		r = c->rx_req;
+		if (staged(c) || !r || r->slot != c->spec_slot[i] || r->r.length != len ||
+		    r->rx_done || (r->state != REQ_RX && r->state != REQ_DISCARD)) {
+			/* not the WRITE expected: the bytes after its header are the
+			 * stream from there on; no receiving ahead until a new streak */
+			spec_stage_rest(c, i, NVMK_NBD_REQ_LEN, left, len);
+			c->spec_streak = 0;
+			return;
+		}
+		c->stage_off = c->stage_len = 0;
+		p = left < len ? left : len;
+		r->rx_done = p;
+		left -= p;
+		if (p == len)
+			payload_complete(c);
+	}
+}
+
+/* A complete header is staged: read it and start its request. Returns
+ * false when nothing more can be read now. */
+static bool read_header(struct exp_conn *c)
+{
 	struct nvmk_nbd_request q;
+	struct exp_req *r;
 	uint32_t err;
 
+	memcpy(c->hdr, c->stage + c->stage_off, NVMK_NBD_REQ_LEN);
+	c->stage_off += NVMK_NBD_REQ_LEN;
 	if (nvmk_nbd_request_decode(c->hdr, &q)) {
 		/* framing lost: nothing after this can be trusted */
 		nvmk_warn(cname(c), NVMK_LOG_NOQ,
@@ -708,6 +855,7 @@ static bool read_transmission(struct exp_conn *c)
 		return false;
 	}
 	atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
+	spec_note(c, &q);
 	if (q.type == NVMK_NBD_CMD_DISC) {
 		/* proto.md: handle the outstanding requests, then close */
 		c->disc = true;
@@ -751,6 +899,53 @@ static bool read_transmission(struct exp_conn *c)
 	}
 	exp_req_start(c, r);
 	return true;
+}
+
+static bool read_transmission(struct exp_conn *c)
+{
+	struct exp_req *r = c->rx_req;
+	size_t n;
+
+	if (r) {
+		uint32_t left = r->r.length - r->rx_done;
+
+		if (!staged(c) && c->rx_short) {
+			c->rx_short = false; /* drained: the next readiness event reads again */
+			return false;
+		}
+		n = take_payload(c, r->state == REQ_RX ? (uint8_t *)exp_req_buf(r) + r->rx_done : NULL,
+				 left);
+		if (!n)
+			return false;
+		r->rx_done += (uint32_t)n;
+		if (r->rx_done < r->r.length)
+			return true;
+		payload_complete(c);
+		if (c->spec_got)
+			spec_consume(c);
+		return true;
+	}
+	if (staged(c) < NVMK_NBD_REQ_LEN && c->rx_short) {
+		c->rx_short = false; /* the next readiness event reads again */
+		return false;
+	}
+	if (!staged(c) && c->stage) {
+		unsigned k = spec_depth(c);
+
+		if (k) {
+			/* a boundary in a WRITE stream: receive ahead, no staging copy */
+			rx_payload_and_next(c, NULL, 0, k);
+			if (!c->spec_got)
+				return false;
+			spec_consume(c);
+			return true;
+		}
+	}
+	if (staged(c) < NVMK_NBD_REQ_LEN && !stage_fill(c))
+		return false;
+	if (staged(c) < NVMK_NBD_REQ_LEN)
+		return true; /* a partial header: more may be there already */
+	return read_header(c);
 }
 
 void exp_conn_readable(struct exp_conn *c)

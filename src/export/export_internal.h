@@ -38,7 +38,12 @@
 #define EXP_NONE	 UINT32_MAX
 #define EXP_HDR_MAX	 96 /* longest reply header kept with a request */
 #define EXP_ERRMSG_MAX	 64 /* longest error message in an ERROR chunk */
-#define EXP_STAGE_LEN	 4096 /* transmission receive staging, bytes */
+#define EXP_STAGE_LEN	 4096 /* transmission receive staging: one header read, bytes */
+#define EXP_SPEC_REQS	 16   /* WRITEs received ahead in one recvmsg, at most */
+#define EXP_SPEC_BYTES	 (64u << 10) /* ... and their headers + payloads, at most */
+/* staging capacity: a header read, or what a receive-ahead brought that was
+ * not the WRITEs it expected (conn.c "Receiving ahead") */
+#define EXP_STAGE_CAP	 (EXP_STAGE_LEN + EXP_SPEC_BYTES + EXP_SPEC_REQS * NVMK_NBD_REQ_LEN)
 #define EXP_QUIET_MS	 200  /* stop: a connection closes after this long without input */
 
 /* What an epoll event's data.ptr points at: each of these starts with it. */
@@ -145,8 +150,14 @@ struct exp_conn {
 	/* transmission: one recv takes several request headers (EXP_STAGE_LEN);
 	 * payload bytes that came with them are copied out, the rest of a
 	 * payload is received in place */
-	uint8_t *stage;
+	uint8_t *stage; /* EXP_STAGE_CAP bytes */
 	uint32_t stage_off, stage_len;
+	/* receive-ahead of WRITE streams (conn.c): the length of the last WRITE
+	 * and how many came in a row with it; headers and slots of one recvmsg */
+	uint32_t spec_len, spec_streak;
+	uint32_t spec_n, spec_got;
+	uint32_t spec_slot[EXP_SPEC_REQS];
+	uint8_t spec_hdr[EXP_SPEC_REQS][NVMK_NBD_REQ_LEN];
 	/* handshake transmit buffer */
 	uint8_t *hs_buf;
 	size_t hs_len, hs_off, hs_cap;

@@ -537,7 +537,7 @@ static int state_check(const NvmkExp__ExpState *st, char *why, size_t wl)
 		    !c->has_size || !c->has_min_block || !c->min_block || !c->has_max_block ||
 		    c->max_block < c->min_block || c->max_block > EXP_MAX_BLOCK_CAP ||
 		    !c->has_tflags || c->tflags > 0xffff ||
-		    (c->has_staged && c->staged.len > EXP_STAGE_LEN)) {
+		    (c->has_staged && c->staged.len > EXP_STAGE_CAP)) {
 			snprintf(why, wl, "connection %zu: fields missing or out of range", i);
 			return -EBADMSG;
 		}
@@ -660,7 +660,7 @@ static int adopt_conn(struct nvmk_export_server *srv, const NvmkExp__ExpConn *m)
 	};
 	atomic_store(&c->requests, m->requests);
 	if (m->has_staged && m->staged.len) {
-		c->stage = malloc(EXP_STAGE_LEN);
+		c->stage = malloc(EXP_STAGE_CAP);
 		if (!c->stage) {
 			close(c->fd);
 			free(c);

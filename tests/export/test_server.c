@@ -748,6 +748,112 @@ static void test_raw_write_stream(void **state)
 	close(fd);
 }
 
+/*
+ * Receiving ahead (conn.c): after a few WRITEs of one length the server asks
+ * for the next (header, payload) pairs in one recvmsg, payloads straight into
+ * the request buffers it expects to use. Here the whole stream is sent at
+ * once, so the guess meets everything that can break it while the bytes
+ * are already there: a READ, a WRITE of another length, a FLUSH, a WRITE of
+ * the same length that is refused (its payload dropped), one with FUA, and
+ * the streaks between. Every request is answered with the right error and
+ * every accepted write reads back.
+ */
+#define RA_LEN 4096
+struct ra_req {
+	uint16_t type, flags;
+	uint64_t off;
+	uint32_t len;
+	uint32_t err; /* expected reply error */
+};
+
+static size_t ra_plan(struct ra_req *q)
+{
+	size_t n = 0;
+	uint64_t slot = 0;
+
+#define RA_WRITES(cnt, fl)                                                                         \
+	for (int k_ = 0; k_ < (cnt); k_++)                                                         \
+		q[n++] = (struct ra_req){NVMK_NBD_CMD_WRITE, (fl), (slot++) * 8192, RA_LEN, 0};
+	RA_WRITES(20, 0);
+	q[n++] = (struct ra_req){NVMK_NBD_CMD_READ, 0, NS1_BYTES - RA_LEN, RA_LEN, 0};
+	RA_WRITES(6, 0);
+	q[n++] = (struct ra_req){NVMK_NBD_CMD_WRITE, 0, (slot++) * 8192, 1024, 0};
+	RA_WRITES(6, 0);
+	q[n++] = (struct ra_req){NVMK_NBD_CMD_WRITE, 0, NS1_BYTES, RA_LEN, NVMK_NBD_ENOSPC};
+	RA_WRITES(5, 0);
+	q[n++] = (struct ra_req){NVMK_NBD_CMD_FLUSH, 0, 0, 0, 0};
+	RA_WRITES(5, NVMK_NBD_CMD_FLAG_FUA);
+	q[n++] = (struct ra_req){NVMK_NBD_CMD_WRITE, 0, 1, RA_LEN, NVMK_NBD_EINVAL}; /* unaligned */
+	RA_WRITES(3, 0);
+#undef RA_WRITES
+	return n;
+}
+
+static void ra_pattern(uint8_t *p, uint32_t len, size_t i)
+{
+	for (uint32_t k = 0; k < len; k++)
+		p[k] = (uint8_t)(i * 37 + k * 11 + (k >> 9) + 1);
+}
+
+static void test_raw_receive_ahead(void **state)
+{
+	struct fx *f = *state;
+	static struct ra_req q[64];
+	static uint8_t stream[64 * (28 + RA_LEN)], back[RA_LEN], want[RA_LEN];
+	size_t n = ra_plan(q), len = 0;
+	bool seen[64] = {false};
+	uint8_t rep[16], b[16];
+	int fd;
+
+	for (size_t i = 0; i < n; i++) {
+		put_req(stream + len, q[i].flags, q[i].type, 1000 + i, q[i].off, q[i].len);
+		len += 28;
+		if (q[i].type == NVMK_NBD_CMD_WRITE) {
+			ra_pattern(stream + len, q[i].len, i);
+			len += q[i].len;
+		}
+	}
+	fd = raw_handshake(f, NVMK_NBD_FLAG_C_FIXED_NEWSTYLE | NVMK_NBD_FLAG_C_NO_ZEROES);
+	/* the stream goes out with EXPORT_NAME, before the server answers it: it
+	 * waits in the socket (sized to hold it) when transmission starts, so the
+	 * receives ahead meet the requests that break the guess with the bytes
+	 * after them already there */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){1 << 20}, sizeof(int));
+	send_opt(fd, NVMK_NBD_OPT_EXPORT_NAME, "emu/1", 5);
+	wr(fd, stream, len);
+	rd(fd, b, 10);
+	for (size_t k = 0; k < n; k++) {
+		uint64_t h;
+
+		rd(fd, rep, 16);
+		assert_int_equal(nvmk_nbd_get32(rep), NVMK_NBD_SIMPLE_MAGIC);
+		h = nvmk_nbd_get64(rep + 8);
+		assert_true(h >= 1000 && h < 1000 + n && !seen[h - 1000]);
+		seen[h - 1000] = true;
+		assert_int_equal(nvmk_nbd_get32(rep + 4), q[h - 1000].err);
+		if (q[h - 1000].type == NVMK_NBD_CMD_READ) {
+			rd(fd, back, RA_LEN);
+			memset(want, 0, RA_LEN); /* never written */
+			assert_memory_equal(back, want, RA_LEN);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t rq[28];
+
+		if (q[i].type != NVMK_NBD_CMD_WRITE || q[i].err)
+			continue;
+		put_req(rq, 0, NVMK_NBD_CMD_READ, 5000 + i, q[i].off, q[i].len);
+		wr(fd, rq, 28);
+		rd(fd, rep, 16);
+		assert_int_equal(nvmk_nbd_get32(rep + 4), 0);
+		assert_int_equal(nvmk_nbd_get64(rep + 8), 5000 + i);
+		rd(fd, back, q[i].len);
+		ra_pattern(want, q[i].len, i);
+		assert_memory_equal(back, want, q[i].len);
+	}
+	close(fd);
+}
+
 /* A client that stalls in the handshake holds nobody up and is dropped after
  * the handshake timeout. */
 static void test_slow_handshake(void **state)
@@ -1104,6 +1210,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_raw_handshake_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_transmission, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_raw_write_stream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_raw_receive_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
