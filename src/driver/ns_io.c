@@ -329,9 +329,10 @@ ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
  * ns_rw_general, which decides (the lock is recursive).
  */
 static __attribute__((noinline, hot)) int ns_rw_shared(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-						  uint8_t opc, const struct nvmk_dma_buf *buf,
-						  size_t off, uint64_t slba, uint32_t nlb,
-						  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+						       uint8_t opc, const struct nvmk_dma_buf *buf,
+						       size_t off, uint64_t slba, uint32_t nlb,
+						       uint32_t io_flags, nvmk_cpl_fn cb,
+						       void *cb_arg)
 {
 	int rc;
 
@@ -370,8 +371,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 			 buf->page_iova != NULL || ns_gone(ns) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
 		if (qp->shared)
-			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb,
-					    cb_arg);
+			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	}
 	return ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
