@@ -76,7 +76,7 @@ label() {
 	excl) echo "exclusive polled qpair, QD 1, submit + complete (MMIO doorbells)" ;;
 	batch) echo "batch of 32 (one SQ doorbell), then polls until all done" ;;
 	shared) echo "per-thread qpair (nvmk_ctrl_get_qpair: sync calls, CLI), QD 1" ;;
-	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, mutex included" ;;
+	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, its lock included" ;;
 	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;
 	handle) echo "I/O handle (nvmk_io_read), exclusive, QD 1 (MMIO doorbells)" ;;
 	hbatch) echo "I/O handle, batch of 32 (one SQ doorbell)" ;;

@@ -81,8 +81,8 @@ struct drv_tracker {
 	uint32_t dw0;		      /* PARENT: dw0 of the last part */
 	union {
 		struct {
-			uint16_t cid;	 /* index | generation << cid_shift */
-			uint8_t state;	 /* enum drv_trk_state */
+			uint16_t cid;  /* index | generation << cid_shift */
+			uint8_t state; /* enum drv_trk_state */
 			/* DRV_TRK_PART (1) on a part of a split request
 			 * (parent set), else 0: its CQE then fails
 			 * drv_q_drain's one key compare and takes the
@@ -401,10 +401,9 @@ static inline void drv_gate_sync(struct nvmk_ctrl *ctrl)
 				    << 32 |
 				(tick & 0x7fffffffu);
 
-		if (want == old ||
-		    atomic_compare_exchange_weak_explicit(&ctrl->gate, &old, want,
-							  memory_order_relaxed,
-							  memory_order_relaxed))
+		if (want == old || atomic_compare_exchange_weak_explicit(&ctrl->gate, &old, want,
+									 memory_order_relaxed,
+									 memory_order_relaxed))
 			return;
 	}
 }

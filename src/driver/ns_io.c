@@ -243,22 +243,6 @@ int drv_nvme_submit_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	return ns_rw_split(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 }
 
-/* Every request ns_rw's gate turns away, kernel objects included (their
- * gate fields never pass): out of line and cold, to the path's general code. */
-static __attribute__((noinline, cold)) int
-ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
-	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
-	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
-{
-	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
-
-	if (!ops)
-		return -EINVAL;
-	if (ops == &drv_nvme_io_ops)
-		drv_qp_submit_catch_up(qp);
-	return ops->submit_rw(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
-}
-
 /* [off, off + len) lies inside @buf (nothing wraps), starts dword aligned
  * and touches at most two memory pages: PRP1 and PRP2 suffice. */
 drv_inline bool ns_fits_two_pages(const struct nvmk_dma_buf *buf, size_t off, uint64_t len)
@@ -311,6 +295,30 @@ drv_inline int ns_rw_straight(struct nvmk_ns *ns, struct drv_queue *q, uint8_t o
 	return 0;
 }
 
+/* Every request ns_rw's gate turns away, kernel objects included (their
+ * gate fields never pass): out of line and cold, to the path's general code. */
+static __attribute__((noinline, cold)) int
+ns_rw_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+	      const struct nvmk_dma_buf *buf, size_t off, uint64_t slba, uint32_t nlb,
+	      uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+{
+	const struct drv_io_ops *ops = drv_io_ops_of(ns, qp);
+
+	if (!ops)
+		return -EINVAL;
+	if (ops == &drv_nvme_io_ops) {
+		/* the first submit after a clock tick: take the gate, and
+		 * if that was all, the straight path after all (ns_rw's gate) */
+		drv_qp_submit_catch_up(qp);
+		if (drv_qp_fast_submit(qp) && nlb - 1u < ns->max_blocks && buf &&
+		    buf->page_iova == NULL && !ns_gone(ns) &&
+		    ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))
+			return ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb,
+					      cb_arg);
+	}
+	return ops->submit_rw(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
+}
+
 /*
  * A SHARED qpair: the straight path under its lock (out of line, so that
  * the exclusive path keeps its frame; "hot": it is reached from ns_rw's
@@ -321,9 +329,10 @@ drv_inline int ns_rw_straight(struct nvmk_ns *ns, struct drv_queue *q, uint8_t o
  * ns_rw_general, which decides (the lock is recursive).
  */
 static __attribute__((noinline, hot)) int ns_rw_shared(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-						  uint8_t opc, const struct nvmk_dma_buf *buf,
-						  size_t off, uint64_t slba, uint32_t nlb,
-						  uint32_t io_flags, nvmk_cpl_fn cb, void *cb_arg)
+						       uint8_t opc, const struct nvmk_dma_buf *buf,
+						       size_t off, uint64_t slba, uint32_t nlb,
+						       uint32_t io_flags, nvmk_cpl_fn cb,
+						       void *cb_arg)
 {
 	int rc;
 
@@ -362,8 +371,7 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 			 buf->page_iova != NULL || ns_gone(ns) ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
 		if (qp->shared)
-			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb,
-					    cb_arg);
+			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	}
 	return ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);

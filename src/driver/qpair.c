@@ -633,8 +633,7 @@ drv_inline int qp_process_checked(struct nvmk_qpair *qp, unsigned max)
 	n = drv_q_drain(q, max);
 	/* A deadline scan only when something is outstanding: tested first, so
 	 * that a qpair with nothing in flight does not read the clock. */
-	if (drv_unlikely(n < 0 ||
-			 (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+	if (drv_unlikely(n < 0 || (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
 		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);

@@ -188,15 +188,15 @@ __attribute__((noinline, cold)) int drv_queue_reject_cqe(struct drv_queue *q,
 	drv_queue_bad_cqe(q, &c,
 			  (t->key & ~DRV_TRK_KEY_PART) != (DRV_TRK_KEY_ACTIVE | c.cid)
 			      ? "CID not outstanding"
-			  : c.sqid != q->qid			 ? "wrong SQID"
-								 : "SQ head out of range");
+			  : c.sqid != q->qid ? "wrong SQID"
+					     : "SQ head out of range");
 	drv_q_ring_cq(q);
 	return -EIO;
 }
 
 __attribute__((noinline)) int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e,
-					       struct drv_tracker *t, uint16_t st, uint16_t cid,
-					       uint32_t hd_id)
+					      struct drv_tracker *t, uint16_t st, uint16_t cid,
+					      uint32_t hd_id)
 {
 	/* the straight path's two compares (on the values it read: the
 	 * entry is not read twice), the key without DRV_TRK_PART: a split

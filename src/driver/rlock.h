@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 struct drv_rlock {
-	_Atomic uint32_t word;	     /* 0 free, 1 held, 2 held and sleepers may wait */
-	_Atomic(uintptr_t) owner;    /* the holder's thread pointer, 0 when free */
-	uint32_t depth;		     /* nesting, the holder's only */
+	_Atomic uint32_t word;	  /* 0 free, 1 held, 2 held and sleepers may wait */
+	_Atomic(uintptr_t) owner; /* the holder's thread pointer, 0 when free */
+	uint32_t depth;		  /* nesting, the holder's only */
 };
 
 /* The calling thread's identity: its thread pointer (unique among live
