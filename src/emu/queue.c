@@ -770,6 +770,7 @@ bool emu_db_moved(struct nvmk_emu *emu)
 	/* Relaxed: the pass that follows reads the values again with acquire
 	 * (db_read) before it reads the queue entries published with them. */
 	if (emu->enabled && !atomic_load_explicit(&emu->fatal, memory_order_relaxed) &&
+	    !atomic_load_explicit(&emu->removed, memory_order_relaxed) &&
 	    shadows_moved(emu, __ATOMIC_RELAXED))
 		return true;
 	return emu_db_page(emu) && emu_db_page_scan(emu);
@@ -777,7 +778,9 @@ bool emu_db_moved(struct nvmk_emu *emu)
 
 bool emu_db_arm(struct nvmk_emu *emu)
 {
-	if (!emu->dbbuf_eventidx || !emu->enabled || atomic_load(&emu->fatal))
+	/* a failed or removed controller touches no host memory */
+	if (!emu->dbbuf_eventidx || !emu->enabled || atomic_load(&emu->fatal) ||
+	    atomic_load(&emu->removed))
 		return false;
 	for (unsigned q = 1; q <= emu->nq; q++)
 		if (emu->sqs[q].valid)

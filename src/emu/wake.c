@@ -13,9 +13,18 @@
  * A kick is one atomic exchange to KICK; only when it replaced SLEEP does the
  * kicker make the futex system call. So a doorbell write while the worker
  * is awake or spinning costs one locked instruction, and no lock, no
- * condition variable and no system call. The worker spins for EMU_SPIN_NS
- * watching the word with plain loads (the cache line stays shared until a
- * kick), then announces SLEEP with a compare-exchange and sleeps on the word.
+ * condition variable and no system call. The worker spins after its last
+ * work (EMU_SPIN_NS; EMU_WATCH_SPIN_NS when it also watches doorbells in
+ * memory, see emu_wait) watching the word with plain loads (the cache line
+ * stays shared until a kick), then announces SLEEP with a compare-exchange
+ * and sleeps on the word.
+ *
+ * Doorbells in memory (shadow doorbells, a doorbell page) have a second
+ * protocol on top, EventIdx's (Base 2.0 5.8): the host writes the register
+ * (and so kicks) only when EventIdx asks; the worker asks only just before it
+ * sleeps, then reads the shadow values again (seq_cst store then load, as
+ * the host's shadow store then EventIdx load), so either it sees the new
+ * value or the host sees the request and kicks (queue.c, emu_db_arm).
  *
  * No wake-up is lost: the worker sleeps only with FUTEX_WAIT(word == SLEEP),
  * which the kernel checks atomically against the futex's wake queue; a kick
