@@ -35,7 +35,14 @@ void emu_snap_fini(struct nvmk_emu *emu)
 static uint32_t snap_db(struct nvmk_emu *emu, unsigned idx, uint32_t fallback)
 {
 	uint32_t v = atomic_load(&emu->db[idx]);
+	volatile uint32_t *page = emu_db_page(emu);
 
+	if (v & EMU_DB_NOQ)
+		return fallback;
+	/* with a doorbell page (nvmekeep-emu's sparse-mmap'd BAR) the register
+	 * value is the page's: emu->db keeps only the queue-exists flag */
+	if (page)
+		v = emu_db_page_read(emu, page, idx);
 	if (emu->dbbuf_shadow && idx >= 2) {
 		uint64_t iova = emu->dbbuf_shadow + idx * (4ull << emu->cfg.dstrd);
 		uint32_t *p = emu->cfg.dma(emu->cfg.dma_ctx, iova, 4, false);
@@ -45,7 +52,7 @@ static uint32_t snap_db(struct nvmk_emu *emu, unsigned idx, uint32_t fallback)
 			emu_dma_done(emu, p, iova, 4, false);
 		}
 	}
-	return (v & EMU_DB_NOQ) ? fallback : (v & 0xffffu);
+	return v & 0xffffu;
 }
 
 static int snap_take(struct nvmk_emu *emu, struct nvmk_emu_snapshot *s)
