@@ -619,8 +619,18 @@ int nvmk_ctrl_open_or_adopt(struct nvmk_backing *b, const struct nvmk_ctrl_opts 
 		  "the controller left by the previous driver could not be adopted (%s): "
 		  "resetting it and bringing it up",
 		  strerror(-rc));
-	/* the reset first, so that nothing on the device points into the old
-	 * blocks any more; then they go back to the pool */
+	return nvmk_ctrl_open(b, opts, out); /* resets first: drv_adopt_abandon */
+}
+
+void drv_adopt_abandon(struct nvmk_backing *b)
+{
+	int rc;
+
+	/* the reset first, so that nothing on the device points into the
+	 * previous driver's blocks any more; then they go back to the pool */
+	nvmk_info(b->name, NVMK_LOG_NOQ,
+		  "the previous driver's controller is not adopted: function reset, its "
+		  "memory released");
 	rc = b->ops->reset(b);
 	if (rc)
 		nvmk_warn(b->name, NVMK_LOG_NOQ, "function reset failed: %s", strerror(-rc));
@@ -628,5 +638,4 @@ int nvmk_ctrl_open_or_adopt(struct nvmk_backing *b, const struct nvmk_ctrl_opts 
 		b->ops->device_view_done(b);
 	if (b->pool)
 		nvmk_dma_pool_release_unclaimed(b->pool, b->name);
-	return nvmk_ctrl_open(b, opts, out);
 }

@@ -355,6 +355,36 @@ static void test_no_pool_offered_resets(void **state)
 	crash_done(&c);
 }
 
+/* nvmk_ctrl_open on a backing that offers a controller to adopt: a reset,
+ * the previous client's pool blocks given back (no tag collides), new I/O. */
+static void test_open_over_view_resets(void **state)
+{
+	struct nvmk_ctrl_opts o = topts();
+	struct nvmk_backing *b;
+	struct nvmk_ctrl *ctrl;
+	struct nvmk_ns *ns;
+	struct nvmk_qpair *qp;
+	struct crash c;
+
+	(void)state;
+	crash_writer(&c, NULL, NULL);
+	assert_int_equal(nvmk_backing_vfio_user_open(c.t.sock, NULL, &b), 0);
+	assert_non_null(nvmk_backing_device_view(b));
+	assert_int_equal(nvmk_ctrl_open(b, &o, &ctrl), 0);
+	assert_null(nvmk_backing_device_view(b));
+	assert_int_equal(tsrv_stat(&c.t, "function_resets"), c.fresets + 1);
+	assert_int_equal(tsrv_stat(&c.t, "cc_enables"), c.cc_enables + 1);
+	assert_int_equal(nvmk_ns_open(ctrl, 1, 0, &ns), 0);
+	qp = nvmk_ctrl_get_qpair(ctrl);
+	assert_non_null(qp);
+	verify_acked(&c, ns, qp);
+	new_io(ctrl, ns, qp);
+	nvmk_ns_close(ns);
+	nvmk_ctrl_close(ctrl);
+	nvmk_backing_destroy(b);
+	crash_done(&c);
+}
+
 /* The caller asks for a reset (no_adopt) although the server keeps memory. */
 static void test_no_adopt_option_resets(void **state)
 {
@@ -628,6 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_hung_command_resets),
 	    cmocka_unit_test(test_no_pool_offered_resets),
 	    cmocka_unit_test(test_no_adopt_option_resets),
+	    cmocka_unit_test(test_open_over_view_resets),
 	    cmocka_unit_test(test_resume_region_misuse),
 	    cmocka_unit_test(test_manager_adopts),
 	};
