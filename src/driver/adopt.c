@@ -229,6 +229,18 @@ static int adopt_drain_one(struct nvmk_ctrl *ctrl, struct adopt_q *a)
 				 e->sqid, e->sqhd, q->qid);
 			return -EIO;
 		}
+		/* A completion posted after the snapshot cannot report an SQ head
+		 * past the tail the device reported: else it fetched commands the
+		 * view did not show, and the queue positions are not the device's. */
+		if (a->consumed >= a->old_cqes &&
+		    (e->sqhd + q->depth - a->sq->head) % q->depth >
+			(a->sq->tail + q->depth - a->sq->head) % q->depth) {
+			nvmk_err(ctrl->name, q->qid,
+				 "adopt: SQ head %u is beyond the tail %u the device reported: "
+				 "refused",
+				 e->sqhd, a->sq->tail);
+			return -EPROTO;
+		}
 		q->sq_head = e->sqhd;
 		if (++q->cq_head == q->depth) {
 			q->cq_head = 0;
