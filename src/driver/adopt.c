@@ -229,6 +229,18 @@ static int adopt_drain_one(struct nvmk_ctrl *ctrl, struct adopt_q *a)
 				 e->sqid, e->sqhd, q->qid);
 			return -EIO;
 		}
+		/* A completion posted after the snapshot cannot report an SQ head
+		 * past the tail the device reported: else it fetched commands the
+		 * view did not show, and the queue positions are not the device's. */
+		if (a->consumed >= a->old_cqes &&
+		    (e->sqhd + q->depth - a->sq->head) % q->depth >
+			(a->sq->tail + q->depth - a->sq->head) % q->depth) {
+			nvmk_err(ctrl->name, q->qid,
+				 "adopt: SQ head %u is beyond the tail %u the device reported: "
+				 "refused",
+				 e->sqhd, a->sq->tail);
+			return -EPROTO;
+		}
 		q->sq_head = e->sqhd;
 		if (++q->cq_head == q->depth) {
 			q->cq_head = 0;
@@ -619,8 +631,18 @@ int nvmk_ctrl_open_or_adopt(struct nvmk_backing *b, const struct nvmk_ctrl_opts 
 		  "the controller left by the previous driver could not be adopted (%s): "
 		  "resetting it and bringing it up",
 		  strerror(-rc));
-	/* the reset first, so that nothing on the device points into the old
-	 * blocks any more; then they go back to the pool */
+	return nvmk_ctrl_open(b, opts, out); /* resets first: drv_adopt_abandon */
+}
+
+void drv_adopt_abandon(struct nvmk_backing *b)
+{
+	int rc;
+
+	/* the reset first, so that nothing on the device points into the
+	 * previous driver's blocks any more; then they go back to the pool */
+	nvmk_info(b->name, NVMK_LOG_NOQ,
+		  "the previous driver's controller is not adopted: function reset, its "
+		  "memory released");
 	rc = b->ops->reset(b);
 	if (rc)
 		nvmk_warn(b->name, NVMK_LOG_NOQ, "function reset failed: %s", strerror(-rc));
@@ -628,5 +650,4 @@ int nvmk_ctrl_open_or_adopt(struct nvmk_backing *b, const struct nvmk_ctrl_opts 
 		b->ops->device_view_done(b);
 	if (b->pool)
 		nvmk_dma_pool_release_unclaimed(b->pool, b->name);
-	return nvmk_ctrl_open(b, opts, out);
 }

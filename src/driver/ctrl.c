@@ -700,6 +700,9 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 		drv_ctrl_free_host(ctrl);
 		return rc;
 	}
+	/* a previous driver's controller offered for adoption: not taken */
+	if (nvmk_backing_device_view(b))
+		drv_adopt_abandon(b);
 	drv_gen_invalidate(b);
 	drv_opts_resolve(ctrl, opts);
 	drv_now_refresh(ctrl);

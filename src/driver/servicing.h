@@ -54,6 +54,14 @@ void drv_gen_invalidate(struct nvmk_backing *b);
  * negative errno when the device is gone or failed.
  */
 #define DRV_RESTORE_PROBE_MS 1000u
+
+/*
+ * drv_adopt_abandon - the backing offers a previous driver's controller to
+ * adopt (nvmk_backing_device_view) but a bring-up is wanted: reset the
+ * function, drop the view (the previous driver's maps nobody took back are
+ * unmapped) and give that driver's pool blocks back (adopt.c).
+ */
+void drv_adopt_abandon(struct nvmk_backing *b);
 int drv_restore_probe(struct nvmk_ctrl *ctrl);
 
 #endif /* NVMK_DRV_SERVICING_H */

@@ -44,6 +44,7 @@ check "emu stats json" 0 "$CLI" emu stats --control "$D/c" -o json
 grep -q '"cc_enables":' "$D/out" || { echo "not ok - stats fields"; fails=$((fails + 1)); }
 check "emu stats" 0 "$CLI" emu stats --control "$D/c"
 grep -q "identify" "$D/out" || { echo "not ok - admin opcode names"; fails=$((fails + 1)); }
+grep -q "adopted *: 0" "$D/out" || { echo "not ok - adopted shown"; fails=$((fails + 1)); }
 check "emu fault" 0 "$CLI" emu fault --control "$D/c" --kind status --opcode 2 --count 1 --status 641
 check "read fails once" 1 "$CLI" read "vfio-user:$D/s" -s 0 -c 0 -d "$D/x"
 check "read works again" 0 "$CLI" read "vfio-user:$D/s" -s 0 -c 0 -d "$D/x"

@@ -383,7 +383,7 @@ void srv_dma_done(void *ctx, void *host, uint64_t iova, size_t len, bool write)
 static void wait_inflight(struct srv *s);
 static void map_release(struct srv *s, struct srv_map *m);
 
-/* Remove the maps for which @keep(map) is false from the table (main
+/* Remove the maps for which @drop(map, @arg) is true from the table (main
  * thread), wait for the worker to let go of them, release them. */
 static void maps_drop_if(struct srv *s, bool (*drop)(const struct srv_map *, const void *),
 			 const void *arg)

@@ -159,7 +159,8 @@ int cli_dev_open(const char *spec, const struct nvmk_ctrl_opts *opts, struct cli
 
 	/* (the no-IOMMU queue-size default is the driver's: drv_opts_resolve,
 	 * so that the manager and the daemon get it too) */
-	ret = nvmk_ctrl_open(dev->backing, opts, &dev->ctrl);
+	/* a controller a crashed client left (vfio-user, --persist) is adopted */
+	ret = nvmk_ctrl_open_or_adopt(dev->backing, opts, &dev->ctrl, NULL);
 	if (ret) {
 		fprintf(stderr, "nvmekeep: %s: controller bring-up failed: %s\n", spec,
 			strerror(-ret));

@@ -105,7 +105,10 @@ struct nvmk_ctrl_opts {
  * Controller, Number of Queues, Async Event Configuration, AERs, Doorbell
  * Buffer Config. Each state has a timeout; a failure is logged naming the
  * state. Starts the admin thread.
- * The bring-up resets the device: saved states of it no longer restore.
+ * The bring-up resets the device: saved states of it no longer restore. A
+ * backing that offers a crashed driver's controller for adoption
+ * (nvmk_backing_device_view) gets a function reset first, and that driver's
+ * blocks go back to the pool (nvmk_ctrl_open_or_adopt adopts instead).
  * Return: 0, -EBUSY (the backing has a controller), -EINVAL (unsupported
  * capabilities), -ETIMEDOUT (a state timed out), -EIO (CSTS.CFS or a failed
  * admin command), -ENODEV, -ENOMEM.
