@@ -361,18 +361,6 @@ static int adopt_check_view(struct nvmk_backing *b, const struct nvmk_dev_view *
 	return 0;
 }
 
-static void adopt_dbbuf_ptrs(struct nvmk_ctrl *ctrl, struct drv_queue *q)
-{
-	uint32_t stride = 4u << ctrl->dstrd;
-	char *sdb = ctrl->dbbuf_mem.mem.vaddr;
-	char *ei = sdb + DRV_PAGE_SIZE;
-
-	q->sdb_sq = (uint32_t *)(sdb + 2u * q->qid * stride);
-	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
-	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
-	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
-}
-
 static struct nvmk_qpair *adopt_qpair_new(struct nvmk_ctrl *ctrl)
 {
 	struct nvmk_qpair *qp = calloc(1, sizeof(*qp));
@@ -521,7 +509,7 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 			snprintf(tag, sizeof(tag), "io%u", sq->qid);
 			rc = adopt_queue(ctrl, v, a, &qp->q, tag);
 			if (!rc && ctrl->dbbuf)
-				adopt_dbbuf_ptrs(ctrl, &qp->q);
+				drv_q_dbbuf_attach(ctrl, &qp->q);
 			if (!rc && ctrl->nvec > 1 && a->cq->ien && a->cq->iv < ctrl->nvec) {
 				qp->vector = a->cq->iv;
 				qp->irq_shared = sq->qid >= ctrl->nvec;

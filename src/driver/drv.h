@@ -467,6 +467,8 @@ void drv_queue_free(struct nvmk_ctrl *ctrl, struct drv_queue *q);
 void drv_queue_geometry(struct nvmk_ctrl *ctrl, struct drv_queue *q, uint16_t qid, uint32_t depth);
 int drv_queue_init_trackers(struct drv_queue *q);
 void drv_queue_set_doorbells(struct drv_queue *q, uint16_t qid, uint32_t dstrd);
+/* Shadow doorbell + EventIdx slots of an I/O queue (ctrl->dbbuf set). */
+void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q);
 void drv_queue_reset_ring(struct drv_queue *q);
 /* Drain completions; -EIO on an invalid completion (after logging it). */
 int drv_queue_drain(struct drv_queue *q, unsigned max);

@@ -19,6 +19,7 @@
 
 /* The device answered the command itself (with an error status): it did not
  * act on it. A timeout or a failed controller leaves that unknown. */
+
 static bool qp_device_refused(const struct nvmk_cpl *cpl)
 {
 	return cpl->status != 0 && cpl->status != DRV_SF_HOST_ABORTED;
@@ -290,16 +291,8 @@ int nvmk_qpair_create(struct nvmk_ctrl *ctrl, const struct nvmk_qpair_opts *opts
 		qp->irq_shared = qid >= ctrl->nvec;
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	}
-	if (ctrl->dbbuf) {
-		uint32_t stride = 4u << ctrl->dstrd;
-		char *sdb = ctrl->dbbuf_mem.mem.vaddr;
-		char *ei = sdb + DRV_PAGE_SIZE;
-
-		qp->q.sdb_sq = (uint32_t *)(sdb + 2u * qid * stride);
-		qp->q.sdb_cq = (uint32_t *)(sdb + (2u * qid + 1u) * stride);
-		qp->q.ei_sq = (uint32_t *)(ei + 2u * qid * stride);
-		qp->q.ei_cq = (uint32_t *)(ei + (2u * qid + 1u) * stride);
-	}
+	if (ctrl->dbbuf)
+		drv_q_dbbuf_attach(ctrl, &qp->q);
 	/* acquire: see the admin state of the reset that set this epoch */
 	epoch = atomic_load_explicit(&ctrl->epoch, memory_order_acquire);
 	drv_qp_set_epoch(qp, epoch);

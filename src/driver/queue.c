@@ -244,3 +244,21 @@ unsigned drv_queue_fail_doomed(struct drv_queue *q, int err)
 	}
 	return n;
 }
+
+/*
+ * Point an I/O queue at its shadow doorbell and EventIdx slots (Base 2.0
+ * 5.8: page 0 of dbbuf_mem holds the shadow doorbells, page 1 the EventIdx
+ * values, both laid out as the doorbell registers with CAP.DSTRD). Used by
+ * creation, restore and adoption, so all three agree on the layout.
+ */
+void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q)
+{
+	uint32_t stride = 4u << ctrl->dstrd;
+	char *sdb = ctrl->dbbuf_mem.mem.vaddr;
+	char *ei = sdb + DRV_PAGE_SIZE;
+
+	q->sdb_sq = (uint32_t *)(sdb + 2u * q->qid * stride);
+	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
+	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
+	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
+}

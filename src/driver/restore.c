@@ -306,18 +306,6 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	return 0;
 }
 
-static void restore_dbbuf_ptrs(struct nvmk_ctrl *ctrl, struct drv_queue *q)
-{
-	uint32_t stride = 4u << ctrl->dstrd;
-	char *sdb = ctrl->dbbuf_mem.mem.vaddr;
-	char *ei = sdb + DRV_PAGE_SIZE;
-
-	q->sdb_sq = (uint32_t *)(sdb + 2u * q->qid * stride);
-	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
-	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
-	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
-}
-
 static int restore_namespaces(struct nvmk_ctrl *ctrl, const Nvmk__CtrlState *st)
 {
 	for (size_t i = 0; i < st->n_namespaces; i++) {
@@ -403,7 +391,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 	if (ctrl->nvec > 1 && qp->vector)
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	if (ctrl->dbbuf)
-		restore_dbbuf_ptrs(ctrl, &qp->q);
+		drv_q_dbbuf_attach(ctrl, &qp->q);
 	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_relaxed));
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	ctrl->qid_used[qp->q.qid] = 1;
