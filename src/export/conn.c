@@ -4,7 +4,8 @@
  * (proto.md "Handshake") as a nonblocking state machine, so a slow client
  * holds nobody up, then the transmission phase: request headers are read
  * 28 bytes at a time and a WRITE's payload is received straight into its
- * request buffer (DMA memory of the device); replies are gathered with
+ * request buffer (DMA memory of the device), in a stream of WRITEs several
+ * requests per recvmsg ("Receiving ahead" below); replies are gathered with
  * sendmsg straight from the buffers.
  *
  * A connection reads only while it may start a request (a free slot in its

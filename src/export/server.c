@@ -206,15 +206,10 @@ static int tdev_setup(struct nvmk_export_server *srv, struct exp_device *d, stru
 		return rc;
 	}
 ready:
-	/* Edge triggered: every write of the interrupt eventfd (the emulator's
-	 * worker, the kernel's MSI-X handler) is a new edge, reported once,
-	 * whatever the counter holds. So the thread never reads the eventfd (one
-	 * system call per interrupt less) and still misses none: an interrupt
-	 * raised while it reaps is the next edge. */
 	td->irq_fd = nvmk_qpair_irq_fd(td->qp);
 	if (td->irq_fd >= 0 &&
 	    epoll_ctl(td->t->epfd, EPOLL_CTL_ADD, td->irq_fd,
-		      &(struct epoll_event){.events = EPOLLIN | EPOLLET, .data.ptr = td}))
+		      &(struct epoll_event){.events = EPOLLIN, .data.ptr = td}))
 		td->irq_fd = -1;
 	td->outstanding = 0;
 	atomic_store(&td->released, false);
@@ -619,10 +614,13 @@ static void *io_thread_main(void *arg)
 				next_tick = 0;
 			} else if (k == EP_QPAIR) {
 				struct exp_tdev *td = ev[i].data.ptr;
+				uint64_t v;
 
-				/* an edge (tdev_setup): nothing to clear before reaping */
 				if (!exp_tdev_active(td))
 					continue;
+				/* clear the interrupt before reaping, so none is missed */
+				if (td->irq_fd >= 0 && read(td->irq_fd, &v, sizeof(v)) < 0)
+					(void)0;
 				exp_io_process_tdev(t, td);
 			} else if (k == EP_CONN) {
 				struct exp_conn *c = ev[i].data.ptr;

@@ -689,7 +689,7 @@ static void test_raw_transmission(void **state)
  * A stream of WRITEs (header, payload, header, payload ...) sent in pieces
  * that cut headers and payloads at every kind of place: the server receives
  * a payload's rest and the next header in one call (conn.c,
- * rx_payload_and_header), so a header split between two calls, a payload
+ * rx_payload_and_next), so a header split between two calls, a payload
  * arriving a byte at a time and several requests in one send must all keep
  * the framing. Every write is answered and reads back.
  */
