@@ -844,6 +844,75 @@ static void test_mmap_doorbells(void **state)
 	assert_int_equal(tsrv_stop(&t), 0);
 }
 
+/*
+ * The server's worker keeps the last map it translated into (no lock per
+ * DMA): an unmap must invalidate it. Identify once (the worker now holds the
+ * queue map), unmap that map, ring again: the controller can no longer reach
+ * its queue and fails (CSTS.CFS), writes nothing into the old memory, and the
+ * server lives on (with a stale cached map it would touch unmapped memory).
+ */
+static void test_unmap_invalidates_cached_map(void **state)
+{
+	const uint32_t rw = NVMK_VFU_DMA_READ_OK | NVMK_VFU_DMA_WRITE_OK;
+	volatile uint32_t *db;
+	struct nvme_sqe sqe = {0};
+	struct nvme_cqe cqe;
+	struct tsrv t;
+	uint8_t *mem;
+	size_t dblen;
+	uint32_t v = 0;
+	int fd, mfd;
+
+	(void)state;
+	assert_int_equal(tsrv_start(&t, NULL), 0);
+	mfd = pb_memfd(&mem);
+	fd = unix_connect(t.sock);
+	assert_int_equal(hello(fd), 0);
+	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd, rw), 0);
+	db = map_db_page(fd, &dblen);
+	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
+	reg32(fd, NVME_REG_ASQ, (uint32_t)PB_BASE);
+	reg32(fd, NVME_REG_ASQ + 4, 0);
+	reg32(fd, NVME_REG_ACQ, (uint32_t)PB_BASE + 0x1000);
+	reg32(fd, NVME_REG_ACQ + 4, 0);
+	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (v & NVME_CSTS_RDY)
+			break;
+		tsleep_ms(2);
+	}
+	assert_true(v & NVME_CSTS_RDY);
+	sqe.opc = NVME_ADM_IDENTIFY;
+	sqe.cid = 0x40;
+	sqe.prp1 = PB_BASE + 0x2000;
+	sqe.cdw10 = 1;
+	memcpy(mem, &sqe, sizeof(sqe));
+	__atomic_store_n(&db[0], 1, __ATOMIC_RELEASE);
+	assert_true(wait_cqe(mem, 0, 0x40, &cqe));
+	assert_int_equal(cqe.status >> 1, 0);
+	__atomic_store_n(&db[1], 1, __ATOMIC_RELEASE);
+
+	assert_int_equal(dma_unmap(fd, PB_BASE, PB_SIZE), 0);
+	sqe.cid = 0x41;
+	memcpy(mem + 64, &sqe, sizeof(sqe));
+	__atomic_store_n(&db[0], 2, __ATOMIC_RELEASE);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (v & NVME_CSTS_CFS)
+			break;
+		tsleep_ms(2);
+	}
+	assert_true(v & NVME_CSTS_CFS);
+	memcpy(&cqe, mem + 0x1000 + 16, sizeof(cqe));
+	assert_int_equal(cqe.cid, 0); /* nothing completed into the unmapped memory */
+	munmap((void *)db, dblen);
+	close(fd);
+	munmap(mem, PB_SIZE);
+	close(mfd);
+	assert_int_equal(tsrv_stop(&t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +922,7 @@ int main(void)
 	    cmocka_unit_test(test_dma_without_fd),
 	    cmocka_unit_test(test_persist_memory_identity),
 	    cmocka_unit_test(test_mmap_doorbells),
+	    cmocka_unit_test(test_unmap_invalidates_cached_map),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -215,6 +215,7 @@ static void *bounce_get(struct srv *s, uint64_t iova, size_t len)
 	for (unsigned i = 0; i < SRV_BOUNCE_SLOTS; i++) {
 		if (!s->bounce[i].buf) {
 			s->bounce[i] = (struct srv_bounce){buf, iova, len};
+			atomic_fetch_add_explicit(&s->nbounce, 1, memory_order_relaxed);
 			pthread_mutex_unlock(&s->bounce_lock);
 			return buf;
 		}
@@ -230,10 +231,16 @@ static bool bounce_take(struct srv *s, void *buf)
 {
 	bool found = false;
 
+	/* Relaxed is enough: a bounce buffer is given back by the thread that
+	 * got it, which sees its own count; with none in use (every fd-mapped
+	 * access) the lock below is not taken at all. */
+	if (atomic_load_explicit(&s->nbounce, memory_order_relaxed) == 0)
+		return false;
 	pthread_mutex_lock(&s->bounce_lock);
 	for (unsigned i = 0; i < SRV_BOUNCE_SLOTS; i++) {
 		if (s->bounce[i].buf == buf) {
 			s->bounce[i].buf = NULL;
+			atomic_fetch_sub_explicit(&s->nbounce, 1, memory_order_relaxed);
 			found = true;
 			break;
 		}
@@ -319,21 +326,62 @@ static bool resume_map_ok(struct srv *s, const struct srv_map *nm, char *why, si
 	return true;
 }
 
+/*
+ * The last fd map a thread translated into, per thread (the emulator's worker
+ * does nearly all translations, and an I/O touches the same few maps: queues,
+ * shadow doorbells, data). A copy, not an index: maps inserted meanwhile
+ * shift the table but do not invalidate it; only a release of memory does,
+ * and every release waits in wait_inflight, which moves map_epoch first.
+ */
+struct srv_tcache {
+	const struct srv *s;
+	uint64_t epoch, iova, size;
+	uint8_t *host;
+	uint32_t flags;
+};
+static _Thread_local struct srv_tcache tc;
+
+/*
+ * The translation without the map lock. Dekker-style with wait_inflight:
+ * this thread counts itself in (seq_cst) and then reads map_epoch (seq_cst);
+ * a releaser moves map_epoch (seq_cst) and then waits for inflight == 0. If
+ * the epoch read here is the cached one, the count came first in the single
+ * order of seq_cst operations, so the releaser sees it and waits for
+ * srv_dma_done before it unmaps.
+ */
+static void *tc_hit(struct srv *s, uint64_t iova, size_t len, uint32_t need)
+{
+	if (tc.s != s || !tc.host || !(tc.flags & need) || iova < tc.iova ||
+	    len > tc.size || iova - tc.iova > tc.size - len)
+		return NULL;
+	atomic_fetch_add(&s->inflight, 1);
+	if (atomic_load(&s->map_epoch) == tc.epoch)
+		return tc.host + (iova - tc.iova);
+	atomic_fetch_sub(&s->inflight, 1);
+	tc.host = NULL;
+	return NULL;
+}
+
 void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
 {
 	struct srv *s = ctx;
 	uint32_t need = write ? NVMK_VFU_DMA_WRITE_OK : NVMK_VFU_DMA_READ_OK;
-	uint64_t gen;
+	uint64_t gen, epoch;
 	void *p;
 	int i;
 
 	if (len == 0 || iova + len < iova)
 		return NULL;
+	p = tc_hit(s, iova, len, need);
+	if (p)
+		return p;
 	for (;;) {
 		/* Acquire: a map inserted before the generation moved is seen by
-		 * the lookup below (no lock per translation on the fast path). */
+		 * the lookup below. */
 		gen = atomic_load_explicit(&s->map_gen, memory_order_acquire);
 		pthread_rwlock_rdlock(&s->map_lock);
+		/* read before the lookup: a release after it moves the epoch */
+		epoch = atomic_load(&s->map_epoch);
 		i = map_find(s, iova, len);
 		if (i >= 0)
 			break;
@@ -352,6 +400,12 @@ void *srv_dma_translate(void *ctx, uint64_t iova, size_t len, bool write)
 		p = s->maps[i].host + (iova - s->maps[i].iova);
 		/* counted before the lock drops: an unmap waits for it */
 		atomic_fetch_add(&s->inflight, 1);
+		tc = (struct srv_tcache){.s = s,
+					 .epoch = epoch,
+					 .iova = s->maps[i].iova,
+					 .size = s->maps[i].size,
+					 .host = s->maps[i].host,
+					 .flags = s->maps[i].flags};
 		pthread_rwlock_unlock(&s->map_lock);
 		return p;
 	}
@@ -554,6 +608,8 @@ static void wait_inflight(struct srv *s)
 {
 	struct timespec ts = {0, 20000};
 
+	/* seq_cst, before the count is read: see tc_hit */
+	atomic_fetch_add(&s->map_epoch, 1);
 	for (unsigned i = 0; atomic_load(&s->inflight) > 0; i++) {
 		if (i == 250000) /* 5 s: a translation is a few copies long */
 			nvmk_err(s->name, NVMK_LOG_NOQ, "DMA unmap still waiting for the emulator");

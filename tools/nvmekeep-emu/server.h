@@ -92,6 +92,10 @@ struct srv {
 	unsigned nmaps;
 	_Atomic uint64_t mapped_bytes;
 	_Atomic int inflight; /* translations of fd maps in use by the worker */
+	/* Bumped (seq_cst) by wait_inflight before it waits, i.e. before any
+	 * map's memory is released: a translating thread's cached map (dma.c,
+	 * tc_hit) is good only while this is the value it was cached under. */
+	_Atomic uint64_t map_epoch;
 
 	/* --persist: between a disconnect and the next client's reset or
 	 * register write, a failed translation waits for the memory instead of
@@ -125,6 +129,7 @@ struct srv {
 	uint16_t next_id;
 	pthread_mutex_t bounce_lock;
 	struct srv_bounce bounce[SRV_BOUNCE_SLOTS];
+	_Atomic unsigned nbounce; /* bounce buffers in use: 0 = srv_dma_done takes no lock */
 
 	/* MSI-X */
 	int *irq_fds;
