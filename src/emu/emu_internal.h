@@ -30,9 +30,9 @@
 #define EMU_MAX_EVENTS	   16	 /* queued asynchronous events */
 #define EMU_SQ_ABORT_SLOTS 8	 /* CIDs marked for abort while still in an SQ */
 #define EMU_SPIN_NS	   20000 /* spin this long for a doorbell before sleeping */
-/* With doorbells the worker reads itself (shadow buffer, doorbell page) it
- * keeps watching them this long after its last piece of work (the first
- * EMU_SPIN_NS of it without yielding the CPU); a doorbell page, which no
+/* With a doorbell page the worker keeps watching it this long after its
+ * last piece of work (the first EMU_SPIN_NS of it without yielding the CPU;
+ * shadow doorbells alone get EMU_SPIN_NS, see emu_wait); a doorbell page, which no
  * kick announces, is then looked at every EMU_NAP_NS, and every
  * EMU_NAP_IDLE_NS after EMU_QUIET_NS without work. */
 #define EMU_WATCH_SPIN_NS 200000ull
