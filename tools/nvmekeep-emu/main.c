@@ -42,10 +42,11 @@ static const char usage_text[] =
     "                       Default: ram:1G:512 and null:64G:4096, as 'nvmekeep ... emu'\n"
     "  --serial S           Identify serial number (default NVMKEMU0001)\n"
     "  --persist            keep the controller's state when the client disconnects\n"
+    "                       (the next client carries on without a reset if it maps\n"
+    "                       the same memory; other memory there resets it; a client\n"
+    "                       that crashed is adopted from its kept private pool)\n"
     "  --no-resume-memory   with --persist: drop the client's memory at a disconnect\n"
     "                       (a client that crashed is then always reset)\n"
-    "                       (the next client carries on without a reset if it maps\n"
-    "                       the same memory; other memory there resets it)\n"
     "  --control PATH       JSON control socket: stats, fault injection\n"
     "  -v, --verbose        more log lines (repeat for debug)\n"
     "  -V, --version        print the version\n";
