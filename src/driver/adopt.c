@@ -386,7 +386,7 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 	struct nvmk_adopt_opts o = {0};
 	struct adopt_q *aq = NULL;
 	struct nvmk_ctrl *ctrl = NULL;
-	unsigned nq, dropped = 0, nvec, want;
+	unsigned nq, dropped = 0, want;
 	uint64_t cap;
 	int rc;
 
@@ -456,15 +456,8 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 	/* from here on blocks are claimed: a failure gives the claims back */
 	ctrl->saved = DRV_SAVED_RESTORE_REFUSED;
 
-	/* interrupts: as the bring-up chooses them, so the vectors of the
-	 * previous driver's CQs (same choice) have their eventfds again */
-	nvec = b->ops->irq_count ? b->ops->irq_count(b) : 0;
-	if (nvec > (unsigned)ctrl->want_queues + 1)
-		nvec = (unsigned)ctrl->want_queues + 1;
-	if (nvec && b->ops->irq_enable(b, nvec) == 0) {
-		ctrl->nvec = nvec;
-		ctrl->admin_irq_fd = b->ops->irq_fd(b, 0);
-	}
+	/* interrupts: as the bring-up chooses them (none: polled) */
+	drv_irq_setup(ctrl);
 	if (v->dbbuf_shadow) {
 		rc = adopt_block(ctrl, v, "dbbuf", v->dbbuf_shadow, &ctrl->dbbuf_mem);
 		if (rc)

@@ -680,11 +680,30 @@ void drv_ctrl_free_host(struct nvmk_ctrl *ctrl)
 	free(ctrl);
 }
 
+/*
+ * MSI-X: vector 0 for the admin queue, one per I/O queue while they last
+ * (Base 2.0 5.4: IV of Create I/O CQ). The bring-up and the adoption of a
+ * crashed driver's controller choose alike, so the vectors of the previous
+ * driver's CQs get their eventfds again. False: no interrupts (polled).
+ */
+bool drv_irq_setup(struct nvmk_ctrl *ctrl)
+{
+	struct nvmk_backing *b = ctrl->b;
+	unsigned nvec = b->ops->irq_count ? b->ops->irq_count(b) : 0;
+
+	if (nvec > (unsigned)ctrl->want_queues + 1)
+		nvec = (unsigned)ctrl->want_queues + 1;
+	if (!nvec || b->ops->irq_enable(b, nvec) != 0)
+		return false;
+	ctrl->nvec = nvec;
+	ctrl->admin_irq_fd = b->ops->irq_fd(b, 0);
+	return true;
+}
+
 int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 		   struct nvmk_ctrl **out)
 {
 	struct nvmk_ctrl *ctrl;
-	unsigned nvec;
 	int rc;
 
 	if (!b || !out)
@@ -713,17 +732,8 @@ int nvmk_ctrl_open(struct nvmk_backing *b, const struct nvmk_ctrl_opts *opts,
 		goto fail;
 	}
 
-	/* MSI-X: vector 0 for the admin queue, one per I/O queue while they
-	 * last (Base 2.0 5.4: IV of Create I/O CQ). */
-	nvec = b->ops->irq_count ? b->ops->irq_count(b) : 0;
-	if (nvec > (unsigned)ctrl->want_queues + 1)
-		nvec = (unsigned)ctrl->want_queues + 1;
-	if (nvec && b->ops->irq_enable(b, nvec) == 0) {
-		ctrl->nvec = nvec;
-		ctrl->admin_irq_fd = b->ops->irq_fd(b, 0);
-	} else {
+	if (!drv_irq_setup(ctrl))
 		nvmk_warn(ctrl->name, NVMK_LOG_NOQ, "no interrupts: completions are polled");
-	}
 
 	rc = drv_init_run(ctrl, false);
 	if (rc)

@@ -489,6 +489,8 @@ int drv_set_features(struct nvmk_ctrl *ctrl, uint8_t fid, uint32_t cdw11, void *
 		     uint32_t *dw0);
 
 /* ctrl.c */
+/* Enable MSI-X as the bring-up does (ctrl->nvec, admin_irq_fd); false: polled. */
+bool drv_irq_setup(struct nvmk_ctrl *ctrl);
 void *drv_admin_thread(void *arg);
 void drv_opts_resolve(struct nvmk_ctrl *ctrl, const struct nvmk_ctrl_opts *in);
 int drv_init_run(struct nvmk_ctrl *ctrl, bool reset);
