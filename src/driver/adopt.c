@@ -503,6 +503,8 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 			rc = adopt_queue(ctrl, v, a, &qp->q, tag);
 			if (!rc && ctrl->dbbuf)
 				drv_q_dbbuf_attach(ctrl, &qp->q);
+			if (!rc)
+				drv_qp_cq_db_policy(qp);
 			if (!rc && ctrl->nvec > 1 && a->cq->ien && a->cq->iv < ctrl->nvec) {
 				qp->vector = a->cq->iv;
 				qp->irq_shared = sq->qid >= ctrl->nvec;

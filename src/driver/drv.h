@@ -126,6 +126,12 @@ struct drv_queue {
 	uint32_t sq_db_tail; /* last tail given to the device */
 	uint32_t cq_head;
 	uint32_t cq_db_head; /* last head given to the device */
+	/* The lazy CQ head doorbell of the fast poll (drv_q_drain_lazy):
+	 * completions it may still consume without giving the head back, and
+	 * what that count restarts from after a doorbell (0: every poll rings;
+	 * drv_qp_cq_db_policy sets it). */
+	int32_t cq_db_credit;
+	uint32_t cq_db_lazy;
 	uint16_t sq_head;    /* last SQHD seen (16 bits, as in the CQE: one store) */
 	/* 0 or 1; 16 bits like the CQE status word, so the phase test xors
 	 * the two without a zero-extension */
@@ -521,6 +527,9 @@ void drv_aer_post_all(struct nvmk_ctrl *ctrl);
 void drv_aer_handle_pending(struct nvmk_ctrl *ctrl);
 
 /* qpair.c */
+/* Set how many completions the fast poll may consume between CQ head
+ * doorbells (q->cq_db_lazy) from the qpair's mode and depth. */
+void drv_qp_cq_db_policy(struct nvmk_qpair *qp);
 /* Return: commands it completed (>= 0), or negative errno when the qpair
  * cannot be used (its outstanding commands were completed all the same). */
 int drv_qpair_recover(struct nvmk_qpair *qp);

@@ -35,6 +35,7 @@ static int qp_create_locked(struct nvmk_qpair *qp, uint32_t *epoch)
 	int rc;
 
 	drv_queue_reset_ring(q);
+	drv_qp_cq_db_policy(qp);
 	/* from here on the device may hold the queue memory */
 	qp->dev_released = false;
 	/* acquire: pairs with the release bumps (recovery.c) */
@@ -577,6 +578,28 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 const struct nvmk_cpl drv_cpl_ok = {0};
 
+/* At most this many completions unacknowledged by the fast poll, and at
+ * most an eighth of the CQ: a device holds back completions only when the
+ * queue is nearly full (drv_q_drain_impl). */
+#define QP_CQ_DB_LAZY_MAX 32u
+
+void drv_qp_cq_db_policy(struct nvmk_qpair *qp)
+{
+	struct drv_queue *q = &qp->q;
+	uint32_t lazy = q->depth / 8u;
+
+	if (lazy > QP_CQ_DB_LAZY_MAX)
+		lazy = QP_CQ_DB_LAZY_MAX;
+	/* Interrupt mode rings every poll: the wait after it sleeps on the
+	 * interrupt, and a device whose interrupt stays asserted while the
+	 * CQ holds entries the head doorbell has not acknowledged (the
+	 * pin-based and MSI models of the NVMe over PCIe interrupt scheme)
+	 * would wake it again at once. */
+	if (qp->mode != NVMK_CPL_POLL)
+		lazy = 0;
+	q->cq_db_lazy = lazy;
+	q->cq_db_credit = (int32_t)lazy;
+}
 
 /* The rare end of a poll, out of line so that the common poll keeps few
  * values live across the callbacks (fewer callee-saved registers to save):
@@ -697,7 +720,7 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	}
 	q = &qp->q;
 	q->batching++;
-	n = drv_q_drain(q, max);
+	n = drv_q_drain_lazy(q, max);
 	if (drv_unlikely(n < 0))
 		return qp_process_rare(qp, n);
 	q->batching--;

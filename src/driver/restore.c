@@ -392,6 +392,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	if (ctrl->dbbuf)
 		drv_q_dbbuf_attach(ctrl, &qp->q);
+	drv_qp_cq_db_policy(qp);
 	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_relaxed));
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	ctrl->qid_used[qp->q.qid] = 1;
