@@ -391,7 +391,7 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 	unsigned busy, parts = 0;
 
 	drv_qp_lock(lq);
-	busy = q->ntrk - q->nfree;
+	busy = q->nbusy;
 	if (busy && q->trk) /* kernel-path qpairs keep only the counts */
 		for (uint32_t i = 0; i < q->ntrk; i++)
 			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].part;
@@ -649,7 +649,7 @@ drv_inline int qp_process_checked(struct nvmk_qpair *qp, unsigned max)
 	n = drv_q_drain(q, max);
 	/* A deadline scan only when something is outstanding: tested first, so
 	 * that a qpair with nothing in flight does not read the clock. */
-	if (drv_unlikely(n < 0 || (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+	if (drv_unlikely(n < 0 || (q->nbusy != 0 && drv_now(qp->ctrl) >= qp->next_check)))
 		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);
@@ -706,7 +706,7 @@ int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
  * stuck command on a qpair polled at least once per tick is therefore still
  * found at most two ticks after its timeout (timeout.c), and never before.
  */
-int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+DRV_POLL_LOOP int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q;
 	int n;

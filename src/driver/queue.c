@@ -107,7 +107,7 @@ int drv_queue_init_trackers(struct drv_queue *q)
 		q->trk[i].next_free = q->free_head;
 		q->free_head = (uint16_t)i;
 	}
-	q->nfree = ntrk;
+	q->nbusy = 0;
 	return 0;
 }
 
@@ -207,6 +207,22 @@ __attribute__((noinline)) int drv_q_cqe_other(struct drv_queue *q, const struct 
 	q->sq_head = (uint16_t)hd_id;
 	drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), e->dw0);
 	return 0;
+}
+
+__attribute__((noinline)) int drv_q_cqe_status(struct drv_queue *q, const struct nvme_cqe *e,
+					       uint16_t st)
+{
+	uint32_t head = q->cq_head;
+	uint32_t hd_id;
+
+	memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
+	if (++head == q->depth) {
+		head = 0;
+		q->phase ^= 1u;
+	}
+	q->cq_head = head;
+	/* the same two compares as drv_q_drain's, split parts included */
+	return drv_q_cqe_other(q, e, &q->trk[e->cid & q->idx_mask], st, e->cid, hd_id);
 }
 
 __attribute__((noinline)) void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t,

@@ -37,7 +37,7 @@ drv_inline struct drv_tracker *drv_trk_take(struct drv_queue *q)
 		return NULL;
 	t = &q->trk[i];
 	q->free_head = t->next_free;
-	q->nfree--;
+	q->nbusy++;
 	t->cid = (uint16_t)(t->cid + q->gen_inc);
 	return t;
 }
@@ -73,7 +73,7 @@ drv_inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
 	t->state = TRK_FREE;
 	t->next_free = q->free_head;
 	q->free_head = t->idx;
-	q->nfree++;
+	q->nbusy--;
 }
 
 /* Complete @t (exactly once): free it, then call the callback, so that the
@@ -277,6 +277,10 @@ void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t s
  * or an invalid entry (drv_queue_reject_cqe: -EIO). */
 int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tracker *t,
 		    uint16_t st, uint16_t cid, uint32_t hd_id);
+/* Out of line: a new CQE (phase tag tested) whose Status Field is not
+ * zero: consumed, validated and completed as drv_q_drain does (0), or
+ * refused (drv_queue_reject_cqe: -EIO). */
+int drv_q_cqe_status(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -321,14 +325,30 @@ drv_inline int drv_q_drain_impl(struct drv_queue *q, unsigned max, bool lazy)
 		uint16_t cid;
 		void *arg;
 
-		if ((st ^ q->phase) & 1u) /* phase tag still the previous pass's */
-			break;
+		/* One compare: the phase tag is this pass's and the Status
+		 * Field (bits 15:1) is zero. Anything else is out of line: the
+		 * empty slot (the phase tag still the previous pass's) or a
+		 * completion with an error status. */
+		if (drv_unlikely(st != q->phase)) {
+			int rc;
+
+			if ((st & 1u) != q->phase)
+				break;
+			rc = drv_q_cqe_status(q, e, st);
+			if (rc < 0)
+				return rc;
+			n++;
+			goto next;
+		}
+		n++; /* counted here, once for every way on */
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
 		dw0 = e->dw0;
 		if (++head == q->depth) {
 			head = 0;
-			q->phase ^= 1u;
+			/* the phase flips: st is the tag just tested (its
+			 * Status Field is zero), so no register keeps it */
+			q->phase = (uint16_t)(st ^ 1u);
 		}
 		q->cq_head = head;
 		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
@@ -347,34 +367,54 @@ drv_inline int drv_q_drain_impl(struct drv_queue *q, unsigned max, bool lazy)
 				return rc;
 		} else {
 			q->sq_head = (uint16_t)hd_id;
-			/* Status Field (bits 15:1) zero and Dword 0 zero (every
-			 * Read and Write: it is reserved for them), one test:
-			 * the callback gets the shared constant, no structure
-			 * is built */
-			if (drv_likely((dw0 | ((uint32_t)st & ~1u)) == 0)) {
+			/* Dword 0 zero (every Read and Write: it is reserved
+			 * for them): the callback gets the shared constant, no
+			 * structure is built */
+			if (drv_likely(dw0 == 0)) {
 				cb = t->cb;
 				arg = t->cb_arg;
 				/* free before the callback, so that it may submit again */
 				drv_trk_put(q, t);
+				/* Nothing outstanding any more: no valid entry
+				 * can follow, so the empty slot after the last
+				 * completion is not looked at (a phase test
+				 * saved per poll at low queue depth). Tested
+				 * before the callback, on the count the put
+				 * just moved (no reload after the call): what
+				 * the callback submits is not rung before this
+				 * drain ends (every caller raises q->batching
+				 * around it), so it cannot have completed yet.
+				 * An invalid entry there is still found: every
+				 * call looks at the head first. */
+				if (q->nbusy == 0) {
+					if (drv_likely(cb != NULL))
+						cb(arg, &drv_cpl_ok);
+					goto stopped;
+				}
 				if (drv_likely(cb != NULL))
 					cb(arg, &drv_cpl_ok);
-			} else {
-				drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), dw0);
+				if ((unsigned)n == max)
+					goto stopped;
+				continue;
 			}
+			drv_trk_complete_cqe(q, t, 0, dw0);
 		}
-		/* Nothing outstanding any more (the callback submitted nothing):
-		 * no valid entry can follow, so the empty slot after the last
-		 * completion is not looked at (a phase test saved per poll at
-		 * low queue depth, a compare more per completion otherwise). An
-		 * invalid entry there is still found: every call looks at the
-		 * head before anything else. */
-		if ((unsigned)++n == max || q->nfree == q->ntrk) {
-			/* the CQ was not seen empty: the doorbell may wait */
-			if (lazy && (q->cq_db_credit -= n) > 0)
-				return n;
-			break;
-		}
+	next:
+		/* the out-of-line completions: as above, after the callback */
+		if ((unsigned)n == max || q->nbusy == 0)
+			goto stopped;
 	}
+	/* the CQ was seen empty: give back everything consumed */
+	if (q->cq_head != q->cq_db_head) {
+		if (lazy)
+			q->cq_db_credit = (int32_t)q->cq_db_lazy;
+		drv_db_ring(q, true, q->cq_head);
+	}
+	return n;
+stopped:
+	/* stopped before the empty slot: the lazy doorbell may wait */
+	if (lazy && (q->cq_db_credit -= n) > 0)
+		return n;
 	if (q->cq_head != q->cq_db_head) {
 		if (lazy)
 			q->cq_db_credit = (int32_t)q->cq_db_lazy;

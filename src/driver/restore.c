@@ -290,12 +290,12 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	}
 	/* the free list again, without the trackers that are in use */
 	q->free_head = DRV_TRK_NONE;
-	q->nfree = 0;
+	q->nbusy = q->ntrk;
 	for (uint32_t i = ntrk; i-- > 0;)
 		if (q->trk[i].state == TRK_FREE) {
 			q->trk[i].next_free = q->free_head;
 			q->free_head = (uint16_t)i;
-			q->nfree++;
+			q->nbusy--;
 		}
 	q->sq_tail = m->sq_tail;
 	q->sq_db_tail = m->sq_db_tail;
