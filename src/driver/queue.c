@@ -271,10 +271,11 @@ void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q)
 {
 	uint32_t stride = 4u << ctrl->dstrd;
 	char *sdb = ctrl->dbbuf_mem.mem.vaddr;
-	char *ei = sdb + DRV_PAGE_SIZE;
 
 	q->sdb_sq = (uint32_t *)(sdb + 2u * q->qid * stride);
 	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
-	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
-	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
+	/* each EventIdx slot one page after its shadow slot: drv_db_ring
+	 * finds it there without loading ei_sq / ei_cq */
+	q->ei_sq = (uint32_t *)((char *)q->sdb_sq + DRV_PAGE_SIZE);
+	q->ei_cq = (uint32_t *)((char *)q->sdb_cq + DRV_PAGE_SIZE);
 }

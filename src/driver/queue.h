@@ -152,7 +152,10 @@ drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 		 * (store-load order; pairs with the controller's EventIdx store
 		 * followed by its shadow re-read) */
 		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
-		ev = (uint16_t)__atomic_load_n(cq ? q->ei_cq : q->ei_sq, __ATOMIC_SEQ_CST);
+		/* the EventIdx slot lies one page after the shadow slot
+		 * (drv_q_dbbuf_attach): no second pointer to load */
+		ev = (uint16_t)__atomic_load_n(shadow + DRV_PAGE_SIZE / sizeof(*shadow),
+					       __ATOMIC_SEQ_CST);
 		/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
 		 * towards writing the register at a wrap */
 		if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
