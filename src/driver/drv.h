@@ -28,7 +28,7 @@
 /* On the function drv_q_drain_lazy is inlined into: GCC's induction
  * variable pass rewrote the completion count as count + 1 and kept both in
  * callee-saved registers (one more push/pop per poll, a move per
- * completion: 4 instructions a poll at QD 1, 2 a completion in a batch,
+ * completion: 4 instructions a poll at QD 1, 3 a completion in a batch,
  * measured with bench/instr_split.sh). Clang has no such attribute. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define DRV_POLL_LOOP __attribute__((optimize("no-ivopts")))
