@@ -190,12 +190,12 @@ static int adopt_queue(struct nvmk_ctrl *ctrl, const struct nvmk_dev_view *v, st
 	}
 	/* the free list without the AERs' trackers */
 	q->free_head = DRV_TRK_NONE;
-	q->nfree = 0;
+	q->nbusy = q->ntrk;
 	for (uint32_t i = q->ntrk; i-- > 0;)
 		if (q->trk[i].state == TRK_FREE) {
 			q->trk[i].next_free = q->free_head;
 			q->free_head = (uint16_t)i;
-			q->nfree++;
+			q->nbusy--;
 		}
 	/* Positions. The driver consumes from the head the device knows; the
 	 * entries up to its tail carry its phase, or (wrapped) the previous
@@ -503,6 +503,8 @@ int nvmk_ctrl_adopt(struct nvmk_backing *b, const struct nvmk_adopt_opts *opts,
 			rc = adopt_queue(ctrl, v, a, &qp->q, tag);
 			if (!rc && ctrl->dbbuf)
 				drv_q_dbbuf_attach(ctrl, &qp->q);
+			if (!rc)
+				drv_qp_cq_db_policy(qp);
 			if (!rc && ctrl->nvec > 1 && a->cq->ien && a->cq->iv < ctrl->nvec) {
 				qp->vector = a->cq->iv;
 				qp->irq_shared = sq->qid >= ctrl->nvec;

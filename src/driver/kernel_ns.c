@@ -551,7 +551,7 @@ static int kns_sync_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
  * gate may read. Every submit and process call therefore lands in the
  * out-of-line general paths of ns_io.c/qpair.c, which hand it here through
  * the qpair's table (drv_kernel_io_ops).
- * q.ntrk/q.nfree are kept so that nvmk_qpair_outstanding works unchanged.
+ * q.ntrk/q.nbusy are kept so that nvmk_qpair_outstanding works unchanged.
  *
  * Each request owns one slot and has at most one SQE in flight: a short
  * transfer and each further Deallocate range are submitted from the
@@ -657,7 +657,7 @@ int nvmk_kns_qpair_create(struct nvmk_ns *ns, const struct nvmk_qpair_opts *opts
 	qp->q.name = ns->kern->name;
 	qp->q.depth = o.depth;
 	qp->q.ntrk = o.depth;
-	qp->q.nfree = o.depth;
+	qp->q.nbusy = 0;
 	/* the fast-path gate (drv_qp_fast) must never pass: see above */
 	qp->epoch = 0;
 	qp->fast_epoch = UINT64_MAX;
@@ -728,7 +728,7 @@ static void kqp_free_req(struct nvmk_qpair *qp, struct kqp_req *r)
 	r->busy = false;
 	r->next_free = kq->free_head;
 	kq->free_head = (uint16_t)(r - kq->req);
-	qp->q.nfree++;
+	qp->q.nbusy--;
 }
 
 /*
@@ -790,7 +790,7 @@ static int kns_submit(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	}
 	r = &kq->req[kq->free_head];
 	kq->free_head = r->next_free;
-	qp->q.nfree--;
+	qp->q.nbusy++;
 	r->busy = true;
 	r->ns = ns;
 	r->cb = cb;
@@ -1044,7 +1044,7 @@ static void kqp_destroy(struct nvmk_qpair *qp)
 	 * those requests with -ECANCELED as driver.h says (the I/O may have
 	 * happened). */
 	kqp_lock(kq);
-	while (qp->q.nfree != qp->q.ntrk) {
+	while (qp->q.nbusy != 0) {
 		struct io_uring_cqe *cqe;
 
 		int w = io_uring_wait_cqe(&kq->ring, &cqe);

@@ -151,7 +151,7 @@ int drv_ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct drv
 	rc = drv_qp_check(qp);
 	if (rc)
 		goto out;
-	if (q->nfree < nparts + (nparts > 1)) {
+	if (q->ntrk - q->nbusy < nparts + (nparts > 1)) {
 		rc = -EAGAIN;
 		goto out;
 	}

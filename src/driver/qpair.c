@@ -35,6 +35,7 @@ static int qp_create_locked(struct nvmk_qpair *qp, uint32_t *epoch)
 	int rc;
 
 	drv_queue_reset_ring(q);
+	drv_qp_cq_db_policy(qp);
 	/* from here on the device may hold the queue memory */
 	qp->dev_released = false;
 	/* acquire: pairs with the release bumps (recovery.c) */
@@ -390,7 +391,7 @@ unsigned nvmk_qpair_outstanding(const struct nvmk_qpair *qp)
 	unsigned busy, parts = 0;
 
 	drv_qp_lock(lq);
-	busy = q->ntrk - q->nfree;
+	busy = q->nbusy;
 	if (busy && q->trk) /* kernel-path qpairs keep only the counts */
 		for (uint32_t i = 0; i < q->ntrk; i++)
 			parts += q->trk[i].state == TRK_ACTIVE && q->trk[i].part;
@@ -577,6 +578,28 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 const struct nvmk_cpl drv_cpl_ok = {0};
 
+/* At most this many completions unacknowledged by the fast poll, and at
+ * most an eighth of the CQ: a device holds back completions only when the
+ * queue is nearly full (drv_q_drain_impl). */
+#define QP_CQ_DB_LAZY_MAX 32u
+
+void drv_qp_cq_db_policy(struct nvmk_qpair *qp)
+{
+	struct drv_queue *q = &qp->q;
+	uint32_t lazy = q->depth / 8u;
+
+	if (lazy > QP_CQ_DB_LAZY_MAX)
+		lazy = QP_CQ_DB_LAZY_MAX;
+	/* Interrupt mode rings every poll: the wait after it sleeps on the
+	 * interrupt, and a device whose interrupt stays asserted while the
+	 * CQ holds entries the head doorbell has not acknowledged (the
+	 * pin-based and MSI models of the NVMe over PCIe interrupt scheme)
+	 * would wake it again at once. */
+	if (qp->mode != NVMK_CPL_POLL)
+		lazy = 0;
+	q->cq_db_lazy = lazy;
+	q->cq_db_credit = (int32_t)lazy;
+}
 
 /* The rare end of a poll, out of line so that the common poll keeps few
  * values live across the callbacks (fewer callee-saved registers to save):
@@ -626,7 +649,7 @@ drv_inline int qp_process_checked(struct nvmk_qpair *qp, unsigned max)
 	n = drv_q_drain(q, max);
 	/* A deadline scan only when something is outstanding: tested first, so
 	 * that a qpair with nothing in flight does not read the clock. */
-	if (drv_unlikely(n < 0 || (q->nfree != q->ntrk && drv_now(qp->ctrl) >= qp->next_check)))
+	if (drv_unlikely(n < 0 || (q->nbusy != 0 && drv_now(qp->ctrl) >= qp->next_check)))
 		return qp_process_rare(qp, n);
 	q->batching--;
 	drv_q_ring_sq(q);
@@ -683,7 +706,7 @@ int drv_nvme_qp_process(struct nvmk_qpair *qp, unsigned max)
  * stuck command on a qpair polled at least once per tick is therefore still
  * found at most two ticks after its timeout (timeout.c), and never before.
  */
-int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
+DRV_POLL_LOOP int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 {
 	struct drv_queue *q;
 	int n;
@@ -697,7 +720,7 @@ int nvmk_qpair_process_completions(struct nvmk_qpair *qp, unsigned max)
 	}
 	q = &qp->q;
 	q->batching++;
-	n = drv_q_drain(q, max);
+	n = drv_q_drain_lazy(q, max);
 	if (drv_unlikely(n < 0))
 		return qp_process_rare(qp, n);
 	q->batching--;

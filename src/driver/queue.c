@@ -107,7 +107,7 @@ int drv_queue_init_trackers(struct drv_queue *q)
 		q->trk[i].next_free = q->free_head;
 		q->free_head = (uint16_t)i;
 	}
-	q->nfree = ntrk;
+	q->nbusy = 0;
 	return 0;
 }
 
@@ -209,6 +209,22 @@ __attribute__((noinline)) int drv_q_cqe_other(struct drv_queue *q, const struct 
 	return 0;
 }
 
+__attribute__((noinline)) int drv_q_cqe_status(struct drv_queue *q, const struct nvme_cqe *e,
+					       uint16_t st)
+{
+	uint32_t head = q->cq_head;
+	uint32_t hd_id;
+
+	memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
+	if (++head == q->depth) {
+		head = 0;
+		q->phase ^= 1u;
+	}
+	q->cq_head = head;
+	/* the same two compares as drv_q_drain's, split parts included */
+	return drv_q_cqe_other(q, e, &q->trk[e->cid & q->idx_mask], st, e->cid, hd_id);
+}
+
 __attribute__((noinline)) void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t,
 						    uint16_t sf, uint32_t dw0)
 {
@@ -255,10 +271,11 @@ void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q)
 {
 	uint32_t stride = 4u << ctrl->dstrd;
 	char *sdb = ctrl->dbbuf_mem.mem.vaddr;
-	char *ei = sdb + DRV_PAGE_SIZE;
 
 	q->sdb_sq = (uint32_t *)(sdb + 2u * q->qid * stride);
 	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
-	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
-	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
+	/* each EventIdx slot one page after its shadow slot: drv_db_ring
+	 * finds it there without loading ei_sq / ei_cq */
+	q->ei_sq = (uint32_t *)((char *)q->sdb_sq + DRV_PAGE_SIZE);
+	q->ei_cq = (uint32_t *)((char *)q->sdb_cq + DRV_PAGE_SIZE);
 }

@@ -37,7 +37,7 @@ drv_inline struct drv_tracker *drv_trk_take(struct drv_queue *q)
 		return NULL;
 	t = &q->trk[i];
 	q->free_head = t->next_free;
-	q->nfree--;
+	q->nbusy++;
 	t->cid = (uint16_t)(t->cid + q->gen_inc);
 	return t;
 }
@@ -73,7 +73,7 @@ drv_inline void drv_trk_put(struct drv_queue *q, struct drv_tracker *t)
 	t->state = TRK_FREE;
 	t->next_free = q->free_head;
 	q->free_head = t->idx;
-	q->nfree++;
+	q->nbusy--;
 }
 
 /* Complete @t (exactly once): free it, then call the callback, so that the
@@ -152,7 +152,10 @@ drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 		 * (store-load order; pairs with the controller's EventIdx store
 		 * followed by its shadow re-read) */
 		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
-		ev = (uint16_t)__atomic_load_n(cq ? q->ei_cq : q->ei_sq, __ATOMIC_SEQ_CST);
+		/* the EventIdx slot lies one page after the shadow slot
+		 * (drv_q_dbbuf_attach): no second pointer to load */
+		ev = (uint16_t)__atomic_load_n(shadow + DRV_PAGE_SIZE / sizeof(*shadow),
+					       __ATOMIC_SEQ_CST);
 		/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
 		 * towards writing the register at a wrap */
 		if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
@@ -277,6 +280,10 @@ void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t, uint16_t s
  * or an invalid entry (drv_queue_reject_cqe: -EIO). */
 int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tracker *t,
 		    uint16_t st, uint16_t cid, uint32_t hd_id);
+/* Out of line: a new CQE (phase tag tested) whose Status Field is not
+ * zero: consumed, validated and completed as drv_q_drain does (0), or
+ * refused (drv_queue_reject_cqe: -EIO). */
+int drv_q_cqe_status(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -291,8 +298,21 @@ int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tr
  * tests status and Dword 0 together, the tracker goes back on the free list
  * and the callback is called directly with the shared constant completion;
  * anything else leaves through an out-of-line function.
+ *
+ * The CQ head doorbell: a poll that saw the CQ empty (it read the slot
+ * after the last completion, or found nothing) always gives back the head
+ * consumed so far: the caller may wait next. With @lazy (the fast poll, a
+ * constant at each call site) a poll that stopped before the empty slot
+ * (@max reached, or nothing outstanding any more: every poll at QD 1)
+ * rings only once q->cq_db_lazy completions are unacknowledged. The host
+ * owes no doorbell per entry: one CQ head doorbell write may acknowledge
+ * several entries (Base 2.0 3.3.1.2), and a device that finds the CQ full
+ * holds its completions back until the head moves (3.3.1.2.1; full as in
+ * 3.3.1.5). It never waits for long: with fewer than depth - 1
+ * unacknowledged (drv_qp_cq_db_policy), a full CQ holds entries the host
+ * has not consumed yet, and consuming them rings.
  */
-drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
+drv_inline int drv_q_drain_impl(struct drv_queue *q, unsigned max, bool lazy)
 {
 	int n = 0;
 
@@ -308,14 +328,30 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 		uint16_t cid;
 		void *arg;
 
-		if ((st ^ q->phase) & 1u) /* phase tag still the previous pass's */
-			break;
+		/* One compare: the phase tag is this pass's and the Status
+		 * Field (bits 15:1) is zero. Anything else is out of line: the
+		 * empty slot (the phase tag still the previous pass's) or a
+		 * completion with an error status. */
+		if (drv_unlikely(st != q->phase)) {
+			int rc;
+
+			if ((st & 1u) != q->phase)
+				break;
+			rc = drv_q_cqe_status(q, e, st);
+			if (rc < 0)
+				return rc;
+			n++;
+			goto next;
+		}
+		n++; /* counted here, once for every way on */
 		cid = e->cid;
 		memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
 		dw0 = e->dw0;
 		if (++head == q->depth) {
 			head = 0;
-			q->phase ^= 1u;
+			/* the phase flips: st is the tag just tested (its
+			 * Status Field is zero), so no register keeps it */
+			q->phase = (uint16_t)(st ^ 1u);
 		}
 		q->cq_head = head;
 		t = &q->trk[cid & q->idx_mask]; /* the array covers every index the mask allows */
@@ -334,32 +370,73 @@ drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
 				return rc;
 		} else {
 			q->sq_head = (uint16_t)hd_id;
-			/* Status Field (bits 15:1) zero and Dword 0 zero (every
-			 * Read and Write: it is reserved for them), one test:
-			 * the callback gets the shared constant, no structure
-			 * is built */
-			if (drv_likely((dw0 | ((uint32_t)st & ~1u)) == 0)) {
+			/* Dword 0 zero (every Read and Write: it is reserved
+			 * for them): the callback gets the shared constant, no
+			 * structure is built */
+			if (drv_likely(dw0 == 0)) {
 				cb = t->cb;
 				arg = t->cb_arg;
 				/* free before the callback, so that it may submit again */
 				drv_trk_put(q, t);
+				/* Nothing outstanding any more: no valid entry
+				 * can follow, so the empty slot after the last
+				 * completion is not looked at (a phase test
+				 * saved per poll at low queue depth). Tested
+				 * before the callback, on the count the put
+				 * just moved (no reload after the call): what
+				 * the callback submits is not rung before this
+				 * drain ends (every caller raises q->batching
+				 * around it), so it cannot have completed yet.
+				 * An invalid entry there is still found: every
+				 * call looks at the head first. */
+				if (q->nbusy == 0) {
+					if (drv_likely(cb != NULL))
+						cb(arg, &drv_cpl_ok);
+					goto stopped;
+				}
 				if (drv_likely(cb != NULL))
 					cb(arg, &drv_cpl_ok);
-			} else {
-				drv_trk_complete_cqe(q, t, NVME_CQE_SF(st), dw0);
+				if ((unsigned)n == max)
+					goto stopped;
+				continue;
 			}
+			drv_trk_complete_cqe(q, t, 0, dw0);
 		}
-		/* Nothing outstanding any more (the callback submitted nothing):
-		 * no valid entry can follow, so the empty slot after the last
-		 * completion is not looked at (a phase test saved per poll at
-		 * low queue depth, a compare more per completion otherwise). An
-		 * invalid entry there is still found: every call looks at the
-		 * head before anything else. */
-		if ((unsigned)++n == max || q->nfree == q->ntrk)
-			break;
+	next:
+		/* the out-of-line completions: as above, after the callback */
+		if ((unsigned)n == max || q->nbusy == 0)
+			goto stopped;
 	}
-	drv_q_ring_cq(q);
+	/* the CQ was seen empty: give back everything consumed */
+	if (q->cq_head != q->cq_db_head) {
+		if (lazy)
+			q->cq_db_credit = (int32_t)q->cq_db_lazy;
+		drv_db_ring(q, true, q->cq_head);
+	}
 	return n;
+stopped:
+	/* stopped before the empty slot: the lazy doorbell may wait */
+	if (lazy && (q->cq_db_credit -= n) > 0)
+		return n;
+	if (q->cq_head != q->cq_db_head) {
+		if (lazy)
+			q->cq_db_credit = (int32_t)q->cq_db_lazy;
+		drv_db_ring(q, true, q->cq_head);
+	}
+	return n;
+}
+
+/* drv_q_drain_impl, the CQ head doorbell rung at the end of every call
+ * that consumed something. */
+drv_inline int drv_q_drain(struct drv_queue *q, unsigned max)
+{
+	return drv_q_drain_impl(q, max, false);
+}
+
+/* drv_q_drain_impl with the lazy CQ head doorbell (the fast poll). */
+drv_inline int drv_q_drain_lazy(struct drv_queue *q, unsigned max)
+{
+	return drv_q_drain_impl(q, max, true);
 }
 
 /* A qpair's user checks, once per call, that the controller was neither

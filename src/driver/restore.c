@@ -290,12 +290,12 @@ static int restore_queue(struct nvmk_ctrl *ctrl, struct drv_queue *q, const Nvmk
 	}
 	/* the free list again, without the trackers that are in use */
 	q->free_head = DRV_TRK_NONE;
-	q->nfree = 0;
+	q->nbusy = q->ntrk;
 	for (uint32_t i = ntrk; i-- > 0;)
 		if (q->trk[i].state == TRK_FREE) {
 			q->trk[i].next_free = q->free_head;
 			q->free_head = (uint16_t)i;
-			q->nfree++;
+			q->nbusy--;
 		}
 	q->sq_tail = m->sq_tail;
 	q->sq_db_tail = m->sq_db_tail;
@@ -392,6 +392,7 @@ static int restore_qpair(struct nvmk_ctrl *ctrl, const Nvmk__Qpair *m,
 		qp->irq_fd = ctrl->b->ops->irq_fd(ctrl->b, qp->vector);
 	if (ctrl->dbbuf)
 		drv_q_dbbuf_attach(ctrl, &qp->q);
+	drv_qp_cq_db_policy(qp);
 	drv_qp_set_epoch(qp, atomic_load_explicit(&ctrl->epoch, memory_order_relaxed));
 	qp->next_check = drv_now(ctrl) + ctrl->tick_ms;
 	ctrl->qid_used[qp->q.qid] = 1;

@@ -471,7 +471,7 @@ static unsigned save_drain_once(struct nvmk_ctrl *ctrl)
 			if (n < 0)
 				drv_ctrl_fail(ctrl, -EIO, "invalid completion while draining");
 		}
-		left += q->ntrk - q->nfree;
+		left += q->nbusy;
 		drv_qp_unlock(qp);
 	}
 	pthread_mutex_unlock(&ctrl->qp_lock);

@@ -31,7 +31,7 @@ int nvmk_ctrl_queue_stats(struct nvmk_ctrl *ctrl, struct nvmk_queue_stat *out, u
 		 * its thread, so its count is not read. */
 		if (qp->shared) {
 			drv_rlock_lock(&qp->lock);
-			st->outstanding = (int)(qp->q.ntrk - qp->q.nfree);
+			st->outstanding = (int)qp->q.nbusy;
 			drv_rlock_unlock(&qp->lock);
 		}
 	}

@@ -301,7 +301,7 @@ static void *race_create(void *arg)
 /* Two threads on a SHARED qpair, one creating and destroying qpairs, while
  * this thread resets the controller: TSan reported fast_epoch (written under
  * the qpair lock, read without it), ctrl->cap/dstrd/max_io_depth (rewritten
- * by the reset, read by nvmk_qpair_create) and nfree (nvmk_qpair_outstanding). */
+ * by the reset, read by nvmk_qpair_create) and nbusy (nvmk_qpair_outstanding). */
 static void test_races_reset_shared_create(void **state)
 {
 	struct fx f;
