@@ -130,7 +130,20 @@ struct drv_queue {
 	/* 0 or 1; 16 bits like the CQE status word, so the phase test xors
 	 * the two without a zero-extension */
 	uint16_t phase;
-	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
+	union {
+		struct {
+			/* > 0 while completions are processed or a batch is
+			 * open: defer the SQ doorbell */
+			uint8_t batching;
+			/* 1 when the SQ has a shadow doorbell (sdb_sq set, by
+			 * drv_q_dbbuf_attach only) */
+			uint8_t sq_shadow;
+		};
+		/* batching | sq_shadow << 8: drv_q_commit_at's one test for
+		 * "ring the register now" (the byte after batching was
+		 * padding) */
+		uint16_t sq_db_defer;
+	};
 	uint16_t qid;
 	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
 	uint32_t sq_db;	   /* doorbell register offsets */

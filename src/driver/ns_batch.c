@@ -254,8 +254,10 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	q->sq_tail = (uint32_t)(sqe - q->sq);
 	/* the tail moved: one doorbell for the k commands, unless completions
 	 * are being processed or a batch is open (drv_q_commit_at) */
-	if (drv_likely(!q->batching))
-		drv_db_ring(q, false, q->sq_tail);
+	if (drv_likely(q->sq_db_defer == 0))
+		drv_db_ring_reg(q, false, q->sq_tail);
+	else if (!q->batching)
+		drv_db_ring_shadow(q, false, q->sq_tail);
 	return (int)k;
 }
 

@@ -261,4 +261,6 @@ void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q)
 	q->sdb_cq = (uint32_t *)(sdb + (2u * q->qid + 1u) * stride);
 	q->ei_sq = (uint32_t *)(ei + 2u * q->qid * stride);
 	q->ei_cq = (uint32_t *)(ei + (2u * q->qid + 1u) * stride);
+	/* from now on drv_q_commit_at takes drv_db_ring's shadow path */
+	q->sq_shadow = 1;
 }
