@@ -130,7 +130,8 @@ struct nvmk_io_req {
  * first request's nvmk_ns_submit_read/_write returns (-EAGAIN: no free
  * slot; -ENODEV: namespace removed; -EIO: controller failed).
  * A SHARED qpair is locked once for the whole array: the commands are
- * contiguous in its submission queue.
+ * contiguous in its submission queue. @reqs is read during the call only:
+ * it may be reused as soon as the call returns.
  */
 int nvmk_ns_submit_read_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 			      const struct nvmk_io_req *reqs, unsigned n);
