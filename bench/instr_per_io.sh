@@ -9,7 +9,7 @@
 #           written), the backing, libc (mutex, futex wake), io_loop's
 #           callback. The emulator's worker thread is not counted, nor the
 #           kernel side of a system call.
-# Collection is on only inside nvmk_ns_submit_read,
+# Collection is on only inside nvmk_ns_submit_read, nvmk_ns_submit_read_batch,
 # nvmk_qpair_process_completions and nvmk_qpair_batch_begin/_end.
 #
 # Per mode three runs: C = setup only; B = K polls of an idle queue; A = N
@@ -18,7 +18,9 @@
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
-#   MODE: excl batch shared locked shadow, and (default: all eight)
+#   MODE: excl batch pbatch shared locked shadow, and (default: all nine)
+#         (batch: one nvmk_ns_submit_read_batch call of 32; pbatch: 32
+#         nvmk_ns_submit_read calls inside nvmk_qpair_batch_begin/_end)
 #         handle hbatch hshadow: excl, batch, shadow submitting through an
 #         I/O handle (nvmk_io_read, nvmekeep/driver/io_handle.h)
 set -euo pipefail
@@ -27,7 +29,7 @@ build=${1:-build}
 n=${2:-5000}
 shift $(($# < 2 ? $# : 2))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow handle hbatch hshadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch hshadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -38,6 +40,7 @@ run() { # mode name args...
 	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$mode.$name" \
 		--toggle-collect='nvmk_ns_submit_read' \
 		--toggle-collect='nvmk_io_read' \
+		--toggle-collect='nvmk_ns_submit_read_batch' \
 		--toggle-collect='nvmk_qpair_process_completions' \
 		--toggle-collect='nvmk_qpair_batch_begin' \
 		--toggle-collect='nvmk_qpair_batch_end' \
@@ -74,7 +77,8 @@ done
 label() {
 	case $1 in
 	excl) echo "exclusive polled qpair, QD 1, submit + complete (MMIO doorbells)" ;;
-	batch) echo "batch of 32 (one SQ doorbell), then polls until all done" ;;
+	batch) echo "batch of 32 in one nvmk_ns_submit_read_batch call, then polls" ;;
+	pbatch) echo "batch of 32, per call (nvmk_qpair_batch_begin/_end), then polls" ;;
 	shared) echo "per-thread qpair (nvmk_ctrl_get_qpair: sync calls, CLI), QD 1" ;;
 	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, its lock included" ;;
 	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The two halves of bench/instr_per_io.sh's figure, each counted on its own
 # by callgrind (--toggle-collect), instructions per 4 KiB read:
-#   submit  inside the submit call (nvmk_ns_submit_read or nvmk_io_read;
+#   submit  inside the submit call (nvmk_ns_submit_read, nvmk_io_read or
+#           nvmk_ns_submit_read_batch;
 #           batch modes: nvmk_qpair_batch_begin/_end too). No polls: exact,
 #           except the one submit per clock tick that takes the general path
 #           (ctrl->gate; ~0.05 per tick over N reads).
@@ -10,7 +11,7 @@
 #           completion; the E polls that found nothing are subtracted at the
 #           cost of an idle poll (measured: K = N idle polls).
 # Each as driver / caller (see bench/instr_per_io.sh for what they cover).
-# Usage: bench/instr_split.sh [BUILD_DIR] [N] [S] [MODE...]  (default: all eight)
+# Usage: bench/instr_split.sh [BUILD_DIR] [N] [S] [MODE...]  (default: all nine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -18,7 +19,7 @@ n=${2:-3200}
 s=${3:-500}
 shift $(($# < 3 ? $# : 3))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch shared locked shadow handle hbatch hshadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch hshadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -46,7 +47,7 @@ total_ir() {
 echo "instructions per 4 KiB read, halves counted apart, N = $n, S = $s us, $(git describe --always --dirty 2>/dev/null || echo '?')"
 printf '%-8s %16s %16s %16s %s\n' mode "submit drv/call" "poll drv/call" "sum drv/call" "(empty polls)"
 for m in "${modes[@]}"; do
-	cg "s.$m" nvmk_ns_submit_read nvmk_io_read nvmk_qpair_batch_begin nvmk_qpair_batch_end \
+	cg "s.$m" nvmk_ns_submit_read nvmk_io_read nvmk_ns_submit_read_batch nvmk_qpair_batch_begin nvmk_qpair_batch_end \
 		-- -m "$m" "$n" 0 "$s"
 	cg "p.$m" nvmk_qpair_process_completions -- -m "$m" "$n" 0 "$s"
 	cg "i.$m" nvmk_qpair_process_completions -- -m "$m" 0 "$n"

@@ -6,9 +6,12 @@
  *
  *   excl    exclusive polled queue pair, QD 1: submit, then process
  *           completions until the read is done; MMIO doorbells (default)
- *   batch   exclusive polled queue pair: nvmk_qpair_batch_begin, 32 reads,
- *           nvmk_qpair_batch_end (one SQ doorbell), then process until all
- *           32 are done; N is rounded down to a multiple of 32
+ *   batch   exclusive polled queue pair: 32 reads in one
+ *           nvmk_ns_submit_read_batch call (one SQ doorbell), then process
+ *           until all 32 are done; N is rounded down to a multiple of 32
+ *   pbatch  as batch with one nvmk_ns_submit_read call per read between
+ *           nvmk_qpair_batch_begin and nvmk_qpair_batch_end (one SQ
+ *           doorbell as well): the per-call batch
  *   shared  as excl, on the thread's own qpair from nvmk_ctrl_get_qpair
  *           (the one the synchronous calls and the CLI use)
  *   locked  as excl, on a SHARED qpair (NVMK_QPAIR_SHARED), its mutex
@@ -63,9 +66,19 @@ static void on_done(void *arg, const struct nvmk_cpl *cpl)
 
 #define BATCH 32
 
-enum loop_mode { M_EXCL, M_BATCH, M_SHARED, M_SHADOW, M_LOCKED, M_HANDLE, M_HBATCH, M_HSHADOW };
-static const char *const mode_names[] = {"excl",   "batch",  "shared", "shadow",
-					 "locked", "handle", "hbatch", "hshadow"};
+enum loop_mode {
+	M_EXCL,
+	M_BATCH,
+	M_SHARED,
+	M_SHADOW,
+	M_LOCKED,
+	M_HANDLE,
+	M_HBATCH,
+	M_HSHADOW,
+	M_PBATCH
+};
+static const char *const mode_names[] = {"excl",   "batch",  "shared",	"shadow", "locked",
+					 "handle", "hbatch", "hshadow", "pbatch"};
 #define NMODES (sizeof(mode_names) / sizeof(mode_names[0]))
 
 static void fail(const char *what, int ret)
@@ -88,7 +101,8 @@ int main(int argc, char **argv)
 	struct nvmk_ns *ns;
 	struct nvmk_dma_buf buf;
 	struct nvmk_io_handle *h = NULL;
-	bool handle;
+	bool handle, per_call = false;
+	struct nvmk_io_req reqs[BATCH];
 	int ret, c;
 
 	while ((c = getopt(argc, argv, "m:")) != -1) {
@@ -97,14 +111,16 @@ int main(int argc, char **argv)
 		for (i = 0; i < NMODES && (c != 'm' || strcmp(optarg, mode_names[i])); i++)
 			;
 		if (i == NMODES) {
-			fprintf(stderr, "usage: io_loop [-m excl|batch|shared|shadow|locked|handle|"
-					"hbatch|hshadow] [N [K [S]]]\n");
+			fprintf(stderr, "usage: io_loop [-m excl|batch|pbatch|shared|shadow|locked|"
+					"handle|hbatch|hshadow] [N [K [S]]]\n");
 			return 2;
 		}
 		mode = (enum loop_mode)i;
 	}
-	handle = mode >= M_HANDLE;
-	if (mode == M_HBATCH)
+	handle = mode >= M_HANDLE && mode <= M_HSHADOW;
+	/* the handle has no array call: its batch is per call */
+	per_call = mode == M_PBATCH || mode == M_HBATCH;
+	if (mode == M_HBATCH || mode == M_PBATCH)
 		mode = M_BATCH;
 	else if (mode == M_HSHADOW)
 		mode = M_SHADOW;
@@ -152,9 +168,20 @@ int main(int argc, char **argv)
 		unsigned per = mode == M_BATCH ? BATCH : 1;
 		unsigned want = completed + per;
 
-		if (mode == M_BATCH && (ret = nvmk_qpair_batch_begin(qp)))
+		if (mode == M_BATCH && !per_call) {
+			for (unsigned k = 0; k < per; k++, i++)
+				reqs[k] = (struct nvmk_io_req){.buf = &buf,
+							       .off = (size_t)k * 4096u,
+							       .slba = (i * 7919u) & 0xffffff,
+							       .nlb = 1,
+							       .cb = on_done};
+			ret = nvmk_ns_submit_read_batch(ns, qp, reqs, per);
+			if (ret != (int)per)
+				fail("batch submit", ret < 0 ? ret : -EAGAIN);
+		}
+		if (mode == M_BATCH && per_call && (ret = nvmk_qpair_batch_begin(qp)))
 			fail("batch begin", ret);
-		for (unsigned k = 0; k < per; k++, i++) {
+		for (unsigned k = 0; k < per && (mode != M_BATCH || per_call); k++, i++) {
 			if (h)
 				ret = nvmk_io_read(h, (size_t)k * 4096u, (i * 7919u) & 0xffffff, 1,
 						   on_done, NULL);
@@ -165,7 +192,7 @@ int main(int argc, char **argv)
 			if (ret)
 				fail("submit", ret);
 		}
-		if (mode == M_BATCH && (ret = nvmk_qpair_batch_end(qp)))
+		if (mode == M_BATCH && per_call && (ret = nvmk_qpair_batch_end(qp)))
 			fail("batch end", ret);
 		while (completed < want) {
 			if (sleep_us)
@@ -177,8 +204,8 @@ int main(int argc, char **argv)
 				empty_polls++;
 		}
 	}
-	printf("io_loop: mode %s%s, %u reads completed\n", mode_names[mode],
-	       h ? " (I/O handle)" : "", completed);
+	printf("io_loop: mode %s%s%s, %u reads completed\n", mode_names[mode],
+	       per_call ? " (per call)" : "", h ? " (I/O handle)" : "", completed);
 	nvmk_io_handle_destroy(h);
 	printf("empty_polls=%lu\n", empty_polls);
 	nvmk_ctrl_dma_free(ctrl, &buf);

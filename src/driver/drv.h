@@ -146,7 +146,20 @@ struct drv_queue {
 	/* 0 or 1; 16 bits like the CQE status word, so the phase test xors
 	 * the two without a zero-extension */
 	uint16_t phase;
-	uint8_t batching; /* > 0 while completions are processed: defer SQ doorbell */
+	union {
+		struct {
+			/* > 0 while completions are processed or a batch is
+			 * open: defer the SQ doorbell */
+			uint8_t batching;
+			/* 1 when the SQ has a shadow doorbell (sdb_sq set, by
+			 * drv_q_dbbuf_attach only) */
+			uint8_t sq_shadow;
+		};
+		/* batching | sq_shadow << 8: drv_q_commit_at's one test for
+		 * "ring the register now" (the byte after batching was
+		 * padding) */
+		uint16_t sq_db_defer;
+	};
 	uint16_t qid;
 	uint32_t sqid_key; /* qid << 16: CQE Dword 2 check in one compare (drv_q_drain) */
 	uint32_t sq_db;	   /* doorbell register offsets */
@@ -285,6 +298,14 @@ struct nvmk_ns {
 	uint32_t nsid;
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
+	/* max_blocks while the namespace is present, 0 once it is removed
+	 * (drv_ns_gate_update, under ns_lock): ns_rw's first compare, "nlb in
+	 * 1..gate_blocks", then also sends a removed namespace to the general
+	 * path, which refuses it, and the straight path reads no removal
+	 * flag. Relaxed, as that flag: a removal racing with a submit may
+	 * still reach the device, which answers Invalid Namespace. 0 on a
+	 * kernel namespace. */
+	_Atomic uint32_t gate_blocks;
 	/* NSID in SQE bits 32-63 (Dword 1), precomputed at open/restore: the
 	 * fast path ORs it into the CDW0 + NSID store */
 	uint64_t sqe_nsid;
@@ -298,6 +319,15 @@ struct nvmk_ns {
 	 * fast path's gate (ns_rw). */
 	struct drv_kns *kern;
 };
+
+/* Set @ns's gate_blocks from its namespace's state (ns_lock held, or the
+ * handle not yet visible to another thread). */
+static inline void drv_ns_gate_update(struct nvmk_ns *ns)
+{
+	bool gone = atomic_load_explicit(&ns->s->removed, memory_order_relaxed);
+
+	atomic_store_explicit(&ns->gate_blocks, gone ? 0 : ns->max_blocks, memory_order_relaxed);
+}
 
 /* ---- controller ---- */
 

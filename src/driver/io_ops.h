@@ -12,7 +12,8 @@
  * (ns_rw) and completion poll (nvmk_qpair_process_completions) run only for
  * an NVMe-queue namespace on an exclusive, current NVMe-queue qpair, and
  * their one gate already fails for every kernel object (a kernel qpair's
- * fast_epoch equals no epoch, a kernel namespace has max_blocks 0), so that
+ * fast_epoch equals no epoch, a kernel namespace has max_blocks and
+ * gate_blocks 0), so that
  * they pay nothing for the table.
  *
  * An asynchronous call needs a namespace and a qpair of the same path: the

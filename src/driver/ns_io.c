@@ -364,11 +364,11 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * that would have to survive it: the argument registers stay as they
 	 * came in and the call is a plain jump. nlb - 1 wraps for nlb == 0, so
 	 * one compare sends both "no blocks" and "too many for one command"
-	 * there; a range outside the buffer, misaligned data (PRP entries are
-	 * dword aligned, Base 2.0 4.1.1) and data on more than two pages (PRP
-	 * list) are refused or handled there too. */
-	if (drv_unlikely(nlb - 1u >= ns->max_blocks || !drv_qp_fast_submit(qp) || !buf ||
-			 buf->page_iova != NULL || ns_gone(ns) ||
+	 * there, and a removed namespace too (its gate_blocks is 0); a range outside the buffer,
+	 * misaligned data (PRP entries are dword aligned, Base 2.0 4.1.1) and data on more than two
+	 * pages (PRP list) are refused or handled there too. */
+	if (drv_unlikely(nlb - 1u >= atomic_load_explicit(&ns->gate_blocks, memory_order_relaxed) ||
+			 !drv_qp_fast_submit(qp) || !buf || buf->page_iova != NULL ||
 			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
 		if (qp->shared)
 			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);

@@ -101,6 +101,15 @@ out:
 	return rc;
 }
 
+/* ns_lock held: the open handles of @s take its removal flag into their
+ * fast-path gate (gate_blocks). */
+static void ns_gate_update_all(struct nvmk_ctrl *ctrl, struct drv_ns_state *s)
+{
+	for (struct nvmk_ns *h = ctrl->handles; h; h = h->next_handle)
+		if (h->s == s)
+			drv_ns_gate_update(h);
+}
+
 /* Admin thread (AER) or bring-up: look at @nsid again and report. */
 void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 {
@@ -151,6 +160,7 @@ void drv_ns_rescan(struct nvmk_ctrl *ctrl, uint32_t nsid)
 	}
 	if (rc != -ENODEV)
 		s->known = true;
+	ns_gate_update_all(ctrl, s);
 	pthread_mutex_unlock(&ctrl->ns_lock);
 	nvmk_info(ctrl->name, NVMK_LOG_NOQ, "ns %u: %s (%llu -> %llu blocks)", nsid,
 		  ev.type == NVMK_EVENT_NS_REMOVED   ? "removed"
@@ -233,10 +243,6 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	s->nopen++;
 	s->open_shared = shared;
 	ns->ctrl = ctrl;
-	drv_ns_handle_link(ctrl, ns);
-	pthread_mutex_unlock(&ctrl->ns_lock);
-
-	ns->ctrl = ctrl;
 	ns->s = s;
 	ns->nsid = nsid;
 	ns->sqe_nsid = (uint64_t)nsid << 32;
@@ -248,6 +254,10 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	if (maxb == 0)
 		maxb = 1;
 	ns->max_blocks = (uint32_t)maxb;
+	drv_ns_handle_link(ctrl, ns);
+	/* removed was cleared above: every handle of @s (SHARED ones) */
+	ns_gate_update_all(ctrl, s);
+	pthread_mutex_unlock(&ctrl->ns_lock);
 	*out = ns;
 	return 0;
 }

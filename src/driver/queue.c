@@ -278,4 +278,6 @@ void drv_q_dbbuf_attach(struct nvmk_ctrl *ctrl, struct drv_queue *q)
 	 * finds it there without loading ei_sq / ei_cq */
 	q->ei_sq = (uint32_t *)((char *)q->sdb_sq + DRV_PAGE_SIZE);
 	q->ei_cq = (uint32_t *)((char *)q->sdb_cq + DRV_PAGE_SIZE);
+	/* from now on drv_q_commit_at takes drv_db_ring's shadow path */
+	q->sq_shadow = 1;
 }

@@ -124,45 +124,10 @@ drv_inline void drv_trk_complete(struct drv_queue *q, struct drv_tracker *t, int
  * line: rare while the controller is polling its shadow buffer). */
 void drv_db_ring_shadow_reg(struct drv_queue *q, bool cq, uint32_t val);
 
-/*
- * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
- * as given. The record is written before the register write, so that
- * nothing needs to live across that (possibly indirect) call.
- */
-drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
+/* The doorbell register write of drv_db_ring (no shadow doorbell): record
+ * @val as given, then write it. */
+drv_inline void drv_db_ring_reg(struct drv_queue *q, bool cq, uint32_t val)
 {
-	/* unlikely: the register write falls through (the pointer is
-	 * loaded again inside: a compare with memory outside) */
-	if (drv_unlikely((cq ? q->sdb_cq : q->sdb_sq) != NULL)) {
-		/* a relaxed atomic load (the queue's own field, no ordering
-		 * needed) so that GCC does not merge it with the test above into
-		 * a load kept in a register on the register path */
-		uint32_t *shadow = __atomic_load_n(cq ? &q->sdb_cq : &q->sdb_sq, __ATOMIC_RELAXED);
-		/* Shadow doorbells (Base 2.0 5.8), inline: at each call site
-		 * @cq is a constant, so only one queue's fields are loaded. */
-		uint32_t old = cq ? q->cq_db_head : q->sq_db_tail;
-		uint16_t ev;
-
-		if (cq)
-			q->cq_db_head = val;
-		else
-			q->sq_db_tail = val;
-		/* seq_cst store + seq_cst load: queue entries before the shadow
-		 * value (release), and the shadow store before the EventIdx load
-		 * (store-load order; pairs with the controller's EventIdx store
-		 * followed by its shadow re-read) */
-		__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
-		/* the EventIdx slot lies one page after the shadow slot
-		 * (drv_q_dbbuf_attach): no second pointer to load */
-		ev = (uint16_t)__atomic_load_n(shadow + DRV_PAGE_SIZE / sizeof(*shadow),
-					       __ATOMIC_SEQ_CST);
-		/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
-		 * towards writing the register at a wrap */
-		if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
-			return;
-		drv_db_ring_shadow_reg(q, cq, val);
-		return;
-	}
 	if (cq)
 		q->cq_db_head = val;
 	else
@@ -181,6 +146,52 @@ drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 		*reg = val;
 	else
 		q->db_write32(q->b, cq ? q->cq_db : q->sq_db, val);
+}
+
+/*
+ * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
+ * as given. The record is written before the register write, so that
+ * nothing needs to live across that (possibly indirect) call.
+ */
+/* The shadow doorbell of drv_db_ring (Base 2.0 5.8; the queue has one):
+ * inline, at each call site @cq is a constant, so only one queue's fields
+ * are loaded. */
+drv_inline void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
+{
+	/* a relaxed atomic load (the queue's own field, no ordering needed)
+	 * so that GCC does not merge it with drv_db_ring's test into a load
+	 * kept in a register on the register path */
+	uint32_t *shadow = __atomic_load_n(cq ? &q->sdb_cq : &q->sdb_sq, __ATOMIC_RELAXED);
+	uint32_t old = cq ? q->cq_db_head : q->sq_db_tail;
+	uint16_t ev;
+
+	if (cq)
+		q->cq_db_head = val;
+	else
+		q->sq_db_tail = val;
+	/* seq_cst store + seq_cst load: queue entries before the shadow
+	 * value (release), and the shadow store before the EventIdx load
+	 * (store-load order; pairs with the controller's EventIdx store
+	 * followed by its shadow re-read) */
+	__atomic_store_n(shadow, val, __ATOMIC_SEQ_CST);
+	/* the EventIdx slot lies one page after the shadow slot
+	 * (drv_q_dbbuf_attach): no second pointer to load */
+	ev = (uint16_t)__atomic_load_n(shadow + DRV_PAGE_SIZE / sizeof(*shadow), __ATOMIC_SEQ_CST);
+	/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
+	 * towards writing the register at a wrap */
+	if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
+		return;
+	drv_db_ring_shadow_reg(q, cq, val);
+}
+
+drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
+{
+	/* unlikely: the register write falls through (the pointer is
+	 * loaded again inside: a compare with memory outside) */
+	if (drv_unlikely((cq ? q->sdb_cq : q->sdb_sq) != NULL))
+		drv_db_ring_shadow(q, cq, val);
+	else
+		drv_db_ring_reg(q, cq, val);
 }
 
 drv_inline void drv_q_ring_sq(struct drv_queue *q)
@@ -240,8 +251,14 @@ drv_inline void drv_q_commit_at(struct drv_queue *q, uint32_t tail, uint32_t n)
 			tail -= q->depth;
 	}
 	q->sq_tail = tail;
-	if (drv_likely(!q->batching))
-		drv_db_ring(q, false, tail);
+	/* One test for the common case: no batch open, no completions being
+	 * processed and no shadow doorbell: the register write. Otherwise,
+	 * unless the doorbell is deferred, the SQ has a shadow doorbell
+	 * (sq_shadow: the one other reason for a nonzero sq_db_defer). */
+	if (drv_likely(q->sq_db_defer == 0))
+		drv_db_ring_reg(q, false, tail);
+	else if (!q->batching)
+		drv_db_ring_shadow(q, false, tail);
 }
 
 /* drv_q_commit_at from the current tail. */

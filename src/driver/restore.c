@@ -336,6 +336,7 @@ static int restore_namespaces(struct nvmk_ctrl *ctrl, const Nvmk__CtrlState *st)
 			if (maxb > NVME_MAX_NLB)
 				maxb = NVME_MAX_NLB;
 			ns->max_blocks = (uint32_t)(maxb ? maxb : 1);
+			drv_ns_gate_update(ns);
 			ns->restored = true;
 			s->nopen++;
 			s->open_shared = ns->shared;

@@ -3,7 +3,10 @@
  * batch, counted by wrapping the local backing's register write; every submit
  * path (contiguous, iovec, PRP list, split) inside a batch; queue depth above
  * the batch size with data verified; a batch on a SHARED qpair used by two
- * threads; nesting and misuse. Shadow doorbells are off: every doorbell the
+ * threads; nesting and misuse. The array call (nvmk_ns_submit_read_batch):
+ * one doorbell per array, the general requests inside one, bad input (nothing
+ * queued), a full queue (what fits), a removed namespace, a reset, a SHARED
+ * qpair. Shadow doorbells are off: every doorbell the
  * driver gives the device is a register write. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -331,6 +334,355 @@ static void test_batch_on_shared_qpair(void **state)
 	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
 }
 
+/* ---- the array call: nvmk_ns_submit_read_batch / _write_batch ---- */
+
+static int setup_small(void **state)
+{
+	return setup_with(state, 0, 8); /* 7 commands at most */
+}
+
+/* Request i of an array: 4 KiB (8 blocks) at slot @slot of the buffer, LBA
+ * group @g. */
+static struct nvmk_io_req req4k(struct fixture *f, unsigned slot, unsigned g, struct count *c)
+{
+	return (struct nvmk_io_req){.buf = &f->buf,
+				    .off = (size_t)slot * 4096u,
+				    .slba = g * 8u,
+				    .nlb = 8,
+				    .cb = on_done,
+				    .cb_arg = c};
+}
+
+static void fill_slots(struct fixture *f, unsigned from, unsigned n, unsigned tag)
+{
+	uint8_t *va = f->buf.mem.vaddr;
+
+	for (unsigned s = from; s < from + n; s++) {
+		unsigned v = s * 1000u + tag;
+
+		memset(va + s * 4096u, 0, 4096);
+		memcpy(va + s * 4096u, &v, sizeof(v));
+	}
+}
+
+static void check_slots(struct fixture *f, unsigned from, unsigned n, unsigned tag)
+{
+	uint8_t *va = f->buf.mem.vaddr;
+
+	for (unsigned s = from; s < from + n; s++) {
+		unsigned v;
+
+		memcpy(&v, va + s * 4096u, sizeof(v));
+		assert_int_equal(v, s * 1000u + tag);
+	}
+}
+
+/* 32 writes in one call, then 32 reads of them into other slots in one
+ * call: one SQ doorbell each, every command completes, the data is back. */
+static void test_array_one_doorbell(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[32];
+	struct count c = {0};
+
+	fill_slots(f, 0, 32, 7);
+	for (unsigned i = 0; i < 32; i++)
+		reqs[i] = req4k(f, i, 100u + i, &c);
+	reqs[5].io_flags = NVMK_IO_FUA;
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs, 32), 32);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 32u);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	wait_done(f->qp, &c, 32);
+	for (unsigned i = 0; i < 32; i++)
+		reqs[i].off = (32u + i) * 4096u;
+	memset((uint8_t *)f->buf.mem.vaddr + 32u * 4096u, 0xee, 32u * 4096u);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 32), 32);
+	assert_int_equal(atomic_load(&sq_db_writes), 2);
+	wait_done(f->qp, &c, 64);
+	for (unsigned i = 0; i < 32; i++) {
+		unsigned v;
+
+		memcpy(&v, (uint8_t *)f->buf.mem.vaddr + (32u + i) * 4096u, sizeof(v));
+		assert_int_equal(v, i * 1000u + 7);
+	}
+	assert_int_equal(atomic_load(&sq_db_writes), 2);
+	/* inside an open batch: no doorbell until its end */
+	assert_int_equal(nvmk_qpair_batch_begin(f->qp), 0);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 4), 4);
+	assert_int_equal(atomic_load(&sq_db_writes), 2);
+	assert_int_equal(nvmk_qpair_batch_end(f->qp), 0);
+	assert_int_equal(atomic_load(&sq_db_writes), 3);
+	wait_done(f->qp, &c, 68);
+}
+
+/* Requests the straight loop does not take, in the middle of an array: a
+ * 64 KiB read above MDTS (split), a 12 KiB write over three pages (PRP
+ * list), a 4 KiB read across a page boundary (PRP2). The whole array goes
+ * the general way: all queued in order, one doorbell, data intact. */
+static void test_array_general_requests(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[6];
+	struct count c = {0};
+	uint8_t *va = f->buf.mem.vaddr;
+
+	for (unsigned i = 0; i < 65536u + 12288u; i++)
+		va[i] = (uint8_t)(i * 7u + 1u);
+	/* writes: 64 KiB (split in two), 12 KiB (PRP list) */
+	reqs[0] = req4k(f, 0, 0, &c);
+	reqs[0].nlb = 128;
+	reqs[1] = req4k(f, 16, 500, &c);
+	reqs[1].nlb = 24;
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs, 2), 2);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	wait_done(f->qp, &c, 2);
+	memset(va + 131072u, 0, 262144u);
+	/* reads back, with ordinary ones around them and one across a page */
+	reqs[0] = req4k(f, 32, 0, &c);			   /* first 4 KiB of the 64 */
+	reqs[1] = req4k(f, 40, 0, &c), reqs[1].nlb = 128;  /* all 64 KiB: split */
+	reqs[2] = req4k(f, 60, 500, &c), reqs[2].nlb = 24; /* PRP list */
+	reqs[3] = req4k(f, 0, 1, &c), reqs[3].off = 32u * 4096u + 2048u + 131072u;
+	reqs[4] = req4k(f, 70, 501, &c);
+	reqs[5] = req4k(f, 71, 502, &c);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 6), 6);
+	assert_int_equal(atomic_load(&sq_db_writes), 2);
+	wait_done(f->qp, &c, 8);
+	assert_memory_equal(va + 32u * 4096u, va, 4096);
+	assert_memory_equal(va + 40u * 4096u, va, 65536);
+	assert_memory_equal(va + 60u * 4096u, va + 65536u, 12288);
+	assert_memory_equal(va + 32u * 4096u + 2048u + 131072u, va + 4096u, 4096);
+	assert_memory_equal(va + 70u * 4096u, va + 65536u + 4096u, 8192);
+}
+
+/* Refuse @reqs[0..n-1] with @err, queue nothing, name request @idx. */
+static void expect_refused(struct fixture *f, const struct nvmk_io_req *reqs, unsigned n, int err,
+			   unsigned idx, const char *why)
+{
+	char msg[96];
+	unsigned before = atomic_load(&sq_db_writes);
+
+	tlog_reset();
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, n), err);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
+	assert_int_equal(atomic_load(&sq_db_writes), before);
+	snprintf(msg, sizeof(msg), "request %u of %u refused: %s", idx, n, why);
+	if (!tlog_has(msg))
+		fail_msg("log has no \"%s\"", msg);
+}
+
+/* Bad input: nothing queued, the request and the rule named; the same
+ * array fixed is then queued whole (no tracker leaked). */
+static void test_array_bad_input(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[127];
+	struct count c = {0};
+
+	for (unsigned i = 0; i < 127; i++)
+		reqs[i] = req4k(f, i % 256u, i, &c);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 0), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, NULL, 4), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_read_batch(NULL, f->qp, reqs, 4), -EINVAL);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, NULL, reqs, 4), -EINVAL);
+	/* out of the buffer (1 MiB) in the middle */
+	reqs[60].off = (1u << 20) - 2048u;
+	expect_refused(f, reqs, 127, -EINVAL, 60, "range outside the buffer");
+	reqs[60].off = SIZE_MAX - 1024u; /* off + len wraps */
+	expect_refused(f, reqs, 127, -EINVAL, 60, "range outside the buffer");
+	reqs[60] = req4k(f, 60, 60, &c);
+	reqs[61].nlb = 0;
+	expect_refused(f, reqs, 127, -EINVAL, 61, "nlb 0");
+	reqs[61].nlb = 8;
+	reqs[126].buf = NULL;
+	expect_refused(f, reqs, 127, -EINVAL, 126, "no buffer");
+	reqs[126].buf = &f->buf;
+	reqs[1].cb = NULL;
+	expect_refused(f, reqs, 127, -EINVAL, 1, "no callback");
+	reqs[1].cb = on_done;
+	reqs[0].io_flags = NVMK_IO_DEAC;
+	expect_refused(f, reqs, 127, -EINVAL, 0, "unknown io_flags");
+	reqs[0].io_flags = 0;
+	reqs[3].off = 4096u * 3u + 2u;
+	expect_refused(f, reqs, 127, -EINVAL, 3, "data not dword aligned");
+	reqs[3].off = 4096u * 3u;
+	/* a split into more commands than the queue holds: 128 x 32 KiB */
+	reqs[9].off = 0;
+	reqs[9].nlb = 128u * 64u;
+	reqs[9].buf = &f->buf;
+	{
+		struct nvmk_dma_buf big;
+
+		assert_int_equal(nvmk_ctrl_dma_alloc(f->t.ctrl, 4u << 20, &big), 0);
+		reqs[9].buf = &big;
+		expect_refused(f, reqs, 127, -E2BIG, 9, "split into more commands");
+		nvmk_ctrl_dma_free(f->t.ctrl, &big);
+	}
+	reqs[9] = req4k(f, 9, 9, &c);
+	assert_int_equal(atomic_load(&c.done), 0u);
+	/* fixed: all 127 fit (the queue's every tracker is free) */
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 127), 127);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	wait_done(f->qp, &c, 127);
+}
+
+/* A queue of 8 (7 commands): an array of 10 queues 7 and says so, one
+ * doorbell; the next call finds it full (-EAGAIN, nothing queued); after
+ * the completions the rest goes in. An invalid request past the point where
+ * the queue fills still refuses the whole array. */
+static void test_array_queue_full(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[10];
+	struct count c = {0};
+
+	fill_slots(f, 0, 10, 3);
+	for (unsigned i = 0; i < 10; i++)
+		reqs[i] = req4k(f, i, 200u + i, &c);
+	reqs[9].nlb = 0;
+	expect_refused(f, reqs, 10, -EINVAL, 9, "nlb 0");
+	reqs[9].nlb = 8;
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs, 10), 7);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 7u);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs + 7, 3), -EAGAIN);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	wait_done(f->qp, &c, 7);
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs + 7, 3), 3);
+	wait_done(f->qp, &c, 10);
+	/* read all ten back: 7 fit, then 3 */
+	memset(f->buf.mem.vaddr, 0, 10u * 4096u);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 10), 7);
+	wait_done(f->qp, &c, 17);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs + 7, 3), 3);
+	wait_done(f->qp, &c, 20);
+	check_slots(f, 0, 10, 3);
+	/* general path (a split) on a full queue: what fits, in order */
+	reqs[2].nlb = 128; /* 2 parts + parent */
+	reqs[2].off = 64u * 4096u;
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 10), 5);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 5u);
+	wait_done(f->qp, &c, 25);
+}
+
+/* A removed namespace: -ENODEV, nothing reaches the device. */
+static void test_array_removed_ns(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[4];
+	struct count c = {0};
+	struct nvmk_ns_info info;
+
+	for (unsigned i = 0; i < 4; i++)
+		reqs[i] = req4k(f, i, i, &c);
+	assert_int_equal(nvmk_emu_ns_remove(f->t.emu, 1), 0);
+	for (int i = 0; i < 500; i++) {
+		nvmk_ns_info(f->ns, &info);
+		if (info.removed)
+			break;
+		tsleep_ms(10);
+	}
+	assert_true(info.removed);
+	uint64_t reads = nvmk_emu_cmd_count(f->t.emu, false, NVME_CMD_READ);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 4), -ENODEV);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
+	assert_int_equal(atomic_load(&sq_db_writes), 0);
+	assert_int_equal(nvmk_emu_cmd_count(f->t.emu, false, NVME_CMD_READ), reads);
+	assert_int_equal(atomic_load(&c.done), 0u);
+}
+
+/* After a controller reset the next array re-creates the queues (general
+ * path) and is queued whole; the one after takes the straight loop. */
+static void test_array_after_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_req reqs[8];
+	struct count c = {0};
+
+	fill_slots(f, 0, 8, 5);
+	for (unsigned i = 0; i < 8; i++)
+		reqs[i] = req4k(f, i, 300u + i, &c);
+	assert_int_equal(nvmk_ns_submit_write_batch(f->ns, f->qp, reqs, 8), 8);
+	wait_done(f->qp, &c, 8);
+	assert_int_equal(nvmk_ctrl_reset(f->t.ctrl), 0);
+	memset(f->buf.mem.vaddr, 0, 8u * 4096u);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 8), 8);
+	wait_done(f->qp, &c, 16);
+	check_slots(f, 0, 8, 5);
+	memset(f->buf.mem.vaddr, 0, 8u * 4096u);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 8), 8);
+	wait_done(f->qp, &c, 24);
+	check_slots(f, 0, 8, 5);
+}
+
+/* A SHARED qpair, two threads each submitting arrays of 8 and waiting:
+ * every array is queued whole or in part (never refused but for a full
+ * queue), every command completes, nothing stays unrung. */
+static void *shared_array_thread(void *p)
+{
+	struct shared_arg *a = p;
+	struct fixture *f = a->f;
+	unsigned submitted = 0;
+
+	for (unsigned b = 0; b < SHARED_BATCHES && !a->err; b++) {
+		struct nvmk_io_req reqs[8];
+		unsigned done = 0;
+
+		for (unsigned i = 0; i < 8; i++)
+			reqs[i] = (struct nvmk_io_req){.buf = &f->buf,
+						       .off = (a->id * 8u + i) * 4096u,
+						       .slba = (b * 8u + i) * 8u,
+						       .nlb = 8,
+						       .cb = on_done,
+						       .cb_arg = &a->c};
+		for (int tries = 0; done < 8 && tries < 5000; tries++) {
+			int rc = nvmk_ns_submit_read_batch(f->ns, f->qp, reqs + done, 8 - done);
+
+			if (rc > 0) {
+				done += (unsigned)rc;
+				submitted += (unsigned)rc;
+			} else if (rc != -EAGAIN) {
+				a->err = rc;
+				break;
+			} else {
+				(void)nvmk_qpair_wait(f->qp, 1);
+			}
+		}
+		if (done < 8 && !a->err)
+			a->err = -EAGAIN;
+		for (int i = 0; i < 5000 && atomic_load(&a->c.done) < submitted; i++)
+			(void)nvmk_qpair_wait(f->qp, 1);
+		if (atomic_load(&a->c.done) < submitted)
+			a->err = -ETIMEDOUT;
+	}
+	return NULL;
+}
+
+static void test_array_on_shared_qpair(void **state)
+{
+	struct fixture *f = *state;
+	struct shared_arg a[2] = {{.f = f, .id = 0}, {.f = f, .id = 1}};
+	struct nvmk_io_req reqs[16];
+	struct count c = {0};
+	pthread_t tid[2];
+
+	/* alone first: one doorbell for the array */
+	for (unsigned i = 0; i < 16; i++)
+		reqs[i] = req4k(f, i, i, &c);
+	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 16), 16);
+	assert_int_equal(atomic_load(&sq_db_writes), 1);
+	wait_done(f->qp, &c, 16);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, shared_array_thread, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(tid[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(a[i].err, 0);
+		assert_int_equal(atomic_load(&a[i].c.failed), 0);
+		assert_int_equal(atomic_load(&a[i].c.done), 8u * SHARED_BATCHES);
+	}
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +691,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_nesting_and_misuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wait_inside_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_on_shared_qpair, setup_shared, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_one_doorbell, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_general_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_queue_full, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_removed_ns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_after_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_on_shared_qpair, setup_shared, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

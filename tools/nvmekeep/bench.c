@@ -71,6 +71,7 @@ struct bench_thread {
 	struct nvmk_dma_buf buf;
 	struct bench_slot *slots;
 	unsigned *free_stack;
+	struct nvmk_io_req *reqs; /* a refill's array, qd entries */
 	unsigned nfree;
 	uint64_t rng, seq_lba, region_start, region_blocks, blocks_per_io;
 	uint64_t done, errors, submitted;
@@ -171,24 +172,44 @@ static void bench_cb(void *arg, const struct nvmk_cpl *cpl)
 	t->free_stack[t->nfree++] = s->idx;
 }
 
-static int submit_one(struct bench_thread *t)
+/* Refill up to @want free slots in one nvmk_ns_submit_*_batch call: one SQ
+ * tail doorbell for all of them (a register write is a trap to the
+ * hypervisor in a VM), the qpair checked once. Returns how many were
+ * queued, or the error of the call (nothing queued). */
+static int submit_refill(struct bench_thread *t, unsigned want)
 {
-	unsigned idx = t->free_stack[t->nfree - 1];
-	struct bench_slot *s = &t->slots[idx];
-	uint64_t lba = next_lba(t);
 	uint32_t nlb = (uint32_t)t->blocks_per_io;
-	size_t off = (size_t)idx * t->cfg->bs;
 	bool wr = t->cfg->rw == RW_RANDWRITE || t->cfg->rw == RW_WRITE;
+	uint64_t seq = t->seq_lba, start;
 	int ret;
 
-	s->start_ns = now_ns();
+	for (unsigned i = 0; i < want; i++) {
+		unsigned idx = t->free_stack[t->nfree - 1 - i];
+
+		t->reqs[i] = (struct nvmk_io_req){.buf = &t->buf,
+						  .off = (size_t)idx * t->cfg->bs,
+						  .slba = next_lba(t),
+						  .nlb = nlb,
+						  .cb = bench_cb,
+						  .cb_arg = &t->slots[idx]};
+	}
+	/* one timestamp: the device sees them all at the one doorbell */
+	start = now_ns();
+	for (unsigned i = 0; i < want; i++)
+		((struct bench_slot *)t->reqs[i].cb_arg)->start_ns = start;
 	if (wr)
-		ret = nvmk_ns_submit_write(t->ns, t->qp, &t->buf, off, lba, nlb, 0, bench_cb, s);
+		ret = nvmk_ns_submit_write_batch(t->ns, t->qp, t->reqs, want);
 	else
-		ret = nvmk_ns_submit_read(t->ns, t->qp, &t->buf, off, lba, nlb, 0, bench_cb, s);
-	if (!ret) {
-		t->nfree--;
-		t->submitted++;
+		ret = nvmk_ns_submit_read_batch(t->ns, t->qp, t->reqs, want);
+	if (ret > 0) {
+		t->nfree -= (unsigned)ret;
+		t->submitted += (unsigned)ret;
+	}
+	if (ret < (int)want && (t->cfg->rw == RW_READ || t->cfg->rw == RW_WRITE)) {
+		/* sequential: continue after the last one queued */
+		uint64_t units = t->region_blocks / t->blocks_per_io;
+
+		t->seq_lba = (seq + (uint64_t)(ret > 0 ? ret : 0)) % units;
 	}
 	return ret;
 }
@@ -206,25 +227,17 @@ static void *bench_thread_main(void *arg)
 		bool stopping = atomic_load_explicit(&bench_stop, memory_order_relaxed) ||
 				t->submitted >= ios_limit || t->first_err;
 
-		/* The refill as one batch: one SQ tail doorbell for all the
-		 * commands submitted here (a register write is a trap to the
-		 * hypervisor in a VM), as a polling loop of its own would do. */
-		bool batched = !stopping && t->nfree && nvmk_qpair_batch_begin(t->qp) == 0;
+		/* The refill as one array call (submit_refill). */
+		if (!stopping && t->nfree) {
+			uint64_t left = ios_limit - t->submitted;
+			unsigned want = left < t->nfree ? (unsigned)left : t->nfree;
 
-		while (!stopping && t->nfree) {
-			ret = submit_one(t);
-			if (ret == -EAGAIN)
-				break;
-			if (ret) {
+			ret = submit_refill(t, want);
+			if (ret < 0 && ret != -EAGAIN) {
 				t->errors++;
 				t->first_err = ret;
-				break;
 			}
-			if (t->submitted >= ios_limit)
-				break;
 		}
-		if (batched)
-			nvmk_qpair_batch_end(t->qp);
 		if (t->nfree == cfg->qd && (stopping || t->first_err))
 			break;
 		if (cfg->mode == NVMK_CPL_POLL) {
@@ -274,8 +287,9 @@ static int thread_setup(struct bench_thread *t, unsigned index, const struct nvm
 
 	t->slots = calloc(cfg->qd, sizeof(*t->slots));
 	t->free_stack = calloc(cfg->qd, sizeof(*t->free_stack));
+	t->reqs = calloc(cfg->qd, sizeof(*t->reqs));
 	t->hist = calloc(HIST_BUCKETS, sizeof(*t->hist));
-	if (!t->slots || !t->free_stack || !t->hist)
+	if (!t->slots || !t->free_stack || !t->reqs || !t->hist)
 		return -ENOMEM;
 	for (unsigned i = 0; i < cfg->qd; i++) {
 		t->slots[i] = (struct bench_slot){.t = t, .idx = i};
@@ -319,6 +333,7 @@ static void thread_teardown(struct bench_thread *t)
 	nvmk_qpair_destroy(t->qp);
 	free(t->slots);
 	free(t->free_stack);
+	free(t->reqs);
 	free(t->hist);
 }
 

@@ -89,6 +89,55 @@ int nvmk_ns_submit_write_zeroes(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint6
 int nvmk_ns_submit_deallocate(struct nvmk_ns *ns, struct nvmk_qpair *qp,
 			      const struct nvmk_range *ranges, unsigned nr, nvmk_cpl_fn cb,
 			      void *cb_arg);
+/* One request of a batch submit (nvmk_ns_submit_read_batch): the arguments
+ * of nvmk_ns_submit_read after @qp. */
+struct nvmk_io_req {
+	const struct nvmk_dma_buf *buf;
+	size_t off;
+	uint64_t slba;
+	uint32_t nlb;
+	uint32_t io_flags; /* 0 or NVMK_IO_FUA */
+	nvmk_cpl_fn cb;
+	void *cb_arg;
+};
+
+/**
+ * nvmk_ns_submit_read_batch / nvmk_ns_submit_write_batch - submit @n
+ * requests in one call, in array order, with one SQ tail doorbell write at
+ * the end (Base 2.0 3.1.4.21: the tail may move by several entries at once;
+ * none while a batch of nvmk_qpair_batch_begin is open or completions are
+ * being processed, as for every submit).
+ * @reqs: @n requests; each is what nvmk_ns_submit_read/_write would take
+ *        (any size: split above MDTS, PRP lists above two pages), with two
+ *        rules made strict: @cb must not be NULL and @io_flags is 0 or
+ *        NVMK_IO_FUA.
+ *
+ * The qpair and namespace are checked once per call (exclusive, current,
+ * namespace present); per request only what differs (buffer, range inside
+ * it, dword alignment of the data, Base 2.0 4.1.1, number of blocks).
+ *
+ * Every request is checked before any is queued: an invalid one anywhere in
+ * the array (NULL buffer or callback, nlb 0, the range outside the buffer,
+ * misaligned data, an unknown flag, a split that can never fit @qp) fails
+ * the call with -EINVAL (-E2BIG for the split) and nothing is queued; a
+ * warning names the request and the rule.
+ *
+ * Return: k in 1..n: reqs[0..k-1] are queued (each @cb will be called
+ * once), reqs[k..n-1] are not (nothing half-queued). k < n means the queue
+ * filled up (or the qpair became unusable) at reqs[k]: process completions
+ * and submit the rest again. A negative errno queues nothing: -EINVAL (@n
+ * 0, NULL @ns, @qp or @reqs, an invalid request), -E2BIG, or what the
+ * first request's nvmk_ns_submit_read/_write returns (-EAGAIN: no free
+ * slot; -ENODEV: namespace removed; -EIO: controller failed).
+ * A SHARED qpair is locked once for the whole array: the commands are
+ * contiguous in its submission queue. @reqs is read during the call only:
+ * it may be reused as soon as the call returns.
+ */
+int nvmk_ns_submit_read_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			      const struct nvmk_io_req *reqs, unsigned n);
+int nvmk_ns_submit_write_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+			       const struct nvmk_io_req *reqs, unsigned n);
+
 /*
  * Vectored forms: @iov elements lie in DMA memory of the controller and obey
  * the PRP rules (Base 2.0 4.1.1): only the first element may start inside a
