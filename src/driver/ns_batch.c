@@ -175,7 +175,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	struct drv_queue *q;
 	struct nvme_sqe *sqe, *sq_end;
 	uint64_t word;
-	uint32_t head, k;
+	uint32_t head, k, avail;
 
 	/* The gate, once: n >= 1, the qpair exclusive, current and no tick
 	 * (one compare, drv_qp_fast_submit; after a tick, taken again), the
@@ -191,7 +191,8 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	/* as many as there are free trackers (an SQ of depth entries holds
 	 * ntrk <= depth - 1 commands, Base 2.0 4.1.3: the tail cannot catch up
 	 * with the head either) */
-	k = n < q->nfree ? n : q->nfree;
+	avail = q->ntrk - q->nbusy;
+	k = n < avail ? n : avail;
 	if (drv_unlikely(k == 0))
 		return ns_batch_general(ns, qp, opc, reqs, n);
 	/* Kept across the loop: the request and the end of the array, the
@@ -233,7 +234,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 		/* NVMK_IO_FUA is bit 0: FUA is CDW12 bit 30 (NVM-CS 1.0 3.2.4) */
 		sqe->cdw12 = n1 | r->io_flags << 30;
 		/* the next free tracker (drv_trk_take without the empty test:
-		 * k <= nfree), its CID a new generation, armed as drv_trk_arm
+		 * k free), its CID a new generation, armed as drv_trk_arm
 		 * does: the key store writes the CID too (its low 16 bits) */
 		t = &q->trk[head];
 		head = t->next_free;
@@ -250,7 +251,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	if (drv_unlikely(r != end_r || (k < n && ns_batch_check(ns, qp, reqs, k, n))))
 		return ns_batch_undo(ns, qp, opc, reqs, n, (unsigned)(r - reqs));
 	q->free_head = (uint16_t)head;
-	q->nfree -= k;
+	q->nbusy += k;
 	q->sq_tail = (uint32_t)(sqe - q->sq);
 	/* the tail moved: one doorbell for the k commands, unless completions
 	 * are being processed or a batch is open (drv_q_commit_at) */
