@@ -247,6 +247,9 @@ void nvmk_emu_set_tamper(struct nvmk_emu *emu, const struct nvmk_emu_tamper *t);
 uint64_t nvmk_emu_cmd_count(struct nvmk_emu *emu, bool admin, uint8_t opcode);
 /** Number of controller resets (CC.EN 1->0 transitions). */
 uint64_t nvmk_emu_reset_count(struct nvmk_emu *emu);
+/** Number of I/O commands run inline, on the thread that wrote the doorbell
+ *  (nvmk_emu_config.inline_io), since creation; the rest ran on the worker. */
+uint64_t nvmk_emu_inline_count(struct nvmk_emu *emu);
 
 /* ---- Pause and snapshot (a device whose driver went away: nvmekeep-emu --persist) ---- */
 

@@ -230,6 +230,7 @@ struct nvmk_emu {
 	/* ---- statistics ---- */
 	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
 	_Atomic uint64_t resets;
+	_Atomic uint64_t inline_cmds; /* I/O commands run by doorbell writers (inline.c) */
 
 	/* ---- worker only ---- */
 	bool enabled;	    /* CC.EN accepted */
@@ -275,6 +276,7 @@ struct nvmk_emu {
 	uint64_t smart_write_cmds;
 	uint64_t smart_read_units; /* 512-byte units */
 	uint64_t smart_write_units;
+	uint64_t io_fetched; /* I/O commands fetched (inline.c counts its own share) */
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
 
 	/* ---- pause and snapshot (snapshot.c) ---- */

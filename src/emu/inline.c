@@ -46,10 +46,22 @@ static bool inline_allowed(struct nvmk_emu *emu)
 	return !emu->dbbuf_shadow && !emu_db_page(emu);
 }
 
+/* I/O commands fetched so far (exec_lock held: the counter is not moving) */
+static uint64_t io_fetched(struct nvmk_emu *emu)
+{
+	return emu->io_fetched;
+}
+
+uint64_t nvmk_emu_inline_count(struct nvmk_emu *emu)
+{
+	return atomic_load_explicit(&emu->inline_cmds, memory_order_relaxed);
+}
+
 bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 {
 	uint16_t qid = (uint16_t)(idx / 2);
 	struct emu_cmd *held;
+	uint64_t before;
 	bool done;
 
 	/* the admin queue stays the worker's: its commands change the queues
@@ -61,6 +73,7 @@ bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 		return false;
 	}
 	held = emu->pending;
+	before = io_fetched(emu);
 	emu_irq_batch_begin();
 	done = (idx & 1) ? emu_cq_run(emu, qid) : emu_sq_run(emu, qid);
 	emu_irq_batch_end(emu);
@@ -69,6 +82,9 @@ bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 	 * by the worker too (emu_aer_event kicks it). */
 	if (emu->pending != held)
 		done = false;
+	/* relaxed: a statistic (one add per doorbell, not per command) */
+	atomic_fetch_add_explicit(&emu->inline_cmds, io_fetched(emu) - before,
+				  memory_order_relaxed);
 	pthread_mutex_unlock(&emu->exec_lock);
 	return done;
 }

@@ -657,6 +657,7 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 		}
 		sq->head = (sq->head + 1) % sq->size;
 		n++;
+		emu->io_fetched += sq->qid != 0;
 		cmd_process(emu, sq, &sqe);
 		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed) || !sq->valid)
 			return true;
