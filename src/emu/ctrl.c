@@ -480,8 +480,12 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	pthread_mutex_init(&emu->exec_lock, NULL);
 	/* Shadow doorbells let the host skip the register writes that run
 	 * commands inline: not offered then (include/nvmekeep/emu.h). */
-	if (emu->cfg.inline_io)
+	if (emu->cfg.inline_io) {
 		emu->cfg.no_dbbuf = true;
+		nvmk_info(emu->name, NVMK_LOG_NOQ,
+			  "I/O commands run inline on the doorbell writer's thread "
+			  "(no Doorbell Buffer Config)");
+	}
 	emu->db = calloc(2u * nq, sizeof(*emu->db));
 	emu->sqs = calloc(nq, sizeof(*emu->sqs));
 	emu->cqs = calloc(nq, sizeof(*emu->cqs));
