@@ -7,7 +7,9 @@
  *  - Register access (nvmk_emu_reg_*) may be called from any thread at any
  *    time, concurrently; doorbell writes wake the controller's worker thread.
  *  - Command processing, DMA and interrupts happen on the emulator's worker
- *    thread, never on the caller's.
+ *    thread, never on the caller's, unless the controller was created with
+ *    inline_io (see there): then an I/O queue's doorbell write may run that
+ *    queue's commands on the writing thread before it returns.
  *  - Namespace management, fault injection and statistics calls are thread
  *    safe and take effect at the worker's next command boundary.
  *  - The DMA translation callback is called from the worker thread and must
@@ -92,6 +94,23 @@ struct nvmk_emu_config {
 	 * spinning first (every idle moment races with the host's doorbells) */
 	bool no_spin;
 	bool no_vwc;          /* no volatile write cache */
+	/*
+	 * Inline execution: a write to an I/O queue's SQ tail or CQ head doorbell
+	 * register runs the commands now in that queue on the writing thread
+	 * before the write returns (CQEs posted, the CQ's MSI-X eventfd signalled,
+	 * as the worker does); the worker keeps the admin queue, registers,
+	 * events, held commands, reset, pause and snapshot. For hosts that have
+	 * fewer CPUs than busy threads: no wake-up of another thread per I/O.
+	 * The doorbell write then takes as long as the commands (a memcpy each
+	 * on a RAM namespace, a pread/pwrite on a file). Whenever inline cannot
+	 * run (the worker or another thread is processing, fault rules or
+	 * tampering hooks are installed, a pause, snapshot, reset or shutdown is
+	 * under way, the controller failed) the write wakes the worker instead,
+	 * as without this option. Doorbell Buffer Config is not offered (shadow
+	 * doorbells skip the register writes that run the commands), nor may a
+	 * doorbell page be set. Off by default.
+	 */
+	bool inline_io;
 	uint32_t max_namespaces; /* Identify NN; 0 means NVMK_EMU_MAX_NS */
 	unsigned nr_ns;
 	struct nvmk_emu_ns_config ns[NVMK_EMU_MAX_NS];
@@ -228,6 +247,9 @@ void nvmk_emu_set_tamper(struct nvmk_emu *emu, const struct nvmk_emu_tamper *t);
 uint64_t nvmk_emu_cmd_count(struct nvmk_emu *emu, bool admin, uint8_t opcode);
 /** Number of controller resets (CC.EN 1->0 transitions). */
 uint64_t nvmk_emu_reset_count(struct nvmk_emu *emu);
+/** Number of I/O commands run inline, on the thread that wrote the doorbell
+ *  (nvmk_emu_config.inline_io), since creation; the rest ran on the worker. */
+uint64_t nvmk_emu_inline_count(struct nvmk_emu *emu);
 
 /* ---- Pause and snapshot (a device whose driver went away: nvmekeep-emu --persist) ---- */
 

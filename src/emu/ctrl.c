@@ -348,53 +348,75 @@ static uint64_t emu_keep_alive_check(struct nvmk_emu *emu)
 	return 0;
 }
 
+/*
+ * One pass of the worker: registers, held commands, every queue, events.
+ * Returns -1 when paused or removed (nothing may be touched: the caller
+ * waits with *@next), else whether it did some work; *@next gets the
+ * deadline to wake up for (0 = none).
+ */
+static int emu_pass(struct nvmk_emu *emu, uint64_t now, uint64_t *next)
+{
+	uint64_t n2;
+	bool busy = false;
+
+	/* a snapshot is taken, and a pause holds, between two commands */
+	if (emu_snap_step(emu)) {
+		*next = now + 1000000ull;
+		return -1;
+	}
+	if (atomic_load(&emu->removed)) {
+		*next = 0;
+		return -1;
+	}
+	*next = emu_ctrl_step(emu, now);
+	/* Stores to the doorbell page since the last pass: reports those to
+	 * queues that do not exist; the queues read their own values. */
+	if (emu_db_page(emu))
+		emu_db_page_scan(emu);
+	if (emu->enabled && !atomic_load(&emu->fatal) &&
+	    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
+		emu_irq_batch_begin(); /* one interrupt per vector per pass */
+		emu_preempt_run(emu);
+		n2 = emu_pending_run(emu, now);
+		if (n2 && (!*next || n2 < *next))
+			*next = n2;
+		busy |= emu_queues_process(emu);
+		busy |= emu_aer_deliver(emu);
+		emu_irq_batch_end(emu);
+		/* After the commands: a Keep Alive already in the SQ counts. */
+		n2 = emu_keep_alive_check(emu);
+		if (n2 && (!*next || n2 < *next))
+			*next = n2;
+	}
+	/* With shadow doorbells the host may skip MMIO writes for CQ heads;
+	 * look again within a millisecond rather than rely on a kick. */
+	if (emu->dbbuf_shadow && emu->enabled && !emu->cfg.no_shadow_poll) {
+		uint64_t poll = emu_now_ns() + 1000000ull;
+
+		if (!*next || poll < *next)
+			*next = poll;
+	}
+	return busy;
+}
+
 static void *emu_worker(void *arg)
 {
 	struct nvmk_emu *emu = arg;
+	/* inline execution (inline.c): a pass excludes doorbell writers that
+	 * run commands; the lock is not held while the worker waits */
+	bool locked = emu->cfg.inline_io;
 
 	while (!atomic_load(&emu->stop)) {
 		uint64_t now = emu_now_ns();
-		uint64_t next, n2;
-		bool busy = false;
+		uint64_t next;
+		int busy;
 
-		/* a snapshot is taken, and a pause holds, between two commands */
-		if (emu_snap_step(emu)) {
-			emu_wait(emu, now + 1000000ull);
-			continue;
-		}
-		if (atomic_load(&emu->removed)) {
-			emu_wait(emu, 0);
-			continue;
-		}
-		next = emu_ctrl_step(emu, now);
-		/* Stores to the doorbell page since the last pass: reports those to
-		 * queues that do not exist; the queues read their own values. */
-		if (emu_db_page(emu))
-			emu_db_page_scan(emu);
-		if (emu->enabled && !atomic_load(&emu->fatal) &&
-		    (atomic_load(&emu->csts) & NVME_CSTS_RDY)) {
-			emu_irq_batch_begin(); /* one interrupt per vector per pass */
-			emu_preempt_run(emu);
-			n2 = emu_pending_run(emu, now);
-			if (n2 && (!next || n2 < next))
-				next = n2;
-			busy |= emu_queues_process(emu);
-			busy |= emu_aer_deliver(emu);
-			emu_irq_batch_end(emu);
-			/* After the commands: a Keep Alive already in the SQ counts. */
-			n2 = emu_keep_alive_check(emu);
-			if (n2 && (!next || n2 < next))
-				next = n2;
-		}
-		/* With shadow doorbells the host may skip MMIO writes for CQ heads;
-		 * look again within a millisecond rather than rely on a kick. */
-		if (emu->dbbuf_shadow && emu->enabled && !emu->cfg.no_shadow_poll) {
-			uint64_t poll = emu_now_ns() + 1000000ull;
-
-			if (!next || poll < next)
-				next = poll;
-		}
-		if (busy)
+		if (locked)
+			pthread_mutex_lock(&emu->exec_lock);
+		busy = emu_pass(emu, now, &next);
+		if (locked)
+			pthread_mutex_unlock(&emu->exec_lock);
+		if (busy > 0)
 			emu->last_busy_ns = now;
 		else
 			emu_wait(emu, next);
@@ -422,6 +444,7 @@ static void emu_free(struct nvmk_emu *emu)
 	pthread_mutex_destroy(&emu->irq_lock);
 	pthread_mutex_destroy(&emu->aer_lock);
 	pthread_mutex_destroy(&emu->fault_lock);
+	pthread_mutex_destroy(&emu->exec_lock);
 	emu_snap_fini(emu);
 	free(emu);
 }
@@ -454,6 +477,15 @@ int nvmk_emu_create(const struct nvmk_emu_config *cfg, struct nvmk_emu **out)
 	pthread_mutex_init(&emu->aer_lock, NULL);
 	emu_snap_init(emu);
 	pthread_mutex_init(&emu->fault_lock, NULL);
+	pthread_mutex_init(&emu->exec_lock, NULL);
+	/* Shadow doorbells let the host skip the register writes that run
+	 * commands inline: not offered then (include/nvmekeep/emu.h). */
+	if (emu->cfg.inline_io) {
+		emu->cfg.no_dbbuf = true;
+		nvmk_info(emu->name, NVMK_LOG_NOQ,
+			  "I/O commands run inline on the doorbell writer's thread "
+			  "(no Doorbell Buffer Config)");
+	}
 	emu->db = calloc(2u * nq, sizeof(*emu->db));
 	emu->sqs = calloc(nq, sizeof(*emu->sqs));
 	emu->cqs = calloc(nq, sizeof(*emu->cqs));

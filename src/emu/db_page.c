@@ -27,6 +27,14 @@ int nvmk_emu_set_db_page(struct nvmk_emu *emu, volatile uint32_t *page, uint32_t
 
 	if (!page || stride < 4 || (stride & 3) || count == 0)
 		return -EINVAL;
+	if (emu->cfg.inline_io) {
+		/* a store on the page calls nothing: inline execution needs the
+		 * register write (include/nvmekeep/emu.h, inline_io) */
+		nvmk_err(emu->name, NVMK_LOG_NOQ,
+			 "doorbell page refused: the controller runs commands inline "
+			 "(inline_io), which needs doorbell register writes");
+		return -EINVAL;
+	}
 	if (emu_db_page(emu))
 		return -EBUSY;
 	emu->db_page_last = calloc(max, sizeof(uint32_t));

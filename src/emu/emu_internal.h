@@ -175,6 +175,14 @@ struct nvmk_emu {
 	 * at 2y, CQ y head at 2y + 1, so a doorbell index is the array index */
 	_Atomic uint32_t *db;
 
+	/* ---- inline execution (cfg.inline_io, inline.c) ---- */
+	/* Held by whoever processes the controller's state marked "worker only":
+	 * the worker for each pass of its loop, a doorbell writer while it runs
+	 * commands inline (trylock only: a writer never waits, it kicks the
+	 * worker instead). Not taken at all without cfg.inline_io. */
+	pthread_mutex_t exec_lock;
+	atomic_bool faults_armed; /* a fault rule was added since the last clear */
+
 	/* ---- worker wake-up ---- */
 	pthread_t worker;
 	bool worker_started;
@@ -222,6 +230,7 @@ struct nvmk_emu {
 	/* ---- statistics ---- */
 	_Atomic uint64_t cmd_count[2][256]; /* [admin][opcode] */
 	_Atomic uint64_t resets;
+	_Atomic uint64_t inline_cmds; /* I/O commands run by doorbell writers (inline.c) */
 
 	/* ---- worker only ---- */
 	bool enabled;	    /* CC.EN accepted */
@@ -267,6 +276,7 @@ struct nvmk_emu {
 	uint64_t smart_write_cmds;
 	uint64_t smart_read_units; /* 512-byte units */
 	uint64_t smart_write_units;
+	uint64_t io_fetched; /* I/O commands fetched (inline.c counts its own share) */
 	uint8_t *bounce; /* scratch for compare / small structures, EMU_BOUNCE bytes */
 
 	/* ---- pause and snapshot (snapshot.c) ---- */
@@ -328,6 +338,12 @@ static inline void emu_kick(struct nvmk_emu *emu)
  * there is something to look at. */
 void emu_wait(struct nvmk_emu *emu, uint64_t deadline);
 
+/* ---- inline.c ---- */
+/* A doorbell register write (slot @idx, value stored) with cfg.inline_io:
+ * true if its commands were run on this thread and nothing is left for the
+ * worker; false: the caller kicks the worker. */
+bool emu_inline_doorbell(struct nvmk_emu *emu, int idx);
+
 /* ---- db_page.c ---- */
 static inline volatile uint32_t *emu_db_page(struct nvmk_emu *emu)
 {
@@ -370,6 +386,12 @@ void emu_irq_signal(struct nvmk_emu *emu, uint16_t vector);
 void emu_irq_batch_begin(void);
 void emu_irq_batch_end(struct nvmk_emu *emu);
 void emu_queues_reset(struct nvmk_emu *emu);
+/* Inline execution (inline.c), exec_lock held: run what SQ @qid holds
+ * (after the head of its CQ); false if work is left that needs the worker. */
+bool emu_sq_run(struct nvmk_emu *emu, uint16_t qid);
+/* Inline execution, exec_lock held: take the new head of CQ @qid; if SQs
+ * were waiting for room in it, run them; false if work is left. */
+bool emu_cq_run(struct nvmk_emu *emu, uint16_t qid);
 /* Mark every I/O doorbell as belonging to no queue (creation and reset). */
 void emu_db_reset(struct nvmk_emu *emu);
 /* Complete held commands whose deadline passed; returns the next deadline (0 = none). */

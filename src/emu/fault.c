@@ -40,6 +40,8 @@ int nvmk_emu_fault_add(struct nvmk_emu *emu, const struct nvmk_emu_fault *f)
 		id = (int)emu->nr_faults++;
 	}
 	emu->faults[id] = (struct emu_fault_rule){.f = *f, .used = true, .order = ++emu->fault_seq};
+	/* inline execution leaves every queue to the worker from now on */
+	atomic_store(&emu->faults_armed, true);
 	pthread_mutex_unlock(&emu->fault_lock);
 	nvmk_debug(emu->name, NVMK_LOG_NOQ, "fault rule %d: kind %d qid 0x%x opc 0x%x", id, f->kind,
 		   f->qid, f->opcode);
@@ -70,6 +72,7 @@ void nvmk_emu_fault_clear(struct nvmk_emu *emu)
 	pthread_mutex_lock(&emu->fault_lock);
 	memset(emu->faults, 0, sizeof(emu->faults));
 	emu->nr_faults = 0;
+	atomic_store(&emu->faults_armed, false);
 	pthread_mutex_unlock(&emu->fault_lock);
 }
 

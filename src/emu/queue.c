@@ -657,6 +657,7 @@ static bool sq_process(struct nvmk_emu *emu, struct emu_sq *sq)
 		}
 		sq->head = (sq->head + 1) % sq->size;
 		n++;
+		emu->io_fetched += sq->qid != 0;
 		cmd_process(emu, sq, &sqe);
 		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed) || !sq->valid)
 			return true;
@@ -806,6 +807,52 @@ bool emu_queues_process(struct nvmk_emu *emu)
 			busy |= sq_process(emu, &emu->sqs[q]);
 	}
 	return busy;
+}
+
+/* ---- inline execution (inline.c; exec_lock held) ---- */
+
+bool emu_sq_run(struct nvmk_emu *emu, uint16_t qid)
+{
+	struct emu_sq *sq = &emu->sqs[qid];
+	struct emu_cq *cq;
+
+	if (qid > emu->nq || !sq->valid)
+		return false;
+	cq = &emu->cqs[sq->cqid];
+	if (!cq->valid)
+		return false;
+	cq_update_head(emu, cq);
+	/* EMU_BATCH per sq_process, as a worker pass does; bounded to a lap of
+	 * the queue so a writer never runs without end (what is left goes to
+	 * the worker). */
+	for (uint32_t done = 0; done < sq->size; done += EMU_BATCH) {
+		if (!sq_process(emu, sq))
+			break;
+		if (atomic_load(&emu->fatal) || atomic_load(&emu->removed) || !sq->valid)
+			return false;
+	}
+	/* Left over because the CQ is full: the next CQ head doorbell runs it
+	 * (emu_cq_run, or the worker when that write cannot run inline). */
+	return sq->head == sq->tail || cq->blocked;
+}
+
+bool emu_cq_run(struct nvmk_emu *emu, uint16_t qid)
+{
+	struct emu_cq *cq = &emu->cqs[qid];
+	bool blocked = cq->blocked;
+	bool ok = true;
+
+	if (qid > emu->nq || !cq->valid)
+		return false;
+	cq_update_head(emu, cq);
+	if (!blocked)
+		return true;
+	/* SQs waited for room in this CQ (Base 2.0 3.3.1.5: a full CQ holds
+	 * back the commands whose completions would go there). */
+	for (unsigned q = 1; q <= emu->nq; q++)
+		if (emu->sqs[q].valid && emu->sqs[q].cqid == qid)
+			ok &= emu_sq_run(emu, (uint16_t)q);
+	return ok;
 }
 
 /* ---- queue creation / deletion (Base 2.0 5.4 - 5.7) ---- */

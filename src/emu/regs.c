@@ -185,6 +185,9 @@ static void emu_db_write(struct nvmk_emu *emu, int idx, uint32_t val)
 		}
 	} while (!atomic_compare_exchange_weak_explicit(
 	    db, &old, val & 0xffff, memory_order_release, memory_order_relaxed));
+	/* inline_io: run the queue's commands here when nothing stands in the way */
+	if (emu->cfg.inline_io && emu_inline_doorbell(emu, idx))
+		return;
 	emu_kick(emu);
 }
 

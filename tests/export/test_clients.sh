@@ -34,6 +34,7 @@ expect_usage "invalid device 'bogus': not a device name" "$nvmekeepd" --device b
 expect_usage "needs --tls-creds" "$nvmekeepd" --tls require
 expect_usage "expected off, on or require" "$nvmekeepd" --tls maybe
 expect_usage "unexpected argument" "$nvmekeepd" emu
+expect_usage "--emu-exec 'fast': expected auto, worker or inline" "$nvmekeepd" --emu-exec fast
 expect_usage "DEVICE is required" "$nvmekeep" add
 expect_usage "remove only" "$nvmekeep" status --force
 rc=0
@@ -49,8 +50,9 @@ uri() { echo "nbd+unix:///$1?socket=$sock"; }
 "$build/tests/export/notify_listen" "$d/notify.sock" 10000 >"$d/notify" &
 notify_pid=$!
 for _ in $(seq 50); do [ -S "$d/notify.sock" ] && break; sleep 0.1; done
+# the emulator's I/O commands inline, as bench/nbd.sh runs them on 2 CPUs
 NOTIFY_SOCKET=$d/notify.sock "$nvmekeepd" --device emu --listen "unix:$sock" --control "$ctl" \
-	--threads 2 >"$d/log" 2>&1 &
+	--threads 2 --emu-exec inline >"$d/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$ctl" ] && break; sleep 0.1; done
 [ -S "$ctl" ] || fail "nvmekeepd did not start"
@@ -58,6 +60,7 @@ wait "$notify_pid" || fail "no READY=1 on NOTIFY_SOCKET: $(cat "$d/notify")"
 grep -q "STATUS=serving" "$d/notify" || fail "no STATUS= with READY=1"
 [ "$(stat -c %a "$ctl")" = 600 ] || fail "control socket mode $(stat -c %a "$ctl"), expected 600"
 grep -q "OPENHCL_NVME_KEEP_ALIVE=" "$d/log" || fail "keep-alive string not logged"
+grep -q "I/O commands run inline" "$d/log" || fail "--emu-exec inline: the emulator does not say so"
 
 step nbdinfo
 nbdinfo --list "$(uri '')" >"$d/list" || fail "nbdinfo --list"

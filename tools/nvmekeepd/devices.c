@@ -164,6 +164,32 @@ static int vfio_factory(void *ctx, const char *id, bool restoring, struct nvmk_b
 	return rc;
 }
 
+static enum nvmkd_emu_exec emu_exec = NVMKD_EMU_EXEC_AUTO;
+
+void nvmkd_dev_set_emu_exec(enum nvmkd_emu_exec mode)
+{
+	emu_exec = mode;
+}
+
+/*
+ * Inline execution (nvmk_emu_config.inline_io) when asked, or by default
+ * where it pays: a RAM namespace (a command is a memcpy, short enough to run
+ * on the I/O thread that rings) on a machine with at most 2 online CPUs, where
+ * the worker thread is a third busy thread beside the client and the I/O
+ * thread, and its wake-up and spin per I/O cost more than the copy
+ * (docs/performance.md, session 5). A file namespace does a pread/pwrite per
+ * command: the worker keeps it unless inline is asked for.
+ */
+static bool emu_inline(bool file)
+{
+	long cpus;
+
+	if (emu_exec != NVMKD_EMU_EXEC_AUTO)
+		return emu_exec == NVMKD_EMU_EXEC_INLINE;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return !file && cpus > 0 && cpus <= 2;
+}
+
 static void emu_spec(struct nvmkd_dev_spec *d, const char *file)
 {
 	struct nvmk_emu_config *cfg = &d->spec.emu;
@@ -182,6 +208,7 @@ static void emu_spec(struct nvmkd_dev_spec *d, const char *file)
 		if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 512)
 			cfg->ns[0].nblocks = (uint64_t)st.st_size >> 9;
 	}
+	cfg->inline_io = emu_inline(file != NULL);
 	cfg->ns[1] = (struct nvmk_emu_ns_config){.nsid = 2,
 						 .nblocks = EMU_NULL_BYTES >> 12,
 						 .lba_shift = 12,

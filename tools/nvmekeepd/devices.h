@@ -26,6 +26,17 @@ struct nvmkd_dev_spec {
 int nvmkd_dev_spec_make(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out,
 			char *err, size_t errlen);
 
+/* How the built-in emulated controller ("emu", "emu:FILE") runs I/O commands. */
+enum nvmkd_emu_exec {
+	NVMKD_EMU_EXEC_AUTO,   /* inline for the RAM namespace on <= 2 online CPUs */
+	NVMKD_EMU_EXEC_WORKER, /* on the emulator's worker thread */
+	NVMKD_EMU_EXEC_INLINE, /* on the I/O thread that rings (nvmk_emu_config.inline_io) */
+};
+
+/** nvmkd_dev_set_emu_exec - the --emu-exec choice for every "emu" device made
+ *  after it (set once at start, before any nvmkd_dev_spec_make). */
+void nvmkd_dev_set_emu_exec(enum nvmkd_emu_exec mode);
+
 /** nvmkd_dev_spec_parse - nvmkd_dev_spec_make with the message on stderr. */
 int nvmkd_dev_spec_parse(const char *name, unsigned io_queues, struct nvmkd_dev_spec *out);
 

@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		"Usage: nvmekeepd [--device SPEC]... [--listen unix:PATH|tcp:HOST:PORT]...\n"
 		"                 [--control PATH] [--read-only] [--threads N]\n"
 		"                 [--max-connections N] [--max-inflight N]\n"
-		"                 [--tls off|on|require] [--tls-creds DIR] [--tls-psk FILE] [-q|-v]\n\n"
+		"                 [--tls off|on|require] [--tls-creds DIR] [--tls-psk FILE]\n"
+		"                 [--emu-exec auto|worker|inline] [-q|-v]\n\n"
 		"Exports every namespace of each device over NBD as DEVICE/NSID.\n"
 		"  --device SPEC        emu (default), emu:FILE, a PCI address, vfio-user:SOCKET,\n"
 		"                       /dev/nvmeXnY, /dev/nvmeX\n"
@@ -52,6 +53,10 @@ static void usage(FILE *f)
 		"  --tls MODE           STARTTLS on TCP listeners: off, on (offered), require\n"
 		"  --tls-creds DIR      X.509: DIR/server-cert.pem, server-key.pem [, ca-cert.pem]\n"
 		"  --tls-psk FILE       PSK: lines 'username:hexkey' (psktool)\n"
+		"  --emu-exec MODE      built-in emulator's I/O commands: on its worker thread,\n"
+		"                       inline (on the I/O thread that rings the doorbell), or\n"
+		"                       auto (default: inline for the RAM namespace on at most\n"
+		"                       2 online CPUs, else worker)\n"
 		"  -q, -v               log warnings only / debug lines\n"
 		"Servicing (nvmekeep service, docs/servicing.md): --service-check FORMAT,\n"
 		"--restore-fd N are used between a daemon and its successor.\n"
@@ -100,6 +105,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"tls", required_argument, NULL, 'T'},
 	    {"tls-creds", required_argument, NULL, 'X'},
 	    {"tls-psk", required_argument, NULL, 'P'},
+	    {"emu-exec", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"service-check", required_argument, NULL, 'S'},
 	    {"restore-fd", required_argument, NULL, 'R'},
@@ -161,6 +167,20 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'P':
 			a->eo.tls_psk_file = optarg;
+			break;
+		case 'E':
+			if (!strcmp(optarg, "auto"))
+				nvmkd_dev_set_emu_exec(NVMKD_EMU_EXEC_AUTO);
+			else if (!strcmp(optarg, "worker"))
+				nvmkd_dev_set_emu_exec(NVMKD_EMU_EXEC_WORKER);
+			else if (!strcmp(optarg, "inline"))
+				nvmkd_dev_set_emu_exec(NVMKD_EMU_EXEC_INLINE);
+			else {
+				fprintf(stderr,
+					"nvmekeepd: --emu-exec '%s': expected auto, worker or inline\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'q':
 			nvmk_log_set_level(NVMK_LOG_WARN);
