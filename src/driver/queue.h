@@ -156,9 +156,12 @@ drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 		 * (drv_q_dbbuf_attach): no second pointer to load */
 		ev = (uint16_t)__atomic_load_n(shadow + DRV_PAGE_SIZE / sizeof(*shadow),
 					       __ATOMIC_SEQ_CST);
-		/* "new - event - 1 < new - old" in 16-bit arithmetic, which errs
-		 * towards writing the register at a wrap */
-		if (drv_likely((uint16_t)(val - ev - 1) >= (uint16_t)(val - old)))
+		/* The register is due when the EventIdx lies in [old, new):
+		 * "event - old < new - old" in 16-bit arithmetic, which errs
+		 * towards writing the register at a wrap. The same test as
+		 * "new - event - 1 < new - old" for every value (one
+		 * instruction less: no new - 1). */
+		if (drv_likely((uint16_t)(ev - old) >= (uint16_t)(val - old)))
 			return;
 		drv_db_ring_shadow_reg(q, cq, val);
 		return;
