@@ -82,6 +82,12 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" -j2 tools/nvmekeep bench/raw_loop > /dev/null ||
 	die "building the CLI and bench/raw_loop failed"
+# the guest image must carry every library these programs link (libpci
+# brings libmount, libudev, ...), as tests/vm/run.sh does for its programs
+NVMK_VM_EXTRA_LIBS="$(ldd "$BUILD"/tools/nvmekeep "$BUILD"/bench/raw_loop 2>/dev/null |
+	awk '$2 == "=>" && $3 ~ /^\// { n = split($3, p, "/"); print p[n] }' | sort -u | tr '\n' ' ')"
+export NVMK_VM_EXTRA_LIBS
+"$NVMK_VM_DIR/setup.sh" host || die "setup (guest libraries) failed"
 
 # fio + every library it links (the initramfs has only glibc and a few more)
 VB="$BUILD/vmbench"
