@@ -337,9 +337,9 @@ static void test_callback_submits_last(void **state)
 
 /* Doorbell writes the fake device saw: the last CQ head and their count. */
 static struct {
-	uint32_t cq_off;
-	uint32_t cq_head;
-	unsigned cq_writes;
+	uint32_t cq_off, sq_off;
+	uint32_t cq_head, sq_tail;
+	unsigned cq_writes, sq_writes;
 } db_seen;
 
 static void write32_record(struct nvmk_backing *b, uint32_t off, uint32_t v)
@@ -348,6 +348,9 @@ static void write32_record(struct nvmk_backing *b, uint32_t off, uint32_t v)
 	if (off == db_seen.cq_off) {
 		db_seen.cq_head = v;
 		db_seen.cq_writes++;
+	} else if (off == db_seen.sq_off) {
+		db_seen.sq_tail = v;
+		db_seen.sq_writes++;
 	}
 }
 
@@ -362,6 +365,45 @@ static void fake_init_lazy(struct fake *f, uint32_t lazy)
 	db_seen.cq_off = f->q.cq_db;
 	f->q.cq_db_lazy = lazy;
 	f->q.cq_db_credit = (int32_t)lazy;
+}
+
+/* Shadow doorbells (Base 2.0 5.8): every ring stores the shadow value;
+ * the register is written exactly when the EventIdx the device left lies
+ * in [old, new) as the usual "new - event - 1 < new - old" (16-bit)
+ * decides, for every old and new tail of a 64-entry queue and EventIdx
+ * values anywhere in 32 bits (the device writes them). */
+static void test_shadow_doorbell_eventidx(void **state)
+{
+	struct fake *f = malloc(sizeof(*f));
+	uint32_t *page = aligned_alloc(4096, 2 * 4096);
+	uint32_t *ei = page + 4096 / sizeof(uint32_t);
+	static const uint32_t far[] = {0xffff, 0xfffe, 0x8000, 0x10000, 0x1003f, 0xffffffffu};
+	(void)state;
+
+	assert_non_null(page);
+	fake_init_lazy(f, 8);
+	db_seen.sq_off = f->q.sq_db;
+	f->q.sdb_sq = page; /* drv_q_dbbuf_attach's layout: EventIdx a page on */
+	for (uint32_t old = 0; old < DEPTH; old++)
+		for (uint32_t val = 0; val < DEPTH; val++)
+			for (uint32_t k = 0; k < DEPTH + sizeof(far) / sizeof(far[0]); k++) {
+				uint32_t ev = k < DEPTH ? k : far[k - DEPTH];
+				bool due = (uint16_t)(val - ev - 1) < (uint16_t)(val - old);
+				unsigned before = db_seen.sq_writes;
+
+				f->q.sq_db_tail = old;
+				page[0] = 0xdead;
+				*ei = ev;
+				drv_db_ring(&f->q, false, val);
+				assert_int_equal(page[0], val);
+				assert_int_equal(f->q.sq_db_tail, val);
+				assert_int_equal(db_seen.sq_writes - before, due ? 1 : 0);
+				if (due)
+					assert_int_equal(db_seen.sq_tail, val);
+			}
+	free(page);
+	free(f->q.trk);
+	free(f);
 }
 
 /* Completions the host consumed but did not give back yet. */
@@ -487,6 +529,7 @@ int main(void)
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_status_phase_and_wrap),
 	    cmocka_unit_test(test_callback_submits_last),
+	    cmocka_unit_test(test_shadow_doorbell_eventidx),
 	    cmocka_unit_test(test_lazy_cq_doorbell_qd1),
 	    cmocka_unit_test(test_lazy_cq_doorbell_full_queue),
 	};
