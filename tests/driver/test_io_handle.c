@@ -246,6 +246,28 @@ static void test_reset(void **state)
 	check(f, 0, 4096, 3);
 }
 
+/* ---- arrays: nvmk_io_read_batch / nvmk_io_write_batch ---- */
+
+/* Poll until @d has @want calls (bounded: 5 s). */
+static int wait_calls(struct nvmk_qpair *qp, struct done *d, int want)
+{
+	for (int i = 0; i < 500000 && d->calls < want; i++) {
+		int n = nvmk_qpair_process_completions(qp, 0);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			usleep(10);
+	}
+	return d->calls == want ? 0 : -ETIMEDOUT;
+}
+
+static struct nvmk_io_hreq hreq(size_t off, uint64_t slba, uint32_t nlb, struct done *d)
+{
+	return (struct nvmk_io_hreq){
+	    .off = off, .slba = slba, .nlb = nlb, .cb = on_done, .cb_arg = d};
+}
+
 /* A handle on a kernel namespace and qpair (io_uring on a regular file):
  * every request takes the general path, data intact. */
 static void test_kernel_ns(void **state)
@@ -292,6 +314,34 @@ static void test_kernel_ns(void **state)
 	assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
 	/* past the buffer: refused as by the general API */
 	assert_int_equal(nvmk_io_read(hr, 4096, 0, 16, on_done, &d), -EINVAL);
+	/* the array calls on the kernel path (their general path): two 4 KiB
+	 * halves each, data compared; a bad request refuses the array */
+	{
+		struct nvmk_io_hreq hq[2] = {{0, 200, 8, on_done, &d}, {4096, 208, 8, on_done, &d}};
+		struct nvmk_io_req nq[2] = {{&wb, 0, 300, 8, 0, on_done, &d},
+					    {&wb, 4096, 308, 8, 0, on_done, &d}};
+
+		d.calls = 0;
+		assert_int_equal(nvmk_io_write_batch(hw, hq, 2), 2);
+		assert_int_equal(nvmk_ns_submit_write_batch(ns, qp, nq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 4), 0);
+		assert_int_equal(d.err, 0);
+		memset(rb.mem.vaddr, 0, 8192);
+		assert_int_equal(nvmk_io_read_batch(hr, hq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 6), 0);
+		assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
+		memset(rb.mem.vaddr, 0, 8192);
+		nq[0].buf = nq[1].buf = &rb;
+		assert_int_equal(nvmk_ns_submit_read_batch(ns, qp, nq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 8), 0);
+		assert_int_equal(d.err, 0);
+		assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
+		nq[1].off = 8192;
+		assert_int_equal(nvmk_ns_submit_read_batch(ns, qp, nq, 2), -EINVAL);
+		hq[1].nlb = 0;
+		assert_int_equal(nvmk_io_read_batch(hr, hq, 2), -EINVAL);
+		assert_int_equal(nvmk_qpair_outstanding(qp), 0u);
+	}
 	nvmk_io_handle_destroy(hw);
 	nvmk_io_handle_destroy(hr);
 	nvmk_dma_free(&wb.mem);
@@ -384,28 +434,6 @@ static void test_forged_sqhd(void **state)
 {
 	(void)state;
 	forged(4);
-}
-
-/* ---- arrays: nvmk_io_read_batch / nvmk_io_write_batch ---- */
-
-/* Poll until @d has @want calls (bounded: 5 s). */
-static int wait_calls(struct nvmk_qpair *qp, struct done *d, int want)
-{
-	for (int i = 0; i < 500000 && d->calls < want; i++) {
-		int n = nvmk_qpair_process_completions(qp, 0);
-
-		if (n < 0)
-			return n;
-		if (n == 0)
-			usleep(10);
-	}
-	return d->calls == want ? 0 : -ETIMEDOUT;
-}
-
-static struct nvmk_io_hreq hreq(size_t off, uint64_t slba, uint32_t nlb, struct done *d)
-{
-	return (struct nvmk_io_hreq){
-	    .off = off, .slba = slba, .nlb = nlb, .cb = on_done, .cb_arg = d};
 }
 
 /* 16 writes then 16 reads in one call each, data compared; FUA of the
