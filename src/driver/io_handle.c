@@ -33,6 +33,7 @@ struct nvmk_io_handle {
 	uint32_t max_blocks;
 	uint32_t wr_cdw12; /* FUA for writes */
 	uint8_t lba_shift;
+	uint32_t lba_bytes; /* 1 << lba_shift: lengths by a multiply (no count in %cl) */
 	/* the general path */
 	struct nvmk_ns *ns;
 	const struct nvmk_dma_buf *buf;
@@ -75,6 +76,7 @@ int nvmk_io_handle_create(struct nvmk_qpair *qp, struct nvmk_ns *ns, const struc
 	h->sqe_nsid = ns->sqe_nsid;
 	h->removed = &ns->s->removed;
 	h->lba_shift = ns->lba_shift;
+	h->lba_bytes = 1u << ns->lba_shift;
 	h->wr_cdw12 = (io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0;
 	blocks = buf->mem.size >> ns->lba_shift;
 	h->max_blocks = blocks < ns->max_blocks ? (uint32_t)blocks : ns->max_blocks;
@@ -112,7 +114,7 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	struct drv_queue *q = &qp->q;
 	uint32_t n1 = nlb - 1u; /* wraps for 0 */
 	uint64_t iova = h->iova + off;
-	uint64_t len = (uint64_t)nlb << h->lba_shift;
+	uint64_t len = (uint64_t)nlb * h->lba_bytes;
 	uint64_t end = (iova & DRV_PAGE_MASK) + len; /* from the first page's start */
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
@@ -249,7 +251,7 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 	for (r = reqs; r != end_r; r++) {
 		uint32_t n1 = r->nlb - 1u; /* wraps for 0 */
 		nvmk_cpl_fn cb = r->cb;
-		uint64_t len = (uint64_t)(n1 + 1u) << h->lba_shift;
+		uint64_t len = (uint64_t)(n1 + 1u) * h->lba_bytes;
 		uint64_t iova = h->iova + r->off;
 		uint64_t end = (iova & DRV_PAGE_MASK) + len;
 		struct drv_tracker *t;

@@ -228,7 +228,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 		if (drv_unlikely(n1 >= ns->max_blocks || !buf || buf->page_iova != NULL || !cb ||
 				 r->io_flags > NVMK_IO_FUA))
 			break;
-		len = (uint64_t)(n1 + 1u) << ns->lba_shift;
+		len = (uint64_t)(n1 + 1u) * ns->lba_bytes; /* a multiply: no count in %cl */
 		iova = buf->iova + off;
 		end = (iova & DRV_PAGE_MASK) + len;
 		if (drv_unlikely(__builtin_add_overflow(off, len, &lim) || lim > buf->mem.size ||
