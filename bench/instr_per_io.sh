@@ -18,18 +18,19 @@
 #   empty poll cost e = (B - C) / K
 #   per I/O           = (A - C - E * e) / N
 # Usage: bench/instr_per_io.sh [BUILD_DIR] [N] [MODE...]
-#   MODE: excl batch pbatch shared locked shadow, and (default: all nine)
+#   MODE: excl batch pbatch shared locked shadow, and (default: all ten)
 #         (batch: one nvmk_ns_submit_read_batch call of 32; pbatch: 32
 #         nvmk_ns_submit_read calls inside nvmk_qpair_batch_begin/_end)
 #         handle hbatch hshadow: excl, batch, shadow submitting through an
-#         I/O handle (nvmk_io_read, nvmekeep/driver/io_handle.h)
+#         I/O handle (nvmk_io_read, hbatch: nvmk_io_read_batch;
+#         nvmekeep/driver/io_handle.h); phbatch: pbatch with nvmk_io_read
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 n=${2:-5000}
 shift $(($# < 2 ? $# : 2))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch hshadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch phbatch hshadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -41,6 +42,7 @@ run() { # mode name args...
 		--toggle-collect='nvmk_ns_submit_read' \
 		--toggle-collect='nvmk_io_read' \
 		--toggle-collect='nvmk_ns_submit_read_batch' \
+		--toggle-collect='nvmk_io_read_batch' \
 		--toggle-collect='nvmk_qpair_process_completions' \
 		--toggle-collect='nvmk_qpair_batch_begin' \
 		--toggle-collect='nvmk_qpair_batch_end' \
@@ -83,7 +85,8 @@ label() {
 	locked) echo "SHARED qpair (NVMK_QPAIR_SHARED), QD 1, its lock included" ;;
 	shadow) echo "shadow doorbells (the default), exclusive, QD 1" ;;
 	handle) echo "I/O handle (nvmk_io_read), exclusive, QD 1 (MMIO doorbells)" ;;
-	hbatch) echo "I/O handle, batch of 32 (one SQ doorbell)" ;;
+	hbatch) echo "I/O handle, batch of 32 in one nvmk_io_read_batch call" ;;
+	phbatch) echo "I/O handle, batch of 32, per call (batch_begin/_end)" ;;
 	hshadow) echo "I/O handle, shadow doorbells, exclusive, QD 1" ;;
 	esac
 }

@@ -11,7 +11,7 @@
 #           completion; the E polls that found nothing are subtracted at the
 #           cost of an idle poll (measured: K = N idle polls).
 # Each as driver / caller (see bench/instr_per_io.sh for what they cover).
-# Usage: bench/instr_split.sh [BUILD_DIR] [N] [S] [MODE...]  (default: all nine)
+# Usage: bench/instr_split.sh [BUILD_DIR] [N] [S] [MODE...]  (default: all ten)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -19,7 +19,7 @@ n=${2:-3200}
 s=${3:-500}
 shift $(($# < 3 ? $# : 3))
 modes=("$@")
-[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch hshadow)
+[ ${#modes[@]} -eq 0 ] && modes=(excl batch pbatch shared locked shadow handle hbatch phbatch hshadow)
 n=$((n - n % 32))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -47,7 +47,7 @@ total_ir() {
 echo "instructions per 4 KiB read, halves counted apart, N = $n, S = $s us, $(git describe --always --dirty 2>/dev/null || echo '?')"
 printf '%-8s %16s %16s %16s %s\n' mode "submit drv/call" "poll drv/call" "sum drv/call" "(empty polls)"
 for m in "${modes[@]}"; do
-	cg "s.$m" nvmk_ns_submit_read nvmk_io_read nvmk_ns_submit_read_batch nvmk_qpair_batch_begin nvmk_qpair_batch_end \
+	cg "s.$m" nvmk_ns_submit_read nvmk_io_read nvmk_ns_submit_read_batch nvmk_io_read_batch nvmk_qpair_batch_begin nvmk_qpair_batch_end \
 		-- -m "$m" "$n" 0 "$s"
 	cg "p.$m" nvmk_qpair_process_completions -- -m "$m" "$n" 0 "$s"
 	cg "i.$m" nvmk_qpair_process_completions -- -m "$m" 0 "$n"

@@ -19,9 +19,11 @@
  *   shadow  as excl with shadow doorbells (Base 2.0 5.8), the emulator's
  *           and the driver's default
  *   handle, hbatch, hshadow
- *           as excl, batch, shadow, submitting with nvmk_io_read on an I/O
- *           handle (nvmekeep/driver/io_handle.h: qpair, namespace and buffer
- *           checked once) instead of nvmk_ns_submit_read
+ *           as excl, batch, shadow, submitting with nvmk_io_read (hbatch:
+ *           nvmk_io_read_batch) on an I/O handle (nvmekeep/driver/
+ *           io_handle.h: qpair, namespace and buffer checked once) instead
+ *           of nvmk_ns_submit_read
+ *   phbatch as pbatch with nvmk_io_read on an I/O handle
  *
  * bench/instr_per_io.sh runs it under callgrind, collecting only inside the
  * driver's API calls of the loop (submit, process, batch begin/end), and
@@ -75,10 +77,11 @@ enum loop_mode {
 	M_HANDLE,
 	M_HBATCH,
 	M_HSHADOW,
-	M_PBATCH
+	M_PBATCH,
+	M_PHBATCH
 };
 static const char *const mode_names[] = {"excl",   "batch",  "shared",	"shadow", "locked",
-					 "handle", "hbatch", "hshadow", "pbatch"};
+					 "handle", "hbatch", "hshadow", "pbatch", "phbatch"};
 #define NMODES (sizeof(mode_names) / sizeof(mode_names[0]))
 
 static void fail(const char *what, int ret)
@@ -103,6 +106,7 @@ int main(int argc, char **argv)
 	struct nvmk_io_handle *h = NULL;
 	bool handle, per_call = false;
 	struct nvmk_io_req reqs[BATCH];
+	struct nvmk_io_hreq hreqs[BATCH];
 	int ret, c;
 
 	while ((c = getopt(argc, argv, "m:")) != -1) {
@@ -112,15 +116,14 @@ int main(int argc, char **argv)
 			;
 		if (i == NMODES) {
 			fprintf(stderr, "usage: io_loop [-m excl|batch|pbatch|shared|shadow|locked|"
-					"handle|hbatch|hshadow] [N [K [S]]]\n");
+					"handle|hbatch|phbatch|hshadow] [N [K [S]]]\n");
 			return 2;
 		}
 		mode = (enum loop_mode)i;
 	}
-	handle = mode >= M_HANDLE && mode <= M_HSHADOW;
-	/* the handle has no array call: its batch is per call */
-	per_call = mode == M_PBATCH || mode == M_HBATCH;
-	if (mode == M_HBATCH || mode == M_PBATCH)
+	handle = (mode >= M_HANDLE && mode <= M_HSHADOW) || mode == M_PHBATCH;
+	per_call = mode == M_PBATCH || mode == M_PHBATCH;
+	if (mode == M_HBATCH || mode == M_PBATCH || mode == M_PHBATCH)
 		mode = M_BATCH;
 	else if (mode == M_HSHADOW)
 		mode = M_SHADOW;
@@ -169,13 +172,19 @@ int main(int argc, char **argv)
 		unsigned want = completed + per;
 
 		if (mode == M_BATCH && !per_call) {
-			for (unsigned k = 0; k < per; k++, i++)
+			for (unsigned k = 0; k < per; k++, i++) {
 				reqs[k] = (struct nvmk_io_req){.buf = &buf,
 							       .off = (size_t)k * 4096u,
 							       .slba = (i * 7919u) & 0xffffff,
 							       .nlb = 1,
 							       .cb = on_done};
-			ret = nvmk_ns_submit_read_batch(ns, qp, reqs, per);
+				hreqs[k] = (struct nvmk_io_hreq){.off = reqs[k].off,
+								 .slba = reqs[k].slba,
+								 .nlb = 1,
+								 .cb = on_done};
+			}
+			ret = h ? nvmk_io_read_batch(h, hreqs, per)
+				: nvmk_ns_submit_read_batch(ns, qp, reqs, per);
 			if (ret != (int)per)
 				fail("batch submit", ret < 0 ? ret : -EAGAIN);
 		}

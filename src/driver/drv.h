@@ -298,6 +298,7 @@ struct nvmk_ns {
 	uint32_t nsid;
 	uint8_t lba_shift;
 	uint32_t max_blocks; /* per command */
+	uint32_t lba_bytes;  /* 1 << lba_shift: ns_rw multiplies (no shift count in cl) */
 	/* max_blocks while the namespace is present, 0 once it is removed
 	 * (drv_ns_gate_update, under ns_lock): ns_rw's first compare, "nlb in
 	 * 1..gate_blocks", then also sends a removed namespace to the general

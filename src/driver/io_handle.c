@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver/ns_io.h"
 #include "driver/queue.h"
 
 struct nvmk_io_handle {
@@ -32,6 +33,7 @@ struct nvmk_io_handle {
 	uint32_t max_blocks;
 	uint32_t wr_cdw12; /* FUA for writes */
 	uint8_t lba_shift;
+	uint32_t lba_bytes; /* 1 << lba_shift: lengths by a multiply (no count in %cl) */
 	/* the general path */
 	struct nvmk_ns *ns;
 	const struct nvmk_dma_buf *buf;
@@ -74,6 +76,7 @@ int nvmk_io_handle_create(struct nvmk_qpair *qp, struct nvmk_ns *ns, const struc
 	h->sqe_nsid = ns->sqe_nsid;
 	h->removed = &ns->s->removed;
 	h->lba_shift = ns->lba_shift;
+	h->lba_bytes = 1u << ns->lba_shift;
 	h->wr_cdw12 = (io_flags & NVMK_IO_FUA) ? NVME_RW_FUA : 0;
 	blocks = buf->mem.size >> ns->lba_shift;
 	h->max_blocks = blocks < ns->max_blocks ? (uint32_t)blocks : ns->max_blocks;
@@ -111,7 +114,7 @@ drv_inline int io_rw(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12
 	struct drv_queue *q = &qp->q;
 	uint32_t n1 = nlb - 1u; /* wraps for 0 */
 	uint64_t iova = h->iova + off;
-	uint64_t len = (uint64_t)nlb << h->lba_shift;
+	uint64_t len = (uint64_t)nlb * h->lba_bytes;
 	uint64_t end = (iova & DRV_PAGE_MASK) + len; /* from the first page's start */
 	struct drv_tracker *t;
 	struct nvme_sqe *sqe;
@@ -157,4 +160,139 @@ int nvmk_io_write(const struct nvmk_io_handle *h, size_t off, uint64_t slba, uin
 		  nvmk_cpl_fn cb, void *cb_arg)
 {
 	return io_rw(h, NVME_CMD_WRITE, h->wr_cdw12, off, slba, nlb, cb, cb_arg, io_write_general);
+}
+
+/* ---- arrays (nvmk_io_read_batch / nvmk_io_write_batch) ---- */
+
+struct io_batch_ctx {
+	const struct nvmk_io_handle *h;
+	const struct nvmk_io_hreq *reqs;
+	uint32_t io_flags; /* the handle's flags for writes, 0 for reads */
+};
+
+/* Request @i as nvmk_ns_submit_read_batch takes it, on the handle's buffer. */
+static void io_req_get(const void *ctx, unsigned i, struct nvmk_io_req *out)
+{
+	const struct io_batch_ctx *c = ctx;
+	const struct nvmk_io_hreq *r = &c->reqs[i];
+
+	*out = (struct nvmk_io_req){.buf = c->h->buf,
+				    .off = r->off,
+				    .slba = r->slba,
+				    .nlb = r->nlb,
+				    .io_flags = c->io_flags,
+				    .cb = r->cb,
+				    .cb_arg = r->cb_arg};
+}
+
+/* Everything the straight loop does not take: the general path of the
+ * namespace's arrays on the handle's namespace, qpair and buffer (the
+ * trackers the loop armed, @taken, given back first). */
+static __attribute__((noinline, cold)) int io_batch_general(const struct nvmk_io_handle *h,
+							    uint8_t opc,
+							    const struct nvmk_io_hreq *reqs,
+							    unsigned n, unsigned taken)
+{
+	struct io_batch_ctx c = {
+	    .h = h, .reqs = reqs, .io_flags = opc == NVME_CMD_WRITE ? h->wr_flags : 0};
+
+	if (!h || !reqs || n == 0)
+		return -EINVAL;
+	if (taken)
+		drv_batch_untake(&h->qp->q, taken);
+	return drv_batch_general(h->ns, h->qp, opc, io_req_get, &c, n);
+}
+
+/* Check requests [@from, @n) (a queue that filled before them). */
+static __attribute__((noinline, cold)) int io_batch_check(const struct nvmk_io_handle *h,
+							  uint8_t opc,
+							  const struct nvmk_io_hreq *reqs,
+							  unsigned from, unsigned n)
+{
+	struct io_batch_ctx c = {
+	    .h = h, .reqs = reqs, .io_flags = opc == NVME_CMD_WRITE ? h->wr_flags : 0};
+
+	return drv_batch_check(h->ns, h->qp, io_req_get, &c, from, n);
+}
+
+/*
+ * The array form of io_rw, as nvmk_ns_submit_read_batch's loop (ns_batch.c)
+ * with the handle's constants: the qpair's gate and the namespace's removal
+ * once per call; per request nlb in 1..max_blocks (which also bounds the
+ * length by the buffer's size), a callback, the range inside the buffer,
+ * dword alignment (Base 2.0 4.1.1), two pages at most. Same rules and
+ * results as the namespace's array call.
+ */
+drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t cdw12,
+			   const struct nvmk_io_hreq *reqs, unsigned n)
+{
+	const struct nvmk_io_hreq *r, *end_r;
+	struct nvmk_qpair *qp;
+	struct drv_queue *q;
+	struct nvme_sqe *sqe, *sq_end;
+	uint64_t word;
+	uint32_t head, k;
+
+	if (drv_unlikely(!h || !reqs || n == 0 || h->max_blocks == 0))
+		return io_batch_general(h, opc, reqs, n, 0);
+	qp = h->qp;
+	if (drv_unlikely((!drv_qp_fast_submit(qp) && !drv_batch_catch_up(qp)) ||
+			 atomic_load_explicit(h->removed, memory_order_relaxed)))
+		return io_batch_general(h, opc, reqs, n, 0);
+	q = &qp->q;
+	k = n < q->nfree ? n : q->nfree;
+	if (drv_unlikely(k == 0))
+		return io_batch_general(h, opc, reqs, n, 0);
+	word = h->sqe_nsid | opc;
+	head = q->free_head;
+	sqe = &q->sq[q->sq_tail];
+	sq_end = q->sq + q->depth;
+	end_r = reqs + k;
+	for (r = reqs; r != end_r; r++) {
+		uint32_t n1 = r->nlb - 1u; /* wraps for 0 */
+		nvmk_cpl_fn cb = r->cb;
+		uint64_t len = (uint64_t)(n1 + 1u) * h->lba_bytes;
+		uint64_t iova = h->iova + r->off;
+		uint64_t end = (iova & DRV_PAGE_MASK) + len;
+		struct drv_tracker *t;
+		uint32_t cid;
+
+		if (drv_unlikely(n1 >= h->max_blocks || !cb || iova - h->iova > h->size - len ||
+				 (iova & 3) || end > 2u * DRV_PAGE_SIZE))
+			break;
+		sqe->prp1 = iova;
+		sqe->prp2 = end > DRV_PAGE_SIZE ? (iova | DRV_PAGE_MASK) + 1u : 0;
+		drv_sqe_put64(&sqe->cdw10, r->slba);
+		sqe->cdw12 = n1 | cdw12;
+		t = &q->trk[head];
+		head = t->next_free;
+		cid = (uint16_t)(t->cid + q->gen_inc);
+		t->key = DRV_TRK_KEY_ACTIVE | cid;
+		t->meta = (uint32_t)opc << 8; /* flags = 0, opc */
+		t->cb = cb;
+		t->cb_arg = r->cb_arg;
+		drv_sqe_put64(sqe, word | (uint64_t)cid << 16);
+		if (drv_unlikely(++sqe == sq_end))
+			sqe = q->sq;
+	}
+	if (drv_unlikely(r != end_r || (k < n && io_batch_check(h, opc, reqs, k, n))))
+		return io_batch_general(h, opc, reqs, n, (unsigned)(r - reqs));
+	q->free_head = (uint16_t)head;
+	q->nfree -= k;
+	q->sq_tail = (uint32_t)(sqe - q->sq);
+	if (drv_likely(q->sq_db_defer == 0))
+		drv_db_ring_reg(q, false, q->sq_tail);
+	else if (!q->batching)
+		drv_db_ring_shadow(q, false, q->sq_tail);
+	return (int)k;
+}
+
+int nvmk_io_read_batch(const struct nvmk_io_handle *h, const struct nvmk_io_hreq *reqs, unsigned n)
+{
+	return io_rw_batch(h, NVME_CMD_READ, 0, reqs, n);
+}
+
+int nvmk_io_write_batch(const struct nvmk_io_handle *h, const struct nvmk_io_hreq *reqs, unsigned n)
+{
+	return io_rw_batch(h, NVME_CMD_WRITE, h ? h->wr_cdw12 : 0, reqs, n);
 }

@@ -63,17 +63,21 @@ static const char *batch_req_bad(const struct nvmk_ns *ns, const struct nvmk_qpa
 	return NULL;
 }
 
-/* Check reqs[from..n-1]: 0, or the error of the first invalid one (named
- * in a warning, with its index in the caller's array). */
-static __attribute__((noinline, cold)) int ns_batch_check(const struct nvmk_ns *ns,
-							  const struct nvmk_qpair *qp,
-							  const struct nvmk_io_req *reqs,
-							  unsigned from, unsigned n)
+static void ns_req_get(const void *ctx, unsigned i, struct nvmk_io_req *out)
+{
+	*out = ((const struct nvmk_io_req *)ctx)[i];
+}
+
+int drv_batch_check(const struct nvmk_ns *ns, const struct nvmk_qpair *qp, drv_batch_get_fn get,
+		    const void *ctx, unsigned from, unsigned n)
 {
 	for (unsigned i = from; i < n; i++) {
+		struct nvmk_io_req r;
+		const char *why;
 		int err;
-		const char *why = batch_req_bad(ns, qp, &reqs[i], &err);
 
+		get(ctx, i, &r);
+		why = batch_req_bad(ns, qp, &r, &err);
 		if (why) {
 			nvmk_warn(qp->ctrl->name, qp->q.qid,
 				  "batch submit: request %u of %u refused: %s; nothing queued", i,
@@ -82,6 +86,45 @@ static __attribute__((noinline, cold)) int ns_batch_check(const struct nvmk_ns *
 		}
 	}
 	return 0;
+}
+
+int drv_batch_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc, drv_batch_get_fn get,
+		      const void *ctx, unsigned n)
+{
+	bool nvme, batched;
+	unsigned i;
+	int rc;
+
+	nvme = qp->ops == &drv_nvme_io_ops;
+	if (!drv_io_ops_of(ns, qp) || (nvme && ns->ctrl != qp->ctrl)) {
+		nvmk_warn(qp->ctrl->name, qp->q.qid,
+			  "batch submit: the namespace is not one of this queue pair's controller");
+		return -EINVAL;
+	}
+	rc = drv_batch_check(ns, qp, get, ctx, 0, n);
+	if (rc)
+		return rc;
+	if (nvme)
+		drv_qp_lock(qp);
+	batched = nvmk_qpair_batch_begin(qp) == 0;
+	for (i = 0; i < n; i++) {
+		struct nvmk_io_req r;
+
+		get(ctx, i, &r);
+		if (opc == NVME_CMD_WRITE)
+			rc = nvmk_ns_submit_write(ns, qp, r.buf, r.off, r.slba, r.nlb, r.io_flags,
+						  r.cb, r.cb_arg);
+		else
+			rc = nvmk_ns_submit_read(ns, qp, r.buf, r.off, r.slba, r.nlb, r.io_flags,
+						 r.cb, r.cb_arg);
+		if (rc)
+			break;
+	}
+	if (batched)
+		nvmk_qpair_batch_end(qp);
+	if (nvme)
+		drv_qp_unlock(qp);
+	return i ? (int)i : rc;
 }
 
 /*
@@ -98,55 +141,13 @@ static __attribute__((noinline, cold)) int ns_batch_general(struct nvmk_ns *ns,
 							    const struct nvmk_io_req *reqs,
 							    unsigned n)
 {
-	bool nvme, batched;
-	unsigned i;
-	int rc;
-
 	if (!ns || !qp || !reqs || n == 0)
 		return -EINVAL;
-	nvme = qp->ops == &drv_nvme_io_ops;
-	if (!drv_io_ops_of(ns, qp) || (nvme && ns->ctrl != qp->ctrl)) {
-		nvmk_warn(qp->ctrl->name, qp->q.qid,
-			  "batch submit: the namespace is not one of this queue pair's controller");
-		return -EINVAL;
-	}
-	rc = ns_batch_check(ns, qp, reqs, 0, n);
-	if (rc)
-		return rc;
-	if (nvme)
-		drv_qp_lock(qp);
-	batched = nvmk_qpair_batch_begin(qp) == 0;
-	for (i = 0; i < n; i++) {
-		const struct nvmk_io_req *r = &reqs[i];
-
-		if (opc == NVME_CMD_WRITE)
-			rc = nvmk_ns_submit_write(ns, qp, r->buf, r->off, r->slba, r->nlb,
-						  r->io_flags, r->cb, r->cb_arg);
-		else
-			rc = nvmk_ns_submit_read(ns, qp, r->buf, r->off, r->slba, r->nlb,
-						 r->io_flags, r->cb, r->cb_arg);
-		if (rc)
-			break;
-	}
-	if (batched)
-		nvmk_qpair_batch_end(qp);
-	if (nvme)
-		drv_qp_unlock(qp);
-	return i ? (int)i : rc;
+	return drv_batch_general(ns, qp, opc, ns_req_get, reqs, n);
 }
 
-/* The straight loop stopped at a request it does not take, or a request it
- * did not reach is invalid: give back the @taken trackers it armed (the
- * free list's head was not moved: they are the first @taken of the list;
- * their new CID generation is harmless, no CQE can carry it) and leave the
- * decision to ns_batch_general. The SQEs written past the tail are not the
- * device's to read. */
-static __attribute__((noinline, cold)) int ns_batch_undo(struct nvmk_ns *ns, struct nvmk_qpair *qp,
-							 uint8_t opc,
-							 const struct nvmk_io_req *reqs, unsigned n,
-							 unsigned taken)
+void drv_batch_untake(struct drv_queue *q, unsigned taken)
 {
-	struct drv_queue *q = &qp->q;
 	uint16_t h = q->free_head;
 
 	for (unsigned i = 0; i < taken; i++) {
@@ -155,14 +156,22 @@ static __attribute__((noinline, cold)) int ns_batch_undo(struct nvmk_ns *ns, str
 		t->state = TRK_FREE;
 		h = t->next_free;
 	}
+}
+
+/* The straight loop stopped at a request it does not take, or a request it
+ * did not reach is invalid: give back the trackers it armed
+ * (drv_batch_untake) and leave the decision to ns_batch_general. The SQEs
+ * written past the tail are not the device's to read. */
+static __attribute__((noinline, cold)) int ns_batch_undo(struct nvmk_ns *ns, struct nvmk_qpair *qp,
+							 uint8_t opc,
+							 const struct nvmk_io_req *reqs, unsigned n,
+							 unsigned taken)
+{
+	drv_batch_untake(&qp->q, taken);
 	return ns_batch_general(ns, qp, opc, reqs, n);
 }
 
-/* The submit gate failed on a qpair that may just have seen a clock tick:
- * take the gate as the single submit does (drv_qp_submit_catch_up), so
- * that the array still takes the straight loop. False when the qpair is
- * SHARED, stale or failed: the general path decides. */
-static __attribute__((noinline, cold)) bool ns_batch_catch_up(struct nvmk_qpair *qp)
+bool drv_batch_catch_up(struct nvmk_qpair *qp)
 {
 	drv_qp_submit_catch_up(qp);
 	return drv_qp_fast_submit(qp);
@@ -184,7 +193,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	 * its state is read) and present. NULLs go there too, which refuses
 	 * them. */
 	if (drv_unlikely(!ns || !qp || !reqs || n == 0 ||
-			 (!drv_qp_fast_submit(qp) && !ns_batch_catch_up(qp)) ||
+			 (!drv_qp_fast_submit(qp) && !drv_batch_catch_up(qp)) ||
 			 ns->ctrl != qp->ctrl || ns_gone(ns)))
 		return ns_batch_general(ns, qp, opc, reqs, n);
 	q = &qp->q;
@@ -220,7 +229,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 		if (drv_unlikely(n1 >= ns->max_blocks || !buf || buf->page_iova != NULL || !cb ||
 				 r->io_flags > NVMK_IO_FUA))
 			break;
-		len = (uint64_t)(n1 + 1u) << ns->lba_shift;
+		len = (uint64_t)(n1 + 1u) * ns->lba_bytes; /* a multiply: no count in %cl */
 		iova = buf->iova + off;
 		end = (iova & DRV_PAGE_MASK) + len;
 		if (drv_unlikely(__builtin_add_overflow(off, len, &lim) || lim > buf->mem.size ||
@@ -248,7 +257,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 			sqe = q->sq;
 	}
 	/* all k taken, and the rest (queue full) valid too: or nothing */
-	if (drv_unlikely(r != end_r || (k < n && ns_batch_check(ns, qp, reqs, k, n))))
+	if (drv_unlikely(r != end_r || (k < n && drv_batch_check(ns, qp, ns_req_get, reqs, k, n))))
 		return ns_batch_undo(ns, qp, opc, reqs, n, (unsigned)(r - reqs));
 	q->free_head = (uint16_t)head;
 	q->nbusy += k;

@@ -265,7 +265,7 @@ drv_inline int ns_rw_straight(struct nvmk_ns *ns, struct drv_queue *q, uint8_t o
 	uint64_t len, iova, pg;
 	uint32_t tail;
 
-	len = (uint64_t)nlb << ns->lba_shift;
+	len = (uint64_t)nlb * ns->lba_bytes;
 	iova = buf->iova + off;
 	pg = iova & DRV_PAGE_MASK;
 	/* The primitives of queue.h, the same for every submit path: a
@@ -341,7 +341,7 @@ static __attribute__((noinline, hot)) int ns_rw_shared(struct nvmk_ns *ns, struc
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	drv_rlock_lock(&qp->lock);
 	if (drv_likely(drv_qp_current(qp) && !ns_gone(ns) &&
-		       ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift)))
+		       ns_fits_two_pages(buf, off, (uint64_t)nlb * ns->lba_bytes)))
 		rc = ns_rw_straight(ns, &qp->q, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 	else
 		rc = ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
@@ -367,9 +367,12 @@ drv_inline int ns_rw(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
 	 * there, and a removed namespace too (its gate_blocks is 0); a range outside the buffer,
 	 * misaligned data (PRP entries are dword aligned, Base 2.0 4.1.1) and data on more than two
 	 * pages (PRP list) are refused or handled there too. */
+	/* the length by a multiply, not a shift: no shift count to hold in
+	 * %cl, one callee-saved register less to push (measured: -1 per
+	 * submit) */
 	if (drv_unlikely(nlb - 1u >= atomic_load_explicit(&ns->gate_blocks, memory_order_relaxed) ||
 			 !drv_qp_fast_submit(qp) || !buf || buf->page_iova != NULL ||
-			 !ns_fits_two_pages(buf, off, (uint64_t)nlb << ns->lba_shift))) {
+			 !ns_fits_two_pages(buf, off, (uint64_t)nlb * ns->lba_bytes))) {
 		if (qp->shared)
 			return ns_rw_shared(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);
 		return ns_rw_general(ns, qp, opc, buf, off, slba, nlb, io_flags, cb, cb_arg);

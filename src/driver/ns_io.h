@@ -63,6 +63,30 @@ struct drv_io {
  * queued on failure. The qpair's lock is taken when it is SHARED. */
 int drv_ns_submit_io(struct nvmk_ns *ns, struct nvmk_qpair *qp, const struct drv_io *io);
 
+/* ---- array submits (ns_batch.c), shared by nvmk_ns_submit_*_batch and
+ * the I/O handle's nvmk_io_*_batch ---- */
+
+/* Request @i of an array in the form of nvmk_ns_submit_read_batch. */
+typedef void (*drv_batch_get_fn)(const void *ctx, unsigned i, struct nvmk_io_req *out);
+/* Check requests [@from, @n): 0, or the error of the first one breaking a
+ * rule of the API (a warning names its index and the rule). Cold. */
+__attribute__((cold)) int drv_batch_check(const struct nvmk_ns *ns, const struct nvmk_qpair *qp,
+					  drv_batch_get_fn get, const void *ctx, unsigned from,
+					  unsigned n);
+/* The general path of an array (nothing of it queued yet): check all, then
+ * the single-request API for each inside one batch, a SHARED qpair locked
+ * once around them. Returns how many were queued, or the error of the
+ * first when none was. Cold. */
+__attribute__((cold)) int drv_batch_general(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t opc,
+					    drv_batch_get_fn get, const void *ctx, unsigned n);
+/* Give back the @taken trackers a straight loop armed without moving the
+ * free list's head (they are its first @taken); their new CID generation is
+ * harmless, no CQE can carry it. Cold. */
+__attribute__((cold)) void drv_batch_untake(struct drv_queue *q, unsigned taken);
+/* The submit gate failed: take it again after a clock tick (as the single
+ * submit does); false when the qpair is SHARED, stale or failed. Cold. */
+__attribute__((cold)) bool drv_batch_catch_up(struct nvmk_qpair *qp);
+
 static inline int ns_iov_len(const struct iovec *iov, int iovcnt, uint64_t *len)
 {
 	uint64_t total = 0;

@@ -247,6 +247,7 @@ int nvmk_ns_open(struct nvmk_ctrl *ctrl, uint32_t nsid, uint32_t flags, struct n
 	ns->nsid = nsid;
 	ns->sqe_nsid = (uint64_t)nsid << 32;
 	ns->lba_shift = shift;
+	ns->lba_bytes = 1u << shift;
 	ns->shared = shared;
 	maxb = ctrl->max_xfer >> shift;
 	if (maxb > NVME_MAX_NLB)

@@ -331,6 +331,7 @@ static int restore_namespaces(struct nvmk_ctrl *ctrl, const Nvmk__CtrlState *st)
 			ns->nsid = m->nsid;
 			ns->sqe_nsid = (uint64_t)m->nsid << 32;
 			ns->lba_shift = s->lba_shift;
+			ns->lba_bytes = 1u << s->lba_shift;
 			ns->shared = (m->handle_flags[k] & NVMK_NS_SHARED) != 0;
 			maxb = ctrl->max_xfer >> s->lba_shift;
 			if (maxb > NVME_MAX_NLB)

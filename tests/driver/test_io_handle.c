@@ -246,6 +246,28 @@ static void test_reset(void **state)
 	check(f, 0, 4096, 3);
 }
 
+/* ---- arrays: nvmk_io_read_batch / nvmk_io_write_batch ---- */
+
+/* Poll until @d has @want calls (bounded: 5 s). */
+static int wait_calls(struct nvmk_qpair *qp, struct done *d, int want)
+{
+	for (int i = 0; i < 500000 && d->calls < want; i++) {
+		int n = nvmk_qpair_process_completions(qp, 0);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			usleep(10);
+	}
+	return d->calls == want ? 0 : -ETIMEDOUT;
+}
+
+static struct nvmk_io_hreq hreq(size_t off, uint64_t slba, uint32_t nlb, struct done *d)
+{
+	return (struct nvmk_io_hreq){
+	    .off = off, .slba = slba, .nlb = nlb, .cb = on_done, .cb_arg = d};
+}
+
 /* A handle on a kernel namespace and qpair (io_uring on a regular file):
  * every request takes the general path, data intact. */
 static void test_kernel_ns(void **state)
@@ -292,6 +314,34 @@ static void test_kernel_ns(void **state)
 	assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
 	/* past the buffer: refused as by the general API */
 	assert_int_equal(nvmk_io_read(hr, 4096, 0, 16, on_done, &d), -EINVAL);
+	/* the array calls on the kernel path (their general path): two 4 KiB
+	 * halves each, data compared; a bad request refuses the array */
+	{
+		struct nvmk_io_hreq hq[2] = {{0, 200, 8, on_done, &d}, {4096, 208, 8, on_done, &d}};
+		struct nvmk_io_req nq[2] = {{&wb, 0, 300, 8, 0, on_done, &d},
+					    {&wb, 4096, 308, 8, 0, on_done, &d}};
+
+		d.calls = 0;
+		assert_int_equal(nvmk_io_write_batch(hw, hq, 2), 2);
+		assert_int_equal(nvmk_ns_submit_write_batch(ns, qp, nq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 4), 0);
+		assert_int_equal(d.err, 0);
+		memset(rb.mem.vaddr, 0, 8192);
+		assert_int_equal(nvmk_io_read_batch(hr, hq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 6), 0);
+		assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
+		memset(rb.mem.vaddr, 0, 8192);
+		nq[0].buf = nq[1].buf = &rb;
+		assert_int_equal(nvmk_ns_submit_read_batch(ns, qp, nq, 2), 2);
+		assert_int_equal(wait_calls(qp, &d, 8), 0);
+		assert_int_equal(d.err, 0);
+		assert_memory_equal(wb.mem.vaddr, rb.mem.vaddr, 8192);
+		nq[1].off = 8192;
+		assert_int_equal(nvmk_ns_submit_read_batch(ns, qp, nq, 2), -EINVAL);
+		hq[1].nlb = 0;
+		assert_int_equal(nvmk_io_read_batch(hr, hq, 2), -EINVAL);
+		assert_int_equal(nvmk_qpair_outstanding(qp), 0u);
+	}
 	nvmk_io_handle_destroy(hw);
 	nvmk_io_handle_destroy(hr);
 	nvmk_dma_free(&wb.mem);
@@ -386,6 +436,137 @@ static void test_forged_sqhd(void **state)
 	forged(4);
 }
 
+/* 16 writes then 16 reads in one call each, data compared; FUA of the
+ * handle in every write of the array; split and PRP-list requests in the
+ * middle of an array (the general path) are queued with the rest. */
+static void test_array_write_read(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_handle *hf;
+	struct nvmk_io_hreq r[16];
+	struct done d = {0};
+
+	assert_int_equal(nvmk_io_handle_create(f->qp, f->ns, &f->buf, NVMK_IO_FUA, &hf), 0);
+	fill(f, 0, 65536, 11);
+	for (unsigned i = 0; i < 16; i++)
+		r[i] = hreq(i * 4096u, 1000u + i * 8u, 8, &d);
+	assert_int_equal(nvmk_io_write_batch(hf, r, 16), 16);
+	for (unsigned i = 1; i <= 16; i++) {
+		const struct drv_queue *q = &f->qp->q;
+		const struct nvme_sqe *e = &q->sq[(q->sq_tail + q->depth - i) % q->depth];
+
+		assert_int_equal(e->opc, NVME_CMD_WRITE);
+		assert_true(e->cdw12 & NVME_RW_FUA);
+		assert_int_equal(e->cdw12 & 0xffffu, 7);
+	}
+	assert_int_equal(wait_calls(f->qp, &d, 16), 0);
+	assert_int_equal(d.err, 0);
+	memset(f->buf.mem.vaddr, 0, 65536);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 16), 16);
+	assert_false(last_sqe(f->qp)->cdw12 & NVME_RW_FUA);
+	assert_int_equal(wait_calls(f->qp, &d, 32), 0);
+	assert_int_equal(d.err, 0);
+	check(f, 0, 65536, 11);
+	/* general requests in the middle: 64 KiB (split at 32 KiB), 12 KiB
+	 * from an offset inside a page (PRP list) */
+	memset(f->buf.mem.vaddr, 0, 131072);
+	r[0] = hreq(0, 1000, 8, &d);
+	r[1] = hreq(65536, 1000, 128, &d);
+	r[2] = hreq(4096, 1008, 8, &d);
+	r[3] = hreq(8192 + 512, 1016, 24, &d);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 4), 4);
+	assert_int_equal(wait_calls(f->qp, &d, 36), 0);
+	assert_int_equal(d.err, 0);
+	check(f, 0, 8192, 11);
+	check(f, 65536, 65536, 11);
+	{
+		/* 12 KiB from LBA 1016 = bytes 8192.. of what was written */
+		const unsigned char *p = (const unsigned char *)f->buf.mem.vaddr + 8192 + 512;
+
+		for (size_t i = 0; i < 12288; i++)
+			if (p[i] != (unsigned char)(11u + (8192 + i) * 7u))
+				fail_msg("byte %zu of the PRP-list read differs", i);
+	}
+	nvmk_io_handle_destroy(hf);
+}
+
+/* Bad requests anywhere: nothing queued, the request named; n = 0 and NULL
+ * refused; the fixed array then fits whole. */
+static void test_array_bad(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_hreq r[8];
+	struct done d = {0};
+	struct {
+		unsigned idx;
+		size_t off;
+		uint32_t nlb;
+		bool no_cb;
+		const char *why;
+	} bad[] = {
+	    {3, 128u << 10, 8, false, "request 3 of 8 refused: range outside the buffer"},
+	    {4, (128u << 10) - 2048u, 8, false, "request 4 of 8 refused: range outside the buffer"},
+	    {5, 0, 0, false, "request 5 of 8 refused: nlb 0"},
+	    {6, 2, 8, false, "request 6 of 8 refused: data not dword aligned"},
+	    {7, 0, 8, true, "request 7 of 8 refused: no callback"},
+	};
+
+	for (unsigned i = 0; i < 8; i++)
+		r[i] = hreq(i * 4096u, i * 8u, 8, &d);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 0), -EINVAL);
+	assert_int_equal(nvmk_io_read_batch(f->h, NULL, 8), -EINVAL);
+	assert_int_equal(nvmk_io_read_batch(NULL, r, 8), -EINVAL);
+	for (unsigned b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		struct nvmk_io_hreq keep = r[bad[b].idx];
+
+		r[bad[b].idx].off = bad[b].off;
+		r[bad[b].idx].nlb = bad[b].nlb;
+		if (bad[b].no_cb)
+			r[bad[b].idx].cb = NULL;
+		tlog_reset();
+		assert_int_equal(nvmk_io_read_batch(f->h, r, 8), -EINVAL);
+		assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
+		if (!tlog_has(bad[b].why))
+			fail_msg("log has no \"%s\"", bad[b].why);
+		r[bad[b].idx] = keep;
+	}
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 8), 8);
+	assert_int_equal(wait_calls(f->qp, &d, 8), 0);
+	assert_int_equal(d.err, 0);
+}
+
+/* A queue of 64 (63 commands): 70 requests queue 63, then -EAGAIN, then
+ * the rest after the completions; a removed namespace: -ENODEV. */
+static void test_array_full_and_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct nvmk_io_hreq r[70];
+	struct done d = {0};
+	struct nvmk_ns_info info;
+
+	for (unsigned i = 0; i < 70; i++)
+		r[i] = hreq((i % 32u) * 4096u, i * 8u, 8, &d);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 70), 63);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 63u);
+	assert_int_equal(nvmk_io_read_batch(f->h, r + 63, 7), -EAGAIN);
+	assert_int_equal(wait_calls(f->qp, &d, 63), 0);
+	assert_int_equal(nvmk_io_read_batch(f->h, r + 63, 7), 7);
+	assert_int_equal(wait_calls(f->qp, &d, 70), 0);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(nvmk_emu_ns_remove(f->t.emu, 1), 0);
+	for (int i = 0; i < 500; i++) {
+		nvmk_ns_info(f->ns, &info);
+		if (info.removed)
+			break;
+		tsleep_ms(10);
+	}
+	assert_true(info.removed);
+	assert_int_equal(nvmk_io_read_batch(f->h, r, 8), -ENODEV);
+	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
+	assert_int_equal(d.calls, 70);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +575,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fua, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_removed_ns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_write_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_array_full_and_removed, setup, teardown),
 	    cmocka_unit_test(test_kernel_ns),
 	    cmocka_unit_test(test_forged_generation),
 	    cmocka_unit_test(test_forged_neighbour_cid),

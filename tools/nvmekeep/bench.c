@@ -71,7 +71,8 @@ struct bench_thread {
 	struct nvmk_dma_buf buf;
 	struct bench_slot *slots;
 	unsigned *free_stack;
-	struct nvmk_io_req *reqs; /* a refill's array, qd entries */
+	struct nvmk_io_handle *h;  /* qpair, namespace and buffer bound once */
+	struct nvmk_io_hreq *reqs; /* a refill's array, qd entries */
 	unsigned nfree;
 	uint64_t rng, seq_lba, region_start, region_blocks, blocks_per_io;
 	uint64_t done, errors, submitted;
@@ -172,10 +173,11 @@ static void bench_cb(void *arg, const struct nvmk_cpl *cpl)
 	t->free_stack[t->nfree++] = s->idx;
 }
 
-/* Refill up to @want free slots in one nvmk_ns_submit_*_batch call: one SQ
- * tail doorbell for all of them (a register write is a trap to the
- * hypervisor in a VM), the qpair checked once. Returns how many were
- * queued, or the error of the call (nothing queued). */
+/* Refill up to @want free slots in one nvmk_io_*_batch call on the thread's
+ * I/O handle: one SQ tail doorbell for all of them (a register write is a
+ * trap to the hypervisor in a VM), the qpair, namespace and buffer checked
+ * once. Returns how many were queued, or the error of the call (nothing
+ * queued). */
 static int submit_refill(struct bench_thread *t, unsigned want)
 {
 	uint32_t nlb = (uint32_t)t->blocks_per_io;
@@ -186,21 +188,20 @@ static int submit_refill(struct bench_thread *t, unsigned want)
 	for (unsigned i = 0; i < want; i++) {
 		unsigned idx = t->free_stack[t->nfree - 1 - i];
 
-		t->reqs[i] = (struct nvmk_io_req){.buf = &t->buf,
-						  .off = (size_t)idx * t->cfg->bs,
-						  .slba = next_lba(t),
-						  .nlb = nlb,
-						  .cb = bench_cb,
-						  .cb_arg = &t->slots[idx]};
+		t->reqs[i] = (struct nvmk_io_hreq){.off = (size_t)idx * t->cfg->bs,
+						   .slba = next_lba(t),
+						   .nlb = nlb,
+						   .cb = bench_cb,
+						   .cb_arg = &t->slots[idx]};
 	}
 	/* one timestamp: the device sees them all at the one doorbell */
 	start = now_ns();
 	for (unsigned i = 0; i < want; i++)
 		((struct bench_slot *)t->reqs[i].cb_arg)->start_ns = start;
 	if (wr)
-		ret = nvmk_ns_submit_write_batch(t->ns, t->qp, t->reqs, want);
+		ret = nvmk_io_write_batch(t->h, t->reqs, want);
 	else
-		ret = nvmk_ns_submit_read_batch(t->ns, t->qp, t->reqs, want);
+		ret = nvmk_io_read_batch(t->h, t->reqs, want);
 	if (ret > 0) {
 		t->nfree -= (unsigned)ret;
 		t->submitted += (unsigned)ret;
@@ -322,12 +323,19 @@ static int thread_setup(struct bench_thread *t, unsigned index, const struct nvm
 			cfg->bs * cfg->qd, strerror(-ret));
 		return ret;
 	}
+	ret = nvmk_io_handle_create(t->qp, t->ns, &t->buf, 0, &t->h);
+	if (ret) {
+		fprintf(stderr, "nvmekeep bench: thread %u: cannot create an I/O handle: %s\n",
+			index, strerror(-ret));
+		return ret;
+	}
 	memset(t->buf.mem.vaddr, 0xa5, t->buf.mem.size);
 	return 0;
 }
 
 static void thread_teardown(struct bench_thread *t)
 {
+	nvmk_io_handle_destroy(t->h);
 	if (t->buf.mem.vaddr)
 		nvmk_ctrl_dma_free(t->ctrl, &t->buf);
 	nvmk_qpair_destroy(t->qp);

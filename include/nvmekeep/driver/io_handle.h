@@ -62,4 +62,27 @@ int nvmk_io_read(const struct nvmk_io_handle *h, size_t off, uint64_t slba, uint
 int nvmk_io_write(const struct nvmk_io_handle *h, size_t off, uint64_t slba, uint32_t nlb,
 		  nvmk_cpl_fn cb, void *cb_arg);
 
+/* One request of nvmk_io_read_batch / nvmk_io_write_batch: the arguments
+ * of nvmk_io_read after the handle. */
+struct nvmk_io_hreq {
+	size_t off;
+	uint64_t slba;
+	uint32_t nlb;
+	nvmk_cpl_fn cb;
+	void *cb_arg;
+};
+
+/**
+ * nvmk_io_read_batch / nvmk_io_write_batch - @n requests on the handle's
+ * buffer in one call, one SQ tail doorbell: nvmk_ns_submit_read_batch /
+ * _write_batch (nvmekeep/driver/ns.h) with the handle's namespace, qpair,
+ * buffer and write flags, and the same rules and results (every request
+ * checked before any is queued; k in 1..n queued when the queue fills;
+ * a negative errno queues nothing). Per request only nlb, the callback, the
+ * range, its alignment and the two-page limit are checked.
+ */
+int nvmk_io_read_batch(const struct nvmk_io_handle *h, const struct nvmk_io_hreq *reqs, unsigned n);
+int nvmk_io_write_batch(const struct nvmk_io_handle *h, const struct nvmk_io_hreq *reqs,
+			unsigned n);
+
 #endif
