@@ -231,7 +231,7 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 	struct drv_queue *q;
 	struct nvme_sqe *sqe, *sq_end;
 	uint64_t word;
-	uint32_t head, k;
+	uint32_t head, k, avail;
 
 	if (drv_unlikely(!h || !reqs || n == 0 || h->max_blocks == 0))
 		return io_batch_general(h, opc, reqs, n, 0);
@@ -240,7 +240,8 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 			 atomic_load_explicit(h->removed, memory_order_relaxed)))
 		return io_batch_general(h, opc, reqs, n, 0);
 	q = &qp->q;
-	k = n < q->nfree ? n : q->nfree;
+	avail = q->ntrk - q->nbusy;
+	k = n < avail ? n : avail;
 	if (drv_unlikely(k == 0))
 		return io_batch_general(h, opc, reqs, n, 0);
 	word = h->sqe_nsid | opc;
@@ -278,7 +279,7 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 	if (drv_unlikely(r != end_r || (k < n && io_batch_check(h, opc, reqs, k, n))))
 		return io_batch_general(h, opc, reqs, n, (unsigned)(r - reqs));
 	q->free_head = (uint16_t)head;
-	q->nfree -= k;
+	q->nbusy += k;
 	q->sq_tail = (uint32_t)(sqe - q->sq);
 	if (drv_likely(q->sq_db_defer == 0))
 		drv_db_ring_reg(q, false, q->sq_tail);
