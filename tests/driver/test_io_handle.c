@@ -267,7 +267,7 @@ static void assert_all_trackers_free(struct nvmk_qpair *qp)
 {
 	const struct drv_queue *q = &qp->q;
 
-	assert_int_equal(q->nfree, q->ntrk);
+	assert_int_equal(nvmk_qpair_outstanding(qp), 0u);
 	for (uint32_t i = 0; i < q->ntrk; i++)
 		if (q->trk[i].state != TRK_FREE)
 			fail_msg("tracker %u left in state %u", i, q->trk[i].state);
