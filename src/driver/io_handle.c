@@ -231,7 +231,7 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 	struct drv_queue *q;
 	struct nvme_sqe *sqe, *sq_end;
 	uint64_t word;
-	uint32_t head, k, avail;
+	uint32_t head, k;
 
 	if (drv_unlikely(!h || !reqs || n == 0 || h->max_blocks == 0))
 		return io_batch_general(h, opc, reqs, n, 0);
@@ -240,8 +240,9 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 			 atomic_load_explicit(h->removed, memory_order_relaxed)))
 		return io_batch_general(h, opc, reqs, n, 0);
 	q = &qp->q;
-	avail = q->ntrk - q->nbusy;
-	k = n < avail ? n : avail;
+	k = drv_trk_nfree(q);
+	if (n < k)
+		k = n;
 	if (drv_unlikely(k == 0))
 		return io_batch_general(h, opc, reqs, n, 0);
 	word = h->sqe_nsid | opc;
@@ -279,7 +280,7 @@ drv_inline int io_rw_batch(const struct nvmk_io_handle *h, uint8_t opc, uint32_t
 	if (drv_unlikely(r != end_r || (k < n && io_batch_check(h, opc, reqs, k, n))))
 		return io_batch_general(h, opc, reqs, n, (unsigned)(r - reqs));
 	q->free_head = (uint16_t)head;
-	q->nbusy += k;
+	drv_trk_took(q, k);
 	q->sq_tail = (uint32_t)(sqe - q->sq);
 	if (drv_likely(q->sq_db_defer == 0))
 		drv_db_ring_reg(q, false, q->sq_tail);

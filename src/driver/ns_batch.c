@@ -184,7 +184,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	struct drv_queue *q;
 	struct nvme_sqe *sqe, *sq_end;
 	uint64_t word;
-	uint32_t head, k, avail;
+	uint32_t head, k;
 
 	/* The gate, once: n >= 1, the qpair exclusive, current and no tick
 	 * (one compare, drv_qp_fast_submit; after a tick, taken again), the
@@ -200,8 +200,9 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	/* as many as there are free trackers (an SQ of depth entries holds
 	 * ntrk <= depth - 1 commands, Base 2.0 4.1.3: the tail cannot catch up
 	 * with the head either) */
-	avail = q->ntrk - q->nbusy;
-	k = n < avail ? n : avail;
+	k = drv_trk_nfree(q);
+	if (n < k)
+		k = n;
 	if (drv_unlikely(k == 0))
 		return ns_batch_general(ns, qp, opc, reqs, n);
 	/* Kept across the loop: the request and the end of the array, the
@@ -260,7 +261,7 @@ drv_inline int ns_rw_batch(struct nvmk_ns *ns, struct nvmk_qpair *qp, uint8_t op
 	if (drv_unlikely(r != end_r || (k < n && drv_batch_check(ns, qp, ns_req_get, reqs, k, n))))
 		return ns_batch_undo(ns, qp, opc, reqs, n, (unsigned)(r - reqs));
 	q->free_head = (uint16_t)head;
-	q->nbusy += k;
+	drv_trk_took(q, k);
 	q->sq_tail = (uint32_t)(sqe - q->sq);
 	/* the tail moved: one doorbell for the k commands, unless completions
 	 * are being processed or a batch is open (drv_q_commit_at) */

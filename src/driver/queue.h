@@ -54,6 +54,21 @@ drv_inline void drv_trk_arm(struct drv_tracker *t, uint8_t opc, nvmk_cpl_fn cb, 
 	t->cb_arg = cb_arg;
 }
 
+/* The array submits (ns_batch.c, io_handle.c) take trackers in a loop of
+ * their own (the list head in a register, no empty test) and account for
+ * them once: how many are free, and @k taken. The free-list count's only
+ * readers and writer outside drv_trk_take/drv_trk_put, so that a change
+ * of that count (free or busy) is made here. */
+drv_inline uint32_t drv_trk_nfree(const struct drv_queue *q)
+{
+	return q->ntrk - q->nbusy;
+}
+
+drv_inline void drv_trk_took(struct drv_queue *q, uint32_t k)
+{
+	q->nbusy += k;
+}
+
 /* drv_trk_take for the general paths, which set fields one by one before
  * the state: flags and parent cleared. */
 drv_inline struct drv_tracker *drv_trk_get(struct drv_queue *q)

@@ -262,6 +262,17 @@ static int wait_calls(struct nvmk_qpair *qp, struct done *d, int want)
 	return d->calls == want ? 0 : -ETIMEDOUT;
 }
 
+/* Every tracker of @qp free and unarmed (its key no CQE matches). */
+static void assert_all_trackers_free(struct nvmk_qpair *qp)
+{
+	const struct drv_queue *q = &qp->q;
+
+	assert_int_equal(nvmk_qpair_outstanding(qp), 0u);
+	for (uint32_t i = 0; i < q->ntrk; i++)
+		if (q->trk[i].state != TRK_FREE)
+			fail_msg("tracker %u left in state %u", i, q->trk[i].state);
+}
+
 static struct nvmk_io_hreq hreq(size_t off, uint64_t slba, uint32_t nlb, struct done *d)
 {
 	return (struct nvmk_io_hreq){
@@ -528,7 +539,26 @@ static void test_array_bad(void **state)
 		assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
 		if (!tlog_has(bad[b].why))
 			fail_msg("log has no \"%s\"", bad[b].why);
+		/* the trackers the straight loop armed before the bad request
+		 * are free again: no CQE would be accepted for them */
+		assert_all_trackers_free(f->qp);
 		r[bad[b].idx] = keep;
+	}
+	/* the namespace's array call: the same, after five good requests */
+	{
+		struct nvmk_io_req nr[8];
+
+		for (unsigned i = 0; i < 8; i++)
+			nr[i] = (struct nvmk_io_req){.buf = &f->buf,
+						     .off = i * 4096u,
+						     .slba = i * 8u,
+						     .nlb = 8,
+						     .cb = on_done,
+						     .cb_arg = &d};
+		nr[5].off = 2;
+		assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, nr, 8), -EINVAL);
+		assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
+		assert_all_trackers_free(f->qp);
 	}
 	assert_int_equal(d.calls, 0);
 	assert_int_equal(nvmk_io_read_batch(f->h, r, 8), 8);
