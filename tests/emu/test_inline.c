@@ -253,8 +253,11 @@ static void test_inline_fault_fallback(void **state)
 	assert_sf(host_wait(h, 1, (uint16_t)cid, NULL, HOST_TIMEOUT_MS), NVME_SCT_MEDIA,
 		  NVME_SC_WRITE_FAULT);
 	/* a delayed completion: held by the worker, on its timer */
-	f = (struct nvmk_emu_fault){
-	    .kind = NVMK_FAULT_DELAY, .qid = 1, .opcode = NVME_CMD_READ, .count = 1, .delay_us = 50000};
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+				    .qid = 1,
+				    .opcode = NVME_CMD_READ,
+				    .count = 1,
+				    .delay_us = 50000};
 	assert_true(nvmk_emu_fault_add(h->emu, &f) >= 0);
 	t0 = host_now_ms();
 	cid = submit_rw(h, 1, NVME_CMD_READ, 0, &b);
