@@ -331,6 +331,15 @@ static inline void emu_kick(struct nvmk_emu *emu)
 	if (atomic_exchange(&emu->wake, EMU_WAKE_KICK) == EMU_WAKE_SLEEP)
 		emu_kick_wake(emu);
 }
+/* One step of a spin-wait: tells the CPU (and a sibling hyperthread). */
+static inline void emu_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
 /* Worker with nothing to do: spin briefly, then sleep until a kick or the
  * CLOCK_MONOTONIC @deadline (ns, 0 = none) or emu->stop. With doorbells in
  * memory (shadow buffer, doorbell page) it watches them while it spins and

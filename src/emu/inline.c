@@ -26,6 +26,8 @@
 
 #include "emu/emu_internal.h"
 
+#define EXEC_TRIES 200 /* about 2-10 us of pause instructions */
+
 /* exec_lock held: may this thread run I/O commands now? */
 static bool inline_allowed(struct nvmk_emu *emu)
 {
@@ -44,6 +46,22 @@ static bool inline_allowed(struct nvmk_emu *emu)
 		return false;
 	/* doorbells in memory (never offered with inline_io; kept for safety) */
 	return !emu->dbbuf_shadow && !emu_db_page(emu);
+}
+
+/*
+ * The exec lock, without sleeping: a holder runs one pass or one queue's
+ * batch (microseconds), so a few tries while it finishes beat a kick, which
+ * would make the worker a third busy thread again (two I/O threads ringing
+ * their queues at once is the common case with several connections).
+ */
+static bool exec_trylock(struct nvmk_emu *emu)
+{
+	for (unsigned i = 0; i < EXEC_TRIES; i++) {
+		if (!pthread_mutex_trylock(&emu->exec_lock))
+			return true;
+		emu_cpu_relax();
+	}
+	return false;
 }
 
 /* I/O commands fetched so far (exec_lock held: the counter is not moving) */
@@ -66,7 +84,7 @@ bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 
 	/* the admin queue stays the worker's: its commands change the queues
 	 * and features, and Keep Alive, AER and Abort need its timers */
-	if (qid == 0 || pthread_mutex_trylock(&emu->exec_lock))
+	if (qid == 0 || !exec_trylock(emu))
 		return false;
 	if (!inline_allowed(emu)) {
 		pthread_mutex_unlock(&emu->exec_lock);

@@ -558,7 +558,10 @@ static void cmd_process(struct nvmk_emu *emu, struct emu_sq *sq, const struct nv
 		emu_cq_post(emu, sq->qid, sqe->cid, SF_GEN(NVME_SC_ABORT_REQ), 0, 0);
 		return;
 	}
-	f = emu_fault_match(emu, sq->qid, sqe->opc);
+	/* no rule installed (the common case): no fault_lock per command */
+	f = atomic_load_explicit(&emu->faults_armed, memory_order_acquire)
+		? emu_fault_match(emu, sq->qid, sqe->opc)
+		: (struct nvmk_emu_fault){0};
 	switch (f.kind) {
 	case NVMK_FAULT_FATAL:
 		emu_fatal(emu, sq->qid, "fault injection on fetch");

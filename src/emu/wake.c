@@ -110,15 +110,6 @@ static bool emu_sleep(struct nvmk_emu *emu, uint64_t deadline)
 	return emu_kick_take(emu);
 }
 
-static inline void emu_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /*
  * The worker's idle policy. Spin from its last piece of work: EMU_SPIN_NS
  * when kicks can bring work (register doorbells, shadow doorbells whose

@@ -6,7 +6,7 @@
  * Reads, writes, flush, errors, a CQ smaller than its SQ (full CQ, then the
  * CQ head doorbell runs what was held back), wrap-around of both queues, two
  * threads on two queues against admin traffic (suite 'threaded', TSan), and
- * the fallbacks to the worker: fault rules, pause.
+ * the fallbacks to the worker: fault rules, pause, a controller reset.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -253,8 +253,11 @@ static void test_inline_fault_fallback(void **state)
 	assert_sf(host_wait(h, 1, (uint16_t)cid, NULL, HOST_TIMEOUT_MS), NVME_SCT_MEDIA,
 		  NVME_SC_WRITE_FAULT);
 	/* a delayed completion: held by the worker, on its timer */
-	f = (struct nvmk_emu_fault){
-	    .kind = NVMK_FAULT_DELAY, .qid = 1, .opcode = NVME_CMD_READ, .count = 1, .delay_us = 50000};
+	f = (struct nvmk_emu_fault){.kind = NVMK_FAULT_DELAY,
+				    .qid = 1,
+				    .opcode = NVME_CMD_READ,
+				    .count = 1,
+				    .delay_us = 50000};
 	assert_true(nvmk_emu_fault_add(h->emu, &f) >= 0);
 	t0 = host_now_ms();
 	cid = submit_rw(h, 1, NVME_CMD_READ, 0, &b);
@@ -295,6 +298,39 @@ static void test_inline_pause(void **state)
 	host_destroy(h);
 }
 
+/* A controller reset (CC.EN 1 -> 0) is the worker's: the queues go, the data
+ * stays, and new queues run inline again after the next enable. */
+static void test_inline_reset(void **state)
+{
+	struct host *h = inline_host();
+	struct host_buf b;
+	uint64_t n0;
+	int cid;
+
+	(void)state;
+	assert_int_equal(host_create_qpair(h, 1, 16, -1), 0);
+	assert_int_equal(host_buf_alloc(h, &b, 4096), 0);
+	host_fill(b.va, 4096, 77);
+	cid = submit_rw(h, 1, NVME_CMD_WRITE, 800, &b);
+	assert_true(cid >= 0);
+	assert_ok(host_wait(h, 1, (uint16_t)cid, NULL, HOST_TIMEOUT_MS));
+	assert_int_equal(host_disable(h), 0);
+	assert_int_equal(host_bringup(h), 0);
+	assert_int_equal(host_create_qpair(h, 1, 16, -1), 0);
+	n0 = nvmk_emu_inline_count(h->emu);
+	for (unsigned i = 0; i < 10; i++) {
+		memset(b.va, 0, 4096);
+		cid = submit_rw(h, 1, NVME_CMD_READ, 800, &b);
+		assert_true(cid >= 0);
+		assert_ok(host_wait(h, 1, (uint16_t)cid, NULL, HOST_TIMEOUT_MS));
+		assert_int_equal(host_check_fill(b.va, 4096, 77), -1);
+		host_sleep_ms(1);
+	}
+	assert_true(nvmk_emu_inline_count(h->emu) > n0);
+	host_buf_free(h, &b);
+	host_destroy(h);
+}
+
 /* Doorbells in memory would bypass the register writes inline runs on:
  * Doorbell Buffer Config is not offered, a doorbell page is refused. */
 static void test_inline_no_memory_doorbells(void **state)
@@ -317,6 +353,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_inline_two_threads, host_destroy_all),
 	    cmocka_unit_test_teardown(test_inline_fault_fallback, host_destroy_all),
 	    cmocka_unit_test_teardown(test_inline_pause, host_destroy_all),
+	    cmocka_unit_test_teardown(test_inline_reset, host_destroy_all),
 	    cmocka_unit_test_teardown(test_inline_no_memory_doorbells, host_destroy_all),
 	};
 
