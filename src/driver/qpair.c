@@ -578,9 +578,10 @@ int drv_qpair_recover(struct nvmk_qpair *qp)
 
 const struct nvmk_cpl drv_cpl_ok = {0};
 
-/* At most this many completions unacknowledged by the fast poll, and at
- * most an eighth of the CQ: a device holds back completions only when the
- * queue is nearly full (drv_q_drain_impl). */
+/* Fewer than this many completions stay unacknowledged after a fast poll,
+ * and fewer than an eighth of the CQ (a CQ of fewer than 8 entries: none):
+ * a device holds back completions only when the queue is nearly full
+ * (drv_q_drain_impl). */
 #define QP_CQ_DB_LAZY_MAX 32u
 
 void drv_qp_cq_db_policy(struct nvmk_qpair *qp)
