@@ -123,7 +123,10 @@ done
 qemu-io -f raw -c "read -P 0x77 1M 64k" "$(uri)" >"$d/slow" 2>&1 &
 slow=$!
 bg_pids+=("$slow")
-sleep 0.3
+# the read must be in the daemon's hands before servicing starts (a fixed
+# sleep was too short under ASan on a loaded machine: the servicing found
+# nothing in flight and succeeded)
+wait_inflight 1
 refused "quiesce timeout" "did not complete within" --timeout 1
 wait "$slow" || fail "the request held during the abandoned servicing failed: $(cat "$d/slow")"
 grep -q "Pattern verification failed" "$d/slow" && fail "held read: wrong data"
