@@ -163,11 +163,6 @@ drv_inline void drv_db_ring_reg(struct drv_queue *q, bool cq, uint32_t val)
 		q->db_write32(q->b, cq ? q->cq_db : q->sq_db, val);
 }
 
-/*
- * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
- * as given. The record is written before the register write, so that
- * nothing needs to live across that (possibly indirect) call.
- */
 /* The shadow doorbell of drv_db_ring (Base 2.0 5.8; the queue has one):
  * inline, at each call site @cq is a constant, so only one queue's fields
  * are loaded. */
@@ -202,6 +197,11 @@ drv_inline void drv_db_ring_shadow(struct drv_queue *q, bool cq, uint32_t val)
 	drv_db_ring_shadow_reg(q, cq, val);
 }
 
+/*
+ * Give @val (new SQ tail, or CQ head when @cq) to the device and record it
+ * as given. The record is written before the register write, so that
+ * nothing needs to live across that (possibly indirect) call.
+ */
 drv_inline void drv_db_ring(struct drv_queue *q, bool cq, uint32_t val)
 {
 	/* unlikely: the register write falls through (the pointer is
@@ -319,6 +319,17 @@ int drv_q_cqe_other(struct drv_queue *q, const struct nvme_cqe *e, struct drv_tr
  * zero: consumed, validated and completed as drv_q_drain does (0), or
  * refused (drv_queue_reject_cqe: -EIO). */
 int drv_q_cqe_status(struct drv_queue *q, const struct nvme_cqe *e, uint16_t st);
+
+/* The CQ head consumed so far to the device, if it moved; with @lazy the
+ * lazy doorbell's credit starts again (drv_q_drain_impl). */
+drv_inline void drv_q_cq_give_back(struct drv_queue *q, bool lazy)
+{
+	if (q->cq_head != q->cq_db_head) {
+		if (lazy)
+			q->cq_db_credit = (int32_t)q->cq_db_lazy;
+		drv_db_ring(q, true, q->cq_head);
+	}
+}
 
 /*
  * Drain up to @max (0 = all) new completions. Every CQE is validated before
@@ -443,11 +454,7 @@ drv_inline int drv_q_drain_impl(struct drv_queue *q, unsigned max, bool lazy)
 			goto stopped;
 	}
 	/* the CQ was seen empty: give back everything consumed */
-	if (q->cq_head != q->cq_db_head) {
-		if (lazy)
-			q->cq_db_credit = (int32_t)q->cq_db_lazy;
-		drv_db_ring(q, true, q->cq_head);
-	}
+	drv_q_cq_give_back(q, lazy);
 	return n;
 stopped:
 	/* stopped before the empty slot: the lazy doorbell may wait */
@@ -465,11 +472,7 @@ stopped:
 			return n;
 #endif
 	}
-	if (q->cq_head != q->cq_db_head) {
-		if (lazy)
-			q->cq_db_credit = (int32_t)q->cq_db_lazy;
-		drv_db_ring(q, true, q->cq_head);
-	}
+	drv_q_cq_give_back(q, lazy);
 	return n;
 #if defined(__x86_64__) && defined(__GNUC__)
 wait:
