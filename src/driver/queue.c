@@ -213,6 +213,9 @@ __attribute__((noinline)) int drv_q_cqe_status(struct drv_queue *q, const struct
 					       uint16_t st)
 {
 	uint32_t head = q->cq_head;
+	/* read once: the device may rewrite the entry, and the tracker picked
+	 * by the CID must be the one validated against it */
+	uint16_t cid = e->cid;
 	uint32_t hd_id;
 
 	memcpy(&hd_id, &e->sqhd, sizeof(hd_id));
@@ -222,7 +225,7 @@ __attribute__((noinline)) int drv_q_cqe_status(struct drv_queue *q, const struct
 	}
 	q->cq_head = head;
 	/* the same two compares as drv_q_drain's, split parts included */
-	return drv_q_cqe_other(q, e, &q->trk[e->cid & q->idx_mask], st, e->cid, hd_id);
+	return drv_q_cqe_other(q, e, &q->trk[cid & q->idx_mask], st, cid, hd_id);
 }
 
 __attribute__((noinline)) void drv_trk_complete_cqe(struct drv_queue *q, struct drv_tracker *t,
