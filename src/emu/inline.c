@@ -64,12 +64,6 @@ static bool exec_trylock(struct nvmk_emu *emu)
 	return false;
 }
 
-/* I/O commands fetched so far (exec_lock held: the counter is not moving) */
-static uint64_t io_fetched(struct nvmk_emu *emu)
-{
-	return emu->io_fetched;
-}
-
 uint64_t nvmk_emu_inline_count(struct nvmk_emu *emu)
 {
 	return atomic_load_explicit(&emu->inline_cmds, memory_order_relaxed);
@@ -91,7 +85,7 @@ bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 		return false;
 	}
 	held = emu->pending;
-	before = io_fetched(emu);
+	before = emu->io_fetched; /* exec_lock held: not moving */
 	emu_irq_batch_begin();
 	done = (idx & 1) ? emu_cq_run(emu, qid) : emu_sq_run(emu, qid);
 	emu_irq_batch_end(emu);
@@ -101,7 +95,7 @@ bool emu_inline_doorbell(struct nvmk_emu *emu, int idx)
 	if (emu->pending != held)
 		done = false;
 	/* relaxed: a statistic (one add per doorbell, not per command) */
-	atomic_fetch_add_explicit(&emu->inline_cmds, io_fetched(emu) - before,
+	atomic_fetch_add_explicit(&emu->inline_cmds, emu->io_fetched - before,
 				  memory_order_relaxed);
 	pthread_mutex_unlock(&emu->exec_lock);
 	return done;

@@ -842,11 +842,12 @@ bool emu_sq_run(struct nvmk_emu *emu, uint16_t qid)
 bool emu_cq_run(struct nvmk_emu *emu, uint16_t qid)
 {
 	struct emu_cq *cq = &emu->cqs[qid];
-	bool blocked = cq->blocked;
-	bool ok = true;
+	bool blocked, ok = true;
 
 	if (qid > emu->nq || !cq->valid)
 		return false;
+	/* before the new head: whether SQs were waiting for room */
+	blocked = cq->blocked;
 	cq_update_head(emu, cq);
 	if (!blocked)
 		return true;
