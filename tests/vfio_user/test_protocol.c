@@ -592,6 +592,27 @@ static void reg32(int fd, uint32_t off, uint32_t v)
 	assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, off, 4, &v, true), 0);
 }
 
+/* Admin queues of 4 entries at PB_BASE (SQ) and PB_BASE + 4 KiB (CQ), then
+ * CC.EN, and wait for CSTS.RDY (1 s). */
+static void pb_enable(int fd)
+{
+	uint32_t v = 0;
+
+	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
+	reg32(fd, NVME_REG_ASQ, (uint32_t)PB_BASE);
+	reg32(fd, NVME_REG_ASQ + 4, 0);
+	reg32(fd, NVME_REG_ACQ, (uint32_t)PB_BASE + 0x1000);
+	reg32(fd, NVME_REG_ACQ + 4, 0);
+	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
+		if (v & NVME_CSTS_RDY)
+			break;
+		tsleep_ms(2);
+	}
+	assert_true(v & NVME_CSTS_RDY);
+}
+
 /* Identify Controller at admin SQ slot @slot, its completion delayed 400 ms. */
 static void pb_held_identify(struct tsrv *t, int fd, uint8_t *mem, unsigned slot, uint16_t cid)
 {
@@ -643,20 +664,7 @@ static void test_persist_memory_identity(void **state)
 	fd = unix_connect(t.sock);
 	assert_int_equal(hello(fd), 0);
 	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd1, rw), 0);
-	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
-	v = (uint32_t)PB_BASE;
-	reg32(fd, NVME_REG_ASQ, v);
-	reg32(fd, NVME_REG_ASQ + 4, 0);
-	reg32(fd, NVME_REG_ACQ, v + 0x1000);
-	reg32(fd, NVME_REG_ACQ + 4, 0);
-	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
-	for (int i = 0; i < 500; i++) {
-		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
-		if (v & NVME_CSTS_RDY)
-			break;
-		tsleep_ms(2);
-	}
-	assert_true(v & NVME_CSTS_RDY);
+	pb_enable(fd);
 	pb_held_identify(&t, fd, mem1, 0, 0x51);
 	close(fd);
 	assert_int_equal(tsrv_wait_stat(&t, "client.connected", 0), 0);
@@ -777,19 +785,7 @@ static void test_mmap_doorbells(void **state)
 	assert_int_equal(hello(fd), 0);
 	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd, rw), 0);
 	db = map_db_page(fd, &dblen);
-	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
-	reg32(fd, NVME_REG_ASQ, (uint32_t)PB_BASE);
-	reg32(fd, NVME_REG_ASQ + 4, 0);
-	reg32(fd, NVME_REG_ACQ, (uint32_t)PB_BASE + 0x1000);
-	reg32(fd, NVME_REG_ACQ + 4, 0);
-	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
-	for (int i = 0; i < 500; i++) {
-		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
-		if (v & NVME_CSTS_RDY)
-			break;
-		tsleep_ms(2);
-	}
-	assert_true(v & NVME_CSTS_RDY);
+	pb_enable(fd);
 
 	/* Identify Controller twice, every doorbell a store on the page */
 	for (unsigned slot = 0; slot < 2; slot++) {
@@ -870,19 +866,7 @@ static void test_unmap_invalidates_cached_map(void **state)
 	assert_int_equal(hello(fd), 0);
 	assert_int_equal(dma_map(fd, PB_BASE, PB_SIZE, 0, mfd, rw), 0);
 	db = map_db_page(fd, &dblen);
-	reg32(fd, NVME_REG_AQA, (3u << 16) | 3u);
-	reg32(fd, NVME_REG_ASQ, (uint32_t)PB_BASE);
-	reg32(fd, NVME_REG_ASQ + 4, 0);
-	reg32(fd, NVME_REG_ACQ, (uint32_t)PB_BASE + 0x1000);
-	reg32(fd, NVME_REG_ACQ + 4, 0);
-	reg32(fd, NVME_REG_CC, NVME_CC_EN | NVME_CC_SET_IOSQES(6) | NVME_CC_SET_IOCQES(4));
-	for (int i = 0; i < 500; i++) {
-		assert_int_equal(reg_rw(fd, NVMK_VFU_PCI_BAR0, NVME_REG_CSTS, 4, &v, false), 0);
-		if (v & NVME_CSTS_RDY)
-			break;
-		tsleep_ms(2);
-	}
-	assert_true(v & NVME_CSTS_RDY);
+	pb_enable(fd);
 	sqe.opc = NVME_ADM_IDENTIFY;
 	sqe.cid = 0x40;
 	sqe.prp1 = PB_BASE + 0x2000;
