@@ -4,6 +4,7 @@
 #ifndef NVMK_DRV_TEST_H
 #define NVMK_DRV_TEST_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +122,25 @@ static inline void tsleep_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+/* Remove namespace @nsid from the emulator and wait (5 s at most) until the
+ * driver's handle @ns has seen it (the namespace-change event was handled).
+ * Returns 0, or the emulator's error, or -ETIMEDOUT. */
+static inline int tns_remove_wait(struct nvmk_emu *emu, struct nvmk_ns *ns, uint32_t nsid)
+{
+	struct nvmk_ns_info info;
+	int rc = nvmk_emu_ns_remove(emu, nsid);
+
+	if (rc)
+		return rc;
+	for (int i = 0; i < 500; i++) {
+		nvmk_ns_info(ns, &info);
+		if (info.removed)
+			return 0;
+		tsleep_ms(10);
+	}
+	return -ETIMEDOUT;
 }
 
 #endif

@@ -570,18 +570,10 @@ static void test_array_removed_ns(void **state)
 	struct fixture *f = *state;
 	struct nvmk_io_req reqs[4];
 	struct count c = {0};
-	struct nvmk_ns_info info;
 
 	for (unsigned i = 0; i < 4; i++)
 		reqs[i] = req4k(f, i, i, &c);
-	assert_int_equal(nvmk_emu_ns_remove(f->t.emu, 1), 0);
-	for (int i = 0; i < 500; i++) {
-		nvmk_ns_info(f->ns, &info);
-		if (info.removed)
-			break;
-		tsleep_ms(10);
-	}
-	assert_true(info.removed);
+	assert_int_equal(tns_remove_wait(f->t.emu, f->ns, 1), 0);
 	uint64_t reads = nvmk_emu_cmd_count(f->t.emu, false, NVME_CMD_READ);
 	assert_int_equal(nvmk_ns_submit_read_batch(f->ns, f->qp, reqs, 4), -ENODEV);
 	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);

@@ -212,16 +212,8 @@ static void test_removed_ns(void **state)
 {
 	struct fixture *f = *state;
 	struct done d = {0};
-	struct nvmk_ns_info info;
 
-	assert_int_equal(nvmk_emu_ns_remove(f->t.emu, 1), 0);
-	for (int i = 0; i < 500; i++) {
-		nvmk_ns_info(f->ns, &info);
-		if (info.removed)
-			break;
-		tsleep_ms(10);
-	}
-	assert_true(info.removed);
+	assert_int_equal(tns_remove_wait(f->t.emu, f->ns, 1), 0);
 	uint64_t reads = nvmk_emu_cmd_count(f->t.emu, false, NVME_CMD_READ);
 	assert_int_equal(nvmk_io_read(f->h, 0, 0, 1, on_done, &d), -ENODEV);
 	assert_int_equal(nvmk_io_write(f->h, 0, 0, 1, on_done, &d), -ENODEV);
@@ -573,7 +565,6 @@ static void test_array_full_and_removed(void **state)
 	struct fixture *f = *state;
 	struct nvmk_io_hreq r[70];
 	struct done d = {0};
-	struct nvmk_ns_info info;
 
 	for (unsigned i = 0; i < 70; i++)
 		r[i] = hreq((i % 32u) * 4096u, i * 8u, 8, &d);
@@ -584,14 +575,7 @@ static void test_array_full_and_removed(void **state)
 	assert_int_equal(nvmk_io_read_batch(f->h, r + 63, 7), 7);
 	assert_int_equal(wait_calls(f->qp, &d, 70), 0);
 	assert_int_equal(d.err, 0);
-	assert_int_equal(nvmk_emu_ns_remove(f->t.emu, 1), 0);
-	for (int i = 0; i < 500; i++) {
-		nvmk_ns_info(f->ns, &info);
-		if (info.removed)
-			break;
-		tsleep_ms(10);
-	}
-	assert_true(info.removed);
+	assert_int_equal(tns_remove_wait(f->t.emu, f->ns, 1), 0);
 	assert_int_equal(nvmk_io_read_batch(f->h, r, 8), -ENODEV);
 	assert_int_equal(nvmk_qpair_outstanding(f->qp), 0u);
 	assert_int_equal(d.calls, 70);
